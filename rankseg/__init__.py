@@ -1,0 +1,6 @@
+"""rankseg: RankSEG decision rules for segmentation probability maps."""
+
+from rankseg._api import PredictInfo, RankSEG, predict
+
+__all__ = ["PredictInfo", "RankSEG", "predict", "__version__"]
+__version__ = "0.1.0.dev0"

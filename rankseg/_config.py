@@ -1,0 +1,66 @@
+"""One home for JIT options and kernel tuning constants.
+
+Every ``@njit`` kernel of the package is built through :func:`jit` so that the
+options stay consistent (DESIGN.md: ``cache=True`` honouring ``NUMBA_CACHE_DIR``,
+``nogil=True``, fastmath off because it breaks NaN checks and tie handling,
+``error_model="numpy"`` so divisions do not raise inside kernels).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numba
+
+__all__ = ["CHUNK", "jit", "pjit"]
+
+#: Pixels per work item when a row is split for parallel passes.  It is a fixed
+#: constant (not derived from the thread count) so that partial sums, and hence
+#: every result, are identical for any number of threads.
+CHUNK = 1 << 16
+
+_BASE: dict[str, Any] = {
+    "cache": True,
+    "nogil": True,
+    "fastmath": False,
+    "error_model": "numpy",
+}
+
+
+def jit(func: Callable | None = None, **overrides: Any) -> Callable:
+    """Compile ``func`` with the package's serial JIT options.
+
+    Parameters
+    ----------
+    func : callable, optional
+        The function to compile.  When omitted, a decorator is returned.
+    **overrides
+        Options that replace the defaults (e.g. ``inline="always"``).
+
+    Returns
+    -------
+    callable
+        The numba dispatcher, or a decorator producing one.
+    """
+    opts = {**_BASE, **overrides}
+    if func is None:
+        return lambda f: numba.njit(**opts)(f)
+    return numba.njit(**opts)(func)
+
+
+def pjit(func: Callable | None = None, **overrides: Any) -> Callable:
+    """Compile ``func`` like :func:`jit` with ``parallel=True`` (for ``prange``).
+
+    Parameters
+    ----------
+    func : callable, optional
+        The function to compile.  When omitted, a decorator is returned.
+    **overrides
+        Options that replace the defaults.
+
+    Returns
+    -------
+    callable
+        The numba dispatcher, or a decorator producing one.
+    """
+    return jit(func, parallel=True, **overrides)

@@ -1,0 +1,1 @@
+"""Numba kernels over NumPy buffers: no validation, no Python objects, no I/O."""
