@@ -1,0 +1,374 @@
+"""The NumPy front end: parameters, validation, dispatch and output allocation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rankseg import _validation as v
+from rankseg._config import CHUNK
+from rankseg.kernels.assign import argmax_labels, assign_labels
+from rankseg.kernels.masks import write_masks, write_threshold_masks
+from rankseg.kernels.rma import DICE, IOU
+from rankseg.kernels.select import STAT_MAX, STAT_MU, STAT_NBAD, rma_cuts, row_stats
+
+__all__ = ["PredictInfo", "RankSEG", "predict"]
+
+METRICS = ("dice", "iou", "acc")
+OUTPUT_MODES = ("multiclass", "multilabel")
+#: every solver name of SPEC §3, per metric
+SOLVERS = {
+    "dice": ("rma", "ba", "trna", "ba+trna", "exact"),
+    "iou": ("rma", "exact"),
+    "acc": ("argmax", "tr"),
+}
+#: the solvers implemented in this release
+AVAILABLE = ("rma", "argmax", "tr")
+SOLVER_PARAMS = ("unassigned_policy", "void_index", "eps")
+POLICIES = ("max_score", "void")
+_EPS_SOLVERS = ("ba", "trna", "ba+trna")
+
+
+@dataclass(frozen=True)
+class PredictInfo:
+    """Per-(sample, class) results of a Dice/IoU prediction (SPEC §7).
+
+    Attributes
+    ----------
+    tau : ndarray of int64, shape (B, C)
+        Selected volume τ* of each class mask (before multiclass resolution).
+    threshold : ndarray of float64, shape (B, C)
+        Smallest selected probability, NaN for an empty mask.
+    score : ndarray of float64, shape (B, C)
+        The solver's objective at τ*: an estimate of the expected Dice/IoU of the
+        class mask (for a pruned row, the objective of the empty mask).
+    pruned : ndarray of bool, shape (B, C)
+        Whether the row was pruned (max probability ``<= pruning_prob``).
+    """
+
+    tau: np.ndarray
+    threshold: np.ndarray
+    score: np.ndarray
+    pruned: np.ndarray
+
+
+class RankSEG:
+    """RankSEG decision rule: masks maximizing the expected Dice or IoU per image.
+
+    Parameters
+    ----------
+    metric : {'dice', 'iou', 'acc'}
+        The metric to optimize (case-insensitive).  ``'acc'`` gives the usual
+        argmax (multiclass) or ``p > 0.5`` (multilabel) rule.
+    smooth : float
+        Smoothing ``γ >= 0`` of the metric; ``γ > 0`` credits empty-vs-empty.
+    output_mode : {'multiclass', 'multilabel'}
+        ``'multiclass'``: one integer label map ``(B, *spatial)``;
+        ``'multilabel'``: boolean masks ``(B, C, *spatial)`` that may overlap.
+    solver : str or None
+        ``'rma'`` (default for Dice/IoU), ``'argmax'`` / ``'tr'`` (defaults for
+        accuracy in multiclass / multilabel mode).  ``'exact'``, ``'ba'``,
+        ``'trna'`` and ``'ba+trna'`` are not available yet and raise ValueError.
+    pruning_prob : float
+        A (sample, class) whose largest probability is ``<= pruning_prob`` gets an
+        empty mask without solving.  The default 0.5 suits confident models;
+        lower it (e.g. to 0) for soft models whose probabilities stay below 0.5.
+    **solver_params
+        ``unassigned_policy`` ({'max_score', 'void'}, multiclass Dice/IoU only),
+        ``void_index`` (int outside ``[0, C)``, default 255, only with
+        ``unassigned_policy='void'``), ``eps`` (only for the refined-normal
+        solvers).  A parameter that does not apply to the chosen solver and
+        output mode raises ValueError.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rankseg import RankSEG
+    >>> probs = np.array([[[[0.9, 0.6, 0.2]], [[0.1, 0.4, 0.8]]]])  # (B=1, C=2, 1, 3)
+    >>> RankSEG(metric="dice").predict(probs)
+    array([[[0, 0, 1]]])
+    """
+
+    def __init__(
+        self,
+        metric: str = "dice",
+        smooth: float = 0.0,
+        output_mode: str = "multiclass",
+        solver: str | None = None,
+        pruning_prob: float = 0.5,
+        **solver_params: Any,
+    ) -> None:
+        self.metric = v.check_name(metric, "metric", METRICS)
+        self.output_mode = v.check_name(output_mode, "output_mode", OUTPUT_MODES)
+        self.smooth = v.check_real(smooth, "smooth", lo=0.0, hi=np.inf, hi_open=True)
+        self.pruning_prob = v.check_real(pruning_prob, "pruning_prob", lo=0.0, hi=1.0)
+        self.solver = self._check_solver(solver)
+        params = self._check_solver_params(solver_params)
+        self.unassigned_policy: str = params["unassigned_policy"]
+        self.void_index: int = params["void_index"]
+        self._given = dict(solver_params)
+
+    # -- parameter checks ---------------------------------------------------
+    def _check_solver(self, solver: str | None) -> str:
+        metric = self.metric
+        if solver is None:
+            if metric == "acc":
+                return "argmax" if self.output_mode == "multiclass" else "tr"
+            return "rma"
+        all_names = sorted({s for names in SOLVERS.values() for s in names})
+        name = v.check_name(solver, "solver", all_names)
+        if name not in SOLVERS[metric]:
+            raise ValueError(
+                f"solver {name!r} is not supported for metric {metric!r}; "
+                f"choose one of {', '.join(repr(s) for s in SOLVERS[metric])}"
+            )
+        if name not in AVAILABLE:
+            raise ValueError(
+                f"solver {name!r} is not available yet in this version of rankseg; "
+                f"available for metric {metric!r}: "
+                + ", ".join(repr(s) for s in SOLVERS[metric] if s in AVAILABLE)
+            )
+        if metric == "acc":
+            wanted = "multiclass" if name == "argmax" else "multilabel"
+            if self.output_mode != wanted:
+                raise ValueError(
+                    f"solver {name!r} gives {wanted} output; got output_mode={self.output_mode!r} "
+                    f"(use solver={'tr' if name == 'argmax' else 'argmax'!r} for "
+                    f"{self.output_mode} accuracy)"
+                )
+            if self.smooth != 0.0:
+                raise ValueError(f"smooth does not apply to metric 'acc'; got smooth={self.smooth!r}")
+            if self.pruning_prob != 0.5:
+                raise ValueError(
+                    f"pruning_prob does not apply to metric 'acc'; got pruning_prob={self.pruning_prob!r}"
+                )
+        return name
+
+    def _check_solver_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(params) - set(SOLVER_PARAMS))
+        if unknown:
+            raise TypeError(
+                f"unexpected keyword argument(s) {', '.join(repr(k) for k in unknown)}; "
+                f"solver parameters are {', '.join(repr(k) for k in SOLVER_PARAMS)}"
+            )
+        out: dict[str, Any] = {"unassigned_policy": "max_score", "void_index": 255}
+        resolves = self.metric != "acc" and self.output_mode == "multiclass"
+        if "eps" in params:
+            if self.solver not in _EPS_SOLVERS:
+                raise ValueError(
+                    f"eps does not apply to solver {self.solver!r}; it is a parameter of the "
+                    f"refined-normal solvers {', '.join(repr(s) for s in _EPS_SOLVERS)}"
+                )
+        if "unassigned_policy" in params:
+            if not resolves:
+                raise ValueError(
+                    "unassigned_policy applies only to metric 'dice' or 'iou' with "
+                    f"output_mode='multiclass'; got metric={self.metric!r}, "
+                    f"output_mode={self.output_mode!r}"
+                )
+            out["unassigned_policy"] = v.check_name(
+                params["unassigned_policy"], "unassigned_policy", POLICIES
+            )
+        if "void_index" in params:
+            if not resolves or out["unassigned_policy"] != "void":
+                raise ValueError(
+                    "void_index applies only with unassigned_policy='void' (multiclass Dice/IoU); "
+                    f"got unassigned_policy={out['unassigned_policy']!r}"
+                )
+            out["void_index"] = v.check_int(params["void_index"], "void_index")
+        return out
+
+    def __repr__(self) -> str:
+        parts = [
+            f"metric={self.metric!r}",
+            f"smooth={self.smooth!r}",
+            f"output_mode={self.output_mode!r}",
+            f"solver={self.solver!r}",
+            f"pruning_prob={self.pruning_prob!r}",
+        ]
+        parts += [f"{k}={val!r}" for k, val in sorted(self._given.items())]
+        return f"RankSEG({', '.join(parts)})"
+
+    # -- prediction -----------------------------------------------------------
+    def predict(
+        self,
+        probs: Any,
+        *,
+        return_info: bool = False,
+        dtype: Any = None,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray | tuple[np.ndarray, PredictInfo]:
+        """Decide masks or labels for a batch of probability maps.
+
+        Parameters
+        ----------
+        probs : array-like, shape (B, C, *spatial)
+            float16/float32/float64 probabilities in [0, 1] (NumPy arrays,
+            memmaps, CPU torch tensors).  A C-contiguous input is used in place;
+            another layout is copied once in its own dtype to view it as
+            ``(B, C, prod(spatial))``.  It is never modified.
+        return_info : bool
+            Also return a :class:`PredictInfo` (Dice/IoU only).
+        dtype : integer dtype, optional
+            Label map dtype (multiclass only); default int64.
+        out : ndarray, optional
+            Preallocated C-contiguous output (memmaps work) of the output's shape
+            and dtype; returned filled.
+
+        Returns
+        -------
+        ndarray or (ndarray, PredictInfo)
+            Labels ``(B, *spatial)`` (multiclass) or boolean masks
+            ``(B, C, *spatial)`` (multilabel), with the info when requested.
+        """
+        if not isinstance(return_info, (bool, np.bool_)):
+            raise TypeError(f"return_info must be a bool; got {type(return_info).__name__}")
+        if return_info and self.metric == "acc":
+            raise ValueError(
+                "return_info=True needs metric 'dice' or 'iou'; accuracy solvers have no "
+                "per-class objective to report"
+            )
+        arr = v.as_probs(probs)
+        nb, nc = arr.shape[:2]
+        spatial = arr.shape[2:]
+        multiclass = self.output_mode == "multiclass"
+        if multiclass and nc == 1:
+            raise ValueError(
+                "multiclass output needs at least 2 classes; got C = 1. For a single "
+                "foreground class use output_mode='multilabel' (boolean mask)"
+            )
+        void = multiclass and self.metric != "acc" and self.unassigned_policy == "void"
+        if void and 0 <= self.void_index < nc:
+            raise ValueError(
+                f"void_index must lie outside [0, {nc}) so it cannot be confused with a class; "
+                f"got {self.void_index}"
+            )
+        if multiclass:
+            labels = [0, nc - 1] + ([self.void_index] if void else [])
+            out_dtype = v.label_dtype(
+                dtype if dtype is not None or out is None else out.dtype, max(labels), min(labels)
+            )
+            out_shape = (nb, *spatial)
+        else:
+            if dtype is not None and np.dtype(dtype) != np.bool_:
+                raise ValueError(
+                    f"dtype applies to multiclass label maps; multilabel masks are bool, got dtype={dtype!r}"
+                )
+            out_dtype = np.dtype(np.bool_)
+            out_shape = (nb, nc, *spatial)
+        if out is None:
+            result = np.empty(out_shape, dtype=out_dtype)
+        else:
+            result = v.check_out(out, out_shape, out_dtype, arr)
+        if nb == 0:
+            return (result, self._empty_info(nc)) if return_info else result
+
+        d = int(np.prod(spatial))
+        x = arr.reshape(nb * nc, d)
+        if x.dtype == np.float16:
+            x = x.view(np.uint16)
+        stats = row_stats(x, CHUNK)
+        bad = np.flatnonzero(stats[:, STAT_NBAD])
+        if bad.size:
+            v.raise_bad_values(arr, int(bad[0]))
+        flat_out = result.reshape(nb, d) if multiclass else result.reshape(nb * nc, d)
+
+        if self.metric == "acc":
+            if multiclass:
+                argmax_labels(x, nc, flat_out, CHUNK)
+            else:
+                write_threshold_masks(x, flat_out, CHUNK)
+            return result
+
+        metric = DICE if self.metric == "dice" else IOU
+        gamma = self.smooth
+        mu = stats[:, STAT_MU]
+        pruned = stats[:, STAT_MAX] <= self.pruning_prob
+        rows = np.flatnonzero(~pruned).astype(np.int64)
+        t = np.full(nb * nc, np.inf)
+        jcut = np.full(nb * nc, -1, dtype=np.int64)
+        tau = np.zeros(nb * nc, dtype=np.int64)
+        score = np.zeros(nb * nc)
+        if gamma > 0:
+            score[:] = gamma / (mu + gamma)
+        if rows.size:
+            tau_a, t_a, jcut_a, score_a = rma_cuts(x, stats, rows, metric, gamma, CHUNK)
+            tau[rows], t[rows], jcut[rows], score[rows] = tau_a, t_a, jcut_a, score_a
+        if multiclass:
+            policy = (metric, gamma, void, np.int64(self.void_index))
+            assign_labels(x, nc, (t, jcut, ~pruned), mu, policy, flat_out, CHUNK)
+        else:
+            write_masks(x, t, jcut, flat_out, CHUNK)
+        if not return_info:
+            return result
+        info = PredictInfo(
+            tau=tau.reshape(nb, nc),
+            threshold=np.where(tau > 0, t, np.nan).reshape(nb, nc),
+            score=score.reshape(nb, nc),
+            pruned=pruned.reshape(nb, nc),
+        )
+        return result, info
+
+    __call__ = predict
+
+    @staticmethod
+    def _empty_info(nc: int) -> PredictInfo:
+        return PredictInfo(
+            tau=np.zeros((0, nc), dtype=np.int64),
+            threshold=np.zeros((0, nc)),
+            score=np.zeros((0, nc)),
+            pruned=np.zeros((0, nc), dtype=bool),
+        )
+
+
+def predict(
+    probs: Any,
+    metric: str = "dice",
+    smooth: float = 0.0,
+    output_mode: str = "multiclass",
+    solver: str | None = None,
+    pruning_prob: float = 0.5,
+    *,
+    return_info: bool = False,
+    dtype: Any = None,
+    out: np.ndarray | None = None,
+    **solver_params: Any,
+) -> np.ndarray | tuple[np.ndarray, PredictInfo]:
+    """One-call form of ``RankSEG(...).predict(probs, ...)``.
+
+    Parameters
+    ----------
+    probs : array-like, shape (B, C, *spatial)
+        float16/float32/float64 probabilities in [0, 1].
+    metric, smooth, output_mode, solver, pruning_prob, **solver_params
+        As for :class:`RankSEG`.
+    return_info : bool
+        Also return a :class:`PredictInfo`.
+    dtype : integer dtype, optional
+        Label map dtype (multiclass only); default int64.
+    out : ndarray, optional
+        Preallocated output.
+
+    Returns
+    -------
+    ndarray or (ndarray, PredictInfo)
+        Labels ``(B, *spatial)`` or masks ``(B, C, *spatial)``, with the info when
+        requested.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rankseg import predict
+    >>> probs = np.array([[[[0.9, 0.6, 0.2]], [[0.1, 0.4, 0.8]]]])
+    >>> masks, info = predict(probs, output_mode="multilabel", return_info=True)
+    >>> masks[0, :, 0]
+    array([[ True,  True, False],
+           [False,  True,  True]])
+    >>> info.tau
+    array([[2, 2]])
+    """
+    return RankSEG(metric, smooth, output_mode, solver, pruning_prob, **solver_params).predict(
+        probs, return_info=return_info, dtype=dtype, out=out
+    )

@@ -1,0 +1,305 @@
+"""Every check of user input and every error message, in one vocabulary.
+
+Messages say what was wrong (with the offending value) and what is expected.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "as_probs",
+    "check_int",
+    "check_name",
+    "check_out",
+    "check_real",
+    "label_dtype",
+    "raise_bad_values",
+]
+
+_FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _quote(choices: Sequence[str]) -> str:
+    return ", ".join(repr(c) for c in choices)
+
+
+def check_name(value: Any, param: str, choices: Sequence[str]) -> str:
+    """Normalize a case-insensitive name and check it is one of ``choices``.
+
+    Parameters
+    ----------
+    value : object
+        The name given by the user.
+    param : str
+        Parameter name, for the message.
+    choices : sequence of str
+        Accepted (lower-case) names.
+
+    Returns
+    -------
+    str
+        ``value.strip().lower()``.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a string.
+    ValueError
+        If it is not one of ``choices``.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{param} must be a string, one of {_quote(choices)}; got {type(value).__name__}")
+    name = value.strip().lower()
+    if name not in choices:
+        raise ValueError(f"unknown {param} {value!r}; expected one of {_quote(choices)}")
+    return name
+
+
+def check_real(
+    value: Any,
+    param: str,
+    *,
+    lo: float,
+    hi: float,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> float:
+    """Check a real scalar lies in an interval and return it as a float.
+
+    Parameters
+    ----------
+    value : object
+        The user's value.
+    param : str
+        Parameter name, for the message.
+    lo, hi : float
+        Interval ends (``math.inf`` allowed).
+    lo_open, hi_open : bool
+        Whether each end is excluded.
+
+    Returns
+    -------
+    float
+        The value as a Python float.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a real number (bools and complex numbers included).
+    ValueError
+        If it is NaN or outside the interval.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{param} must be a real number; got {type(value).__name__} {value!r}")
+    v = float(value)
+    left = "(" if lo_open else "["
+    right = ")" if hi_open else "]"
+    interval = f"{left}{lo:g}, {hi:g}{right}"
+    too_low = v <= lo if lo_open else v < lo
+    too_high = v >= hi if hi_open else v > hi
+    if math.isnan(v) or too_low or too_high:
+        raise ValueError(f"{param} must be in {interval}; got {value!r}")
+    return v
+
+
+def check_int(value: Any, param: str) -> int:
+    """Check ``value`` is an integer (not a bool) and return it as ``int``.
+
+    Parameters
+    ----------
+    value : object
+        The user's value.
+    param : str
+        Parameter name, for the message.
+
+    Returns
+    -------
+    int
+        The value.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not an integer.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{param} must be an integer; got {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def as_probs(probs: Any) -> np.ndarray:
+    """Turn an array-like into a NumPy array of probabilities, checking its type and shape.
+
+    Parameters
+    ----------
+    probs : array-like
+        Anything with ``__array__`` (NumPy arrays, memmaps, CPU torch tensors).
+
+    Returns
+    -------
+    ndarray
+        A view of the input when possible (float16/32/64, native byte order,
+        at least 3 dimensions, non-empty class and spatial axes; B may be 0).
+
+    Raises
+    ------
+    TypeError
+        If ``probs`` is not an array or not of a float dtype.
+    ValueError
+        If its shape is not ``(B, C, *spatial)`` with C >= 1 and non-empty spatial axes.
+    """
+    if not hasattr(probs, "__array__"):
+        if hasattr(probs, "__cuda_array_interface__"):
+            raise TypeError(
+                "probs is a CUDA array; the GPU backend is not available yet, so copy it to the "
+                "host first (e.g. cupy's .get() or torch's .cpu())"
+            )
+        raise TypeError(
+            "probs must be an array with __array__ (NumPy array, memmap, CPU torch tensor) of "
+            f"shape (B, C, *spatial); got {type(probs).__name__}"
+        )
+    try:
+        arr = np.asarray(probs)
+    except Exception as exc:  # e.g. torch tensors that require grad, bfloat16
+        raise TypeError(
+            f"probs of type {type(probs).__name__} could not be viewed as a NumPy array ({exc}); "
+            "pass a NumPy array or a detached CPU tensor of float16/float32/float64"
+        ) from exc
+    if arr.dtype.newbyteorder("=") not in _FLOAT_DTYPES:
+        raise TypeError(
+            f"probs must have dtype float16, float32 or float64; got {arr.dtype}"
+            + (" (integer or boolean input: convert label maps to probabilities first)"
+               if arr.dtype.kind in "iub" else "")
+        )
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    if arr.ndim < 3:
+        raise ValueError(
+            "probs must have shape (B, C, *spatial) with at least one spatial axis; "
+            f"got shape {arr.shape} ({arr.ndim} dimensions)"
+        )
+    if arr.shape[1] == 0:
+        raise ValueError(f"probs has zero classes (shape {arr.shape}); expected C >= 1 on axis 1")
+    if any(s == 0 for s in arr.shape[2:]):
+        raise ValueError(
+            f"probs has an empty spatial axis (shape {arr.shape}); every spatial size must be >= 1"
+        )
+    return arr
+
+
+def raise_bad_values(arr: np.ndarray, row: int) -> None:
+    """Raise the error describing invalid values found in ``row`` of ``arr``.
+
+    Parameters
+    ----------
+    arr : ndarray, shape (B, C, *spatial)
+        The probabilities.
+    row : int
+        Flat index ``b * C + c`` of a row known to hold a NaN, an infinity or a
+        value outside [0, 1].
+
+    Raises
+    ------
+    ValueError
+        Always.
+    """
+    nb, nc = arr.shape[:2]
+    b, c = divmod(row, nc)
+    vals = np.asarray(arr[b, c], dtype=np.float64)
+    where = f"sample {b}, class {c}"
+    if np.isnan(vals).any():
+        raise ValueError(f"probs contains NaN (first at {where}); expected finite probabilities in [0, 1]")
+    if np.isinf(vals).any():
+        raise ValueError(f"probs contains inf (first at {where}); expected finite probabilities in [0, 1]")
+    lo, hi = vals.min(), vals.max()
+    raise ValueError(
+        f"probs has values outside [0, 1] (at {where}: min {lo:g}, max {hi:g}); expected "
+        "probabilities: apply softmax (multiclass) or sigmoid (multilabel) to logits first"
+    )
+
+
+def label_dtype(dtype: Any, max_label: int, min_label: int = 0) -> np.dtype:
+    """Resolve the output dtype of a label map.
+
+    Parameters
+    ----------
+    dtype : dtype-like or None
+        The requested dtype; None means int64.
+    max_label, min_label : int
+        The range of labels that may be written.
+
+    Returns
+    -------
+    numpy.dtype
+        An integer dtype holding every label.
+
+    Raises
+    ------
+    TypeError
+        If ``dtype`` is not an integer dtype.
+    ValueError
+        If it cannot hold every label.
+    """
+    if dtype is None:
+        dt = np.dtype(np.int64)
+    else:
+        try:
+            dt = np.dtype(dtype)
+        except TypeError as exc:
+            raise TypeError(f"dtype must be an integer dtype for label maps; got {dtype!r}") from exc
+        if dt.kind not in "iu":
+            raise TypeError(f"dtype must be an integer dtype for label maps (e.g. uint8, int64); got {dt}")
+    info = np.iinfo(dt)
+    if max_label > info.max or min_label < info.min:
+        raise ValueError(
+            f"dtype {dt} cannot hold every label (labels span {min_label}..{max_label}); "
+            f"choose an integer dtype with range [{info.min}, {info.max}] covering them"
+        )
+    return dt
+
+
+def check_out(out: Any, shape: tuple[int, ...], dtype: np.dtype, probs: np.ndarray) -> np.ndarray:
+    """Check a preallocated output array.
+
+    Parameters
+    ----------
+    out : object
+        The user's ``out=`` argument.
+    shape : tuple of int
+        The required shape.
+    dtype : numpy.dtype
+        The required dtype.
+    probs : ndarray
+        The input, which ``out`` must not overlap.
+
+    Returns
+    -------
+    ndarray
+        ``out`` itself.
+
+    Raises
+    ------
+    TypeError
+        If ``out`` is not a NumPy array.
+    ValueError
+        If its shape, dtype or layout do not fit, or it overlaps the input.
+    """
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a NumPy array (or memmap); got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"out has shape {out.shape}; expected {tuple(shape)}")
+    if out.dtype != dtype:
+        raise ValueError(f"out has dtype {out.dtype}; expected {dtype}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only; expected a writeable array")
+    if not out.flags.c_contiguous:
+        raise ValueError("out must be C-contiguous")
+    if np.may_share_memory(out, probs):
+        raise ValueError("out overlaps probs; the input is never modified, so pass a separate array")
+    return out

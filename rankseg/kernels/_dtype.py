@@ -1,0 +1,49 @@
+"""Reading probabilities of any supported dtype as float64 inside kernels.
+
+Numba on the CPU has no float16 arithmetic, so float16 input is handed to the
+kernels as its ``uint16`` bit pattern (a zero-copy view) and decoded here, one
+value at a time.  float32 and float64 are simply widened.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import types
+from numba.extending import overload
+
+__all__ = ["as_f64"]
+
+# 2**(e - 25) for the 5-bit float16 exponent e: a normal half is (1024 + m) * 2**(e - 25).
+_POW2 = np.array([2.0 ** (e - 25) for e in range(32)], dtype=np.float64)
+_SUBNORMAL = 2.0**-24
+
+
+def as_f64(v):  # pragma: no cover - replaced by the overload inside kernels
+    """Return ``v`` as a float64 (float16 arrives as its uint16 bits)."""
+    return float(v)
+
+
+@overload(as_f64, inline="always")
+def _as_f64_overload(v):
+    if isinstance(v, types.Integer):
+
+        def decode_half(v):
+            h = np.int64(v)
+            e = (h >> 10) & 0x1F
+            m = h & 0x3FF
+            if e == 0:
+                out = m * _SUBNORMAL
+            elif e == 31:
+                out = np.inf if m == 0 else np.nan
+            else:
+                out = (m + 1024) * _POW2[e]
+            if h & 0x8000:
+                out = -out
+            return out
+
+        return decode_half
+
+    def widen(v):
+        return np.float64(v)
+
+    return widen

@@ -1,0 +1,193 @@
+"""Multiclass resolution (SPEC §4): per-class masks to one label map.
+
+A pixel selected by exactly one class gets that class.  Otherwise the pixel goes
+to the class with the largest *increment score* ``F_c(safe_c ∪ {j}) − F_c(safe_c)``,
+where ``safe_c`` are the pixels selected by class ``c`` alone and ``F_c`` is the RMA
+objective: among the selecting classes when several select it; when none does,
+among the sample's active classes (all classes when none is active) or the void
+label.  Ties go to the lowest class index.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from rankseg._config import jit, pjit
+from rankseg.kernels._dtype import as_f64
+from rankseg.kernels.masks import is_selected
+from rankseg.kernels.rma import DICE
+
+__all__ = ["argmax_labels", "assign_labels", "increment"]
+
+
+@jit(inline="always")
+def increment(metric: int, p: float, m: float, n: float, mu: float, gamma: float) -> float:
+    """RMA increment of adding a pixel of probability ``p`` to a class's safe set.
+
+    Parameters
+    ----------
+    metric : int
+        ``DICE`` or ``IOU``.
+    p : float
+        The pixel's probability for the class.
+    m : float
+        Sum of probabilities over the class's safe set.
+    n : float
+        Size of the safe set.
+    mu : float
+        Sum of the class's probabilities over all pixels.
+    gamma : float
+        Smoothing ``γ``.
+
+    Returns
+    -------
+    float
+        The SPEC §4 closed form of ``F(safe ∪ {j}) − F(safe)``.
+    """
+    if metric == DICE:
+        if gamma == 0.0:
+            dd = n + mu + 1.0
+            return 2.0 * (p - m / dd) / (dd + 1.0)
+        dd = n + mu + 1.0 + gamma
+        return 2.0 * (p * dd - m) / (dd * (dd + 1.0)) - gamma / (dd * (dd - 1.0))
+    a = m + gamma
+    b = n + mu - m + gamma
+    ratio = a / b if b != 0.0 else 0.0
+    return (p - ratio * (1.0 - p)) / (b + 1.0 - p)
+
+
+@pjit
+def assign_labels(x, ncls, cut, mu, params, out, chunk):
+    """Resolve per-class cuts into a label map.
+
+    Parameters
+    ----------
+    x : ndarray, shape (B*C, d)
+        Probabilities (float32/float64, or float16 as uint16 bits).
+    ncls : int
+        Number of classes C.
+    cut : tuple of (t, jcut, active)
+        Per row (length B*C): smallest selected value (``inf`` if empty), tie
+        cut index, and whether the class is active (not pruned).
+    mu : ndarray, shape (B*C,)
+        Sum of probabilities of each row.
+    params : tuple of (metric, gamma, void_policy, void_index)
+        ``void_policy`` true writes ``void_index`` where no class selects a pixel.
+    out : ndarray of int, shape (B, d)
+        Destination label map.
+    chunk : int
+        Pixels per work item.
+    """
+    t, jcut, active = cut
+    metric, gamma, void_policy, void_index = params
+    nrow, d = x.shape
+    nb = nrow // ncls
+    nch = (d + chunk - 1) // chunk
+    msum = np.zeros((nb * nch, ncls))
+    nsum = np.zeros((nb * nch, ncls))
+    status = np.empty((nb, d), dtype=np.uint8)
+    # pass A: exclusive pixels are final; conflicts are marked for pass B
+    for task in prange(nb * nch):
+        b = task // nch
+        j0 = (task % nch) * chunk
+        j1 = min(d, j0 + chunk)
+        cnt = np.zeros(j1 - j0, dtype=np.int32)
+        who = np.zeros(j1 - j0, dtype=np.int32)
+        for c in range(ncls):
+            r = b * ncls + c
+            tr = t[r]
+            if not active[r] or tr == np.inf:
+                continue
+            jc = jcut[r]
+            for j in range(j0, j1):
+                if is_selected(as_f64(x[r, j]), j, tr, jc):
+                    cnt[j - j0] += 1
+                    who[j - j0] = c
+        for j in range(j0, j1):
+            k = cnt[j - j0]
+            if k == 1:
+                c = who[j - j0]
+                out[b, j] = c
+                msum[task, c] += as_f64(x[b * ncls + c, j])
+                nsum[task, c] += 1.0
+                status[b, j] = 0
+            elif k == 0:
+                status[b, j] = 1
+            else:
+                status[b, j] = 2
+    m = np.zeros((nb, ncls))
+    n = np.zeros((nb, ncls))
+    anyact = np.zeros(nb, dtype=np.bool_)
+    for b in prange(nb):
+        for k in range(nch):
+            for c in range(ncls):
+                m[b, c] += msum[b * nch + k, c]
+                n[b, c] += nsum[b * nch + k, c]
+        for c in range(ncls):
+            if active[b * ncls + c]:
+                anyact[b] = True
+    # pass B: conflicts and unassigned pixels by the largest increment
+    for task in prange(nb * nch):
+        b = task // nch
+        j0 = (task % nch) * chunk
+        j1 = min(d, j0 + chunk)
+        for j in range(j0, j1):
+            st = status[b, j]
+            if st == 0:
+                continue
+            if st == 1 and void_policy:
+                out[b, j] = void_index
+                continue
+            best = -np.inf
+            bc = 0
+            for c in range(ncls):
+                r = b * ncls + c
+                v = as_f64(x[r, j])
+                if st == 2:
+                    if not (active[r] and is_selected(v, j, t[r], jcut[r])):
+                        continue
+                elif anyact[b] and not active[r]:
+                    continue
+                inc = increment(metric, v, m[b, c], n[b, c], mu[r], gamma)
+                if inc > best:
+                    best = inc
+                    bc = c
+            out[b, j] = bc
+
+
+@pjit
+def argmax_labels(x, ncls, out, chunk):
+    """Write the argmax over classes (first maximum wins) into ``out``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (B*C, d)
+        Probabilities (float32/float64, or float16 as uint16 bits).
+    ncls : int
+        Number of classes C.
+    out : ndarray of int, shape (B, d)
+        Destination label map.
+    chunk : int
+        Pixels per work item.
+    """
+    nrow, d = x.shape
+    nb = nrow // ncls
+    nch = (d + chunk - 1) // chunk
+    for task in prange(nb * nch):
+        b = task // nch
+        j0 = (task % nch) * chunk
+        j1 = min(d, j0 + chunk)
+        best = np.empty(j1 - j0)
+        idx = np.zeros(j1 - j0, dtype=np.int64)
+        r0 = b * ncls
+        for j in range(j0, j1):
+            best[j - j0] = as_f64(x[r0, j])
+        for c in range(1, ncls):
+            for j in range(j0, j1):
+                v = as_f64(x[r0 + c, j])
+                if v > best[j - j0]:
+                    best[j - j0] = v
+                    idx[j - j0] = c
+        for j in range(j0, j1):
+            out[b, j] = idx[j - j0]

@@ -1,0 +1,90 @@
+"""Writers of boolean masks from per-row cuts, without sorted index arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from rankseg._config import jit, pjit
+from rankseg.kernels._dtype import as_f64
+
+__all__ = ["is_selected", "write_masks", "write_threshold_masks"]
+
+
+@jit(inline="always")
+def is_selected(v: float, j: int, t: float, jcut: int) -> bool:
+    """Whether pixel ``j`` of value ``v`` lies in the cut ``(t, jcut)``.
+
+    Parameters
+    ----------
+    v : float
+        The pixel's probability.
+    j : int
+        Its flat index in the row.
+    t : float
+        Smallest selected probability (``inf`` for an empty mask).
+    jcut : int
+        Flat index of the last selected pixel equal to ``t``.
+
+    Returns
+    -------
+    bool
+        ``v > t or (v == t and j <= jcut)``.
+    """
+    return v > t or (v == t and j <= jcut)
+
+
+@pjit
+def write_masks(x, t, jcut, out, chunk):
+    """Write ``out[r, j] = is_selected(x[r, j], j, t[r], jcut[r])`` for every row.
+
+    Parameters
+    ----------
+    x : ndarray, shape (R, d)
+        Probabilities (float32/float64, or float16 as uint16 bits).
+    t, jcut : ndarray, shape (R,)
+        The cut of each row; ``t = inf`` writes an all-False row without reading ``x``.
+    out : ndarray of bool, shape (R, d)
+        Destination.
+    chunk : int
+        Pixels per work item.
+    """
+    nrow, d = x.shape
+    nch = (d + chunk - 1) // chunk
+    for task in prange(nrow * nch):
+        r = task // nch
+        j0 = (task % nch) * chunk
+        j1 = min(d, j0 + chunk)
+        tr = t[r]
+        if tr == np.inf:
+            out[r, j0:j1] = False
+        elif jcut[r] >= d - 1:
+            for j in range(j0, j1):
+                out[r, j] = as_f64(x[r, j]) >= tr
+        else:
+            jc = jcut[r]
+            for j in range(j0, j1):
+                out[r, j] = is_selected(as_f64(x[r, j]), j, tr, jc)
+
+
+@pjit
+def write_threshold_masks(x, out, chunk):
+    """Write ``out = x > 0.5`` (the accuracy rule ``tr`` for multilabel output).
+
+    Parameters
+    ----------
+    x : ndarray, shape (R, d)
+        Probabilities (float32/float64, or float16 as uint16 bits).
+    out : ndarray of bool, shape (R, d)
+        Destination.
+    chunk : int
+        Pixels per work item.
+    """
+    nrow, d = x.shape
+    nch = (d + chunk - 1) // chunk
+    for task in prange(nrow * nch):
+        r = task // nch
+        j0 = (task % nch) * chunk
+        j1 = min(d, j0 + chunk)
+        for j in range(j0, j1):
+            out[r, j] = as_f64(x[r, j]) > 0.5

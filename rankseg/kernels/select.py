@@ -1,0 +1,281 @@
+"""Rank-search plumbing shared by every Dice/IoU solver.
+
+One call of :func:`row_stats` streams every row once (sum, max, validity count,
+count and sum of ``p >= 1/2``).  :func:`rma_cuts` then decides, per active row,
+the cut of the stable descending order: it gathers only the band of undecided
+pixels ``lo < p < hi``, sorts that band, scans the objective and returns
+
+* ``tau``: the selected volume τ*, the first maximizer,
+* ``t``: the smallest selected probability (``inf`` when τ* = 0),
+* ``jcut``: the flat index of the last selected pixel among those equal to ``t``
+  (``d`` when every pixel equal to ``t`` is selected, ``-1`` when τ* = 0),
+* ``score``: the objective at τ*.
+
+A pixel ``j`` with value ``v`` is then selected iff ``v > t or (v == t and j <= jcut)``,
+which is the stable descending order (ties: lower flat index first) without any
+index array.  Rows are split into fixed ``chunk``-sized work items so the
+partial sums, and hence the results, do not depend on the number of threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from rankseg._config import jit, pjit
+from rankseg.kernels._dtype import as_f64
+from rankseg.kernels.rma import rma_bounds, rma_objective
+
+__all__ = ["STAT_MU", "STAT_MAX", "STAT_NBAD", "STAT_NHALF", "STAT_SHALF", "row_stats", "rma_cuts"]
+
+STAT_MU = 0
+STAT_MAX = 1
+STAT_NBAD = 2
+STAT_NHALF = 3
+STAT_SHALF = 4
+_NSTAT = 5
+#: band values kept per work item before falling back to a second read
+_SLOT = 2048
+
+
+@pjit
+def row_stats(x, chunk):
+    """One streaming pass over every row.
+
+    Parameters
+    ----------
+    x : ndarray, shape (R, d)
+        Probabilities (float32/float64, or float16 as uint16 bits).
+    chunk : int
+        Pixels per work item.
+
+    Returns
+    -------
+    ndarray, shape (R, 5)
+        Per row: ``μ``, max, count of values outside [0, 1] or NaN, count of
+        ``p >= 1/2`` and their sum (columns ``STAT_*``).
+    """
+    nrow, d = x.shape
+    nch = (d + chunk - 1) // chunk
+    part = np.empty((nrow * nch, _NSTAT))
+    for task in prange(nrow * nch):
+        r = task // nch
+        j0 = (task % nch) * chunk
+        j1 = min(d, j0 + chunk)
+        s0 = 0.0
+        s1 = 0.0
+        mx = -np.inf
+        nbad = 0
+        nh = 0
+        sh = 0.0
+        j = j0
+        # two accumulators shorten the add dependency chain; fixed order keeps
+        # the sum deterministic
+        while j + 1 < j1:
+            v = as_f64(x[r, j])
+            w = as_f64(x[r, j + 1])
+            s0 += v
+            s1 += w
+            mx = max(mx, v, w)
+            if not (v >= 0.0 and v <= 1.0):
+                nbad += 1
+            if not (w >= 0.0 and w <= 1.0):
+                nbad += 1
+            if v >= 0.5:
+                nh += 1
+                sh += v
+            if w >= 0.5:
+                nh += 1
+                sh += w
+            j += 2
+        if j < j1:
+            v = as_f64(x[r, j])
+            s0 += v
+            mx = max(mx, v)
+            if not (v >= 0.0 and v <= 1.0):
+                nbad += 1
+            if v >= 0.5:
+                nh += 1
+                sh += v
+        part[task, 0] = s0 + s1
+        part[task, 1] = mx
+        part[task, 2] = nbad
+        part[task, 3] = nh
+        part[task, 4] = sh
+    out = np.zeros((nrow, _NSTAT))
+    for r in prange(nrow):
+        mx = -np.inf
+        for k in range(nch):
+            t = r * nch + k
+            out[r, 0] += part[t, 0]
+            mx = max(mx, part[t, 1])
+            out[r, 2] += part[t, 2]
+            out[r, 3] += part[t, 3]
+            out[r, 4] += part[t, 4]
+        out[r, 1] = mx
+    return out
+
+
+@pjit
+def rma_cuts(x, stats, rows, metric, gamma, chunk):
+    """Cut of the stable descending order for each active row under RMA.
+
+    Parameters
+    ----------
+    x : ndarray, shape (R, d)
+        Probabilities (float32/float64, or float16 as uint16 bits).
+    stats : ndarray, shape (R, 5)
+        Output of :func:`row_stats`.
+    rows : ndarray of int64
+        The rows to solve (the others are left untouched in the outputs).
+    metric : int
+        ``DICE`` or ``IOU``.
+    gamma : float
+        Smoothing ``γ``.
+    chunk : int
+        Pixels per work item.
+
+    Returns
+    -------
+    tau, t, jcut, score : ndarrays of shape (len(rows),)
+        The cut of each requested row (see the module docstring).
+    """
+    d = x.shape[1]
+    na = rows.shape[0]
+    nch = (d + chunk - 1) // chunk
+    lo = np.empty(na)
+    hi = np.empty(na)
+    for i in range(na):
+        r = rows[i]
+        lo[i], hi[i] = rma_bounds(
+            metric,
+            stats[r, 0],
+            gamma,
+            d,
+            stats[r, 1],
+            np.int64(stats[r, 3]),
+            stats[r, 4],
+        )
+    # pass 2: one read per row gathers the band into a fixed slot per work item
+    # (cap values each: O(candidates) memory) and sums the forced set; a work
+    # item whose band overflows its slot is gathered again below.
+    ntask = na * nch
+    cap = min(chunk, _SLOT)
+    slots = np.empty((ntask, cap))
+    nband = np.zeros(ntask, dtype=np.int64)
+    nforce = np.zeros(ntask, dtype=np.int64)
+    sforce = np.zeros(ntask)
+    minforce = np.full(ntask, np.inf)
+    for task in prange(ntask):
+        i = task // nch
+        r = rows[i]
+        j0 = (task % nch) * chunk
+        j1 = min(d, j0 + chunk)
+        a = lo[i]
+        b = hi[i]
+        nb = 0
+        nf = 0
+        sf = 0.0
+        mf = np.inf
+        for j in range(j0, j1):
+            v = as_f64(x[r, j])
+            if v >= b:
+                nf += 1
+                sf += v
+                mf = min(mf, v)
+            elif v > a:
+                if nb < cap:
+                    slots[task, nb] = v
+                nb += 1
+        nband[task] = nb
+        nforce[task] = nf
+        sforce[task] = sf
+        minforce[task] = mf
+    # offsets of each row's band in one flat buffer
+    start = np.empty(na + 1, dtype=np.int64)
+    start[0] = 0
+    for i in range(na):
+        start[i + 1] = start[i] + nband[i * nch : (i + 1) * nch].sum()
+    band = np.empty(start[na])
+    for i in prange(na):
+        pos = start[i]
+        overflow = False
+        for k in range(nch):
+            nb = nband[i * nch + k]
+            if nb > cap:
+                overflow = True
+            else:
+                band[pos : pos + nb] = slots[i * nch + k, :nb]
+                pos += nb
+        if overflow:
+            r = rows[i]
+            pos = start[i]
+            for j in range(d):
+                v = as_f64(x[r, j])
+                if v > lo[i] and v < hi[i]:
+                    band[pos] = v
+                    pos += 1
+    tau = np.empty(na, dtype=np.int64)
+    t = np.empty(na)
+    jcut = np.empty(na, dtype=np.int64)
+    score = np.empty(na)
+    ktie = np.zeros(na, dtype=np.int64)
+    for i in prange(na):
+        r = rows[i]
+        mu = stats[r, 0]
+        nf = 0
+        sf = 0.0
+        mf = np.inf
+        for k in range(nch):
+            nf += nforce[i * nch + k]
+            sf += sforce[i * nch + k]
+            mf = min(mf, minforce[i * nch + k])
+        b0 = start[i]
+        b1 = start[i + 1]
+        vals = np.sort(band[b0:b1])  # ascending; scanned from the top
+        nb = b1 - b0
+        best = rma_objective(metric, sf, nf, mu, gamma)
+        best_k = 0
+        s = sf
+        for k in range(1, nb + 1):
+            s += vals[nb - k]
+            f = rma_objective(metric, s, nf + k, mu, gamma)
+            if f > best:
+                best = f
+                best_k = k
+        tau[i] = nf + best_k
+        score[i] = best
+        if tau[i] == 0:
+            t[i] = np.inf
+            jcut[i] = -1
+        elif best_k == 0:
+            # cut inside the forced set: every pixel equal to t is forced
+            t[i] = mf
+            jcut[i] = d
+        else:
+            tv = vals[nb - best_k]
+            t[i] = tv
+            k_in = 1
+            while best_k - k_in >= 1 and vals[nb - best_k + k_in] == tv:
+                k_in += 1
+            k_out = 0
+            while best_k + k_out + 1 <= nb and vals[nb - best_k - k_out - 1] == tv:
+                k_out += 1
+            if k_out == 0:
+                jcut[i] = d
+            else:
+                jcut[i] = -2  # resolved below
+                ktie[i] = k_in
+    # partial ties: locate the k-th pixel equal to t in flat order
+    for i in prange(na):
+        if jcut[i] == -2:
+            r = rows[i]
+            tv = t[i]
+            cnt = 0
+            for j in range(d):
+                if as_f64(x[r, j]) == tv:
+                    cnt += 1
+                    if cnt == ktie[i]:
+                        jcut[i] = j
+                        break
+    return tau, t, jcut, score
