@@ -113,6 +113,13 @@ class RankSEG:
     # -- parameter checks ---------------------------------------------------
     def _check_solver(self, solver: str | None) -> str:
         metric = self.metric
+        if metric == "acc":
+            if self.smooth != 0.0:
+                raise ValueError(f"smooth does not apply to metric 'acc'; got smooth={self.smooth!r}")
+            if self.pruning_prob != 0.5:
+                raise ValueError(
+                    f"pruning_prob does not apply to metric 'acc'; got pruning_prob={self.pruning_prob!r}"
+                )
         if solver is None:
             if metric == "acc":
                 return "argmax" if self.output_mode == "multiclass" else "tr"
@@ -137,12 +144,6 @@ class RankSEG:
                     f"solver {name!r} gives {wanted} output; got output_mode={self.output_mode!r} "
                     f"(use solver={'tr' if name == 'argmax' else 'argmax'!r} for "
                     f"{self.output_mode} accuracy)"
-                )
-            if self.smooth != 0.0:
-                raise ValueError(f"smooth does not apply to metric 'acc'; got smooth={self.smooth!r}")
-            if self.pruning_prob != 0.5:
-                raise ValueError(
-                    f"pruning_prob does not apply to metric 'acc'; got pruning_prob={self.pruning_prob!r}"
                 )
         return name
 
@@ -245,6 +246,8 @@ class RankSEG:
                 f"void_index must lie outside [0, {nc}) so it cannot be confused with a class; "
                 f"got {self.void_index}"
             )
+        if out is not None and not isinstance(out, np.ndarray):
+            raise TypeError(f"out must be a NumPy array (or memmap); got {type(out).__name__}")
         if multiclass:
             labels = [0, nc - 1] + ([self.void_index] if void else [])
             out_dtype = v.label_dtype(

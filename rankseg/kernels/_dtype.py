@@ -23,7 +23,7 @@ def as_f64(v):  # pragma: no cover - replaced by the overload inside kernels
     return float(v)
 
 
-@overload(as_f64, inline="always")
+@overload(as_f64)  # LLVM inlines it; numba-level inlining warns (NumbaIRAssumptionWarning)
 def _as_f64_overload(v):
     if isinstance(v, types.Integer):
 
