@@ -1,0 +1,115 @@
+"""asv benchmarks: the RMA solver on the three workloads, against ``np.argmax``.
+
+Read the figures as ratios to ``Argmax.time_argmax`` of the same run (or directly from
+``RMA.track_ratio_to_argmax``), never as absolute times from a shared machine.
+"""
+
+import numpy as np
+
+import rankseg
+
+from . import (
+    WORKLOAD_NAMES,
+    interleaved_medians,
+    load_workload,
+    reset_peak_rss,
+    unmap_freed_memory,
+    warmup_input,
+)
+
+METRICS = ["dice", "iou"]
+OUTPUT_MODES = ["multiclass", "multilabel"]
+
+
+class _WorkloadSetup:
+    """Loads the workload; memory classes set the allocator up for honest peaks first."""
+
+    params = [WORKLOAD_NAMES]
+    param_names = ["workload"]
+    #: asv runs every benchmark in its own process, so this affects only that process.
+    measures_memory = False
+
+    def setup(self, workload):
+        if self.measures_memory:
+            unmap_freed_memory()
+        self.probs = load_workload(workload)
+        reset_peak_rss()
+
+
+class Argmax(_WorkloadSetup):
+    """``np.argmax(probs, axis=1)``: the in-run yardstick."""
+
+    def time_argmax(self, workload):
+        np.argmax(self.probs, axis=1)
+
+
+class ArgmaxMemory(_WorkloadSetup):
+    """Peak RSS of argmax (it copies the input to move the class axis last)."""
+
+    measures_memory = True
+
+    def peakmem_argmax(self, workload):
+        np.argmax(self.probs, axis=1)
+
+
+class _RMASetup(_WorkloadSetup):
+    """Workload plus JIT compilation on a tiny input of the same dtype and rank."""
+
+    params = [WORKLOAD_NAMES, METRICS, OUTPUT_MODES]
+    param_names = ["workload", "metric", "output_mode"]
+
+    def setup(self, workload, metric, output_mode):
+        super().setup(workload)
+        if output_mode == "multiclass" and self.probs.shape[1] < 2:
+            # asv records a NotImplementedError from setup as "skipped".
+            raise NotImplementedError("multiclass output needs C >= 2 (tumor3d has C = 1)")
+        self.kwargs = {"metric": metric, "output_mode": output_mode, "solver": "rma"}
+        rankseg.predict(warmup_input(self.probs), **self.kwargs)
+        reset_peak_rss()
+
+
+class RMA(_RMASetup):
+    """``rankseg.predict(..., solver="rma")`` for Dice/IoU and both output modes."""
+
+    def time_rma(self, workload, metric, output_mode):
+        rankseg.predict(self.probs, **self.kwargs)
+
+    def track_ratio_to_argmax(self, workload, metric, output_mode):
+        """Median time of ``predict`` over median time of argmax, interleaved."""
+        medians = interleaved_medians(
+            {
+                "argmax": lambda: np.argmax(self.probs, axis=1),
+                "rma": lambda: rankseg.predict(self.probs, **self.kwargs),
+            },
+            repeat=5,
+        )
+        return medians["rma"] / medians["argmax"]
+
+    track_ratio_to_argmax.unit = "x argmax"
+
+
+class RMAMemory(_RMASetup):
+    """Peak RSS after ``setup``: resident baseline (interpreter, input) plus the call."""
+
+    measures_memory = True
+
+    def peakmem_rma(self, workload, metric, output_mode):
+        rankseg.predict(self.probs, **self.kwargs)
+
+
+def timeraw_import_and_first_call():
+    """Fresh interpreter: import rankseg and solve one small map.
+
+    Numba kernels are cached on disk (``cache=True``), so apart from the very first
+    sample this measures import plus loading the cached machine code.
+    """
+    return """
+    import numpy as np
+    import rankseg
+    p = np.linspace(0.0, 1.0, 64, dtype=np.float32).reshape(1, 1, 8, 8)
+    rankseg.predict(np.concatenate([p, 1 - p], axis=1))
+    """
+
+
+timeraw_import_and_first_call.number = 1
+timeraw_import_and_first_call.timeout = 300
