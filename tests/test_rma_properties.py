@@ -246,3 +246,23 @@ def test_small_chunks_match_oracle(probs, metric, gamma, chunk):
             lab, r = labels[b].ravel(), ref[b].ravel()
             for j in np.flatnonzero(lab != r):
                 assert abs(inc[lab[j], j] - inc[r[j], j]) <= TOL * max(1.0, abs(inc[r[j], j]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    d=st.integers(30, 3000),
+    kind=st.sampled_from(["uniform", "quantized", "skewed", "mixed", "softmax"]),
+    seed=st.integers(0, 2**32 - 1),
+    metric=metrics,
+    gamma=gammas,
+)
+def test_wide_bands_match_oracle(d, kind, seed, metric, gamma):
+    """Rows with a wide undecided band exercise the bucketed band solver."""
+    probs = _values(np.random.default_rng(seed), kind, (1, 3, d))
+    masks, info = predict(
+        probs, metric=metric, smooth=gamma, output_mode="multilabel", pruning_prob=0.0,
+        return_info=True,
+    )
+    for c in range(3):
+        _check_row(probs[0, c], masks[0, c], info.tau[0, c], info.threshold[0, c],
+                   info.score[0, c], info.pruned[0, c], metric, gamma, 0.0)

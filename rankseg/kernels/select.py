@@ -24,7 +24,7 @@ from numba import prange
 
 from rankseg._config import jit, pjit
 from rankseg.kernels._dtype import as_f64
-from rankseg.kernels.rma import rma_bounds, rma_objective
+from rankseg.kernels.rma import DICE, rma_bounds, rma_objective
 
 __all__ = ["STAT_MU", "STAT_MAX", "STAT_NBAD", "STAT_NHALF", "STAT_SHALF", "row_stats", "rma_cuts"]
 
@@ -36,6 +36,9 @@ STAT_SHALF = 4
 _NSTAT = 5
 #: band values kept per work item before falling back to a second read
 _SLOT = 2048
+#: bucketing of large bands: at most this many buckets, about this many values each
+_MAX_BUCKETS = 4096
+_PER_BUCKET = 16
 
 
 @pjit
@@ -114,6 +117,120 @@ def row_stats(x, chunk):
             out[r, 4] += part[t, 4]
         out[r, 1] = mx
     return out
+
+
+@jit
+def _bucket_bound(metric, s, tau, mu, gamma, cnt, vmax):
+    """Upper bound of ``F`` over the next ``cnt`` prefixes when each added value <= vmax."""
+    if metric == DICE:
+        d0 = mu + tau + 1.0 + gamma
+        a = 2.0 * s / d0 if tau > 0 else 0.0
+        b = 2.0 * (s + cnt * vmax) / (d0 + cnt)
+        return max(a, b) + gamma / (mu + tau + 1.0 + gamma)
+    num = s + gamma
+    den = mu - s + tau + gamma
+    a = num / den if den > 0.0 else 0.0
+    b = (num + cnt * vmax) / (den + cnt * (1.0 - vmax))
+    return max(a, b)
+
+
+@jit
+def solve_band(vals, lo, hi, forced, mu, metric, gamma):
+    """First maximizer of the RMA objective over the prefixes that end in the band.
+
+    The band values (unsorted) are bucketed by value; a bucket is sorted and scanned
+    only if an upper bound of the objective over its prefixes can reach the best
+    value found so far (by a relative margin of 1e-9), else it is crossed in one
+    step.  Equal values always share a bucket, so ties are resolved within one.
+
+    Parameters
+    ----------
+    vals : ndarray of float64
+        The band values ``lo < p < hi`` of one row, in any order.
+    lo, hi : float
+        The screening bounds.
+    forced : tuple of (int, float, float)
+        Count, sum and minimum of the forced pixels ``p >= hi``.
+    mu : float
+        Sum of the row.
+    metric : int
+        ``DICE`` or ``IOU``.
+    gamma : float
+        Smoothing.
+
+    Returns
+    -------
+    tau, t, score, k_in, full : int, float, float, int, bool
+        τ*, the smallest selected value, ``F(τ*)``, how many selected pixels equal
+        ``t``, and whether every pixel equal to ``t`` is selected.
+    """
+    nf, sf, mf = forced
+    nb = vals.shape[0]
+    nbuck = max(1, min(_MAX_BUCKETS, nb // _PER_BUCKET))
+    width = (hi - lo) / nbuck
+    cnt = np.zeros(nbuck, dtype=np.int64)
+    bsum = np.zeros(nbuck)
+    bmin = np.full(nbuck, np.inf)
+    bmax = np.full(nbuck, -np.inf)
+    idx = np.empty(nb, dtype=np.int32)
+    for q in range(nb):
+        v = vals[q]
+        k = min(nbuck - 1, max(0, np.int64((v - lo) / width))) if nbuck > 1 else 0
+        idx[q] = k
+        cnt[k] += 1
+        bsum[k] += v
+        bmin[k] = min(bmin[k], v)
+        bmax[k] = max(bmax[k], v)
+    # counting sort into buckets (ascending bucket order)
+    off = np.empty(nbuck + 1, dtype=np.int64)
+    off[0] = 0
+    for k in range(nbuck):
+        off[k + 1] = off[k] + cnt[k]
+    fill = off[:-1].copy()
+    sorted_vals = np.empty(nb)
+    for q in range(nb):
+        k = idx[q]
+        sorted_vals[fill[k]] = vals[q]
+        fill[k] += 1
+
+    best = rma_objective(metric, sf, nf, mu, gamma)
+    tau = nf
+    best_tau = nf
+    best_t = mf
+    best_kin = 0
+    best_full = True
+    s = sf
+    for k in range(nbuck - 1, -1, -1):
+        c = cnt[k]
+        if c == 0:
+            continue
+        bound = _bucket_bound(metric, s, tau, mu, gamma, c, bmax[k])
+        if bound < best - 1e-9 * abs(best):
+            tau += c
+            s += bsum[k]
+            f = rma_objective(metric, s, tau, mu, gamma)
+            if f > best:  # cannot happen by the bound, kept for safety
+                best = f
+                best_tau = tau
+                best_t = bmin[k]
+                best_full = True
+            continue
+        seg = np.sort(sorted_vals[off[k] : off[k + 1]])
+        for q in range(c - 1, -1, -1):
+            s += seg[q]
+            tau += 1
+            f = rma_objective(metric, s, tau, mu, gamma)
+            if f > best:
+                best = f
+                best_tau = tau
+                tv = seg[q]
+                best_t = tv
+                k_in = 1
+                while q + k_in < c and seg[q + k_in] == tv:
+                    k_in += 1
+                best_kin = k_in
+                best_full = q == 0 or seg[q - 1] != tv
+    return best_tau, best_t, best, best_kin, best_full
 
 
 @pjit
@@ -230,42 +347,16 @@ def rma_cuts(x, stats, rows, metric, gamma, chunk):
             nf += nforce[i * nch + k]
             sf += sforce[i * nch + k]
             mf = min(mf, minforce[i * nch + k])
-        b0 = start[i]
-        b1 = start[i + 1]
-        vals = np.sort(band[b0:b1])  # ascending; scanned from the top
-        nb = b1 - b0
-        best = rma_objective(metric, sf, nf, mu, gamma)
-        best_k = 0
-        s = sf
-        for k in range(1, nb + 1):
-            s += vals[nb - k]
-            f = rma_objective(metric, s, nf + k, mu, gamma)
-            if f > best:
-                best = f
-                best_k = k
-        tau[i] = nf + best_k
-        score[i] = best
+        res = solve_band(band[start[i] : start[i + 1]], lo[i], hi[i], (nf, sf, mf), mu, metric, gamma)
+        tau[i], t[i], score[i], k_in, full = res
         if tau[i] == 0:
             t[i] = np.inf
             jcut[i] = -1
-        elif best_k == 0:
-            # cut inside the forced set: every pixel equal to t is forced
-            t[i] = mf
+        elif full:
             jcut[i] = d
         else:
-            tv = vals[nb - best_k]
-            t[i] = tv
-            k_in = 1
-            while best_k - k_in >= 1 and vals[nb - best_k + k_in] == tv:
-                k_in += 1
-            k_out = 0
-            while best_k + k_out + 1 <= nb and vals[nb - best_k - k_out - 1] == tv:
-                k_out += 1
-            if k_out == 0:
-                jcut[i] = d
-            else:
-                jcut[i] = -2  # resolved below
-                ktie[i] = k_in
+            jcut[i] = -2  # a tie straddles the cut: resolved below
+            ktie[i] = k_in
     # partial ties: locate the k-th pixel equal to t in flat order
     for i in prange(na):
         if jcut[i] == -2:
