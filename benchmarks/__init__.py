@@ -14,7 +14,6 @@ from __future__ import annotations
 import ctypes
 import gc
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -28,7 +27,7 @@ __all__ = [
     "SMALL_ENV",
     "SMALL_SHAPES",
     "WORKLOAD_NAMES",
-    "interleaved_medians",
+    "interleaved_times",
     "load_workload",
     "peak_rss_growth",
     "reset_peak_rss",
@@ -76,8 +75,10 @@ def warmup_input(probs: np.ndarray) -> np.ndarray:
     return make_probs(shape, kind=kind, smoothness=1.0, seed=1, dtype=probs.dtype)
 
 
-def interleaved_medians(funcs: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
-    """Median wall time in seconds of each callable, timed in interleaved rounds.
+def interleaved_times(
+    funcs: dict[str, Callable[[], object]], repeat: int
+) -> dict[str, list[float]]:
+    """Wall times in seconds of each callable, timed in ``repeat`` interleaved rounds.
 
     Each round calls every function once, in order, so slow drifts of the machine
     (frequency scaling, other tenants) hit all of them alike and their ratios stay
@@ -95,7 +96,7 @@ def interleaved_medians(funcs: dict[str, Callable[[], object]], repeat: int) -> 
     finally:
         if gc_was_enabled:
             gc.enable()
-    return {key: statistics.median(values) for key, values in times.items()}
+    return times
 
 
 def unmap_freed_memory() -> bool:

@@ -4,13 +4,15 @@ Read the figures as ratios to ``Argmax.time_argmax`` of the same run (or directl
 ``RMA.track_ratio_to_argmax``), never as absolute times from a shared machine.
 """
 
+import statistics
+
 import numpy as np
 
 import rankseg
 
 from . import (
     WORKLOAD_NAMES,
-    interleaved_medians,
+    interleaved_times,
     load_workload,
     reset_peak_rss,
     unmap_freed_memory,
@@ -76,14 +78,14 @@ class RMA(_RMASetup):
 
     def track_ratio_to_argmax(self, workload, metric, output_mode):
         """Median time of ``predict`` over median time of argmax, interleaved."""
-        medians = interleaved_medians(
+        times = interleaved_times(
             {
                 "argmax": lambda: np.argmax(self.probs, axis=1),
                 "rma": lambda: rankseg.predict(self.probs, **self.kwargs),
             },
             repeat=5,
         )
-        return medians["rma"] / medians["argmax"]
+        return statistics.median(times["rma"]) / statistics.median(times["argmax"])
 
     track_ratio_to_argmax.unit = "x argmax"
 

@@ -31,6 +31,7 @@ if __name__ == "__main__":  # run as a script: use this checkout, not an install
 import argparse  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
+import statistics  # noqa: E402
 import tracemalloc  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
@@ -42,7 +43,7 @@ import numpy as np  # noqa: E402
 import rankseg  # noqa: E402
 from benchmarks import (  # noqa: E402
     WORKLOAD_NAMES,
-    interleaved_medians,
+    interleaved_times,
     load_workload,
     peak_rss_growth,
     unmap_freed_memory,
@@ -128,6 +129,13 @@ def machine_line() -> str:
     )
 
 
+def _load_average() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except (AttributeError, OSError):  # not available on this system
+        return "n/a"
+
+
 def _ratio(value: float | None, base: float) -> str:
     return "n/a" if value is None else f"{value / base:.2f}"
 
@@ -141,11 +149,11 @@ def workload_funcs(probs: np.ndarray) -> dict[str, Any]:
     return funcs
 
 
-def measure_times(funcs: dict[str, Any], repeat: int) -> dict[str, float]:
-    """Warm up (JIT compilation, first touch), then interleaved median seconds."""
+def measure_times(funcs: dict[str, Any], repeat: int) -> dict[str, list[float]]:
+    """Warm up (JIT compilation, first touch), then seconds of interleaved rounds."""
     for func in funcs.values():
         func()
-    return interleaved_medians(funcs, repeat)
+    return interleaved_times(funcs, repeat)
 
 
 def measure_memory(funcs: dict[str, Any]) -> dict[str, tuple[int, int | None]]:
@@ -178,31 +186,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads is not None:
         numba.set_num_threads(args.threads)
 
+    load_before = _load_average()
     workloads = {name: load_workload(name, small=args.quick) for name in args.workloads}
-    medians = {}
+    times = {}
     for name, probs in workloads.items():
         print(f"{name}: {probs.shape} {probs.dtype}, {probs.nbytes / 2**20:.1f} MiB", flush=True)
-        medians[name] = measure_times(workload_funcs(probs), args.repeat)
+        times[name] = measure_times(workload_funcs(probs), args.repeat)
+    load_after = _load_average()
     # Memory after all timings: unmap_freed_memory changes the allocator for the process.
     unmap_freed_memory()
     rows = []
     for name, probs in workloads.items():
-        base = medians[name][YARDSTICK]
+        base = statistics.median(times[name][YARDSTICK])
         for label, (traced, rss) in measure_memory(workload_funcs(probs)).items():
-            seconds = medians[name][label]
+            median = statistics.median(times[name][label])
             rows.append(
                 (
                     name,
                     label,
-                    f"{seconds * 1e3:.2f}",
-                    f"{seconds / base:.2f}",
+                    f"{median * 1e3:.2f}",
+                    f"{median / base:.2f}",
+                    f"{min(times[name][label]) * 1e3:.2f}",
                     _ratio(traced, probs.nbytes),
                     _ratio(rss, probs.nbytes),
                 )
             )
     print(machine_line())
+    print(
+        f"load average (1 min) {load_before} before timing, {load_after} after: parallel "
+        "kernels slow down sharply when other processes compete for the cores"
+    )
     print(f"median of {args.repeat} interleaved rounds; ratios to {YARDSTICK} of the same run")
-    _print_table(rows, ("workload", "config", "median ms", "x argmax", "traced/in", "rss/in"))
+    header = ("workload", "config", "median ms", "x argmax", "min ms", "traced/in", "rss/in")
+    _print_table(rows, header)
     return 0
 
 
