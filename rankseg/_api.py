@@ -12,7 +12,7 @@ from rankseg._config import CHUNK
 from rankseg.kernels.assign import argmax_labels, assign_labels
 from rankseg.kernels.masks import write_masks, write_threshold_masks
 from rankseg.kernels.rma import DICE, IOU
-from rankseg.kernels.select import STAT_MAX, STAT_MU, STAT_NBAD, rma_cuts, row_stats
+from rankseg.kernels.select import STAT_MAX, STAT_MU, rma_cuts, row_stats
 
 __all__ = ["PredictInfo", "RankSEG", "predict"]
 
@@ -270,12 +270,9 @@ class RankSEG:
 
         d = int(np.prod(spatial))
         x = arr.reshape(nb * nc, d)
+        stats = _row_stats(arr, x)
         if x.dtype == np.float16:
             x = x.view(np.uint16)
-        stats = row_stats(x, CHUNK)
-        bad = np.flatnonzero(stats[:, STAT_NBAD])
-        if bad.size:
-            v.raise_bad_values(arr, int(bad[0]))
         flat_out = result.reshape(nb, d) if multiclass else result.reshape(nb * nc, d)
 
         if self.metric == "acc":
@@ -324,6 +321,24 @@ class RankSEG:
             score=np.zeros((0, nc)),
             pruned=np.zeros((0, nc), dtype=bool),
         )
+
+
+_UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def _row_stats(arr: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Row statistics with the maxima filled in; raises on NaN, inf or values outside [0, 1]."""
+    bits = x.view(_UINT[x.itemsize])
+    stats, maxbits = row_stats(bits if x.dtype == np.float16 else x, bits, CHUNK)
+    one = np.array(1.0, dtype=x.dtype).view(bits.dtype)
+    stats[:, STAT_MAX] = maxbits.astype(bits.dtype).view(x.dtype)
+    for r in np.flatnonzero(maxbits > one):
+        # a pattern above 1.0's: NaN, inf, a value outside [0, 1] -- or only -0.0
+        row = x[r].astype(np.float64)
+        if np.isnan(row).any() or (row < 0).any() or (row > 1).any():
+            v.raise_bad_values(arr, int(r))
+        stats[r, STAT_MAX] = row.max()
+    return stats
 
 
 def predict(

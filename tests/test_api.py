@@ -184,3 +184,14 @@ def test_input_never_modified(rng):
         for metric in ("dice", "iou", "acc"):
             predict(probs, metric=metric, output_mode=mode)
     np.testing.assert_array_equal(probs, before)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_negative_zero_is_a_valid_probability(rng, dtype):
+    probs = softmax(rng, (1, 3, 6, 6)).astype(dtype)
+    probs[0, 1, :2] = 0.0
+    neg = probs.copy()
+    neg[0, 1, :2] = -0.0
+    assert np.signbit(neg[0, 1, 0]).all()
+    np.testing.assert_array_equal(predict(neg), predict(probs))
+    np.testing.assert_array_equal(predict(neg, output_mode="multilabel"), predict(probs, output_mode="multilabel"))

@@ -99,11 +99,12 @@ def assign_labels(x, ncls, cut, mu, params, out, chunk):
             tr = t[r]
             if not active[r] or tr == np.inf:
                 continue
-            jc = jcut[r]
-            for j in range(j0, j1):
-                if is_selected(as_f64(x[r, j]), j, tr, jc):
-                    cnt[j - j0] += 1
-                    who[j - j0] = c
+            jc = jcut[r] - j0
+            row = x[r, j0:j1]
+            for j in range(row.shape[0]):
+                if is_selected(as_f64(row[j]), j, tr, jc):
+                    cnt[j] += 1
+                    who[j] = c
         for j in range(j0, j1):
             k = cnt[j - j0]
             if k == 1:
@@ -181,13 +182,16 @@ def argmax_labels(x, ncls, out, chunk):
         best = np.empty(j1 - j0)
         idx = np.zeros(j1 - j0, dtype=np.int64)
         r0 = b * ncls
-        for j in range(j0, j1):
-            best[j - j0] = as_f64(x[r0, j])
+        row = x[r0, j0:j1]
+        for j in range(row.shape[0]):
+            best[j] = as_f64(row[j])
         for c in range(1, ncls):
-            for j in range(j0, j1):
-                v = as_f64(x[r0 + c, j])
-                if v > best[j - j0]:
-                    best[j - j0] = v
-                    idx[j - j0] = c
-        for j in range(j0, j1):
-            out[b, j] = idx[j - j0]
+            row = x[r0 + c, j0:j1]
+            for j in range(row.shape[0]):
+                v = as_f64(row[j])
+                if v > best[j]:
+                    best[j] = v
+                    idx[j] = c
+        dst = out[b, j0:j1]
+        for j in range(dst.shape[0]):
+            dst[j] = idx[j]

@@ -56,15 +56,19 @@ def write_masks(x, t, jcut, out, chunk):
         j0 = (task % nch) * chunk
         j1 = min(d, j0 + chunk)
         tr = t[r]
+        dst = out[r, j0:j1]
         if tr == np.inf:
-            out[r, j0:j1] = False
-        elif jcut[r] >= d - 1:
-            for j in range(j0, j1):
-                out[r, j] = as_f64(x[r, j]) >= tr
+            dst[:] = False
+            continue
+        # row slices starting at 0 let numba drop negative-index checks (vectorizes)
+        row = x[r, j0:j1]
+        if jcut[r] >= d - 1:
+            for j in range(row.shape[0]):
+                dst[j] = as_f64(row[j]) >= tr
         else:
-            jc = jcut[r]
-            for j in range(j0, j1):
-                out[r, j] = is_selected(as_f64(x[r, j]), j, tr, jc)
+            jc = jcut[r] - j0
+            for j in range(row.shape[0]):
+                dst[j] = is_selected(as_f64(row[j]), j, tr, jc)
 
 
 @pjit
@@ -86,5 +90,7 @@ def write_threshold_masks(x, out, chunk):
         r = task // nch
         j0 = (task % nch) * chunk
         j1 = min(d, j0 + chunk)
-        for j in range(j0, j1):
-            out[r, j] = as_f64(x[r, j]) > 0.5
+        row = x[r, j0:j1]
+        dst = out[r, j0:j1]
+        for j in range(row.shape[0]):
+            dst[j] = as_f64(row[j]) > 0.5

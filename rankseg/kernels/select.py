@@ -26,14 +26,13 @@ from rankseg._config import jit, pjit
 from rankseg.kernels._dtype import as_f64
 from rankseg.kernels.rma import DICE, rma_bounds, rma_objective
 
-__all__ = ["STAT_MU", "STAT_MAX", "STAT_NBAD", "STAT_NHALF", "STAT_SHALF", "row_stats", "rma_cuts"]
+__all__ = ["STAT_MAX", "STAT_MU", "STAT_NHALF", "STAT_SHALF", "rma_cuts", "row_stats", "solve_band"]
 
 STAT_MU = 0
 STAT_MAX = 1
-STAT_NBAD = 2
-STAT_NHALF = 3
-STAT_SHALF = 4
-_NSTAT = 5
+STAT_NHALF = 2
+STAT_SHALF = 3
+_NSTAT = 4
 #: band values kept per work item before falling back to a second read
 _SLOT = 2048
 #: bucketing of large bands: at most this many buckets, about this many values each
@@ -41,82 +40,71 @@ _MAX_BUCKETS = 4096
 _PER_BUCKET = 16
 
 
-@pjit
-def row_stats(x, chunk):
+# fastmath={"reassoc"} only: it lets LLVM vectorize the sums (7x faster measured on
+# float32 rows); comparisons, NaN and signed-zero semantics are untouched.  The
+# summation order is fixed by the compiled code and the fixed work items, so the
+# result does not depend on the number of threads.
+@pjit(fastmath={"reassoc"})
+def row_stats(x, xb, chunk):
     """One streaming pass over every row.
 
     Parameters
     ----------
     x : ndarray, shape (R, d)
         Probabilities (float32/float64, or float16 as uint16 bits).
+    xb : ndarray, shape (R, d)
+        The same buffer viewed as unsigned integers of the same width.  For
+        values in [+0, 1] the bit patterns are ordered like the values, and every
+        NaN, infinity, negative number (even -0.0) or value above 1 has a larger
+        pattern than 1.0: the maximum pattern both validates the row and gives its
+        maximum.
     chunk : int
         Pixels per work item.
 
     Returns
     -------
-    ndarray, shape (R, 5)
-        Per row: ``μ``, max, count of values outside [0, 1] or NaN, count of
-        ``p >= 1/2`` and their sum (columns ``STAT_*``).
+    stats : ndarray, shape (R, 4)
+        Per row: ``μ``, 0 (the API fills in the maximum), count of ``p >= 1/2``
+        and their sum (columns ``STAT_*``).
+    maxbits : ndarray of uint64, shape (R,)
+        The largest bit pattern of each row.
     """
     nrow, d = x.shape
     nch = (d + chunk - 1) // chunk
     part = np.empty((nrow * nch, _NSTAT))
+    pbits = np.empty(nrow * nch, dtype=np.uint64)
     for task in prange(nrow * nch):
         r = task // nch
         j0 = (task % nch) * chunk
         j1 = min(d, j0 + chunk)
-        s0 = 0.0
-        s1 = 0.0
-        mx = -np.inf
-        nbad = 0
-        nh = 0
+        # a row slice starting at 0 lets numba drop negative-index checks, so the
+        # loop vectorizes
+        row = x[r, j0:j1]
+        rowb = xb[r, j0:j1]
+        s = 0.0
         sh = 0.0
-        j = j0
-        # two accumulators shorten the add dependency chain; fixed order keeps
-        # the sum deterministic
-        while j + 1 < j1:
-            v = as_f64(x[r, j])
-            w = as_f64(x[r, j + 1])
-            s0 += v
-            s1 += w
-            mx = max(mx, v, w)
-            if not (v >= 0.0 and v <= 1.0):
-                nbad += 1
-            if not (w >= 0.0 and w <= 1.0):
-                nbad += 1
-            if v >= 0.5:
-                nh += 1
-                sh += v
-            if w >= 0.5:
-                nh += 1
-                sh += w
-            j += 2
-        if j < j1:
-            v = as_f64(x[r, j])
-            s0 += v
-            mx = max(mx, v)
-            if not (v >= 0.0 and v <= 1.0):
-                nbad += 1
-            if v >= 0.5:
-                nh += 1
-                sh += v
-        part[task, 0] = s0 + s1
-        part[task, 1] = mx
-        part[task, 2] = nbad
-        part[task, 3] = nh
-        part[task, 4] = sh
+        nh = 0
+        mb = rowb[0]
+        for j in range(row.shape[0]):
+            v = as_f64(row[j])
+            s += v
+            sh += v if v >= 0.5 else 0.0
+            nh += v >= 0.5
+            mb = max(mb, rowb[j])
+        part[task, 0] = s
+        part[task, 2] = nh
+        part[task, 3] = sh
+        pbits[task] = mb
     out = np.zeros((nrow, _NSTAT))
+    maxbits = np.zeros(nrow, dtype=np.uint64)
     for r in prange(nrow):
-        mx = -np.inf
         for k in range(nch):
             t = r * nch + k
             out[r, 0] += part[t, 0]
-            mx = max(mx, part[t, 1])
             out[r, 2] += part[t, 2]
             out[r, 3] += part[t, 3]
-            out[r, 4] += part[t, 4]
-        out[r, 1] = mx
-    return out
+            maxbits[r] = max(maxbits[r], pbits[t])
+    return out, maxbits
 
 
 @jit
@@ -241,8 +229,8 @@ def rma_cuts(x, stats, rows, metric, gamma, chunk):
     ----------
     x : ndarray, shape (R, d)
         Probabilities (float32/float64, or float16 as uint16 bits).
-    stats : ndarray, shape (R, 5)
-        Output of :func:`row_stats`.
+    stats : ndarray, shape (R, 4)
+        Output of :func:`row_stats` with the row maxima filled in.
     rows : ndarray of int64
         The rows to solve (the others are left untouched in the outputs).
     metric : int
@@ -269,9 +257,9 @@ def rma_cuts(x, stats, rows, metric, gamma, chunk):
             stats[r, 0],
             gamma,
             d,
-            stats[r, 1],
-            np.int64(stats[r, 3]),
-            stats[r, 4],
+            stats[r, STAT_MAX],
+            np.int64(stats[r, STAT_NHALF]),
+            stats[r, STAT_SHALF],
         )
     # pass 2: one read per row gathers the band into a fixed slot per work item
     # (cap values each: O(candidates) memory) and sums the forced set; a work
@@ -294,8 +282,9 @@ def rma_cuts(x, stats, rows, metric, gamma, chunk):
         nf = 0
         sf = 0.0
         mf = np.inf
-        for j in range(j0, j1):
-            v = as_f64(x[r, j])
+        row = x[r, j0:j1]
+        for j in range(row.shape[0]):
+            v = as_f64(row[j])
             if v >= b:
                 nf += 1
                 sf += v
