@@ -54,7 +54,7 @@ _X_FAR = 40.0
 
 @jit
 def std_normal_cdf(x):
-    """Standard normal CDF ``Phi(x) = erfc(-x / sqrt(2)) / 2``.
+    """Evaluate the standard normal CDF ``Phi(x) = erfc(-x / sqrt(2)) / 2``.
 
     Parameters
     ----------
@@ -71,7 +71,7 @@ def std_normal_cdf(x):
 
 @jit
 def std_normal_pdf(x):
-    """Standard normal density ``phi(x) = exp(-x**2 / 2) / sqrt(2 pi)``.
+    """Evaluate the standard normal density ``phi(x) = exp(-x**2 / 2) / sqrt(2 pi)``.
 
     Parameters
     ----------
@@ -161,7 +161,7 @@ def refined_pmf(k, mu, sigma, skew):
 
 @jit
 def rna_params(mu, var, m3):
-    """Standard deviation and skewness of the RNA from the three cumulants.
+    """Return the standard deviation and skewness of the RNA from the three cumulants.
 
     Parameters
     ----------
@@ -354,7 +354,7 @@ def rna_pmf_window(mu, sigma, skew, lq, uq, out):
 
 @jit
 def rna_pmf_window_array(mu, var, m3, d, eps):
-    """Convenience wrapper: window and renormalized pmf from the three cumulants.
+    """Return the eps-window and renormalized pmf from the three cumulants.
 
     Parameters
     ----------
