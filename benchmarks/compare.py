@@ -13,7 +13,9 @@ relative to the input size, seen two ways:
 - ``traced/in``: peak of :mod:`tracemalloc` (NumPy allocations, e.g. outputs and
   temporaries made in Python), which misses memory allocated inside numba kernels;
 - ``rss/in``: peak growth of the resident set (Linux), which sees everything that
-  touches memory but not memory reused from the allocator's free lists.
+  touches memory but not memory reused from the allocator's free lists;
+- ``extra/in``: the larger of the two peaks minus the bytes of the output, i.e. the
+  working memory beyond input and output (the target is <= 0.10).
 
 Run as a script it imports the ``rankseg`` of this checkout (the repository root goes
 first on ``sys.path``).  To benchmark another solver, append a :class:`Config` to
@@ -156,9 +158,24 @@ def measure_times(funcs: dict[str, Any], repeat: int) -> dict[str, list[float]]:
     return interleaved_times(funcs, repeat)
 
 
-def measure_memory(funcs: dict[str, Any]) -> dict[str, tuple[int, int | None]]:
-    """Peak extra bytes of one call of each function: (traced, resident)."""
-    return {label: (traced_peak(func), peak_rss_growth(func)) for label, func in funcs.items()}
+def measure_memory(funcs: dict[str, Any]) -> dict[str, tuple[int, int | None, int]]:
+    """Peak extra bytes of one call of each function: (traced, resident, output bytes)."""
+    return {
+        label: (traced_peak(func), peak_rss_growth(func), _nbytes(func()))
+        for label, func in funcs.items()
+    }
+
+
+def _nbytes(result: Any) -> int:
+    if isinstance(result, tuple):
+        return sum(_nbytes(r) for r in result)
+    return int(getattr(result, "nbytes", 0))
+
+
+def _extra(traced: int, rss: int | None, out_bytes: int, base: float) -> str:
+    """Peak memory beyond the output (the larger of both measures), relative to the input."""
+    peak = traced if rss is None else max(traced, rss)
+    return f"{max(peak - out_bytes, 0) / base:.2f}"
 
 
 def _print_table(rows: list[tuple], header: tuple) -> None:
@@ -198,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     for name, probs in workloads.items():
         base = statistics.median(times[name][YARDSTICK])
-        for label, (traced, rss) in measure_memory(workload_funcs(probs)).items():
+        for label, (traced, rss, out_bytes) in measure_memory(workload_funcs(probs)).items():
             median = statistics.median(times[name][label])
             rows.append(
                 (
@@ -209,6 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{min(times[name][label]) * 1e3:.2f}",
                     _ratio(traced, probs.nbytes),
                     _ratio(rss, probs.nbytes),
+                    _extra(traced, rss, out_bytes, probs.nbytes),
                 )
             )
     print(machine_line())
@@ -217,7 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "kernels slow down sharply when other processes compete for the cores"
     )
     print(f"median of {args.repeat} interleaved rounds; ratios to {YARDSTICK} of the same run")
-    header = ("workload", "config", "median ms", "x argmax", "min ms", "traced/in", "rss/in")
+    header = (
+        "workload", "config", "median ms", "x argmax", "min ms", "traced/in", "rss/in", "extra/in"
+    )
     _print_table(rows, header)
     return 0
 

@@ -120,7 +120,7 @@ def assign_labels(x, ncls, cut, mu, params, out, chunk):
     m = np.zeros((nb, ncls))
     n = np.zeros((nb, ncls))
     anyact = np.zeros(nb, dtype=np.bool_)
-    for b in prange(nb):
+    for b in range(nb):  # serial: a parallel region's barrier costs more than this loop
         for k in range(nch):
             for c in range(ncls):
                 m[b, c] += msum[b * nch + k, c]

@@ -51,6 +51,7 @@ import math
 import numpy as np
 
 from rankseg._config import jit
+from rankseg.kernels._dtype import as_f64
 
 __all__ = [
     "DEFAULT_NPOW",
@@ -73,7 +74,7 @@ SUM_VAR = 2  # sum p (1 - p)
 SUM_M3 = 3  # sum p (1 - p) (1 - 2 p)
 SUM_HEAD = 4  # power sums P_1..P_K follow at SUM_HEAD..SUM_HEAD + K - 1
 #: Default number of power sums.
-DEFAULT_NPOW = 16
+DEFAULT_NPOW = 12
 
 #: Lattice step in u (trapezoid rule); tests show agreement with the DP to ~1e-15.
 H_STEP = 0.15
@@ -143,14 +144,57 @@ def new_summary(npow: int = DEFAULT_NPOW) -> np.ndarray:
     return np.zeros(SUM_HEAD + npow, dtype=np.float64)
 
 
-@jit
+@jit(fastmath={"reassoc"})
+def _block_powers(vals, pw, m, npow, tot, off):
+    """Add ``sum_i vals[i]**k`` for ``k = 1..npow`` to ``tot[off + k - 1]``.
+
+    ``pw`` enters equal to ``vals`` and is used as scratch.  Four powers are formed
+    in registers per sweep over the block, which measured 1.7x faster than one
+    power per sweep (the loop is bound by loads and stores otherwise).
+    """
+    k = 0
+    while k + 4 <= npow:
+        b0 = 0.0
+        b1 = 0.0
+        b2 = 0.0
+        b3 = 0.0
+        for i in range(m):
+            v = vals[i]
+            t = pw[i]
+            b0 += t
+            t *= v
+            b1 += t
+            t *= v
+            b2 += t
+            t *= v
+            b3 += t
+            pw[i] = t * v
+        tot[off + k] += b0
+        tot[off + k + 1] += b1
+        tot[off + k + 2] += b2
+        tot[off + k + 3] += b3
+        k += 4
+    while k < npow:
+        b0 = 0.0
+        for i in range(m):
+            b0 += pw[i]
+            pw[i] *= vals[i]
+        tot[off + k] += b0
+        k += 1
+
+
+# fastmath={"reassoc"} only (as in select.row_stats): it lets LLVM vectorize the sums;
+# comparisons, NaN and signed-zero semantics are untouched.  The block structure
+# fixes the summation order, so results are reproducible.
+@jit(fastmath={"reassoc"})
 def row_summary(row, summary):
     """One streaming pass over a row: cumulants and power sums.
 
     Parameters
     ----------
-    row : ndarray of float32 or float64, shape (d,)
-        The row's probabilities in any order.
+    row : ndarray, shape (d,)
+        The row's probabilities in any order: float32, float64, or float16 passed
+        as its ``uint16`` bit pattern (decoded by :func:`rankseg.kernels._dtype.as_f64`).
     summary : ndarray of float64, shape (SUM_HEAD + K,)
         Receives ``[d, mu, var, m3, P_1, ..., P_K]`` with ``mu = sum p``,
         ``var = sum p (1 - p)``, ``m3 = sum p (1 - p) (1 - 2 p)`` and
@@ -163,9 +207,8 @@ def row_summary(row, summary):
 
     Notes
     -----
-    Accumulates in float64, block by block with four interleaved partial sums per
-    block, so the rounding error grows with the block size, not with ``d``, and the
-    loop is not bound by the latency of one addition chain.
+    Accumulates in float64 block by block (``_BLOCK`` pixels), so the rounding
+    error grows with the block size rather than with ``d``.
     """
     n = row.shape[0]
     npow = summary.shape[0] - SUM_HEAD
@@ -174,11 +217,12 @@ def row_summary(row, summary):
     tot = np.zeros(3 + npow, dtype=np.float64)
     for start in range(0, n, _BLOCK):
         m = min(_BLOCK, n - start)
+        blk = row[start : start + m]
         a0 = 0.0
         a1 = 0.0
         a2 = 0.0
         for i in range(m):
-            p = float(row[start + i])
+            p = as_f64(blk[i])
             vals[i] = p
             pw[i] = p
             v = p * (1.0 - p)
@@ -188,27 +232,7 @@ def row_summary(row, summary):
         tot[0] += a0
         tot[1] += a1
         tot[2] += a2
-        for k in range(npow):
-            b0 = 0.0
-            b1 = 0.0
-            b2 = 0.0
-            b3 = 0.0
-            i = 0
-            while i + 4 <= m:
-                b0 += pw[i]
-                b1 += pw[i + 1]
-                b2 += pw[i + 2]
-                b3 += pw[i + 3]
-                pw[i] *= vals[i]
-                pw[i + 1] *= vals[i + 1]
-                pw[i + 2] *= vals[i + 2]
-                pw[i + 3] *= vals[i + 3]
-                i += 4
-            while i < m:
-                b0 += pw[i]
-                pw[i] *= vals[i]
-                i += 1
-            tot[3 + k] += (b0 + b1) + (b2 + b3)
+        _block_powers(vals, pw, m, npow, tot, 3)
     summary[SUM_D] = n
     summary[SUM_MU] = tot[0]
     summary[SUM_VAR] = tot[1]
@@ -216,6 +240,33 @@ def row_summary(row, summary):
     for k in range(npow):
         summary[SUM_HEAD + k] = tot[3 + k]
     return summary
+
+
+@jit(fastmath={"reassoc"})
+def _block_power_sums(q, n, top_pow):
+    """Add the power sums of ``q[:n]`` to ``top_pow[:K]``; return (sum, max, min, #ones)."""
+    npow = top_pow.shape[0] - 1
+    vals = np.empty(_BLOCK, dtype=np.float64)
+    pw = np.empty(_BLOCK, dtype=np.float64)
+    s = 0.0
+    vmax = 0.0
+    vmin = 1.0
+    n_one = 0
+    for start in range(0, n, _BLOCK):
+        m = min(_BLOCK, n - start)
+        blk = q[start : start + m]
+        a = 0.0
+        for i in range(m):
+            p = as_f64(blk[i])
+            vals[i] = p
+            pw[i] = p
+            a += p
+            vmax = max(vmax, p)
+            vmin = min(vmin, p)
+            n_one += p == 1.0
+        s += a
+        _block_powers(vals, pw, m, npow, top_pow, 0)
+    return s, vmax, vmin, n_one
 
 
 @jit
@@ -357,31 +408,7 @@ def _objective(q, summary, gamma, tau_lo, tau_hi, iou, out):
     # --- prefix statistics -------------------------------------------------------------
     # top block [0, t0): power sums Q_1..Q_K (top_pow[:K]) and maximum (top_pow[K])
     top_pow = np.zeros(npow + 1, dtype=np.float64)
-    vals = np.empty(_BLOCK, dtype=np.float64)
-    pw = np.empty(_BLOCK, dtype=np.float64)
-    s_t0 = 0.0
-    top_max = 0.0
-    top_min = 1.0
-    n_one = 0
-    for start in range(0, t0, _BLOCK):
-        m = min(_BLOCK, t0 - start)
-        a = 0.0
-        for i in range(m):
-            p = float(q[start + i])
-            vals[i] = p
-            pw[i] = p
-            a += p
-            top_max = max(top_max, p)
-            top_min = min(top_min, p)
-            if p == 1.0:
-                n_one += 1
-        s_t0 += a
-        for k in range(npow):
-            b = 0.0
-            for i in range(m):
-                b += pw[i]
-                pw[i] *= vals[i]
-            top_pow[k] += b
+    s_t0, top_max, top_min, n_one = _block_power_sums(q, t0, top_pow)
     top_pow[npow] = top_max
     # S_tau over the band
     s_band = np.empty(nb, dtype=np.float64)

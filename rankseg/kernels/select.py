@@ -97,7 +97,9 @@ def row_stats(x, xb, chunk):
         pbits[task] = mb
     out = np.zeros((nrow, _NSTAT))
     maxbits = np.zeros(nrow, dtype=np.uint64)
-    for r in prange(nrow):
+    # serial reductions: each parallel region ends in a barrier, which costs a lot
+    # when another process holds a core
+    for r in range(nrow):
         for k in range(nch):
             t = r * nch + k
             out[r, 0] += part[t, 0]
@@ -303,7 +305,7 @@ def rma_cuts(x, stats, rows, metric, gamma, chunk):
     for i in range(na):
         start[i + 1] = start[i] + nband[i * nch : (i + 1) * nch].sum()
     band = np.empty(start[na])
-    for i in prange(na):
+    for i in range(na):
         pos = start[i]
         overflow = False
         for k in range(nch):
@@ -347,15 +349,16 @@ def rma_cuts(x, stats, rows, metric, gamma, chunk):
             jcut[i] = -2  # a tie straddles the cut: resolved below
             ktie[i] = k_in
     # partial ties: locate the k-th pixel equal to t in flat order
-    for i in prange(na):
-        if jcut[i] == -2:
-            r = rows[i]
-            tv = t[i]
-            cnt = 0
-            for j in range(d):
-                if as_f64(x[r, j]) == tv:
-                    cnt += 1
-                    if cnt == ktie[i]:
-                        jcut[i] = j
-                        break
+    partial = np.flatnonzero(jcut == -2)
+    for q in prange(partial.shape[0]):
+        i = partial[q]
+        tv = t[i]
+        row = x[rows[i]]
+        cnt = 0
+        for j in range(d):
+            if as_f64(row[j]) == tv:
+                cnt += 1
+                if cnt == ktie[i]:
+                    jcut[i] = j
+                    break
     return tau, t, jcut, score
