@@ -77,7 +77,7 @@ SUM_HEAD = 4  # power sums P_1..P_K follow at SUM_HEAD..SUM_HEAD + K - 1
 DEFAULT_NPOW = 12
 
 #: Lattice step in u (trapezoid rule); tests show agreement with the DP to ~1e-15.
-H_STEP = 0.15
+H_STEP = 0.2
 #: Absolute tolerance for dropping a node or the lattice tails (objective is in [0, 1]).
 _TOL = 1e-18
 #: Pixels per block of the streaming pass (partial sums keep rounding at ~block size).
@@ -88,7 +88,7 @@ _BLOCK = 256
 TAIL_POINTS = 12
 #: Scale of the tail rule: its last lattice node sits at s0 = TAIL_SCALE / a, where
 #: a bounds the growth rate of the integrand near s = 0.
-TAIL_SCALE = 0.25
+TAIL_SCALE = 0.5
 #: Floor added to the growth rate (the integrand's Taylor coefficients at s = 0 grow
 #: like moments of tau + gamma + Gamma, never slower than Poisson moments).
 TAIL_RATE_FLOOR = 1.0
