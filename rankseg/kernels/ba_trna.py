@@ -1,0 +1,301 @@
+"""BA and TRNA objectives for expected Dice, and the d0 search bound (SPEC.md sections 2-3).
+
+Both approximate the exact Dice objective
+``pi(tau) = 2 sum_{j <= tau} p_(j) E[1 / (tau + 1 + gamma + Gamma_{-(j)})]
++ gamma E[1 / (tau + gamma + Gamma)]`` with refined-normal (RNA) pmfs restricted to
+the eps-window ``[lq, uq]`` of ``Gamma`` (:mod:`rankseg.kernels.refined_normal`):
+
+* **BA** (blind approximation) replaces every ``Gamma_{-(j)}`` by ``Gamma``:
+  ``pi(tau) = 2 S_tau A(tau + 1 + gamma) + gamma A(tau + gamma)`` with
+  ``A(a) = sum_k pmf(k) / (a + k)``.  Cost ``O(w)`` once plus ``O(min(w, 16))`` per
+  ``tau``: for large ``a`` the sum is a fast-converging series in the window's central
+  moments.
+* **TRNA** (truncated RNA) gives each ``Gamma_{-(j)}`` its own RNA with the moments of
+  ``Gamma`` minus those of pixel ``j``, evaluated on ``Gamma``'s window and renormalized
+  there, accumulated in ``W_tau(k) = sum_{j <= tau} p_(j) pmf_{-(j)}(k)`` as upstream.
+  Cost ``O(w)`` per pixel of rank ``<= tau_hi`` (the pmfs of equal consecutive
+  probabilities are shared).
+
+With ``gamma = 0``, ``pi(0) = 0`` (the 0/0 := 0 convention); otherwise
+``pi(0) = gamma A(gamma)``.
+
+Inputs: ``q``, a prefix of the row's probabilities in descending rank order of length
+``>= tau_hi`` whose first ``tau_lo`` entries may be in any order (they must be the
+``tau_lo`` largest), and the whole-row summary of
+:func:`rankseg.kernels.exact.row_summary` (only ``d, mu, var, m3`` are read, so
+``K = 0`` power sums suffice).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rankseg._config import jit
+from rankseg.kernels.exact import SUM_D, SUM_M3, SUM_MU, SUM_VAR
+from rankseg.kernels.refined_normal import rna_params, rna_pmf_window, rna_window
+
+__all__ = [
+    "ba_dice_objective",
+    "ba_trna_use_ba",
+    "d0_bound",
+    "rna_window_of_summary",
+    "trna_dice_objective",
+]
+
+#: Central moments kept for the series form of A(a) (ratio <= _SERIES_RATIO).
+_NMOM = 16
+_SERIES_RATIO = 0.1  # 0.1**16 = 1e-16 relative truncation error
+#: ``ba+trna`` uses BA when sigma exceeds this (SPEC.md section 3).
+BA_SIGMA = 5.0
+
+
+@jit
+def d0_bound(q, d, gamma):
+    """Search bound d0 of the exact Dice optimum (JMLR, Lemma 3).
+
+    Parameters
+    ----------
+    q : ndarray of float, shape (M,)
+        Prefix of the row's probabilities sorted in descending order (all of it
+        sorted, from rank 1).
+    d : int
+        Number of pixels of the row (``M <= d``).
+    gamma : float
+        Smoothing ``gamma >= 0``.
+
+    Returns
+    -------
+    int
+        The first ``tau >= 1`` with ``S_tau >= (tau + gamma + d) p_(tau+1)``, or ``d``
+        when none exists (``p_(d+1) := 0``).  ``-1`` when the prefix is too short to
+        decide: no ``tau <= M - 1`` qualifies and ``M < d``; grow the prefix and call
+        again.
+
+    Notes
+    -----
+    The condition is monotone in ``tau`` (once it holds, ``S/(tau + gamma + d)``
+    stays above the next probability), so a caller may also bisect on it.  A zero
+    ``p_(tau+1)`` satisfies it whatever ``gamma`` (no ``inf * 0``).
+    """
+    m_len = q.shape[0]
+    s = 0.0
+    for tau in range(1, d):
+        if tau >= m_len:
+            return -1
+        s += float(q[tau - 1])
+        qn = float(q[tau])
+        if qn == 0.0 or s >= (tau + gamma + d) * qn:
+            return tau
+    return d
+
+
+@jit
+def ba_trna_use_ba(summary):
+    """Rule of the ``ba+trna`` solver: BA when ``sigma > 5``, else TRNA.
+
+    Parameters
+    ----------
+    summary : ndarray of float64
+        Whole-row summary (:func:`rankseg.kernels.exact.row_summary`).
+
+    Returns
+    -------
+    bool
+        ``True`` for BA.
+    """
+    sigma, _ = rna_params(summary[SUM_MU], summary[SUM_VAR], summary[SUM_M3])
+    return sigma > BA_SIGMA
+
+
+@jit
+def rna_window_of_summary(summary, eps):
+    """Eps-window ``[lq, uq]`` of the RNA of ``Gamma`` for a row summary.
+
+    Parameters
+    ----------
+    summary : ndarray of float64
+        Whole-row summary.
+    eps : float
+        Window tail mass in (0, 1).
+
+    Returns
+    -------
+    lq, uq : int
+        Inclusive window (width ``w = uq - lq + 1`` sizes the per-thread scratch).
+    """
+    mu = summary[SUM_MU]
+    sigma, skew = rna_params(mu, summary[SUM_VAR], summary[SUM_M3])
+    return rna_window(mu, sigma, skew, int(summary[SUM_D]), eps)
+
+
+@jit
+def _gamma_pmf(summary, eps):
+    """Window and renormalized RNA pmf of Gamma."""
+    mu = summary[SUM_MU]
+    sigma, skew = rna_params(mu, summary[SUM_VAR], summary[SUM_M3])
+    lq, uq = rna_window(mu, sigma, skew, int(summary[SUM_D]), eps)
+    pmf = np.zeros(uq - lq + 1, dtype=np.float64)
+    rna_pmf_window(mu, sigma, skew, lq, uq, pmf)
+    return lq, uq, pmf
+
+
+@jit
+def _central_moments(pmf, lq, uq, mom):
+    """``mom[m] = sum_k pmf(k) (k - c)**m`` with ``c`` the window centre; returns c."""
+    c = 0.5 * (lq + uq)
+    for m in range(mom.shape[0]):
+        mom[m] = 0.0
+    for i in range(pmf.shape[0]):
+        t = pmf[i]
+        z = lq + i - c
+        for m in range(mom.shape[0]):
+            mom[m] += t
+            t *= z
+    return c
+
+
+@jit
+def _inv_mean(a, pmf, lq, uq, c, mom):
+    """``A(a) = sum_k pmf(k) / (a + k)`` over the window (``a + lq > 0``)."""
+    w = pmf.shape[0]
+    b = a + c
+    if w > 2 * _NMOM and 0.5 * (uq - lq) <= _SERIES_RATIO * b:
+        # 1/(b + z) = sum_m (-z)**m / b**(m+1), |z| <= (uq - lq)/2 <= 0.1 b
+        acc = 0.0
+        for m in range(_NMOM - 1, -1, -1):
+            acc = mom[m] - acc / b
+        return acc / b
+    acc = 0.0
+    for i in range(w):
+        acc += pmf[i] / (a + lq + i)
+    return acc
+
+
+@jit
+def ba_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out):
+    """BA objective of expected Dice for ``tau`` in ``[tau_lo, tau_hi]``.
+
+    Parameters
+    ----------
+    q : ndarray of float, shape (M,)
+        Descending prefix, ``M >= tau_hi``; ``q[:tau_lo]`` may be in any order
+        (only its sum is used).
+    summary : ndarray of float64
+        Whole-row summary (``d, mu, var, m3``).
+    gamma : float
+        Smoothing ``gamma >= 0``.
+    eps : float
+        Window tail mass in (0, 1).
+    tau_lo, tau_hi : int
+        Inclusive band, ``0 <= tau_lo <= tau_hi <= d``.
+    out : ndarray of float64, shape (>= tau_hi - tau_lo + 1,)
+        Receives ``pi(tau_lo + i)`` in ``out[i]``.
+
+    Returns
+    -------
+    int
+        Width ``w = uq - lq + 1`` of the window used.
+    """
+    lq, uq, pmf = _gamma_pmf(summary, eps)
+    mom = np.zeros(_NMOM, dtype=np.float64)
+    c = _central_moments(pmf, lq, uq, mom)
+    # S_{tau_lo - 1} as the sum of all but one top-block entry (their order is free);
+    # the loop adds q[tau - 1]
+    s = 0.0
+    for j in range(tau_lo - 1):
+        s += float(q[j])
+    a_next = 0.0
+    a_cur = 0.0
+    for tau in range(tau_lo, tau_hi + 1):
+        if tau == 0:
+            out[0] = gamma * _inv_mean(gamma, pmf, lq, uq, c, mom) if gamma > 0.0 else 0.0
+            continue
+        s += float(q[tau - 1])
+        if gamma > 0.0:
+            if tau == tau_lo or tau == 1:
+                a_cur = _inv_mean(tau + gamma, pmf, lq, uq, c, mom)
+            else:
+                a_cur = a_next
+        a_next = _inv_mean(tau + 1.0 + gamma, pmf, lq, uq, c, mom)
+        out[tau - tau_lo] = 2.0 * s * a_next + gamma * a_cur
+    return uq - lq + 1
+
+
+@jit
+def _loo_pmf_window(summary, qj, lq, uq, buf):
+    """Renormalized RNA pmf of Gamma - Y_j on Gamma's window (moments minus pixel j)."""
+    v = qj * (1.0 - qj)
+    mu = summary[SUM_MU] - qj
+    sigma, skew = rna_params(mu, summary[SUM_VAR] - v, summary[SUM_M3] - v * (1.0 - 2.0 * qj))
+    rna_pmf_window(mu, sigma, skew, lq, uq, buf)
+
+
+@jit
+def trna_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out):
+    """TRNA objective of expected Dice for ``tau`` in ``[tau_lo, tau_hi]``.
+
+    Parameters
+    ----------
+    q : ndarray of float, shape (M,)
+        Descending prefix, ``M >= tau_hi``; ``q[:tau_lo]`` may be in any order.
+    summary : ndarray of float64
+        Whole-row summary (``d, mu, var, m3``).
+    gamma : float
+        Smoothing ``gamma >= 0``.
+    eps : float
+        Window tail mass in (0, 1).
+    tau_lo, tau_hi : int
+        Inclusive band, ``0 <= tau_lo <= tau_hi <= d``.
+    out : ndarray of float64, shape (>= tau_hi - tau_lo + 1,)
+        Receives ``pi(tau_lo + i)`` in ``out[i]``.
+
+    Returns
+    -------
+    int
+        Width ``w = uq - lq + 1`` of the window used.
+
+    Notes
+    -----
+    ``pi(tau) = sum_k 2 W_tau(k) / (k + tau + 1 + gamma) + gamma A(tau + gamma)`` with
+    ``W_tau(k) = sum_{j <= tau} p_(j) pmf_{-(j)}(k)``; each ``pmf_{-(j)}`` is the RNA
+    with ``mu - p``, ``var - p (1 - p)``, ``m3 - p (1 - p)(1 - 2 p)`` on ``[lq, uq]``,
+    renormalized over the window (a pmf with no mass there contributes nothing).
+    All pixels of rank ``<= tau_hi`` are visited, whatever ``tau_lo``.
+    """
+    lq, uq, pmf = _gamma_pmf(summary, eps)
+    w = uq - lq + 1
+    mom = np.zeros(_NMOM, dtype=np.float64)
+    c = _central_moments(pmf, lq, uq, mom)
+    wacc = np.zeros(w, dtype=np.float64)
+    cur = np.zeros(w, dtype=np.float64)
+    ones = np.zeros(w, dtype=np.float64)
+    have_ones = False
+    last = -1.0
+    if tau_lo == 0:
+        out[0] = gamma * _inv_mean(gamma, pmf, lq, uq, c, mom) if gamma > 0.0 else 0.0
+    for j in range(tau_hi):
+        qj = float(q[j])
+        if qj > 0.0:
+            if qj == 1.0:
+                if not have_ones:
+                    _loo_pmf_window(summary, 1.0, lq, uq, ones)
+                    have_ones = True
+                for i in range(w):
+                    wacc[i] += ones[i]
+            else:
+                if qj != last:
+                    _loo_pmf_window(summary, qj, lq, uq, cur)
+                    last = qj
+                for i in range(w):
+                    wacc[i] += qj * cur[i]
+        tau = j + 1
+        if tau >= tau_lo:
+            a = 0.0
+            base = lq + tau + 1.0 + gamma
+            for i in range(w):
+                a += wacc[i] / (base + i)
+            val = 2.0 * a
+            if gamma > 0.0:
+                val += gamma * _inv_mean(tau + gamma, pmf, lq, uq, c, mom)
+            out[tau - tau_lo] = val
+    return w
