@@ -271,8 +271,9 @@ class RankSEG:
         d = int(np.prod(spatial))
         x = arr.reshape(nb * nc, d)
         stats = _row_stats(arr, x)
+        xb = x.view(_UINT[x.itemsize])
         if x.dtype == np.float16:
-            x = x.view(np.uint16)
+            x = xb
         flat_out = result.reshape(nb, d) if multiclass else result.reshape(nb * nc, d)
 
         if self.metric == "acc":
@@ -294,7 +295,7 @@ class RankSEG:
         if gamma > 0:
             score[:] = gamma / (mu + gamma)
         if rows.size:
-            tau_a, t_a, jcut_a, score_a = rma_cuts(x, stats, rows, metric, gamma, CHUNK)
+            tau_a, t_a, jcut_a, score_a = rma_cuts(x, xb, stats, rows, metric, gamma, CHUNK)
             tau[rows], t[rows], jcut[rows], score[rows] = tau_a, t_a, jcut_a, score_a
         if multiclass:
             policy = (metric, gamma, void, np.int64(self.void_index))

@@ -33,8 +33,6 @@ STAT_MAX = 1
 STAT_NHALF = 2
 STAT_SHALF = 3
 _NSTAT = 4
-#: band values kept per work item before falling back to a second read
-_SLOT = 2048
 #: bucketing of large bands: at most this many buckets, about this many values each
 _MAX_BUCKETS = 4096
 _PER_BUCKET = 16
@@ -223,14 +221,66 @@ def solve_band(vals, lo, hi, forced, mu, metric, gamma):
     return best_tau, best_t, best, best_kin, best_full
 
 
+@jit
+def _from_bits(x, xb, bits):
+    """The value whose bit pattern (in ``xb``'s integer type) is ``bits``."""
+    tmp = np.empty(1, dtype=x.dtype)
+    tmp.view(xb.dtype)[0] = bits
+    return as_f64(tmp[0])
+
+
+@pjit(fastmath={"reassoc"})
+def _band_counts(x, xb, rows, bounds, chunk):
+    """Per work item: band size, forced count and sum, smallest forced bit pattern.
+
+    Branch-free and vectorized (reassociated sums; the minimum is taken over bit
+    patterns, which order like the values for probabilities in [0, 1]).
+    """
+    lo, hi = bounds
+    d = x.shape[1]
+    nch = (d + chunk - 1) // chunk
+    ntask = rows.shape[0] * nch
+    nband = np.zeros(ntask, dtype=np.int64)
+    nforce = np.zeros(ntask, dtype=np.int64)
+    sforce = np.zeros(ntask)
+    fbits = np.empty(ntask, dtype=xb.dtype)
+    top = np.iinfo(xb.dtype).max
+    for task in prange(ntask):
+        i = task // nch
+        j0 = (task % nch) * chunk
+        j1 = min(d, j0 + chunk)
+        row = x[rows[i], j0:j1]
+        rowb = xb[rows[i], j0:j1]
+        a = lo[i]
+        b = hi[i]
+        nb = 0
+        nf = 0
+        sf = 0.0
+        mb = top
+        for j in range(row.shape[0]):
+            v = as_f64(row[j])
+            forced = v >= b
+            nb += (v > a) & (not forced)
+            nf += forced
+            sf += v if forced else 0.0
+            mb = min(mb, rowb[j] if forced else top)
+        nband[task] = nb
+        nforce[task] = nf
+        sforce[task] = sf
+        fbits[task] = mb
+    return nband, nforce, sforce, fbits
+
+
 @pjit
-def rma_cuts(x, stats, rows, metric, gamma, chunk):
+def rma_cuts(x, xb, stats, rows, metric, gamma, chunk):
     """Cut of the stable descending order for each active row under RMA.
 
     Parameters
     ----------
     x : ndarray, shape (R, d)
         Probabilities (float32/float64, or float16 as uint16 bits).
+    xb : ndarray, shape (R, d)
+        The same buffer as unsigned integers of the same width.
     stats : ndarray, shape (R, 4)
         Output of :func:`row_stats` with the row maxima filled in.
     rows : ndarray of int64
@@ -263,66 +313,30 @@ def rma_cuts(x, stats, rows, metric, gamma, chunk):
             np.int64(stats[r, STAT_NHALF]),
             stats[r, STAT_SHALF],
         )
-    # pass 2: one read per row gathers the band into a fixed slot per work item
-    # (cap values each: O(candidates) memory) and sums the forced set; a work
-    # item whose band overflows its slot is gathered again below.
+    # pass 2a: count the band, sum the forced set (vectorized, see _forced_stats)
     ntask = na * nch
-    cap = min(chunk, _SLOT)
-    slots = np.empty((ntask, cap))
-    nband = np.zeros(ntask, dtype=np.int64)
-    nforce = np.zeros(ntask, dtype=np.int64)
-    sforce = np.zeros(ntask)
-    minforce = np.full(ntask, np.inf)
+    nband, nforce, sforce, fbits = _band_counts(x, xb, rows, (lo, hi), chunk)
+    start = np.empty(ntask + 1, dtype=np.int64)
+    start[0] = 0
+    for task in range(ntask):
+        start[task + 1] = start[task] + nband[task]
+    # pass 2b: gather the band (exactly sized: O(candidates) memory); work items
+    # without band pixels are not read again
+    band = np.empty(start[ntask])
     for task in prange(ntask):
+        if nband[task] == 0:
+            continue
         i = task // nch
-        r = rows[i]
         j0 = (task % nch) * chunk
-        j1 = min(d, j0 + chunk)
+        row = x[rows[i], j0 : min(d, j0 + chunk)]
         a = lo[i]
         b = hi[i]
-        nb = 0
-        nf = 0
-        sf = 0.0
-        mf = np.inf
-        row = x[r, j0:j1]
+        pos = start[task]
         for j in range(row.shape[0]):
             v = as_f64(row[j])
-            if v >= b:
-                nf += 1
-                sf += v
-                mf = min(mf, v)
-            elif v > a:
-                if nb < cap:
-                    slots[task, nb] = v
-                nb += 1
-        nband[task] = nb
-        nforce[task] = nf
-        sforce[task] = sf
-        minforce[task] = mf
-    # offsets of each row's band in one flat buffer
-    start = np.empty(na + 1, dtype=np.int64)
-    start[0] = 0
-    for i in range(na):
-        start[i + 1] = start[i] + nband[i * nch : (i + 1) * nch].sum()
-    band = np.empty(start[na])
-    for i in range(na):
-        pos = start[i]
-        overflow = False
-        for k in range(nch):
-            nb = nband[i * nch + k]
-            if nb > cap:
-                overflow = True
-            else:
-                band[pos : pos + nb] = slots[i * nch + k, :nb]
-                pos += nb
-        if overflow:
-            r = rows[i]
-            pos = start[i]
-            for j in range(d):
-                v = as_f64(x[r, j])
-                if v > lo[i] and v < hi[i]:
-                    band[pos] = v
-                    pos += 1
+            if v > a and v < b:
+                band[pos] = v
+                pos += 1
     tau = np.empty(na, dtype=np.int64)
     t = np.empty(na)
     jcut = np.empty(na, dtype=np.int64)
@@ -333,12 +347,15 @@ def rma_cuts(x, stats, rows, metric, gamma, chunk):
         mu = stats[r, 0]
         nf = 0
         sf = 0.0
-        mf = np.inf
+        mb = fbits[i * nch]
         for k in range(nch):
             nf += nforce[i * nch + k]
             sf += sforce[i * nch + k]
-            mf = min(mf, minforce[i * nch + k])
-        res = solve_band(band[start[i] : start[i + 1]], lo[i], hi[i], (nf, sf, mf), mu, metric, gamma)
+            mb = min(mb, fbits[i * nch + k])
+        mf = _from_bits(x, xb, mb) if nf > 0 else np.inf
+        res = solve_band(
+            band[start[i * nch] : start[(i + 1) * nch]], lo[i], hi[i], (nf, sf, mf), mu, metric, gamma
+        )
         tau[i], t[i], score[i], k_in, full = res
         if tau[i] == 0:
             t[i] = np.inf
