@@ -25,6 +25,7 @@ __all__ = [
     "refined_g_raw",
     "refined_pmf",
     "refined_quantiles",
+    "refined_sf_raw",
     "rna_params",
     "rna_pmf_window",
     "rna_window",
@@ -57,7 +58,7 @@ def refined_g_raw(x, skew):
     return stats.norm.cdf(x) + skew * (1.0 - x * x) * stats.norm.pdf(x) / 6.0
 
 
-def _refined_sf_raw(x, skew):
+def refined_sf_raw(x, skew):
     """``1 - refined_g_raw`` computed without cancellation (upper tail)."""
     x = np.asarray(x, dtype=np.float64)
     return stats.norm.sf(x) - skew * (1.0 - x * x) * stats.norm.pdf(x) / 6.0
@@ -94,12 +95,12 @@ def refined_quantiles(u, skew):
     lo = optimize.brentq(
         lambda x: refined_g_raw(x, skew) - u, _GRID[i - 1], _GRID[i], xtol=1e-15, rtol=8.9e-16
     )
-    sf = _refined_sf_raw(_GRID, skew)
+    sf = refined_sf_raw(_GRID, skew)
     ok = np.nonzero(sf >= u)[0]  # G <= 1 - u
     j = int(ok[-1])
     assert j < _GRID.size - 1
     hi = optimize.brentq(
-        lambda x: _refined_sf_raw(x, skew) - u, _GRID[j], _GRID[j + 1], xtol=1e-15, rtol=8.9e-16
+        lambda x: refined_sf_raw(x, skew) - u, _GRID[j], _GRID[j + 1], xtol=1e-15, rtol=8.9e-16
     )
     return float(lo), float(hi)
 
