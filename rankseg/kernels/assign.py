@@ -101,22 +101,25 @@ def assign_labels(x, ncls, cut, mu, params, out, chunk):
                 continue
             jc = jcut[r] - j0
             row = x[r, j0:j1]
+            # branch-free so the loop vectorizes
             for j in range(row.shape[0]):
-                if is_selected(as_f64(row[j]), j, tr, jc):
-                    cnt[j] += 1
-                    who[j] = c
-        for j in range(j0, j1):
-            k = cnt[j - j0]
+                sel = is_selected(as_f64(row[j]), j, tr, jc)
+                cnt[j] += sel
+                who[j] = c if sel else who[j]
+        dst = out[b, j0:j1]
+        st = status[b, j0:j1]
+        for j in range(j1 - j0):
+            k = cnt[j]
             if k == 1:
-                c = who[j - j0]
-                out[b, j] = c
-                msum[task, c] += as_f64(x[b * ncls + c, j])
+                c = who[j]
+                dst[j] = c
+                msum[task, c] += as_f64(x[b * ncls + c, j0 + j])
                 nsum[task, c] += 1.0
-                status[b, j] = 0
+                st[j] = 0
             elif k == 0:
-                status[b, j] = 1
+                st[j] = 1
             else:
-                status[b, j] = 2
+                st[j] = 2
     m = np.zeros((nb, ncls))
     n = np.zeros((nb, ncls))
     anyact = np.zeros(nb, dtype=np.bool_)

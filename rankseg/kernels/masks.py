@@ -31,7 +31,8 @@ def is_selected(v: float, j: int, t: float, jcut: int) -> bool:
     bool
         ``v > t or (v == t and j <= jcut)``.
     """
-    return v > t or (v == t and j <= jcut)
+    # bitwise, not short-circuit: no branch, so loops calling it vectorize
+    return (v > t) | ((v == t) & (j <= jcut))
 
 
 @pjit
