@@ -1,0 +1,215 @@
+"""Generating-function quadrature (kernels/exact.py) against the Poisson-binomial DP.
+
+Measured while writing these tests: quadrature vs a long-double DP oracle 1.1e-15,
+quadrature vs the float64 DP <= 2e-14 (the DP's own rounding dominates for d in the
+thousands).  The assertions use 1e-12.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from naive import brute_force_best, exact_pi_enum
+
+from rankseg.kernels.exact import (
+    DEFAULT_NPOW,
+    SUM_D,
+    SUM_HEAD,
+    SUM_M3,
+    SUM_MU,
+    SUM_VAR,
+    exact_dice_objective,
+    exact_iou_objective,
+    new_summary,
+    row_summary,
+)
+from rankseg.kernels.poisson_binomial import exact_dice_objective_dp, exact_iou_objective_dp
+
+GAMMAS = [0.0, 0.5, 1.0, 10.0]
+TOL = 1e-12
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(59)
+
+
+def _kernels(metric):
+    if metric == "dice":
+        return exact_dice_objective, exact_dice_objective_dp
+    return exact_iou_objective, exact_iou_objective_dp
+
+
+def _full(p, metric, gamma, npow=DEFAULT_NPOW):
+    q = np.sort(np.asarray(p, dtype=np.float64))[::-1].copy()
+    sm = row_summary(q, new_summary(npow))
+    out = np.zeros(q.size + 1)
+    quad, _ = _kernels(metric)
+    assert quad(q, sm, gamma, 0, q.size, out) == 0.0
+    return out
+
+
+def _rows(rng, d):
+    yield "uniform", rng.random(d)
+    yield "mu_tiny", rng.random(d) * 1e-4
+    yield "mu_near_d", 1.0 - rng.random(d) * 1e-4
+    yield "skew_small", rng.beta(0.05, 2.0, d)
+    yield "skew_large", rng.beta(2.0, 0.05, d)
+    p = rng.random(d)
+    p[rng.random(d) < 0.3] = 0.0
+    p[rng.random(d) < 0.3] = 1.0
+    yield "zero_one", p
+    yield "object", np.r_[1.0 - rng.random(d // 10) * 1e-3, rng.random(d - d // 10) * 1e-3]
+    yield "logistic", 1.0 / (1.0 + np.exp(-rng.normal(0.0, 6.0, d)))
+    yield "all_one", np.ones(d)
+    yield "all_zero", np.zeros(d)
+
+
+def test_row_summary_matches_numpy(rng):
+    p = rng.random(10_007)
+    p[:50] = 1.0
+    p[50:100] = 0.0
+    for dtype in (np.float64, np.float32, np.float16):
+        x = p.astype(dtype)
+        xv = x.view(np.uint16) if dtype == np.float16 else x
+        sm = row_summary(xv, new_summary(16))
+        x64 = x.astype(np.float64)
+        v = x64 * (1 - x64)
+        assert sm[SUM_D] == x.size
+        ref = [x64.sum(), v.sum(), (v * (1 - 2 * x64)).sum()]
+        np.testing.assert_allclose(sm[[SUM_MU, SUM_VAR, SUM_M3]], ref, rtol=1e-13)
+        pk = [np.sum(x64**k) for k in range(1, 17)]
+        np.testing.assert_allclose(sm[SUM_HEAD:], pk, rtol=1e-13)
+    sm0 = row_summary(p, new_summary(0))
+    assert sm0.shape == (SUM_HEAD,)
+    assert sm0[SUM_MU] == pytest.approx(p.sum(), rel=1e-14)
+
+
+@settings(deadline=None, max_examples=30)
+@given(
+    st.lists(
+        st.one_of(st.sampled_from([0.0, 1.0, 0.5]), st.floats(0.0, 1.0, allow_subnormal=False)),
+        min_size=1,
+        max_size=8,
+    ),
+    st.sampled_from(GAMMAS),
+)
+def test_quadrature_matches_enumeration_and_brute_force(p, gamma):
+    p = np.array(p)
+    for metric in ("dice", "iou"):
+        pi = _full(p, metric, gamma)
+        np.testing.assert_allclose(pi, exact_pi_enum(p, metric, gamma), rtol=0, atol=TOL)
+        # the best top-tau mask reaches the best expected metric over all 2^d masks
+        best, _ = brute_force_best(p, metric, gamma)
+        assert pi.max() == pytest.approx(best, abs=TOL)
+
+
+@pytest.mark.parametrize("metric", ["dice", "iou"])
+@pytest.mark.parametrize("d", [1, 3, 40, 700])
+def test_quadrature_matches_dp_full_range(rng, metric, d):
+    _, dp = _kernels(metric)
+    for name, p in _rows(rng, d):
+        q = np.sort(p)[::-1].copy()
+        for gamma in GAMMAS:
+            ref = dp(q, gamma, d)
+            err = np.abs(_full(p, metric, gamma) - ref).max()
+            assert err < TOL, (name, gamma, err)
+
+
+@pytest.mark.parametrize("metric", ["dice", "iou"])
+def test_quadrature_matches_dp_large_rows(rng, metric):
+    # d in the thousands, bands only (the DP is the slow part)
+    quad, dp = _kernels(metric)
+    d = 3000
+    for name, p in _rows(rng, d):
+        q = np.sort(p)[::-1].copy()
+        sm = row_summary(p, new_summary())
+        gamma = [0.0, 1.0][len(name) % 2]
+        ref = dp(q, gamma, d)
+        for lo, hi in [(0, 30), (d // 2 - 20, d // 2 + 20), (d - 25, d)]:
+            out = np.zeros(hi - lo + 1)
+            assert quad(q, sm, gamma, lo, hi, out) == 0.0
+            err = np.abs(out - ref[lo : hi + 1]).max()
+            assert err < TOL, (name, lo, err)
+
+
+@pytest.mark.parametrize("metric", ["dice", "iou"])
+@pytest.mark.parametrize("npow", [1, 4, 8, 12, 16])
+def test_prefix_protocol(rng, metric, npow):
+    """Short prefixes with a shuffled top block; p_need tells how far to grow them."""
+    quad, dp = _kernels(metric)
+    reruns = 0
+    for d in (50, 600):
+        for name, p in _rows(rng, d):
+            p = p.astype(np.float32)  # the summary reads float32 rows
+            q = np.sort(p.astype(np.float64))[::-1].copy()
+            sm = row_summary(p, new_summary(npow))
+            for gamma in (0.0, 0.5, 10.0):
+                ref = dp(q, gamma, d)
+                lo = int(rng.integers(0, d + 1))
+                hi = int(min(d, lo + rng.integers(0, 40)))
+                m_len = max(1, min(d, hi + int(rng.integers(0, 10))))
+                for _ in range(3):
+                    pref = q[:m_len].copy()
+                    rng.shuffle(pref[:lo])  # the top block may come in any order
+                    out = np.zeros(hi - lo + 1)
+                    p_need = quad(pref, sm, gamma, lo, hi, out)
+                    if p_need == 0.0:
+                        break
+                    assert m_len < d
+                    reruns += 1
+                    # grow until the last entry is <= p_need
+                    m_len = min(d, int(np.sum(q > p_need)) + 1)
+                else:
+                    raise AssertionError("p_need did not converge")
+                err = np.abs(out - ref[lo : hi + 1]).max()
+                assert err < TOL, (name, d, gamma, lo, hi, err)
+    assert reruns > 0 or npow >= 12
+
+
+@pytest.mark.parametrize("metric", ["dice", "iou"])
+def test_band_equals_full_range(rng, metric):
+    quad, _ = _kernels(metric)
+    p = rng.beta(0.3, 0.3, 500)
+    q = np.sort(p)[::-1].copy()
+    sm = row_summary(p, new_summary())
+    for gamma in GAMMAS:
+        full = np.zeros(501)
+        quad(q, sm, gamma, 0, 500, full)
+        for lo, hi in [(0, 0), (0, 5), (7, 7), (100, 180), (499, 500), (500, 500)]:
+            out = np.full(hi - lo + 3, -1.0)
+            quad(q[: max(hi, 1)].copy(), sm, gamma, lo, hi, out)
+            np.testing.assert_allclose(out[: hi - lo + 1], full[lo : hi + 1], rtol=0, atol=TOL)
+            assert np.all(out[hi - lo + 1 :] == -1.0)
+
+
+@pytest.mark.parametrize("metric", ["dice", "iou"])
+def test_zero_zero_convention_and_empty_rows(metric):
+    quad, _ = _kernels(metric)
+    q = np.zeros(8)
+    sm = row_summary(q, new_summary())
+    out = np.ones(9)
+    quad(q, sm, 0.0, 0, 8, out)
+    np.testing.assert_array_equal(out, 0.0)  # nothing to find: every volume scores 0
+    quad(q, sm, 2.0, 0, 0, out)
+    assert out[0] == pytest.approx(1.0, abs=TOL)  # empty vs empty, with smoothing
+    # gamma = 0 and tau = 0 on a non-empty row: 0 by convention
+    q = np.array([0.9, 0.2])
+    sm = row_summary(q, new_summary())
+    out = np.ones(1)
+    quad(q, sm, 0.0, 0, 0, out)
+    assert out[0] == 0.0
+
+
+def test_tiny_smoothing(rng):
+    # gamma -> 0 stretches the integrand to s ~ 1/gamma; the lattice follows
+    p = rng.random(30) * 0.05
+    q = np.sort(p)[::-1].copy()
+    for gamma in (1e-3, 1e-6):
+        for metric in ("dice", "iou"):
+            quad, dp = _kernels(metric)
+            out = np.zeros(31)
+            quad(q, row_summary(p, new_summary()), gamma, 0, 30, out)
+            np.testing.assert_allclose(out, dp(q, gamma, 30), rtol=0, atol=TOL)
