@@ -115,10 +115,13 @@ class RankSEG:
         metric = self.metric
         if metric == "acc":
             if self.smooth != 0.0:
-                raise ValueError(f"smooth does not apply to metric 'acc'; got smooth={self.smooth!r}")
+                raise ValueError(
+                    f"smooth does not apply to metric 'acc'; got smooth={self.smooth!r}"
+                )
             if self.pruning_prob != 0.5:
                 raise ValueError(
-                    f"pruning_prob does not apply to metric 'acc'; got pruning_prob={self.pruning_prob!r}"
+                    "pruning_prob does not apply to metric 'acc'; "
+                    f"got pruning_prob={self.pruning_prob!r}"
                 )
         if solver is None:
             if metric == "acc":
@@ -257,7 +260,8 @@ class RankSEG:
         else:
             if dtype is not None and np.dtype(dtype) != np.bool_:
                 raise ValueError(
-                    f"dtype applies to multiclass label maps; multilabel masks are bool, got dtype={dtype!r}"
+                    "dtype applies to multiclass label maps; multilabel masks are bool, "
+                    f"got dtype={dtype!r}"
                 )
             out_dtype = np.dtype(np.bool_)
             out_shape = (nb, nc, *spatial)

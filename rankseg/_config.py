@@ -8,7 +8,8 @@ options stay consistent (DESIGN.md: ``cache=True`` honouring ``NUMBA_CACHE_DIR``
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numba
 

@@ -54,7 +54,9 @@ def check_name(value: Any, param: str, choices: Sequence[str]) -> str:
         If it is not one of ``choices``.
     """
     if not isinstance(value, str):
-        raise TypeError(f"{param} must be a string, one of {_quote(choices)}; got {type(value).__name__}")
+        raise TypeError(
+            f"{param} must be a string, one of {_quote(choices)}; got {type(value).__name__}"
+        )
     name = value.strip().lower()
     if name not in choices:
         raise ValueError(f"unknown {param} {value!r}; expected one of {_quote(choices)}")
@@ -174,8 +176,11 @@ def as_probs(probs: Any) -> np.ndarray:
     if arr.dtype.newbyteorder("=") not in _FLOAT_DTYPES:
         raise TypeError(
             f"probs must have dtype float16, float32 or float64; got {arr.dtype}"
-            + (" (integer or boolean input: convert label maps to probabilities first)"
-               if arr.dtype.kind in "iub" else "")
+            + (
+                " (integer or boolean input: convert label maps to probabilities first)"
+                if arr.dtype.kind in "iub"
+                else ""
+            )
         )
     if not arr.dtype.isnative:
         arr = arr.astype(arr.dtype.newbyteorder("="))
@@ -214,9 +219,13 @@ def raise_bad_values(arr: np.ndarray, row: int) -> None:
     vals = np.asarray(arr[b, c], dtype=np.float64)
     where = f"sample {b}, class {c}"
     if np.isnan(vals).any():
-        raise ValueError(f"probs contains NaN (first at {where}); expected finite probabilities in [0, 1]")
+        raise ValueError(
+            f"probs contains NaN (first at {where}); expected finite probabilities in [0, 1]"
+        )
     if np.isinf(vals).any():
-        raise ValueError(f"probs contains inf (first at {where}); expected finite probabilities in [0, 1]")
+        raise ValueError(
+            f"probs contains inf (first at {where}); expected finite probabilities in [0, 1]"
+        )
     lo, hi = vals.min(), vals.max()
     raise ValueError(
         f"probs has values outside [0, 1] (at {where}: min {lo:g}, max {hi:g}); expected "
@@ -252,9 +261,13 @@ def label_dtype(dtype: Any, max_label: int, min_label: int = 0) -> np.dtype:
         try:
             dt = np.dtype(dtype)
         except TypeError as exc:
-            raise TypeError(f"dtype must be an integer dtype for label maps; got {dtype!r}") from exc
+            raise TypeError(
+                f"dtype must be an integer dtype for label maps; got {dtype!r}"
+            ) from exc
         if dt.kind not in "iu":
-            raise TypeError(f"dtype must be an integer dtype for label maps (e.g. uint8, int64); got {dt}")
+            raise TypeError(
+                f"dtype must be an integer dtype for label maps (e.g. uint8, int64); got {dt}"
+            )
     info = np.iinfo(dt)
     if max_label > info.max or min_label < info.min:
         raise ValueError(
@@ -301,5 +314,7 @@ def check_out(out: Any, shape: tuple[int, ...], dtype: np.dtype, probs: np.ndarr
     if not out.flags.c_contiguous:
         raise ValueError("out must be C-contiguous")
     if np.may_share_memory(out, probs):
-        raise ValueError("out overlaps probs; the input is never modified, so pass a separate array")
+        raise ValueError(
+            "out overlaps probs; the input is never modified, so pass a separate array"
+        )
     return out

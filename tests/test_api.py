@@ -1,9 +1,9 @@
 """Behaviour of the NumPy API: shapes, dtypes, layouts, out=, acc solvers, info."""
 
+import naive
 import numpy as np
 import pytest
 
-import naive
 from rankseg import PredictInfo, RankSEG, predict
 
 
@@ -84,7 +84,9 @@ def test_out_array_and_memmap(rng, tmp_path):
     np.testing.assert_array_equal(out, ref)
     out16 = np.empty((2, 6, 5), dtype=np.int16)  # out's dtype is used when dtype is None
     np.testing.assert_array_equal(predict(probs, out=out16), ref)
-    mm = np.lib.format.open_memmap(tmp_path / "labels.npy", mode="w+", dtype=np.uint8, shape=(2, 6, 5))
+    mm = np.lib.format.open_memmap(
+        tmp_path / "labels.npy", mode="w+", dtype=np.uint8, shape=(2, 6, 5)
+    )
     res = predict(probs, out=mm, dtype=np.uint8)
     assert isinstance(res, np.memmap)
     mm.flush()
@@ -136,9 +138,7 @@ def test_torch_cpu_tensor(rng):
     torch = pytest.importorskip("torch")
     probs = softmax(rng, (1, 3, 4, 4))
     for t in (torch.from_numpy(probs), torch.from_numpy(probs).half()):
-        np.testing.assert_array_equal(
-            predict(t), predict(t.numpy())
-        )
+        np.testing.assert_array_equal(predict(t), predict(t.numpy()))
 
 
 def test_acc_solvers(rng):
@@ -148,7 +148,9 @@ def test_acc_solvers(rng):
     np.testing.assert_array_equal(
         predict(probs, metric="acc", solver="argmax", dtype=np.uint8), np.argmax(probs, axis=1)
     )
-    np.testing.assert_array_equal(predict(probs, metric="acc", output_mode="multilabel"), probs > 0.5)
+    np.testing.assert_array_equal(
+        predict(probs, metric="acc", output_mode="multilabel"), probs > 0.5
+    )
     half = np.full((1, 1, 3), 0.5)
     assert not predict(half, metric="acc", output_mode="multilabel").any()  # strict
 
@@ -194,4 +196,6 @@ def test_negative_zero_is_a_valid_probability(rng, dtype):
     neg[0, 1, :2] = -0.0
     assert np.signbit(neg[0, 1, 0]).all()
     np.testing.assert_array_equal(predict(neg), predict(probs))
-    np.testing.assert_array_equal(predict(neg, output_mode="multilabel"), predict(probs, output_mode="multilabel"))
+    np.testing.assert_array_equal(
+        predict(neg, output_mode="multilabel"), predict(probs, output_mode="multilabel")
+    )

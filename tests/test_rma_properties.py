@@ -7,6 +7,7 @@ disagreement is accepted only when the oracle's own objective values are equal
 within ``TOL`` (a genuine numerical tie); anything else fails.
 """
 
+import naive
 import numba
 import numpy as np
 import pytest
@@ -15,13 +16,10 @@ from hypothesis import strategies as st
 
 import rankseg._api as api
 from rankseg import predict
-import naive
 
 TOL = 1e-12
 DTYPES = [np.float16, np.float32, np.float64]
-SETTINGS = settings(
-    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _values(rng, kind, shape):
@@ -92,8 +90,12 @@ def _check_row(p, mask, tau, thr, score, pruned, metric, gamma, pruning_prob):
 def test_multilabel_matches_oracle(probs, metric, gamma, pruning_prob):
     before = probs.copy()
     masks, info = predict(
-        probs, metric=metric, smooth=gamma, output_mode="multilabel",
-        pruning_prob=pruning_prob, return_info=True,
+        probs,
+        metric=metric,
+        smooth=gamma,
+        output_mode="multilabel",
+        pruning_prob=pruning_prob,
+        return_info=True,
     )
     np.testing.assert_array_equal(probs, before)  # input untouched
     assert masks.shape == probs.shape and masks.dtype == bool
@@ -102,8 +104,15 @@ def test_multilabel_matches_oracle(probs, metric, gamma, pruning_prob):
     for b in range(nb):
         for c in range(nc):
             _check_row(
-                p64[b, c].ravel(), masks[b, c].ravel(), info.tau[b, c], info.threshold[b, c],
-                info.score[b, c], info.pruned[b, c], metric, gamma, pruning_prob,
+                p64[b, c].ravel(),
+                masks[b, c].ravel(),
+                info.tau[b, c],
+                info.threshold[b, c],
+                info.score[b, c],
+                info.pruned[b, c],
+                metric,
+                gamma,
+                pruning_prob,
             )
 
 
@@ -121,10 +130,17 @@ def test_multiclass_matches_oracle(probs, metric, gamma, pruning_prob, policy):
     labels, info = predict(probs, return_info=True, **kw, **extra)
     masks = predict(probs, output_mode="multilabel", **kw)
     ref_labels, ref_info, incs = naive.rma_predict(
-        probs.astype(np.float64), metric, gamma, "multiclass", pruning_prob,
-        unassigned_policy=policy, void_index=255,
+        probs.astype(np.float64),
+        metric,
+        gamma,
+        "multiclass",
+        pruning_prob,
+        unassigned_policy=policy,
+        void_index=255,
     )
-    ref_masks, _ = naive.rma_predict(probs.astype(np.float64), metric, gamma, "multilabel", pruning_prob)
+    ref_masks, _ = naive.rma_predict(
+        probs.astype(np.float64), metric, gamma, "multilabel", pruning_prob
+    )
     assert labels.shape == ref_labels.shape and labels.dtype == np.int64
     nc = probs.shape[1]
     valid = (labels >= 0) & (labels < nc)
@@ -179,17 +195,32 @@ def _big_case(rng):
     return probs
 
 
-@pytest.mark.parametrize("metric, gamma", [("dice", 0.0), ("dice", 1.0), ("iou", 0.0), ("iou", 2.0)])
+@pytest.mark.parametrize(
+    "metric, gamma", [("dice", 0.0), ("dice", 1.0), ("iou", 0.0), ("iou", 2.0)]
+)
 def test_long_rows_match_oracle(rng, metric, gamma):
     probs = _big_case(rng)
     masks, info = predict(
-        probs, metric=metric, smooth=gamma, output_mode="multilabel", pruning_prob=0.0,
+        probs,
+        metric=metric,
+        smooth=gamma,
+        output_mode="multilabel",
+        pruning_prob=0.0,
         return_info=True,
     )
     for c in range(3):
         p = probs[0, c].astype(np.float64)
-        _check_row(p, masks[0, c], info.tau[0, c], info.threshold[0, c], info.score[0, c],
-                   info.pruned[0, c], metric, gamma, 0.0)
+        _check_row(
+            p,
+            masks[0, c],
+            info.tau[0, c],
+            info.threshold[0, c],
+            info.score[0, c],
+            info.pruned[0, c],
+            metric,
+            gamma,
+            0.0,
+        )
 
 
 def test_thread_count_independence(rng):
@@ -210,7 +241,7 @@ def test_thread_count_independence(rng):
         numba.set_num_threads(old)
     first = results[0]
     for other in results[1:]:
-        for (la, ia), (lb, ib) in zip(first[:2], other[:2]):
+        for (la, ia), (lb, ib) in zip(first[:2], other[:2], strict=True):
             np.testing.assert_array_equal(la, lb)
             np.testing.assert_array_equal(ia.score, ib.score)
         np.testing.assert_array_equal(first[2], other[2])
@@ -224,7 +255,11 @@ def test_small_chunks_match_oracle(probs, metric, gamma, chunk):
     api.CHUNK = chunk
     try:
         masks, info = predict(
-            probs, metric=metric, smooth=gamma, output_mode="multilabel", pruning_prob=0.0,
+            probs,
+            metric=metric,
+            smooth=gamma,
+            output_mode="multilabel",
+            pruning_prob=0.0,
             return_info=True,
         )
         labels = predict(probs, metric=metric, smooth=gamma, pruning_prob=0.0)
@@ -233,10 +268,21 @@ def test_small_chunks_match_oracle(probs, metric, gamma, chunk):
     p64 = probs.astype(np.float64)
     for b in range(probs.shape[0]):
         for c in range(probs.shape[1]):
-            _check_row(p64[b, c].ravel(), masks[b, c].ravel(), info.tau[b, c],
-                       info.threshold[b, c], info.score[b, c], info.pruned[b, c], metric, gamma, 0.0)
+            _check_row(
+                p64[b, c].ravel(),
+                masks[b, c].ravel(),
+                info.tau[b, c],
+                info.threshold[b, c],
+                info.score[b, c],
+                info.pruned[b, c],
+                metric,
+                gamma,
+                0.0,
+            )
     ref = predict(probs, metric=metric, smooth=gamma, pruning_prob=0.0)
-    ref_masks = predict(probs, metric=metric, smooth=gamma, pruning_prob=0.0, output_mode="multilabel")
+    ref_masks = predict(
+        probs, metric=metric, smooth=gamma, pruning_prob=0.0, output_mode="multilabel"
+    )
     if np.array_equal(ref_masks, masks):
         # same masks: labels may differ only at increment near-ties
         _, _, incs = naive.rma_predict(p64, metric, gamma, "multiclass", 0.0)
@@ -260,9 +306,22 @@ def test_wide_bands_match_oracle(d, kind, seed, metric, gamma):
     """Rows with a wide undecided band exercise the bucketed band solver."""
     probs = _values(np.random.default_rng(seed), kind, (1, 3, d))
     masks, info = predict(
-        probs, metric=metric, smooth=gamma, output_mode="multilabel", pruning_prob=0.0,
+        probs,
+        metric=metric,
+        smooth=gamma,
+        output_mode="multilabel",
+        pruning_prob=0.0,
         return_info=True,
     )
     for c in range(3):
-        _check_row(probs[0, c], masks[0, c], info.tau[0, c], info.threshold[0, c],
-                   info.score[0, c], info.pruned[0, c], metric, gamma, 0.0)
+        _check_row(
+            probs[0, c],
+            masks[0, c],
+            info.tau[0, c],
+            info.threshold[0, c],
+            info.score[0, c],
+            info.pruned[0, c],
+            metric,
+            gamma,
+            0.0,
+        )

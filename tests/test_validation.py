@@ -25,7 +25,11 @@ def probs():
         (np.zeros((1, 2, 3), dtype=np.int64), TypeError, r"float16, float32 or float64; got int64"),
         (np.zeros((1, 2, 3), dtype=bool), TypeError, r"got bool .*label maps"),
         (np.zeros((1, 2, 3), dtype=np.complex128), TypeError, r"got complex128"),
-        (np.zeros((2, 3), dtype=np.float32), ValueError, r"at least one spatial axis; got shape \(2, 3\)"),
+        (
+            np.zeros((2, 3), dtype=np.float32),
+            ValueError,
+            r"at least one spatial axis; got shape \(2, 3\)",
+        ),
         (np.zeros((1, 0, 3), dtype=np.float32), ValueError, r"zero classes"),
         (np.zeros((1, 2, 0, 3), dtype=np.float32), ValueError, r"empty spatial axis"),
     ],
@@ -90,14 +94,30 @@ def test_bad_values_do_not_touch_out(probs):
     "kwargs, exc, match",
     [
         ({"metric": 3}, TypeError, r"metric must be a string.*got int"),
-        ({"metric": "f1"}, ValueError, r"unknown metric 'f1'; expected one of 'dice', 'iou', 'acc'"),
-        ({"output_mode": "labels"}, ValueError, r"unknown output_mode 'labels'.*'multiclass', 'multilabel'"),
+        (
+            {"metric": "f1"},
+            ValueError,
+            r"unknown metric 'f1'; expected one of 'dice', 'iou', 'acc'",
+        ),
+        (
+            {"output_mode": "labels"},
+            ValueError,
+            r"unknown output_mode 'labels'.*'multiclass', 'multilabel'",
+        ),
         ({"output_mode": None}, TypeError, r"output_mode must be a string"),
         ({"solver": 1}, TypeError, r"solver must be a string"),
         ({"solver": "fast"}, ValueError, r"unknown solver 'fast'; expected one of"),
-        ({"metric": "iou", "solver": "ba"}, ValueError, r"'ba' is not supported for metric 'iou'.*'rma', 'exact'"),
+        (
+            {"metric": "iou", "solver": "ba"},
+            ValueError,
+            r"'ba' is not supported for metric 'iou'.*'rma', 'exact'",
+        ),
         ({"metric": "dice", "solver": "argmax"}, ValueError, r"not supported for metric 'dice'"),
-        ({"solver": "exact"}, ValueError, r"'exact' is not available yet.*available for metric 'dice': 'rma'"),
+        (
+            {"solver": "exact"},
+            ValueError,
+            r"'exact' is not available yet.*available for metric 'dice': 'rma'",
+        ),
         ({"solver": "BA+TRNA"}, ValueError, r"'ba\+trna' is not available yet"),
         ({"metric": "iou", "solver": "exact"}, ValueError, r"not available yet"),
         ({"smooth": -1}, ValueError, r"smooth must be in \[0, inf\); got -1"),
@@ -109,22 +129,61 @@ def test_bad_values_do_not_touch_out(probs):
         ({"pruning_prob": 1.5}, ValueError, r"pruning_prob must be in \[0, 1\]; got 1\.5"),
         ({"pruning_prob": -0.1}, ValueError, r"pruning_prob must be in \[0, 1\]"),
         ({"pruning_prob": None}, TypeError, r"pruning_prob must be a real number"),
-        ({"metric": "acc", "solver": "argmax", "output_mode": "multilabel"}, ValueError,
-         r"'argmax' gives multiclass output.*solver='tr'"),
-        ({"metric": "acc", "solver": "tr"}, ValueError, r"'tr' gives multilabel output.*solver='argmax'"),
+        (
+            {"metric": "acc", "solver": "argmax", "output_mode": "multilabel"},
+            ValueError,
+            r"'argmax' gives multiclass output.*solver='tr'",
+        ),
+        (
+            {"metric": "acc", "solver": "tr"},
+            ValueError,
+            r"'tr' gives multilabel output.*solver='argmax'",
+        ),
         ({"metric": "acc", "smooth": 1.0}, ValueError, r"smooth does not apply to metric 'acc'"),
-        ({"metric": "acc", "pruning_prob": 0.1}, ValueError, r"pruning_prob does not apply to metric 'acc'"),
-        ({"eps": 1e-4}, ValueError, r"eps does not apply to solver 'rma'.*'ba', 'trna', 'ba\+trna'"),
-        ({"unasigned_policy": "void"}, TypeError, r"unexpected keyword argument\(s\) 'unasigned_policy'"),
-        ({"unassigned_policy": "ignore"}, ValueError, r"unknown unassigned_policy 'ignore'.*'max_score', 'void'"),
+        (
+            {"metric": "acc", "pruning_prob": 0.1},
+            ValueError,
+            r"pruning_prob does not apply to metric 'acc'",
+        ),
+        (
+            {"eps": 1e-4},
+            ValueError,
+            r"eps does not apply to solver 'rma'.*'ba', 'trna', 'ba\+trna'",
+        ),
+        (
+            {"unasigned_policy": "void"},
+            TypeError,
+            r"unexpected keyword argument\(s\) 'unasigned_policy'",
+        ),
+        (
+            {"unassigned_policy": "ignore"},
+            ValueError,
+            r"unknown unassigned_policy 'ignore'.*'max_score', 'void'",
+        ),
         ({"unassigned_policy": 0}, TypeError, r"unassigned_policy must be a string"),
-        ({"unassigned_policy": "void", "output_mode": "multilabel"}, ValueError,
-         r"unassigned_policy applies only to metric 'dice' or 'iou' with output_mode='multiclass'"),
-        ({"unassigned_policy": "void", "metric": "acc"}, ValueError, r"unassigned_policy applies only"),
+        (
+            {"unassigned_policy": "void", "output_mode": "multilabel"},
+            ValueError,
+            r"unassigned_policy applies only to metric 'dice' or 'iou' with "
+            r"output_mode='multiclass'",
+        ),
+        (
+            {"unassigned_policy": "void", "metric": "acc"},
+            ValueError,
+            r"unassigned_policy applies only",
+        ),
         ({"void_index": 3}, ValueError, r"void_index applies only with unassigned_policy='void'"),
         ({"void_index": 3, "output_mode": "multilabel"}, ValueError, r"void_index applies only"),
-        ({"unassigned_policy": "void", "void_index": 2.0}, TypeError, r"void_index must be an integer; got float"),
-        ({"unassigned_policy": "void", "void_index": True}, TypeError, r"void_index must be an integer; got bool"),
+        (
+            {"unassigned_policy": "void", "void_index": 2.0},
+            TypeError,
+            r"void_index must be an integer; got float",
+        ),
+        (
+            {"unassigned_policy": "void", "void_index": True},
+            TypeError,
+            r"void_index must be an integer; got bool",
+        ),
     ],
 )
 def test_bad_parameters(probs, kwargs, exc, match):
@@ -136,12 +195,16 @@ def test_bad_parameters(probs, kwargs, exc, match):
 
 @pytest.mark.parametrize("void_index", [0, 2])
 def test_void_index_inside_classes(probs, void_index):
-    with pytest.raises(ValueError, match=rf"void_index must lie outside \[0, 3\).*got {void_index}"):
+    with pytest.raises(
+        ValueError, match=rf"void_index must lie outside \[0, 3\).*got {void_index}"
+    ):
         predict(probs, unassigned_policy="void", void_index=void_index)
 
 
 def test_single_class_multiclass(probs):
-    with pytest.raises(ValueError, match=r"at least 2 classes; got C = 1.*output_mode='multilabel'"):
+    with pytest.raises(
+        ValueError, match=r"at least 2 classes; got C = 1.*output_mode='multilabel'"
+    ):
         predict(probs[:, :1])
     with pytest.raises(ValueError, match=r"at least 2 classes"):
         predict(probs[:, :1], metric="acc")
@@ -152,13 +215,27 @@ def test_single_class_multiclass(probs):
     [
         ({"dtype": np.float32}, TypeError, r"dtype must be an integer dtype .*got float32"),
         ({"dtype": "not-a-dtype"}, TypeError, r"dtype must be an integer dtype"),
-        ({"dtype": np.int8, "unassigned_policy": "void", "void_index": 200}, ValueError,
-         r"dtype int8 cannot hold every label \(labels span 0\.\.200\)"),
-        ({"dtype": np.uint8, "unassigned_policy": "void", "void_index": -1}, ValueError,
-         r"dtype uint8 cannot hold every label \(labels span -1\.\.2\)"),
-        ({"output_mode": "multilabel", "dtype": np.uint8}, ValueError, r"dtype applies to multiclass label maps"),
+        (
+            {"dtype": np.int8, "unassigned_policy": "void", "void_index": 200},
+            ValueError,
+            r"dtype int8 cannot hold every label \(labels span 0\.\.200\)",
+        ),
+        (
+            {"dtype": np.uint8, "unassigned_policy": "void", "void_index": -1},
+            ValueError,
+            r"dtype uint8 cannot hold every label \(labels span -1\.\.2\)",
+        ),
+        (
+            {"output_mode": "multilabel", "dtype": np.uint8},
+            ValueError,
+            r"dtype applies to multiclass label maps",
+        ),
         ({"return_info": 1}, TypeError, r"return_info must be a bool"),
-        ({"metric": "acc", "return_info": True}, ValueError, r"return_info=True needs metric 'dice' or 'iou'"),
+        (
+            {"metric": "acc", "return_info": True},
+            ValueError,
+            r"return_info=True needs metric 'dice' or 'iou'",
+        ),
     ],
 )
 def test_bad_output_options(probs, kwargs, exc, match):
@@ -168,7 +245,9 @@ def test_bad_output_options(probs, kwargs, exc, match):
 
 def test_label_dtype_too_small_for_classes(rng):
     p = rng.random((1, 300, 2, 2)).astype(np.float32)
-    with pytest.raises(ValueError, match=r"dtype uint8 cannot hold every label \(labels span 0\.\.299\)"):
+    with pytest.raises(
+        ValueError, match=r"dtype uint8 cannot hold every label \(labels span 0\.\.299\)"
+    ):
         predict(p, dtype=np.uint8)
 
 
@@ -176,12 +255,31 @@ def test_label_dtype_too_small_for_classes(rng):
     "out, kwargs, exc, match",
     [
         ([0], {}, TypeError, r"out must be a NumPy array \(or memmap\); got list"),
-        (np.zeros((2, 4, 4), np.int64), {}, ValueError, r"out has shape \(2, 4, 4\); expected \(2, 4, 5\)"),
+        (
+            np.zeros((2, 4, 4), np.int64),
+            {},
+            ValueError,
+            r"out has shape \(2, 4, 4\); expected \(2, 4, 5\)",
+        ),
         (np.zeros((2, 4, 5), np.float64), {}, TypeError, r"dtype must be an integer dtype"),
-        (np.zeros((2, 4, 5), np.int32), {"dtype": np.int64}, ValueError, r"out has dtype int32; expected int64"),
-        (np.zeros((2, 3, 4, 5), np.uint8), {"output_mode": "multilabel"}, ValueError,
-         r"out has dtype uint8; expected bool"),
-        (np.zeros((2, 5, 4), np.int64).transpose(0, 2, 1), {}, ValueError, r"out must be C-contiguous"),
+        (
+            np.zeros((2, 4, 5), np.int32),
+            {"dtype": np.int64},
+            ValueError,
+            r"out has dtype int32; expected int64",
+        ),
+        (
+            np.zeros((2, 3, 4, 5), np.uint8),
+            {"output_mode": "multilabel"},
+            ValueError,
+            r"out has dtype uint8; expected bool",
+        ),
+        (
+            np.zeros((2, 5, 4), np.int64).transpose(0, 2, 1),
+            {},
+            ValueError,
+            r"out must be C-contiguous",
+        ),
     ],
 )
 def test_bad_out(probs, out, kwargs, exc, match):

@@ -223,7 +223,7 @@ def solve_band(vals, lo, hi, forced, mu, metric, gamma):
 
 @jit
 def _from_bits(x, xb, bits):
-    """The value whose bit pattern (in ``xb``'s integer type) is ``bits``."""
+    """Return the value whose bit pattern (in ``xb``'s integer type) is ``bits``."""
     tmp = np.empty(1, dtype=x.dtype)
     tmp.view(xb.dtype)[0] = bits
     return as_f64(tmp[0])
@@ -354,7 +354,13 @@ def rma_cuts(x, xb, stats, rows, metric, gamma, chunk):
             mb = min(mb, fbits[i * nch + k])
         mf = _from_bits(x, xb, mb) if nf > 0 else np.inf
         res = solve_band(
-            band[start[i * nch] : start[(i + 1) * nch]], lo[i], hi[i], (nf, sf, mf), mu, metric, gamma
+            band[start[i * nch] : start[(i + 1) * nch]],
+            lo[i],
+            hi[i],
+            (nf, sf, mf),
+            mu,
+            metric,
+            gamma,
         )
         tau[i], t[i], score[i], k_in, full = res
         if tau[i] == 0:
