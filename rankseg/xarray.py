@@ -1,0 +1,529 @@
+"""xarray adapter: labeled probability maps in, labeled masks or label maps out.
+
+Importing this module registers the ``.rankseg`` accessor on ``xarray.DataArray``::
+
+    import rankseg.xarray  # noqa: F401  (registers da.rankseg)
+
+    labels = da.rankseg.predict(class_dim="class", sample_dims="case")
+
+The adapter is a thin layer over :func:`rankseg.predict`: it moves the class and
+spatial dims to the end (lazily), folds the sample dims into the batch axis, calls
+the NumPy API and rebuilds a DataArray with the input's dims, coords and attrs.
+dask-backed input stays lazy (``xr.apply_ufunc(..., dask="parallelized")``).
+
+Threading policy inside dask tasks
+----------------------------------
+The kernels are Numba ``parallel=True`` functions.  Called from several dask worker
+threads at once, Numba's ``workqueue`` threading layer aborts the whole process
+("Concurrent access has been detected"), even with ``numba.set_num_threads(1)``;
+``omp`` and ``tbb`` are thread-safe but every calling thread starts its own team of
+``NUMBA_NUM_THREADS`` threads, so *n* dask threads would run *n* x (cores) kernel
+threads.  Under ``omp``/``tbb`` each dask task therefore runs the kernels with
+``threads_per_task`` Numba threads (default 1: dask provides the parallelism), set
+through the thread-local ``numba.set_num_threads`` and restored when the task ends.
+Under a threading layer that is not thread-safe (``workqueue``) the kernel calls of
+the tasks in one process take turns behind a lock, each with every Numba thread.
+The in-memory (NumPy-backed) path calls the kernels directly, with every thread.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Hashable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numba
+import numpy as np
+
+try:
+    import xarray as xr
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "rankseg.xarray needs xarray; install it with pip install 'rankseg[xarray]' "
+        "(or 'rankseg[dask]' to scale out with dask)"
+    ) from exc
+
+import rankseg
+from rankseg._api import RankSEG
+
+__all__ = ["RankSEGAccessor", "predict"]
+
+_FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+_INFO_FIELDS = ("tau", "threshold", "score", "pruned")
+_INFO_DTYPES = (np.dtype(np.int64), np.dtype(np.float64), np.dtype(np.float64), np.dtype(bool))
+#: attributes that describe the *probability values* and would be wrong on labels/masks
+_VALUE_ATTRS = frozenset(
+    {
+        "units",
+        "standard_name",
+        "long_name",
+        "valid_min",
+        "valid_max",
+        "valid_range",
+        "actual_range",
+        "flag_values",
+        "flag_masks",
+        "flag_meanings",
+        "_FillValue",
+        "missing_value",
+        "scale_factor",
+        "add_offset",
+    }
+)
+#: Numba threading layers that may be entered from several threads at once
+_THREADSAFE_LAYERS = ("omp", "tbb")
+#: serializes the kernel calls of dask tasks under a layer that is not thread-safe
+_LAYER_LOCK = threading.Lock()
+_WHITESPACE = re.compile(r"\s+")
+
+
+# -- threading policy ------------------------------------------------------------
+@contextmanager
+def _task_threads(nthreads: int) -> Iterator[None]:
+    """Run the body with ``nthreads`` Numba threads in this thread, then restore.
+
+    ``numba.set_num_threads`` is thread-local, so concurrent dask tasks do not see
+    each other's setting.  Under a layer that is not thread-safe (``workqueue``) the
+    body holds a process-wide lock instead -- setting the thread count does not
+    prevent that layer's abort on concurrent entry -- and, since the tasks of the
+    process take turns, keeps this thread's Numba thread count.
+    """
+    numba.get_num_threads()  # launches the threading layer, so that it can be queried
+    if numba.threading_layer() not in _THREADSAFE_LAYERS:
+        with _LAYER_LOCK:
+            yield
+        return
+    previous = numba.get_num_threads()
+    # a worker process may have been started with a smaller NUMBA_NUM_THREADS
+    numba.set_num_threads(min(nthreads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _predict_block(
+    x: np.ndarray,
+    *,
+    nspatial: int,
+    params: dict[str, Any],
+    return_info: bool,
+    dtype: Any,
+    task_threads: int | None,
+) -> np.ndarray | tuple[np.ndarray, ...]:
+    """Predict one block of shape ``(*loop, C, *spatial)`` (the layout apply_ufunc gives)."""
+    nloop = x.ndim - 1 - nspatial
+    loop, core = x.shape[:nloop], x.shape[nloop:]
+    batch = x.reshape((-1, *core))
+    model = RankSEG(**params)
+    if task_threads is None:
+        res = model.predict(batch, return_info=return_info, dtype=dtype)
+    else:
+        with _task_threads(task_threads):
+            res = model.predict(batch, return_info=return_info, dtype=dtype)
+    preds, info = res if return_info else (res, None)
+    preds = preds.reshape(loop + preds.shape[1:])
+    if info is None:
+        return preds
+    return (preds, *(getattr(info, f).reshape(loop + (core[0],)) for f in _INFO_FIELDS))
+
+
+# -- argument checks ----------------------------------------------------------------
+def _as_dim_tuple(value: Any, param: str) -> tuple[Hashable, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        return (value,)
+    dims = tuple(value)
+    if len(set(dims)) != len(dims):
+        raise ValueError(f"{param} lists a dimension more than once: {dims!r}")
+    return dims
+
+
+def _check_dataarray(da: Any) -> xr.DataArray:
+    if isinstance(da, xr.Dataset):
+        described = [
+            f"{name!r} ({var.dtype}, dims {tuple(var.dims)!r})"
+            for name, var in da.data_vars.items()
+        ]
+        floats = [name for name, var in da.data_vars.items() if var.dtype in _FLOAT_DTYPES]
+        hint = f"ds[{floats[0]!r}]" if floats else "ds['<variable>']"
+        raise TypeError(
+            "predict needs a DataArray of probabilities, got a Dataset; pick the probability "
+            f"variable, e.g. {hint}. Data variables: "
+            + (", ".join(described) if described else "none")
+        )
+    if not isinstance(da, xr.DataArray):
+        raise TypeError(
+            "predict needs an xarray.DataArray of probabilities; got "
+            f"{type(da).__name__} (use rankseg.predict for NumPy arrays)"
+        )
+    if da.dtype.newbyteorder("=") not in _FLOAT_DTYPES:
+        label = f"DataArray {da.name!r}" if da.name is not None else "the DataArray"
+        raise TypeError(
+            f"{label} has dtype {da.dtype}; expected float16, float32 or float64 probabilities"
+            + (
+                " (integer or boolean data: convert label maps to probabilities first)"
+                if da.dtype.kind in "iub"
+                else ""
+            )
+        )
+    return da
+
+
+def _resolve_dims(
+    da: xr.DataArray,
+    class_dim: Hashable,
+    sample_dims: Any,
+    spatial_dims: Any,
+) -> tuple[tuple[Hashable, ...], tuple[Hashable, ...]]:
+    """Return ``(sample_dims, spatial_dims)``, each in the input's dim order."""
+    dims = tuple(da.dims)
+    if class_dim not in dims:
+        raise ValueError(
+            f"class_dim {class_dim!r} is not a dimension of the DataArray; its dims are {dims!r}. "
+            "Pass class_dim=<the dimension that holds the classes>"
+        )
+    samples = _as_dim_tuple(sample_dims, "sample_dims") or ()
+    spatial = _as_dim_tuple(spatial_dims, "spatial_dims")
+    for param, given in (("sample_dims", samples), ("spatial_dims", spatial or ())):
+        unknown = [d for d in given if d not in dims]
+        if unknown:
+            raise ValueError(
+                f"{param} names {', '.join(repr(d) for d in unknown)}, not a dimension of the "
+                f"DataArray; its dims are {dims!r}"
+            )
+        if class_dim in given:
+            raise ValueError(f"class_dim {class_dim!r} cannot also be one of the {param} {given!r}")
+    if spatial is None:
+        spatial = tuple(d for d in dims if d != class_dim and d not in samples)
+    else:
+        both = [d for d in samples if d in spatial]
+        if both:
+            raise ValueError(
+                f"dims {', '.join(repr(d) for d in both)} are both in sample_dims {samples!r} and "
+                f"in spatial_dims {spatial!r}; a dim is either a sample dim or a spatial dim"
+            )
+        rest = tuple(d for d in dims if d != class_dim and d not in spatial)
+        if sample_dims is not None and samples and set(rest) != set(samples):
+            missing = [d for d in rest if d not in samples]
+            raise ValueError(
+                f"dims {', '.join(repr(d) for d in missing)} are neither the class dim, nor in "
+                f"sample_dims {samples!r}, nor in spatial_dims {spatial!r}; give only one of "
+                "sample_dims and spatial_dims, or list every dim"
+            )
+        samples = rest
+    if not spatial:
+        raise ValueError(
+            f"no spatial dims left: dims {dims!r} with class_dim {class_dim!r} and sample_dims "
+            f"{samples!r}; the metric is computed over at least one spatial dim"
+        )
+    return (
+        tuple(d for d in dims if d in samples),
+        tuple(d for d in dims if d in spatial),
+    )
+
+
+# -- output attributes ------------------------------------------------------------
+def _class_names(da: xr.DataArray, class_dim: Hashable) -> list[str]:
+    nc = da.sizes[class_dim]
+    if class_dim in da.coords:
+        raw = [str(v) for v in np.asarray(da.coords[class_dim].values).tolist()]
+    else:
+        raw = [f"{class_dim}_{i}" for i in range(nc)]
+    names = []
+    for i, name in enumerate(raw):
+        name = _WHITESPACE.sub("_", name.strip())
+        names.append(name or f"{class_dim}_{i}")
+    return names
+
+
+def _param_attrs(model: RankSEG, solver_params: dict[str, Any]) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "rankseg_metric": model.metric,
+        "rankseg_solver": model.solver,
+        "rankseg_output_mode": model.output_mode,
+    }
+    if model.metric != "acc":
+        attrs["rankseg_smooth"] = model.smooth
+        attrs["rankseg_pruning_prob"] = model.pruning_prob
+        if model.output_mode == "multiclass":
+            attrs["rankseg_unassigned_policy"] = model.unassigned_policy
+            if model.unassigned_policy == "void":
+                attrs["rankseg_void_index"] = model.void_index
+    for key, value in sorted(solver_params.items()):
+        attrs.setdefault(f"rankseg_{key}", getattr(model, key, value))
+    attrs["rankseg_version"] = rankseg.__version__
+    return attrs
+
+
+_OBJECTIVE = {"dice": "Dice", "iou": "IoU", "acc": "accuracy"}
+
+
+# -- public API -------------------------------------------------------------------
+def predict(
+    da: xr.DataArray,
+    *,
+    class_dim: Hashable = "class",
+    sample_dims: Hashable | Iterable[Hashable] = (),
+    spatial_dims: Hashable | Iterable[Hashable] | None = None,
+    metric: str = "dice",
+    smooth: float = 0.0,
+    output_mode: str = "multiclass",
+    solver: str | None = None,
+    pruning_prob: float = 0.5,
+    return_info: bool = False,
+    dtype: Any = None,
+    threads_per_task: int = 1,
+    **solver_params: Any,
+) -> xr.DataArray | tuple[xr.DataArray, xr.Dataset]:
+    """RankSEG prediction for a labeled (xarray) probability map.
+
+    The metric is computed **per sample over the spatial dims**: every combination
+    of the sample dims is one image/volume, and its class masks maximize the
+    expected Dice/IoU over all of its spatial dims together.  Which dims are
+    spatial therefore changes the result (see the tutorial, "Choosing the dims").
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        float16/float32/float64 probabilities in [0, 1] with a class dim, any dims
+        in any order (channel-first ``("case", "class", "z", "y", "x")`` or
+        channel-last ``("x", "y", "z", "class")``).  NumPy- or dask-backed.
+    class_dim : hashable
+        The dim that holds the classes; its coordinate labels (if any) name the
+        classes in ``flag_meanings``.
+    sample_dims : hashable or sequence of hashable
+        Dims over which samples (cases, time steps) are batched; each combination
+        is solved independently.  Default: none (the whole array is one sample).
+    spatial_dims : hashable or sequence of hashable, optional
+        The dims the metric is computed over.  ``None`` (default) means every dim
+        that is neither ``class_dim`` nor in ``sample_dims``.  Giving
+        ``spatial_dims`` instead makes the remaining dims sample dims.  Pixels are
+        flattened in the input's dim order (this fixes the tie order, SPEC §6).
+    metric, smooth, output_mode, solver, pruning_prob, **solver_params
+        As for :func:`rankseg.predict` (``unassigned_policy``, ``void_index``,
+        ``eps``).  They are checked when ``predict`` is called, also for dask input.
+    return_info : bool
+        Also return an :class:`xarray.Dataset` with ``tau``, ``threshold``,
+        ``score`` and ``pruned`` over ``(*sample_dims, class_dim)`` (Dice/IoU only).
+    dtype : integer dtype, optional
+        Label dtype (multiclass only); default int64.
+    threads_per_task : int
+        Numba threads used by each dask task (dask-backed input only; default 1,
+        dask supplies the parallelism).  Raise it when a few big samples run on
+        a machine with many cores and few dask threads.  Ignored under Numba's
+        ``workqueue`` threading layer (see Notes).
+
+    Returns
+    -------
+    labels : xarray.DataArray
+        ``output_mode="multiclass"``: integer labels named ``"labels"`` over the
+        sample and spatial dims in the input's order, with their coords, the input's
+        attrs (minus those describing probability values, such as ``units``) and
+        CF categorical attrs ``flag_values``, ``flag_meanings`` (class labels with
+        whitespace replaced by ``_``; ``void`` appended for
+        ``unassigned_policy="void"``), ``long_name``, plus the parameters used as
+        ``rankseg_*`` attrs.  ``output_mode="multilabel"``: boolean masks named
+        ``"masks"`` with the input's dims and coords.
+    info : xarray.Dataset
+        Only with ``return_info=True``: ``tau`` (int64), ``threshold``,
+        ``score`` (float64) and ``pruned`` (bool) over ``(*sample_dims, class_dim)``.
+
+    Raises
+    ------
+    TypeError
+        For a Dataset (the message lists its data variables), a non-DataArray, a
+        non-float dtype, or ``out=`` (not supported: write the result with
+        ``to_zarr``/``to_netcdf``).
+    ValueError
+        For unknown dim names, a missing class dim, a dim in both ``sample_dims``
+        and ``spatial_dims`` (or the class dim in either), no spatial dim left, and
+        every parameter error of :func:`rankseg.predict`.  Invalid values (NaN,
+        outside [0, 1]) of dask-backed input raise when the result is computed.
+
+    Notes
+    -----
+    **dask.** The computation is ``xr.apply_ufunc(..., dask="parallelized")`` with
+    the class and spatial dims as core dims.  Sample dims may be chunked freely;
+    chunks along the class and spatial dims are merged, because the decision for
+    one sample needs its whole volume.  One task therefore holds
+    ``n x C x prod(spatial)`` input values, where ``n`` is the number of samples in
+    its chunk, plus (when the dims must be reordered, e.g. channel-last input) one
+    copy of that block in its own dtype, plus the output block (8 bytes per pixel
+    for int64 labels, ``C`` bytes per pixel for masks) and about one byte per pixel
+    of scratch.  Choose the sample chunks so this fits a worker's memory per thread.
+    The result stays lazy until computed and is identical to the in-memory result.
+    With ``return_info=True`` the labels and the info come from the same tasks:
+    compute them together (``dask.compute(labels, info)``), not one after the other.
+
+    **Threads.** Inside dask tasks the kernels run with ``threads_per_task`` Numba
+    threads (thread-local, restored after the task).  Under Numba's ``workqueue``
+    threading layer, which aborts the process when entered from two threads at
+    once, the kernel calls of the tasks in one process take turns instead, each with
+    every Numba thread.  See the module docstring.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> import rankseg.xarray
+    >>> p = np.array([[[0.9, 0.6, 0.2]], [[0.1, 0.4, 0.8]]])   # (class, y, x)
+    >>> da = xr.DataArray(p, dims=("class", "y", "x"),
+    ...                   coords={"class": ["background", "left lung"]})
+    >>> labels = rankseg.xarray.predict(da)
+    >>> labels.values
+    array([[0, 0, 1]])
+    >>> labels.attrs["flag_meanings"]
+    'background left_lung'
+    """
+    da = _check_dataarray(da)
+    if "out" in solver_params:
+        raise TypeError(
+            "out= is not supported by rankseg.xarray.predict; the result is a new DataArray "
+            "(write it with .to_zarr()/.to_netcdf(), or np.copyto(out, labels.values))"
+        )
+    if isinstance(threads_per_task, (bool, np.bool_)) or not isinstance(
+        threads_per_task, (int, np.integer)
+    ):
+        raise TypeError(f"threads_per_task must be an integer; got {threads_per_task!r}")
+    if not 1 <= threads_per_task <= numba.config.NUMBA_NUM_THREADS:
+        raise ValueError(
+            f"threads_per_task must be in [1, {numba.config.NUMBA_NUM_THREADS}] "
+            f"(NUMBA_NUM_THREADS); got {threads_per_task}"
+        )
+    samples, spatial = _resolve_dims(da, class_dim, sample_dims, spatial_dims)
+    params = {
+        "metric": metric,
+        "smooth": smooth,
+        "output_mode": output_mode,
+        "solver": solver,
+        "pruning_prob": pruning_prob,
+        **solver_params,
+    }
+    model = RankSEG(**params)
+    # Check every remaining parameter now (also for lazy input) and learn the output
+    # dtype, by running the NumPy API on an empty batch of the same class/spatial shape.
+    nc = da.sizes[class_dim]
+    empty = np.empty((0, nc, *(da.sizes[d] for d in spatial)), dtype=da.dtype)
+    res = model.predict(empty, return_info=return_info, dtype=dtype)
+    out_dtype = (res[0] if return_info else res).dtype
+
+    multiclass = model.output_mode == "multiclass"
+    core = [class_dim, *spatial]
+    out_core = [list(spatial) if multiclass else core]
+    out_dtypes = [out_dtype]
+    if return_info:
+        out_core += [[class_dim]] * len(_INFO_FIELDS)
+        out_dtypes += list(_INFO_DTYPES)
+
+    lazy = da.chunks is not None
+    if lazy:
+        # one chunk per sample along the class and spatial dims (the rule needs the
+        # whole volume); sample chunks are left as they are.  Only the data is
+        # rechunked: DataArray.chunk would also turn the coords into dask arrays.
+        axes = {da.get_axis_num(d): -1 for d in core}
+        da = da.copy(data=da.data.rechunk(axes))
+    result = xr.apply_ufunc(
+        _predict_block,
+        da,
+        input_core_dims=[core],
+        output_core_dims=out_core,
+        dask="parallelized",
+        output_dtypes=out_dtypes,
+        keep_attrs=True,
+        kwargs={
+            "nspatial": len(spatial),
+            "params": params,
+            "return_info": return_info,
+            "dtype": dtype,
+            "task_threads": threads_per_task if lazy else None,
+        },
+    )
+    outputs = result if return_info else (result,)
+
+    base = {k: v for k, v in da.attrs.items() if k not in _VALUE_ATTRS}
+    run = _param_attrs(model, solver_params)
+    objective = _OBJECTIVE[model.metric]
+    preds = outputs[0]
+    if multiclass:
+        names = _class_names(da, class_dim)
+        values = list(range(nc))
+        if model.metric != "acc" and model.unassigned_policy == "void":
+            values.append(model.void_index)
+            names.append("void")
+        preds = preds.transpose(*(d for d in da.dims if d != class_dim))
+        preds.attrs = {
+            **base,
+            "long_name": f"class labels maximizing the expected {objective} (RankSEG)",
+            "flag_values": np.array(values, dtype=out_dtype),
+            "flag_meanings": " ".join(names),
+            **run,
+        }
+        preds.name = "labels"
+    else:
+        preds = preds.transpose(*da.dims)
+        preds.attrs = {
+            **base,
+            "long_name": f"class masks maximizing the expected {objective} (RankSEG)",
+            **run,
+        }
+        preds.name = "masks"
+    if not return_info:
+        return preds
+
+    descriptions = {
+        "tau": "selected volume (pixels) of the class mask before multiclass resolution",
+        "threshold": "smallest selected probability (NaN for an empty mask)",
+        "score": f"solver objective at the selected volume: estimated expected {objective}",
+        "pruned": "class skipped because its largest probability is <= pruning_prob",
+    }
+    info_vars = {}
+    for field, arr in zip(_INFO_FIELDS, outputs[1:], strict=True):
+        arr = arr.transpose(*samples, class_dim)
+        arr.attrs = {"long_name": descriptions[field]}
+        info_vars[field] = arr.rename(field)
+    info = xr.Dataset(info_vars, attrs={**base, **run})
+    return preds, info
+
+
+@xr.register_dataarray_accessor("rankseg")
+class RankSEGAccessor:
+    """The ``da.rankseg`` accessor, registered when :mod:`rankseg.xarray` is imported.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        The probability map.
+    """
+
+    def __init__(self, da: xr.DataArray) -> None:
+        self._obj = da
+
+    def predict(self, **kwargs: Any) -> xr.DataArray | tuple[xr.DataArray, xr.Dataset]:
+        """Forward to :func:`rankseg.xarray.predict` with this DataArray.
+
+        Parameters
+        ----------
+        **kwargs
+            Every keyword of :func:`rankseg.xarray.predict`.
+
+        Returns
+        -------
+        xarray.DataArray or (xarray.DataArray, xarray.Dataset)
+            As :func:`rankseg.xarray.predict`.
+        """
+        return predict(self._obj, **kwargs)
+
+
+@xr.register_dataset_accessor("rankseg")
+class _DatasetAccessor:
+    """``ds.rankseg.predict`` raises a TypeError naming the variables to pick from."""
+
+    def __init__(self, ds: xr.Dataset) -> None:
+        self._obj = ds
+
+    def predict(self, **kwargs: Any) -> xr.DataArray | tuple[xr.DataArray, xr.Dataset]:
+        """Raise: a Dataset holds several variables, pick the probabilities first."""
+        return predict(self._obj, **kwargs)
