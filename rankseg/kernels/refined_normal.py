@@ -30,6 +30,7 @@ __all__ = [
     "VAR_FLOOR",
     "refined_cdf",
     "refined_g",
+    "refined_g_raw",
     "refined_pmf",
     "refined_quantile_hi",
     "refined_quantile_lo",
@@ -87,8 +88,21 @@ def std_normal_pdf(x):
 
 
 @jit
-def _g_raw(x, skew):
-    """Unclipped refined CDF ``Phi(x) + skew (1 - x**2) phi(x) / 6``."""
+def refined_g_raw(x, skew):
+    """Evaluate the unclipped refined CDF ``Phi(x) + skew (1 - x**2) phi(x) / 6``.
+
+    Parameters
+    ----------
+    x : float
+        Standardized argument.
+    skew : float
+        Skewness.
+
+    Returns
+    -------
+    float
+        The value before clipping to [0, 1] (callers test where clipping is active).
+    """
     return std_normal_cdf(x) + skew * (1.0 - x * x) * std_normal_pdf(x) / 6.0
 
 
@@ -108,7 +122,7 @@ def refined_g(x, skew):
     float
         ``G(x)`` in [0, 1].
     """
-    v = _g_raw(x, skew)
+    v = refined_g_raw(x, skew)
     if v < 0.0:
         return 0.0
     if v > 1.0:
@@ -229,7 +243,7 @@ def refined_quantile_lo(u, skew):
         x = hi
     # scan upward for the first grid point with G >= u
     prev = x
-    while _g_raw(x, skew) < u:
+    while refined_g_raw(x, skew) < u:
         prev = x
         x += _SCAN_STEP
         if x > _X_FAR:
@@ -242,7 +256,7 @@ def refined_quantile_lo(u, skew):
         mid = 0.5 * (a + b)
         if mid <= a or mid >= b:
             break
-        if _g_raw(mid, skew) < u:
+        if refined_g_raw(mid, skew) < u:
             a = mid
         else:
             b = mid
