@@ -1,8 +1,16 @@
 """Samplewise Dice and IoU for evaluating label maps or masks against a truth.
 
-Scores are per (sample, class), like TorchMetrics' ``aggregation_level="samplewise"``:
-``Dice = (2|P∩T| + γ)/(|P| + |T| + γ)``, ``IoU = (|P∩T| + γ)/(|P∪T| + γ)``, with
-``0/0 := 0`` (SPEC §1; a smoothing γ > 0 credits empty-vs-empty).
+Scores are per (sample, class), like TorchMetrics' ``aggregation_level="samplewise"``
+with ``average="none"``: ``Dice = 2|P∩T| / (|P| + |T|)``, ``IoU = |P∩T| / |P∪T|``.
+
+* :func:`dice_score` / :func:`iou_score` are the evaluation functions: a class absent
+  from both prediction and target gets the ``empty=`` policy (``"nan"`` by default,
+  like TorchMetrics' samplewise ``DiceScore`` and nnU-Net's evaluation; ``"one"``;
+  ``"zero"``), and ``include_background=False`` drops class 0.
+* :func:`samplewise_score` is the SPEC §1 metric with smoothing γ and ``0/0 := 0``
+  (what RankSEG optimizes); :func:`samplewise_counts` gives the raw counts.
+
+See ``docs/cli.rst`` for the comparison with TorchMetrics and MONAI.
 """
 
 from __future__ import annotations
@@ -15,7 +23,17 @@ from numba import prange
 from rankseg import _validation as v
 from rankseg._config import pjit
 
-__all__ = ["samplewise_counts", "samplewise_score"]
+__all__ = [
+    "EMPTY_POLICIES",
+    "dice_score",
+    "iou_score",
+    "samplewise_counts",
+    "samplewise_score",
+    "score_from_counts",
+]
+
+#: accepted values of ``empty=`` in :func:`dice_score` and :func:`iou_score`
+EMPTY_POLICIES = ("nan", "one", "zero")
 
 
 @pjit
@@ -45,7 +63,8 @@ def samplewise_counts(pred: Any, target: Any, num_classes: int | None = None) ->
         ``[0, num_classes)``, such as a void label, count for no class), or boolean
         masks of shape ``(B, C, *spatial)``; both of the same kind and shape.
     num_classes : int, optional
-        Number of classes for label maps (default: largest label + 1).
+        Number of classes for label maps (default: largest label + 1).  Ignored for
+        masks, whose class axis gives it.
 
     Returns
     -------
@@ -56,13 +75,27 @@ def samplewise_counts(pred: Any, target: Any, num_classes: int | None = None) ->
     ------
     ValueError
         If the shapes differ or the inputs are neither label maps nor masks.
+    TypeError
+        If ``num_classes`` is not an integer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rankseg.metrics import samplewise_counts
+    >>> samplewise_counts(np.array([[0, 1, 1]]), np.array([[0, 1, 0]]))[0]
+    array([[1, 2, 1],
+           [2, 1, 1]])
     """
     pred = np.asarray(pred)
     target = np.asarray(target)
     if pred.shape != target.shape:
-        raise ValueError(f"pred has shape {pred.shape} but target has {target.shape}; expected equal shapes")
+        raise ValueError(
+            f"pred has shape {pred.shape} but target has {target.shape}; expected equal shapes"
+        )
     if pred.ndim < 2:
-        raise ValueError(f"expected (B, *spatial) label maps or (B, C, *spatial) masks; got shape {pred.shape}")
+        raise ValueError(
+            f"expected (B, *spatial) label maps or (B, C, *spatial) masks; got shape {pred.shape}"
+        )
     if pred.dtype == bool and target.dtype == bool:
         if pred.ndim < 3:
             raise ValueError(f"boolean masks must have shape (B, C, *spatial); got {pred.shape}")
@@ -78,6 +111,8 @@ def samplewise_counts(pred: Any, target: Any, num_classes: int | None = None) ->
     if num_classes is None:
         num_classes = int(max(pred.max(initial=0), target.max(initial=0))) + 1
     num_classes = v.check_int(num_classes, "num_classes")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1; got {num_classes}")
     nb = pred.shape[0]
     return _label_counts(
         pred.reshape(nb, -1).astype(np.int64, copy=False),
@@ -93,7 +128,7 @@ def samplewise_score(
     smooth: float = 0.0,
     num_classes: int | None = None,
 ) -> np.ndarray:
-    """Dice or IoU of each (sample, class).
+    """Dice or IoU of each (sample, class) as RankSEG defines them (SPEC §1).
 
     Parameters
     ----------
@@ -109,7 +144,8 @@ def samplewise_score(
     Returns
     -------
     ndarray of float64, shape (B, C)
-        The scores, with ``0/0 := 0``.
+        The scores, with ``0/0 := 0`` (use :func:`dice_score` / :func:`iou_score`
+        for an explicit policy on empty classes).
 
     Examples
     --------
@@ -121,10 +157,182 @@ def samplewise_score(
     metric = v.check_name(metric, "metric", ("dice", "iou"))
     gamma = v.check_real(smooth, "smooth", lo=0.0, hi=np.inf, hi_open=True)
     counts = samplewise_counts(pred, target, num_classes).astype(np.float64)
+    num, den = _num_den(counts, metric, gamma)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def _num_den(counts: np.ndarray, metric: str, gamma: float) -> tuple[np.ndarray, np.ndarray]:
     npred, ntrue, inter = counts[..., 0], counts[..., 1], counts[..., 2]
     if metric == "dice":
-        num, den = 2.0 * inter + gamma, npred + ntrue + gamma
-    else:
-        num, den = inter + gamma, npred + ntrue - inter + gamma
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+        return 2.0 * inter + gamma, npred + ntrue + gamma
+    return inter + gamma, npred + ntrue - inter + gamma
+
+
+def score_from_counts(counts: Any, metric: str = "dice", empty: str = "nan") -> np.ndarray:
+    """Dice or IoU from the counts of :func:`samplewise_counts`.
+
+    Useful to accumulate counts over many files first (e.g. padding the class
+    axis with zeros to a common number of classes) and score once.
+
+    Parameters
+    ----------
+    counts : array-like, shape (..., 3)
+        ``|P|``, ``|T|``, ``|P∩T|`` in the last axis.
+    metric : {'dice', 'iou'}
+        The score.
+    empty : {'nan', 'one', 'zero'}
+        Score where ``|P| = |T| = 0`` (see :func:`dice_score`).
+
+    Returns
+    -------
+    ndarray of float64, shape counts.shape[:-1]
+        The scores.
+
+    Raises
+    ------
+    ValueError
+        If the last axis is not of length 3, or ``metric``/``empty`` is unknown.
+
+    Examples
+    --------
+    >>> from rankseg.metrics import score_from_counts
+    >>> score_from_counts([[2, 1, 1], [0, 0, 0]], "iou")
+    array([0.5, nan])
+    """
+    metric = v.check_name(metric, "metric", ("dice", "iou"))
+    empty = v.check_name(empty, "empty", EMPTY_POLICIES)
+    c = np.asarray(counts, dtype=np.float64)
+    if c.ndim < 1 or c.shape[-1] != 3:
+        raise ValueError(f"counts must have shape (..., 3); got {c.shape}")
+    num, den = _num_den(c, metric, 0.0)
+    fill = {"nan": np.nan, "one": 1.0, "zero": 0.0}[empty]
+    return np.divide(num, den, out=np.full_like(num, fill), where=den > 0)
+
+
+def _score(
+    metric: str,
+    pred: Any,
+    target: Any,
+    num_classes: int | None,
+    include_background: bool,
+    empty: str,
+) -> np.ndarray:
+    empty = v.check_name(empty, "empty", EMPTY_POLICIES)
+    if not isinstance(include_background, (bool, np.bool_)):
+        raise TypeError(
+            f"include_background must be a bool; got {type(include_background).__name__}"
+        )
+    scores = score_from_counts(samplewise_counts(pred, target, num_classes), metric, empty)
+    return scores if include_background else scores[:, 1:]
+
+
+def dice_score(
+    pred: Any,
+    target: Any,
+    *,
+    num_classes: int | None = None,
+    include_background: bool = True,
+    empty: str = "nan",
+) -> np.ndarray:
+    """Samplewise Dice ``2|P∩T| / (|P| + |T|)`` of each (sample, class).
+
+    Parameters
+    ----------
+    pred, target : array-like
+        Integer label maps ``(B, *spatial)`` or boolean masks ``(B, C, *spatial)``,
+        both of the same kind and shape.  In label maps, labels outside
+        ``[0, num_classes)`` (e.g. a void label 255) count for no class.
+    num_classes : int, optional
+        Number of classes of label maps (default: the largest label + 1).
+    include_background : bool
+        Keep class 0; ``False`` drops it (column 0 of the result), like
+        TorchMetrics' and MONAI's ``include_background=False``.
+    empty : {'nan', 'one', 'zero'}
+        Score of a (sample, class) absent from both prediction and target:
+        ``'nan'`` (default; TorchMetrics' samplewise ``DiceScore``, nnU-Net's
+        evaluation; average with :func:`numpy.nanmean`), ``'one'`` (a correct
+        empty prediction is perfect; MONAI's ``ignore_empty=False``) or ``'zero'``
+        (the RankSEG papers' ``0/0 := 0``).
+
+    Returns
+    -------
+    ndarray of float64, shape (B, C) or (B, C - 1)
+        One score per (sample, class); without class 0 when ``include_background``
+        is False.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ, the inputs are neither label maps nor masks, or
+        ``empty`` is unknown.
+    TypeError
+        If ``empty`` is not a string, ``include_background`` not a bool or
+        ``num_classes`` not an integer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rankseg.metrics import dice_score
+    >>> pred = np.array([[0, 1, 1, 0]])
+    >>> target = np.array([[0, 1, 0, 0]])
+    >>> dice_score(pred, target, num_classes=3)
+    array([[0.8       , 0.66666667,        nan]])
+    >>> dice_score(pred, target, num_classes=3, empty="one", include_background=False)
+    array([[0.66666667, 1.        ]])
+    """
+    return _score("dice", pred, target, num_classes, include_background, empty)
+
+
+def iou_score(
+    pred: Any,
+    target: Any,
+    *,
+    num_classes: int | None = None,
+    include_background: bool = True,
+    empty: str = "nan",
+) -> np.ndarray:
+    """Samplewise IoU (Jaccard index) ``|P∩T| / |P∪T|`` of each (sample, class).
+
+    Parameters
+    ----------
+    pred, target : array-like
+        Integer label maps ``(B, *spatial)`` or boolean masks ``(B, C, *spatial)``,
+        both of the same kind and shape.  In label maps, labels outside
+        ``[0, num_classes)`` (e.g. a void label 255) count for no class.
+    num_classes : int, optional
+        Number of classes of label maps (default: the largest label + 1).
+    include_background : bool
+        Keep class 0; ``False`` drops it (column 0 of the result), like
+        TorchMetrics' and MONAI's ``include_background=False``.
+    empty : {'nan', 'one', 'zero'}
+        Score of a (sample, class) absent from both prediction and target:
+        ``'nan'`` (default; TorchMetrics' samplewise ``DiceScore``, nnU-Net's
+        evaluation; average with :func:`numpy.nanmean`), ``'one'`` (a correct
+        empty prediction is perfect; MONAI's ``ignore_empty=False``) or ``'zero'``
+        (the RankSEG papers' ``0/0 := 0``).
+
+    Returns
+    -------
+    ndarray of float64, shape (B, C) or (B, C - 1)
+        One score per (sample, class); without class 0 when ``include_background``
+        is False.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ, the inputs are neither label maps nor masks, or
+        ``empty`` is unknown.
+    TypeError
+        If ``empty`` is not a string, ``include_background`` not a bool or
+        ``num_classes`` not an integer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rankseg.metrics import iou_score
+    >>> pred = np.array([[0, 1, 1, 0]])
+    >>> target = np.array([[0, 1, 0, 0]])
+    >>> iou_score(pred, target, num_classes=3)
+    array([[0.66666667, 0.5       ,        nan]])
+    """
+    return _score("iou", pred, target, num_classes, include_background, empty)
