@@ -1,0 +1,366 @@
+"""Pictures of RankSEG decisions (needs matplotlib: ``pip install 'rankseg[plot]'``).
+
+* :func:`plot_overlay`: a 2-D slice with the contours of two label maps (e.g. argmax
+  and RankSEG) drawn over the image or the probabilities.
+* :func:`plot_score_curve`: the solver's objective (expected Dice/IoU) of one
+  (sample, class) over the mask volume τ, with τ* marked.
+* :func:`plot_gains`: per-class score differences of two methods (mean ± s.e.).
+
+Each function draws on ``ax`` when given, else on a new
+:class:`matplotlib.figure.Figure` (not registered with pyplot, so nothing opens a
+window or accumulates); it returns the Axes -- ``ax.figure.savefig("out.png")``
+writes it.  No global matplotlib state (backend, style) is changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+try:
+    import matplotlib
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+except ImportError as exc:  # pragma: no cover - matplotlib is in the test extra
+    raise ImportError("rankseg.plot needs matplotlib: pip install 'rankseg[plot]'") from exc
+
+from rankseg import _validation as v
+
+__all__ = ["CURVE_SOLVERS", "plot_gains", "plot_overlay", "plot_score_curve", "score_curve"]
+
+#: solvers whose objective :func:`score_curve` can evaluate over every τ
+CURVE_SOLVERS = {"dice": ("rma", "exact"), "iou": ("rma", "exact")}
+
+
+def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
+    if ax is not None:
+        if not isinstance(ax, Axes):
+            raise TypeError(f"ax must be a matplotlib Axes; got {type(ax).__name__}")
+        return ax
+    return Figure(figsize=figsize, layout="constrained").add_subplot()
+
+
+def _class_color(c: int) -> Any:
+    return matplotlib.colormaps["tab10"](c % 10)
+
+
+def _as_masks(labels: Any, what: str, shape: tuple[int, ...] | None) -> dict[int, np.ndarray]:
+    """Label map (H, W) or boolean masks (C, H, W) -> {class: (H, W) mask}."""
+    arr = np.asarray(labels)
+    if arr.dtype == bool and arr.ndim == 3:
+        masks = {c: arr[c] for c in range(arr.shape[0])}
+        hw = arr.shape[1:]
+    elif arr.dtype.kind in "iu" and arr.ndim == 2:
+        masks = {int(c): arr == c for c in np.unique(arr) if c != 0}
+        hw = arr.shape
+    else:
+        raise ValueError(
+            f"{what} must be a 2-D integer label map (H, W) or boolean masks (C, H, W); got "
+            f"shape {arr.shape} and dtype {arr.dtype}"
+        )
+    if shape is not None and hw != shape:
+        raise ValueError(f"{what} has spatial shape {hw}; expected {shape} like the image")
+    return masks
+
+
+def plot_overlay(
+    image: Any,
+    labels_a: Any,
+    labels_b: Any = None,
+    *,
+    names: Sequence[str] = ("argmax", "RankSEG"),
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Axes:
+    """Draw the contours of one or two segmentations over a 2-D slice.
+
+    Parameters
+    ----------
+    image : array-like
+        The background: a grayscale image ``(H, W)``, or the probabilities of the
+        slice ``(C, H, W)``, shown as the largest class probability per pixel (the
+        model's confidence: uncertain boundaries are dark).
+    labels_a : array-like
+        An integer label map ``(H, W)`` (class 0 is background and not outlined)
+        or boolean masks ``(C, H, W)``; drawn with solid lines, one color per class.
+    labels_b : array-like, optional
+        A second segmentation of the same kind, drawn with dashed lines.
+    names : sequence of str
+        Legend names of ``labels_a`` and ``labels_b``.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw (default: a new Figure).
+    title : str, optional
+        Axes title.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The Axes drawn on.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not fit.
+    TypeError
+        If ``ax`` is not an Axes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rankseg.plot import plot_overlay
+    >>> probs = np.random.default_rng(0).dirichlet([1, 1, 1], (16, 16)).transpose(2, 0, 1)
+    >>> ax = plot_overlay(probs, probs.argmax(0), probs.argmax(0))
+    >>> ax.figure.savefig("/dev/null", format="png")
+    """
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim == 3:
+        img = img.max(axis=0)
+        label = "max class probability"
+    elif img.ndim == 2:
+        label = None
+    else:
+        raise ValueError(f"image must be (H, W) or probabilities (C, H, W); got shape {img.shape}")
+    ax = _new_axes(ax, (5.0, 5.0))
+    shown = ax.imshow(img, cmap="gray", interpolation="nearest")
+    if label is not None:
+        ax.figure.colorbar(shown, ax=ax, shrink=0.8, label=label)
+    handles = []
+    for labels, style, name in ((labels_a, "solid", names[0]), (labels_b, "dashed", names[-1])):
+        if labels is None:
+            continue
+        for c, mask in _as_masks(labels, name, img.shape).items():
+            if mask.any() and not mask.all():
+                ax.contour(
+                    mask.astype(np.float64),
+                    levels=[0.5],
+                    colors=[_class_color(c)],
+                    linestyles=style,
+                    linewidths=1.2,
+                )
+        handles.append(Line2D([], [], color="black", linestyle=style, label=name))
+    ax.legend(handles=handles, loc="upper right", fontsize="small")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def score_curve(
+    probs_row: Any, metric: str = "dice", solver: str = "rma", smooth: float = 0.0
+) -> np.ndarray:
+    """Evaluate a solver's objective at every mask volume τ = 0..d of one row.
+
+    Parameters
+    ----------
+    probs_row : array-like
+        The probabilities of one (sample, class), any shape (flattened).
+    metric : {'dice', 'iou'}
+        The metric.
+    solver : {'rma', 'exact'}
+        ``'rma'``: the reciprocal moment approximation ``F(τ)``; ``'exact'``: the
+        exact expected metric ``π(τ)`` (generating-function quadrature).
+    smooth : float
+        Smoothing ``γ >= 0``.
+
+    Returns
+    -------
+    ndarray of float64, shape (d + 1,)
+        The objective of the mask of the τ largest probabilities, ``τ = 0..d``.
+        Its first maximizer is the solver's τ* (before pruning).
+
+    Raises
+    ------
+    ValueError
+        For an unknown metric, a solver without a curve, or invalid probabilities.
+    """
+    metric = v.check_name(metric, "metric", ("dice", "iou"))
+    solver = v.check_name(solver, "solver", CURVE_SOLVERS[metric])
+    gamma = v.check_real(smooth, "smooth", lo=0.0, hi=np.inf, hi_open=True)
+    p = np.asarray(probs_row, dtype=np.float64).ravel()
+    if p.size == 0 or not np.all(np.isfinite(p)) or p.min() < 0 or p.max() > 1:
+        raise ValueError("probs_row must be a non-empty array of probabilities in [0, 1]")
+    q = np.sort(p)[::-1].copy()
+    d = q.size
+    mu = float(q.sum())
+    tau = np.arange(d + 1, dtype=np.float64)
+    s = np.concatenate(([0.0], np.cumsum(q)))
+    out = np.zeros(d + 1)
+    if solver == "rma":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if metric == "dice":
+                out = 2.0 * s / (mu + tau + 1.0 + gamma) + gamma / (mu + tau + gamma)
+            else:
+                den = mu - s + tau + gamma
+                out = np.divide(s + gamma, den, out=np.zeros(d + 1), where=den > 0)
+        out[0] = gamma / (mu + gamma) if gamma > 0 else 0.0
+        return out
+    from rankseg.kernels.exact import (
+        exact_dice_objective,
+        exact_iou_objective,
+        new_summary,
+        row_summary,
+    )
+
+    summary = new_summary(0)
+    row_summary(q, summary)
+    kernel = exact_dice_objective if metric == "dice" else exact_iou_objective
+    kernel(q, summary, gamma, 0, d, out)
+    return out
+
+
+def plot_score_curve(
+    probs_row: Any,
+    metric: str = "dice",
+    solver: str = "rma",
+    *,
+    smooth: float = 0.0,
+    tau_max: int | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """Plot the objective of one (sample, class) over the mask volume τ, τ* marked.
+
+    Parameters
+    ----------
+    probs_row : array-like
+        The probabilities of one (sample, class), any shape (flattened).
+    metric : {'dice', 'iou'}
+        The metric.
+    solver : {'rma', 'exact'}
+        Whose objective to draw (see :func:`score_curve`).
+    smooth : float
+        Smoothing ``γ >= 0``.
+    tau_max : int, optional
+        Largest τ shown (default: ``min(d, max(2 τ*, τ(p > 0.5)) + 10)``, the
+        interesting part of a large row).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw (default: a new Figure).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The Axes drawn on; τ* (the first maximizer) is marked with a dot and a
+        vertical line, and the volume of the ``p > 0.5`` mask with a dotted line.
+
+    Raises
+    ------
+    ValueError
+        As :func:`score_curve`, or for a negative ``tau_max``.
+    TypeError
+        If ``ax`` is not an Axes.
+
+    Notes
+    -----
+    Pruning is not applied: a row whose largest probability is ``<= pruning_prob``
+    gets an empty mask from :func:`rankseg.predict` whatever the curve shows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rankseg.plot import plot_score_curve
+    >>> ax = plot_score_curve(np.random.default_rng(0).random(100) ** 4, "dice")
+    >>> ax.get_xlabel()
+    'mask volume τ'
+    """
+    curve = score_curve(probs_row, metric, solver, smooth)
+    d = curve.size - 1
+    tau_star = int(np.argmax(curve))
+    n_half = int(np.count_nonzero(np.asarray(probs_row, dtype=np.float64) > 0.5))
+    if tau_max is None:
+        tau_max = min(d, max(2 * tau_star, n_half) + 10)
+    tau_max = v.check_int(tau_max, "tau_max")
+    if tau_max < 0:
+        raise ValueError(f"tau_max must be >= 0; got {tau_max}")
+    tau_max = min(tau_max, d)
+    ax = _new_axes(ax, (6.0, 4.0))
+    taus = np.arange(tau_max + 1)
+    name = "Dice" if metric.strip().lower() == "dice" else "IoU"
+    ax.plot(taus, curve[: tau_max + 1], color="C0", label=f"{solver.strip().lower()} objective")
+    ax.axvline(tau_star, color="C3", linewidth=1.0)
+    ax.plot(
+        [tau_star],
+        [curve[tau_star]],
+        "o",
+        color="C3",
+        label=f"τ* = {tau_star}, expected {name} {curve[tau_star]:.3f}",
+    )
+    ax.axvline(n_half, color="gray", linestyle=":", label=f"p > 0.5 volume = {n_half}")
+    ax.set_xlabel("mask volume τ")
+    ax.set_ylabel(f"expected {name}")
+    ax.legend(loc="lower right", fontsize="small")
+    return ax
+
+
+def plot_gains(
+    scores_a: Any,
+    scores_b: Any,
+    *,
+    names: Sequence[str] = ("argmax", "RankSEG"),
+    class_names: Sequence[str] | None = None,
+    metric: str = "Dice",
+    ax: Axes | None = None,
+) -> Axes:
+    """Bar chart of the per-class gain ``scores_b - scores_a`` (mean ± standard error).
+
+    Parameters
+    ----------
+    scores_a, scores_b : array-like, shape (N, C) or (C,)
+        Scores of two methods for N cases (or ground-truth draws) and C classes,
+        e.g. from :func:`rankseg.metrics.dice_score`; NaN entries (empty classes)
+        are left out of the means.
+    names : sequence of str
+        Names of the two methods (for the axis label).
+    class_names : sequence of str, optional
+        Tick labels (default: the class indices).
+    metric : str
+        Metric name for the axis label.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw (default: a new Figure).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The Axes drawn on.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ or ``class_names`` has the wrong length.
+    TypeError
+        If ``ax`` is not an Axes.
+
+    Examples
+    --------
+    >>> from rankseg.plot import plot_gains
+    >>> ax = plot_gains([[0.7, 0.5], [0.8, 0.4]], [[0.75, 0.6], [0.8, 0.5]])
+    >>> len(ax.patches)
+    2
+    """
+    a = np.atleast_2d(np.asarray(scores_a, dtype=np.float64))
+    b = np.atleast_2d(np.asarray(scores_b, dtype=np.float64))
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(
+            f"scores_a {a.shape} and scores_b {b.shape} must have the same (N, C) shape"
+        )
+    gain = b - a
+    n = np.sum(~np.isnan(gain), axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, np.nansum(gain, axis=0) / np.maximum(n, 1), np.nan)
+        dev = np.where(np.isnan(gain), 0.0, gain - mean)
+        var = np.sum(dev**2, axis=0) / np.maximum(n - 1, 1)
+        se = np.where(n > 1, np.sqrt(var / np.maximum(n, 1)), 0.0)
+    nc = gain.shape[1]
+    labels = [str(c) for c in range(nc)] if class_names is None else [str(c) for c in class_names]
+    if len(labels) != nc:
+        raise ValueError(f"class_names has {len(labels)} names for {nc} classes")
+    ax = _new_axes(ax, (max(4.0, 0.6 * nc + 2), 4.0))
+    x = np.arange(nc)
+    colors = ["C2" if m >= 0 else "C3" for m in np.nan_to_num(mean)]
+    ax.bar(x, np.nan_to_num(mean), yerr=se, color=colors, capsize=3)
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_xticks(x, labels)
+    ax.set_xlabel("class")
+    ax.set_ylabel(f"{metric}: {names[-1]} − {names[0]}")
+    return ax
