@@ -296,8 +296,9 @@ def _cheb_weights(t, nodes, bw, lw):
             return
         lw[i] = bw[i] / dt
         tot += lw[i]
+    inv = 1.0 / tot
     for i in range(n):
-        lw[i] /= tot
+        lw[i] *= inv
 
 
 @jit

@@ -63,6 +63,7 @@ __all__ = [
     "SUM_VAR",
     "exact_dice_objective",
     "exact_iou_objective",
+    "exact_reciprocal_moments",
     "new_summary",
     "row_summary",
 ]
@@ -73,6 +74,10 @@ SUM_MU = 1  # mu = sum p
 SUM_VAR = 2  # sum p (1 - p)
 SUM_M3 = 3  # sum p (1 - p) (1 - 2 p)
 SUM_HEAD = 4  # power sums P_1..P_K follow at SUM_HEAD..SUM_HEAD + K - 1
+#: Objective modes of the shared driver.
+_DICE = 0
+_IOU = 1
+_RECIP = 2  # E[1 / (c + Gamma)] for consecutive c
 #: Default number of power sums.
 DEFAULT_NPOW = 12
 
@@ -297,7 +302,7 @@ def _shrink(q, x):
 
 
 @jit
-def _node(s, q, t0, m_sorted, top_pow, summary, ws, iou):
+def _node(s, q, t0, m_sorted, top_pow, summary, ws, mode):
     """Evaluate the pixel part of the node at ``s``.
 
     Returns ``(x, log G, H_t0)`` for Dice and ``(x, log G_tail(t0), 0)`` for IoU, with
@@ -305,6 +310,7 @@ def _node(s, q, t0, m_sorted, top_pow, summary, ws, iou):
     with ``q y > rho`` and the ``m_sorted`` sorted entries from ``t0`` are explicit;
     every other pixel enters through the power series.
     """
+    iou = mode == _IOU
     npow = summary.shape[0] - SUM_HEAD
     x = math.exp(-s)
     y = -math.expm1(-s)
@@ -356,18 +362,24 @@ def _node(s, q, t0, m_sorted, top_pow, summary, ws, iou):
 
 
 @jit
-def _accumulate(s, wgt, q, t0, m_sorted, top_pow, summary, ws, iou, gamma, tau_lo, tau_hi, out):
+def _accumulate(s, wgt, q, t0, m_sorted, top_pow, summary, ws, mode, gamma, tau_lo, tau_hi, out):
     """Add ``wgt * g_tau(s)`` to ``out[tau - tau_lo]`` for every tau of the band."""
-    x, logg, h_tau = _node(s, q, t0, m_sorted, top_pow, summary, ws, iou)
+    x, logg, h_tau = _node(s, q, t0, m_sorted, top_pow, summary, ws, mode)
     m_len = q.shape[0]
     base = wgt * math.exp(logg - (t0 + gamma) * s)
     if base == 0.0:
         return
-    if iou:
+    if mode == _IOU:
         for tau in range(t0, tau_hi + 1):
             out[tau - tau_lo] += base
             if tau < m_len:
                 base *= _shrink(float(q[tau]), x)
+            if base == 0.0:
+                break
+    elif mode == _RECIP:
+        for tau in range(t0, tau_hi + 1):
+            out[tau - tau_lo] += base
+            base *= x
             if base == 0.0:
                 break
     else:
@@ -388,8 +400,9 @@ def _accumulate(s, wgt, q, t0, m_sorted, top_pow, summary, ws, iou, gamma, tau_l
 
 
 @jit
-def _objective(q, summary, gamma, tau_lo, tau_hi, iou, out):
-    """Shared quadrature driver of :func:`exact_dice_objective` / :func:`exact_iou_objective`."""
+def _objective(q, summary, gamma, tau_lo, tau_hi, mode, out):
+    """Shared quadrature driver of the public kernels (``mode``: _DICE, _IOU, _RECIP)."""
+    iou = mode == _IOU
     npow = summary.shape[0] - SUM_HEAD
     d = int(summary[SUM_D])
     mu = summary[SUM_MU]
@@ -433,7 +446,7 @@ def _objective(q, summary, gamma, tau_lo, tau_hi, iou, out):
         mu_lb = (mu - s_hi_band) * (1.0 - 1e-12)
         c_eff = c_lo
     else:
-        scale = 2.0 * tau_hi + gamma
+        scale = 2.0 * tau_hi + gamma if mode == _DICE else 1.0
         # G <= x**n_one exp(-(mu - n_one) y)
         mu_lb = (mu - n_one) * (1.0 - 1e-12)
         c_eff = c_lo + n_one
@@ -458,7 +471,7 @@ def _objective(q, summary, gamma, tau_lo, tau_hi, iou, out):
         if t == 0.0:
             # g(0): x = 1, G = 1, H_tau = S_tau
             for tau in range(t0, tau_hi + 1):
-                if iou:
+                if mode != _DICE:
                     out[tau - tau_lo] += wgt
                 else:
                     out[tau - tau_lo] += wgt * (2.0 * s_band[tau - tau_lo] + gamma)
@@ -469,7 +482,7 @@ def _objective(q, summary, gamma, tau_lo, tau_hi, iou, out):
             m_sorted += 1
         if has_rest and rest_max > cut and (p_need == 0.0 or cut < p_need):
             p_need = cut
-        _accumulate(s, wgt, q, t0, m_sorted, top_pow, summary, ws, iou, gamma, tau_lo, tau_hi, out)
+        _accumulate(s, wgt, q, t0, m_sorted, top_pow, summary, ws, mode, gamma, tau_lo, tau_hi, out)
     # --- lattice nodes above s0 ---------------------------------------------------------
     i = i0 + 1
     while True:
@@ -490,7 +503,7 @@ def _objective(q, summary, gamma, tau_lo, tau_hi, iou, out):
         if has_rest and rest_max > cut and (p_need == 0.0 or cut < p_need):
             p_need = cut
         _accumulate(
-            s, h * s, q, t0, m_sorted, top_pow, summary, ws, iou, gamma, tau_lo, tau_hi, out
+            s, h * s, q, t0, m_sorted, top_pow, summary, ws, mode, gamma, tau_lo, tau_hi, out
         )
         i += 1
     if iou:
@@ -537,7 +550,7 @@ def exact_dice_objective(q, summary, gamma, tau_lo, tau_hi, out):
     :func:`rankseg.kernels.poisson_binomial.exact_dice_objective_dp` to about
     ``1e-15`` (``tests/test_exact_kernels.py``).
     """
-    return _objective(q, summary, gamma, tau_lo, tau_hi, False, out)
+    return _objective(q, summary, gamma, tau_lo, tau_hi, _DICE, out)
 
 
 @jit
@@ -568,4 +581,46 @@ def exact_iou_objective(q, summary, gamma, tau_lo, tau_hi, out):
     ``U_tau = sum_{j > tau} Y_(j)`` (SPEC.md section 2), evaluated as
     ``(S_tau + gamma) int_0^1 x**(tau + gamma - 1) prod_{j > tau}(1 - p_(j) y) dx``.
     """
-    return _objective(q, summary, gamma, tau_lo, tau_hi, True, out)
+    return _objective(q, summary, gamma, tau_lo, tau_hi, _IOU, out)
+
+
+@jit
+def exact_reciprocal_moments(q, summary, c0, n, out):
+    """Reciprocal moments ``M(c) = E[1 / (c + Gamma)]`` for ``c = c0, c0 + 1, ..., c0 + n - 1``.
+
+    Parameters
+    ----------
+    q : ndarray of float, shape (M,)
+        Descending prefix of the row (any length ``>= 1``; see the module notes on
+        ``p_need``).
+    summary : ndarray of float64, shape (SUM_HEAD + K,)
+        Whole-row summary from :func:`row_summary`.
+    c0 : float
+        First offset, ``c0 > 0``.
+    n : int
+        Number of offsets, ``n >= 1``.
+    out : ndarray of float64, shape (>= n,)
+        Receives ``M(c0 + i)`` in ``out[i]``.
+
+    Returns
+    -------
+    float
+        ``0.0``, or the cut ``p_need > 0`` described in :func:`exact_dice_objective`.
+
+    Notes
+    -----
+    One quadrature pass, ``O(nodes * n)``.  Bounds that certify a search band for the
+    exact solvers (each checked in ``tests/test_exact_kernels.py``):
+
+    * Jensen: the RMA objectives are lower bounds, ``F(tau) <= pi(tau)`` (Dice and
+      IoU), so ``F* = max F`` bounds the exact maximum from below.
+    * Dice: ``Gamma_{-j} >= Gamma - 1`` gives ``pi(tau) <= (2 S_tau + gamma) M(tau + gamma)``,
+      and a second-order Taylor bound gives
+      ``pi(tau) <= 2 S_tau / (tau + gamma + mu) + 2 S_tau var / (tau + 1 + gamma)**3
+      + gamma / (tau + gamma + mu) + gamma var / (tau + gamma)**3``.
+    * IoU: ``pi(tau) <= F(tau) + (S_tau + gamma) var_tau / (tau + gamma)**3`` with
+      ``var_tau = sum_{j > tau} p (1 - p)``.
+
+    Every ``tau`` whose upper bound is below ``F*`` can be skipped.
+    """
+    return _objective(q, summary, c0, 0, n - 1, _RECIP, out)
