@@ -36,7 +36,10 @@ Exact ``p = 1`` pixels use ``log x = -s`` and ``x / x = 1``; ``p = 0`` pixels dr
 out.  With ``gamma = 0``, ``pi(0) = 0`` (the 0/0 := 0 convention).
 
 Inputs per row are a descending *prefix* of the sorted probabilities and a whole-row
-summary from one streaming pass (:func:`row_summary`).  Pixels beyond the prefix
+summary from one streaming pass (:func:`row_summary`).  Only the band needs sorting:
+the first ``tau_lo`` entries may come in any order.  :func:`exact_reciprocal_moments`
+gives ``E[1 / (c + Gamma)]``, from which (with RMA as a lower bound) a caller can
+certify which band of ``tau`` can hold the optimum; see its notes.  Pixels beyond the prefix
 must all satisfy ``p y <= rho`` at every node that matters.  The kernels only know
 that the pixels beyond the prefix do not exceed its last entry; when that is not
 small enough they return a positive cut ``p_need``: call again with a prefix whose
@@ -213,7 +216,11 @@ def row_summary(row, summary):
     Notes
     -----
     Accumulates in float64 block by block (``_BLOCK`` pixels), so the rounding
-    error grows with the block size rather than with ``d``.
+    error grows with the block size rather than with ``d``.  Every entry is a sum
+    over pixels, so the summaries of disjoint chunks of a row add up entrywise
+    (``SUM_D`` included): a long row can be split across threads in fixed chunks
+    (e.g. ``rankseg._config.CHUNK``) and the partial summaries added in chunk order,
+    independently of the thread count.
     """
     n = row.shape[0]
     npow = summary.shape[0] - SUM_HEAD
