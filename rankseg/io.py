@@ -671,7 +671,7 @@ def load_probabilities(
         )
     if fmt == "npy":
         try:
-            arr = np.load(p, mmap_mode="r", allow_pickle=False)
+            arr = np.load(p, mmap_mode="c", allow_pickle=False)
         except ValueError as exc:
             raise ValueError(f"cannot read the .npy ({exc})") from exc
     else:

@@ -1,9 +1,24 @@
+"""rankseg.metrics against hand-computed cases, and the demo (python -m rankseg)."""
+
+import math
+import subprocess
+import sys
+
+import naive
 import numpy as np
 import pytest
 
-import naive
+from rankseg import cli
 from rankseg.__main__ import main
-from rankseg.metrics import samplewise_counts, samplewise_score
+from rankseg.metrics import (
+    dice_score,
+    iou_score,
+    samplewise_counts,
+    samplewise_score,
+    score_from_counts,
+)
+
+NAN = math.nan
 
 
 @pytest.mark.parametrize("metric", ["dice", "iou"])
@@ -15,7 +30,9 @@ def test_scores_match_naive_labels(rng, metric, gamma):
     got = samplewise_score(pred, target, metric=metric, smooth=gamma, num_classes=4)
     for b in range(3):
         for c in range(4):
-            ref = naive.metric_value((pred[b] == c).ravel(), (target[b] == c).ravel(), metric, gamma)
+            ref = naive.metric_value(
+                (pred[b] == c).ravel(), (target[b] == c).ravel(), metric, gamma
+            )
             assert got[b, c] == pytest.approx(ref, rel=1e-14)
 
 
@@ -25,7 +42,9 @@ def test_scores_masks_and_void(rng):
     got = samplewise_score(pred, target, metric="iou")
     for b in range(2):
         for c in range(3):
-            assert got[b, c] == pytest.approx(naive.metric_value(pred[b, c], target[b, c], "iou", 0.0))
+            assert got[b, c] == pytest.approx(
+                naive.metric_value(pred[b, c], target[b, c], "iou", 0.0)
+            )
     # labels outside [0, C) (a void label) count for no class
     counts = samplewise_counts(np.array([[0, 255, 1]]), np.array([[0, 1, 1]]), num_classes=2)
     np.testing.assert_array_equal(counts[0], [[1, 1, 1], [1, 2, 1]])
@@ -39,11 +58,156 @@ def test_scores_errors():
         samplewise_score(np.zeros((1, 3)), np.zeros((1, 3)))
     with pytest.raises(ValueError, match="unknown metric"):
         samplewise_score(np.zeros((1, 3), int), np.zeros((1, 3), int), metric="acc")
+    with pytest.raises(ValueError, match="num_classes must be >= 1"):
+        samplewise_counts(np.zeros((1, 3), int), np.zeros((1, 3), int), num_classes=0)
 
 
-def test_demo_runs(capsys):
-    assert main(["--shape", "1", "3", "6", "12", "12", "--draws", "3", "--repeat", "1"]) == 0
-    out = capsys.readouterr().out
-    assert "argmax" in out and "rankseg dice (rma)" in out and "time / argmax" in out
-    with pytest.raises(SystemExit):
-        main(["--shape", "1", "1", "6", "12", "12"])
+# Hand-computed: sample 0 of 6 pixels, 4 classes.
+#   pred   = 0 0 1 1 1 2      target = 0 1 1 1 0 0
+#   class 0: |P|=2 |T|=3 |P∩T|=1 -> Dice 2/5,  IoU 1/4
+#   class 1: |P|=3 |T|=3 |P∩T|=2 -> Dice 4/6,  IoU 2/4
+#   class 2: |P|=1 |T|=0 |P∩T|=0 -> Dice 0,    IoU 0     (false positive: never "empty")
+#   class 3: absent from both    -> the empty policy
+# sample 1: everything background in both -> classes 1..3 empty, class 0 perfect.
+PRED = np.array([[0, 0, 1, 1, 1, 2], [0, 0, 0, 0, 0, 0]])
+TARGET = np.array([[0, 1, 1, 1, 0, 0], [0, 0, 0, 0, 0, 0]])
+
+
+@pytest.mark.parametrize(
+    ("empty", "fill"), [("nan", NAN), ("one", 1.0), ("zero", 0.0), ("NaN ", NAN)]
+)
+def test_dice_iou_hand_computed(empty, fill):
+    dice = dice_score(PRED, TARGET, num_classes=4, empty=empty)
+    iou = iou_score(PRED, TARGET, num_classes=4, empty=empty)
+    np.testing.assert_allclose(dice, [[2 / 5, 4 / 6, 0.0, fill], [1.0, fill, fill, fill]])
+    np.testing.assert_allclose(iou, [[1 / 4, 2 / 4, 0.0, fill], [1.0, fill, fill, fill]])
+    assert dice.dtype == np.float64 and dice.shape == (2, 4)
+
+
+def test_dice_include_background_and_masks():
+    no_bg = dice_score(PRED, TARGET, num_classes=4, include_background=False)
+    np.testing.assert_allclose(no_bg, [[4 / 6, 0.0, NAN], [NAN, NAN, NAN]])
+    # the same case as one-hot masks (B, C, N) gives the same numbers
+    masks_p = np.stack([PRED == c for c in range(4)], axis=1)
+    masks_t = np.stack([TARGET == c for c in range(4)], axis=1)
+    np.testing.assert_allclose(
+        dice_score(masks_p, masks_t), dice_score(PRED, TARGET, num_classes=4)
+    )
+    np.testing.assert_allclose(
+        iou_score(masks_p, masks_t, include_background=False, empty="one"),
+        [[2 / 4, 0.0, 1.0], [1.0, 1.0, 1.0]],
+    )
+    # 2-D label maps (B, H, W) and a void label that counts for no class
+    pred2 = np.array([[[1, 255], [0, 1]]])
+    targ2 = np.array([[[1, 1], [0, 0]]])
+    np.testing.assert_allclose(dice_score(pred2, targ2, num_classes=2), [[2 / 3, 2 / 4]])
+
+
+def test_dice_iou_relation(rng):
+    pred = rng.integers(0, 3, (4, 7, 7))
+    target = rng.integers(0, 3, (4, 7, 7))
+    d = dice_score(pred, target, num_classes=3)
+    j = iou_score(pred, target, num_classes=3)
+    np.testing.assert_allclose(j, d / (2 - d))  # IoU = Dice / (2 - Dice)
+    # 'zero' is the SPEC convention of samplewise_score
+    np.testing.assert_allclose(
+        dice_score(pred, target, num_classes=3, empty="zero"),
+        samplewise_score(pred, target, "dice", num_classes=3),
+    )
+
+
+def test_score_from_counts():
+    np.testing.assert_allclose(score_from_counts([[2, 1, 1], [0, 0, 0]]), [2 / 3, NAN])
+    np.testing.assert_allclose(score_from_counts([[0, 0, 0]], "iou", "one"), [1.0])
+    with pytest.raises(ValueError, match=r"shape \(\.\.\., 3\)"):
+        score_from_counts([[1, 2]])
+
+
+def test_metric_errors():
+    with pytest.raises(ValueError, match="unknown empty 'ignore'"):
+        dice_score(PRED, TARGET, empty="ignore")
+    with pytest.raises(TypeError, match="empty must be a string"):
+        iou_score(PRED, TARGET, empty=None)
+    with pytest.raises(TypeError, match="include_background must be a bool"):
+        dice_score(PRED, TARGET, include_background=0)
+    with pytest.raises(ValueError, match="pred has shape"):
+        iou_score(PRED, TARGET[:, :3])
+
+
+# ----------------------------------------------------------------------- the demo
+
+
+def test_demo_report_lists_every_available_solver(monkeypatch):
+    monkeypatch.setattr(cli, "AVAILABLE", ("rma", "argmax", "tr"))
+    report = cli.demo((4, 10, 10), 3, draws=2, repeat=1)
+    assert "argmax" in report and "time/argmax" in report
+    for metric in ("dice", "iou"):
+        for solver in cli.available_solvers(metric):
+            assert f"rankseg {metric} ({solver})" in report
+    rows = [
+        line
+        for line in report.splitlines()
+        if line.startswith(("argmax ", "rankseg dice", "rankseg iou"))
+    ]
+    assert len(rows) == 1 + len(cli.available_solvers("dice")) + len(cli.available_solvers("iou"))
+    assert "±" in rows[0] and rows[0].rstrip().endswith("1.00x")
+
+
+def test_demo_picks_up_solvers_at_run_time(monkeypatch):
+    # a solver that lands later appears without touching the demo
+    monkeypatch.setattr(cli, "SOLVERS", {"dice": ("rma",), "iou": (), "acc": ("argmax",)})
+    report = cli.demo((3, 6, 6), 2, draws=2, repeat=1)
+    assert "rankseg dice (rma)" in report and "rankseg iou" not in report
+
+
+def test_main_without_arguments_runs_the_demo(monkeypatch, capsys):
+    calls = []
+
+    def fake_demo(shape, classes, **kw):
+        calls.append((tuple(shape), classes, kw))
+        return "REPORT"
+
+    monkeypatch.setattr(cli, "demo", fake_demo)
+    assert main([]) == 0
+    assert calls[-1][0] == (48, 96, 96) and calls[-1][1] == 6
+    assert capsys.readouterr().out.strip() == "REPORT"
+    # options without a command are the demo's (the README's `python -m rankseg ...`)
+    assert main(["--shape", "4", "8", "--classes", "3", "--draws", "2"]) == 0
+    assert calls[-1][:2] == ((4, 8), 3) and calls[-1][2]["draws"] == 2
+
+
+def test_demo_argument_errors(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--classes", "1"])
+    assert exc.value.code == 2
+    assert "--classes >= 2" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="classes >= 2"):
+        cli.demo((4, 4), 1)
+    with pytest.raises(ValueError, match="sizes >= 1"):
+        cli.demo((0, 4), 3)
+
+
+def test_python_m_rankseg_runs(tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rankseg",
+            "--shape",
+            "4",
+            "12",
+            "12",
+            "--classes",
+            "3",
+            "--draws",
+            "2",
+            "--repeat",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "rankseg dice (rma)" in out.stdout and "time/argmax" in out.stdout

@@ -1,0 +1,441 @@
+"""The command line end to end, in temporary folders: every format, parity with the API."""
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from rankseg import cli, predict
+from rankseg import io as rio
+from rankseg.__main__ import main
+from rankseg.metrics import dice_score, iou_score
+
+nib = pytest.importorskip("nibabel")
+
+
+def softmax(rng, shape, axis=0, dtype=np.float32):
+    x = rng.standard_normal(shape) * 3
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return (e / e.sum(axis=axis, keepdims=True)).astype(dtype)
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture
+def cases(rng, tmp_path):
+    """Three single-case .npy files (C=3) in tmp_path/in."""
+    d = tmp_path / "in"
+    d.mkdir()
+    probs = {}
+    for name in ("a", "b", "c"):
+        probs[name] = softmax(rng, (3, 4, 6, 5))
+        np.save(d / f"{name}.npy", probs[name])
+    return d, probs
+
+
+# ---------------------------------------------------------------------- predict
+
+
+def test_predict_npy_parity_and_info(cases, tmp_path, capsys):
+    d, probs = cases
+    code, out, err = run(capsys, "predict", d, "-o", tmp_path / "out", "--info", tmp_path / "i.csv")
+    assert code == 0, err
+    assert "3 written, 0 skipped (output exists), 0 failed, of 3 case(s)" in err
+    rows = read_csv(tmp_path / "i.csv")
+    assert list(rows[0]) == ["case", "class", "tau", "threshold", "score", "pruned"]
+    assert len(rows) == 9
+    for name, p in probs.items():
+        got = np.load(tmp_path / "out" / f"{name}.npy")
+        labels, info = predict(p[None], return_info=True)
+        assert got.dtype == np.uint8
+        np.testing.assert_array_equal(got, labels[0])
+        mine = [r for r in rows if r["case"] == name]
+        for c, r in enumerate(mine):
+            assert int(r["class"]) == c and int(r["tau"]) == info.tau[0, c]
+            assert float(r["score"]) == info.score[0, c]
+            thr = float(r["threshold"])
+            assert (math.isnan(thr) and math.isnan(info.threshold[0, c])) or thr == info.threshold[
+                0, c
+            ]
+            assert r["pruned"] == str(bool(info.pruned[0, c]))
+    assert "%|" not in err  # no progress bar when stderr is not a terminal
+
+
+def test_predict_options_parity(cases, tmp_path, capsys):
+    d, probs = cases
+    p = probs["a"]
+    np.save(tmp_path / "last.npy", np.moveaxis(p, 0, -1))
+    opts = [
+        "--metric", "iou", "--smooth", "0.5", "--pruning-prob", "0.2",
+        "--unassigned-policy", "void", "--void-index", "9", "--dtype", "int64",
+    ]  # fmt: skip
+    code, _, err = run(
+        capsys, "predict", tmp_path / "last.npy", "--class-axis", "-1", "-o", tmp_path / "o", *opts
+    )
+    assert code == 0, err
+    want = predict(p[None], "iou", 0.5, pruning_prob=0.2, unassigned_policy="void", void_index=9)[0]
+    got = np.load(tmp_path / "o" / "last.npy")
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, want)
+    # multilabel masks keep the stored class axis; accuracy solvers work too
+    code, _, err = run(
+        capsys, "predict", d / "a.npy", "-o", tmp_path / "ml", "--output-mode", "multilabel"
+    )
+    assert code == 0, err
+    masks = np.load(tmp_path / "ml" / "a.npy")
+    assert masks.dtype == bool
+    np.testing.assert_array_equal(masks, predict(p[None], output_mode="multilabel")[0])
+    code, _, _ = run(capsys, "predict", d / "a.npy", "-o", tmp_path / "acc", "--metric", "acc")
+    assert code == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "acc" / "a.npy"), p.argmax(0))
+
+
+def test_predict_batch_npz_float16(rng, tmp_path, capsys):
+    batch = softmax(rng, (2, 3, 5, 4), axis=1, dtype=np.float16)
+    np.savez(tmp_path / "v1.npz", softmax=batch)
+    np.savez(tmp_path / "mine.npz", x=batch)
+    code, _, err = run(
+        capsys, "predict", tmp_path / "v1.npz", "--batch", "-o", tmp_path / "o",
+        "--info", tmp_path / "i.csv",
+    )  # fmt: skip
+    assert code == 0, err
+    with np.load(tmp_path / "o" / "v1.npz") as f:
+        np.testing.assert_array_equal(f["labels"], predict(batch))
+    assert [r["case"] for r in read_csv(tmp_path / "i.csv")][::3] == ["v1[0]", "v1[1]"]
+    code, _, err = run(capsys, "predict", tmp_path / "mine.npz", "--batch", "-o", tmp_path / "o")
+    assert code == 1 and "mine.npz: no 'probabilities' or 'softmax' array" in err
+    code, _, err = run(
+        capsys, "predict", tmp_path / "mine.npz", "--batch", "--key", "x", "-o", tmp_path / "o"
+    )
+    assert code == 0, err
+
+
+def test_predict_nifti_keeps_geometry(rng, tmp_path, capsys):
+    p = softmax(rng, (6, 5, 4, 3), axis=-1)
+    aff = np.array([[0, 0, 2.0, -30], [0, -1.0, 0, 12], [0.5, 0, 0, 4], [0, 0, 0, 1]])
+    img = nib.Nifti1Image(p, aff)
+    img.header.set_xyzt_units("mm")
+    nib.save(img, tmp_path / "case.nii.gz")
+    before = (tmp_path / "case.nii.gz").read_bytes()
+    code, _, err = run(capsys, "predict", tmp_path / "case.nii.gz", "-o", tmp_path / "out")
+    assert code == 0, err
+    out = nib.load(tmp_path / "out" / "case.nii.gz")
+    ref = nib.load(tmp_path / "case.nii.gz")
+    np.testing.assert_array_equal(out.affine, ref.affine)
+    assert out.header.get_zooms() == ref.header.get_zooms()[:3]
+    assert out.get_data_dtype() == np.uint8 and out.header.get_intent()[0] == "label"
+    np.testing.assert_array_equal(
+        np.asanyarray(out.dataobj), predict(np.moveaxis(p, -1, 0)[None])[0]
+    )
+    assert (tmp_path / "case.nii.gz").read_bytes() == before
+
+
+def test_predict_nnunet_folder(rng, tmp_path, capsys):
+    nn = tmp_path / "nnunet_out"
+    nn.mkdir()
+    (nn / "dataset.json").write_text(json.dumps({"file_ending": ".nii.gz"}))
+    (nn / "plans.json").write_text("{}")
+    aff = np.diag([0.7, 0.7, 3.0, 1.0])
+    probs = {}
+    for name in ("case_0", "case_1"):
+        probs[name] = softmax(rng, (3, 2, 5, 4))  # (C, Z, Y, X)
+        np.savez_compressed(nn / f"{name}.npz", probabilities=probs[name])
+        nib.save(nib.Nifti1Image(np.zeros((4, 5, 2), np.uint8), aff), nn / f"{name}.nii.gz")
+    code, _, err = run(capsys, "predict", nn, "-o", tmp_path / "out")
+    assert code == 0, err
+    assert sorted(f.name for f in (tmp_path / "out").iterdir()) == [
+        "case_0.nii.gz",
+        "case_1.nii.gz",
+    ]
+    for name, p in probs.items():
+        out = nib.load(tmp_path / "out" / f"{name}.nii.gz")
+        np.testing.assert_array_equal(out.affine, nib.load(nn / f"{name}.nii.gz").affine)
+        want = predict(p[None])[0].transpose(2, 1, 0)  # (Z, Y, X) -> (X, Y, Z)
+        np.testing.assert_array_equal(np.asanyarray(out.dataobj), want)
+    # writing into the nnU-Net folder itself would replace nnU-Net's segmentations
+    code, _, err = run(capsys, "predict", nn, "-o", nn)
+    assert code == 1 and "would overwrite an input" in err
+    assert np.asanyarray(nib.load(nn / "case_0.nii.gz").dataobj).max() == 0
+
+
+def test_predict_nnunet_regions(rng, tmp_path, capsys):
+    nn = tmp_path / "nn"
+    nn.mkdir()
+    ds = {"labels": {"background": 0, "whole": [1, 2], "core": 2}, "regions_class_order": [1, 2]}
+    (nn / "dataset.json").write_text(json.dumps(ds))
+    p = rng.random((2, 3, 4, 5)).astype(np.float32)  # sigmoid regions
+    np.savez(nn / "r.npz", probabilities=p)
+    nib.save(nib.Nifti1Image(np.zeros((5, 4, 3), np.uint8), np.eye(4)), nn / "r.nii.gz")
+    code, _, err = run(capsys, "predict", nn, "-o", tmp_path / "out", "--pruning-prob", "0")
+    assert code == 0, err
+    masks = predict(p[None], output_mode="multilabel", pruning_prob=0.0)[0]
+    want = np.zeros(p.shape[1:], np.uint8)
+    want[masks[0]] = 1
+    want[masks[1]] = 2
+    got = np.asanyarray(nib.load(tmp_path / "out" / "r.nii.gz").dataobj).transpose(2, 1, 0)
+    np.testing.assert_array_equal(got, want)
+    code, _, err = run(capsys, "predict", nn, "-o", tmp_path / "o2", "--output-mode", "multiclass")
+    assert code == 1 and "region-based nnU-Net" in err and "--output-mode multilabel" in err
+
+
+def test_bad_inputs_do_not_stop_the_others(cases, tmp_path, capsys):
+    d, probs = cases
+    np.save(d / "logits.npy", np.log(probs["a"]))
+    np.save(d / "nan.npy", np.full((2, 3, 3), np.nan, np.float32))
+    np.save(d / "labels.npy", np.zeros((3, 3), np.uint8))
+    np.save(d / "one.npy", np.full((1, 3, 3), 0.7, np.float32))
+    (d / "broken.npy").write_bytes(b"\x93NUMPY garbage")
+    code, _, err = run(capsys, "predict", d, tmp_path / "missing.npy", "-o", tmp_path / "out")
+    assert code == 1
+    written = sorted(f.name for f in (tmp_path / "out").iterdir())
+    assert written == ["a.npy", "b.npy", "c.npy"]
+    lines = [x for x in err.splitlines() if x.startswith("error: ")]
+    by_file = {x.split(": ")[1].rsplit("/", 1)[-1]: x for x in lines}
+    assert "apply softmax (multiclass) or sigmoid (multilabel)" in by_file["logits.npy"]
+    assert "NaN" in by_file["nan.npy"]
+    assert "label map rather than probabilities" in by_file["labels.npy"]
+    assert "--output-mode multilabel" in by_file["one.npy"]
+    assert "cannot read" in by_file["broken.npy"]
+    assert "no such file" in by_file["missing.npy"]
+    assert all(x.count("\n") == 0 for x in lines)
+    assert "3 written, 0 skipped (output exists), 6 failed, of 9 case(s)" in err
+
+
+def test_failed_write_leaves_no_partial_file(cases, tmp_path, capsys, monkeypatch):
+    d, _ = cases
+    real_save = np.save
+    calls = []
+
+    def flaky_save(f, arr, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            f.write(b"\x93NUMPY partial")
+            raise OSError(28, "No space left on device")
+        return real_save(f, arr, **kw)
+
+    monkeypatch.setattr(rio.np, "save", flaky_save)
+    code, _, err = run(capsys, "predict", d, "-o", tmp_path / "out")
+    assert code == 1 and "b.npy: cannot read or write (No space left on device)" in err
+    assert sorted(f.name for f in (tmp_path / "out").iterdir()) == ["a.npy", "c.npy"]
+
+
+def test_continue_skips_existing_and_merges_info(cases, tmp_path, capsys):
+    d, _ = cases
+    out, info = tmp_path / "out", tmp_path / "info.csv"
+    code, _, _ = run(capsys, "predict", d / "a.npy", "-o", out, "--info", info)
+    assert code == 0
+    (out / "a.npy").write_bytes(b"sentinel")  # a finished output is never redone
+    code, _, err = run(capsys, "predict", d, "-o", out, "--continue", "--info", info)
+    assert code == 0
+    assert "2 written, 1 skipped (output exists)" in err
+    assert (out / "a.npy").read_bytes() == b"sentinel"
+    assert sorted(r["case"] for r in read_csv(info)) == ["a"] * 3 + ["b"] * 3 + ["c"] * 3
+    code, _, err = run(capsys, "predict", d, "-o", out, "--continue", "--quiet")
+    assert code == 0 and err == ""
+
+
+def test_sharding(cases, tmp_path, capsys):
+    d, _ = cases
+    parts = []
+    for i in range(2):
+        out = tmp_path / f"part{i}"
+        code, _, _ = run(capsys, "predict", d, "-o", out, "--num-parts", 2, "--part-id", i)
+        assert code == 0
+        parts.append({f.name for f in out.iterdir()})
+    assert parts[0] == {"a.npy", "c.npy"} and parts[1] == {"b.npy"}  # like nnU-Net: [i::k]
+
+
+def test_parallel_workers_match_serial(cases, tmp_path, capsys):
+    d, _ = cases
+    files = [d / "a.npy", d / "b.npy"]
+    code, _, err = run(capsys, "predict", *files, "-o", tmp_path / "j2", "-j", 2, "--info",
+                       tmp_path / "j2.csv")  # fmt: skip
+    assert code == 0, err
+    code, _, _ = run(
+        capsys, "predict", *files, "-o", tmp_path / "j1", "--info", tmp_path / "j1.csv"
+    )
+    assert code == 0
+    for name in ("a.npy", "b.npy"):
+        np.testing.assert_array_equal(
+            np.load(tmp_path / "j2" / name), np.load(tmp_path / "j1" / name)
+        )
+    assert (tmp_path / "j2.csv").read_text() == (tmp_path / "j1.csv").read_text()
+
+
+def test_same_output_name_twice(rng, tmp_path, capsys):
+    for sub in ("x", "y"):
+        (tmp_path / sub).mkdir()
+        np.save(tmp_path / sub / "case.npy", softmax(rng, (2, 3, 3)))
+    code, _, err = run(capsys, "predict", tmp_path / "x", tmp_path / "y", "-o", tmp_path / "o")
+    assert code == 1 and "is also the output of" in err
+
+
+def test_zarr_and_netcdf(rng, tmp_path, capsys):
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("zarr")
+    pytest.importorskip("rankseg.xarray")
+    p = softmax(rng, (2, 3, 4, 5), axis=1)  # (case, class, y, x)
+    da = xr.DataArray(p, dims=("case", "class", "y", "x"), name="probabilities")
+    da.to_dataset().to_zarr(tmp_path / "p.zarr", consolidated=False)
+    da[0].to_dataset().to_netcdf(tmp_path / "q.nc")
+    code, _, err = run(
+        capsys, "predict", tmp_path / "p.zarr", "--batch", "-o", tmp_path / "o",
+        "--info", tmp_path / "i.csv",
+    )  # fmt: skip
+    assert code == 0, err
+    got = xr.open_zarr(tmp_path / "o" / "p.zarr", consolidated=False)["labels"]
+    assert got.dims == ("case", "y", "x")
+    np.testing.assert_array_equal(got.values, predict(p))
+    assert [r["case"] for r in read_csv(tmp_path / "i.csv")][::3] == ["p[0]", "p[1]"]
+    code, _, err = run(capsys, "predict", tmp_path / "q.nc", "-o", tmp_path / "o")
+    assert code == 0, err
+    back = xr.open_dataset(tmp_path / "o" / "q.nc")["labels"].values
+    np.testing.assert_array_equal(back, predict(p[:1])[0])
+
+
+def test_zarr_without_adapter(rng, tmp_path, capsys, monkeypatch):
+    import builtins
+
+    (tmp_path / "p.zarr").mkdir()
+    real_import = builtins.__import__
+
+    def no_adapter(name, *args, **kw):
+        if name == "rankseg.xarray":
+            raise ImportError("simulated")
+        return real_import(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_adapter)
+    code, _, err = run(capsys, "predict", tmp_path / "p.zarr", "-o", tmp_path / "o")
+    assert code == 1 and "needs the xarray adapter rankseg.xarray" in err
+
+
+def test_usage_errors(cases, tmp_path, capsys):
+    d, _ = cases
+
+    def usage(*args):
+        with pytest.raises(SystemExit) as exc:
+            main([str(a) for a in args])
+        assert exc.value.code == 2
+        return capsys.readouterr().err
+
+    assert "--info needs --metric dice or iou" in usage(
+        "predict", d, "-o", tmp_path, "--metric", "acc", "--info", "x.csv"
+    )
+    assert "--part-id must be in [0, --num-parts)" in usage(
+        "predict", d, "-o", tmp_path, "--num-parts", 2, "--part-id", 2
+    )
+    err = usage("predict", d, "-o", tmp_path, "--solver", "magic")
+    assert "unknown solver 'magic'" in err and "'rma'" in err
+    err = usage("predict", d, "-o", tmp_path, "--metric", "iou", "--solver", "ba")
+    assert "not supported for metric 'iou'" in err
+    assert "eps does not apply" in usage("predict", d, "-o", tmp_path, "--eps", "0.01")
+    assert "-j must be >= 1" in usage("predict", d, "-o", tmp_path, "-j", 0)
+    assert "invalid choice" in usage("predict", d, "-o", tmp_path, "--format", "tiff")
+    (tmp_path / "empty").mkdir()
+    code, _, err = run(capsys, "predict", tmp_path / "empty", "-o", tmp_path / "o")
+    assert code == 2 and "no input cases found" in err
+
+
+def test_solver_help_lists_available_solvers(monkeypatch):
+    monkeypatch.setattr(cli, "AVAILABLE", ("rma", "exact", "argmax", "tr"))
+    text = cli._solver_help()
+    assert "dice: rma, exact" in text and "iou: rma, exact" in text and "acc: argmax, tr" in text
+
+
+def test_progress_bar_on_a_terminal(cases, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("tqdm")
+    d, _ = cases
+    monkeypatch.setattr(cli.sys.stderr, "isatty", lambda: True, raising=False)
+    code, _, err = run(capsys, "predict", d, "-o", tmp_path / "o")
+    assert code == 0 and "3/3" in err
+    code, _, err = run(capsys, "predict", d, "-o", tmp_path / "p", "--no-progress")
+    assert code == 0 and "3/3" not in err
+
+
+# --------------------------------------------------------------------- evaluate
+
+
+def test_evaluate(rng, tmp_path, capsys):
+    pred_dir, tgt_dir = tmp_path / "pred", tmp_path / "gt"
+    pred_dir.mkdir()
+    tgt_dir.mkdir()
+    preds, tgts = {}, {}
+    for name in ("c1", "c2"):
+        preds[name] = rng.integers(0, 3, (4, 5, 6)).astype(np.uint8)
+        tgts[name] = rng.integers(0, 3, (4, 5, 6)).astype(np.uint8)
+        nib.save(nib.Nifti1Image(preds[name], np.eye(4)), pred_dir / f"{name}.nii.gz")
+        nib.save(nib.Nifti1Image(tgts[name], np.eye(4)), tgt_dir / f"{name}.nii.gz")
+    tgts["c2"][tgts["c2"] == 2] = 0  # class 2 absent from the c2 target...
+    preds["c2"][preds["c2"] == 2] = 0  # ...and from the prediction: empty -> nan
+    nib.save(nib.Nifti1Image(tgts["c2"], np.eye(4)), tgt_dir / "c2.nii.gz")
+    nib.save(nib.Nifti1Image(preds["c2"], np.eye(4)), pred_dir / "c2.nii.gz")
+    code, out, err = run(
+        capsys, "evaluate", pred_dir, "--target", tgt_dir, "--csv", tmp_path / "s.csv"
+    )
+    assert code == 0, err
+    rows = read_csv(tmp_path / "s.csv")
+    assert list(rows[0]) == ["case", "class", "dice", "pred_volume", "target_volume"]
+    for r in rows:
+        name, c = r["case"], int(r["class"])
+        want = dice_score(preds[name][None], tgts[name][None], num_classes=3)[0, c]
+        got = float(r["dice"])
+        assert (math.isnan(want) and math.isnan(got)) or got == want
+        assert int(r["target_volume"]) == (tgts[name] == c).sum()
+    assert math.isnan(float(rows[5]["dice"]))
+    assert out.splitlines()[0].split() == ["class", "mean", "dice", "s.e.", "cases"]
+    # IoU without the background, one-to-one pairing of differently named files
+    np.save(tmp_path / "p.npy", preds["c1"])
+    np.save(tmp_path / "t.npy", tgts["c1"])
+    code, out, _ = run(
+        capsys, "evaluate", tmp_path / "p.npy", "--target", tmp_path / "t.npy",
+        "--metric", "iou", "--exclude-background",
+    )  # fmt: skip
+    assert code == 0
+    want = iou_score(preds["c1"][None], tgts["c1"][None], num_classes=3)[0, 1:]
+    assert f"{want.mean():.4f}" in out.splitlines()[-1]
+
+
+def test_evaluate_problems(rng, tmp_path, capsys):
+    (tmp_path / "pred").mkdir()
+    (tmp_path / "gt").mkdir()
+    np.save(tmp_path / "pred" / "a.npy", np.zeros((3, 3), np.uint8))
+    np.save(tmp_path / "pred" / "b.npy", np.zeros((3, 3), np.uint8))
+    np.save(tmp_path / "pred" / "c.npy", np.zeros((3, 3), np.uint8))
+    np.save(tmp_path / "gt" / "a.npy", np.ones((3, 3), np.uint8))
+    np.save(tmp_path / "gt" / "c.npy", np.ones((4, 3), np.uint8))
+    np.save(tmp_path / "gt" / "d.npy", np.ones((3, 3), np.uint8))
+    code, out, err = run(capsys, "evaluate", tmp_path / "pred", "--target", tmp_path / "gt")
+    assert code == 1
+    assert "b.npy: no target named b.*" in err
+    assert "c.npy: shape (3, 3) differs from the target's (4, 3)" in err
+    assert "1 target(s) without a prediction" in err
+    assert "1 case(s) evaluated, 2 failed" in err
+    # masks against masks work; masks against a label map do not
+    np.save(tmp_path / "m.npy", np.ones((2, 3, 3), bool))
+    np.save(tmp_path / "mt.npy", np.ones((2, 3, 3), bool))
+    code, out, _ = run(capsys, "evaluate", tmp_path / "m.npy", "--target", tmp_path / "mt.npy")
+    assert code == 0 and out.splitlines()[-1].split() == ["mean", "1.0000"]
+    code, _, err = run(
+        capsys, "evaluate", tmp_path / "m.npy", "--target", tmp_path / "gt" / "a.npy"
+    )
+    assert code == 1 and "cannot compare masks with a label map" in err
+
+
+def test_demo_command(tmp_path, capsys):
+    code, out, _ = run(
+        capsys, "demo", "--shape", 4, 10, 10, "--classes", 3, "--draws", 2, "--repeat", 1,
+        "--plot", tmp_path / "d.png",
+    )  # fmt: skip
+    assert code == 0
+    assert "rankseg dice (rma)" in out and (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
