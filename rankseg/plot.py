@@ -32,7 +32,7 @@ from rankseg import _validation as v
 __all__ = ["CURVE_SOLVERS", "plot_gains", "plot_overlay", "plot_score_curve", "score_curve"]
 
 #: solvers whose objective :func:`score_curve` can evaluate over every τ
-CURVE_SOLVERS = {"dice": ("rma", "exact"), "iou": ("rma", "exact")}
+CURVE_SOLVERS = {"dice": ("rma", "exact", "ba", "trna", "ba+trna"), "iou": ("rma", "exact")}
 
 
 def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
@@ -149,7 +149,11 @@ def plot_overlay(
 
 
 def score_curve(
-    probs_row: Any, metric: str = "dice", solver: str = "rma", smooth: float = 0.0
+    probs_row: Any,
+    metric: str = "dice",
+    solver: str = "rma",
+    smooth: float = 0.0,
+    eps: float = 1e-4,
 ) -> np.ndarray:
     """Evaluate a solver's objective at every mask volume τ = 0..d of one row.
 
@@ -159,11 +163,14 @@ def score_curve(
         The probabilities of one (sample, class), any shape (flattened).
     metric : {'dice', 'iou'}
         The metric.
-    solver : {'rma', 'exact'}
+    solver : {'rma', 'exact', 'ba', 'trna', 'ba+trna'}
         ``'rma'``: the reciprocal moment approximation ``F(τ)``; ``'exact'``: the
-        exact expected metric ``π(τ)`` (generating-function quadrature).
+        exact expected metric ``π(τ)`` (generating-function quadrature); ``'ba'``,
+        ``'trna'``, ``'ba+trna'`` (Dice only): the refined-normal approximations.
     smooth : float
         Smoothing ``γ >= 0``.
+    eps : float
+        Window tail mass of the refined-normal solvers, in (0, 1).
 
     Returns
     -------
@@ -206,8 +213,15 @@ def score_curve(
 
     summary = new_summary(0)
     row_summary(q, summary)
-    kernel = exact_dice_objective if metric == "dice" else exact_iou_objective
-    kernel(q, summary, gamma, 0, d, out)
+    if solver == "exact":
+        kernel = exact_dice_objective if metric == "dice" else exact_iou_objective
+        kernel(q, summary, gamma, 0, d, out)
+        return out
+    from rankseg.kernels.ba_trna import ba_dice_objective, ba_trna_use_ba, trna_dice_objective
+
+    eps = v.check_real(eps, "eps", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    use_ba = solver == "ba" or (solver == "ba+trna" and ba_trna_use_ba(summary))
+    (ba_dice_objective if use_ba else trna_dice_objective)(q, summary, gamma, eps, 0, d, out)
     return out
 
 
@@ -217,6 +231,7 @@ def plot_score_curve(
     solver: str = "rma",
     *,
     smooth: float = 0.0,
+    eps: float = 1e-4,
     tau_max: int | None = None,
     ax: Axes | None = None,
 ) -> Axes:
@@ -228,10 +243,12 @@ def plot_score_curve(
         The probabilities of one (sample, class), any shape (flattened).
     metric : {'dice', 'iou'}
         The metric.
-    solver : {'rma', 'exact'}
+    solver : {'rma', 'exact', 'ba', 'trna', 'ba+trna'}
         Whose objective to draw (see :func:`score_curve`).
     smooth : float
         Smoothing ``γ >= 0``.
+    eps : float
+        Window tail mass of the refined-normal solvers.
     tau_max : int, optional
         Largest τ shown (default: ``min(d, max(2 τ*, τ(p > 0.5)) + 10)``, the
         interesting part of a large row).
@@ -264,7 +281,7 @@ def plot_score_curve(
     >>> ax.get_xlabel()
     'mask volume τ'
     """
-    curve = score_curve(probs_row, metric, solver, smooth)
+    curve = score_curve(probs_row, metric, solver, smooth, eps)
     d = curve.size - 1
     tau_star = int(np.argmax(curve))
     n_half = int(np.count_nonzero(np.asarray(probs_row, dtype=np.float64) > 0.5))

@@ -83,6 +83,30 @@ def test_score_curve_rma_matches_predict(rng, metric, gamma):
     assert curve.max() == pytest.approx(info.score[0, 0], rel=1e-12)
 
 
+@pytest.mark.parametrize(
+    ("metric", "solver"),
+    [("dice", "exact"), ("iou", "exact"), ("dice", "ba"), ("dice", "trna"), ("dice", "ba+trna")],
+)
+def test_score_curve_other_solvers_match_predict(rng, metric, solver):
+    from rankseg._api import AVAILABLE
+
+    if solver not in AVAILABLE:
+        pytest.skip(f"solver {solver!r} is not available in this version")
+    row = rng.random(80) ** 3
+    curve = score_curve(row, metric, solver)
+    _, info = predict(
+        row[None, None],
+        metric=metric,
+        solver=solver,
+        output_mode="multilabel",
+        pruning_prob=0.0,
+        return_info=True,
+    )
+    tau = info.tau[0, 0]
+    assert curve[tau] == pytest.approx(info.score[0, 0], rel=1e-9, abs=1e-12)
+    assert curve[tau] == pytest.approx(curve.max(), rel=1e-9)  # tau* maximizes the curve
+
+
 def test_score_curve_exact_agrees_with_dp(rng):
     from rankseg.kernels.poisson_binomial import exact_dice_objective_dp
 
@@ -95,6 +119,8 @@ def test_score_curve_exact_agrees_with_dp(rng):
 def test_score_curve_errors():
     with pytest.raises(ValueError, match="unknown solver 'ba'"):
         score_curve(np.ones(3) / 2, "iou", "ba")
+    with pytest.raises(ValueError, match="eps must be in"):
+        score_curve(np.ones(3) / 2, "dice", "trna", eps=0.0)
     with pytest.raises(ValueError, match="probabilities in \\[0, 1\\]"):
         score_curve(np.array([0.5, 1.5]))
     with pytest.raises(ValueError, match="unknown metric"):
