@@ -101,6 +101,21 @@ def test_predict_options_parity(cases, tmp_path, capsys):
     np.testing.assert_array_equal(np.load(tmp_path / "acc" / "a.npy"), p.argmax(0))
 
 
+@pytest.mark.parametrize(
+    ("metric", "solver"), [(m, s) for m in ("dice", "iou") for s in cli.available_solvers(m)]
+)
+def test_every_available_solver(cases, tmp_path, capsys, metric, solver):
+    d, probs = cases
+    code, _, err = run(
+        capsys, "predict", d / "a.npy", "-o", tmp_path / "o", "--metric", metric,
+        "--solver", solver.upper(), "--info", tmp_path / "i.csv",
+    )  # fmt: skip
+    assert code == 0, err
+    labels, info = predict(probs["a"][None], metric, solver=solver, return_info=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "o" / "a.npy"), labels[0])
+    assert [float(r["score"]) for r in read_csv(tmp_path / "i.csv")] == list(info.score[0])
+
+
 def test_predict_batch_npz_float16(rng, tmp_path, capsys):
     batch = softmax(rng, (2, 3, 5, 4), axis=1, dtype=np.float16)
     np.savez(tmp_path / "v1.npz", softmax=batch)
