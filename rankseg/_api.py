@@ -12,6 +12,7 @@ from rankseg._config import CHUNK
 from rankseg.kernels.assign import argmax_labels, assign_labels
 from rankseg.kernels.masks import write_masks, write_threshold_masks
 from rankseg.kernels.rma import DICE, IOU
+from rankseg.kernels.search import BA, BA_TRNA, EXACT, TRNA, empty_scores, solver_cuts
 from rankseg.kernels.select import STAT_MAX, STAT_MU, rma_cuts, row_stats
 
 __all__ = ["PredictInfo", "RankSEG", "predict"]
@@ -24,8 +25,10 @@ SOLVERS = {
     "iou": ("rma", "exact"),
     "acc": ("argmax", "tr"),
 }
-#: the solvers implemented in this release
-AVAILABLE = ("rma", "argmax", "tr")
+#: the solvers implemented in this build (every solver of SPEC §3); front ends such as
+#: the CLI list their choices from it
+AVAILABLE = ("rma", "exact", "ba", "trna", "ba+trna", "argmax", "tr")
+_SOLVER_CODE = {"exact": EXACT, "ba": BA, "trna": TRNA, "ba+trna": BA_TRNA}
 SOLVER_PARAMS = ("unassigned_policy", "void_index", "eps")
 POLICIES = ("max_score", "void")
 _EPS_SOLVERS = ("ba", "trna", "ba+trna")
@@ -68,9 +71,9 @@ class RankSEG:
         ``'multiclass'``: one integer label map ``(B, *spatial)``;
         ``'multilabel'``: boolean masks ``(B, C, *spatial)`` that may overlap.
     solver : str or None
-        ``'rma'`` (default for Dice/IoU), ``'argmax'`` / ``'tr'`` (defaults for
-        accuracy in multiclass / multilabel mode).  ``'exact'``, ``'ba'``,
-        ``'trna'`` and ``'ba+trna'`` are not available yet and raise ValueError.
+        Dice: ``'rma'`` (default), ``'exact'``, ``'ba'``, ``'trna'``, ``'ba+trna'``;
+        IoU: ``'rma'`` (default), ``'exact'``; accuracy: ``'argmax'`` / ``'tr'``
+        (defaults in multiclass / multilabel mode).  See docs/solvers.rst.
     pruning_prob : float
         A (sample, class) whose largest probability is ``<= pruning_prob`` gets an
         empty mask without solving.  The default 0.5 suits confident models;
@@ -78,8 +81,9 @@ class RankSEG:
     **solver_params
         ``unassigned_policy`` ({'max_score', 'void'}, multiclass Dice/IoU only),
         ``void_index`` (int outside ``[0, C)``, default 255, only with
-        ``unassigned_policy='void'``), ``eps`` (only for the refined-normal
-        solvers).  A parameter that does not apply to the chosen solver and
+        ``unassigned_policy='void'``), ``eps`` (tail mass outside the refined
+        normal window, in (0, 1), default 1e-4; only for ``'ba'``, ``'trna'``,
+        ``'ba+trna'``).  A parameter that does not apply to the chosen solver and
         output mode raises ValueError.
 
     Examples
@@ -108,6 +112,7 @@ class RankSEG:
         params = self._check_solver_params(solver_params)
         self.unassigned_policy: str = params["unassigned_policy"]
         self.void_index: int = params["void_index"]
+        self.eps: float = params["eps"]
         self._given = dict(solver_params)
 
     # -- parameter checks ---------------------------------------------------
@@ -134,12 +139,6 @@ class RankSEG:
                 f"solver {name!r} is not supported for metric {metric!r}; "
                 f"choose one of {', '.join(repr(s) for s in SOLVERS[metric])}"
             )
-        if name not in AVAILABLE:
-            raise ValueError(
-                f"solver {name!r} is not available yet in this version of rankseg; "
-                f"available for metric {metric!r}: "
-                + ", ".join(repr(s) for s in SOLVERS[metric] if s in AVAILABLE)
-            )
         if metric == "acc":
             wanted = "multiclass" if name == "argmax" else "multilabel"
             if self.output_mode != wanted:
@@ -157,7 +156,7 @@ class RankSEG:
                 f"unexpected keyword argument(s) {', '.join(repr(k) for k in unknown)}; "
                 f"solver parameters are {', '.join(repr(k) for k in SOLVER_PARAMS)}"
             )
-        out: dict[str, Any] = {"unassigned_policy": "max_score", "void_index": 255}
+        out: dict[str, Any] = {"unassigned_policy": "max_score", "void_index": 255, "eps": 1e-4}
         resolves = self.metric != "acc" and self.output_mode == "multiclass"
         if "eps" in params:
             if self.solver not in _EPS_SOLVERS:
@@ -165,6 +164,9 @@ class RankSEG:
                     f"eps does not apply to solver {self.solver!r}; it is a parameter of the "
                     f"refined-normal solvers {', '.join(repr(s) for s in _EPS_SOLVERS)}"
                 )
+            out["eps"] = v.check_real(
+                params["eps"], "eps", lo=0.0, hi=1.0, lo_open=True, hi_open=True
+            )
         if "unassigned_policy" in params:
             if not resolves:
                 raise ValueError(
@@ -298,8 +300,16 @@ class RankSEG:
         score = np.zeros(nb * nc)
         if gamma > 0:
             score[:] = gamma / (mu + gamma)
-        if rows.size:
+        if gamma > 0 and self.solver != "rma" and pruned.any():
+            empty = np.flatnonzero(pruned).astype(np.int64)
+            params = (_SOLVER_CODE[self.solver], metric, gamma, self.eps)
+            score[empty] = empty_scores(x, empty, params)
+        if rows.size and self.solver == "rma":
             tau_a, t_a, jcut_a, score_a = rma_cuts(x, xb, stats, rows, metric, gamma, CHUNK)
+        elif rows.size:
+            params = (_SOLVER_CODE[self.solver], metric, gamma, self.eps)
+            tau_a, t_a, jcut_a, score_a = solver_cuts(x, xb, stats, rows, params, CHUNK)
+        if rows.size:
             tau[rows], t[rows], jcut[rows], score[rows] = tau_a, t_a, jcut_a, score_a
         if multiclass:
             policy = (metric, gamma, void, np.int64(self.void_index))

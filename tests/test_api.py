@@ -1,10 +1,11 @@
 """Behaviour of the NumPy API: shapes, dtypes, layouts, out=, acc solvers, info."""
 
-import naive
 import numpy as np
 import pytest
 
 from rankseg import PredictInfo, RankSEG, predict
+
+import naive
 
 
 def softmax(rng, shape):

@@ -7,7 +7,6 @@ disagreement is accepted only when the oracle's own objective values are equal
 within ``TOL`` (a genuine numerical tie); anything else fails.
 """
 
-import naive
 import numba
 import numpy as np
 import pytest
@@ -16,6 +15,8 @@ from hypothesis import strategies as st
 
 import rankseg._api as api
 from rankseg import predict
+
+import naive
 
 TOL = 1e-12
 DTYPES = [np.float16, np.float32, np.float64]

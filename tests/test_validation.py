@@ -113,13 +113,6 @@ def test_bad_values_do_not_touch_out(probs):
             r"'ba' is not supported for metric 'iou'.*'rma', 'exact'",
         ),
         ({"metric": "dice", "solver": "argmax"}, ValueError, r"not supported for metric 'dice'"),
-        (
-            {"solver": "exact"},
-            ValueError,
-            r"'exact' is not available yet.*available for metric 'dice': 'rma'",
-        ),
-        ({"solver": "BA+TRNA"}, ValueError, r"'ba\+trna' is not available yet"),
-        ({"metric": "iou", "solver": "exact"}, ValueError, r"not available yet"),
         ({"smooth": -1}, ValueError, r"smooth must be in \[0, inf\); got -1"),
         ({"smooth": np.nan}, ValueError, r"smooth must be in"),
         ({"smooth": np.inf}, ValueError, r"smooth must be in"),

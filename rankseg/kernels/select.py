@@ -26,7 +26,16 @@ from rankseg._config import jit, pjit
 from rankseg.kernels._dtype import as_f64
 from rankseg.kernels.rma import DICE, rma_bounds, rma_objective
 
-__all__ = ["STAT_MAX", "STAT_MU", "STAT_NHALF", "STAT_SHALF", "rma_cuts", "row_stats", "solve_band"]
+__all__ = [
+    "STAT_MAX",
+    "STAT_MU",
+    "STAT_NHALF",
+    "STAT_SHALF",
+    "locate_ties",
+    "rma_cuts",
+    "row_stats",
+    "solve_band",
+]
 
 STAT_MU = 0
 STAT_MAX = 1
@@ -272,6 +281,28 @@ def _band_counts(x, xb, rows, bounds, chunk):
 
 
 @pjit
+def locate_ties(x, rows, t, jcut, ktie):
+    """Resolve rows whose cut splits a run of equal values (``jcut == -2``).
+
+    Sets ``jcut[i]`` to the flat index of the ``ktie[i]``-th pixel equal to ``t[i]``
+    in row ``rows[i]``: the stable order selects ties by increasing index.
+    """
+    d = x.shape[1]
+    partial = np.flatnonzero(jcut == -2)
+    for q in prange(partial.shape[0]):
+        i = partial[q]
+        tv = t[i]
+        row = x[rows[i]]
+        cnt = 0
+        for j in range(d):
+            if as_f64(row[j]) == tv:
+                cnt += 1
+                if cnt == ktie[i]:
+                    jcut[i] = j
+                    break
+
+
+@pjit
 def rma_cuts(x, xb, stats, rows, metric, gamma, chunk):
     """Cut of the stable descending order for each active row under RMA.
 
@@ -371,17 +402,5 @@ def rma_cuts(x, xb, stats, rows, metric, gamma, chunk):
         else:
             jcut[i] = -2  # a tie straddles the cut: resolved below
             ktie[i] = k_in
-    # partial ties: locate the k-th pixel equal to t in flat order
-    partial = np.flatnonzero(jcut == -2)
-    for q in prange(partial.shape[0]):
-        i = partial[q]
-        tv = t[i]
-        row = x[rows[i]]
-        cnt = 0
-        for j in range(d):
-            if as_f64(row[j]) == tv:
-                cnt += 1
-                if cnt == ktie[i]:
-                    jcut[i] = j
-                    break
+    locate_ties(x, rows, t, jcut, ktie)
     return tau, t, jcut, score

@@ -1,0 +1,300 @@
+"""Rank search for the solvers whose objective is not RMA: exact, BA, TRNA, BA+TRNA.
+
+Per row: a safe value bound ``θ`` such that the optimum never needs a pixel with
+``p <= θ``; one vectorized pass counts the candidates ``p > θ``, a second gathers
+them; each row's candidates are sorted (descending) and the solver's objective is
+evaluated over ``τ ∈ [0, τ_hi]``; the first maximizer gives the same cut
+``(t, jcut)`` as the RMA path, so the same mask and label writers apply.
+
+The bounds (derivations in docs/solvers.rst):
+
+* Dice (exact, BA, TRNA): ``θ = S_X/(|X| + γ + d)`` for any pixel set X.  A mediant
+  argument shows the candidates ``M = {p > θ}`` satisfy ``S_M >= (|M|+γ+d) p_(|M|+1)``,
+  so the JMLR search bound ``d0 <= |M|``.  Exact Dice never exceeds ``d0``; BA and
+  TRNA search ``[0, d0]`` by definition (as upstream).
+* IoU (exact): moving the next pixel ``p`` into the mask changes
+  ``π = E[(S+γ)/(τ+γ+U)]`` by ``E[(pA − (1−p)(S+γ))/(A(A+1))]`` with
+  ``A = τ+γ+U' <= d−1+γ``; it cannot increase once ``p/(1−p) <= (S_τ+γ)/(d−1+γ)``.
+  With ``r = (S_X+γ)/(d−1+γ)`` for a set X whose pixels all exceed ``θ = r/(1+r)``,
+  no pixel ``p <= θ`` is worth adding after the candidates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import prange
+
+from rankseg._config import jit, pjit
+from rankseg.kernels._dtype import as_f64
+from rankseg.kernels.ba_trna import (
+    ba_dice_objective,
+    ba_trna_use_ba,
+    d0_bound,
+    trna_dice_objective,
+)
+from rankseg.kernels.exact import (
+    DEFAULT_NPOW,
+    SUM_HEAD,
+    exact_dice_objective,
+    exact_iou_objective,
+    exact_reciprocal_moments,
+    row_summary,
+)
+from rankseg.kernels.rma import DICE
+from rankseg.kernels.select import (
+    STAT_MAX,
+    STAT_MU,
+    STAT_NHALF,
+    STAT_SHALF,
+    _band_counts,
+    locate_ties,
+)
+
+__all__ = ["BA", "BA_TRNA", "EXACT", "TRNA", "candidate_bound", "empty_scores", "solver_cuts"]
+
+EXACT = 0
+BA = 1
+TRNA = 2
+BA_TRNA = 3
+
+_SHRINK = 1.0 - 1e-12
+
+
+@jit
+def candidate_bound(metric, mu, gamma, d, pmax, n_half, s_half):
+    """Value bound ``θ``: the solver's optimum never needs a pixel with ``p <= θ``.
+
+    Parameters
+    ----------
+    metric : int
+        ``DICE`` or ``IOU``.
+    mu : float
+        Sum of the row (unused by the bound itself; kept for symmetry with RMA).
+    gamma : float
+        Smoothing.
+    d : int
+        Pixels in the row.
+    pmax : float
+        Largest probability (> 0).
+    n_half, s_half : int, float
+        Count and sum of ``p >= 1/2``.
+
+    Returns
+    -------
+    float
+        ``θ``; ``-1.0`` means every pixel is a candidate.
+    """
+    if metric == DICE:
+        theta = pmax / (1.0 + gamma + d)
+        if n_half > 0:
+            theta = max(theta, s_half / (n_half + gamma + d))
+        return theta * _SHRINK
+    den = d - 1.0 + gamma
+    if den <= 0.0:
+        return -1.0
+    theta = -1.0
+    r = (pmax + gamma) / den
+    t1 = r / (1.0 + r)
+    if pmax > t1:  # X = {argmax} lies above its own bound
+        theta = t1
+    if n_half > 0:
+        r = (s_half + gamma) / den
+        t2 = r / (1.0 + r)
+        if t2 < 0.5:  # X = {p >= 1/2} lies above it
+            theta = max(theta, t2)
+    return theta * _SHRINK if theta > 0.0 else -1.0
+
+
+@jit
+def _objective(solver, metric, q, summary, gamma, eps, tau_hi, out):
+    """Objective over ``τ ∈ [0, τ_hi]``; returns ``p_need`` (exact) or 0."""
+    if solver == EXACT:
+        if metric == DICE:
+            return exact_dice_objective(q, summary, gamma, 0, tau_hi, out)
+        return exact_iou_objective(q, summary, gamma, 0, tau_hi, out)
+    use_ba = solver == BA or (solver == BA_TRNA and ba_trna_use_ba(summary))
+    if use_ba:
+        ba_dice_objective(q, summary, gamma, eps, 0, tau_hi, out)
+    else:
+        trna_dice_objective(q, summary, gamma, eps, 0, tau_hi, out)
+    return 0.0
+
+
+@jit
+def _solve_row(solver, metric, q, summary, gamma, eps, d):
+    """First maximizer over the sorted candidates ``q``; returns (τ*, π*, p_need)."""
+    m = q.shape[0]
+    if solver == EXACT:
+        tau_hi = m
+    else:
+        tau_hi = d0_bound(q, d, gamma)
+        if tau_hi < 0 or tau_hi > m:  # the bound proves d0 <= m
+            tau_hi = m
+    out = np.empty(tau_hi + 1)
+    p_need = _objective(solver, metric, q, summary, gamma, eps, tau_hi, out)
+    best = 0
+    for k in range(1, tau_hi + 1):
+        if out[k] > out[best]:
+            best = k
+    return best, out[best], p_need
+
+
+@pjit
+def solver_cuts(x, xb, stats, rows, params, chunk):
+    """Cuts of the stable descending order for each active row under a non-RMA solver.
+
+    Parameters
+    ----------
+    x : ndarray, shape (R, d)
+        Probabilities (float32/float64, or float16 as uint16 bits).
+    xb : ndarray, shape (R, d)
+        The same buffer as unsigned integers of the same width.
+    stats : ndarray, shape (R, 4)
+        Row statistics with maxima (see :func:`rankseg.kernels.select.row_stats`).
+    rows : ndarray of int64
+        The rows to solve.
+    params : tuple of (solver, metric, gamma, eps)
+        ``EXACT``/``BA``/``TRNA``/``BA_TRNA``, ``DICE``/``IOU``, smoothing, RNA window
+        tail mass.
+    chunk : int
+        Pixels per work item.
+
+    Returns
+    -------
+    tau, t, jcut, score : ndarrays of shape (len(rows),)
+        As :func:`rankseg.kernels.select.rma_cuts`.
+    """
+    solver, metric, gamma, eps = params
+    d = x.shape[1]
+    na = rows.shape[0]
+    nch = (d + chunk - 1) // chunk
+    lo = np.empty(na)
+    hi = np.full(na, np.inf)
+    for i in range(na):
+        r = rows[i]
+        lo[i] = candidate_bound(
+            metric,
+            stats[r, STAT_MU],
+            gamma,
+            d,
+            stats[r, STAT_MAX],
+            np.int64(stats[r, STAT_NHALF]),
+            stats[r, STAT_SHALF],
+        )
+    ntask = na * nch
+    ncand, _, _, _ = _band_counts(x, xb, rows, (lo, hi), chunk)
+    start = np.empty(ntask + 1, dtype=np.int64)
+    start[0] = 0
+    for task in range(ntask):
+        start[task + 1] = start[task] + ncand[task]
+    cand = np.empty(start[ntask])
+    for task in prange(ntask):
+        if ncand[task] == 0:
+            continue
+        i = task // nch
+        j0 = (task % nch) * chunk
+        row = x[rows[i], j0 : min(d, j0 + chunk)]
+        a = lo[i]
+        pos = start[task]
+        for j in range(row.shape[0]):
+            v = as_f64(row[j])
+            if v > a:
+                cand[pos] = v
+                pos += 1
+    tau = np.zeros(na, dtype=np.int64)
+    t = np.full(na, np.inf)
+    jcut = np.full(na, -1, dtype=np.int64)
+    score = np.zeros(na)
+    ktie = np.zeros(na, dtype=np.int64)
+    for i in prange(na):
+        r = rows[i]
+        summary = np.zeros(SUM_HEAD + DEFAULT_NPOW)
+        row_summary(x[r], summary)
+        q = np.sort(cand[start[i * nch] : start[(i + 1) * nch]])[::-1].copy()
+        best, val, p_need = _solve_row(solver, metric, q, summary, gamma, eps, d)
+        if p_need > 0.0:
+            # the exact kernel needs more of the order: use the whole row
+            full = np.empty(d)
+            row = x[r]
+            for j in range(d):
+                full[j] = as_f64(row[j])
+            q = np.sort(full)[::-1].copy()
+            best, val, p_need = _solve_row(solver, metric, q, summary, gamma, eps, d)
+        tau[i] = best
+        score[i] = val
+        if best > 0:
+            tv = q[best - 1]
+            t[i] = tv
+            k_in = 1
+            while best - 1 - k_in >= 0 and q[best - 1 - k_in] == tv:
+                k_in += 1
+            if best < q.shape[0] and q[best] == tv:
+                jcut[i] = -2  # a tie straddles the cut
+                ktie[i] = k_in
+            else:
+                jcut[i] = d
+    locate_ties(x, rows, t, jcut, ktie)
+    return tau, t, jcut, score
+
+
+@jit
+def _prefix_above(row, theta):
+    """Values of ``row`` above ``theta``, sorted in descending order."""
+    n = 0
+    for j in range(row.shape[0]):
+        n += as_f64(row[j]) > theta
+    vals = np.empty(n)
+    n = 0
+    for j in range(row.shape[0]):
+        v = as_f64(row[j])
+        if v > theta:
+            vals[n] = v
+            n += 1
+    return np.sort(vals)[::-1].copy()
+
+
+@pjit
+def empty_scores(x, rows, params):
+    """Return the solver's objective of the empty mask, ``π(0)``, per row (``γ > 0``).
+
+    Parameters
+    ----------
+    x : ndarray, shape (R, d)
+        Probabilities (float32/float64, or float16 as uint16 bits).
+    rows : ndarray of int64
+        The rows (typically the pruned ones).
+    params : tuple of (solver, metric, gamma, eps)
+        As for :func:`solver_cuts`; ``gamma > 0``.
+
+    Returns
+    -------
+    ndarray of float64
+        ``γ E[1/(γ+Γ)]`` for ``EXACT`` (Dice and IoU agree at τ = 0), the RNA
+        version for ``BA``/``TRNA``/``BA_TRNA``.
+    """
+    solver, metric, gamma, eps = params
+    out = np.empty(rows.shape[0])
+    for i in prange(rows.shape[0]):
+        row = x[rows[i]]
+        summary = np.zeros(SUM_HEAD + DEFAULT_NPOW)
+        row_summary(row, summary)
+        val = np.empty(1)
+        if solver != EXACT:
+            ba_dice_objective(np.empty(0), summary, gamma, eps, 0, 0, val)
+            out[i] = val[0]
+            continue
+        theta = 0.5
+        for _ in range(4):
+            q = _prefix_above(row, theta)
+            if q.shape[0] == 0:
+                theta *= 0.5
+                continue
+            p_need = exact_reciprocal_moments(q, summary, gamma, 1, val)
+            if p_need == 0.0:
+                break
+            theta = 0.5 * p_need
+        else:
+            q = _prefix_above(row, -1.0)
+            exact_reciprocal_moments(q, summary, gamma, 1, val)
+        out[i] = gamma * val[0]
+    return out

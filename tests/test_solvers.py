@@ -1,0 +1,270 @@
+"""The exact, BA, TRNA and BA+TRNA solvers through the public API.
+
+References: brute force over all 2^d masks (tiny rows), the Poisson-binomial DP of
+the exact objective over the fully sorted row, and the BA/TRNA objectives over the
+fully sorted row on [0, d0] (the definition of those solvers).  Floating-point
+near-ties are handled as in test_rma_properties.py: a different τ is accepted only
+when the reference objective values agree within TOL.
+"""
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rankseg import predict
+from rankseg.kernels.ba_trna import (
+    ba_dice_objective,
+    ba_trna_use_ba,
+    d0_bound,
+    trna_dice_objective,
+)
+from rankseg.kernels.exact import (
+    exact_dice_objective,
+    exact_iou_objective,
+    new_summary,
+    row_summary,
+)
+from rankseg.kernels.poisson_binomial import exact_dice_objective_dp, exact_iou_objective_dp
+
+import naive
+
+TOL = 1e-12
+SOLVERS = [
+    ("exact", "dice"),
+    ("exact", "iou"),
+    ("ba", "dice"),
+    ("trna", "dice"),
+    ("ba+trna", "dice"),
+]
+gammas = st.sampled_from([0.0, 0.5, 1.0, 10.0])
+
+
+def _row(rng, kind, d):
+    if kind == "uniform":
+        return rng.random(d)
+    if kind == "quantized":
+        return rng.integers(0, 5, d) / 4
+    if kind == "binary01":
+        v = rng.random(d)
+        v[rng.random(d) < 0.3] = 0.0
+        v[rng.random(d) < 0.3] = 1.0
+        return v
+    if kind == "skewed":
+        return rng.random(d) ** 5
+    # confident: mostly near 0 or 1, an uncertain few
+    v = (rng.random(d) < 0.3).astype(float)
+    u = rng.random(d) < 0.2
+    v[u] = rng.random(u.sum())
+    return np.clip(v, 0, 1)
+
+
+def reference_objective(p, solver, metric, gamma, eps=1e-4):
+    """Objective over the fully sorted row and the range the solver searches."""
+    q = np.sort(p)[::-1].copy()
+    d = q.size
+    if solver == "exact":
+        dp = exact_dice_objective_dp if metric == "dice" else exact_iou_objective_dp
+        return dp(q, gamma, d)
+    summary = row_summary(p.astype(np.float64), new_summary())
+    tau_hi = d0_bound(q, d, gamma)
+    out = np.empty(tau_hi + 1)
+    use_ba = solver == "ba" or (solver == "ba+trna" and ba_trna_use_ba(summary))
+    (ba_dice_objective if use_ba else trna_dice_objective)(q, summary, gamma, eps, 0, tau_hi, out)
+    return out
+
+
+def check_row(p, mask, tau, score, solver, metric, gamma):
+    f = reference_objective(p, solver, metric, gamma)
+    ref = int(np.argmax(f))
+    assert tau <= f.size - 1
+    if tau != ref:
+        assert abs(f[tau] - f[ref]) <= TOL * max(1.0, abs(f[ref])), (tau, ref)
+    np.testing.assert_array_equal(mask, naive.topk_mask(p, tau))
+    assert score == pytest.approx(f[tau], rel=1e-11, abs=1e-13)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    d=st.integers(1, 8),
+    kind=st.sampled_from(["uniform", "quantized", "binary01", "skewed"]),
+    seed=st.integers(0, 2**32 - 1),
+    gamma=gammas,
+    metric=st.sampled_from(["dice", "iou"]),
+)
+def test_exact_is_optimal_over_all_masks(d, kind, seed, gamma, metric):
+    p = _row(np.random.default_rng(seed), kind, d)
+    masks, info = predict(
+        p[None, None],
+        metric=metric,
+        smooth=gamma,
+        solver="exact",
+        output_mode="multilabel",
+        pruning_prob=0.0,
+        return_info=True,
+    )
+    best, _ = naive.brute_force_best(p, metric, gamma)
+    got = naive.expected_metric(p, masks[0, 0], metric, gamma)
+    assert got == pytest.approx(best, abs=1e-12)
+    # score is the true expected metric of the returned mask
+    assert info.score[0, 0] == pytest.approx(got, abs=1e-12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    d=st.integers(20, 400),
+    kind=st.sampled_from(["uniform", "quantized", "binary01", "skewed", "confident"]),
+    seed=st.integers(0, 2**32 - 1),
+    gamma=gammas,
+    solver_metric=st.sampled_from(SOLVERS),
+)
+def test_solvers_match_full_sort_reference(d, kind, seed, gamma, solver_metric):
+    solver, metric = solver_metric
+    probs = np.stack([_row(np.random.default_rng(seed + k), kind, d) for k in range(2)])[None]
+    masks, info = predict(
+        probs,
+        metric=metric,
+        smooth=gamma,
+        solver=solver,
+        output_mode="multilabel",
+        pruning_prob=0.0,
+        return_info=True,
+    )
+    for c in range(2):
+        check_row(probs[0, c], masks[0, c], info.tau[0, c], info.score[0, c], solver, metric, gamma)
+
+
+@pytest.mark.parametrize("solver, metric", SOLVERS)
+def test_realistic_rows(rng, solver, metric):
+    """Long, confident rows (screening leaves few candidates) across several work items."""
+    import rankseg._api as api
+
+    d = 2 * api.CHUNK + 33
+    probs = np.empty((1, 2, d))
+    probs[0, 0] = _row(rng, "confident", d)
+    probs[0, 1] = _row(rng, "skewed", d) * 0.6 + (_row(rng, "confident", d) > 0.5) * 0.4
+    masks, info = predict(
+        probs,
+        metric=metric,
+        solver=solver,
+        output_mode="multilabel",
+        pruning_prob=0.0,
+        return_info=True,
+    )
+    for c in range(2):
+        p = probs[0, c]
+        if solver == "exact":
+            # reference: the quadrature over the fully sorted row (no screening)
+            q = np.sort(p)[::-1].copy()
+            f = np.empty(d + 1)
+            kernel = exact_dice_objective if metric == "dice" else exact_iou_objective
+            assert kernel(q, row_summary(p, new_summary()), 0.0, 0, d, f) == 0.0
+        else:
+            f = reference_objective(p, solver, metric, 0.0)
+        tau, ref = info.tau[0, c], int(np.argmax(f))
+        assert tau == ref or abs(f[tau] - f[ref]) <= TOL * f[ref]
+        np.testing.assert_array_equal(masks[0, c], naive.topk_mask(p, tau))
+        assert info.score[0, c] == pytest.approx(f[tau], rel=1e-11)
+
+
+@pytest.mark.parametrize("metric", ["dice", "iou"])
+def test_exact_score_matches_monte_carlo(rng, metric):
+    p = _row(rng, "confident", 400)
+    masks, info = predict(
+        p[None, None], metric=metric, solver="exact", output_mode="multilabel", return_info=True
+    )
+    mean, se = naive.monte_carlo_metric(p, masks[0, 0], metric, 0.0, 4000, rng)
+    assert abs(info.score[0, 0] - mean) <= 4 * se + 1e-12
+
+
+@pytest.mark.parametrize("metric", ["dice", "iou"])
+def test_exact_beats_rma_and_ba_in_expected_metric(rng, metric):
+    p = _row(rng, "uniform", 60) ** 2
+    pi = (exact_dice_objective_dp if metric == "dice" else exact_iou_objective_dp)(
+        np.sort(p)[::-1].copy(), 0.0, p.size
+    )
+    taus = {}
+    for solver in ["exact", "rma"] + (["ba", "trna"] if metric == "dice" else []):
+        _, info = predict(
+            p[None, None],
+            metric=metric,
+            solver=solver,
+            output_mode="multilabel",
+            pruning_prob=0.0,
+            return_info=True,
+        )
+        taus[solver] = info.tau[0, 0]
+    for solver, tau in taus.items():
+        assert pi[taus["exact"]] >= pi[tau] - 1e-15, solver
+
+
+@pytest.mark.parametrize("solver, metric", SOLVERS)
+@pytest.mark.parametrize("policy", ["max_score", "void"])
+def test_multiclass_resolution(rng, solver, metric, policy):
+    z = rng.normal(scale=3.0, size=(2, 3, 7, 9))
+    probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    kw = dict(metric=metric, solver=solver)
+    extra = {"unassigned_policy": "void"} if policy == "void" else {}
+    labels = predict(probs, **kw, **extra)
+    masks = predict(probs, output_mode="multilabel", **kw)
+    count = masks.sum(axis=1)
+    single = count == 1
+    np.testing.assert_array_equal(labels[single], np.argmax(masks, axis=1)[single])
+    if policy == "void":
+        assert (labels[count == 0] == 255).all()
+    else:
+        assert ((labels >= 0) & (labels < 3)).all()
+
+
+@pytest.mark.parametrize("solver, metric", SOLVERS)
+def test_pruned_score_is_the_empty_mask_objective(rng, solver, metric):
+    probs = rng.random((1, 2, 30)) * 0.4  # everything pruned
+    _, info = predict(
+        probs, metric=metric, solver=solver, smooth=1.0, output_mode="multilabel", return_info=True
+    )
+    assert info.pruned.all() and (info.tau == 0).all()
+    for c in range(2):
+        ref = reference_objective(probs[0, c], solver, metric, 1.0)[0]
+        assert info.score[0, c] == pytest.approx(ref, rel=1e-12)
+
+
+@pytest.mark.parametrize("solver, metric", SOLVERS)
+def test_thread_count_independence(rng, solver, metric):
+    probs = np.stack([_row(rng, "confident", 5000) for _ in range(4)]).reshape(2, 2, 50, 100)
+    old = numba.get_num_threads()
+    try:
+        res = []
+        for n in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+            numba.set_num_threads(n)
+            res.append(predict(probs, metric=metric, solver=solver, return_info=True))
+    finally:
+        numba.set_num_threads(old)
+    for lab, info in res[1:]:
+        np.testing.assert_array_equal(lab, res[0][0])
+        np.testing.assert_array_equal(info.score, res[0][1].score)
+
+
+def test_float16_input(rng):
+    probs = _row(rng, "confident", 3000).reshape(1, 1, 30, 100).astype(np.float16)
+    for solver in ("exact", "ba", "trna"):
+        a = predict(probs, solver=solver, output_mode="multilabel")
+        b = predict(probs.astype(np.float64), solver=solver, output_mode="multilabel")
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("eps", [0.0, 1.0, -1e-3, 2.0])
+def test_eps_must_be_in_open_unit_interval(eps):
+    with pytest.raises(ValueError, match=r"eps must be in \(0, 1\)"):
+        predict(np.full((1, 1, 3), 0.7), solver="trna", eps=eps, output_mode="multilabel")
+
+
+def test_eps_changes_the_rna_window(rng):
+    p = _row(rng, "uniform", 300)[None, None]
+    a = predict(
+        p, solver="ba", eps=1e-4, output_mode="multilabel", pruning_prob=0.0, return_info=True
+    )
+    b = predict(
+        p, solver="ba", eps=0.3, output_mode="multilabel", pruning_prob=0.0, return_info=True
+    )
+    assert a[1].score[0, 0] != b[1].score[0, 0]
