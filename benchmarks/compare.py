@@ -86,6 +86,12 @@ CONFIGS: list[Config] = [
     Config("dice", "multilabel", "rma"),
     Config("iou", "multiclass", "rma"),
     Config("iou", "multilabel", "rma"),
+    Config("dice", "multilabel", "exact"),
+    Config("iou", "multilabel", "exact"),
+    Config("dice", "multiclass", "exact"),
+    Config("dice", "multilabel", "ba"),
+    Config("dice", "multilabel", "trna"),
+    Config("dice", "multilabel", "ba+trna"),
     Config("acc", "multiclass", "argmax"),
     Config("acc", "multilabel", "tr"),
 ]

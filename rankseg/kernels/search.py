@@ -106,6 +106,15 @@ def candidate_bound(metric, mu, gamma, d, pmax, n_half, s_half):
 
 
 @jit
+def _sort_descending(a):
+    """Sort ``a`` in place, largest first (no copies: candidate arrays can be large)."""
+    a.sort()
+    n = a.shape[0]
+    for k in range(n // 2):
+        a[k], a[n - 1 - k] = a[n - 1 - k], a[k]
+
+
+@jit
 def _objective(solver, metric, q, summary, gamma, eps, tau_hi, out):
     """Objective over ``τ ∈ [0, τ_hi]``; returns ``p_need`` (exact) or 0."""
     if solver == EXACT:
@@ -210,7 +219,8 @@ def solver_cuts(x, xb, stats, rows, params, chunk):
         r = rows[i]
         summary = np.zeros(SUM_HEAD + DEFAULT_NPOW)
         row_summary(x[r], summary)
-        q = np.sort(cand[start[i * nch] : start[(i + 1) * nch]])[::-1].copy()
+        q = cand[start[i * nch] : start[(i + 1) * nch]]
+        _sort_descending(q)
         best, val, p_need = _solve_row(solver, metric, q, summary, gamma, eps, d)
         if p_need > 0.0:
             # the exact kernel needs more of the order: use the whole row
@@ -218,7 +228,8 @@ def solver_cuts(x, xb, stats, rows, params, chunk):
             row = x[r]
             for j in range(d):
                 full[j] = as_f64(row[j])
-            q = np.sort(full)[::-1].copy()
+            _sort_descending(full)
+            q = full
             best, val, p_need = _solve_row(solver, metric, q, summary, gamma, eps, d)
         tau[i] = best
         score[i] = val
@@ -250,7 +261,8 @@ def _prefix_above(row, theta):
         if v > theta:
             vals[n] = v
             n += 1
-    return np.sort(vals)[::-1].copy()
+    _sort_descending(vals)
+    return vals
 
 
 @pjit
