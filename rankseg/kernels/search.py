@@ -35,12 +35,14 @@ from rankseg.kernels.ba_trna import (
 from rankseg.kernels.exact import (
     DEFAULT_NPOW,
     SUM_HEAD,
+    SUM_MU,
+    SUM_VAR,
     exact_dice_objective,
     exact_iou_objective,
     exact_reciprocal_moments,
     row_summary,
 )
-from rankseg.kernels.rma import DICE
+from rankseg.kernels.rma import DICE, rma_objective
 from rankseg.kernels.select import (
     STAT_MAX,
     STAT_MU,
@@ -115,37 +117,131 @@ def _sort_descending(a):
 
 
 @jit
-def _objective(solver, metric, q, summary, gamma, eps, tau_hi, out):
-    """Objective over ``τ ∈ [0, τ_hi]``; returns ``p_need`` (exact) or 0."""
+def _objective(solver, metric, q, summary, gamma, eps, tau_lo, tau_hi, out):
+    """Objective over ``τ ∈ [τ_lo, τ_hi]``; returns ``p_need`` (exact) or 0."""
     if solver == EXACT:
         if metric == DICE:
-            return exact_dice_objective(q, summary, gamma, 0, tau_hi, out)
-        return exact_iou_objective(q, summary, gamma, 0, tau_hi, out)
+            return exact_dice_objective(q, summary, gamma, tau_lo, tau_hi, out)
+        return exact_iou_objective(q, summary, gamma, tau_lo, tau_hi, out)
     use_ba = solver == BA or (solver == BA_TRNA and ba_trna_use_ba(summary))
     if use_ba:
-        ba_dice_objective(q, summary, gamma, eps, 0, tau_hi, out)
+        ba_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out)
     else:
-        trna_dice_objective(q, summary, gamma, eps, 0, tau_hi, out)
+        trna_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out)
     return 0.0
 
 
 @jit
-def _solve_row(solver, metric, q, summary, gamma, eps, d):
-    """First maximizer over the sorted candidates ``q``; returns (τ*, π*, p_need)."""
+def _search_end(solver, q, d, gamma):
+    """Last τ to search: all candidates (exact), or ``d0`` (BA, TRNA), which is ``<= m``."""
     m = q.shape[0]
     if solver == EXACT:
+        return m
+    tau_hi = d0_bound(q, d, gamma)
+    if tau_hi < 0 or tau_hi > m:  # the candidate bound proves d0 <= m
         tau_hi = m
-    else:
-        tau_hi = d0_bound(q, d, gamma)
-        if tau_hi < 0 or tau_hi > m:  # the bound proves d0 <= m
-            tau_hi = m
-    out = np.empty(tau_hi + 1)
-    p_need = _objective(solver, metric, q, summary, gamma, eps, tau_hi, out)
-    best = 0
+    return tau_hi
+
+
+_LOG_DELTA = 37.0  # tail probability exp(-37) ~ 1e-16 in the Chernoff bound
+
+
+@jit
+def _inv_bound(c, mean, var_proxy):
+    """Upper bound of ``E[1/(c + X)]`` for a sum X of independent Bernoullis.
+
+    ``X`` has mean ``mean`` and ``sum p <= var_proxy``.  The lower tail
+    ``P(X <= mean - t) <= exp(-t**2 / (2 var_proxy))`` gives
+    ``E[1/(c+X)] <= 1/(c + mean - t) + exp(-37)/c`` with ``t = sqrt(74 var_proxy)``.
+    """
+    t = np.sqrt(2.0 * _LOG_DELTA * var_proxy)
+    if mean - t <= 0.0:
+        return 1.0 / c
+    return min(1.0 / c, 1.0 / (c + mean - t) + np.exp(-_LOG_DELTA) / c)
+
+
+@jit
+def _exact_upper(metric, s, tau, mu, var, gamma):
+    """Upper bound of the exact objective at ``τ >= 1`` from ``S_τ`` and row moments.
+
+    The smaller of a second-order Taylor bound (tight for large τ; see
+    :func:`rankseg.kernels.exact.exact_reciprocal_moments`) and a Chernoff bound
+    (tight while τ is small against μ).
+    """
+    if metric == DICE:
+        taylor = (
+            2.0 * s / (tau + gamma + mu)
+            + 2.0 * s * var / (tau + 1.0 + gamma) ** 3
+            + gamma / (tau + gamma + mu)
+            + (gamma * var / (tau + gamma) ** 3 if gamma > 0.0 else 0.0)
+        )
+        # Gamma_{-j} has mean >= mu - 1; Gamma has mean mu
+        cher = 2.0 * s * _inv_bound(tau + 1.0 + gamma, mu - 1.0, mu)
+        if gamma > 0.0:
+            cher += gamma * _inv_bound(tau + gamma, mu, mu)
+        return min(taylor, cher, 1.0)
+    tail = max(mu - s, 0.0)  # mean of U_tau
+    f = (s + gamma) / (tail + tau + gamma)
+    taylor = f + (s + gamma) * var / (tau + gamma) ** 3
+    cher = (s + gamma) * _inv_bound(tau + gamma, tail, tail)
+    return min(taylor, cher, 1.0)
+
+
+@jit
+def _certified_range(metric, q, summary, gamma, tau_hi):
+    """Smallest τ-range ``[a, b] ⊆ [1, τ_hi]`` outside which no τ can be optimal.
+
+    RMA's ``F`` is a lower bound of the exact objective (Jensen), so its maximum
+    over the prefix is a lower bound of the optimum; every τ whose upper bound
+    (:func:`_exact_upper`) falls below it is skipped.
+    """
+    mu = summary[SUM_MU]
+    var = summary[SUM_VAR]
+    best = 0.0
+    s = 0.0
     for k in range(1, tau_hi + 1):
-        if out[k] > out[best]:
-            best = k
-    return best, out[best], p_need
+        s += q[k - 1]
+        best = max(best, rma_objective(metric, s, k, mu, gamma))
+    lo = tau_hi + 1
+    hi = 0
+    s = 0.0
+    for k in range(1, tau_hi + 1):
+        s += q[k - 1]
+        if _exact_upper(metric, s, k, mu, var, gamma) >= best * (1.0 - 1e-9):
+            lo = min(lo, k)
+            hi = k
+    return lo, hi
+
+
+@jit
+def _solve_row(solver, metric, q, summary, params, tau_hi):
+    """First maximizer over ``τ ∈ [0, τ_hi]`` given the sorted prefix ``q``.
+
+    Returns ``(τ*, π(τ*), p_need)``; ``p_need > 0`` asks for a longer prefix.
+    """
+    gamma, eps = params
+    if solver != EXACT:
+        out = np.empty(tau_hi + 1)
+        _objective(solver, metric, q, summary, gamma, eps, 0, tau_hi, out)
+        best = 0
+        for k in range(1, tau_hi + 1):
+            if out[k] > out[best]:
+                best = k
+        return best, out[best], 0.0
+    # exact: π(0) on its own, then only the certified range
+    zero = np.empty(1)
+    p_need = _objective(solver, metric, q, summary, gamma, eps, 0, 0, zero)
+    a, b = _certified_range(metric, q, summary, gamma, tau_hi)
+    best = 0
+    val = zero[0]
+    if a <= b:
+        out = np.empty(b - a + 1)
+        p_need = max(p_need, _objective(solver, metric, q, summary, gamma, eps, a, b, out))
+        for k in range(b - a + 1):
+            if out[k] > val:
+                val = out[k]
+                best = a + k
+    return best, val, p_need
 
 
 @pjit
@@ -221,16 +317,17 @@ def solver_cuts(x, xb, stats, rows, params, chunk):
         row_summary(x[r], summary)
         q = cand[start[i * nch] : start[(i + 1) * nch]]
         _sort_descending(q)
-        best, val, p_need = _solve_row(solver, metric, q, summary, gamma, eps, d)
-        if p_need > 0.0:
-            # the exact kernel needs more of the order: use the whole row
-            full = np.empty(d)
-            row = x[r]
-            for j in range(d):
-                full[j] = as_f64(row[j])
-            _sort_descending(full)
-            q = full
-            best, val, p_need = _solve_row(solver, metric, q, summary, gamma, eps, d)
+        tau_hi = _search_end(solver, q, d, gamma)
+        best, val, p_need = _solve_row(solver, metric, q, summary, (gamma, eps), tau_hi)
+        theta = lo[i]
+        tries = 0
+        while p_need > 0.0 and tries < 5:  # the whole row (4th try) never needs more
+            # the exact kernel needs more of the order below the candidates: extend
+            # the prefix (same search range), at last to the whole row
+            tries += 1
+            theta = 0.5 * min(theta, p_need) if tries < 4 else -1.0
+            q = _prefix_above(x[r], theta)
+            best, val, p_need = _solve_row(solver, metric, q, summary, (gamma, eps), tau_hi)
         tau[i] = best
         score[i] = val
         if best > 0:
