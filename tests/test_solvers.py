@@ -268,3 +268,19 @@ def test_eps_changes_the_rna_window(rng):
         p, solver="ba", eps=0.3, output_mode="multilabel", pruning_prob=0.0, return_info=True
     )
     assert a[1].score[0, 0] != b[1].score[0, 0]
+
+
+@pytest.mark.parametrize("n", [10, 5000, 70000])
+def test_sort_descending_radix_and_small(rng, n):
+    from rankseg.kernels.search import _sort_descending
+
+    for a in (
+        rng.random(n),
+        rng.random(n).astype(np.float32).astype(np.float64),  # low mantissa bits zero
+        np.round(rng.random(n) * 8) / 8,  # ties, exact 0 and 1
+    ):
+        a[: n // 10] = -0.0 if n > 10 else a[: n // 10]
+        b = a.copy()
+        _sort_descending(b)
+        np.testing.assert_array_equal(b, np.sort(a)[::-1] + 0.0)
+        assert not np.signbit(b).any()
