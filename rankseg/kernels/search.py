@@ -49,6 +49,7 @@ from rankseg.kernels.select import (
     STAT_NHALF,
     STAT_SHALF,
     _band_counts,
+    gather_between,
     locate_ties,
 )
 
@@ -327,26 +328,8 @@ def solver_cuts(x, xb, stats, rows, params, chunk):
             np.int64(stats[r, STAT_NHALF]),
             stats[r, STAT_SHALF],
         )
-    ntask = na * nch
     ncand, _, _, _ = _band_counts(x, xb, rows, (lo, hi), chunk)
-    start = np.empty(ntask + 1, dtype=np.int64)
-    start[0] = 0
-    for task in range(ntask):
-        start[task + 1] = start[task] + ncand[task]
-    cand = np.empty(start[ntask])
-    for task in prange(ntask):
-        if ncand[task] == 0:
-            continue
-        i = task // nch
-        j0 = (task % nch) * chunk
-        row = x[rows[i], j0 : min(d, j0 + chunk)]
-        a = lo[i]
-        pos = start[task]
-        for j in range(row.shape[0]):
-            v = as_f64(row[j])
-            if v > a:
-                cand[pos] = v
-                pos += 1
+    cand, start = gather_between(x, rows, (lo, hi), ncand, chunk)
     tau = np.zeros(na, dtype=np.int64)
     t = np.full(na, np.inf)
     jcut = np.full(na, -1, dtype=np.int64)

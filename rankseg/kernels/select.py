@@ -31,6 +31,7 @@ __all__ = [
     "STAT_MU",
     "STAT_NHALF",
     "STAT_SHALF",
+    "gather_between",
     "locate_ties",
     "rma_cuts",
     "row_stats",
@@ -281,6 +282,58 @@ def _band_counts(x, xb, rows, bounds, chunk):
 
 
 @pjit
+def gather_between(x, rows, bounds, counts, chunk):
+    """Gather the values ``lo < p < hi`` of each row into one exactly sized buffer.
+
+    Parameters
+    ----------
+    x : ndarray, shape (R, d)
+        Probabilities (float32/float64, or float16 as uint16 bits).
+    rows : ndarray of int64
+        The rows to gather from.
+    bounds : tuple of (lo, hi)
+        Per-row bounds (arrays of ``len(rows)``).
+    counts : ndarray of int64
+        Values to gather per work item (``len(rows) * n_chunks``), from
+        :func:`_band_counts`; work items with none are not read.
+    chunk : int
+        Pixels per work item.
+
+    Returns
+    -------
+    values : ndarray of float64
+        Row ``i``'s values in ``values[start[i * nch] : start[(i + 1) * nch]]``,
+        ``-0.0`` stored as ``+0.0``.
+    start : ndarray of int64
+        Offsets of each work item.
+    """
+    lo, hi = bounds
+    d = x.shape[1]
+    nch = (d + chunk - 1) // chunk
+    ntask = rows.shape[0] * nch
+    start = np.empty(ntask + 1, dtype=np.int64)
+    start[0] = 0
+    for task in range(ntask):
+        start[task + 1] = start[task] + counts[task]
+    values = np.empty(start[ntask])
+    for task in prange(ntask):
+        if counts[task] == 0:
+            continue
+        i = task // nch
+        j0 = (task % nch) * chunk
+        row = x[rows[i], j0 : min(d, j0 + chunk)]
+        a = lo[i]
+        b = hi[i]
+        pos = start[task]
+        for j in range(row.shape[0]):
+            v = as_f64(row[j])
+            if v > a and v < b:
+                values[pos] = v + 0.0
+                pos += 1
+    return values, start
+
+
+@pjit
 def locate_ties(x, rows, t, jcut, ktie):
     """Resolve rows whose cut splits a run of equal values (``jcut == -2``).
 
@@ -344,30 +397,10 @@ def rma_cuts(x, xb, stats, rows, metric, gamma, chunk):
             np.int64(stats[r, STAT_NHALF]),
             stats[r, STAT_SHALF],
         )
-    # pass 2a: count the band, sum the forced set (vectorized, see _forced_stats)
-    ntask = na * nch
+    # pass 2a: count the band, sum the forced set (vectorized, see _band_counts)
     nband, nforce, sforce, fbits = _band_counts(x, xb, rows, (lo, hi), chunk)
-    start = np.empty(ntask + 1, dtype=np.int64)
-    start[0] = 0
-    for task in range(ntask):
-        start[task + 1] = start[task] + nband[task]
-    # pass 2b: gather the band (exactly sized: O(candidates) memory); work items
-    # without band pixels are not read again
-    band = np.empty(start[ntask])
-    for task in prange(ntask):
-        if nband[task] == 0:
-            continue
-        i = task // nch
-        j0 = (task % nch) * chunk
-        row = x[rows[i], j0 : min(d, j0 + chunk)]
-        a = lo[i]
-        b = hi[i]
-        pos = start[task]
-        for j in range(row.shape[0]):
-            v = as_f64(row[j])
-            if v > a and v < b:
-                band[pos] = v
-                pos += 1
+    # pass 2b: gather the band (exactly sized: O(candidates) memory)
+    band, start = gather_between(x, rows, (lo, hi), nband, chunk)
     tau = np.empty(na, dtype=np.int64)
     t = np.empty(na)
     jcut = np.empty(na, dtype=np.int64)
