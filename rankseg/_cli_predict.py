@@ -1,0 +1,366 @@
+"""``rankseg predict``: probability maps on disk -> label maps, one job per case."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io as _stdio
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rankseg import io as rio
+from rankseg._api import RankSEG
+from rankseg._cli_common import _EXIT_FAILED, _EXIT_INTERRUPTED, _EXIT_USAGE, _Log, _one_line
+
+INFO_COLUMNS = ("case", "class", "tau", "threshold", "score", "pruned")
+
+
+@dataclass(frozen=True)
+class _Job:
+    index: int
+    path: str
+    format: str
+    out_path: str
+    key: str | None
+    class_axis: int | None
+    batch: bool
+    params: dict[str, Any]
+    output_mode: str | None
+    dtype: str | None
+    info: bool
+
+
+@dataclass
+class _Result:
+    index: int
+    path: str
+    ok: bool
+    message: str = ""
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+def _label_range(nc: int, model: RankSEG) -> tuple[int, int]:
+    labels = [0, nc - 1]
+    if model.metric != "acc" and model.unassigned_policy == "void":
+        labels.append(model.void_index)
+    return max(labels), min(labels)
+
+
+def _info_rows(name: str, batch: bool, info: Any) -> list[tuple[Any, ...]]:
+    rows = []
+    nb, nc = info.tau.shape
+    for b in range(nb):
+        case = f"{name}[{b}]" if batch else name
+        for c in range(nc):
+            rows.append(
+                (
+                    case,
+                    c,
+                    int(info.tau[b, c]),
+                    float(info.threshold[b, c]),
+                    float(info.score[b, c]),
+                    bool(info.pruned[b, c]),
+                )
+            )
+    return rows
+
+
+def _mode_for(job: _Job, regions: bool) -> str:
+    if job.output_mode is None:
+        return "multilabel" if regions else "multiclass"
+    if regions and job.output_mode == "multiclass":
+        raise ValueError(
+            "region-based nnU-Net output holds one sigmoid per region (regions may overlap); "
+            "use --output-mode multilabel (the default for it)"
+        )
+    return job.output_mode
+
+
+def _check_classes(nc: int, mode: str) -> None:
+    if mode == "multiclass" and nc == 1:
+        raise ValueError(
+            "the map has 1 class; multiclass output needs at least 2 (use --output-mode "
+            "multilabel for a single foreground probability)"
+        )
+
+
+def _run_numpy_job(job: _Job) -> list[tuple[Any, ...]]:
+    pm = rio.load_probabilities(
+        job.path, format=job.format, key=job.key, class_axis=job.class_axis, batch=job.batch
+    )
+    mode = _mode_for(job, pm.regions is not None)
+    nc = pm.probs.shape[1]
+    _check_classes(nc, mode)
+    model = RankSEG(output_mode=mode, **job.params)
+    dtype: Any = None
+    if mode == "multiclass":
+        hi, lo = _label_range(nc, model)
+        dtype = np.dtype(job.dtype) if job.dtype else rio.smallest_label_dtype(hi, lo)
+    rows: list[tuple[Any, ...]] = []
+    if job.info:
+        labels, info = model.predict(pm.probs, return_info=True, dtype=dtype)
+        rows = _info_rows(pm.name, pm.batch, info)
+    else:
+        labels = model.predict(pm.probs, dtype=dtype)
+    rio.save_labels(job.out_path, labels, like=pm, dtype=job.dtype)
+    return rows
+
+
+def _run_xarray_job(job: _Job) -> list[tuple[Any, ...]]:
+    da = rio.load_dataarray(job.path, format=job.format, key=job.key)
+    import rankseg.xarray as rxr
+
+    dims = list(da.dims)
+    if job.class_axis is not None:
+        if not -len(dims) <= job.class_axis < len(dims):
+            raise ValueError(f"class axis {job.class_axis} is out of range for dims {dims}")
+        class_dim = dims[job.class_axis]
+    elif "class" in dims:
+        class_dim = "class"
+    else:
+        class_dim = dims[1 if job.batch else 0]
+    sample_dims = [d for d in dims if d != class_dim][:1] if job.batch else []
+    mode = _mode_for(job, False)
+    nc = int(da.sizes[class_dim])
+    _check_classes(nc, mode)
+    model = RankSEG(output_mode=mode, **job.params)  # checks the parameters
+    dtype: Any = None
+    if mode == "multiclass":
+        hi, lo = _label_range(nc, model)
+        dtype = np.dtype(job.dtype) if job.dtype else rio.smallest_label_dtype(hi, lo)
+    kwargs = dict(job.params, output_mode=mode, dtype=dtype)
+    name = rio.case_name(job.path)
+    rows: list[tuple[Any, ...]] = []
+    if job.info:
+        labels, info = rxr.predict(
+            da, class_dim=class_dim, sample_dims=sample_dims, return_info=True, **kwargs
+        )
+        if labels.chunks is not None:  # dask-backed: one pass computes both
+            import dask
+
+            labels, info = dask.compute(labels, info)
+        else:
+            labels, info = labels.compute(), info.compute()
+        tau = np.asarray(info["tau"]).reshape(-1, nc)
+        rows = _info_rows(
+            name,
+            job.batch,
+            _InfoArrays(
+                tau,
+                np.asarray(info["threshold"]).reshape(-1, nc),
+                np.asarray(info["score"]).reshape(-1, nc),
+                np.asarray(info["pruned"]).reshape(-1, nc),
+            ),
+        )
+    else:
+        labels = rxr.predict(da, class_dim=class_dim, sample_dims=sample_dims, **kwargs)
+    if mode == "multilabel" and job.dtype:
+        labels = labels.astype(job.dtype)
+    rio.save_dataarray(job.out_path, labels, format=job.format)
+    return rows
+
+
+@dataclass
+class _InfoArrays:
+    tau: np.ndarray
+    threshold: np.ndarray
+    score: np.ndarray
+    pruned: np.ndarray
+
+
+def _run_job(job: _Job) -> _Result:
+    """Process one case; never raises (a failure becomes the result's message)."""
+    try:
+        if job.format in ("zarr", "netcdf"):
+            rows = _run_xarray_job(job)
+        else:
+            rows = _run_numpy_job(job)
+    except Exception as exc:  # one bad case must not stop the others
+        return _Result(job.index, job.path, False, _one_line(exc))
+    return _Result(job.index, job.path, True, rows=rows)
+
+
+def _init_worker(threads: int) -> None:
+    import numba
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+
+
+def _run_jobs(jobs: list[_Job], workers: int) -> Iterator[_Result]:
+    if workers <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield _run_job(job)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process with Numba threads
+    ex = ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
+    )
+    try:
+        futures = {ex.submit(_run_job, job): job for job in jobs}
+        for fut in as_completed(futures):
+            job = futures[fut]
+            try:
+                yield fut.result()
+            except Exception as exc:  # a worker died (e.g. killed for memory)
+                yield _Result(job.index, job.path, False, f"worker process failed ({exc})")
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="case", file=sys.stderr, dynamic_ncols=True)
+
+
+def _write_info(path: Path, rows: list[tuple[Any, ...]], keep_old: set[str] | None) -> None:
+    """Write the info table; with ``keep_old``, keep old rows of cases not redone now."""
+    old_rows: list[list[str]] = []
+    if keep_old is not None and path.is_file():
+        with open(path, newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is not None and tuple(header) == INFO_COLUMNS:
+                for row in reader:
+                    case = row[0]
+                    base = case.split("[")[0] if case.endswith("]") else case
+                    if base not in keep_old:
+                        old_rows.append(row)
+    buf = _stdio.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(INFO_COLUMNS)
+    w.writerows(old_rows)
+    for case, c, tau, thr, score, pruned in rows:
+        w.writerow((case, c, tau, repr(thr), repr(score), pruned))
+    data = buf.getvalue()
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(data)
+
+    rio.atomic_write(path, write)
+
+
+def _predict_params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {"metric": args.metric}
+    for name in ("smooth", "solver", "pruning_prob", "eps", "unassigned_policy", "void_index"):
+        val = getattr(args, name)
+        if val is not None:
+            params[name] = val
+    return params
+
+
+def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    log = _Log(args.quiet)
+    params = _predict_params(args)
+    try:  # check every parameter once, before touching any file
+        RankSEG(output_mode=args.output_mode or "multiclass", **params)
+    except (TypeError, ValueError) as exc:
+        parser.error(_one_line(exc))
+    if args.info and params["metric"] == "acc":
+        parser.error("--info needs --metric dice or iou (accuracy has no per-class objective)")
+    if args.num_parts < 1 or not 0 <= args.part_id < args.num_parts:
+        parser.error(
+            f"--part-id must be in [0, --num-parts); got --num-parts {args.num_parts} "
+            f"--part-id {args.part_id}"
+        )
+    if args.jobs < 1:
+        parser.error(f"-j must be >= 1; got {args.jobs}")
+    cases = rio.find_inputs(args.inputs, args.format)
+    if not cases:
+        log.error(f"rankseg predict: error: no input cases found in {', '.join(args.inputs)}")
+        return _EXIT_USAGE
+    protected = {p.resolve() for p, _ in cases}
+    cases = cases[args.part_id :: args.num_parts]
+    outdir = Path(args.output)
+    outdir.mkdir(parents=True, exist_ok=True)
+
+    jobs: list[_Job] = []
+    failed: list[str] = []
+    skipped = 0
+    claimed: dict[Path, str] = {}
+    redone: set[str] = set()
+    for i, (path, fmt) in enumerate(cases):
+        try:
+            fmt = rio.detect_format(path) if fmt == "auto" else fmt
+            out = outdir / rio.output_name(path, fmt)
+            sources = {s.resolve() for s in rio.sources_of(path, fmt)}
+        except Exception as exc:
+            failed.append(f"{path}: {_one_line(exc)}")
+            log.error(f"error: {failed[-1]}")
+            continue
+        key = out.resolve()
+        if key in protected or key in sources:
+            failed.append(f"{path}: the output {out} would overwrite an input; choose another -o")
+            log.error(f"error: {failed[-1]}")
+            continue
+        if key in claimed:
+            failed.append(f"{path}: the output {out} is also the output of {claimed[key]}")
+            log.error(f"error: {failed[-1]}")
+            continue
+        claimed[key] = str(path)
+        if args.resume and out.exists():
+            skipped += 1
+            continue
+        redone.add(rio.case_name(path))
+        jobs.append(
+            _Job(
+                i,
+                str(path),
+                fmt,
+                str(out),
+                args.key,
+                args.class_axis,
+                args.batch,
+                params,
+                args.output_mode,
+                args.dtype,
+                bool(args.info),
+            )
+        )
+
+    show = not (args.no_progress or args.quiet) and sys.stderr.isatty()
+    bar = _progress(len(jobs), show)
+    log.bar = bar
+    results: list[_Result] = []
+    try:
+        for res in _run_jobs(jobs, args.jobs):
+            results.append(res)
+            if not res.ok:
+                failed.append(f"{res.path}: {res.message}")
+                log.error(f"error: {failed[-1]}")
+            if bar is not None:
+                bar.update(1)
+    except KeyboardInterrupt:
+        log.error("rankseg predict: interrupted (finished outputs are complete; no partial files)")
+        return _EXIT_INTERRUPTED
+    finally:
+        if bar is not None:
+            bar.close()
+        log.bar = None
+    written = sum(r.ok for r in results)
+    if args.info:
+        rows = [row for r in sorted(results, key=lambda r: r.index) if r.ok for row in r.rows]
+        try:
+            _write_info(Path(args.info), rows, redone if args.resume else None)
+        except OSError as exc:
+            failed.append(f"{args.info}: {_one_line(exc)}")
+            log.error(f"error: {failed[-1]}")
+    log.info(
+        f"rankseg predict: {written} written, {skipped} skipped (output exists), "
+        f"{len(failed)} failed, of {len(cases)} case(s) -> {outdir}"
+    )
+    return _EXIT_FAILED if failed else 0

@@ -1,0 +1,109 @@
+"""NIfTI: nibabel access, image geometry, 4-D probability maps in, label maps out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rankseg.io._arrays import ProbabilityMap, _check_float, _to_layout
+
+
+def _nib() -> Any:
+    try:
+        import nibabel
+    except ImportError as exc:  # pragma: no cover - nibabel is in the test extra
+        raise ImportError(
+            "reading or writing NIfTI needs nibabel: pip install 'rankseg[nifti]'"
+        ) from exc
+    return nibabel
+
+
+def _sitk_affine(spacing: Any, origin: Any, direction: Any) -> np.ndarray:
+    """RAS affine (nibabel) of an ITK image geometry (LPS, direction row-major)."""
+    sp = np.asarray(spacing, dtype=np.float64).ravel()
+    n = sp.size
+    org = np.asarray(origin, dtype=np.float64).ravel()
+    dirs = np.asarray(direction, dtype=np.float64).reshape(n, n)
+    m = np.eye(3)
+    m[:n, :n] = dirs * sp  # columns scaled by the spacing
+    t = np.zeros(3)
+    t[:n] = org
+    lps_to_ras = np.diag([-1.0, -1.0, 1.0])
+    aff = np.eye(4)
+    aff[:3, :3] = lps_to_ras @ m
+    aff[:3, 3] = lps_to_ras @ t
+    return aff
+
+
+class _PklReference:
+    """Geometry of an nnU-Net case taken from its properties file."""
+
+    def __init__(self, props: dict[str, Any]) -> None:
+        self.reoriented: np.ndarray | None = None
+        if "nibabel_stuff" in props:
+            nb = props["nibabel_stuff"]
+            self.affine = np.asarray(nb["original_affine"], dtype=np.float64)
+            if "reoriented_affine" in nb:
+                self.reoriented = np.asarray(nb["reoriented_affine"], dtype=np.float64)
+        elif "sitk_stuff" in props:
+            s = props["sitk_stuff"]
+            self.affine = _sitk_affine(s["spacing"], s["origin"], s["direction"])
+        elif "itk_spacing" in props:  # nnU-Net v1
+            self.affine = _sitk_affine(
+                props["itk_spacing"], props["itk_origin"], props["itk_direction"]
+            )
+        else:
+            raise ValueError("the properties file has no image geometry (sitk_stuff/nibabel_stuff)")
+
+
+def _load_nifti(path: Path, class_axis: int | None) -> ProbabilityMap:
+    nib = _nib()
+    img = nib.load(path)
+    arr = np.asanyarray(img.dataobj)
+    _check_float(arr, "the NIfTI data")
+    if arr.ndim == 5 and arr.shape[3] == 1:
+        arr = arr[:, :, :, 0]  # (X, Y, Z, 1, C): NIfTI's vector layout
+    if class_axis is None:
+        if arr.ndim != 4:
+            raise ValueError(
+                f"expected a 4-D (X, Y, Z, C) NIfTI probability map; got shape {arr.shape} "
+                "(a 3-D NIfTI is a single volume: is it a label map or one class?)"
+            )
+        class_axis = 3
+    probs, ca = _to_layout(arr, class_axis, batch=False)
+    return ProbabilityMap(
+        probs=probs,
+        path=path,
+        format="nifti",
+        batch=False,
+        class_axis=ca,
+        output_name=path.name,
+        reference=img,
+        sources=(path,),
+    )
+
+
+def _write_nifti(tmp: Path, data: np.ndarray, reference: Any, labelmap: bool) -> None:
+    nib = _nib()
+    if reference is None:
+        img = nib.Nifti1Image(data, np.eye(4))
+    elif isinstance(reference, _PklReference):
+        img = nib.Nifti1Image(
+            data, reference.reoriented if reference.reoriented is not None else reference.affine
+        )
+        if reference.reoriented is not None:
+            from nibabel.orientations import io_orientation
+
+            img = img.as_reoriented(io_orientation(reference.affine))
+    else:
+        cls = type(reference) if isinstance(reference, nib.Nifti1Image) else nib.Nifti1Image
+        hdr = reference.header.copy() if isinstance(reference, nib.Nifti1Image) else None
+        img = cls(data, reference.affine, hdr)
+    img.header.set_data_dtype(data.dtype)
+    img.header.set_intent("label" if labelmap else "none")
+    if data.size:
+        img.header["cal_min"] = float(data.min())
+        img.header["cal_max"] = float(data.max())
+    nib.save(img, tmp)

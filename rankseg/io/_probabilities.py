@@ -1,0 +1,116 @@
+"""Reading probability maps: :func:`load_probabilities` dispatches on the format."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from rankseg.io._arrays import ProbabilityMap, _check_float, _npz_array, _to_layout
+from rankseg.io._naming import FORMATS, detect_format
+from rankseg.io._nifti import _load_nifti
+from rankseg.io._nnunet import _load_nnunet
+
+
+def load_probabilities(
+    path: str | os.PathLike[str],
+    *,
+    format: str = "auto",
+    key: str | None = None,
+    class_axis: int | None = None,
+    batch: bool = False,
+) -> ProbabilityMap:
+    """Read a probability map from a file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file (see the module docstring for the formats).
+    format : str
+        ``'auto'`` (from the name and folder, see :func:`detect_format`) or one of
+        :data:`FORMATS`.
+    key : str, optional
+        Array name in an ``.npz`` (default: ``probabilities``, then ``softmax``).
+    class_axis : int, optional
+        Class axis of the stored array (default: 0 for a case, 1 for a batch,
+        the last axis for NIfTI; fixed for nnU-Net).  Negative values count from
+        the end.
+    batch : bool
+        The stored ``.npy``/``.npz`` array is a batch ``(B, C, *spatial)`` (never
+        guessed from the number of dimensions).
+
+    Returns
+    -------
+    ProbabilityMap
+        ``.probs`` has shape ``(B, C, *spatial)``; pass it to :func:`rankseg.predict`
+        and the result to :func:`save_labels` with ``like=`` this object.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    TypeError
+        If the data are not float16/32/64.
+    ValueError
+        If the format is unknown or the shape does not fit the layout.
+    KeyError
+        If an ``.npz`` lacks the array.
+    ImportError
+        If the format needs an optional package that is missing.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from rankseg import predict
+    >>> from rankseg.io import load_probabilities, save_labels
+    >>> d = tempfile.mkdtemp()
+    >>> np.save(os.path.join(d, "case.npy"), np.array([[0.9, 0.2], [0.1, 0.8]]))
+    >>> pm = load_probabilities(os.path.join(d, "case.npy"))
+    >>> pm.probs.shape
+    (1, 2, 2)
+    >>> out = save_labels(os.path.join(d, "labels.npy"), predict(pm.probs), like=pm)
+    >>> np.load(out)
+    array([0, 1], dtype=uint8)
+    """
+    p = Path(path)
+    if format != "auto" and format not in FORMATS:
+        raise ValueError(
+            f"unknown format {format!r}; expected 'auto' or one of {', '.join(FORMATS)}"
+        )
+    if not p.exists():
+        raise FileNotFoundError(f"no such file: {p}")
+    fmt = detect_format(p) if format == "auto" else format
+    if batch and fmt not in ("npy", "npz", "zarr", "netcdf"):
+        raise ValueError(f"batch applies to .npy/.npz (and zarr/netCDF) input, not {fmt}")
+    if fmt == "nnunet":
+        if class_axis is not None:
+            raise ValueError("class_axis does not apply to nnU-Net output (always (C, Z, Y, X))")
+        return _load_nnunet(p, key)
+    if fmt == "nifti":
+        return _load_nifti(p, class_axis)
+    if fmt in ("zarr", "netcdf"):
+        raise ValueError(
+            f"{fmt} input is read lazily: use rankseg.io.load_dataarray and "
+            "rankseg.xarray.predict (the command line does)"
+        )
+    if fmt == "npy":
+        try:
+            arr = np.load(p, mmap_mode="c", allow_pickle=False)
+        except ValueError as exc:
+            raise ValueError(f"cannot read the .npy ({exc})") from exc
+    else:
+        arr, _ = _npz_array(p, key)
+    if not isinstance(arr, np.ndarray):
+        raise ValueError("expected one array in the file")
+    _check_float(arr, "the array")
+    probs, ca = _to_layout(arr, class_axis, batch)
+    return ProbabilityMap(
+        probs=probs,
+        path=p,
+        format=fmt,
+        batch=batch,
+        class_axis=ca,
+        output_name=p.name,
+        sources=(p,),
+    )

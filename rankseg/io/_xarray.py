@@ -1,0 +1,130 @@
+"""zarr stores and netCDF files, through xarray and :mod:`rankseg.xarray`."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from rankseg.io._atomic import atomic_write
+from rankseg.io._naming import detect_format
+
+
+def _xarray_adapter() -> Any:
+    try:
+        import rankseg.xarray as rxr
+    except ImportError as exc:
+        raise ImportError(
+            "zarr/netCDF input needs the xarray adapter rankseg.xarray (and xarray installed: "
+            "pip install 'rankseg[xarray]'); it is not available in this installation"
+        ) from exc
+    return rxr
+
+
+def load_dataarray(
+    path: str | os.PathLike[str], *, format: str = "auto", key: str | None = None
+) -> Any:
+    """Open a zarr store or netCDF file lazily as an :class:`xarray.DataArray`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.zarr`` store or a netCDF file.
+    format : {'auto', 'zarr', 'netcdf'}
+        The format (``'auto'``: from the name).
+    key : str, optional
+        The variable (default: ``probabilities``, else the only data variable).
+
+    Returns
+    -------
+    xarray.DataArray
+        The variable, not loaded (zarr stores are dask-backed); predict it with
+        :func:`rankseg.xarray.predict`.
+
+    Raises
+    ------
+    ImportError
+        If xarray or the adapter :mod:`rankseg.xarray` is missing.
+    KeyError
+        If the variable is missing.
+    ValueError
+        If the format is not zarr or netCDF.
+    """
+    _xarray_adapter()
+    import xarray as xr
+
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"no such file: {p}")
+    fmt = detect_format(p) if format == "auto" else format
+    if fmt not in ("zarr", "netcdf"):
+        raise ValueError(f"load_dataarray reads zarr or netCDF; got format {fmt!r}")
+    if fmt == "zarr":
+        try:  # explicit, so xarray does not warn about the fallback
+            ds = xr.open_zarr(p, consolidated=True)
+        except Exception:
+            ds = xr.open_zarr(p, consolidated=False)
+    else:
+        ds = xr.open_dataset(p)
+    names = [str(n) for n in ds.data_vars]
+    if key is None:
+        if "probabilities" in names:
+            key = "probabilities"
+        elif len(names) == 1:
+            key = names[0]
+    if key is None or key not in names:
+        raise KeyError(
+            f"no {'probabilities' if key is None else repr(key)} variable in the dataset; it "
+            f"holds {', '.join(repr(n) for n in names) or 'nothing'} (name one with --key)"
+        )
+    return ds[key]
+
+
+def save_dataarray(path: str | os.PathLike[str], da: Any, *, format: str = "auto") -> Path:
+    """Write a DataArray (labels or masks) to a zarr store or netCDF file atomically.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``.zarr`` store or ``.nc`` file.
+    da : xarray.DataArray
+        The result of :func:`rankseg.xarray.predict` (lazy input is computed while
+        writing, chunk by chunk).
+    format : {'auto', 'zarr', 'netcdf'}
+        The format (``'auto'``: from the name).
+
+    Returns
+    -------
+    Path
+        The store or file written.
+
+    Notes
+    -----
+    A zarr store is a folder: it is written under a temporary name and renamed;
+    an existing store of the same name is first renamed aside and removed after
+    the new one is in place.
+    """
+    import shutil
+
+    p = Path(path)
+    fmt = detect_format(p) if format == "auto" else format
+    ds = da.to_dataset(name=da.name or "labels")
+    if fmt == "netcdf":
+        return atomic_write(p, lambda tmp: ds.to_netcdf(tmp))
+    if fmt != "zarr":
+        raise ValueError(f"save_dataarray writes zarr or netCDF; got format {fmt!r}")
+    token = uuid.uuid4().hex[:12]
+    tmp = p.with_name(f".{p.name}.rankseg-tmp-{token}")
+    old = p.with_name(f".{p.name}.rankseg-old-{token}")
+    try:
+        # not consolidated: zarr 3 warns that consolidated metadata is outside its spec
+        ds.to_zarr(tmp, mode="w", consolidated=False)
+        if p.exists():
+            os.replace(p, old)
+        os.replace(tmp, p)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return p
