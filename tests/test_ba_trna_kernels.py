@@ -14,8 +14,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from naive import d0_bound as d0_ref
-from naive_solvers import ba_dice_naive, rna_window, trna_dice_naive
 
 from rankseg.kernels.ba_trna import (
     BA_SIGMA,
@@ -28,6 +26,9 @@ from rankseg.kernels.ba_trna import (
 )
 from rankseg.kernels.exact import SUM_M3, SUM_MU, SUM_VAR, new_summary, row_summary
 from rankseg.kernels.poisson_binomial import exact_dice_objective_dp
+
+from naive import d0_bound as d0_ref
+from naive_solvers import ba_dice_naive, rna_window, trna_dice_naive
 
 
 @pytest.fixture

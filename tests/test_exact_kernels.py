@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from naive import brute_force_best, exact_pi_enum, poisson_binomial_pmf, rma_objective
 
 from rankseg.kernels.exact import (
     DEFAULT_NPOW,
@@ -27,6 +26,8 @@ from rankseg.kernels.exact import (
     row_summary,
 )
 from rankseg.kernels.poisson_binomial import exact_dice_objective_dp, exact_iou_objective_dp
+
+from naive import brute_force_best, exact_pi_enum, poisson_binomial_pmf, rma_objective
 
 GAMMAS = [0.0, 0.5, 1.0, 10.0]
 TOL = 1e-12

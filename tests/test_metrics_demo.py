@@ -4,7 +4,6 @@ import math
 import subprocess
 import sys
 
-import naive
 import numpy as np
 import pytest
 
@@ -17,6 +16,8 @@ from rankseg.metrics import (
     samplewise_score,
     score_from_counts,
 )
+
+import naive
 
 NAN = math.nan
 

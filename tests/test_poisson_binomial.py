@@ -6,9 +6,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from naive import exact_pi_dp, exact_pi_enum
-from naive import poisson_binomial_pmf as pmf_conv
-from naive_solvers import pb_pmf_enum
 
 from rankseg.kernels.poisson_binomial import (
     exact_dice_objective_dp,
@@ -18,6 +15,10 @@ from rankseg.kernels.poisson_binomial import (
     poisson_binomial_pmf,
     poisson_binomial_pmf_into,
 )
+
+from naive import exact_pi_dp, exact_pi_enum
+from naive import poisson_binomial_pmf as pmf_conv
+from naive_solvers import pb_pmf_enum
 
 
 @pytest.fixture

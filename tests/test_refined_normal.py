@@ -6,12 +6,6 @@ import math
 
 import numpy as np
 import pytest
-from naive_solvers import refined_g as g_ref
-from naive_solvers import refined_pmf as pmf_ref
-from naive_solvers import refined_quantiles, refined_sf_raw
-from naive_solvers import rna_params as params_ref
-from naive_solvers import rna_pmf_window as pmf_window_ref
-from naive_solvers import rna_window as window_ref
 from scipy import stats
 
 from rankseg.kernels.refined_normal import (
@@ -28,6 +22,13 @@ from rankseg.kernels.refined_normal import (
     std_normal_cdf,
     std_normal_pdf,
 )
+
+from naive_solvers import refined_g as g_ref
+from naive_solvers import refined_pmf as pmf_ref
+from naive_solvers import refined_quantiles, refined_sf_raw
+from naive_solvers import rna_params as params_ref
+from naive_solvers import rna_pmf_window as pmf_window_ref
+from naive_solvers import rna_window as window_ref
 
 SKEWS = [0.0, 1e-3, -1e-3, 0.05, -0.05, 0.3, -0.3, 1.0, -1.0, 3.0, -3.0, 20.0, -20.0, 1e5, -1e5]
 
