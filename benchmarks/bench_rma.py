@@ -1,4 +1,4 @@
-"""asv benchmarks: the RMA solver on the three workloads, against ``np.argmax``.
+"""asv benchmarks: every solver on the three workloads, against ``np.argmax``.
 
 Read the figures as ratios to ``Argmax.time_argmax`` of the same run (or directly from
 ``RMA.track_ratio_to_argmax``), never as absolute times from a shared machine.
@@ -96,6 +96,59 @@ class RMAMemory(_RMASetup):
     measures_memory = True
 
     def peakmem_rma(self, workload, metric, output_mode):
+        rankseg.predict(self.probs, **self.kwargs)
+
+
+#: the solvers of issue 3, as "solver" or "solver-metric" (multilabel output)
+SOLVER_CONFIGS = ["exact-dice", "exact-iou", "ba", "trna", "ba+trna"]
+
+
+def _solver_kwargs(config):
+    solver, _, metric = config.partition("-")
+    return {"metric": metric or "dice", "solver": solver, "output_mode": "multilabel"}
+
+
+class _SolverSetup(_WorkloadSetup):
+    """Workload plus compilation of the solver (and of RMA, the yardstick of its ratio)."""
+
+    params = [WORKLOAD_NAMES, SOLVER_CONFIGS]
+    param_names = ["workload", "solver"]
+
+    def setup(self, workload, config):
+        super().setup(workload)
+        self.kwargs = _solver_kwargs(config)
+        self.rma_kwargs = dict(self.kwargs, solver="rma")
+        rankseg.predict(warmup_input(self.probs), **self.kwargs)
+        rankseg.predict(warmup_input(self.probs), **self.rma_kwargs)
+        reset_peak_rss()
+
+
+class Solver(_SolverSetup):
+    """``exact``, ``ba``, ``trna``, ``ba+trna``: time, and ratio to our own ``rma``."""
+
+    def time_solver(self, workload, config):
+        rankseg.predict(self.probs, **self.kwargs)
+
+    def track_ratio_to_rma(self, workload, config):
+        """Median time of the solver over median time of ``rma`` (same metric), interleaved."""
+        times = interleaved_times(
+            {
+                "rma": lambda: rankseg.predict(self.probs, **self.rma_kwargs),
+                "solver": lambda: rankseg.predict(self.probs, **self.kwargs),
+            },
+            repeat=3,
+        )
+        return statistics.median(times["solver"]) / statistics.median(times["rma"])
+
+    track_ratio_to_rma.unit = "x rma"
+
+
+class SolverMemory(_SolverSetup):
+    """Peak RSS of one call (candidate buffers are bounded by the candidate count)."""
+
+    measures_memory = True
+
+    def peakmem_solver(self, workload, config):
         rankseg.predict(self.probs, **self.kwargs)
 
 
