@@ -31,6 +31,9 @@ AVAILABLE = ("rma", "exact", "ba", "trna", "ba+trna", "argmax", "tr")
 _SOLVER_CODE = {"exact": EXACT, "ba": BA, "trna": TRNA, "ba+trna": BA_TRNA}
 SOLVER_PARAMS = ("unassigned_policy", "void_index", "eps")
 POLICIES = ("max_score", "void")
+DEVICES = ("cpu", "cuda")
+#: solvers with a GPU implementation (rankseg/cuda)
+CUDA_SOLVERS = ("rma", "argmax", "tr")
 _EPS_SOLVERS = ("ba", "trna", "ba+trna")
 
 
@@ -205,7 +208,8 @@ class RankSEG:
         return_info: bool = False,
         dtype: Any = None,
         out: np.ndarray | None = None,
-    ) -> np.ndarray | tuple[np.ndarray, PredictInfo]:
+        device: str | None = None,
+    ) -> Any:
         """Decide masks or labels for a batch of probability maps.
 
         Parameters
@@ -214,20 +218,29 @@ class RankSEG:
             float16/float32/float64 probabilities in [0, 1] (NumPy arrays,
             memmaps, CPU torch tensors).  A C-contiguous input is used in place;
             another layout is copied once in its own dtype to view it as
-            ``(B, C, prod(spatial))``.  It is never modified.
+            ``(B, C, prod(spatial))``.  It is never modified.  CUDA arrays
+            (``__cuda_array_interface__``: CuPy, torch CUDA tensors, numba device
+            arrays; C-contiguous) are read in place on the GPU (docs/gpu.rst).
         return_info : bool
             Also return a :class:`PredictInfo` (Dice/IoU only).
         dtype : integer dtype, optional
             Label map dtype (multiclass only); default int64.
         out : ndarray, optional
             Preallocated C-contiguous output (memmaps work) of the output's shape
-            and dtype; returned filled.
+            and dtype; returned filled.  Host output only.
+        device : {'cpu', 'cuda'} or None
+            Where to compute; None: where ``probs`` lives.  The output lives where
+            the input does: a numba device array for CUDA input, a NumPy array for
+            host input (``device='cuda'`` copies host input to the GPU and the
+            result back).  On CUDA only the solvers ``'rma'``, ``'argmax'`` and
+            ``'tr'`` are available yet.
 
         Returns
         -------
-        ndarray or (ndarray, PredictInfo)
+        ndarray or numba device array, or a tuple with a PredictInfo
             Labels ``(B, *spatial)`` (multiclass) or boolean masks
-            ``(B, C, *spatial)`` (multilabel), with the info when requested.
+            ``(B, C, *spatial)`` (multilabel), with the info (NumPy arrays) when
+            requested.
         """
         if not isinstance(return_info, (bool, np.bool_)):
             raise TypeError(f"return_info must be a bool; got {type(return_info).__name__}")
@@ -236,7 +249,31 @@ class RankSEG:
                 "return_info=True needs metric 'dice' or 'iou'; accuracy solvers have no "
                 "per-class objective to report"
             )
+        if device is not None:
+            device = v.check_name(device, "device", DEVICES)
         arr = v.as_probs(probs)
+        on_cuda = not isinstance(arr, np.ndarray)
+        device = device or ("cuda" if on_cuda else "cpu")
+        if device == "cuda" and self.solver not in CUDA_SOLVERS:
+            raise ValueError(
+                f"solver {self.solver!r} is not available on CUDA yet (CUDA runs "
+                f"{', '.join(repr(s) for s in CUDA_SOLVERS)}); use device='cpu', which "
+                "copies a CUDA input to the host and the result back"
+            )
+        if on_cuda and out is not None:
+            raise TypeError(
+                "out applies to host output; a CUDA input gives a new numba device array"
+            )
+        if on_cuda and device == "cpu":
+            from rankseg.cuda import backend
+
+            driver = backend()
+            res = self.predict(
+                driver.to_host(arr), return_info=return_info, dtype=dtype, device="cpu"
+            )
+            if return_info:
+                return driver.to_device(res[0]), res[1]
+            return driver.to_device(res)
         nb, nc = arr.shape[:2]
         spatial = arr.shape[2:]
         multiclass = self.output_mode == "multiclass"
@@ -267,6 +304,12 @@ class RankSEG:
                 )
             out_dtype = np.dtype(np.bool_)
             out_shape = (nb, nc, *spatial)
+        if device == "cuda":
+            from rankseg.cuda import backend
+
+            driver = backend()
+            host_out = None if out is None else v.check_out(out, out_shape, out_dtype, arr)
+            return driver.predict(self, arr, (out_shape, out_dtype, host_out), return_info)
         if out is None:
             result = np.empty(out_shape, dtype=out_dtype)
         else:
@@ -367,8 +410,9 @@ def predict(
     return_info: bool = False,
     dtype: Any = None,
     out: np.ndarray | None = None,
+    device: str | None = None,
     **solver_params: Any,
-) -> np.ndarray | tuple[np.ndarray, PredictInfo]:
+) -> Any:
     """One-call form of ``RankSEG(...).predict(probs, ...)``.
 
     Parameters
@@ -383,10 +427,12 @@ def predict(
         Label map dtype (multiclass only); default int64.
     out : ndarray, optional
         Preallocated output.
+    device : {'cpu', 'cuda'} or None
+        Where to compute (None: where ``probs`` lives); see :meth:`RankSEG.predict`.
 
     Returns
     -------
-    ndarray or (ndarray, PredictInfo)
+    ndarray or numba device array, or a tuple with a PredictInfo
         Labels ``(B, *spatial)`` or masks ``(B, C, *spatial)``, with the info when
         requested.
 
@@ -403,5 +449,5 @@ def predict(
     array([[2, 2]])
     """
     return RankSEG(metric, smooth, output_mode, solver, pruning_prob, **solver_params).predict(
-        probs, return_info=return_info, dtype=dtype, out=out
+        probs, return_info=return_info, dtype=dtype, out=out, device=device
     )

@@ -18,6 +18,7 @@ __all__ = [
     "check_name",
     "check_out",
     "check_real",
+    "is_cuda_array",
     "label_dtype",
     "raise_bad_values",
 ]
@@ -135,44 +136,55 @@ def check_int(value: Any, param: str) -> int:
     return int(value)
 
 
-def as_probs(probs: Any) -> np.ndarray:
-    """Turn an array-like into a NumPy array of probabilities, checking its type and shape.
+def as_probs(probs: Any) -> Any:
+    """Turn an array-like into an array of probabilities, checking its type and shape.
 
     Parameters
     ----------
     probs : array-like
-        Anything with ``__array__`` (NumPy arrays, memmaps, CPU torch tensors).
+        Anything with ``__array__`` (NumPy arrays, memmaps, CPU torch tensors), or
+        a CUDA array with ``__cuda_array_interface__`` (viewed as a numba device
+        array; needs numba-cuda and a GPU, or the simulator).
 
     Returns
     -------
-    ndarray
+    ndarray or numba device array
         A view of the input when possible (float16/32/64, native byte order,
         at least 3 dimensions, non-empty class and spatial axes; B may be 0).
+        A CUDA input is returned as a zero-copy numba device array and must be
+        C-contiguous.
 
     Raises
     ------
     TypeError
         If ``probs`` is not an array or not of a float dtype.
     ValueError
-        If its shape is not ``(B, C, *spatial)`` with C >= 1 and non-empty spatial axes.
+        If its shape is not ``(B, C, *spatial)`` with C >= 1 and non-empty spatial axes,
+        or it is a non-contiguous CUDA array.
+    ImportError, RuntimeError
+        For a CUDA array when numba-cuda, or a CUDA driver and GPU, is missing.
     """
-    if not hasattr(probs, "__array__"):
-        if hasattr(probs, "__cuda_array_interface__"):
-            raise TypeError(
-                "probs is a CUDA array; the GPU backend is not available yet, so copy it to the "
-                "host first (e.g. cupy's .get() or torch's .cpu())"
-            )
+    on_cuda = is_cuda_array(probs)
+    if on_cuda:
+        # checked first: CuPy arrays and torch CUDA tensors also define __array__ (raising)
+        from rankseg.cuda import as_device_array  # lazy: the CPU path never imports CUDA
+
+        arr = as_device_array(probs)
+    elif not hasattr(probs, "__array__"):
         raise TypeError(
-            "probs must be an array with __array__ (NumPy array, memmap, CPU torch tensor) of "
+            "probs must be an array with __array__ (NumPy array, memmap, CPU torch tensor) "
+            "or __cuda_array_interface__ (CuPy, torch CUDA tensor, numba device array) of "
             f"shape (B, C, *spatial); got {type(probs).__name__}"
         )
-    try:
-        arr = np.asarray(probs)
-    except Exception as exc:  # e.g. torch tensors that require grad, bfloat16
-        raise TypeError(
-            f"probs of type {type(probs).__name__} could not be viewed as a NumPy array ({exc}); "
-            "pass a NumPy array or a detached CPU tensor of float16/float32/float64"
-        ) from exc
+    else:
+        try:
+            arr = np.asarray(probs)
+        except Exception as exc:  # e.g. torch tensors that require grad, bfloat16
+            raise TypeError(
+                f"probs of type {type(probs).__name__} could not be viewed as a NumPy array "
+                f"({exc}); pass a NumPy array or a detached CPU tensor of "
+                "float16/float32/float64"
+            ) from exc
     if arr.dtype.newbyteorder("=") not in _FLOAT_DTYPES:
         raise TypeError(
             f"probs must have dtype float16, float32 or float64; got {arr.dtype}"
@@ -183,6 +195,8 @@ def as_probs(probs: Any) -> np.ndarray:
             )
         )
     if not arr.dtype.isnative:
+        if on_cuda:
+            raise TypeError(f"probs is a CUDA array of non-native byte order {arr.dtype}")
         arr = arr.astype(arr.dtype.newbyteorder("="))
     if arr.ndim < 3:
         raise ValueError(
@@ -195,7 +209,32 @@ def as_probs(probs: Any) -> np.ndarray:
         raise ValueError(
             f"probs has an empty spatial axis (shape {arr.shape}); every spatial size must be >= 1"
         )
+    if on_cuda and not arr.is_c_contiguous():
+        raise ValueError(
+            "probs is a non-contiguous CUDA array; the GPU backend reads C-contiguous input "
+            "in place (make it contiguous first, e.g. cupy.ascontiguousarray or "
+            "tensor.contiguous())"
+        )
     return arr
+
+
+def is_cuda_array(obj: Any) -> bool:
+    """Whether ``obj`` is a CUDA array, without importing CUDA.
+
+    Parameters
+    ----------
+    obj : object
+        Anything.
+
+    Returns
+    -------
+    bool
+        True for objects with ``__cuda_array_interface__`` (CuPy, torch CUDA tensors,
+        numba device arrays) and for numba's simulated device arrays.
+    """
+    return hasattr(obj, "__cuda_array_interface__") or bool(
+        getattr(type(obj), "__cuda_ndarray__", False)
+    )
 
 
 def raise_bad_values(arr: np.ndarray, row: int) -> None:

@@ -1,5 +1,7 @@
 """Every error path of the NumPy API: exception type and message."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -39,12 +41,17 @@ def test_bad_arrays(bad, exc, match):
         predict(bad)
 
 
-def test_cuda_array_message():
+def test_cuda_array_without_numba_cuda(monkeypatch):
+    """CUDA input goes to the GPU backend; a missing numba-cuda is named (see tests/cuda)."""
+
     class FakeCuda:
         __cuda_array_interface__ = {"shape": (1, 2, 3), "typestr": "<f4", "version": 3}
 
-    with pytest.raises(TypeError, match="CUDA array.*copy it to the host"):
+    monkeypatch.setitem(sys.modules, "numba.cuda", None)  # as if numba-cuda were absent
+    with pytest.raises(ImportError, match="device='cuda' needs the numba-cuda package"):
         predict(FakeCuda())
+    with pytest.raises(ImportError, match="needs the numba-cuda package"):
+        predict(np.full((1, 2, 3), 0.5), device="cuda")
 
 
 def test_unconvertible_array_like():

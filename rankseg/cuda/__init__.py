@@ -1,0 +1,125 @@
+"""GPU backend: ``@cuda.jit`` twins of :mod:`rankseg.kernels` and their host driver.
+
+Nothing here imports ``numba.cuda`` at import time of :mod:`rankseg`: the CPU path
+never touches CUDA.  :func:`load` imports it on first use and raises an error that
+names what is missing (the ``numba-cuda`` package, or a CUDA driver and GPU).
+Under ``NUMBA_ENABLE_CUDASIM=1`` (set before numba is imported) numba's CUDA
+simulator runs the same kernels on the CPU; the tests in ``tests/cuda`` use it.
+
+Modules mirror ``rankseg/kernels`` file for file: ``_dtype.py`` (reading inputs as
+float64), ``rma.py`` (device twins of the RMA objective and screening bounds),
+``select.py`` (row statistics, band count/gather, band sort, objective scan, cut),
+``masks.py`` (mask writers), ``assign.py`` (multiclass resolution, argmax);
+``_config.py`` holds the launch configuration and ``driver.py`` owns every transfer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["as_device_array", "backend", "is_simulator", "load"]
+
+
+def load() -> Any:
+    """Import ``numba.cuda`` and check that it can run kernels.
+
+    Returns
+    -------
+    module
+        ``numba.cuda`` (the real target, or the simulator under
+        ``NUMBA_ENABLE_CUDASIM=1``).
+
+    Raises
+    ------
+    ImportError
+        If ``numba.cuda`` cannot be imported (the ``numba-cuda`` package is missing).
+    RuntimeError
+        If no CUDA driver or GPU is available.
+    """
+    try:
+        import numba.cuda as cuda
+    except ImportError as exc:
+        raise ImportError(
+            "device='cuda' needs the numba-cuda package (pip install 'rankseg[cuda]', i.e. "
+            f"numba-cuda>=0.10); importing numba.cuda failed: {exc}"
+        ) from exc
+    if not cuda.is_available():
+        reason = cuda.cuda_error() if hasattr(cuda, "cuda_error") else None
+        raise RuntimeError(
+            "device='cuda' needs an NVIDIA GPU with a working CUDA driver, and numba-cuda "
+            f"found none ({str(reason).strip() or 'no CUDA device'}). Use device='cpu', or set "
+            "NUMBA_ENABLE_CUDASIM=1 before importing numba to run the kernels in numba's "
+            "CUDA simulator (slow; for tests)"
+        )
+    return cuda
+
+
+def backend() -> Any:
+    """Return the host driver module, after :func:`load` checked that CUDA works.
+
+    Returns
+    -------
+    module
+        :mod:`rankseg.cuda.driver`.
+    """
+    load()
+    from rankseg.cuda import driver
+
+    return driver
+
+
+def is_simulator() -> bool:
+    """Whether numba runs CUDA kernels in its simulator (``NUMBA_ENABLE_CUDASIM=1``).
+
+    Returns
+    -------
+    bool
+        The flag numba read when it was imported.
+    """
+    from numba.core import config
+
+    return bool(config.ENABLE_CUDASIM)
+
+
+def _is_simulated(obj: Any) -> bool:
+    return bool(getattr(type(obj), "__cuda_ndarray__", False)) and not hasattr(
+        obj, "__cuda_array_interface__"
+    )
+
+
+def as_device_array(obj: Any) -> Any:
+    """View a CUDA array (``__cuda_array_interface__``) as a numba device array, zero-copy.
+
+    Parameters
+    ----------
+    obj : object
+        A CuPy array, torch CUDA tensor, numba device array, or (simulator only)
+        a simulated numba device array.
+
+    Returns
+    -------
+    numba device array
+        A view of the same memory.
+
+    Raises
+    ------
+    ImportError, RuntimeError
+        See :func:`load`.
+    TypeError
+        If the simulator is active and ``obj`` is a real CUDA array (or vice versa).
+    """
+    cuda = load()
+    simulator = is_simulator()
+    if _is_simulated(obj):
+        if not simulator:
+            raise TypeError(
+                "probs is a simulated numba device array but NUMBA_ENABLE_CUDASIM is not set"
+            )
+        return obj
+    if simulator:
+        raise TypeError(
+            f"probs is a CUDA array ({type(obj).__name__}) but numba runs in its CUDA "
+            "simulator (NUMBA_ENABLE_CUDASIM=1), which only takes simulated numba device "
+            "arrays (numba.cuda.to_device)"
+        )
+    return cuda.as_cuda_array(obj)

@@ -1,0 +1,158 @@
+"""The ``device`` argument, where outputs live, and errors of the CUDA path."""
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from cuda_parity import host, values
+
+from rankseg import RankSEG, predict
+
+
+@pytest.fixture
+def probs():
+    rng = np.random.default_rng(1)
+    return values(rng, "softmax", (2, 3, 4, 4)).astype(np.float32)
+
+
+def test_output_lives_where_the_input_does(cuda, probs):
+    ref, ref_info = predict(probs, pruning_prob=0.0, return_info=True)
+    dev = cuda.to_device(probs)
+    got = predict(dev, pruning_prob=0.0)  # device=None: computed on the GPU
+    assert not isinstance(got, np.ndarray) and hasattr(got, "copy_to_host")
+    np.testing.assert_array_equal(host(got), ref)
+    # host input, computed on the GPU, host output
+    got, info = predict(probs, pruning_prob=0.0, device="cuda", return_info=True)
+    assert isinstance(got, np.ndarray)
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(info.tau, ref_info.tau)
+    # CUDA input computed on the CPU: copied to the host and the result back
+    got, info = predict(dev, pruning_prob=0.0, device="CPU", return_info=True)
+    assert not isinstance(got, np.ndarray)
+    np.testing.assert_array_equal(host(got), ref)
+    np.testing.assert_array_equal(info.score, ref_info.score)
+    np.testing.assert_array_equal(
+        host(predict(dev, solver="exact", device="cpu")), predict(probs, solver="exact")
+    )
+
+
+def test_host_out_and_label_dtype(probs):
+    out = np.empty((2, 4, 4), dtype=np.uint8)
+    res = RankSEG(pruning_prob=0.0).predict(probs, out=out, device="cuda")
+    assert res is out
+    np.testing.assert_array_equal(out, predict(probs, pruning_prob=0.0))
+    res = predict(probs, dtype=np.int16, device="cuda", unassigned_policy="void", void_index=-1)
+    assert res.dtype == np.int16
+
+
+def test_empty_batch(cuda):
+    empty = np.zeros((0, 3, 4), dtype=np.float32)
+    res = predict(cuda.to_device(empty))
+    assert res.shape == (0, 4)
+    masks, info = predict(empty, output_mode="multilabel", device="cuda", return_info=True)
+    assert masks.shape == (0, 3, 4) and info.tau.shape == (0, 3)
+
+
+def test_other_solvers_not_on_cuda(cuda, probs):
+    for solver in ("exact", "ba", "trna", "ba+trna"):
+        with pytest.raises(
+            ValueError, match=re.escape(f"solver '{solver}' is not available on CUDA yet")
+        ):
+            predict(probs, solver=solver, device="cuda")
+    with pytest.raises(ValueError, match="not available on CUDA yet"):
+        predict(cuda.to_device(probs), metric="iou", solver="exact")
+
+
+def test_bad_device_name(probs):
+    with pytest.raises(ValueError, match="unknown device 'gpu'; expected one of 'cpu', 'cuda'"):
+        predict(probs, device="gpu")
+    with pytest.raises(TypeError, match="device must be a string"):
+        predict(probs, device=0)
+
+
+def test_out_with_cuda_input(cuda, probs):
+    with pytest.raises(TypeError, match="out applies to host output"):
+        predict(cuda.to_device(probs), out=np.empty((2, 4, 4), dtype=np.int64))
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [(np.nan, "contains NaN"), (np.inf, "contains inf"), (1.5, "outside"), (-0.25, "outside")],
+)
+def test_bad_values_same_message_as_cpu(cuda, probs, bad, match):
+    probs = probs.copy()
+    probs[1, 2, 3, 0] = bad
+    with pytest.raises(ValueError, match=match) as cpu_err:
+        predict(probs)
+    with pytest.raises(ValueError, match=match) as gpu_err:
+        predict(cuda.to_device(probs))
+    assert str(gpu_err.value) == str(cpu_err.value)
+    assert "sample 1, class 2" in str(gpu_err.value)
+
+
+def test_negative_zero_is_valid(cuda):
+    probs = np.array([[[-0.0, 0.75, 0.25], [0.0, 0.25, 0.75]]])
+    np.testing.assert_array_equal(host(predict(cuda.to_device(probs))), predict(probs))
+
+
+def test_bad_cuda_arrays(cuda, probs):
+    with pytest.raises(TypeError, match="float16, float32 or float64; got int32"):
+        predict(cuda.to_device(np.zeros((1, 2, 3), dtype=np.int32)))
+    with pytest.raises(ValueError, match="at least one spatial axis"):
+        predict(cuda.to_device(np.zeros((2, 3), dtype=np.float32)))
+    strided = cuda.to_device(np.zeros((1, 2, 3, 4), dtype=np.float32))[:, :, :, ::2]
+    with pytest.raises(ValueError, match="non-contiguous CUDA array"):
+        predict(strided)
+
+
+def _python(code, drop_sim=False):
+    env = dict(os.environ)
+    if drop_sim:
+        env.pop("NUMBA_ENABLE_CUDASIM", None)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+
+
+def test_cpu_path_never_imports_cuda():
+    res = _python(
+        "import sys, numpy as np\n"
+        "from rankseg import predict\n"
+        "p = np.random.default_rng(0).random((1, 2, 6))\n"
+        "for m in ('dice', 'iou', 'acc'):\n"
+        "    predict(p, metric=m)\n"
+        "predict(p, device='cpu')\n"
+        "assert not [k for k in sys.modules if k.startswith(('numba.cuda', 'rankseg.cuda'))]\n"
+    )
+    assert res.returncode == 0, res.stderr
+
+
+def test_missing_numba_cuda_is_named():
+    res = _python(
+        "import sys, numpy as np\n"
+        "sys.modules['numba.cuda'] = None\n"
+        "from rankseg import predict\n"
+        "predict(np.random.default_rng(0).random((1, 2, 6)), device='cuda')\n"
+    )
+    assert res.returncode != 0
+    assert "ImportError: device='cuda' needs the numba-cuda package" in res.stderr
+
+
+def test_missing_driver_is_named():
+    res = _python(
+        "import numpy as np\n"
+        "from numba import cuda\n"
+        "if cuda.is_available():\n"
+        "    raise SystemExit(0)\n"  # a real GPU: nothing is missing
+        "from rankseg import predict\n"
+        "predict(np.random.default_rng(0).random((1, 2, 6)), device='cuda')\n",
+        drop_sim=True,
+    )
+    if res.returncode == 0:
+        pytest.skip("a CUDA GPU is present")
+    assert "RuntimeError: device='cuda' needs an NVIDIA GPU with a working CUDA driver" in (
+        res.stderr
+    )
