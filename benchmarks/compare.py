@@ -242,7 +242,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"median of {args.repeat} interleaved rounds; ratios to {YARDSTICK} of the same run")
     header = (
-        "workload", "config", "median ms", "x argmax", "min ms", "traced/in", "rss/in", "extra/in"
+        "workload",
+        "config",
+        "median ms",
+        "x argmax",
+        "min ms",
+        "traced/in",
+        "rss/in",
+        "extra/in",
     )
     _print_table(rows, header)
     return 0
