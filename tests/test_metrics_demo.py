@@ -212,3 +212,27 @@ def test_python_m_rankseg_runs(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert "rankseg dice (rma)" in out.stdout and "time/argmax" in out.stdout
+
+
+def test_dice_matches_torchmetrics(rng):
+    """Same numbers as TorchMetrics' samplewise DiceScore (runs only where it is installed)."""
+    torch = pytest.importorskip("torch")
+    segmentation = pytest.importorskip("torchmetrics.segmentation")
+    from rankseg.metrics import dice_score
+
+    pred = rng.integers(0, 4, (3, 9, 7))
+    target = rng.integers(0, 4, (3, 9, 7))
+    pred[pred == 3] = 0
+    target[target == 3] = 0  # class 3 absent from both: NaN on both sides
+    ours = dice_score(pred, target, num_classes=4)
+    theirs = []
+    for b in range(3):
+        metric = segmentation.DiceScore(
+            num_classes=4, average="none", aggregation_level="samplewise", input_format="index"
+        )
+        theirs.append(
+            metric(torch.from_numpy(pred[b : b + 1]), torch.from_numpy(target[b : b + 1]))
+        )
+    theirs = np.stack([t.numpy() for t in theirs])
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+    np.testing.assert_allclose(ours[~np.isnan(ours)], theirs[~np.isnan(theirs)], atol=1e-6)
