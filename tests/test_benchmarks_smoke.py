@@ -161,3 +161,16 @@ def test_helpers(monkeypatch):
         growth = benchmarks.peak_rss_growth(lambda: np.ones(4_000_000))  # 32 MB
         assert growth is not None
         assert growth > 16e6
+
+
+def test_compare_upstream_skips_without_upstream(capsys, tmp_path):
+    from benchmarks import compare_upstream
+
+    missing = str(tmp_path / "no-such-venv" / "bin" / "python")
+    assert compare_upstream.main(["--upstream-python", missing]) == 0
+    assert compare_upstream.main([]) == 0
+    # this interpreter imports our rankseg, not upstream's torch package
+    assert compare_upstream.main(["--upstream-python", sys.executable, "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert out.count(compare_upstream.SKIP_MESSAGE) == 3
+    assert "speed-up" not in out
