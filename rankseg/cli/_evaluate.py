@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from rankseg import io as rio
-from rankseg._cli_common import _EXIT_FAILED, _Log, _one_line
+from rankseg.cli._common import _EXIT_FAILED, _Log, _one_line
 
 
 def _label_files(items: Sequence[str]) -> list[Path]:

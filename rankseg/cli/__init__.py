@@ -4,8 +4,8 @@
 ``docs/cli.rst`` for every option and convention.
 
 This module holds the argument parser and the dispatch; the commands live in
-``rankseg._cli_predict``, ``rankseg._cli_evaluate`` and ``rankseg._cli_demo`` (what
-they share in ``rankseg._cli_common``).  The solver registry (``AVAILABLE``,
+``rankseg.cli._predict``, ``rankseg.cli._evaluate`` and ``rankseg.cli._demo`` (what
+they share in ``rankseg.cli._common``).  The solver registry (``AVAILABLE``,
 ``SOLVERS``) is looked up in this module when a command runs: the parser's help and
 the demo list the solvers it names.
 """
@@ -19,10 +19,10 @@ from collections.abc import Sequence
 
 from rankseg import io as rio
 from rankseg._api import AVAILABLE, SOLVERS
-from rankseg._cli_demo import run_demo
-from rankseg._cli_evaluate import _cmd_evaluate
-from rankseg._cli_predict import INFO_COLUMNS as INFO_COLUMNS  # the --info CSV header
-from rankseg._cli_predict import _cmd_predict
+from rankseg.cli._demo import run_demo
+from rankseg.cli._evaluate import _cmd_evaluate
+from rankseg.cli._predict import INFO_COLUMNS as INFO_COLUMNS  # the --info CSV header
+from rankseg.cli._predict import _cmd_predict
 
 __all__ = ["available_solvers", "build_parser", "demo", "main"]
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from rankseg import io as rio
 from rankseg._api import RankSEG
-from rankseg._cli_common import _EXIT_FAILED, _EXIT_INTERRUPTED, _EXIT_USAGE, _Log, _one_line
+from rankseg.cli._common import _EXIT_FAILED, _EXIT_INTERRUPTED, _EXIT_USAGE, _Log, _one_line
 
 INFO_COLUMNS = ("case", "class", "tau", "threshold", "score", "pruned")
 
