@@ -147,7 +147,7 @@ def probe_upstream(python: str | None, cwd: str) -> tuple[dict | None, str]:
         return None, f"{python} printed no version line"
 
 
-def time_upstream(
+def measure_upstream(
     python: str,
     path: str,
     solvers: Sequence[str],
@@ -169,7 +169,7 @@ def time_upstream(
     return times
 
 
-def time_ours(
+def measure_ours(
     probs: np.ndarray, solvers: Sequence[str], repeat: int, slow: float
 ) -> dict[str, list[float]]:
     """Seconds of each of our solvers and of ``np.argmax`` in this process."""
@@ -264,11 +264,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             path = str(Path(tmp) / f"{name}.npy")
             np.save(path, probs)
             print(f"{name}: {probs.shape} {probs.dtype}", flush=True)
-            upstream = time_upstream(
+            upstream = measure_upstream(
                 args.upstream_python, path, args.solvers, args.repeat, args.threads,
                 args.slow, tmp,
             )  # fmt: skip
-            ours = time_ours(probs, args.solvers, args.repeat, args.slow)
+            ours = measure_ours(probs, args.solvers, args.repeat, args.slow)
             if not rows:
                 print(f"torch threads={upstream['threads']}")
             rows += report(name, upstream, ours, args.solvers)
