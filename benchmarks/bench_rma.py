@@ -1,7 +1,19 @@
-"""asv benchmarks: every solver on the three workloads, against ``np.argmax``.
+"""asv benchmarks: every solver and output mode on the three workloads.
 
-Read the figures as ratios to ``Argmax.time_argmax`` of the same run (or directly from
-``RMA.track_ratio_to_argmax``), never as absolute times from a shared machine.
+The grid (workloads voc2d, ct3d, tumor3d; ``time_``, ``peakmem_`` and a ``track_``
+ratio for each):
+
+- ``RMA``: metric dice/iou x output mode multiclass/multilabel, ratio to ``np.argmax``;
+- ``Solver``: exact (dice, iou), ba, trna, ba+trna x both output modes, ratio to our
+  ``rma`` with the same metric and output mode;
+- ``Accuracy``: the ``acc`` solvers ``argmax`` (multiclass) and ``tr`` (multilabel),
+  ratio to ``np.argmax``;
+- ``Argmax``: ``np.argmax(probs, axis=1)``, the in-run yardstick.
+
+tumor3d has a single class, so its multiclass combinations are skipped (``setup``
+raises NotImplementedError, which asv records as skipped).  Read the figures as ratios
+to ``Argmax.time_argmax`` of the same run (or from the ``track_`` benchmarks), never as
+absolute times from a shared machine.
 """
 
 import statistics
@@ -21,6 +33,12 @@ from . import (
 
 METRICS = ["dice", "iou"]
 OUTPUT_MODES = ["multiclass", "multilabel"]
+
+
+def _skip_single_class_multiclass(probs, output_mode):
+    if output_mode == "multiclass" and probs.shape[1] < 2:
+        # asv records a NotImplementedError from setup as "skipped".
+        raise NotImplementedError("multiclass output needs C >= 2 (tumor3d has C = 1)")
 
 
 class _WorkloadSetup:
@@ -62,9 +80,7 @@ class _RMASetup(_WorkloadSetup):
 
     def setup(self, workload, metric, output_mode):
         super().setup(workload)
-        if output_mode == "multiclass" and self.probs.shape[1] < 2:
-            # asv records a NotImplementedError from setup as "skipped".
-            raise NotImplementedError("multiclass output needs C >= 2 (tumor3d has C = 1)")
+        _skip_single_class_multiclass(self.probs, output_mode)
         self.kwargs = {"metric": metric, "output_mode": output_mode, "solver": "rma"}
         rankseg.predict(warmup_input(self.probs), **self.kwargs)
         reset_peak_rss()
@@ -99,24 +115,25 @@ class RMAMemory(_RMASetup):
         rankseg.predict(self.probs, **self.kwargs)
 
 
-#: the solvers of issue 3, as "solver" or "solver-metric" (multilabel output)
+#: the solvers of issue 3, as "solver" (Dice) or "solver-metric"
 SOLVER_CONFIGS = ["exact-dice", "exact-iou", "ba", "trna", "ba+trna"]
 
 
-def _solver_kwargs(config):
+def _solver_kwargs(config, output_mode):
     solver, _, metric = config.partition("-")
-    return {"metric": metric or "dice", "solver": solver, "output_mode": "multilabel"}
+    return {"metric": metric or "dice", "solver": solver, "output_mode": output_mode}
 
 
 class _SolverSetup(_WorkloadSetup):
     """Workload plus compilation of the solver (and of RMA, the yardstick of its ratio)."""
 
-    params = [WORKLOAD_NAMES, SOLVER_CONFIGS]
-    param_names = ["workload", "solver"]
+    params = [WORKLOAD_NAMES, SOLVER_CONFIGS, OUTPUT_MODES]
+    param_names = ["workload", "solver", "output_mode"]
 
-    def setup(self, workload, config):
+    def setup(self, workload, config, output_mode):
         super().setup(workload)
-        self.kwargs = _solver_kwargs(config)
+        _skip_single_class_multiclass(self.probs, output_mode)
+        self.kwargs = _solver_kwargs(config, output_mode)
         self.rma_kwargs = dict(self.kwargs, solver="rma")
         rankseg.predict(warmup_input(self.probs), **self.kwargs)
         rankseg.predict(warmup_input(self.probs), **self.rma_kwargs)
@@ -126,10 +143,10 @@ class _SolverSetup(_WorkloadSetup):
 class Solver(_SolverSetup):
     """``exact``, ``ba``, ``trna``, ``ba+trna``: time, and ratio to our own ``rma``."""
 
-    def time_solver(self, workload, config):
+    def time_solver(self, workload, config, output_mode):
         rankseg.predict(self.probs, **self.kwargs)
 
-    def track_ratio_to_rma(self, workload, config):
+    def track_ratio_to_rma(self, workload, config, output_mode):
         """Median time of the solver over median time of ``rma`` (same metric), interleaved."""
         times = interleaved_times(
             {
@@ -148,15 +165,65 @@ class SolverMemory(_SolverSetup):
 
     measures_memory = True
 
-    def peakmem_solver(self, workload, config):
+    def peakmem_solver(self, workload, config, output_mode):
+        rankseg.predict(self.probs, **self.kwargs)
+
+
+#: the solvers of metric "acc" and the one output mode each gives
+ACC_SOLVERS = {"argmax": "multiclass", "tr": "multilabel"}
+
+
+class _AccuracySetup(_WorkloadSetup):
+    """Workload plus compilation of the accuracy rule (``p > 0.5`` or argmax)."""
+
+    params = [WORKLOAD_NAMES, list(ACC_SOLVERS)]
+    param_names = ["workload", "solver"]
+
+    def setup(self, workload, solver):
+        super().setup(workload)
+        output_mode = ACC_SOLVERS[solver]
+        _skip_single_class_multiclass(self.probs, output_mode)
+        self.kwargs = {"metric": "acc", "solver": solver, "output_mode": output_mode}
+        rankseg.predict(warmup_input(self.probs), **self.kwargs)
+        reset_peak_rss()
+
+
+class Accuracy(_AccuracySetup):
+    """``metric="acc"``: our ``argmax`` and ``tr`` kernels against ``np.argmax``."""
+
+    def time_acc(self, workload, solver):
+        rankseg.predict(self.probs, **self.kwargs)
+
+    def track_ratio_to_argmax(self, workload, solver):
+        """Median time of ``predict`` over median time of ``np.argmax``, interleaved."""
+        times = interleaved_times(
+            {
+                "argmax": lambda: np.argmax(self.probs, axis=1),
+                "acc": lambda: rankseg.predict(self.probs, **self.kwargs),
+            },
+            repeat=5,
+        )
+        return statistics.median(times["acc"]) / statistics.median(times["argmax"])
+
+    track_ratio_to_argmax.unit = "x argmax"
+
+
+class AccuracyMemory(_AccuracySetup):
+    """Peak RSS of one call of the accuracy rule."""
+
+    measures_memory = True
+
+    def peakmem_acc(self, workload, solver):
         rankseg.predict(self.probs, **self.kwargs)
 
 
 def timeraw_import_and_first_call():
     """Fresh interpreter: import rankseg and solve one small map.
 
-    Numba kernels are cached on disk (``cache=True``), so apart from the very first
-    sample this measures import plus loading the cached machine code.
+    Numba kernels are cached on disk (``cache=True``) in the default place (next to
+    the installed sources), so apart from the very first sample this measures import
+    plus loading the cached machine code.  ``bench_first_call.FirstCall`` measures the
+    cold and the warm cache explicitly.
     """
     return """
     import numpy as np

@@ -1,4 +1,4 @@
-"""Run every asv benchmark and compare.py once on tiny shapes, so they cannot rot."""
+"""Run every asv benchmark and the scripts once on tiny shapes, so they cannot rot."""
 
 import itertools
 import os
@@ -16,28 +16,40 @@ if str(ROOT) not in sys.path:  # the benchmarks package lives at the repository 
     sys.path.insert(0, str(ROOT))
 
 import benchmarks  # noqa: E402
-from benchmarks import bench_rma, compare  # noqa: E402
+from benchmarks import bench_first_call, bench_rma, bench_scaling, compare, scaling  # noqa: E402
+from rankseg._api import OUTPUT_MODES, SOLVERS  # noqa: E402
 
 # asv's naming rules: these prefixes make a method or function a benchmark.
 BENCH_PREFIXES = ("time_", "peakmem_", "mem_", "track_", "timeraw_")
+BENCH_MODULES = (bench_rma, bench_scaling, bench_first_call)
 
 
-def benchmark_classes():
+def benchmark_classes(modules=BENCH_MODULES):
     return [
         obj
-        for name, obj in vars(bench_rma).items()
+        for module in modules
+        for name, obj in vars(module).items()
         if isinstance(obj, type)
         and not name.startswith("_")
-        and obj.__module__ == bench_rma.__name__
+        and obj.__module__ == module.__name__
         and any(m.startswith(BENCH_PREFIXES) for m in dir(obj))
     ]
 
 
 def benchmark_cases():
     for cls in benchmark_classes():
+        if cls is bench_first_call.FirstCall:
+            continue  # its warm setup compiles for 10 s: see test_first_call_cold_and_warm
         methods = sorted(m for m in dir(cls) if m.startswith(BENCH_PREFIXES))
         for params in itertools.product(*cls.params):
-            yield pytest.param(cls, params, methods, id=f"{cls.__name__}-{'-'.join(params)}")
+            ident = "-".join(str(p) for p in params)
+            yield pytest.param(cls, params, methods, id=f"{cls.__name__}-{ident}")
+
+
+def expect_skip(params):
+    """tumor3d (C = 1) has no multiclass output: asv records these as skipped."""
+    output_mode = "multiclass" if "argmax" in params else None
+    return "tumor3d" in params and "multiclass" in (*params, output_mode)
 
 
 @pytest.fixture
@@ -53,24 +65,68 @@ def test_suite_has_the_expected_benchmarks():
         "RMA.time_rma",
         "RMA.track_ratio_to_argmax",
         "RMAMemory.peakmem_rma",
+        "Solver.time_solver",
+        "Solver.track_ratio_to_rma",
+        "SolverMemory.peakmem_solver",
+        "Accuracy.time_acc",
+        "Accuracy.track_ratio_to_argmax",
+        "AccuracyMemory.peakmem_acc",
+        "Scaling.time_argmax",
+        "Scaling.time_rma",
+        "Scaling.time_exact",
+        "FirstCall.timeraw_import_and_first_call",
     }
     assert expected <= names
-    for cls in benchmark_classes():
+    for cls in benchmark_classes([bench_rma]):
         assert cls.param_names[0] == "workload"
         assert list(cls.params[0]) == ["voc2d", "ct3d", "tumor3d"]
     assert callable(bench_rma.timeraw_import_and_first_call)
+    assert bench_scaling.Scaling.params == [[10**4, 10**5, 10**6, 10**7, 10**8]]
+    assert bench_first_call.FirstCall.params[0] == ["cold", "warm"]
+
+
+def test_scripts_define_no_asv_benchmarks():
+    # asv imports every module of benchmarks/; a script's ``time_x`` would become a
+    # benchmark and fail ``asv check`` (compare_upstream once had ``time_upstream``).
+    from benchmarks import compare_upstream
+
+    for module in (benchmarks, compare, compare_upstream, scaling):
+        names = [n for n in vars(module) if n.startswith(BENCH_PREFIXES)]
+        names += [n for n in vars(module) if n[:1].isupper() and n.startswith("Timeraw")]
+        assert names == [], module.__name__
+
+
+def test_grid_covers_every_solver_and_output_mode():
+    covered = {(metric, "rma", mode) for metric in bench_rma.METRICS for mode in OUTPUT_MODES}
+    for config, mode in itertools.product(*bench_rma.Solver.params[1:]):
+        kwargs = bench_rma._solver_kwargs(config, mode)
+        covered.add((kwargs["metric"], kwargs["solver"], mode))
+    covered |= {("acc", solver, mode) for solver, mode in bench_rma.ACC_SOLVERS.items()}
+    valid = {
+        (metric, solver, mode)
+        for metric, solvers in SOLVERS.items()
+        for solver in solvers
+        for mode in OUTPUT_MODES
+        if metric != "acc" or mode == bench_rma.ACC_SOLVERS[solver]
+    }
+    assert covered == valid
+    assert bench_rma.RMA.params[1:] == [["dice", "iou"], list(OUTPUT_MODES)]
+    assert bench_rma.Solver.params[2] == list(OUTPUT_MODES)
 
 
 @pytest.mark.parametrize(("cls", "params", "methods"), list(benchmark_cases()))
 def test_benchmark_runs_once(small, cls, params, methods):
     bench = cls()
-    if "tumor3d" in params and "multiclass" in params:
-        # C = 1 has no multiclass output: asv records this combination as skipped.
+    if expect_skip(params):
         with pytest.raises(NotImplementedError, match="multiclass output needs C >= 2"):
             bench.setup(*params)
         return
     bench.setup(*params)
-    assert bench.probs.shape == benchmarks.SMALL_SHAPES[params[0]]
+    if cls.param_names[0] == "workload":
+        assert bench.probs.shape == benchmarks.SMALL_SHAPES[params[0]]
+    else:  # Scaling: d shrunk a thousandfold
+        assert bench.probs.shape[:2] == (1, benchmarks.SCALING_CLASSES)
+        assert bench.probs[0, 0].size == params[0] // benchmarks.SMALL_SCALING_DIVISOR
     for method in methods:
         result = getattr(bench, method)(*params)
         if method.startswith("track_"):
@@ -94,6 +150,101 @@ def test_timeraw_import_and_first_call_runs():
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def _snapshot(folder):
+    return {str(f.relative_to(folder)): f.stat().st_mtime_ns for f in folder.rglob("*")}
+
+
+def test_first_call_cold_and_warm(monkeypatch):
+    # The real first calls compile for 10 s (rma) to 40 s (exact); the mechanism is the
+    # same with the accuracy rule, which compiles in about 2 s.
+    monkeypatch.setitem(
+        bench_first_call.FIRST_CALLS, "tr", 'metric="acc", output_mode="multilabel"'
+    )
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    )
+    bench = bench_first_call.FirstCall()
+    for cache, solver in itertools.product(*bench.params):
+        bench.root, bench.warm_dir = "/r", "/r/warm"  # code generation only
+        for code in bench.timeraw_import_and_first_call(cache, solver):
+            compile(textwrap.dedent(code), "<timeraw>", "exec")
+
+    bench.setup("warm", "tr")  # populates the warm cache in a fresh interpreter
+    warm = Path(bench.warm_dir)
+    before = _snapshot(warm)
+    assert any(name.endswith(".nbc") for name in before)
+    seconds = benchmarks.run_in_fresh_interpreter(
+        *bench.timeraw_import_and_first_call("warm", "tr")
+    )
+    assert seconds > 0
+    assert _snapshot(warm) == before  # loaded from the cache: nothing compiled or written
+    bench.teardown("warm", "tr")
+    assert not Path(bench.root).exists()
+
+    bench.setup("cold", "tr")
+    root = Path(bench.root)
+    assert not warm.exists() and list(root.iterdir()) == []  # nothing populated
+    benchmarks.run_in_fresh_interpreter(*bench.timeraw_import_and_first_call("cold", "tr"))
+    (cold,) = root.iterdir()  # a fresh directory per sample, filled by the compilation
+    assert cold.name.startswith("cold-")
+    assert any(name.endswith(".nbc") for name in _snapshot(cold))
+    bench.teardown("cold", "tr")
+    assert not root.exists()
+
+
+def test_run_in_fresh_interpreter_reports_failures():
+    assert benchmarks.run_in_fresh_interpreter("x = 1", "import os") >= 0
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        benchmarks.run_in_fresh_interpreter("1 / 0")
+
+
+def test_scaling_maps_are_self_similar():
+    assert benchmarks.scaling_shape(10**4) == (100, 10, 10)
+    assert benchmarks.scaling_shape(10**8) == (1000, 1000, 100)
+    for k in range(1, 10):
+        assert np.prod(benchmarks.scaling_shape(10**k)) == 10**k
+    assert np.prod(benchmarks.scaling_shape(20_000)) == 27**3  # near-cubic otherwise
+    fractions = []
+    for d in (10**4, 10**5):
+        probs = benchmarks.make_scaling_probs(d)
+        assert probs.shape == (1, 2, *benchmarks.scaling_shape(d))
+        assert probs.dtype == np.float32
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+        fractions.append(np.mean(probs.max(axis=1) < 0.95))
+    assert 0.04 < min(fractions) and max(fractions) < 0.1
+    assert benchmarks.make_scaling_probs(10**3, classes=3).shape == (1, 3, 10, 10, 10)
+    with pytest.raises(ValueError):
+        benchmarks.scaling_shape(0)
+
+
+def test_scaling_script(tmp_path, capsys):
+    assert scaling.sizes(1e4, 1e8) == [10**4, 10**5, 10**6, 10**7, 10**8]
+    assert scaling.sizes(1e4, 3e4) == [10**4, 30_000]
+    assert scaling.sizes(5e3, 1e4) == [10**4]
+    args = ["--min-d", "1e3", "--max-d", "1e4", "--rounds", "1", "--out", str(tmp_path)]
+    assert scaling.main(args) == 0
+    out = capsys.readouterr().out
+    report = (tmp_path / "scaling.txt").read_text(encoding="utf-8")
+    assert report in out
+    assert "machine:" in report
+    assert "load average" in report
+    rows = [line.split() for line in report.splitlines() if line.startswith("1e+0")]
+    assert [r[0] for r in rows] == ["1e+03", "1e+04"]
+    for r in rows:
+        assert all(float(v) > 0 for v in r[4:])  # times, ratios to argmax, ns per voxel
+    assert (tmp_path / "scaling.png").read_bytes().startswith(b"\x89PNG")
+    # the slope needs two sizes >= 1e6; none here
+    assert "log-log slope" not in report
+
+
+def test_scaling_rejects_bad_arguments(capsys, tmp_path):
+    for bad in (["--rounds", "0"], ["--min-d", "1e5", "--max-d", "1e4"], ["--classes", "1"]):
+        with pytest.raises(SystemExit):
+            scaling.main([*bad, "--out", str(tmp_path)])
+    capsys.readouterr()
+    assert not (tmp_path / "scaling.txt").exists()
 
 
 def test_compare_quick(capsys):
