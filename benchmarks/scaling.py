@@ -148,9 +148,9 @@ def save_figure(rows: list[dict[str, object]], path: Path, title: str) -> None:
     for label, marker in zip(LABELS, "osD", strict=True):
         ms = np.array([r["median"][label] * 1e3 for r in rows])
         ax.loglog(d, ms, marker=marker, label=names[label])
-    # reference: proportional to d, through argmax at the largest size
-    ref = rows[-1]["median"]["argmax"] * 1e3 * d / d[-1]
-    ax.loglog(d, ref, linestyle=":", color="0.5", label="∝ d")
+    # reference: proportional to d, through rma at the largest size
+    ref = rows[-1]["median"]["rma"] * 1e3 * d / d[-1]
+    ax.loglog(d, ref, linestyle=":", color="0.5", label="∝ d (through rma at the largest d)")
     ax.set_xlabel("voxels d per class map")
     ax.set_ylabel("median time per call (ms)")
     ax.set_title(title, fontsize=9)
@@ -209,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.out / "scaling.txt").write_text(report, encoding="utf-8")
     title = (
         f"C = {args.classes}, float32, Dice {args.output_mode}, "
-        f"{numba.get_num_threads()} numba threads; median of {args.rounds} rounds"
+        f"numba threads: {numba.get_num_threads()}; median of {args.rounds} rounds"
     )
     save_figure(rows, args.out / "scaling.png", title)
     print(f"wrote {args.out / 'scaling.txt'} and {args.out / 'scaling.png'}")
