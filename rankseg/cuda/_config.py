@@ -14,30 +14,81 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = [
+    "BAND_MIN_CAPACITY",
+    "FUSED_CLASSES",
     "MAX_BLOCKS",
+    "MAX_FUSED_CLASSES",
     "MAX_THREADS",
     "SHARED_SORT",
     "SHARED_SORT_CAPACITY",
+    "SORT_THREADS",
     "THREADS_PER_BLOCK",
+    "TILE",
+    "band_capacity",
     "device_twin",
     "launch",
+    "launch_tiles",
 ]
 
 #: compile-time capacity of the per-block shared reduction buffers
 MAX_THREADS = 1024
 #: compile-time capacity (float64 values) of the shared-memory band sort
 SHARED_SORT_CAPACITY = 2048
+#: compile-time capacity of the per-thread class accumulators of the fused pass A
+MAX_FUSED_CLASSES = 32
 
 #: threads per block of every kernel: a power of two in [1, MAX_THREADS]
 THREADS_PER_BLOCK = int(os.environ.get("RANKSEG_CUDA_THREADS", "256"))
 #: upper bound on blocks per launch; kernels loop (grid-stride) over the rest
 MAX_BLOCKS = int(os.environ.get("RANKSEG_CUDA_MAX_BLOCKS", "65535"))
+#: threads per block of the band sort and objective scan (one block per row)
+SORT_THREADS = int(os.environ.get("RANKSEG_CUDA_SORT_THREADS", "256"))
 #: bands up to this many values are sorted in shared memory (<= SHARED_SORT_CAPACITY),
 #: longer ones in global memory
 SHARED_SORT = SHARED_SORT_CAPACITY
+#: pixels of one row handled by one block per step of the passes over the input: a
+#: row is cut into tiles, so a few long rows still spread over the whole GPU
+TILE = int(os.environ.get("RANKSEG_CUDA_TILE", "8192"))
+#: the band buffer holds ``min(d, max(BAND_MIN_CAPACITY, d // 32))`` values per row;
+#: a row whose band is longer is gathered again into a buffer of its exact size
+BAND_MIN_CAPACITY = 65536
+#: multiclass inputs with at most this many classes (<= MAX_FUSED_CLASSES) sum the
+#: safe sets inside pass A; more classes take one more pass
+FUSED_CLASSES = MAX_FUSED_CLASSES
 
 
-def launch(n_items: int, per_block: int = 1) -> tuple[int, int]:
+def band_capacity(d: int) -> int:
+    """Values per row of the first band buffer (see :data:`BAND_MIN_CAPACITY`)."""
+    return max(1, min(d, max(BAND_MIN_CAPACITY, d // 32)))
+
+
+def _threads(tpb: int, name: str) -> int:
+    if tpb < 1 or tpb > MAX_THREADS or tpb & (tpb - 1):
+        raise ValueError(f"{name} must be a power of two in [1, {MAX_THREADS}]; got {tpb}")
+    return tpb
+
+
+def launch_tiles(nrows: int, d: int) -> tuple[tuple[int, int], int]:
+    """Launch configuration and tile count of a pass over ``nrows`` rows of ``d`` pixels.
+
+    Parameters
+    ----------
+    nrows, d : int
+        Rows and pixels per row.
+
+    Returns
+    -------
+    ((blocks, threads), ntiles) : tuple
+        One block per (row, tile) work item per grid-stride step.
+    """
+    if TILE < 1:
+        raise ValueError(f"TILE must be >= 1; got {TILE}")
+    ntiles = max(1, -(-d // TILE))
+    tpb = _threads(THREADS_PER_BLOCK, "THREADS_PER_BLOCK")
+    return (max(1, min(MAX_BLOCKS, nrows * ntiles)), tpb), ntiles
+
+
+def launch(n_items: int, per_block: int = 1, threads: int | None = None) -> tuple[int, int]:
     """Grid and block size for ``n_items`` work items, ``per_block`` items per block.
 
     Parameters
@@ -47,16 +98,17 @@ def launch(n_items: int, per_block: int = 1) -> tuple[int, int]:
         (``per_block=THREADS_PER_BLOCK``).
     per_block : int
         Items handled by one block per grid-stride step.
+    threads : int, optional
+        Threads per block (default :data:`THREADS_PER_BLOCK`).
 
     Returns
     -------
     (blocks, threads) : tuple of int
     """
-    tpb = THREADS_PER_BLOCK
-    if tpb < 1 or tpb > MAX_THREADS or tpb & (tpb - 1):
-        raise ValueError(
-            f"THREADS_PER_BLOCK must be a power of two in [1, {MAX_THREADS}]; got {tpb}"
-        )
+    if threads is None:
+        tpb = _threads(THREADS_PER_BLOCK, "THREADS_PER_BLOCK")
+    else:
+        tpb = _threads(threads, "SORT_THREADS")
     if not 0 <= SHARED_SORT <= SHARED_SORT_CAPACITY:
         raise ValueError(f"SHARED_SORT must be in [0, {SHARED_SORT_CAPACITY}]; got {SHARED_SORT}")
     blocks = max(1, min(MAX_BLOCKS, -(-n_items // per_block)))

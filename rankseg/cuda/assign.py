@@ -1,8 +1,9 @@
 """GPU multiclass resolution (twin of ``rankseg/kernels/assign.py``, SPEC §4).
 
-Three kernels: pass A (grid-stride over pixels) labels every pixel selected by
-exactly one class and marks the others in a status byte; :func:`safe_sums_kernel`
-(one block per row) sums each class's safe set; pass B resolves the marked
+Pass A (one block per (sample, tile)) labels every pixel selected by exactly one
+class, marks the others in a status byte and, for up to ``FUSED_CLASSES``
+classes, sums each class's safe set on the way (else :func:`safe_sums_kernel`
+does, in one more pass); pass B (grid-stride over pixels) resolves the marked
 pixels by the increment scores (device twin of the CPU ``increment``).
 
 Per-row inputs are packed in ``rowf`` (R, 5) float64 with the ``ROW_*`` columns.
@@ -14,7 +15,7 @@ import math
 
 from numba import cuda, float64
 
-from rankseg.cuda._config import MAX_THREADS, device_twin
+from rankseg.cuda._config import MAX_FUSED_CLASSES, MAX_THREADS, device_twin
 from rankseg.cuda._dtype import as_f64
 from rankseg.cuda.masks import is_selected
 from rankseg.cuda.select import block_sum
@@ -45,52 +46,91 @@ increment = device_twin(_cpu.increment)
 
 
 @cuda.jit
-def pass_a_kernel(x, ncls, rowf, jcut, out, status):
-    """Label pixels selected by exactly one active class; status 0 done, 1 none, 2 several."""
-    nb, d = out.shape
-    for q in range(cuda.grid(1), nb * d, cuda.gridsize(1)):
-        b = q // d
-        j = q - b * d
-        cnt = 0
-        who = 0
-        for c in range(ncls):
-            r = b * ncls + c
-            tr = rowf[r, ROW_T]
-            if rowf[r, ROW_ACTIVE] == 0.0 or tr == math.inf:
-                continue
-            if is_selected(as_f64(x[r, j]), j, tr, jcut[r]):
-                cnt += 1
-                who = c
-        if cnt == 1:
-            out[b, j] = who
-            status[b, j] = 0
-        elif cnt == 0:
-            status[b, j] = 1
-        else:
-            status[b, j] = 2
+def pass_a_kernel(x, ncls, rowf, jcut, tile, fused, out, status, part):
+    """Label pixels selected by exactly one active class; status 0 done, 1 none, 2 several.
 
-
-@cuda.jit
-def safe_sums_kernel(x, ncls, out, status, rowf):
-    """``rowf[r, ROW_M/ROW_N]``: sum and size of the safe set of row ``r`` (one block per row)."""
+    One block per (sample, tile) work item.  With ``fused``, the block also sums
+    each class's safe set (the pixels it labels here) into ``part[b * ncls + c,
+    tile] = (sum, count)``: per-thread accumulators (at most ``MAX_FUSED_CLASSES``
+    classes), then one block reduction per class.
+    """
+    acc_m = cuda.local.array(MAX_FUSED_CLASSES, float64)
+    acc_n = cuda.local.array(MAX_FUSED_CLASSES, float64)
     buf = cuda.shared.array(MAX_THREADS, float64)
     tid = cuda.threadIdx.x
     nt = cuda.blockDim.x
-    d = x.shape[1]
-    for r in range(cuda.blockIdx.x, x.shape[0], cuda.gridDim.x):
+    nb, d = out.shape
+    ntile = part.shape[1]
+    for w in range(cuda.blockIdx.x, nb * ntile, cuda.gridDim.x):
+        b = w // ntile
+        k = w - b * ntile
+        j0 = k * tile
+        if fused:
+            for c in range(ncls):
+                acc_m[c] = 0.0
+                acc_n[c] = 0.0
+        for j in range(j0 + tid, min(d, j0 + tile), nt):
+            cnt = 0
+            who = 0
+            vw = 0.0
+            for c in range(ncls):
+                r = b * ncls + c
+                tr = rowf[r, ROW_T]
+                if rowf[r, ROW_ACTIVE] == 0.0 or tr == math.inf:
+                    continue
+                v = as_f64(x[r, j])
+                if is_selected(v, j, tr, jcut[r]):
+                    cnt += 1
+                    who = c
+                    vw = v
+            if cnt == 1:
+                out[b, j] = who
+                status[b, j] = 0
+                if fused:
+                    acc_m[who] += vw
+                    acc_n[who] += 1.0
+            elif cnt == 0:
+                status[b, j] = 1
+            else:
+                status[b, j] = 2
+        if fused:
+            for c in range(ncls):
+                m = block_sum(buf, acc_m[c])
+                n = block_sum(buf, acc_n[c])
+                if tid == 0:
+                    part[b * ncls + c, k, 0] = m
+                    part[b * ncls + c, k, 1] = n
+
+
+@cuda.jit
+def safe_sums_kernel(x, ncls, tile, out, status, part):
+    """``part[r, k] = (sum, count)`` of the safe set of row ``r`` in tile ``k``.
+
+    The unfused path of pass A (more classes than ``FUSED_CLASSES``): one block per
+    (row, tile) work item.
+    """
+    buf = cuda.shared.array(MAX_THREADS, float64)
+    tid = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    nrow, d = x.shape
+    ntile = part.shape[1]
+    for w in range(cuda.blockIdx.x, nrow * ntile, cuda.gridDim.x):
+        r = w // ntile
+        k = w - r * ntile
         b = r // ncls
         c = r - b * ncls
+        j0 = k * tile
         m = 0.0
         n = 0.0
-        for j in range(tid, d, nt):
+        for j in range(j0 + tid, min(d, j0 + tile), nt):
             if status[b, j] == 0 and out[b, j] == c:
                 m += as_f64(x[r, j])
                 n += 1.0
         m = block_sum(buf, m)
         n = block_sum(buf, n)
         if tid == 0:
-            rowf[r, ROW_M] = m
-            rowf[r, ROW_N] = n
+            part[r, k, 0] = m
+            part[r, k, 1] = n
 
 
 @cuda.jit

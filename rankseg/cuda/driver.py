@@ -20,7 +20,9 @@ from rankseg.cuda import _config, load
 from rankseg.cuda.assign import (
     NROW,
     ROW_ACTIVE,
+    ROW_M,
     ROW_MU,
+    ROW_N,
     ROW_T,
     argmax_kernel,
     pass_a_kernel,
@@ -30,19 +32,31 @@ from rankseg.cuda.assign import (
 from rankseg.cuda.masks import write_masks_kernel, write_threshold_masks_kernel
 from rankseg.cuda.rma import DICE, IOU
 from rankseg.cuda.select import (
+    BAND_FORCED_NEG_MIN,
     BAND_N,
+    CUT_FULL,
+    CUT_KIN,
+    CUT_TAU,
     NBAND,
     NSTAT,
     STAT_BAD,
     STAT_MAX,
     STAT_MU,
+    STAT_NHALF,
+    STAT_SHALF,
     band_kernel,
     cut_kernel,
-    gather_kernel,
+    reduce_parts_kernel,
     row_stats_kernel,
+    tie_count_kernel,
 )
+from rankseg.kernels.rma import rma_bounds
 
 __all__ = ["CUDA_SOLVERS", "predict", "to_device", "to_host"]
+
+# which columns of a tiled pass's partial results fold by maximum (else by sum)
+_STAT_IS_MAX = tuple(int(c == STAT_MAX) for c in range(NSTAT))
+_BAND_IS_MAX = tuple(int(c == BAND_FORCED_NEG_MIN) for c in range(NBAND))
 
 #: solvers with a GPU implementation
 CUDA_SOLVERS = ("rma", "argmax", "tr")
@@ -70,12 +84,26 @@ class _DeviceRows:
         return self._x[b * self.shape[1] + c].copy_to_host()
 
 
-def _rows_launch(kernel: Any, nrows: int) -> Any:
-    return kernel[_config.launch(nrows)]
+def _rows_launch(kernel: Any, nrows: int, threads: int | None = None) -> Any:
+    return kernel[_config.launch(nrows, threads=threads)]
 
 
 def _pixels_launch(kernel: Any, npix: int) -> Any:
     return kernel[_config.launch(npix, _config.THREADS_PER_BLOCK)]
+
+
+def _tiled(cuda: Any, nrows: int, d: int, ncol: int) -> tuple[Any, Any]:
+    """Launch configuration of a tiled pass and its ``part`` array (rows, tiles, ncol)."""
+    cfg, ntiles = _config.launch_tiles(nrows, d)
+    return cfg, cuda.device_array((nrows, ntiles, ncol))
+
+
+def _fold(cuda: Any, part: Any, is_max: tuple[int, ...]) -> np.ndarray:
+    """Per-row totals of a tiled pass: sums, or maxima where ``is_max`` (host array)."""
+    out = cuda.device_array((part.shape[0], part.shape[2]))
+    flags = cuda.to_device(np.array(is_max, dtype=np.uint8))
+    _rows_launch(reduce_parts_kernel, part.shape[0])(part, flags, out)
+    return out.copy_to_host()
 
 
 def predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
@@ -100,7 +128,7 @@ def predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
     # A launch over few blocks (one image, few classes) makes numba warn about GPU
     # under-utilization on every call; that is the input's size, not a defect.
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"Grid size \d+ will likely result")
+        warnings.filterwarnings("ignore", message=r".*Grid size \d+ will likely result")
         return _predict(model, arr, target, return_info)
 
 
@@ -125,9 +153,10 @@ def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
     res = cuda.device_array(out_shape, dtype=out_dtype)
     flat = res.reshape(nb, d) if multiclass else res.reshape(nrow, d)
 
-    stats_d = cuda.device_array((nrow, NSTAT))
-    _rows_launch(row_stats_kernel, nrow)(x, stats_d)
-    stats = stats_d.copy_to_host()
+    tile = np.int64(_config.TILE)
+    cfg, part = _tiled(cuda, nrow, d, NSTAT)
+    row_stats_kernel[cfg](x, tile, part)
+    stats = _fold(cuda, part, _STAT_IS_MAX)
     bad = np.flatnonzero(stats[:, STAT_BAD] > 0)
     if bad.size:
         v.raise_bad_values(arr if host else _DeviceRows(x, (nb, nc)), int(bad[0]))
@@ -151,7 +180,7 @@ def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
     if gamma > 0:
         score[:] = gamma / (mu + gamma)
     if rows.size:
-        tau[rows], t[rows], jcut[rows], score[rows] = _cuts(cuda, x, stats_d, rows, metric, gamma)
+        tau[rows], t[rows], jcut[rows], score[rows] = _cuts(cuda, x, stats, rows, metric, gamma)
     jcut_d = cuda.to_device(jcut)
     if multiclass:
         rowf = np.zeros((nrow, NROW))
@@ -163,8 +192,17 @@ def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
         status = cuda.device_array((nb, d), dtype=np.uint8)
         void = model.unassigned_policy == "void"
         params = (metric, gamma, np.bool_(void), np.int64(model.void_index))
-        _pixels_launch(pass_a_kernel, nb * d)(x, nc, rowf_d, jcut_d, flat, status)
-        _rows_launch(safe_sums_kernel, nrow)(x, nc, flat, status, rowf_d)
+        fused = nc <= min(_config.FUSED_CLASSES, _config.MAX_FUSED_CLASSES)
+        cfg, ntiles = _config.launch_tiles(nb, d)
+        part = cuda.device_array((nrow, ntiles, 2))  # (sum, count) of each safe set
+        pass_a_kernel[cfg](x, nc, rowf_d, jcut_d, tile, np.bool_(fused), flat, status, part)
+        if not fused:
+            cfg, _ = _config.launch_tiles(nrow, d)
+            safe_sums_kernel[cfg](x, nc, tile, flat, status, part)
+        sums = _fold(cuda, part, (0, 0))
+        rowf[:, ROW_M] = sums[:, 0]
+        rowf[:, ROW_N] = sums[:, 1]
+        rowf_d = cuda.to_device(rowf)
         _pixels_launch(pass_b_kernel, nb * d)(x, nc, rowf_d, jcut_d, anyact, params, flat, status)
     else:
         _pixels_launch(write_masks_kernel, nrow * d)(x, cuda.to_device(t), jcut_d, flat)
@@ -180,25 +218,128 @@ def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
     return result, info
 
 
-def _cuts(cuda: Any, x: Any, stats_d: Any, rows: np.ndarray, metric: Any, gamma: Any) -> tuple:
+def _cuts(cuda: Any, x: Any, stats: np.ndarray, rows: np.ndarray, metric: Any, gamma: Any) -> tuple:
     """``(tau, t, jcut, score)`` of the active ``rows`` (host arrays)."""
     na = rows.shape[0]
-    rows_d = cuda.to_device(rows)
-    band_d = cuda.device_array((na, NBAND))
-    _rows_launch(band_kernel, na)(x, rows_d, stats_d, (metric, gamma), band_d)
-    counts = band_d.copy_to_host()[:, BAND_N].astype(np.int64)
-    start = np.zeros(na + 1, dtype=np.int64)
-    np.cumsum(counts, out=start[1:])
-    start_d = cuda.to_device(start)
-    values = cuda.device_array(max(1, int(start[-1])))
-    _rows_launch(gather_kernel, na)(x, rows_d, band_d, start_d, values)
-    cut_i = cuda.device_array((na, 2), dtype=np.int64)
-    cut_f = cuda.device_array((na, 2))
+    d = x.shape[1]
+    bounds = np.empty((na, 2))
+    for i, r in enumerate(rows):  # the CPU's own function: same bounds as the CPU
+        st = stats[r]
+        bounds[i] = rma_bounds(
+            metric, st[STAT_MU], gamma, d, st[STAT_MAX], int(st[STAT_NHALF]), st[STAT_SHALF]
+        )
+    cap = _config.band_capacity(d)
+    start = np.arange(na, dtype=np.int64) * cap
+    values = cuda.device_array(na * cap)
+    band = _band(cuda, x, rows, bounds, start, np.full(na, cap, dtype=np.int64), values)
+    nband = band[:, BAND_N].astype(np.int64)
+    mu = stats[rows, STAT_MU]
+    ci = np.empty((na, 3), dtype=np.int64)
+    cf = np.empty((na, 2))
+    fits = nband <= cap
+    _cut(cuda, values, start, band, mu, metric, gamma, fits, ci, cf)
+    if not fits.all():  # bands longer than the buffer: gathered again, exactly sized
+        del values
+        over = ~fits
+        start = np.zeros(int(over.sum()), dtype=np.int64)
+        np.cumsum(nband[over][:-1], out=start[1:])
+        values = cuda.device_array(max(1, int(nband[over].sum())))
+        _band(cuda, x, rows[over], bounds[over], start, nband[over], values)
+        sub_ci = np.empty((start.size, 3), dtype=np.int64)
+        sub_cf = np.empty((start.size, 2))
+        everything = np.ones(start.size, dtype=bool)
+        _cut(cuda, values, start, band[over], mu[over], metric, gamma, everything, sub_ci, sub_cf)
+        ci[over] = sub_ci
+        cf[over] = sub_cf
+    tau = ci[:, CUT_TAU]
+    t = cf[:, 0]
+    jcut = np.where(tau == 0, -1, d).astype(np.int64)
+    split = np.flatnonzero((tau > 0) & (ci[:, CUT_FULL] == 0))
+    if split.size:
+        jcut[split] = _locate_ties(cuda, x, rows[split], t[split], ci[split, CUT_KIN])
+    return tau, t, jcut, cf[:, 1]
+
+
+def _band(
+    cuda: Any,
+    x: Any,
+    rows: np.ndarray,
+    bounds: np.ndarray,
+    start: np.ndarray,
+    cap: np.ndarray,
+    values: Any,
+) -> np.ndarray:
+    """Gather the bands of ``rows`` into ``values``; returns the reduced ``BAND_*`` columns."""
+    cfg, part = _tiled(cuda, rows.shape[0], x.shape[1], NBAND)
+    fill = cuda.to_device(np.zeros(rows.shape[0], dtype=np.int64))
+    band_kernel[cfg](
+        x,
+        cuda.to_device(rows),
+        cuda.to_device(bounds),
+        np.int64(_config.TILE),
+        cuda.to_device(start),
+        cuda.to_device(cap),
+        fill,
+        values,
+        part,
+    )
+    return _fold(cuda, part, _BAND_IS_MAX)
+
+
+def _cut(
+    cuda: Any,
+    values: Any,
+    start: np.ndarray,
+    band: np.ndarray,
+    mu: np.ndarray,
+    metric: Any,
+    gamma: Any,
+    which: np.ndarray,
+    ci: np.ndarray,
+    cf: np.ndarray,
+) -> None:
+    """Sort and scan the bands of the rows ``which`` (a mask); fills ``ci`` and ``cf``."""
+    idx = np.flatnonzero(which)
+    if not idx.size:
+        return
+    cut_i = cuda.device_array((idx.size, 3), dtype=np.int64)
+    cut_f = cuda.device_array((idx.size, 2))
     params = (metric, gamma, np.int64(_config.SHARED_SORT))
-    _rows_launch(cut_kernel, na)(x, rows_d, band_d, start_d, values, params, cut_i, cut_f)
-    ci = cut_i.copy_to_host()
-    cf = cut_f.copy_to_host()
-    return ci[:, 0], cf[:, 0], ci[:, 1], cf[:, 1]
+    _rows_launch(cut_kernel, idx.size, _config.SORT_THREADS)(
+        values,
+        cuda.to_device(start[idx]),
+        cuda.to_device(np.ascontiguousarray(band[idx])),
+        cuda.to_device(mu[idx]),
+        params,
+        cut_i,
+        cut_f,
+    )
+    ci[idx] = cut_i.copy_to_host()
+    cf[idx] = cut_f.copy_to_host()
+
+
+def _locate_ties(
+    cuda: Any, x: Any, rows: np.ndarray, t: np.ndarray, k_in: np.ndarray
+) -> np.ndarray:
+    """Flat index of the ``k_in``-th pixel equal to ``t`` in each row (the CPU's ``jcut``).
+
+    Ties are counted per tile on the GPU; the one tile holding the cut is copied to
+    the host and searched there.
+    """
+    d = x.shape[1]
+    cfg, part = _tiled(cuda, rows.shape[0], d, 1)
+    tile = _config.TILE
+    tie_count_kernel[cfg](x, cuda.to_device(rows), cuda.to_device(t), np.int64(tile), part)
+    counts = part.copy_to_host()[:, :, 0]
+    jcut = np.empty(rows.shape[0], dtype=np.int64)
+    for m in range(rows.shape[0]):
+        cum = np.cumsum(counts[m])
+        k = int(np.searchsorted(cum, k_in[m]))  # first tile reaching the k_in-th tie
+        before = int(cum[k] - counts[m, k])
+        j0 = k * tile
+        seg = x[rows[m], j0 : min(d, j0 + tile)].copy_to_host().astype(np.float64)
+        jcut[m] = j0 + np.flatnonzero(seg == t[m])[k_in[m] - before - 1]
+    return jcut
 
 
 def _finish(res: Any, host: bool, out: np.ndarray | None) -> Any:

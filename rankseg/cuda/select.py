@@ -1,16 +1,27 @@
 """GPU rank-search plumbing for RMA: the twin of ``rankseg/kernels/select.py``.
 
-One block per row (grid-stride over rows) for everything that reduces a row:
+The passes over the input cut every row into tiles of :data:`_config.TILE` pixels
+and give each block one (row, tile) work item per grid-stride step, so that a
+volume with few long rows (one CT, 14 classes) still spreads over every
+multiprocessor; threads read consecutive pixels (coalesced).  Each tile writes its
+partial results (sums, counts, maxima) to a ``part[row, tile, column]`` array that
+:func:`reduce_parts_kernel` folds per row in a fixed order, so every result is
+deterministic for a given launch configuration (no floating-point atomics).
 
 * :func:`row_stats_kernel`: μ, maximum, count and sum of ``p >= 1/2``, and the
-  number of invalid values (NaN, inf, outside [0, 1]) by block reductions;
-* :func:`band_kernel`: screening bounds ``(lo, hi)`` (device twin of
-  ``rma_bounds``), band size, forced count, sum and minimum;
-* :func:`gather_kernel`: the band ``lo < p < hi`` into an exactly sized buffer
-  (each thread owns a contiguous slice of the row, so the gather keeps flat order);
-* :func:`cut_kernel`: sorts the band in descending order (bitonic network, in shared
-  memory for short bands), scans the objective for the first maximizer, and locates
-  the tie cut, giving the same cut ``(t, jcut)`` as the CPU.
+  number of invalid values (NaN, inf, outside [0, 1]);
+* :func:`band_kernel`: with the screening bounds ``(lo, hi)`` of each active row
+  (computed on the host by the CPU's own ``rma_bounds``), counts the band
+  ``lo < p < hi``, sums the forced set ``p >= hi`` and appends the band values to
+  the row's slice of one buffer (an integer atomic per tile reserves the space; the
+  order inside a row does not matter since the band is sorted next);
+* :func:`cut_kernel`: one block per active row sorts the band in descending order
+  (bitonic network, in shared memory for short bands), then scans the objective in
+  parallel (block prefix sums, objective per prefix, first maximizer by a block
+  reduction) and reports the cut ``(tau, t, score, k_in, full)`` as the CPU's
+  ``solve_band`` does;
+* :func:`tie_count_kernel`: where a tie straddles the cut, counts the tied pixels
+  per tile so the host finds the ``k_in``-th one in flat order (the CPU's ``jcut``).
 
 Sums are block-tree reductions, so μ and the forced sum may differ from the CPU's
 in the last bits: the backends agree exactly except on numerical ties of the
@@ -25,41 +36,52 @@ from numba import cuda, float64, int64
 
 from rankseg.cuda._config import MAX_THREADS, SHARED_SORT_CAPACITY
 from rankseg.cuda._dtype import as_f64
-from rankseg.cuda.rma import rma_bounds, rma_objective
+from rankseg.cuda.rma import rma_objective
 
 __all__ = [
-    "BAND_FORCED_MIN",
     "BAND_FORCED_N",
+    "BAND_FORCED_NEG_MIN",
     "BAND_FORCED_SUM",
-    "BAND_HI",
-    "BAND_LO",
-    "BAND_MU",
     "BAND_N",
-    "block_max",
-    "block_sum",
+    "CUT_FULL",
+    "CUT_KIN",
+    "CUT_TAU",
+    "NBAND",
+    "NSTAT",
+    "STAT_BAD",
+    "STAT_MAX",
+    "STAT_MU",
+    "STAT_NHALF",
+    "STAT_SHALF",
     "band_kernel",
+    "block_argmax",
+    "block_max",
+    "block_scan",
+    "block_sum",
     "cut_kernel",
-    "gather_kernel",
+    "reduce_parts_kernel",
     "row_stats_kernel",
     "sort_desc",
+    "tie_count_kernel",
 ]
 
-# columns of the per-row stats array (same order as the CPU's STAT_*, plus validity)
+# columns of the per-row stats (same order as the CPU's STAT_*, plus validity)
 STAT_MU = 0
 STAT_MAX = 1
 STAT_NHALF = 2
 STAT_SHALF = 3
 STAT_BAD = 4
 NSTAT = 5
-# columns of the per-active-row band array
-BAND_LO = 0
-BAND_HI = 1
-BAND_N = 2
-BAND_FORCED_N = 3
-BAND_FORCED_SUM = 4
-BAND_FORCED_MIN = 5
-BAND_MU = 6
-NBAND = 7
+# columns of the per-active-row band results
+BAND_N = 0
+BAND_FORCED_N = 1
+BAND_FORCED_SUM = 2
+BAND_FORCED_NEG_MIN = 3  # -min of the forced set (a maximum, like every non-sum)
+NBAND = 4
+# integer columns of the cut (the float columns are t and the score)
+CUT_TAU = 0
+CUT_KIN = 1
+CUT_FULL = 2
 
 
 @cuda.jit(device=True)
@@ -97,31 +119,90 @@ def block_max(buf, val):
 
 
 @cuda.jit(device=True)
-def exclusive_scan_counts(cnt):
-    """In-place exclusive prefix sum of ``cnt[:blockDim]`` (thread 0 serially)."""
-    if cuda.threadIdx.x == 0:
-        acc = 0
-        for k in range(cuda.blockDim.x):
-            c = cnt[k]
-            cnt[k] = acc
-            acc += c
+def block_scan(buf, val):
+    """Inclusive prefix sum of ``val`` over the threads; returns ``(prefix, total)``."""
+    tid = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    buf[tid] = val
     cuda.syncthreads()
+    off = 1
+    while off < nt:
+        add = buf[tid - off] if tid >= off else 0.0
+        cuda.syncthreads()
+        buf[tid] += add
+        cuda.syncthreads()
+        off *= 2
+    res = buf[tid]
+    total = buf[nt - 1]
+    cuda.syncthreads()
+    return res, total
+
+
+@cuda.jit(device=True)
+def block_argmax(buf, ibuf, val, idx):
+    """Largest ``val`` over the block and its ``idx`` (the smallest on equal values)."""
+    tid = cuda.threadIdx.x
+    buf[tid] = val
+    ibuf[tid] = idx
+    cuda.syncthreads()
+    s = cuda.blockDim.x // 2
+    while s > 0:
+        if tid < s:
+            vo = buf[tid + s]
+            io = ibuf[tid + s]
+            if vo > buf[tid] or (vo == buf[tid] and io < ibuf[tid]):
+                buf[tid] = vo
+                ibuf[tid] = io
+        cuda.syncthreads()
+        s //= 2
+    rv = buf[0]
+    ri = ibuf[0]
+    cuda.syncthreads()
+    return rv, ri
 
 
 @cuda.jit
-def row_stats_kernel(x, stats):
-    """Per row ``r`` of ``x`` (R, d): ``stats[r] = (μ, max, n_half, s_half, n_bad)``."""
+def reduce_parts_kernel(part, is_max, out):
+    """``out[r, c]``: sum (or maximum where ``is_max[c]``) of ``part[r, :, c]``."""
     buf = cuda.shared.array(MAX_THREADS, float64)
     tid = cuda.threadIdx.x
     nt = cuda.blockDim.x
-    d = x.shape[1]
-    for r in range(cuda.blockIdx.x, x.shape[0], cuda.gridDim.x):
+    nrow, ntile, ncol = part.shape
+    for r in range(cuda.blockIdx.x, nrow, cuda.gridDim.x):
+        for c in range(ncol):
+            if is_max[c]:
+                acc = -math.inf
+                for k in range(tid, ntile, nt):
+                    acc = max(acc, part[r, k, c])
+                acc = block_max(buf, acc)
+            else:
+                acc = 0.0
+                for k in range(tid, ntile, nt):
+                    acc += part[r, k, c]
+                acc = block_sum(buf, acc)
+            if tid == 0:
+                out[r, c] = acc
+
+
+@cuda.jit
+def row_stats_kernel(x, tile, part):
+    """``part[r, k]`` = (sum, max, n_half, s_half, n_bad) of tile ``k`` of row ``r``."""
+    buf = cuda.shared.array(MAX_THREADS, float64)
+    tid = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    nrow, d = x.shape
+    ntile = part.shape[1]
+    for w in range(cuda.blockIdx.x, nrow * ntile, cuda.gridDim.x):
+        r = w // ntile
+        k = w - r * ntile
+        j0 = k * tile
+        j1 = min(d, j0 + tile)
         s = 0.0
         sh = 0.0
         nh = 0.0
         bad = 0.0
         mx = -math.inf
-        for j in range(tid, d, nt):
+        for j in range(j0 + tid, j1, nt):
             v = as_f64(x[r, j])
             if not (v >= 0.0 and v <= 1.0):  # NaN fails both comparisons
                 bad += 1.0
@@ -136,99 +217,75 @@ def row_stats_kernel(x, stats):
         bad = block_sum(buf, bad)
         mx = block_max(buf, mx)
         if tid == 0:
-            stats[r, STAT_MU] = s
-            stats[r, STAT_MAX] = mx
-            stats[r, STAT_NHALF] = nh
-            stats[r, STAT_SHALF] = sh
-            stats[r, STAT_BAD] = bad
+            part[r, k, STAT_MU] = s
+            part[r, k, STAT_MAX] = mx
+            part[r, k, STAT_NHALF] = nh
+            part[r, k, STAT_SHALF] = sh
+            part[r, k, STAT_BAD] = bad
 
 
 @cuda.jit
-def band_kernel(x, rows, stats, params, band):
-    """Screening bounds, band size and forced set of each active row.
+def band_kernel(x, rows, bounds, tile, start, cap, fill, values, part):
+    """Band and forced set of tile ``k`` of active row ``i`` (input row ``rows[i]``).
 
-    ``params = (metric, gamma)``; ``band[i]`` gets the ``BAND_*`` columns of row
-    ``rows[i]``.
+    ``part[i, k]`` gets the ``BAND_*`` columns; the band values ``lo < p < hi``
+    (``bounds[i] = (lo, hi)``) go to ``values[start[i] + pos]`` for the positions
+    ``pos < cap[i]`` reserved by ``fill[i]`` (an integer atomic per tile).  A row
+    whose band is longer than ``cap[i]`` is cut short; the host sees it from the
+    count and gathers it again.
     """
     buf = cuda.shared.array(MAX_THREADS, float64)
-    bounds = cuda.shared.array(2, float64)
-    metric, gamma = params
+    cnt = cuda.shared.array(2, int64)
     tid = cuda.threadIdx.x
     nt = cuda.blockDim.x
     d = x.shape[1]
-    for i in range(cuda.blockIdx.x, rows.shape[0], cuda.gridDim.x):
+    ntile = part.shape[1]
+    for w in range(cuda.blockIdx.x, rows.shape[0] * ntile, cuda.gridDim.x):
+        i = w // ntile
+        k = w - i * ntile
         r = rows[i]
+        lo = bounds[i, 0]
+        hi = bounds[i, 1]
+        j0 = k * tile
+        j1 = min(d, j0 + tile)
         if tid == 0:
-            lo, hi = rma_bounds(
-                metric,
-                stats[r, STAT_MU],
-                gamma,
-                d,
-                stats[r, STAT_MAX],
-                int64(stats[r, STAT_NHALF]),
-                stats[r, STAT_SHALF],
-            )
-            bounds[0] = lo
-            bounds[1] = hi
+            cnt[0] = 0
         cuda.syncthreads()
-        lo = bounds[0]
-        hi = bounds[1]
-        nb = 0.0
+        nb = 0
         nf = 0.0
         sf = 0.0
         neg_min = -math.inf
-        for j in range(tid, d, nt):
+        for j in range(j0 + tid, j1, nt):
             v = as_f64(x[r, j])
             if v >= hi:
                 nf += 1.0
                 sf += v
                 neg_min = max(neg_min, -v)
             elif v > lo:
-                nb += 1.0
-        nb = block_sum(buf, nb)
+                nb += 1
+        mine = cuda.atomic.add(cnt, 0, nb)  # this thread's offset inside the tile
+        cuda.syncthreads()
+        if tid == 0:
+            cnt[1] = cuda.atomic.add(fill, i, cnt[0])  # the tile's offset inside the row
+        cuda.syncthreads()
+        pos = cnt[1] + mine
+        if nb > 0:
+            base = start[i]
+            limit = cap[i]
+            for j in range(j0 + tid, j1, nt):
+                v = as_f64(x[r, j])
+                if v > lo and v < hi:
+                    if pos < limit:
+                        values[base + pos] = v + 0.0  # -0.0 stored as +0.0, as on the CPU
+                    pos += 1
         nf = block_sum(buf, nf)
         sf = block_sum(buf, sf)
         neg_min = block_max(buf, neg_min)
         if tid == 0:
-            band[i, BAND_LO] = lo
-            band[i, BAND_HI] = hi
-            band[i, BAND_N] = nb
-            band[i, BAND_FORCED_N] = nf
-            band[i, BAND_FORCED_SUM] = sf
-            band[i, BAND_FORCED_MIN] = -neg_min if nf > 0 else math.inf
-            band[i, BAND_MU] = stats[r, STAT_MU]
-        cuda.syncthreads()  # bounds is rewritten for the next row
-
-
-@cuda.jit
-def gather_kernel(x, rows, band, start, values):
-    """Gather row ``rows[i]``'s band into ``values[start[i]:start[i + 1]]`` in flat order."""
-    cnt = cuda.shared.array(MAX_THREADS, int64)
-    tid = cuda.threadIdx.x
-    nt = cuda.blockDim.x
-    d = x.shape[1]
-    per = (d + nt - 1) // nt
-    j0 = min(d, tid * per)
-    j1 = min(d, j0 + per)
-    for i in range(cuda.blockIdx.x, rows.shape[0], cuda.gridDim.x):
-        r = rows[i]
-        lo = band[i, BAND_LO]
-        hi = band[i, BAND_HI]
-        c = 0
-        for j in range(j0, j1):
-            v = as_f64(x[r, j])
-            if v > lo and v < hi:
-                c += 1
-        cnt[tid] = c
-        cuda.syncthreads()
-        exclusive_scan_counts(cnt)
-        pos = start[i] + cnt[tid]
-        for j in range(j0, j1):
-            v = as_f64(x[r, j])
-            if v > lo and v < hi:
-                values[pos] = v + 0.0  # -0.0 stored as +0.0, as on the CPU
-                pos += 1
-        cuda.syncthreads()  # cnt is rewritten for the next row
+            part[i, k, BAND_N] = cnt[0]
+            part[i, k, BAND_FORCED_N] = nf
+            part[i, k, BAND_FORCED_SUM] = sf
+            part[i, k, BAND_FORCED_NEG_MIN] = neg_min
 
 
 @cuda.jit(device=True)
@@ -273,114 +330,113 @@ def sort_desc(a, n):
 
 
 @cuda.jit(device=True)
-def scan_band(vals, n, forced, mu, metric, gamma):
-    """First maximizer of ``F`` over the prefixes ending in the sorted band.
+def scan_band(vals, n, nf, sf, mu, metric, gamma, buf, ibuf):
+    """First maximizer of ``F`` over the prefixes ending in the sorted band, by the block.
 
-    Same scan as the CPU's ``solve_band`` (sums in descending order after the
-    forced sum).  Returns ``(tau, t, score, k_in, full)``.
+    The prefixes are taken ``blockDim`` at a time: a block prefix sum gives their
+    sums (after the forced sum ``sf`` and the earlier chunks), every thread
+    evaluates one, and a block reduction keeps the first maximizer.  Returns
+    ``(best, q)``: the best objective and the band index of the last selected value
+    (``-1``: the forced set alone is best).
     """
-    nf, sf, mf = forced
+    tid = cuda.threadIdx.x
+    nt = cuda.blockDim.x
     best = rma_objective(metric, sf, nf, mu, gamma)
-    best_tau = nf
-    best_t = mf
-    best_kin = 0
-    full = True
-    s = sf
-    tau = nf
-    run = 0
-    for q in range(n):
-        v = vals[q]
-        if q > 0 and vals[q - 1] == v:
-            run += 1
-        else:
-            run = 1
-        s += v
-        tau += 1
-        f = rma_objective(metric, s, tau, mu, gamma)
-        if f > best:
-            best = f
-            best_tau = tau
-            best_t = v
-            best_kin = run
-            full = q == n - 1 or vals[q + 1] != v
-    return best_tau, best_t, best, best_kin, full
+    best_q = int64(-1)
+    carry = sf
+    for base in range(0, n, nt):
+        q = base + tid
+        v = vals[q] if q < n else 0.0
+        pre, total = block_scan(buf, v)
+        f = -math.inf
+        if q < n:
+            f = rma_objective(metric, carry + pre, nf + q + 1, mu, gamma)
+        fq, qq = block_argmax(buf, ibuf, f, int64(q))
+        if fq > best:
+            best = fq
+            best_q = qq
+        carry += total
+    return best, best_q
+
+
+@cuda.jit(device=True)
+def count_above(buf, vals, n, t):
+    """How many of ``vals[:n]`` exceed ``t`` (block reduction)."""
+    c = 0.0
+    for q in range(cuda.threadIdx.x, n, cuda.blockDim.x):
+        if vals[q] > t:
+            c += 1.0
+    return int64(block_sum(buf, c))
 
 
 @cuda.jit
-def cut_kernel(x, rows, band, start, values, params, cut_i, cut_f):
-    """Cut ``(tau, jcut)`` / ``(t, score)`` of each active row from its band.
+def cut_kernel(values, start, band, mu, params, cut_i, cut_f):
+    """Cut of each active row ``i`` from its band ``values[start[i]:start[i] + n]``.
 
-    ``params = (metric, gamma, shared_sort)``: bands of at most ``shared_sort``
-    values are copied to shared memory and sorted there, longer ones are sorted
-    in place in ``values``.
+    ``band[i]`` holds the row's reduced ``BAND_*`` columns (``n`` is its
+    ``BAND_N``) and ``mu[i]`` its sum.  ``params = (metric, gamma, shared_sort)``:
+    bands of at most ``shared_sort`` values are sorted in shared memory, longer ones
+    in place in ``values``.  ``cut_i[i] = (tau, k_in, full)`` and
+    ``cut_f[i] = (t, score)``.
     """
     sh = cuda.shared.array(SHARED_SORT_CAPACITY, float64)
-    cnt = cuda.shared.array(MAX_THREADS, int64)
-    res_i = cuda.shared.array(2, int64)
-    res_f = cuda.shared.array(1, float64)
+    buf = cuda.shared.array(MAX_THREADS, float64)
+    ibuf = cuda.shared.array(MAX_THREADS, int64)
     metric, gamma, shared_sort = params
+    tid = cuda.threadIdx.x
+    for i in range(cuda.blockIdx.x, start.shape[0], cuda.gridDim.x):
+        a = start[i]
+        n = int64(band[i, BAND_N])
+        nf = int64(band[i, BAND_FORCED_N])
+        sf = band[i, BAND_FORCED_SUM]
+        if n <= shared_sort:
+            for q in range(tid, n, cuda.blockDim.x):
+                sh[q] = values[a + q]
+            cuda.syncthreads()
+            vals = sh[:n]
+        else:
+            vals = values[a : a + n]
+        sort_desc(vals, n)
+        best, q = scan_band(vals, n, nf, sf, mu[i], metric, gamma, buf, ibuf)
+        if q >= 0:
+            t = vals[q]
+            full = q == n - 1 or vals[q + 1] != t
+            k_in = int64(0)
+            if not full:
+                k_in = q + 1 - count_above(buf, vals, n, t)
+            tau = nf + q + 1
+        else:
+            t = -band[i, BAND_FORCED_NEG_MIN] if nf > 0 else math.inf
+            full = True
+            k_in = int64(0)
+            tau = nf
+        if tid == 0:
+            cut_i[i, CUT_TAU] = tau
+            cut_i[i, CUT_KIN] = k_in
+            cut_i[i, CUT_FULL] = 1 if full else 0
+            cut_f[i, 0] = t
+            cut_f[i, 1] = best
+        cuda.syncthreads()  # shared buffers are rewritten for the next row
+
+
+@cuda.jit
+def tie_count_kernel(x, rows, tval, tile, part):
+    """``part[i, k]``: pixels of tile ``k`` of row ``rows[i]`` equal to ``tval[i]``."""
+    buf = cuda.shared.array(MAX_THREADS, float64)
     tid = cuda.threadIdx.x
     nt = cuda.blockDim.x
     d = x.shape[1]
-    per = (d + nt - 1) // nt
-    j0 = min(d, tid * per)
-    j1 = min(d, j0 + per)
-    for i in range(cuda.blockIdx.x, rows.shape[0], cuda.gridDim.x):
-        a = start[i]
-        n = start[i + 1] - a
-        small = n <= shared_sort
-        if small:
-            for q in range(tid, n, nt):
-                sh[q] = values[a + q]
-            cuda.syncthreads()
-            sort_desc(sh, n)
-        else:
-            sort_desc(values[a : a + n], n)
-        if tid == 0:
-            forced = (
-                int64(band[i, BAND_FORCED_N]),
-                band[i, BAND_FORCED_SUM],
-                band[i, BAND_FORCED_MIN],
-            )
-            mu = band[i, BAND_MU]
-            if small:
-                res = scan_band(sh, n, forced, mu, metric, gamma)
-            else:
-                res = scan_band(values[a : a + n], n, forced, mu, metric, gamma)
-            tau, t, score, k_in, full = res
-            cut_i[i, 0] = tau
-            cut_f[i, 1] = score
-            if tau == 0:
-                cut_f[i, 0] = math.inf
-                cut_i[i, 1] = -1
-                res_i[0] = 0
-            elif full:
-                cut_f[i, 0] = t
-                cut_i[i, 1] = d
-                res_i[0] = 0
-            else:
-                cut_f[i, 0] = t
-                res_i[0] = k_in  # a tie straddles the cut: locate the k_in-th tied pixel
-            res_f[0] = t
-        cuda.syncthreads()
-        k_in = res_i[0]
-        tv = res_f[0]
+    ntile = part.shape[1]
+    for w in range(cuda.blockIdx.x, rows.shape[0] * ntile, cuda.gridDim.x):
+        i = w // ntile
+        k = w - i * ntile
         r = rows[i]
-        c = 0
-        if k_in > 0:
-            for j in range(j0, j1):
-                if as_f64(x[r, j]) == tv:
-                    c += 1
-        cnt[tid] = c
-        cuda.syncthreads()
-        exclusive_scan_counts(cnt)
-        base = cnt[tid]
-        if k_in > 0 and base < k_in and k_in <= base + c:
-            seen = base
-            for j in range(j0, j1):
-                if as_f64(x[r, j]) == tv:
-                    seen += 1
-                    if seen == k_in:
-                        cut_i[i, 1] = j
-                        break
-        cuda.syncthreads()  # shared buffers are rewritten for the next row
+        t = tval[i]
+        j0 = k * tile
+        c = 0.0
+        for j in range(j0 + tid, min(d, j0 + tile), nt):
+            if as_f64(x[r, j]) == t:
+                c += 1.0
+        c = block_sum(buf, c)
+        if tid == 0:
+            part[i, k, 0] = c

@@ -73,10 +73,14 @@ def test_long_band_sorted_in_global_memory(cuda, small_launch, monkeypatch):
             )
 
 
-@pytest.mark.parametrize("threads, blocks", [(1, 1), (2, 3), (8, 1), (16, 64)])
-def test_launch_configuration_independence(cuda, small_launch, monkeypatch, threads, blocks):
+@pytest.mark.parametrize(
+    "threads, blocks, tile", [(1, 1, 1), (2, 3, 5), (8, 1, 13), (16, 64, 4096)]
+)
+def test_launch_configuration_independence(cuda, small_launch, monkeypatch, threads, blocks, tile):
     monkeypatch.setattr(small_launch, "THREADS_PER_BLOCK", threads)
+    monkeypatch.setattr(small_launch, "SORT_THREADS", max(1, threads // 2))
     monkeypatch.setattr(small_launch, "MAX_BLOCKS", blocks)
+    monkeypatch.setattr(small_launch, "TILE", tile)
     rng = np.random.default_rng(11)
     probs = values(rng, "mixed", (2, 3, 13)).astype(np.float32)
     for mode in ("multiclass", "multilabel"):
@@ -109,3 +113,43 @@ def test_accuracy_rules(cuda, dtype):
         host(predict(dev, metric="acc", output_mode="multilabel")),
         predict(probs, metric="acc", output_mode="multilabel"),
     )
+
+
+@pytest.mark.parametrize("capacity, fused", [(1 << 20, 32), (4, 0), (1 << 20, 2)])
+def test_band_buffer_and_safe_sum_paths(cuda, small_launch, monkeypatch, capacity, fused):
+    """Band buffer large enough (one gather) or not (gathered again); safe sums
+    inside pass A or in their own pass (more classes than FUSED_CLASSES)."""
+    monkeypatch.setattr(small_launch, "BAND_MIN_CAPACITY", capacity)
+    monkeypatch.setattr(small_launch, "FUSED_CLASSES", fused)
+    rng = np.random.default_rng(21)
+    probs = values(rng, "mixed", (2, 3, 17)).astype(np.float32)
+    for metric in ("dice", "iou"):
+        assert_parity(probs, cuda.to_device(probs), metric=metric, pruning_prob=0.0)
+        assert_parity(
+            probs,
+            cuda.to_device(probs),
+            metric=metric,
+            output_mode="multilabel",
+            pruning_prob=0.0,
+            smooth=1.0,
+        )
+
+
+# float64 rows whose best IoU mask (gamma = 10) stops inside a run of equal values
+STRADDLING_ROWS = (
+    [5, 6, 11, 5, 8, 6, 8, 6],
+    [6, 7, 2, 0, 6, 3, 3, 0, 2, 2, 2, 2, 3, 5, 7, 5, 5, 5, 0, 7, 3, 5, 0, 7, 4, 7, 3, 7, 2, 3]
+    + [1, 3, 2],
+)
+
+
+@pytest.mark.parametrize("row", [0, 1])
+def test_cut_inside_a_run_of_ties(cuda, row):
+    """The cut falls on the k-th tied pixel in flat order, found tile by tile."""
+    q = 11 if row == 0 else 7
+    probs = (np.array(STRADDLING_ROWS[row], dtype=np.float64) / q)[None, None]
+    kw = {"metric": "iou", "smooth": 10.0, "output_mode": "multilabel", "pruning_prob": 0.0}
+    _, info = predict(probs, return_info=True, **kw)
+    tied_or_above = int((probs.astype(np.float64) >= info.threshold[0, 0]).sum())
+    assert tied_or_above > info.tau[0, 0]  # the input does straddle a run of ties
+    assert_parity(probs, cuda.to_device(probs), **kw)

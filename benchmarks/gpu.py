@@ -1,0 +1,196 @@
+"""Time rankseg's CUDA backend against ``cupy.argmax`` and the card's memory bandwidth.
+
+Usage (on a machine with an NVIDIA GPU, CuPy and numba-cuda)::
+
+    python benchmarks/gpu.py [--workloads voc2d ct3d ct256] [--rounds N] [--out FILE]
+
+For each workload the probabilities are put on the GPU once (a CuPy array), then
+``N`` interleaved rounds time ``cupy.argmax(probs, axis=1)`` and every
+configuration of :func:`rankseg.predict` on that CUDA array (CUDA in, CUDA out;
+each call is synchronized before the clock stops).  The report gives the median
+time, its ratio to the median ``cupy.argmax`` of the same run, and the effective
+bandwidth ``input bytes / time`` as a fraction of the card's bandwidth measured in
+the same run by a device-to-device copy (bytes read + written / time).
+
+Before timing, the GPU labels are compared with the CPU backend's on the same
+input (identical except on numerical ties of the objective: the count of differing
+pixels is printed).  ``ct256`` is a ``(1, 14, 256, 256, 256)`` float32 CT-like
+volume (940 MB).  Without a GPU the script prints ``skipped: ...`` and exits 0.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __name__ == "__main__":  # run as a script: use this checkout, not an installed copy
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import rankseg  # noqa: E402
+from rankseg import datasets  # noqa: E402
+
+#: name -> generator of the float32 probabilities
+WORKLOADS: dict[str, Callable[[], np.ndarray]] = {
+    "voc2d": lambda: datasets.voc2d(0),
+    "ct3d": lambda: datasets.ct3d(0),
+    "ct256": lambda: datasets.ct3d(0, shape=(1, 14, 256, 256, 256)),
+}
+#: (metric, output_mode) of the timed predict calls
+CONFIGS = (
+    ("dice", "multiclass"),
+    ("dice", "multilabel"),
+    ("iou", "multiclass"),
+    ("iou", "multilabel"),
+    ("acc", "multiclass"),
+)
+
+
+def _gpu() -> tuple[Any, Any] | str:
+    """``(cupy, numba.cuda)``, or why they cannot run here."""
+    try:
+        import cupy as cp
+        from numba import cuda
+    except ImportError as exc:
+        return f"needs CuPy and numba-cuda ({exc})"
+    try:
+        if not cuda.is_available() or cp.cuda.runtime.getDeviceCount() < 1:
+            return "no CUDA GPU"
+    except Exception as exc:  # a broken driver
+        return f"CUDA check failed: {exc}"
+    return cp, cuda
+
+
+def _timed(cp: Any, fn: Callable[[], Any]) -> float:
+    cp.cuda.Device().synchronize()
+    t0 = time.perf_counter()
+    fn()
+    cp.cuda.Device().synchronize()
+    return time.perf_counter() - t0
+
+
+def copy_bandwidth(cp: Any, nbytes: int = 1 << 30, rounds: int = 10) -> float:
+    """Device-to-device copy bandwidth in bytes/s (bytes read + written), median."""
+    a = cp.zeros(nbytes // 4, dtype=cp.float32)
+    b = cp.empty_like(a)
+    b[...] = a
+    times = [_timed(cp, lambda: b.__setitem__(Ellipsis, a)) for _ in range(rounds)]
+    return 2 * a.nbytes / statistics.median(times)
+
+
+def _predict_call(x: Any, metric: str, mode: str) -> Callable[[], Any]:
+    kw: dict[str, Any] = {"metric": metric, "output_mode": mode}
+    if metric == "acc":
+        kw["solver"] = "argmax" if mode == "multiclass" else "tr"
+    return lambda: rankseg.predict(x, **kw)
+
+
+def parity(cp: Any, probs: np.ndarray, x: Any) -> list[str]:
+    """Lines comparing GPU and CPU outputs on ``probs`` (differing pixels, tau)."""
+    lines = []
+    for metric, mode in CONFIGS[:4]:
+        got, info = rankseg.predict(x, metric=metric, output_mode=mode, return_info=True)
+        ref, ref_info = rankseg.predict(probs, metric=metric, output_mode=mode, return_info=True)
+        got = cp.asarray(got).get()
+        diff = int(np.count_nonzero(got != ref))
+        taus = int(np.count_nonzero(info.tau != ref_info.tau))
+        lines.append(
+            f"  parity {metric}/{mode}: {diff} of {got.size} pixels differ, "
+            f"{taus} of {info.tau.size} volumes tau differ"
+        )
+    return lines
+
+
+def profile(cp: Any, x: Any, calls: int = 5) -> list[str]:
+    """Host-side profile (cProfile, by total time) of ``calls`` Dice multiclass calls."""
+    import cProfile
+    import io
+    import pstats
+
+    fn = _predict_call(x, "dice", "multiclass")
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(calls):
+        _timed(cp, fn)
+    prof.disable()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(25)
+    return [f"profile of {calls} dice/multiclass calls:", *buf.getvalue().splitlines()]
+
+
+def run(workloads: Sequence[str], rounds: int, with_profile: bool = False) -> list[str]:
+    """Benchmark the workloads; returns the report lines."""
+    gpu = _gpu()
+    if isinstance(gpu, str):
+        return [f"skipped: {gpu}"]
+    cp, cuda = gpu
+    import numba
+
+    dev = cp.cuda.runtime.getDeviceProperties(0)
+    bw = copy_bandwidth(cp)
+    lines = [
+        f"device: {dev['name'].decode()} ({dev['multiProcessorCount']} SMs, "
+        f"{dev['totalGlobalMem'] / 2**30:.0f} GiB); host {platform.machine()}",
+        f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}, "
+        f"cupy {cp.__version__}, rankseg {rankseg.__version__}",
+        f"device-to-device copy: {bw / 1e9:.0f} GB/s (read + written)",
+        f"median of {rounds} interleaved rounds; ratios to cupy.argmax(axis=1) of the same run; "
+        "bw% = input bytes / time / copy bandwidth",
+    ]
+    header = f"{'workload':<8}  {'config':<18}  {'median ms':>9}  {'x argmax':>8}  {'bw%':>5}"
+    for name in workloads:
+        probs = WORKLOADS[name]()
+        x = cp.asarray(probs)
+        lines.append(f"{name}: shape {probs.shape}, {probs.nbytes / 2**20:.0f} MiB")
+        lines.extend(parity(cp, probs, x))
+        calls = {"cupy.argmax(axis=1)": lambda x=x: cp.argmax(x, axis=1)}
+        for metric, mode in CONFIGS:
+            calls[f"{metric}/{mode}"] = _predict_call(x, metric, mode)
+        for fn in calls.values():  # compile and warm up
+            _timed(cp, fn)
+        times: dict[str, list[float]] = {k: [] for k in calls}
+        for _ in range(rounds):
+            for k, fn in calls.items():
+                times[k].append(_timed(cp, fn))
+        base = statistics.median(times["cupy.argmax(axis=1)"])
+        lines.append(header)
+        for k, ts in times.items():
+            med = statistics.median(ts)
+            frac = probs.nbytes / med / bw * 100
+            lines.append(f"{name:<8}  {k:<18}  {med * 1e3:9.3f}  {med / base:8.2f}  {frac:5.1f}")
+        if with_profile and name == workloads[-1]:
+            lines.extend(profile(cp, x))
+        del x, probs
+        cp.get_default_memory_pool().free_all_blocks()
+    del cuda
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; prints the report."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--out", type=Path, help="also write the report to this file")
+    ap.add_argument(
+        "--profile", action="store_true", help="profile the host side on the last workload"
+    )
+    args = ap.parse_args(argv)
+    lines = run(args.workloads, args.rounds, args.profile)
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if args.out is not None:
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
