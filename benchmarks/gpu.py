@@ -109,24 +109,56 @@ def parity(cp: Any, probs: np.ndarray, x: Any) -> list[str]:
     return lines
 
 
-def profile(cp: Any, x: Any, calls: int = 5) -> list[str]:
-    """Host-side profile (cProfile, by total time) of ``calls`` Dice multiclass calls."""
-    import cProfile
-    import io
-    import pstats
+def breakdown(cp: Any, x: Any, calls: int = 5) -> list[str]:
+    """GPU time of each kernel (CUDA events) in ``calls`` Dice multiclass calls.
 
+    Every launch is bracketed by events and synchronized, so the wall time here is
+    longer than in the timed rounds; the kernel times are what the GPU spent.
+    """
+    from numba import cuda
+
+    from rankseg.cuda import driver
+
+    totals: dict[str, float] = {}
+
+    class Timed:
+        def __init__(self, name: str, kernel: Any) -> None:
+            self.name, self.kernel = name, kernel
+
+        def __getitem__(self, cfg: Any) -> Callable[..., None]:
+            launcher = self.kernel[cfg]
+
+            def launch(*args: Any) -> None:
+                e0, e1 = cuda.event(), cuda.event()
+                e0.record()
+                launcher(*args)
+                e1.record()
+                e1.synchronize()
+                ms = cuda.event_elapsed_time(e0, e1)
+                totals[self.name] = totals.get(self.name, 0.0) + ms
+
+            return launch
+
+    names = [n for n in dir(driver) if n.endswith("_kernel")]
+    originals = {n: getattr(driver, n) for n in names}
     fn = _predict_call(x, "dice", "multiclass")
-    prof = cProfile.Profile()
-    prof.enable()
-    for _ in range(calls):
-        _timed(cp, fn)
-    prof.disable()
-    buf = io.StringIO()
-    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(25)
-    return [f"profile of {calls} dice/multiclass calls:", *buf.getvalue().splitlines()]
+    try:
+        for n in names:
+            setattr(driver, n, Timed(n, originals[n]))
+        wall = sum(_timed(cp, fn) for _ in range(calls)) / calls * 1e3
+    finally:
+        for n in names:
+            setattr(driver, n, originals[n])
+    gpu = sum(totals.values()) / calls
+    lines = [f"breakdown of dice/multiclass (ms per call, {calls} calls):"]
+    for n, ms in sorted(totals.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {n:<32} {ms / calls:8.3f}")
+    lines.append(f"  {'kernels total':<32} {gpu:8.3f}")
+    lines.append(f"  {'wall (with a sync per kernel)':<32} {wall:8.3f}")
+    return lines
 
 
-def run(workloads: Sequence[str], rounds: int, with_profile: bool = False) -> list[str]:
+def run(workloads: Sequence[str], rounds: int, with_breakdown: bool = False) -> list[str]:
     """Benchmark the workloads; returns the report lines."""
     gpu = _gpu()
     if isinstance(gpu, str):
@@ -166,8 +198,8 @@ def run(workloads: Sequence[str], rounds: int, with_profile: bool = False) -> li
             med = statistics.median(ts)
             frac = probs.nbytes / med / bw * 100
             lines.append(f"{name:<8}  {k:<18}  {med * 1e3:9.3f}  {med / base:8.2f}  {frac:5.1f}")
-        if with_profile and name == workloads[-1]:
-            lines.extend(profile(cp, x))
+        if with_breakdown:
+            lines.extend(breakdown(cp, x))
         del x, probs
         cp.get_default_memory_pool().free_all_blocks()
     del cuda
@@ -180,11 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--out", type=Path, help="also write the report to this file")
-    ap.add_argument(
-        "--profile", action="store_true", help="profile the host side on the last workload"
-    )
+    ap.add_argument("--breakdown", action="store_true", help="also time each kernel (CUDA events)")
     args = ap.parse_args(argv)
-    lines = run(args.workloads, args.rounds, args.profile)
+    lines = run(args.workloads, args.rounds, args.breakdown)
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if args.out is not None:

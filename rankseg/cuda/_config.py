@@ -15,12 +15,15 @@ from typing import Any
 
 __all__ = [
     "BAND_MIN_CAPACITY",
+    "BUCKETS",
     "FUSED_CLASSES",
     "MAX_BLOCKS",
     "MAX_FUSED_CLASSES",
+    "MAX_SORT_THREADS",
     "MAX_THREADS",
     "SHARED_SORT",
     "SHARED_SORT_CAPACITY",
+    "SHORT_BUCKET",
     "SORT_THREADS",
     "THREADS_PER_BLOCK",
     "TILE",
@@ -34,6 +37,12 @@ __all__ = [
 MAX_THREADS = 1024
 #: compile-time capacity (float64 values) of the shared-memory band sort
 SHARED_SORT_CAPACITY = 2048
+#: compile-time capacity of the band-sort kernel's threads per block
+MAX_SORT_THREADS = 256
+#: compile-time number of value buckets of the long-band sort (int32 counts, shared)
+BUCKETS = 4096
+#: buckets of at most this many values are sorted by one thread (insertion sort)
+SHORT_BUCKET = 32
 #: compile-time capacity of the per-thread class accumulators of the fused pass A
 MAX_FUSED_CLASSES = 32
 
@@ -48,7 +57,7 @@ SORT_THREADS = int(os.environ.get("RANKSEG_CUDA_SORT_THREADS", "256"))
 SHARED_SORT = SHARED_SORT_CAPACITY
 #: pixels of one row handled by one block per step of the passes over the input: a
 #: row is cut into tiles, so a few long rows still spread over the whole GPU
-TILE = int(os.environ.get("RANKSEG_CUDA_TILE", "8192"))
+TILE = int(os.environ.get("RANKSEG_CUDA_TILE", "32768"))
 #: the band buffer holds ``min(d, max(BAND_MIN_CAPACITY, d // 32))`` values per row;
 #: a row whose band is longer is gathered again into a buffer of its exact size
 BAND_MIN_CAPACITY = 65536
@@ -109,6 +118,8 @@ def launch(n_items: int, per_block: int = 1, threads: int | None = None) -> tupl
         tpb = _threads(THREADS_PER_BLOCK, "THREADS_PER_BLOCK")
     else:
         tpb = _threads(threads, "SORT_THREADS")
+        if tpb > MAX_SORT_THREADS:
+            raise ValueError(f"SORT_THREADS must be at most {MAX_SORT_THREADS}; got {tpb}")
     if not 0 <= SHARED_SORT <= SHARED_SORT_CAPACITY:
         raise ValueError(f"SHARED_SORT must be in [0, {SHARED_SORT_CAPACITY}]; got {SHARED_SORT}")
     blocks = max(1, min(MAX_BLOCKS, -(-n_items // per_block)))

@@ -10,6 +10,7 @@ the host for host input.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from typing import Any
 
@@ -52,11 +53,65 @@ from rankseg.cuda.select import (
 )
 from rankseg.kernels.rma import rma_bounds
 
-__all__ = ["CUDA_SOLVERS", "predict", "to_device", "to_host"]
+__all__ = ["CUDA_SOLVERS", "predict", "release_buffers", "to_device", "to_host"]
 
 # which columns of a tiled pass's partial results fold by maximum (else by sum)
 _STAT_IS_MAX = tuple(int(c == STAT_MAX) for c in range(NSTAT))
 _BAND_IS_MAX = tuple(int(c == BAND_FORCED_NEG_MIN) for c in range(NBAND))
+
+
+class _Buffers:
+    """Device work buffers kept between calls, one named buffer per use.
+
+    Allocating and freeing device memory costs far more than the small kernels of a
+    call, so the per-row arrays, the per-tile partial results and the multiclass
+    status bytes are reused (grown when a call needs more).  The output and the band
+    buffers are allocated per call.  Calls hold :data:`_LOCK`, so two threads never
+    share a buffer; the GPU runs their kernels one after the other anyway.
+    """
+
+    def __init__(self, cuda: Any) -> None:
+        self.cuda = cuda
+        self.bufs: dict[str, Any] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: Any = np.float64) -> Any:
+        """Return a device array of ``shape`` (uninitialized) backed by buffer ``name``."""
+        n = int(np.prod(shape))
+        dt = np.dtype(dtype)
+        buf = self.bufs.get(name)
+        if buf is None or buf.dtype != dt or buf.size < n:
+            buf = self.cuda.device_array(max(1, n), dtype=dt)
+            self.bufs[name] = buf
+        return buf[:n].reshape(shape)
+
+    def put(self, name: str, host: np.ndarray) -> Any:
+        """Copy ``host`` into buffer ``name``; returns the device view."""
+        host = np.ascontiguousarray(host)
+        dev = self.get(name, host.shape, host.dtype)
+        if host.size:
+            dev.copy_to_device(host)
+        return dev
+
+
+_LOCK = threading.Lock()
+_BUFFERS: dict[Any, _Buffers] = {}
+
+
+def _buffers(cuda: Any) -> _Buffers:
+    try:
+        key = cuda.get_current_device().id
+    except Exception:  # the simulator's fake device
+        key = None
+    if key not in _BUFFERS:
+        _BUFFERS[key] = _Buffers(cuda)
+    return _BUFFERS[key]
+
+
+def release_buffers() -> None:
+    """Free the device work buffers kept between calls (see :class:`_Buffers`)."""
+    with _LOCK:
+        _BUFFERS.clear()
+
 
 #: solvers with a GPU implementation
 CUDA_SOLVERS = ("rma", "argmax", "tr")
@@ -92,16 +147,16 @@ def _pixels_launch(kernel: Any, npix: int) -> Any:
     return kernel[_config.launch(npix, _config.THREADS_PER_BLOCK)]
 
 
-def _tiled(cuda: Any, nrows: int, d: int, ncol: int) -> tuple[Any, Any]:
+def _tiled(ws: _Buffers, name: str, nrows: int, d: int, ncol: int) -> tuple[Any, Any]:
     """Launch configuration of a tiled pass and its ``part`` array (rows, tiles, ncol)."""
     cfg, ntiles = _config.launch_tiles(nrows, d)
-    return cfg, cuda.device_array((nrows, ntiles, ncol))
+    return cfg, ws.get(name, (nrows, ntiles, ncol))
 
 
-def _fold(cuda: Any, part: Any, is_max: tuple[int, ...]) -> np.ndarray:
+def _fold(ws: _Buffers, part: Any, is_max: tuple[int, ...]) -> np.ndarray:
     """Per-row totals of a tiled pass: sums, or maxima where ``is_max`` (host array)."""
-    out = cuda.device_array((part.shape[0], part.shape[2]))
-    flags = cuda.to_device(np.array(is_max, dtype=np.uint8))
+    out = ws.get("fold", (part.shape[0], part.shape[2]))
+    flags = ws.put("fold_flags", np.array(is_max, dtype=np.uint8))
     _rows_launch(reduce_parts_kernel, part.shape[0])(part, flags, out)
     return out.copy_to_host()
 
@@ -129,13 +184,15 @@ def predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
     # under-utilization on every call; that is the input's size, not a defect.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*Grid size \d+ will likely result")
-        return _predict(model, arr, target, return_info)
+        with _LOCK:
+            return _predict(model, arr, target, return_info)
 
 
 def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
     from rankseg._api import PredictInfo
 
     cuda = load()
+    ws = _buffers(cuda)
     out_shape, out_dtype, out = target
     host = isinstance(arr, np.ndarray)
     nb, nc = arr.shape[:2]
@@ -154,9 +211,9 @@ def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
     flat = res.reshape(nb, d) if multiclass else res.reshape(nrow, d)
 
     tile = np.int64(_config.TILE)
-    cfg, part = _tiled(cuda, nrow, d, NSTAT)
+    cfg, part = _tiled(ws, "stats", nrow, d, NSTAT)
     row_stats_kernel[cfg](x, tile, part)
-    stats = _fold(cuda, part, _STAT_IS_MAX)
+    stats = _fold(ws, part, _STAT_IS_MAX)
     bad = np.flatnonzero(stats[:, STAT_BAD] > 0)
     if bad.size:
         v.raise_bad_values(arr if host else _DeviceRows(x, (nb, nc)), int(bad[0]))
@@ -180,32 +237,32 @@ def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
     if gamma > 0:
         score[:] = gamma / (mu + gamma)
     if rows.size:
-        tau[rows], t[rows], jcut[rows], score[rows] = _cuts(cuda, x, stats, rows, metric, gamma)
-    jcut_d = cuda.to_device(jcut)
+        tau[rows], t[rows], jcut[rows], score[rows] = _cuts(ws, x, stats, rows, metric, gamma)
+    jcut_d = ws.put("jcut", jcut)
     if multiclass:
         rowf = np.zeros((nrow, NROW))
         rowf[:, ROW_T] = t
         rowf[:, ROW_MU] = mu
         rowf[:, ROW_ACTIVE] = ~pruned
-        rowf_d = cuda.to_device(rowf)
-        anyact = cuda.to_device((~pruned).reshape(nb, nc).any(axis=1).astype(np.uint8))
-        status = cuda.device_array((nb, d), dtype=np.uint8)
+        rowf_d = ws.put("rowf", rowf)
+        anyact = ws.put("anyact", (~pruned).reshape(nb, nc).any(axis=1).astype(np.uint8))
+        status = ws.get("status", (nb, d), np.uint8)
         void = model.unassigned_policy == "void"
         params = (metric, gamma, np.bool_(void), np.int64(model.void_index))
         fused = nc <= min(_config.FUSED_CLASSES, _config.MAX_FUSED_CLASSES)
         cfg, ntiles = _config.launch_tiles(nb, d)
-        part = cuda.device_array((nrow, ntiles, 2))  # (sum, count) of each safe set
+        part = ws.get("safe", (nrow, ntiles, 2))  # (sum, count) of each safe set
         pass_a_kernel[cfg](x, nc, rowf_d, jcut_d, tile, np.bool_(fused), flat, status, part)
         if not fused:
             cfg, _ = _config.launch_tiles(nrow, d)
             safe_sums_kernel[cfg](x, nc, tile, flat, status, part)
-        sums = _fold(cuda, part, (0, 0))
+        sums = _fold(ws, part, (0, 0))
         rowf[:, ROW_M] = sums[:, 0]
         rowf[:, ROW_N] = sums[:, 1]
-        rowf_d = cuda.to_device(rowf)
+        rowf_d = ws.put("rowf", rowf)
         _pixels_launch(pass_b_kernel, nb * d)(x, nc, rowf_d, jcut_d, anyact, params, flat, status)
     else:
-        _pixels_launch(write_masks_kernel, nrow * d)(x, cuda.to_device(t), jcut_d, flat)
+        _pixels_launch(write_masks_kernel, nrow * d)(x, ws.put("t", t), jcut_d, flat)
     result = _finish(res, host, out)
     if not return_info:
         return result
@@ -218,7 +275,9 @@ def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
     return result, info
 
 
-def _cuts(cuda: Any, x: Any, stats: np.ndarray, rows: np.ndarray, metric: Any, gamma: Any) -> tuple:
+def _cuts(
+    ws: _Buffers, x: Any, stats: np.ndarray, rows: np.ndarray, metric: Any, gamma: Any
+) -> tuple:
     """``(tau, t, jcut, score)`` of the active ``rows`` (host arrays)."""
     na = rows.shape[0]
     d = x.shape[1]
@@ -230,25 +289,25 @@ def _cuts(cuda: Any, x: Any, stats: np.ndarray, rows: np.ndarray, metric: Any, g
         )
     cap = _config.band_capacity(d)
     start = np.arange(na, dtype=np.int64) * cap
-    values = cuda.device_array(na * cap)
-    band = _band(cuda, x, rows, bounds, start, np.full(na, cap, dtype=np.int64), values)
+    values = ws.cuda.device_array(na * cap)
+    band = _band(ws, x, rows, bounds, start, np.full(na, cap, dtype=np.int64), values)
     nband = band[:, BAND_N].astype(np.int64)
     mu = stats[rows, STAT_MU]
     ci = np.empty((na, 3), dtype=np.int64)
     cf = np.empty((na, 2))
     fits = nband <= cap
-    _cut(cuda, values, start, band, mu, metric, gamma, fits, ci, cf)
+    _cut(ws, values, start, band, mu, metric, gamma, fits, ci, cf)
     if not fits.all():  # bands longer than the buffer: gathered again, exactly sized
         del values
         over = ~fits
         start = np.zeros(int(over.sum()), dtype=np.int64)
         np.cumsum(nband[over][:-1], out=start[1:])
-        values = cuda.device_array(max(1, int(nband[over].sum())))
-        _band(cuda, x, rows[over], bounds[over], start, nband[over], values)
+        values = ws.cuda.device_array(max(1, int(nband[over].sum())))
+        _band(ws, x, rows[over], bounds[over], start, nband[over], values)
         sub_ci = np.empty((start.size, 3), dtype=np.int64)
         sub_cf = np.empty((start.size, 2))
         everything = np.ones(start.size, dtype=bool)
-        _cut(cuda, values, start, band[over], mu[over], metric, gamma, everything, sub_ci, sub_cf)
+        _cut(ws, values, start, band[over], mu[over], metric, gamma, everything, sub_ci, sub_cf)
         ci[over] = sub_ci
         cf[over] = sub_cf
     tau = ci[:, CUT_TAU]
@@ -256,12 +315,12 @@ def _cuts(cuda: Any, x: Any, stats: np.ndarray, rows: np.ndarray, metric: Any, g
     jcut = np.where(tau == 0, -1, d).astype(np.int64)
     split = np.flatnonzero((tau > 0) & (ci[:, CUT_FULL] == 0))
     if split.size:
-        jcut[split] = _locate_ties(cuda, x, rows[split], t[split], ci[split, CUT_KIN])
+        jcut[split] = _locate_ties(ws, x, rows[split], t[split], ci[split, CUT_KIN])
     return tau, t, jcut, cf[:, 1]
 
 
 def _band(
-    cuda: Any,
+    ws: _Buffers,
     x: Any,
     rows: np.ndarray,
     bounds: np.ndarray,
@@ -270,24 +329,23 @@ def _band(
     values: Any,
 ) -> np.ndarray:
     """Gather the bands of ``rows`` into ``values``; returns the reduced ``BAND_*`` columns."""
-    cfg, part = _tiled(cuda, rows.shape[0], x.shape[1], NBAND)
-    fill = cuda.to_device(np.zeros(rows.shape[0], dtype=np.int64))
+    cfg, part = _tiled(ws, "band", rows.shape[0], x.shape[1], NBAND)
     band_kernel[cfg](
         x,
-        cuda.to_device(rows),
-        cuda.to_device(bounds),
+        ws.put("rows", rows),
+        ws.put("bounds", bounds),
         np.int64(_config.TILE),
-        cuda.to_device(start),
-        cuda.to_device(cap),
-        fill,
+        ws.put("start", start),
+        ws.put("cap", cap),
+        ws.put("fill", np.zeros(rows.shape[0], dtype=np.int64)),
         values,
         part,
     )
-    return _fold(cuda, part, _BAND_IS_MAX)
+    return _fold(ws, part, _BAND_IS_MAX)
 
 
 def _cut(
-    cuda: Any,
+    ws: _Buffers,
     values: Any,
     start: np.ndarray,
     band: np.ndarray,
@@ -302,14 +360,21 @@ def _cut(
     idx = np.flatnonzero(which)
     if not idx.size:
         return
-    cut_i = cuda.device_array((idx.size, 3), dtype=np.int64)
-    cut_f = cuda.device_array((idx.size, 2))
+    cut_i = ws.get("cut_i", (idx.size, 3), np.int64)
+    cut_f = ws.get("cut_f", (idx.size, 2))
     params = (metric, gamma, np.int64(_config.SHARED_SORT))
+    # bands too long for the shared-memory sort are sorted into a scratch buffer
+    n = band[idx, BAND_N].astype(np.int64)
+    n_long = np.where(n > _config.SHARED_SORT, n, 0)
+    sstart = np.zeros(idx.size, dtype=np.int64)
+    np.cumsum(n_long[:-1], out=sstart[1:])
     _rows_launch(cut_kernel, idx.size, _config.SORT_THREADS)(
         values,
-        cuda.to_device(start[idx]),
-        cuda.to_device(np.ascontiguousarray(band[idx])),
-        cuda.to_device(mu[idx]),
+        ws.put("start", start[idx]),
+        ws.put("cut_band", band[idx]),
+        ws.put("mu", mu[idx]),
+        ws.cuda.device_array(max(1, int(n_long.sum()))),
+        ws.put("sstart", sstart),
         params,
         cut_i,
         cut_f,
@@ -319,7 +384,7 @@ def _cut(
 
 
 def _locate_ties(
-    cuda: Any, x: Any, rows: np.ndarray, t: np.ndarray, k_in: np.ndarray
+    ws: _Buffers, x: Any, rows: np.ndarray, t: np.ndarray, k_in: np.ndarray
 ) -> np.ndarray:
     """Flat index of the ``k_in``-th pixel equal to ``t`` in each row (the CPU's ``jcut``).
 
@@ -327,9 +392,9 @@ def _locate_ties(
     the host and searched there.
     """
     d = x.shape[1]
-    cfg, part = _tiled(cuda, rows.shape[0], d, 1)
+    cfg, part = _tiled(ws, "ties", rows.shape[0], d, 1)
     tile = _config.TILE
-    tie_count_kernel[cfg](x, cuda.to_device(rows), cuda.to_device(t), np.int64(tile), part)
+    tie_count_kernel[cfg](x, ws.put("rows", rows), ws.put("t", t), np.int64(tile), part)
     counts = part.copy_to_host()[:, :, 0]
     jcut = np.empty(rows.shape[0], dtype=np.int64)
     for m in range(rows.shape[0]):

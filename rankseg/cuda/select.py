@@ -16,7 +16,8 @@ deterministic for a given launch configuration (no floating-point atomics).
   the row's slice of one buffer (an integer atomic per tile reserves the space; the
   order inside a row does not matter since the band is sorted next);
 * :func:`cut_kernel`: one block per active row sorts the band in descending order
-  (bitonic network, in shared memory for short bands), then scans the objective in
+  (bitonic network in shared memory for short bands; for long ones a counting sort
+  into value buckets, each bucket then sorted on its own), then scans the objective in
   parallel (block prefix sums, objective per prefix, first maximizer by a block
   reduction) and reports the cut ``(tau, t, score, k_in, full)`` as the CPU's
   ``solve_band`` does;
@@ -32,9 +33,15 @@ from __future__ import annotations
 
 import math
 
-from numba import cuda, float64, int64
+from numba import cuda, float64, int32, int64
 
-from rankseg.cuda._config import MAX_THREADS, SHARED_SORT_CAPACITY
+from rankseg.cuda._config import (
+    BUCKETS,
+    MAX_SORT_THREADS,
+    MAX_THREADS,
+    SHARED_SORT_CAPACITY,
+    SHORT_BUCKET,
+)
 from rankseg.cuda._dtype import as_f64
 from rankseg.cuda.rma import rma_objective
 
@@ -58,7 +65,9 @@ __all__ = [
     "block_max",
     "block_scan",
     "block_sum",
+    "bucket_sort_desc",
     "cut_kernel",
+    "insertion_sort_desc",
     "reduce_parts_kernel",
     "row_stats_kernel",
     "sort_desc",
@@ -369,19 +378,99 @@ def count_above(buf, vals, n, t):
     return int64(block_sum(buf, c))
 
 
+@cuda.jit(device=True)
+def insertion_sort_desc(a, lo, hi):
+    """Sort ``a[lo:hi]`` in descending order, by one thread (short runs)."""
+    for q in range(lo + 1, hi):
+        v = a[q]
+        p = q - 1
+        while p >= lo and a[p] < v:
+            a[p + 1] = a[p]
+            p -= 1
+        a[p + 1] = v
+
+
+@cuda.jit(device=True)
+def bucket_sort_desc(src, dst, n, fill, buf):
+    """Sort ``src[:n]`` into ``dst[:n]`` in descending order, by the whole block.
+
+    A counting sort into ``BUCKETS`` equal-width value buckets between the band's
+    minimum and maximum (a monotone bucket index, so equal values share a bucket),
+    then each bucket is sorted: short ones by one thread (insertion sort), long ones
+    by the block (bitonic network).  ``fill`` is a shared int32 array of
+    ``BUCKETS``; ``buf`` the block's reduction buffer.
+    """
+    tid = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    vmax = -math.inf
+    neg_min = -math.inf
+    for q in range(tid, n, nt):
+        v = src[q]
+        vmax = max(vmax, v)
+        neg_min = max(neg_min, -v)
+    vmax = block_max(buf, vmax)
+    vmin = -block_max(buf, neg_min)
+    if not vmax > vmin:  # every value equal: already sorted
+        for q in range(tid, n, nt):
+            dst[q] = src[q]
+        cuda.syncthreads()
+        return
+    nbk = min(BUCKETS, max(1, n // 4))
+    span = vmax - vmin
+    for k in range(tid, nbk, nt):
+        fill[k] = 0
+    cuda.syncthreads()
+    for q in range(tid, n, nt):
+        k = nbk - 1 - min(nbk - 1, int32((src[q] - vmin) / span * nbk))  # descending
+        cuda.atomic.add(fill, k, 1)
+    cuda.syncthreads()
+    # exclusive prefix sum of the counts: each thread owns a contiguous run of buckets
+    per = (nbk + nt - 1) // nt
+    k0 = min(nbk, tid * per)
+    k1 = min(nbk, k0 + per)
+    own = 0
+    for k in range(k0, k1):
+        own += fill[k]
+    incl, _ = block_scan(buf, float64(own))
+    acc = int32(incl) - own
+    for k in range(k0, k1):
+        c = fill[k]
+        fill[k] = acc
+        acc += c
+    cuda.syncthreads()
+    for q in range(tid, n, nt):
+        v = src[q]
+        k = nbk - 1 - min(nbk - 1, int32((v - vmin) / span * nbk))
+        dst[cuda.atomic.add(fill, k, 1)] = v
+    cuda.syncthreads()
+    # fill[k] is now the end of bucket k, i.e. the start of bucket k + 1
+    for k in range(tid, nbk, nt):
+        b0 = fill[k - 1] if k > 0 else 0
+        if fill[k] - b0 <= SHORT_BUCKET:
+            insertion_sort_desc(dst, b0, fill[k])
+    cuda.syncthreads()
+    for k in range(nbk):  # uniform over the block: the long buckets, one at a time
+        b0 = fill[k - 1] if k > 0 else 0
+        m = fill[k] - b0
+        if m > SHORT_BUCKET:
+            sort_desc(dst[b0 : b0 + m], m)
+    cuda.syncthreads()
+
+
 @cuda.jit
-def cut_kernel(values, start, band, mu, params, cut_i, cut_f):
+def cut_kernel(values, start, band, mu, scratch, sstart, params, cut_i, cut_f):
     """Cut of each active row ``i`` from its band ``values[start[i]:start[i] + n]``.
 
     ``band[i]`` holds the row's reduced ``BAND_*`` columns (``n`` is its
     ``BAND_N``) and ``mu[i]`` its sum.  ``params = (metric, gamma, shared_sort)``:
     bands of at most ``shared_sort`` values are sorted in shared memory, longer ones
-    in place in ``values``.  ``cut_i[i] = (tau, k_in, full)`` and
-    ``cut_f[i] = (t, score)``.
+    by :func:`bucket_sort_desc` into ``scratch[sstart[i]:sstart[i] + n]``.
+    ``cut_i[i] = (tau, k_in, full)`` and ``cut_f[i] = (t, score)``.
     """
     sh = cuda.shared.array(SHARED_SORT_CAPACITY, float64)
-    buf = cuda.shared.array(MAX_THREADS, float64)
-    ibuf = cuda.shared.array(MAX_THREADS, int64)
+    fill = cuda.shared.array(BUCKETS, int32)
+    buf = cuda.shared.array(MAX_SORT_THREADS, float64)
+    ibuf = cuda.shared.array(MAX_SORT_THREADS, int64)
     metric, gamma, shared_sort = params
     tid = cuda.threadIdx.x
     for i in range(cuda.blockIdx.x, start.shape[0], cuda.gridDim.x):
@@ -394,9 +483,10 @@ def cut_kernel(values, start, band, mu, params, cut_i, cut_f):
                 sh[q] = values[a + q]
             cuda.syncthreads()
             vals = sh[:n]
+            sort_desc(vals, n)
         else:
-            vals = values[a : a + n]
-        sort_desc(vals, n)
+            vals = scratch[sstart[i] : sstart[i] + n]
+            bucket_sort_desc(values[a : a + n], vals, n, fill, buf)
         best, q = scan_band(vals, n, nf, sf, mu[i], metric, gamma, buf, ibuf)
         if q >= 0:
             t = vals[q]

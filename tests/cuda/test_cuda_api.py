@@ -156,3 +156,21 @@ def test_missing_driver_is_named():
     assert "RuntimeError: device='cuda' needs an NVIDIA GPU with a working CUDA driver" in (
         res.stderr
     )
+
+
+def test_work_buffers_are_reused_and_released(cuda):
+    """Calls of growing and shrinking size reuse (and grow) the kept work buffers."""
+    from rankseg.cuda import driver
+
+    rng = np.random.default_rng(4)
+    shapes = [(1, 3, 5, 4), (2, 4, 9, 7), (1, 2, 3), (2, 4, 9, 7)]
+    for i, shape in enumerate(shapes):
+        probs = values(rng, "softmax", shape).astype(np.float32)
+        for mode in ("multiclass", "multilabel"):
+            want = predict(probs, output_mode=mode, pruning_prob=0.0)
+            got = predict(cuda.to_device(probs), output_mode=mode, pruning_prob=0.0)
+            np.testing.assert_array_equal(host(got), want)
+        if i == 1:
+            driver.release_buffers()
+            assert not driver._BUFFERS
+    assert driver._BUFFERS  # kept after a call

@@ -54,3 +54,38 @@ def test_block_reductions():
         out = cuda.device_array(2)
         reduce_kernel[1, threads](cuda.to_device(x), out)
         np.testing.assert_array_equal(out.copy_to_host(), [x.sum(), x.max()])
+
+
+BUCKETS = select.BUCKETS  # a global constant: shared array shapes must be literals
+
+
+@cuda.jit
+def bucket_kernel(src, dst, start):
+    fill = cuda.shared.array(BUCKETS, np.int32)
+    buf = cuda.shared.array(64, np.float64)
+    for i in range(cuda.blockIdx.x, start.shape[0] - 1, cuda.gridDim.x):
+        a = start[i]
+        n = start[i + 1] - a
+        select.bucket_sort_desc(src[a : a + n], dst[a : a + n], n, fill, buf)
+
+
+@pytest.mark.parametrize("threads", [1, 4, 16])
+def test_bucket_sort_any_length_and_spread(threads):
+    """Counting sort into value buckets, short buckets by one thread, long ones by the
+    block: equal values, one dense cluster (a long bucket), spread values, all equal."""
+    rng = np.random.default_rng(threads)
+    parts = [
+        rng.integers(0, 6, 40) / 5.0,  # ties
+        np.concatenate([rng.random(50) * 1e-9 + 0.3, rng.random(10)]),  # a long bucket
+        rng.random(200),  # spread
+        np.full(17, 0.25),  # every value equal
+        rng.random(1),
+        rng.random(2),
+    ]
+    start = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
+    vals = np.concatenate(parts)
+    dst = cuda.device_array(vals.size)
+    bucket_kernel[2, threads](cuda.to_device(vals), dst, cuda.to_device(start))
+    got = dst.copy_to_host()
+    for a, b in zip(start[:-1], start[1:], strict=True):
+        np.testing.assert_array_equal(got[a:b], np.sort(vals[a:b])[::-1])
