@@ -419,3 +419,10 @@ def test_dataarray_round_trip(rng, tmp_path):
         rio.load_dataarray(tmp_path / "p.zarr", key="nope")
     with pytest.raises(ValueError, match="zarr or netCDF"):
         rio.load_dataarray(tmp_path / "p.zarr", format="npy")
+
+
+def test_write_into_missing_folder_names_the_folder(tmp_path):
+    missing = tmp_path / "no" / "such"
+    with pytest.raises(FileNotFoundError, match=r"the folder .*such' does not exist"):
+        rio.atomic_write(missing / "out.npy", lambda p: np.save(p, np.zeros(2)))
+    assert not (tmp_path / "no").exists()

@@ -26,6 +26,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
     Path
         ``path``.
 
+    Raises
+    ------
+    FileNotFoundError
+        If the folder of ``path`` does not exist (named in the message).
+
     Notes
     -----
     If ``write`` raises (or the rename fails), the temporary file is removed and
@@ -34,6 +39,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
     hidden ``.NAME.rankseg-tmp-*`` file, never a partial file under the final name.
     """
     final = Path(path)
+    if not final.parent.is_dir():
+        raise FileNotFoundError(
+            f"cannot write {str(final)!r}: the folder {str(final.parent)!r} does not exist "
+            "(create it first)"
+        )
     suffix = _suffix(final)
     stem = final.name[: len(final.name) - len(suffix)] if suffix else final.name
     tmp = final.with_name(f".{stem}.rankseg-tmp-{uuid.uuid4().hex[:12]}{suffix}")
