@@ -16,7 +16,15 @@ if str(ROOT) not in sys.path:  # the benchmarks package lives at the repository 
     sys.path.insert(0, str(ROOT))
 
 import benchmarks  # noqa: E402
-from benchmarks import bench_first_call, bench_rma, bench_scaling, compare, scaling  # noqa: E402
+import rankseg  # noqa: E402
+from benchmarks import (  # noqa: E402
+    accuracy,
+    bench_first_call,
+    bench_rma,
+    bench_scaling,
+    compare,
+    scaling,
+)
 from rankseg._api import OUTPUT_MODES, SOLVERS  # noqa: E402
 
 # asv's naming rules: these prefixes make a method or function a benchmark.
@@ -90,7 +98,7 @@ def test_scripts_define_no_asv_benchmarks():
     # benchmark and fail ``asv check`` (compare_upstream once had ``time_upstream``).
     from benchmarks import compare_upstream
 
-    for module in (benchmarks, compare, compare_upstream, scaling):
+    for module in (benchmarks, accuracy, compare, compare_upstream, scaling):
         names = [n for n in vars(module) if n.startswith(BENCH_PREFIXES)]
         names += [n for n in vars(module) if n[:1].isupper() and n.startswith("Timeraw")]
         assert names == [], module.__name__
@@ -325,3 +333,73 @@ def test_compare_upstream_skips_without_upstream(capsys, tmp_path):
     out = capsys.readouterr().out
     assert out.count(compare_upstream.SKIP_MESSAGE) == 3
     assert "speed-up" not in out
+
+
+@pytest.mark.parametrize("metric", ["dice", "iou"])
+def test_accuracy_expected_scores_match_the_dp(metric):
+    from rankseg.kernels.poisson_binomial import exact_dice_objective_dp, exact_iou_objective_dp
+
+    dp = exact_dice_objective_dp if metric == "dice" else exact_iou_objective_dp
+    rng = np.random.default_rng(3)
+    rows = rng.beta(0.5, 0.5, size=(4, 40)).astype(np.float32)
+    taus = {"a": np.array([0, 1, 17, 40]), "b": np.array([5, 39, 20, 3])}
+    got = accuracy.expected_scores(rows, taus, metric)
+    for i, row in enumerate(rows):
+        ref = dp(np.sort(row.astype(np.float64))[::-1].copy(), 0.0, row.size)
+        for k, t in taus.items():
+            assert got[k][i] == pytest.approx(ref[t[i]], abs=1e-12)
+    # the exact solver's own estimate of its mask agrees
+    probs = rows.reshape(4, 1, 5, 8)
+    masks, info = rankseg.predict(
+        probs, metric=metric, solver="exact", output_mode="multilabel", return_info=True
+    )
+    tau = {"exact": masks.reshape(4, -1).sum(axis=1)}
+    active = ~info.pruned.ravel()
+    np.testing.assert_allclose(
+        accuracy.expected_scores(rows[active], {"exact": tau["exact"][active]}, metric)["exact"],
+        info.score.ravel()[active],
+        atol=1e-12,
+    )
+
+
+def test_accuracy_quick(capsys):
+    assert accuracy.main(["--quick", "--draws", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "metric dice, smooth 0, pruning_prob 0.5; 2 ground truths per workload" in " ".join(
+        out.split()
+    )
+    rows = [line.split() for line in out.splitlines() if line.startswith(tuple(accuracy.WORKLOADS))]
+    per_class = [
+        r for r in rows if len(r) == 12
+    ]  # name rule E regret max =exact real ± se gain ± se
+    label_maps = [r for r in rows if len(r) == 8]
+    rules = ["p>0.5", *accuracy.solvers_of("dice")]
+    for name in accuracy.WORKLOADS:
+        assert [r[1] for r in per_class if r[0] == name] == rules
+    for r in per_class:
+        assert 0.0 <= float(r[2]) <= 1.0  # expected Dice
+        assert float(r[3]) >= 0.0 and float(r[4]) >= float(r[3])  # regret mean <= max
+        if r[1] == "exact":
+            assert (r[3], r[4], r[5]) == ("0.0e+00", "0.0e+00", "100")
+        if r[1] == "p>0.5":
+            assert r[9] == "+0.00000"  # gain of the baseline over itself
+    # label maps only for the softmax workloads, baseline argmax first
+    assert sorted({r[0] for r in label_maps}) == ["ct3d", "voc2d"]
+    assert [r[1] for r in label_maps if r[0] == "voc2d"] == ["argmax", *accuracy.solvers_of("dice")]
+
+
+def test_accuracy_iou_and_bad_arguments(capsys):
+    assert (
+        accuracy.main(["--quick", "--metric", "iou", "--draws", "2", "--workloads", "tiny2d"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "E[IoU]" in out
+    assert "voc2d" not in out
+    assert {line.split()[1] for line in out.splitlines() if line.startswith("tiny2d ")} == {
+        "p>0.5",
+        "rma",
+        "exact",
+    }
+    with pytest.raises(SystemExit):
+        accuracy.main(["--draws", "1"])
+    capsys.readouterr()
