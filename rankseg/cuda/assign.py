@@ -18,7 +18,7 @@ from numba import cuda, float64
 from rankseg.cuda._config import MAX_FUSED_CLASSES, MAX_THREADS, device_twin
 from rankseg.cuda._dtype import as_f64
 from rankseg.cuda.masks import is_selected
-from rankseg.cuda.select import block_sum
+from rankseg.cuda.select import block_sum, tile_of
 from rankseg.kernels import assign as _cpu
 
 __all__ = [
@@ -62,14 +62,12 @@ def pass_a_kernel(x, ncls, rowf, jcut, tile, fused, out, status, part):
     nb, d = out.shape
     ntile = part.shape[1]
     for w in range(cuda.blockIdx.x, nb * ntile, cuda.gridDim.x):
-        b = w // ntile
-        k = w - b * ntile
-        j0 = k * tile
+        b, k, j0, j1 = tile_of(w, ntile, tile, d)
         if fused:
             for c in range(ncls):
                 acc_m[c] = 0.0
                 acc_n[c] = 0.0
-        for j in range(j0 + tid, min(d, j0 + tile), nt):
+        for j in range(j0 + tid, j1, nt):
             cnt = 0
             who = 0
             vw = 0.0
@@ -115,14 +113,12 @@ def safe_sums_kernel(x, ncls, tile, out, status, part):
     nrow, d = x.shape
     ntile = part.shape[1]
     for w in range(cuda.blockIdx.x, nrow * ntile, cuda.gridDim.x):
-        r = w // ntile
-        k = w - r * ntile
+        r, k, j0, j1 = tile_of(w, ntile, tile, d)
         b = r // ncls
         c = r - b * ncls
-        j0 = k * tile
         m = 0.0
         n = 0.0
-        for j in range(j0 + tid, min(d, j0 + tile), nt):
+        for j in range(j0 + tid, j1, nt):
             if status[b, j] == 0 and out[b, j] == c:
                 m += as_f64(x[r, j])
                 n += 1.0

@@ -72,6 +72,7 @@ __all__ = [
     "row_stats_kernel",
     "sort_desc",
     "tie_count_kernel",
+    "tile_of",
 ]
 
 # columns of the per-row stats (same order as the CPU's STAT_*, plus validity)
@@ -170,6 +171,15 @@ def block_argmax(buf, ibuf, val, idx):
     return rv, ri
 
 
+@cuda.jit(device=True)
+def tile_of(w, ntile, tile, d):
+    """Row, tile and pixel range ``[j0, j1)`` of the (row, tile) work item ``w``."""
+    r = w // ntile
+    k = w - r * ntile
+    j0 = k * tile
+    return r, k, j0, min(d, j0 + tile)
+
+
 @cuda.jit
 def reduce_parts_kernel(part, is_max, out):
     """``out[r, c]``: sum (or maximum where ``is_max[c]``) of ``part[r, :, c]``."""
@@ -202,10 +212,7 @@ def row_stats_kernel(x, tile, part):
     nrow, d = x.shape
     ntile = part.shape[1]
     for w in range(cuda.blockIdx.x, nrow * ntile, cuda.gridDim.x):
-        r = w // ntile
-        k = w - r * ntile
-        j0 = k * tile
-        j1 = min(d, j0 + tile)
+        r, k, j0, j1 = tile_of(w, ntile, tile, d)
         s = 0.0
         sh = 0.0
         nh = 0.0
@@ -250,13 +257,10 @@ def band_kernel(x, rows, bounds, tile, start, cap, fill, values, part):
     d = x.shape[1]
     ntile = part.shape[1]
     for w in range(cuda.blockIdx.x, rows.shape[0] * ntile, cuda.gridDim.x):
-        i = w // ntile
-        k = w - i * ntile
+        i, k, j0, j1 = tile_of(w, ntile, tile, d)
         r = rows[i]
         lo = bounds[i, 0]
         hi = bounds[i, 1]
-        j0 = k * tile
-        j1 = min(d, j0 + tile)
         if tid == 0:
             cnt[0] = 0
         cuda.syncthreads()
@@ -518,13 +522,11 @@ def tie_count_kernel(x, rows, tval, tile, part):
     d = x.shape[1]
     ntile = part.shape[1]
     for w in range(cuda.blockIdx.x, rows.shape[0] * ntile, cuda.gridDim.x):
-        i = w // ntile
-        k = w - i * ntile
+        i, k, j0, j1 = tile_of(w, ntile, tile, d)
         r = rows[i]
         t = tval[i]
-        j0 = k * tile
         c = 0.0
-        for j in range(j0 + tid, min(d, j0 + tile), nt):
+        for j in range(j0 + tid, j1, nt):
             if as_f64(x[r, j]) == t:
                 c += 1.0
         c = block_sum(buf, c)

@@ -9,6 +9,20 @@ from rankseg import predict
 DTYPES = (np.float16, np.float32, np.float64)
 
 
+def _set(monkeypatch, config, **settings):
+    for name, value in settings.items():
+        monkeypatch.setattr(config, name, value)
+
+
+def _mixed_parity(cuda, seed, shape, **kw):
+    """Parity on "mixed" float32 input: both output modes, Dice and IoU."""
+    probs = values(np.random.default_rng(seed), "mixed", shape).astype(np.float32)
+    for metric in ("dice", "iou"):
+        for mode in ("multiclass", "multilabel"):
+            kw.update(metric=metric, output_mode=mode, pruning_prob=0.0)
+            assert_parity(probs, cuda.to_device(probs), **kw)
+
+
 def _probs(kind, dtype, seed, shape=(2, 3, 4, 5)):
     rng = np.random.default_rng(seed)
     return np.ascontiguousarray(values(rng, kind, shape).astype(dtype))
@@ -77,14 +91,10 @@ def test_long_band_sorted_in_global_memory(cuda, small_launch, monkeypatch):
     "threads, blocks, tile", [(1, 1, 1), (2, 3, 5), (8, 1, 13), (16, 64, 4096)]
 )
 def test_launch_configuration_independence(cuda, small_launch, monkeypatch, threads, blocks, tile):
-    monkeypatch.setattr(small_launch, "THREADS_PER_BLOCK", threads)
-    monkeypatch.setattr(small_launch, "SORT_THREADS", max(1, threads // 2))
-    monkeypatch.setattr(small_launch, "MAX_BLOCKS", blocks)
-    monkeypatch.setattr(small_launch, "TILE", tile)
-    rng = np.random.default_rng(11)
-    probs = values(rng, "mixed", (2, 3, 13)).astype(np.float32)
-    for mode in ("multiclass", "multilabel"):
-        assert_parity(probs, cuda.to_device(probs), output_mode=mode, pruning_prob=0.0)
+    sort_threads = max(1, threads // 2)
+    _set(monkeypatch, small_launch, THREADS_PER_BLOCK=threads, SORT_THREADS=sort_threads)
+    _set(monkeypatch, small_launch, MAX_BLOCKS=blocks, TILE=tile)
+    _mixed_parity(cuda, 11, (2, 3, 13))
 
 
 def test_single_pixel_and_single_class(cuda):
@@ -119,20 +129,8 @@ def test_accuracy_rules(cuda, dtype):
 def test_band_buffer_and_safe_sum_paths(cuda, small_launch, monkeypatch, capacity, fused):
     """Band buffer large enough (one gather) or not (gathered again); safe sums
     inside pass A or in their own pass (more classes than FUSED_CLASSES)."""
-    monkeypatch.setattr(small_launch, "BAND_MIN_CAPACITY", capacity)
-    monkeypatch.setattr(small_launch, "FUSED_CLASSES", fused)
-    rng = np.random.default_rng(21)
-    probs = values(rng, "mixed", (2, 3, 17)).astype(np.float32)
-    for metric in ("dice", "iou"):
-        assert_parity(probs, cuda.to_device(probs), metric=metric, pruning_prob=0.0)
-        assert_parity(
-            probs,
-            cuda.to_device(probs),
-            metric=metric,
-            output_mode="multilabel",
-            pruning_prob=0.0,
-            smooth=1.0,
-        )
+    _set(monkeypatch, small_launch, BAND_MIN_CAPACITY=capacity, FUSED_CLASSES=fused)
+    _mixed_parity(cuda, 21, (2, 3, 17), smooth=1.0)
 
 
 # float64 rows whose best IoU mask (gamma = 10) stops inside a run of equal values
