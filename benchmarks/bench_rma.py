@@ -41,6 +41,18 @@ def _skip_single_class_multiclass(probs, output_mode):
         raise NotImplementedError("multiclass output needs C >= 2 (tumor3d has C = 1)")
 
 
+def _ratio_to_argmax(probs, kwargs):
+    """Median time of ``predict(probs, **kwargs)`` over that of ``np.argmax``, interleaved."""
+    times = interleaved_times(
+        {
+            "argmax": lambda: np.argmax(probs, axis=1),
+            "predict": lambda: rankseg.predict(probs, **kwargs),
+        },
+        repeat=5,
+    )
+    return statistics.median(times["predict"]) / statistics.median(times["argmax"])
+
+
 class _WorkloadSetup:
     """Loads the workload; memory classes set the allocator up for honest peaks first."""
 
@@ -94,14 +106,7 @@ class RMA(_RMASetup):
 
     def track_ratio_to_argmax(self, workload, metric, output_mode):
         """Median time of ``predict`` over median time of argmax, interleaved."""
-        times = interleaved_times(
-            {
-                "argmax": lambda: np.argmax(self.probs, axis=1),
-                "rma": lambda: rankseg.predict(self.probs, **self.kwargs),
-            },
-            repeat=5,
-        )
-        return statistics.median(times["rma"]) / statistics.median(times["argmax"])
+        return _ratio_to_argmax(self.probs, self.kwargs)
 
     track_ratio_to_argmax.unit = "x argmax"
 
@@ -196,14 +201,7 @@ class Accuracy(_AccuracySetup):
 
     def track_ratio_to_argmax(self, workload, solver):
         """Median time of ``predict`` over median time of ``np.argmax``, interleaved."""
-        times = interleaved_times(
-            {
-                "argmax": lambda: np.argmax(self.probs, axis=1),
-                "acc": lambda: rankseg.predict(self.probs, **self.kwargs),
-            },
-            repeat=5,
-        )
-        return statistics.median(times["acc"]) / statistics.median(times["argmax"])
+        return _ratio_to_argmax(self.probs, self.kwargs)
 
     track_ratio_to_argmax.unit = "x argmax"
 
