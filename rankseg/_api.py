@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from rankseg import _validation as v
-from rankseg._config import CHUNK
+from rankseg._config import CHUNK, SERIAL_SIZE, num_threads
 from rankseg.kernels.assign import argmax_labels, assign_labels
 from rankseg.kernels.masks import write_masks, write_threshold_masks
 from rankseg.kernels.rma import DICE, IOU
@@ -316,8 +317,19 @@ class RankSEG:
             result = v.check_out(out, out_shape, out_dtype, arr)
         if nb == 0:
             return (result, self._empty_info(nc)) if return_info else result
+        # small inputs: one Numba thread for this call (SERIAL_SIZE, docs/performance.rst)
+        with num_threads(1) if arr.size < SERIAL_SIZE else nullcontext():
+            return self._predict_host(arr, result, void, return_info)
 
-        d = int(np.prod(spatial))
+    __call__ = predict
+
+    def _predict_host(
+        self, arr: np.ndarray, result: np.ndarray, void: bool, return_info: bool
+    ) -> Any:
+        """Run the kernels on a validated host input of shape ``(B, C, *spatial)``."""
+        nb, nc = arr.shape[:2]
+        multiclass = self.output_mode == "multiclass"
+        d = int(np.prod(arr.shape[2:]))
         x = arr.reshape(nb * nc, d)
         stats = _row_stats(arr, x)
         xb = x.view(_UINT[x.itemsize])
@@ -368,8 +380,6 @@ class RankSEG:
             pruned=pruned.reshape(nb, nc),
         )
         return result, info
-
-    __call__ = predict
 
     @staticmethod
     def _empty_info(nc: int) -> PredictInfo:

@@ -47,6 +47,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 import rankseg
 from rankseg._api import RankSEG
+from rankseg._config import num_threads
 
 __all__ = ["RankSEGAccessor", "predict"]
 
@@ -95,13 +96,8 @@ def _task_threads(nthreads: int) -> Iterator[None]:
         with _LAYER_LOCK:
             yield
         return
-    previous = numba.get_num_threads()
-    # a worker process may have been started with a smaller NUMBA_NUM_THREADS
-    numba.set_num_threads(min(nthreads, numba.config.NUMBA_NUM_THREADS))
-    try:
+    with num_threads(nthreads):
         yield
-    finally:
-        numba.set_num_threads(previous)
 
 
 def _predict_block(
