@@ -23,7 +23,8 @@ threads.  Under ``omp``/``tbb`` each dask task therefore runs the kernels with
 through the thread-local ``numba.set_num_threads`` and restored when the task ends.
 Under a threading layer that is not thread-safe (``workqueue``) the kernel calls of
 the tasks in one process take turns behind a lock, each with every Numba thread.
-The in-memory (NumPy-backed) path calls the kernels directly, with every thread.
+The in-memory (NumPy-backed) path calls the kernels directly, with every thread
+(one thread for inputs below ``rankseg._config.SERIAL_SIZE`` elements).
 """
 
 from __future__ import annotations

@@ -108,18 +108,23 @@ def assign_labels(x, ncls, cut, mu, params, out, chunk):
                 who[j] = c if sel else who[j]
         dst = out[b, j0:j1]
         st = status[b, j0:j1]
+        # task-local sums, written once: rows of neighbouring tasks share cache lines
+        lm = np.zeros(ncls)
+        ln = np.zeros(ncls)
         for j in range(j1 - j0):
             k = cnt[j]
             if k == 1:
                 c = who[j]
                 dst[j] = c
-                msum[task, c] += as_f64(x[b * ncls + c, j0 + j])
-                nsum[task, c] += 1.0
+                lm[c] += as_f64(x[b * ncls + c, j0 + j])
+                ln[c] += 1.0
                 st[j] = 0
             elif k == 0:
                 st[j] = 1
             else:
                 st[j] = 2
+        msum[task] = lm
+        nsum[task] = ln
     m = np.zeros((nb, ncls))
     n = np.zeros((nb, ncls))
     anyact = np.zeros(nb, dtype=np.bool_)
