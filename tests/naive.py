@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 __all__ = [
+    "KINDS",
     "METRICS",
     "brute_force_best",
     "d0_bound",
@@ -37,6 +38,7 @@ __all__ = [
     "metric_value",
     "monte_carlo_metric",
     "poisson_binomial_pmf",
+    "random_probs",
     "rma_objective",
     "rma_predict",
     "rma_row",
@@ -465,3 +467,33 @@ def d0_bound(p, gamma: float) -> int:
         if s[tau] >= (tau + gamma + d) * p_next:
             return tau
     return d
+
+
+#: kinds of random probability maps of :func:`random_probs`
+KINDS = ("uniform", "quantized", "binary", "skewed", "softmax", "mixed")
+
+
+def random_probs(rng: np.random.Generator, kind: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Random float64 probabilities of one kind (test inputs, not an oracle).
+
+    ``quantized`` (multiples of 1/8) has many exact ties, ``binary`` only exact 0 and 1,
+    ``softmax`` sums to one over axis 1, ``mixed`` is uniform with some exact 0, 1, 1/2.
+    """
+    if kind == "uniform":
+        return rng.random(shape)
+    if kind == "quantized":  # many exact ties
+        return rng.integers(0, 9, shape) / 8
+    if kind == "binary":  # exact 0 and 1
+        return rng.integers(0, 2, shape).astype(float)
+    if kind == "skewed":
+        return rng.random(shape) ** 6
+    if kind == "softmax":
+        z = rng.normal(scale=3.0, size=shape)
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    v = rng.random(shape)
+    pick = rng.random(shape)
+    v[pick < 0.15] = 0.0
+    v[(pick >= 0.15) & (pick < 0.3)] = 1.0
+    v[(pick >= 0.3) & (pick < 0.4)] = 0.5
+    return v

@@ -23,28 +23,6 @@ DTYPES = [np.float16, np.float32, np.float64]
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def _values(rng, kind, shape):
-    if kind == "uniform":
-        return rng.random(shape)
-    if kind == "quantized":  # many exact ties
-        return rng.integers(0, 9, shape) / 8
-    if kind == "binary":  # exact 0 and 1
-        return rng.integers(0, 2, shape).astype(float)
-    if kind == "skewed":
-        return rng.random(shape) ** 6
-    if kind == "softmax":
-        z = rng.normal(scale=3.0, size=shape)
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    # mixed: uniform with some exact 0, 1 and 0.5
-    v = rng.random(shape)
-    pick = rng.random(shape)
-    v[pick < 0.15] = 0.0
-    v[(pick >= 0.15) & (pick < 0.3)] = 1.0
-    v[(pick >= 0.3) & (pick < 0.4)] = 0.5
-    return v
-
-
 @st.composite
 def prob_arrays(draw, min_classes=1, max_classes=4):
     nb = draw(st.integers(1, 3))
@@ -52,9 +30,9 @@ def prob_arrays(draw, min_classes=1, max_classes=4):
     ndim = draw(st.integers(1, 3))
     spatial = tuple(draw(st.lists(st.integers(1, 5), min_size=ndim, max_size=ndim)))
     dtype = draw(st.sampled_from(DTYPES))
-    kind = draw(st.sampled_from(["uniform", "quantized", "binary", "skewed", "softmax", "mixed"]))
+    kind = draw(st.sampled_from(naive.KINDS))
     seed = draw(st.integers(0, 2**32 - 1))
-    vals = _values(np.random.default_rng(seed), kind, (nb, nc, *spatial))
+    vals = naive.random_probs(np.random.default_rng(seed), kind, (nb, nc, *spatial))
     return np.ascontiguousarray(vals.astype(dtype))
 
 
@@ -305,7 +283,7 @@ def test_small_chunks_match_oracle(probs, metric, gamma, chunk):
 )
 def test_wide_bands_match_oracle(d, kind, seed, metric, gamma):
     """Rows with a wide undecided band exercise the bucketed band solver."""
-    probs = _values(np.random.default_rng(seed), kind, (1, 3, d))
+    probs = naive.random_probs(np.random.default_rng(seed), kind, (1, 3, d))
     masks, info = predict(
         probs,
         metric=metric,

@@ -78,29 +78,8 @@ def fix_simulator_shared_arrays():
 
 
 TOL = 1e-12
-KINDS = ("uniform", "quantized", "binary", "skewed", "softmax", "mixed")
-
-
-def values(rng, kind, shape):
-    """Random probabilities of one kind (the kinds of tests/test_rma_properties.py)."""
-    if kind == "uniform":
-        return rng.random(shape)
-    if kind == "quantized":  # many exact ties
-        return rng.integers(0, 9, shape) / 8
-    if kind == "binary":  # exact 0 and 1
-        return rng.integers(0, 2, shape).astype(float)
-    if kind == "skewed":
-        return rng.random(shape) ** 6
-    if kind == "softmax":
-        z = rng.normal(scale=3.0, size=shape)
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    v = rng.random(shape)
-    pick = rng.random(shape)
-    v[pick < 0.15] = 0.0
-    v[(pick >= 0.15) & (pick < 0.3)] = 1.0
-    v[(pick >= 0.3) & (pick < 0.4)] = 0.5
-    return v
+KINDS = naive.KINDS
+values = naive.random_probs  # the inputs of tests/test_rma_properties.py
 
 
 def host(a):
