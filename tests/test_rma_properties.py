@@ -64,6 +64,24 @@ def _check_row(p, mask, tau, thr, score, pruned, metric, gamma, pruning_prob):
         assert thr == p[mask].min()
 
 
+def _check_masks(probs, masks, info, metric, gamma, pruning_prob):
+    """:func:`_check_row` for every (sample, class) of a multilabel call."""
+    p64 = probs.astype(np.float64)
+    for b in range(probs.shape[0]):
+        for c in range(probs.shape[1]):
+            _check_row(
+                p64[b, c].ravel(),
+                masks[b, c].ravel(),
+                info.tau[b, c],
+                info.threshold[b, c],
+                info.score[b, c],
+                info.pruned[b, c],
+                metric,
+                gamma,
+                pruning_prob,
+            )
+
+
 @SETTINGS
 @given(probs=prob_arrays(), metric=metrics, gamma=gammas, pruning_prob=prunings)
 def test_multilabel_matches_oracle(probs, metric, gamma, pruning_prob):
@@ -78,21 +96,7 @@ def test_multilabel_matches_oracle(probs, metric, gamma, pruning_prob):
     )
     np.testing.assert_array_equal(probs, before)  # input untouched
     assert masks.shape == probs.shape and masks.dtype == bool
-    p64 = probs.astype(np.float64)
-    nb, nc = probs.shape[:2]
-    for b in range(nb):
-        for c in range(nc):
-            _check_row(
-                p64[b, c].ravel(),
-                masks[b, c].ravel(),
-                info.tau[b, c],
-                info.threshold[b, c],
-                info.score[b, c],
-                info.pruned[b, c],
-                metric,
-                gamma,
-                pruning_prob,
-            )
+    _check_masks(probs, masks, info, metric, gamma, pruning_prob)
 
 
 @SETTINGS
@@ -187,19 +191,7 @@ def test_long_rows_match_oracle(rng, metric, gamma):
         pruning_prob=0.0,
         return_info=True,
     )
-    for c in range(3):
-        p = probs[0, c].astype(np.float64)
-        _check_row(
-            p,
-            masks[0, c],
-            info.tau[0, c],
-            info.threshold[0, c],
-            info.score[0, c],
-            info.pruned[0, c],
-            metric,
-            gamma,
-            0.0,
-        )
+    _check_masks(probs, masks, info, metric, gamma, 0.0)
 
 
 def test_thread_count_independence(rng):
@@ -244,27 +236,14 @@ def test_small_chunks_match_oracle(probs, metric, gamma, chunk):
         labels = predict(probs, metric=metric, smooth=gamma, pruning_prob=0.0)
     finally:
         api.CHUNK = old
-    p64 = probs.astype(np.float64)
-    for b in range(probs.shape[0]):
-        for c in range(probs.shape[1]):
-            _check_row(
-                p64[b, c].ravel(),
-                masks[b, c].ravel(),
-                info.tau[b, c],
-                info.threshold[b, c],
-                info.score[b, c],
-                info.pruned[b, c],
-                metric,
-                gamma,
-                0.0,
-            )
+    _check_masks(probs, masks, info, metric, gamma, 0.0)
     ref = predict(probs, metric=metric, smooth=gamma, pruning_prob=0.0)
     ref_masks = predict(
         probs, metric=metric, smooth=gamma, pruning_prob=0.0, output_mode="multilabel"
     )
     if np.array_equal(ref_masks, masks):
         # same masks: labels may differ only at increment near-ties
-        _, _, incs = naive.rma_predict(p64, metric, gamma, "multiclass", 0.0)
+        _, _, incs = naive.rma_predict(probs.astype(np.float64), metric, gamma, "multiclass", 0.0)
         nc = probs.shape[1]
         for b in range(probs.shape[0]):
             inc = incs[b].reshape(nc, -1)
@@ -292,15 +271,4 @@ def test_wide_bands_match_oracle(d, kind, seed, metric, gamma):
         pruning_prob=0.0,
         return_info=True,
     )
-    for c in range(3):
-        _check_row(
-            probs[0, c],
-            masks[0, c],
-            info.tau[0, c],
-            info.threshold[0, c],
-            info.score[0, c],
-            info.pruned[0, c],
-            metric,
-            gamma,
-            0.0,
-        )
+    _check_masks(probs, masks, info, metric, gamma, 0.0)
