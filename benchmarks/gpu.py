@@ -158,7 +158,34 @@ def breakdown(cp: Any, x: Any, calls: int = 5) -> list[str]:
     return lines
 
 
-def run(workloads: Sequence[str], rounds: int, with_breakdown: bool = False) -> list[str]:
+def profile(x: Any, calls: int = 10, top: int = 25) -> list[str]:
+    """Host-side profile (cProfile, by own time) of ``calls`` Dice multiclass calls.
+
+    Time spent waiting for the GPU shows up in the call that synchronizes (a copy
+    to the host), so this separates host overhead from kernel time only together
+    with :func:`breakdown`.
+    """
+    import cProfile
+    import io
+    import pstats
+
+    fn = _predict_call(x, "dice", "multiclass")
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(calls):
+        fn()
+    prof.disable()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(top)
+    body = [ln for ln in buf.getvalue().splitlines() if ln.strip()]
+    return [f"host profile of {calls} dice/multiclass calls (cProfile, by own time):"] + [
+        "  " + ln for ln in body[-(top + 1) :]
+    ]
+
+
+def run(
+    workloads: Sequence[str], rounds: int, with_breakdown: bool = False, with_profile: bool = False
+) -> list[str]:
     """Benchmark the workloads; returns the report lines."""
     gpu = _gpu()
     if isinstance(gpu, str):
@@ -200,6 +227,8 @@ def run(workloads: Sequence[str], rounds: int, with_breakdown: bool = False) -> 
             lines.append(f"{name:<8}  {k:<18}  {med * 1e3:9.3f}  {med / base:8.2f}  {frac:5.1f}")
         if with_breakdown:
             lines.extend(breakdown(cp, x))
+        if with_profile:
+            lines.extend(profile(x))
         del x, probs
         cp.get_default_memory_pool().free_all_blocks()
     del cuda
@@ -213,8 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--out", type=Path, help="also write the report to this file")
     ap.add_argument("--breakdown", action="store_true", help="also time each kernel (CUDA events)")
+    ap.add_argument("--profile", action="store_true", help="also profile the host side (cProfile)")
     args = ap.parse_args(argv)
-    lines = run(args.workloads, args.rounds, args.breakdown)
+    lines = run(args.workloads, args.rounds, args.breakdown, args.profile)
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if args.out is not None:
