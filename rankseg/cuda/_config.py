@@ -21,10 +21,12 @@ __all__ = [
     "MAX_FUSED_CLASSES",
     "MAX_SORT_THREADS",
     "MAX_THREADS",
+    "MIN_TILE",
     "SHARED_SORT",
     "SHARED_SORT_CAPACITY",
     "SHORT_BUCKET",
     "SORT_THREADS",
+    "TARGET_ITEMS",
     "THREADS_PER_BLOCK",
     "TILE",
     "band_capacity",
@@ -58,6 +60,11 @@ SHARED_SORT = SHARED_SORT_CAPACITY
 #: pixels of one row handled by one block per step of the passes over the input: a
 #: row is cut into tiles, so a few long rows still spread over the whole GPU
 TILE = int(os.environ.get("RANKSEG_CUDA_TILE", "32768"))
+#: a pass over the input halves its tile (down to ``MIN_TILE``) until it has at least
+#: this many (row, tile) work items, so a small input still fills every multiprocessor
+TARGET_ITEMS = int(os.environ.get("RANKSEG_CUDA_TARGET_ITEMS", "2048"))
+#: the smallest tile that :data:`TARGET_ITEMS` may choose (a smaller TILE is kept)
+MIN_TILE = 1024
 #: the band buffer holds ``min(d, max(BAND_MIN_CAPACITY, d // 32))`` values per row;
 #: a row whose band is longer is gathered again into a buffer of its exact size
 BAND_MIN_CAPACITY = 65536
@@ -77,8 +84,11 @@ def _threads(tpb: int, name: str) -> int:
     return tpb
 
 
-def launch_tiles(nrows: int, d: int) -> tuple[tuple[int, int], int]:
-    """Launch configuration and tile count of a pass over ``nrows`` rows of ``d`` pixels.
+def launch_tiles(nrows: int, d: int) -> tuple[tuple[int, int], int, int]:
+    """Launch configuration, tile count and tile of a pass over ``nrows`` rows of ``d`` pixels.
+
+    The tile is :data:`TILE`, halved (not below :data:`MIN_TILE`) while the pass
+    would have fewer than :data:`TARGET_ITEMS` (row, tile) work items.
 
     Parameters
     ----------
@@ -87,14 +97,17 @@ def launch_tiles(nrows: int, d: int) -> tuple[tuple[int, int], int]:
 
     Returns
     -------
-    ((blocks, threads), ntiles) : tuple
+    ((blocks, threads), ntiles, tile) : tuple
         One block per (row, tile) work item per grid-stride step.
     """
     if TILE < 1:
         raise ValueError(f"TILE must be >= 1; got {TILE}")
-    ntiles = max(1, -(-d // TILE))
+    tile = TILE
+    while tile > MIN_TILE and nrows * -(-d // tile) < TARGET_ITEMS:
+        tile //= 2
+    ntiles = max(1, -(-d // tile))
     tpb = _threads(THREADS_PER_BLOCK, "THREADS_PER_BLOCK")
-    return (max(1, min(MAX_BLOCKS, nrows * ntiles)), tpb), ntiles
+    return (max(1, min(MAX_BLOCKS, nrows * ntiles)), tpb), ntiles, tile
 
 
 def launch(n_items: int, per_block: int = 1, threads: int | None = None) -> tuple[int, int]:

@@ -3,10 +3,14 @@
 Pass A (one block per (sample, tile)) labels every pixel selected by exactly one
 class, marks the others in a status byte and, for up to ``FUSED_CLASSES``
 classes, sums each class's safe set on the way (else :func:`safe_sums_kernel`
-does, in one more pass); pass B (grid-stride over pixels) resolves the marked
+does, in one more pass); pass B resolves the marked
 pixels by the increment scores (device twin of the CPU ``increment``).
 
-Per-row inputs are packed in ``rowf`` (R, 5) float64 with the ``ROW_*`` columns.
+Per-row inputs are the device record ``rowd`` of :mod:`rankseg.cuda.select`
+(``R_T``, ``R_ACTIVE``, ``STAT_MU``), the ``jcut`` array and, for pass B, the
+folded safe sums ``sums[r] = (M, N)``.  The passes take (sample, tile) work items
+(no division per pixel) and read several pixels per step so that many loads are in
+flight.
 """
 
 from __future__ import annotations
@@ -18,15 +22,10 @@ from numba import cuda, float64
 from rankseg.cuda._config import MAX_FUSED_CLASSES, MAX_THREADS, device_twin
 from rankseg.cuda._dtype import as_f64
 from rankseg.cuda.masks import is_selected
-from rankseg.cuda.select import block_sum, tile_of
+from rankseg.cuda.select import R_ACTIVE, R_T, STAT_MU, block_sum, tile_of
 from rankseg.kernels import assign as _cpu
 
 __all__ = [
-    "ROW_ACTIVE",
-    "ROW_M",
-    "ROW_MU",
-    "ROW_N",
-    "ROW_T",
     "argmax_kernel",
     "increment",
     "pass_a_kernel",
@@ -34,25 +33,35 @@ __all__ = [
     "safe_sums_kernel",
 ]
 
-ROW_T = 0
-ROW_MU = 1
-ROW_M = 2
-ROW_N = 3
-ROW_ACTIVE = 4
-NROW = 5
-
 #: the SPEC §4 closed forms, same code as the CPU
 increment = device_twin(_cpu.increment)
 
 
+@cuda.jit(device=True)
+def _settle(out, status, b, j, cnt, who, vw, fused, acc_m, acc_n):
+    """Write pass A's verdict for pixel ``j`` of sample ``b``."""
+    if cnt == 1:
+        out[b, j] = who
+        status[b, j] = 0
+        if fused:
+            acc_m[who] += vw
+            acc_n[who] += 1.0
+    elif cnt == 0:
+        status[b, j] = 1
+    else:
+        status[b, j] = 2
+
+
 @cuda.jit
-def pass_a_kernel(x, ncls, rowf, jcut, tile, fused, out, status, part):
+def pass_a_kernel(x, ncls, rowd, jcut, tile, fused, out, status, part):
     """Label pixels selected by exactly one active class; status 0 done, 1 none, 2 several.
 
-    One block per (sample, tile) work item.  With ``fused``, the block also sums
-    each class's safe set (the pixels it labels here) into ``part[b * ncls + c,
-    tile] = (sum, count)``: per-thread accumulators (at most ``MAX_FUSED_CLASSES``
-    classes), then one block reduction per class.
+    One block per (sample, tile) work item; each thread takes four pixels per step
+    (``j, j + nt, j + 2 nt, j + 3 nt``) and runs the classes over them together (four
+    loads in flight).  With ``fused``, the block also sums each class's safe set (the
+    pixels it labels here) into ``part[b * ncls + c, tile] = (sum, count)``:
+    per-thread accumulators (at most ``MAX_FUSED_CLASSES`` classes), then one block
+    reduction per class.
     """
     acc_m = cuda.local.array(MAX_FUSED_CLASSES, float64)
     acc_n = cuda.local.array(MAX_FUSED_CLASSES, float64)
@@ -67,30 +76,58 @@ def pass_a_kernel(x, ncls, rowf, jcut, tile, fused, out, status, part):
             for c in range(ncls):
                 acc_m[c] = 0.0
                 acc_n[c] = 0.0
-        for j in range(j0 + tid, j1, nt):
-            cnt = 0
-            who = 0
-            vw = 0.0
+        j = j0 + tid
+        while j + 3 * nt < j1:
+            n0 = n1 = n2 = n3 = 0
+            w0 = w1 = w2 = w3 = 0
+            u0 = u1 = u2 = u3 = 0.0
             for c in range(ncls):
                 r = b * ncls + c
-                tr = rowf[r, ROW_T]
-                if rowf[r, ROW_ACTIVE] == 0.0 or tr == math.inf:
+                tr = rowd[r, R_T]
+                if rowd[r, R_ACTIVE] == 0.0 or tr == math.inf:
                     continue
-                v = as_f64(x[r, j])
-                if is_selected(v, j, tr, jcut[r]):
-                    cnt += 1
-                    who = c
-                    vw = v
-            if cnt == 1:
-                out[b, j] = who
-                status[b, j] = 0
-                if fused:
-                    acc_m[who] += vw
-                    acc_n[who] += 1.0
-            elif cnt == 0:
-                status[b, j] = 1
-            else:
-                status[b, j] = 2
+                jc = jcut[r]
+                v0 = as_f64(x[r, j])
+                v1 = as_f64(x[r, j + nt])
+                v2 = as_f64(x[r, j + 2 * nt])
+                v3 = as_f64(x[r, j + 3 * nt])
+                if is_selected(v0, j, tr, jc):
+                    n0 += 1
+                    w0 = c
+                    u0 = v0
+                if is_selected(v1, j + nt, tr, jc):
+                    n1 += 1
+                    w1 = c
+                    u1 = v1
+                if is_selected(v2, j + 2 * nt, tr, jc):
+                    n2 += 1
+                    w2 = c
+                    u2 = v2
+                if is_selected(v3, j + 3 * nt, tr, jc):
+                    n3 += 1
+                    w3 = c
+                    u3 = v3
+            _settle(out, status, b, j, n0, w0, u0, fused, acc_m, acc_n)
+            _settle(out, status, b, j + nt, n1, w1, u1, fused, acc_m, acc_n)
+            _settle(out, status, b, j + 2 * nt, n2, w2, u2, fused, acc_m, acc_n)
+            _settle(out, status, b, j + 3 * nt, n3, w3, u3, fused, acc_m, acc_n)
+            j += 4 * nt
+        while j < j1:
+            n0 = 0
+            w0 = 0
+            u0 = 0.0
+            for c in range(ncls):
+                r = b * ncls + c
+                tr = rowd[r, R_T]
+                if rowd[r, R_ACTIVE] == 0.0 or tr == math.inf:
+                    continue
+                v0 = as_f64(x[r, j])
+                if is_selected(v0, j, tr, jcut[r]):
+                    n0 += 1
+                    w0 = c
+                    u0 = v0
+            _settle(out, status, b, j, n0, w0, u0, fused, acc_m, acc_n)
+            j += nt
         if fused:
             for c in range(ncls):
                 m = block_sum(buf, acc_m[c])
@@ -130,54 +167,85 @@ def safe_sums_kernel(x, ncls, tile, out, status, part):
 
 
 @cuda.jit
-def pass_b_kernel(x, ncls, rowf, jcut, anyact, params, out, status):
+def pass_b_kernel(x, ncls, rowd, jcut, sums, params, tile, out, status):
     """Resolve conflicts (status 2) and unassigned pixels (status 1) by the increments.
 
-    ``params = (metric, gamma, void_policy, void_index)``; ``anyact[b]`` is 1 when
-    sample ``b`` has an active class.
+    ``params = (metric, gamma, void_policy, void_index)``; ``sums[r] = (M, N)`` are
+    the safe sums of row ``r``.  Unassigned pixels of a sample with an active class
+    go to the best active class, else to the best class.  (Sample, tile) work items.
     """
     metric, gamma, void_policy, void_index = params
     nb, d = out.shape
-    for q in range(cuda.grid(1), nb * d, cuda.gridsize(1)):
-        b = q // d
-        j = q - b * d
-        st = status[b, j]
-        if st == 0:
-            continue
-        if st == 1 and void_policy:
-            out[b, j] = void_index
-            continue
-        best = -math.inf
-        bc = 0
-        for c in range(ncls):
-            r = b * ncls + c
-            v = as_f64(x[r, j])
-            active = rowf[r, ROW_ACTIVE] != 0.0
-            if st == 2:
-                if not (active and is_selected(v, j, rowf[r, ROW_T], jcut[r])):
-                    continue
-            elif anyact[b] != 0 and not active:
+    ntile = -(-d // tile)
+    for w in range(cuda.blockIdx.x, nb * ntile, cuda.gridDim.x):
+        b, k, j0, j1 = tile_of(w, ntile, tile, d)
+        for j in range(j0 + cuda.threadIdx.x, j1, cuda.blockDim.x):
+            st = status[b, j]
+            if st == 0:
                 continue
-            inc = increment(metric, v, rowf[r, ROW_M], rowf[r, ROW_N], rowf[r, ROW_MU], gamma)
-            if inc > best:
-                best = inc
-                bc = c
-        out[b, j] = bc
+            if st == 1 and void_policy:
+                out[b, j] = void_index
+                continue
+            anyact = False
+            if st == 1:
+                for c in range(ncls):
+                    if rowd[b * ncls + c, R_ACTIVE] != 0.0:
+                        anyact = True
+            best = -math.inf
+            bc = 0
+            for c in range(ncls):
+                r = b * ncls + c
+                v = as_f64(x[r, j])
+                active = rowd[r, R_ACTIVE] != 0.0
+                if st == 2:
+                    if not (active and is_selected(v, j, rowd[r, R_T], jcut[r])):
+                        continue
+                elif anyact and not active:
+                    continue
+                inc = increment(metric, v, sums[r, 0], sums[r, 1], rowd[r, STAT_MU], gamma)
+                if inc > best:
+                    best = inc
+                    bc = c
+            out[b, j] = bc
+
+
+@cuda.jit(device=True)
+def _argmax_step(v, c, best, idx):
+    if v > best:
+        return v, c
+    return best, idx
 
 
 @cuda.jit
-def argmax_kernel(x, ncls, out):
-    """``out[b, j]`` = first class of maximal probability."""
+def argmax_kernel(x, ncls, tile, out):
+    """``out[b, j]`` = first class of maximal probability ((sample, tile) work items)."""
     nb, d = out.shape
-    for q in range(cuda.grid(1), nb * d, cuda.gridsize(1)):
-        b = q // d
-        j = q - b * d
+    nt = cuda.blockDim.x
+    ntile = -(-d // tile)
+    for w in range(cuda.blockIdx.x, nb * ntile, cuda.gridDim.x):
+        b, k, j0, j1 = tile_of(w, ntile, tile, d)
         r0 = b * ncls
-        best = as_f64(x[r0, j])
-        idx = 0
-        for c in range(1, ncls):
-            v = as_f64(x[r0 + c, j])
-            if v > best:
-                best = v
-                idx = c
-        out[b, j] = idx
+        j = j0 + cuda.threadIdx.x
+        while j + 3 * nt < j1:
+            b0 = as_f64(x[r0, j])
+            b1 = as_f64(x[r0, j + nt])
+            b2 = as_f64(x[r0, j + 2 * nt])
+            b3 = as_f64(x[r0, j + 3 * nt])
+            i0 = i1 = i2 = i3 = 0
+            for c in range(1, ncls):
+                b0, i0 = _argmax_step(as_f64(x[r0 + c, j]), c, b0, i0)
+                b1, i1 = _argmax_step(as_f64(x[r0 + c, j + nt]), c, b1, i1)
+                b2, i2 = _argmax_step(as_f64(x[r0 + c, j + 2 * nt]), c, b2, i2)
+                b3, i3 = _argmax_step(as_f64(x[r0 + c, j + 3 * nt]), c, b3, i3)
+            out[b, j] = i0
+            out[b, j + nt] = i1
+            out[b, j + 2 * nt] = i2
+            out[b, j + 3 * nt] = i3
+            j += 4 * nt
+        while j < j1:
+            b0 = as_f64(x[r0, j])
+            i0 = 0
+            for c in range(1, ncls):
+                b0, i0 = _argmax_step(as_f64(x[r0 + c, j]), c, b0, i0)
+            out[b, j] = i0
+            j += nt

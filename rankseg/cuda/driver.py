@@ -1,11 +1,24 @@
 """Host driver of the GPU backend: the one place that allocates, transfers and launches.
 
 :func:`predict` runs one validated call of :meth:`rankseg.RankSEG.predict` on the
-GPU: the input stays where it is (a CUDA array) or is copied once to the device
-(host input), the per-row results (a few numbers per (sample, class)) come back to
-the host to choose the active rows and size the band buffer, and the output is
-written on the device: returned as a numba device array for CUDA input, copied to
-the host for host input.
+GPU.  The input stays where it is (a CUDA array) or is copied once to the device
+(host input).  Every per-row decision of the common path is made on the device:
+
+1. :func:`~rankseg.cuda.select.row_stats_kernel` (per-tile partial statistics), then
+   :func:`~rankseg.cuda.select.row_setup_kernel` (folds them; validity, pruning and
+   the screening bounds of each row, in the device record ``rowd``);
+2. :func:`~rankseg.cuda.select.band_kernel` gathers each active row's band into a
+   buffer of :func:`rankseg.cuda._config.band_capacity` values per row, and
+   :func:`~rankseg.cuda.select.cut_kernel` sorts and scans it: the cut of each row;
+3. **one** copy of ``rowd`` to the host (the only synchronization): invalid values
+   raise here; the rare rows whose band did not fit are gathered again into an
+   exactly sized buffer, and ties straddling a cut are located (both on the host's
+   initiative);
+4. the mask writers, or multiclass passes A and B, read ``rowd`` on the device.
+
+The output is written on the device: for CUDA input it is a numba device array
+whose memory comes from the input's own library when that is CuPy or PyTorch (its
+memory pool; else numba allocates), for host input it is copied to the host.
 """
 
 from __future__ import annotations
@@ -18,61 +31,48 @@ import numpy as np
 
 from rankseg import _validation as v
 from rankseg.cuda import _config, load
-from rankseg.cuda.assign import (
-    NROW,
-    ROW_ACTIVE,
-    ROW_M,
-    ROW_MU,
-    ROW_N,
-    ROW_T,
-    argmax_kernel,
-    pass_a_kernel,
-    pass_b_kernel,
-    safe_sums_kernel,
-)
+from rankseg.cuda.assign import argmax_kernel, pass_a_kernel, pass_b_kernel, safe_sums_kernel
 from rankseg.cuda.masks import write_masks_kernel, write_threshold_masks_kernel
 from rankseg.cuda.rma import DICE, IOU
 from rankseg.cuda.select import (
-    BAND_FORCED_NEG_MIN,
-    BAND_N,
-    CUT_FULL,
-    CUT_KIN,
-    CUT_TAU,
     NBAND,
+    NROWD,
     NSTAT,
+    R_ACTIVE,
+    R_BANDN,
+    R_FULL,
+    R_KIN,
+    R_OVER,
+    R_SCORE,
+    R_T,
+    R_TAU,
     STAT_BAD,
-    STAT_MAX,
     STAT_MU,
-    STAT_NHALF,
-    STAT_SHALF,
     band_kernel,
     cut_kernel,
     reduce_parts_kernel,
+    row_setup_kernel,
     row_stats_kernel,
     tie_count_kernel,
 )
-from rankseg.kernels.rma import rma_bounds
 
 __all__ = ["CUDA_SOLVERS", "predict", "release_buffers", "to_device", "to_host"]
-
-# which columns of a tiled pass's partial results fold by maximum (else by sum)
-_STAT_IS_MAX = tuple(int(c == STAT_MAX) for c in range(NSTAT))
-_BAND_IS_MAX = tuple(int(c == BAND_FORCED_NEG_MIN) for c in range(NBAND))
 
 
 class _Buffers:
     """Device work buffers kept between calls, one named buffer per use.
 
     Allocating and freeing device memory costs far more than the small kernels of a
-    call, so the per-row arrays, the per-tile partial results and the multiclass
-    status bytes are reused (grown when a call needs more).  The output and the band
-    buffers are allocated per call.  Calls hold :data:`_LOCK`, so two threads never
+    call, so the per-row record, the per-tile partial results, the band buffers and
+    the multiclass status bytes are reused (grown when a call needs more); only the
+    output is allocated per call.  Calls hold :data:`_LOCK`, so two threads never
     share a buffer; the GPU runs their kernels one after the other anyway.
     """
 
     def __init__(self, cuda: Any) -> None:
         self.cuda = cuda
         self.bufs: dict[str, Any] = {}
+        self.index: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
 
     def get(self, name: str, shape: tuple[int, ...], dtype: Any = np.float64) -> Any:
         """Return a device array of ``shape`` (uninitialized) backed by buffer ``name``."""
@@ -80,6 +80,7 @@ class _Buffers:
         dt = np.dtype(dtype)
         buf = self.bufs.get(name)
         if buf is None or buf.dtype != dt or buf.size < n:
+            self.bufs.pop(name, None)  # free the old one first
             buf = self.cuda.device_array(max(1, n), dtype=dt)
             self.bufs[name] = buf
         return buf[:n].reshape(shape)
@@ -91,6 +92,20 @@ class _Buffers:
         if host.size:
             dev.copy_to_device(host)
         return dev
+
+    def rows(self, nrow: int, cap: int) -> tuple[Any, Any, Any]:
+        """Device ``(rows, start, cap)`` of the first band gather: every row, ``cap`` each."""
+        key = (nrow, cap)
+        if key not in self.index:
+            rows = np.arange(nrow, dtype=np.int64)
+            self.index = {  # keep one layout: a new shape replaces the old one
+                key: (
+                    self.cuda.to_device(rows),
+                    self.cuda.to_device(rows * cap),
+                    self.cuda.to_device(np.full(nrow, cap, dtype=np.int64)),
+                )
+            }
+        return self.index[key]
 
 
 _LOCK = threading.Lock()
@@ -139,26 +154,30 @@ class _DeviceRows:
         return self._x[b * self.shape[1] + c].copy_to_host()
 
 
-def _rows_launch(kernel: Any, nrows: int, threads: int | None = None) -> Any:
-    return kernel[_config.launch(nrows, threads=threads)]
+def _alloc_output(cuda: Any, arr: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+    """Allocate the output on the device, with the input's library's allocator if known.
 
+    CuPy and PyTorch keep freed memory in a pool, so their allocations cost
+    microseconds where numba's ``device_array`` calls the driver; the result is a
+    numba view that keeps the library's array alive.
+    """
+    owner = getattr(getattr(arr, "gpu_data", None), "owner", None)
+    lib = type(owner).__module__.split(".")[0]
+    try:
+        if lib == "cupy":
+            import cupy
 
-def _pixels_launch(kernel: Any, npix: int) -> Any:
-    return kernel[_config.launch(npix, _config.THREADS_PER_BLOCK)]
+            with cupy.cuda.Device(owner.device.id):
+                return cuda.as_cuda_array(cupy.empty(shape, dtype=dtype), sync=False)
+        if lib == "torch":
+            import torch
 
-
-def _tiled(ws: _Buffers, name: str, nrows: int, d: int, ncol: int) -> tuple[Any, Any]:
-    """Launch configuration of a tiled pass and its ``part`` array (rows, tiles, ncol)."""
-    cfg, ntiles = _config.launch_tiles(nrows, d)
-    return cfg, ws.get(name, (nrows, ntiles, ncol))
-
-
-def _fold(ws: _Buffers, part: Any, is_max: tuple[int, ...]) -> np.ndarray:
-    """Per-row totals of a tiled pass: sums, or maxima where ``is_max`` (host array)."""
-    out = ws.get("fold", (part.shape[0], part.shape[2]))
-    flags = ws.put("fold_flags", np.array(is_max, dtype=np.uint8))
-    _rows_launch(reduce_parts_kernel, part.shape[0])(part, flags, out)
-    return out.copy_to_host()
+            tdt = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
+            out = torch.empty(shape, dtype=tdt, device=owner.device)
+            return cuda.as_cuda_array(out, sync=False)
+    except Exception:  # an unsupported dtype or version: numba's allocator below
+        pass
+    return cuda.device_array(shape, dtype=dtype)
 
 
 def predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
@@ -207,180 +226,115 @@ def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
 
     xdev = cuda.to_device(np.ascontiguousarray(arr)) if host else arr
     x = xdev.reshape(nrow, d)
-    res = cuda.device_array(out_shape, dtype=out_dtype)
+    res = (
+        cuda.device_array(out_shape, dtype=out_dtype)
+        if host
+        else _alloc_output(cuda, arr, out_shape, out_dtype)
+    )
     flat = res.reshape(nb, d) if multiclass else res.reshape(nrow, d)
 
-    tile = np.int64(_config.TILE)
-    cfg, part = _tiled(ws, "stats", nrow, d, NSTAT)
-    row_stats_kernel[cfg](x, tile, part)
-    stats = _fold(ws, part, _STAT_IS_MAX)
-    bad = np.flatnonzero(stats[:, STAT_BAD] > 0)
-    if bad.size:
-        v.raise_bad_values(arr if host else _DeviceRows(x, (nb, nc)), int(bad[0]))
-
-    if model.metric == "acc":
+    acc = model.metric == "acc"
+    metric = np.int64(-1 if acc else DICE if model.metric == "dice" else IOU)
+    gamma = np.float64(model.smooth)
+    cfg, ntiles, tile = _config.launch_tiles(nrow, d)
+    part = ws.get("stats", (nrow, ntiles, NSTAT))
+    row_stats_kernel[cfg](x, np.int64(tile), part)
+    rowd = ws.get("rowd", (nrow, NROWD))
+    fill = ws.get("fill", (nrow,), np.int64)
+    jcut = ws.get("jcut", (nrow,), np.int64)
+    params = (metric, gamma, np.float64(model.pruning_prob), np.int64(d))
+    _rows_launch(row_setup_kernel, nrow)(part, params, rowd, fill, jcut)
+    if acc:
         if multiclass:
-            _pixels_launch(argmax_kernel, nb * d)(x, nc, flat)
+            cfg, _, tile = _config.launch_tiles(nb, d)
+            argmax_kernel[cfg](x, nc, np.int64(tile), flat)
         else:
-            _pixels_launch(write_threshold_masks_kernel, nrow * d)(x, flat)
+            write_threshold_masks_kernel[cfg](x, np.int64(tile), flat)
+        _check_values(rowd.copy_to_host(), arr, host, x, nb, nc)
         return _finish(res, host, out)
 
-    metric = np.int64(DICE if model.metric == "dice" else IOU)
-    gamma = np.float64(model.smooth)
-    mu = stats[:, STAT_MU]
-    pruned = stats[:, STAT_MAX] <= model.pruning_prob
-    rows = np.flatnonzero(~pruned).astype(np.int64)
-    t = np.full(nrow, np.inf)
-    jcut = np.full(nrow, -1, dtype=np.int64)
-    tau = np.zeros(nrow, dtype=np.int64)
-    score = np.zeros(nrow)
-    if gamma > 0:
-        score[:] = gamma / (mu + gamma)
-    if rows.size:
-        tau[rows], t[rows], jcut[rows], score[rows] = _cuts(ws, x, stats, rows, metric, gamma)
-    jcut_d = ws.put("jcut", jcut)
+    cap = _config.band_capacity(d)
+    rows, start, caps = ws.rows(nrow, cap)
+    vdtype = np.float64 if arr.dtype.itemsize > 4 else np.float32  # exact for the input
+    values = ws.get("values", (nrow * cap,), vdtype)
+    scratch = ws.get("scratch", (nrow * cap,), vdtype)
+    band = _band(ws, x, rows, rowd, start, caps, fill, values)
+    cut_params = (metric, gamma, np.int64(_config.SHARED_SORT), np.int64(d))
+    cut_launch = _rows_launch(cut_kernel, nrow, _config.SORT_THREADS)
+    cut_launch(values, rows, start, caps, band, scratch, cut_params, rowd, jcut)
+    rh = rowd.copy_to_host()  # the one synchronization of the common path
+    _check_values(rh, arr, host, x, nb, nc)
+    over = np.flatnonzero(rh[:, R_OVER] > 0)
+    if over.size:  # bands longer than the buffer: gathered again, exactly sized
+        nband = rh[over, R_BANDN].astype(np.int64)
+        start = np.zeros(over.size, dtype=np.int64)
+        np.cumsum(nband[:-1], out=start[1:])
+        size = max(1, int(nband.sum()))
+        values = ws.get("long_values", (size,), vdtype)
+        scratch = ws.get("long_scratch", (size,), vdtype)
+        sub = (ws.put("sub_rows", over.astype(np.int64)), ws.put("sub_start", start))
+        caps = ws.put("sub_cap", nband)
+        sub_fill = ws.put("sub_fill", np.zeros(over.size, dtype=np.int64))
+        band = _band(ws, x, sub[0], rowd, sub[1], caps, sub_fill, values)
+        cut_launch = _rows_launch(cut_kernel, over.size, _config.SORT_THREADS)
+        cut_launch(values, sub[0], sub[1], caps, band, scratch, cut_params, rowd, jcut)
+        rh = rowd.copy_to_host()
+    tau = rh[:, R_TAU].astype(np.int64)
+    split = np.flatnonzero((tau > 0) & (rh[:, R_FULL] == 0))
+    if split.size:  # a tie straddles the cut: the k_in-th tied pixel in flat order
+        jc = jcut.copy_to_host()
+        jc[split] = _locate_ties(ws, x, split, rh[split, R_T], rh[split, R_KIN].astype(np.int64))
+        jcut = ws.put("jcut", jc)
     if multiclass:
-        rowf = np.zeros((nrow, NROW))
-        rowf[:, ROW_T] = t
-        rowf[:, ROW_MU] = mu
-        rowf[:, ROW_ACTIVE] = ~pruned
-        rowf_d = ws.put("rowf", rowf)
-        anyact = ws.put("anyact", (~pruned).reshape(nb, nc).any(axis=1).astype(np.uint8))
         status = ws.get("status", (nb, d), np.uint8)
-        void = model.unassigned_policy == "void"
-        params = (metric, gamma, np.bool_(void), np.int64(model.void_index))
         fused = nc <= min(_config.FUSED_CLASSES, _config.MAX_FUSED_CLASSES)
-        cfg, ntiles = _config.launch_tiles(nb, d)
+        cfg, ntiles, tile = _config.launch_tiles(nb, d)
         part = ws.get("safe", (nrow, ntiles, 2))  # (sum, count) of each safe set
-        pass_a_kernel[cfg](x, nc, rowf_d, jcut_d, tile, np.bool_(fused), flat, status, part)
+        pass_a_kernel[cfg](x, nc, rowd, jcut, np.int64(tile), np.bool_(fused), flat, status, part)
         if not fused:
-            cfg, _ = _config.launch_tiles(nrow, d)
-            safe_sums_kernel[cfg](x, nc, tile, flat, status, part)
-        sums = _fold(ws, part, (0, 0))
-        rowf[:, ROW_M] = sums[:, 0]
-        rowf[:, ROW_N] = sums[:, 1]
-        rowf_d = ws.put("rowf", rowf)
-        _pixels_launch(pass_b_kernel, nb * d)(x, nc, rowf_d, jcut_d, anyact, params, flat, status)
+            ucfg, _, _ = _config.launch_tiles(nrow, d)
+            safe_sums_kernel[ucfg](x, nc, np.int64(tile), flat, status, part)
+        sums = ws.get("sums", (nrow, 2))
+        _rows_launch(reduce_parts_kernel, nrow)(part, np.int64(0), sums)
+        void = model.unassigned_policy == "void"
+        pparams = (metric, gamma, np.bool_(void), np.int64(model.void_index))
+        pass_b_kernel[cfg](x, nc, rowd, jcut, sums, pparams, np.int64(tile), flat, status)
     else:
-        _pixels_launch(write_masks_kernel, nrow * d)(x, ws.put("t", t), jcut_d, flat)
+        write_masks_kernel[cfg](x, rowd, jcut, np.int64(tile), flat)
     result = _finish(res, host, out)
     if not return_info:
         return result
+    pruned = rh[:, R_ACTIVE] == 0
+    score = rh[:, R_SCORE].copy()
+    score[pruned] = gamma / (rh[pruned, STAT_MU] + gamma) if gamma > 0 else 0.0
     info = PredictInfo(
         tau=tau.reshape(nb, nc),
-        threshold=np.where(tau > 0, t, np.nan).reshape(nb, nc),
+        threshold=np.where(tau > 0, rh[:, R_T], np.nan).reshape(nb, nc),
         score=score.reshape(nb, nc),
         pruned=pruned.reshape(nb, nc),
     )
     return result, info
 
 
-def _cuts(
-    ws: _Buffers, x: Any, stats: np.ndarray, rows: np.ndarray, metric: Any, gamma: Any
-) -> tuple:
-    """``(tau, t, jcut, score)`` of the active ``rows`` (host arrays)."""
-    na = rows.shape[0]
-    d = x.shape[1]
-    bounds = np.empty((na, 2))
-    for i, r in enumerate(rows):  # the CPU's own function: same bounds as the CPU
-        st = stats[r]
-        bounds[i] = rma_bounds(
-            metric, st[STAT_MU], gamma, d, st[STAT_MAX], int(st[STAT_NHALF]), st[STAT_SHALF]
-        )
-    cap = _config.band_capacity(d)
-    start = np.arange(na, dtype=np.int64) * cap
-    values = ws.cuda.device_array(na * cap)
-    band = _band(ws, x, rows, bounds, start, np.full(na, cap, dtype=np.int64), values)
-    nband = band[:, BAND_N].astype(np.int64)
-    mu = stats[rows, STAT_MU]
-    ci = np.empty((na, 3), dtype=np.int64)
-    cf = np.empty((na, 2))
-    fits = nband <= cap
-    _cut(ws, values, start, band, mu, metric, gamma, fits, ci, cf)
-    if not fits.all():  # bands longer than the buffer: gathered again, exactly sized
-        del values
-        over = ~fits
-        start = np.zeros(int(over.sum()), dtype=np.int64)
-        np.cumsum(nband[over][:-1], out=start[1:])
-        values = ws.cuda.device_array(max(1, int(nband[over].sum())))
-        _band(ws, x, rows[over], bounds[over], start, nband[over], values)
-        sub_ci = np.empty((start.size, 3), dtype=np.int64)
-        sub_cf = np.empty((start.size, 2))
-        everything = np.ones(start.size, dtype=bool)
-        _cut(ws, values, start, band[over], mu[over], metric, gamma, everything, sub_ci, sub_cf)
-        ci[over] = sub_ci
-        cf[over] = sub_cf
-    tau = ci[:, CUT_TAU]
-    t = cf[:, 0]
-    jcut = np.where(tau == 0, -1, d).astype(np.int64)
-    split = np.flatnonzero((tau > 0) & (ci[:, CUT_FULL] == 0))
-    if split.size:
-        jcut[split] = _locate_ties(ws, x, rows[split], t[split], ci[split, CUT_KIN])
-    return tau, t, jcut, cf[:, 1]
+def _rows_launch(kernel: Any, nrows: int, threads: int | None = None) -> Any:
+    return kernel[_config.launch(nrows, threads=threads)]
+
+
+def _check_values(rh: np.ndarray, arr: Any, host: bool, x: Any, nb: int, nc: int) -> None:
+    """Raise the CPU's error for the first row holding NaN, inf or values outside [0, 1]."""
+    bad = np.flatnonzero(rh[:, STAT_BAD] > 0)
+    if bad.size:
+        v.raise_bad_values(arr if host else _DeviceRows(x, (nb, nc)), int(bad[0]))
 
 
 def _band(
-    ws: _Buffers,
-    x: Any,
-    rows: np.ndarray,
-    bounds: np.ndarray,
-    start: np.ndarray,
-    cap: np.ndarray,
-    values: Any,
-) -> np.ndarray:
-    """Gather the bands of ``rows`` into ``values``; returns the reduced ``BAND_*`` columns."""
-    cfg, part = _tiled(ws, "band", rows.shape[0], x.shape[1], NBAND)
-    band_kernel[cfg](
-        x,
-        ws.put("rows", rows),
-        ws.put("bounds", bounds),
-        np.int64(_config.TILE),
-        ws.put("start", start),
-        ws.put("cap", cap),
-        ws.put("fill", np.zeros(rows.shape[0], dtype=np.int64)),
-        values,
-        part,
-    )
-    return _fold(ws, part, _BAND_IS_MAX)
-
-
-def _cut(
-    ws: _Buffers,
-    values: Any,
-    start: np.ndarray,
-    band: np.ndarray,
-    mu: np.ndarray,
-    metric: Any,
-    gamma: Any,
-    which: np.ndarray,
-    ci: np.ndarray,
-    cf: np.ndarray,
-) -> None:
-    """Sort and scan the bands of the rows ``which`` (a mask); fills ``ci`` and ``cf``."""
-    idx = np.flatnonzero(which)
-    if not idx.size:
-        return
-    cut_i = ws.get("cut_i", (idx.size, 3), np.int64)
-    cut_f = ws.get("cut_f", (idx.size, 2))
-    params = (metric, gamma, np.int64(_config.SHARED_SORT))
-    # bands too long for the shared-memory sort are sorted into a scratch buffer
-    n = band[idx, BAND_N].astype(np.int64)
-    n_long = np.where(n > _config.SHARED_SORT, n, 0)
-    sstart = np.zeros(idx.size, dtype=np.int64)
-    np.cumsum(n_long[:-1], out=sstart[1:])
-    _rows_launch(cut_kernel, idx.size, _config.SORT_THREADS)(
-        values,
-        ws.put("start", start[idx]),
-        ws.put("cut_band", band[idx]),
-        ws.put("mu", mu[idx]),
-        ws.cuda.device_array(max(1, int(n_long.sum()))),
-        ws.put("sstart", sstart),
-        params,
-        cut_i,
-        cut_f,
-    )
-    ci[idx] = cut_i.copy_to_host()
-    cf[idx] = cut_f.copy_to_host()
+    ws: _Buffers, x: Any, rows: Any, rowd: Any, start: Any, cap: Any, fill: Any, values: Any
+) -> Any:
+    """Gather the bands of ``rows`` (device arrays) into ``values``; returns the partials."""
+    cfg, ntiles, tile = _config.launch_tiles(rows.shape[0], x.shape[1])
+    part = ws.get("band", (rows.shape[0], ntiles, NBAND))
+    band_kernel[cfg](x, rows, rowd, np.int64(tile), start, cap, fill, values, part)
+    return part
 
 
 def _locate_ties(
@@ -392,9 +346,9 @@ def _locate_ties(
     the host and searched there.
     """
     d = x.shape[1]
-    cfg, part = _tiled(ws, "ties", rows.shape[0], d, 1)
-    tile = _config.TILE
-    tie_count_kernel[cfg](x, ws.put("rows", rows), ws.put("t", t), np.int64(tile), part)
+    cfg, ntiles, tile = _config.launch_tiles(rows.shape[0], d)
+    part = ws.get("ties", (rows.shape[0], ntiles, 1))
+    tie_count_kernel[cfg](x, ws.put("tie_rows", rows), ws.put("tie_t", t), np.int64(tile), part)
     counts = part.copy_to_host()[:, :, 0]
     jcut = np.empty(rows.shape[0], dtype=np.int64)
     for m in range(rows.shape[0]):

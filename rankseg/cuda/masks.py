@@ -6,6 +6,7 @@ from numba import cuda
 
 from rankseg.cuda._config import device_twin
 from rankseg.cuda._dtype import as_f64
+from rankseg.cuda.select import R_T, tile_of
 from rankseg.kernels import masks as _cpu
 
 __all__ = ["is_selected", "write_masks_kernel", "write_threshold_masks_kernel"]
@@ -15,20 +16,40 @@ is_selected = device_twin(_cpu.is_selected)
 
 
 @cuda.jit
-def write_masks_kernel(x, t, jcut, out):
-    """``out[r, j] = is_selected(x[r, j], j, t[r], jcut[r])`` (grid-stride over pixels)."""
+def write_masks_kernel(x, rowd, jcut, tile, out):
+    """``out[r, j] = is_selected(x[r, j], j, t_r, jcut[r])`` with ``t_r = rowd[r, R_T]``.
+
+    (Row, tile) work items; four pixels per thread and step.
+    """
     nrow, d = x.shape
-    for q in range(cuda.grid(1), nrow * d, cuda.gridsize(1)):
-        r = q // d
-        j = q - r * d
-        out[r, j] = is_selected(as_f64(x[r, j]), j, t[r], jcut[r])
+    nt = cuda.blockDim.x
+    ntile = -(-d // tile)
+    for w in range(cuda.blockIdx.x, nrow * ntile, cuda.gridDim.x):
+        r, k, j0, j1 = tile_of(w, ntile, tile, d)
+        t = rowd[r, R_T]
+        jc = jcut[r]
+        j = j0 + cuda.threadIdx.x
+        while j + 3 * nt < j1:
+            v0 = as_f64(x[r, j])
+            v1 = as_f64(x[r, j + nt])
+            v2 = as_f64(x[r, j + 2 * nt])
+            v3 = as_f64(x[r, j + 3 * nt])
+            out[r, j] = is_selected(v0, j, t, jc)
+            out[r, j + nt] = is_selected(v1, j + nt, t, jc)
+            out[r, j + 2 * nt] = is_selected(v2, j + 2 * nt, t, jc)
+            out[r, j + 3 * nt] = is_selected(v3, j + 3 * nt, t, jc)
+            j += 4 * nt
+        while j < j1:
+            out[r, j] = is_selected(as_f64(x[r, j]), j, t, jc)
+            j += nt
 
 
 @cuda.jit
-def write_threshold_masks_kernel(x, out):
-    """``out = x > 0.5`` (the accuracy rule ``tr``)."""
+def write_threshold_masks_kernel(x, tile, out):
+    """``out = x > 0.5`` (the accuracy rule ``tr``); (row, tile) work items."""
     nrow, d = x.shape
-    for q in range(cuda.grid(1), nrow * d, cuda.gridsize(1)):
-        r = q // d
-        j = q - r * d
-        out[r, j] = as_f64(x[r, j]) > 0.5
+    ntile = -(-d // tile)
+    for w in range(cuda.blockIdx.x, nrow * ntile, cuda.gridDim.x):
+        r, k, j0, j1 = tile_of(w, ntile, tile, d)
+        for j in range(j0 + cuda.threadIdx.x, j1, cuda.blockDim.x):
+            out[r, j] = as_f64(x[r, j]) > 0.5

@@ -43,7 +43,7 @@ from rankseg.cuda._config import (
     SHORT_BUCKET,
 )
 from rankseg.cuda._dtype import as_f64
-from rankseg.cuda.rma import rma_objective
+from rankseg.cuda.rma import rma_bounds, rma_objective
 
 __all__ = [
     "BAND_FORCED_N",
@@ -54,7 +54,18 @@ __all__ = [
     "CUT_KIN",
     "CUT_TAU",
     "NBAND",
+    "NROWD",
     "NSTAT",
+    "R_ACTIVE",
+    "R_BANDN",
+    "R_FULL",
+    "R_HI",
+    "R_KIN",
+    "R_LO",
+    "R_OVER",
+    "R_SCORE",
+    "R_T",
+    "R_TAU",
     "STAT_BAD",
     "STAT_MAX",
     "STAT_MU",
@@ -68,7 +79,9 @@ __all__ = [
     "bucket_sort_desc",
     "cut_kernel",
     "insertion_sort_desc",
+    "fold_column",
     "reduce_parts_kernel",
+    "row_setup_kernel",
     "row_stats_kernel",
     "sort_desc",
     "tie_count_kernel",
@@ -82,6 +95,19 @@ STAT_NHALF = 2
 STAT_SHALF = 3
 STAT_BAD = 4
 NSTAT = 5
+# columns of the per-row device record ``rowd`` (float64): the folded stats (same
+# columns), then what the setup and cut kernels decide; ``jcut`` is its own int64 array
+R_ACTIVE = 5  # 1: the row is solved (valid, not pruned), 0: empty mask
+R_LO = 6  # screening bounds of an active row
+R_HI = 7
+R_TAU = 8  # the cut: tau, t (inf: nothing selected), score, k_in, full
+R_T = 9
+R_SCORE = 10
+R_KIN = 11
+R_FULL = 12
+R_BANDN = 13  # band length
+R_OVER = 14  # 1: the band did not fit its buffer (gathered again by the host)
+NROWD = 15
 # columns of the per-active-row band results
 BAND_N = 0
 BAND_FORCED_N = 1
@@ -180,32 +206,98 @@ def tile_of(w, ntile, tile, d):
     return r, k, j0, min(d, j0 + tile)
 
 
-@cuda.jit
-def reduce_parts_kernel(part, is_max, out):
-    """``out[r, c]``: sum (or maximum where ``is_max[c]``) of ``part[r, :, c]``."""
-    buf = cuda.shared.array(MAX_THREADS, float64)
+@cuda.jit(device=True)
+def fold_column(buf, part, r, c, is_max):
+    """Sum (or maximum) of ``part[r, :, c]`` over the tiles, by the block (fixed order)."""
     tid = cuda.threadIdx.x
     nt = cuda.blockDim.x
-    nrow, ntile, ncol = part.shape
+    ntile = part.shape[1]
+    if is_max:
+        acc = -math.inf
+        for k in range(tid, ntile, nt):
+            acc = max(acc, part[r, k, c])
+        return block_max(buf, acc)
+    acc = 0.0
+    for k in range(tid, ntile, nt):
+        acc += part[r, k, c]
+    return block_sum(buf, acc)
+
+
+@cuda.jit
+def reduce_parts_kernel(part, max_mask, out):
+    """``out[r, c]``: sum of ``part[r, :, c]`` (maximum where bit ``c`` of ``max_mask`` is set)."""
+    buf = cuda.shared.array(MAX_THREADS, float64)
+    nrow, _, ncol = part.shape
     for r in range(cuda.blockIdx.x, nrow, cuda.gridDim.x):
         for c in range(ncol):
-            if is_max[c]:
-                acc = -math.inf
-                for k in range(tid, ntile, nt):
-                    acc = max(acc, part[r, k, c])
-                acc = block_max(buf, acc)
-            else:
-                acc = 0.0
-                for k in range(tid, ntile, nt):
-                    acc += part[r, k, c]
-                acc = block_sum(buf, acc)
-            if tid == 0:
+            acc = fold_column(buf, part, r, c, (max_mask >> c) & 1)
+            if cuda.threadIdx.x == 0:
                 out[r, c] = acc
 
 
 @cuda.jit
+def row_setup_kernel(part, params, rowd, fill, jcut):
+    """Fold the row statistics of :func:`row_stats_kernel` and set up each row.
+
+    ``params = (metric, gamma, pruning_prob, d)`` (``metric < 0``: no bounds, the
+    accuracy rules).  Writes the ``STAT_*`` columns of ``rowd``, ``R_ACTIVE`` (a valid
+    row whose maximum exceeds ``pruning_prob``), the screening bounds of active rows
+    (device twin of the CPU's ``rma_bounds``) and the empty cut; zeroes ``fill`` and
+    sets ``jcut`` to -1.  One block per row.
+    """
+    buf = cuda.shared.array(MAX_THREADS, float64)
+    metric, gamma, prune, d = params
+    nrow = part.shape[0]
+    for r in range(cuda.blockIdx.x, nrow, cuda.gridDim.x):
+        mu = fold_column(buf, part, r, STAT_MU, False)
+        mx = fold_column(buf, part, r, STAT_MAX, True)
+        nh = fold_column(buf, part, r, STAT_NHALF, False)
+        sh = fold_column(buf, part, r, STAT_SHALF, False)
+        bad = fold_column(buf, part, r, STAT_BAD, False)
+        if cuda.threadIdx.x == 0:
+            rowd[r, STAT_MU] = mu
+            rowd[r, STAT_MAX] = mx
+            rowd[r, STAT_NHALF] = nh
+            rowd[r, STAT_SHALF] = sh
+            rowd[r, STAT_BAD] = bad
+            active = bad == 0.0 and mx > prune and metric >= 0
+            rowd[r, R_ACTIVE] = 1.0 if active else 0.0
+            lo = 2.0
+            hi = 2.0
+            if active:
+                lo, hi = rma_bounds(metric, mu, gamma, d, mx, int64(nh), sh)
+            rowd[r, R_LO] = lo
+            rowd[r, R_HI] = hi
+            rowd[r, R_TAU] = 0.0
+            rowd[r, R_T] = math.inf
+            rowd[r, R_SCORE] = 0.0
+            rowd[r, R_KIN] = 0.0
+            rowd[r, R_FULL] = 1.0
+            rowd[r, R_BANDN] = 0.0
+            rowd[r, R_OVER] = 0.0
+            fill[r] = 0
+            jcut[r] = -1
+
+
+@cuda.jit(device=True)
+def _stat_step(v, s, sh, nh, bad, mx):
+    if not (v >= 0.0 and v <= 1.0):  # NaN fails both comparisons
+        bad += 1.0
+    s += v
+    if v >= 0.5:
+        sh += v
+        nh += 1.0
+    return s, sh, nh, bad, max(mx, v)
+
+
+@cuda.jit
 def row_stats_kernel(x, tile, part):
-    """``part[r, k]`` = (sum, max, n_half, s_half, n_bad) of tile ``k`` of row ``r``."""
+    """``part[r, k]`` = (sum, max, n_half, s_half, n_bad) of tile ``k`` of row ``r``.
+
+    Each thread reads four pixels per step (``j, j + nt, j + 2 nt, j + 3 nt``: four
+    loads in flight) and adds them in that order, so the sums are those of the plain
+    strided loop.
+    """
     buf = cuda.shared.array(MAX_THREADS, float64)
     tid = cuda.threadIdx.x
     nt = cuda.blockDim.x
@@ -218,15 +310,20 @@ def row_stats_kernel(x, tile, part):
         nh = 0.0
         bad = 0.0
         mx = -math.inf
-        for j in range(j0 + tid, j1, nt):
-            v = as_f64(x[r, j])
-            if not (v >= 0.0 and v <= 1.0):  # NaN fails both comparisons
-                bad += 1.0
-            s += v
-            if v >= 0.5:
-                sh += v
-                nh += 1.0
-            mx = max(mx, v)
+        j = j0 + tid
+        while j + 3 * nt < j1:
+            v0 = as_f64(x[r, j])
+            v1 = as_f64(x[r, j + nt])
+            v2 = as_f64(x[r, j + 2 * nt])
+            v3 = as_f64(x[r, j + 3 * nt])
+            s, sh, nh, bad, mx = _stat_step(v0, s, sh, nh, bad, mx)
+            s, sh, nh, bad, mx = _stat_step(v1, s, sh, nh, bad, mx)
+            s, sh, nh, bad, mx = _stat_step(v2, s, sh, nh, bad, mx)
+            s, sh, nh, bad, mx = _stat_step(v3, s, sh, nh, bad, mx)
+            j += 4 * nt
+        while j < j1:
+            s, sh, nh, bad, mx = _stat_step(as_f64(x[r, j]), s, sh, nh, bad, mx)
+            j += nt
         s = block_sum(buf, s)
         sh = block_sum(buf, sh)
         nh = block_sum(buf, nh)
@@ -240,15 +337,26 @@ def row_stats_kernel(x, tile, part):
             part[r, k, STAT_BAD] = bad
 
 
+@cuda.jit(device=True)
+def _band_step(v, lo, hi, nb, nf, sf, neg_min):
+    if v >= hi:
+        nf += 1.0
+        sf += v
+        neg_min = max(neg_min, -v)
+    elif v > lo:
+        nb += 1
+    return nb, nf, sf, neg_min
+
+
 @cuda.jit
-def band_kernel(x, rows, bounds, tile, start, cap, fill, values, part):
-    """Band and forced set of tile ``k`` of active row ``i`` (input row ``rows[i]``).
+def band_kernel(x, rows, rowd, tile, start, cap, fill, values, part):
+    """Band and forced set of tile ``k`` of row ``r = rows[i]``.
 
     ``part[i, k]`` gets the ``BAND_*`` columns; the band values ``lo < p < hi``
-    (``bounds[i] = (lo, hi)``) go to ``values[start[i] + pos]`` for the positions
-    ``pos < cap[i]`` reserved by ``fill[i]`` (an integer atomic per tile).  A row
-    whose band is longer than ``cap[i]`` is cut short; the host sees it from the
-    count and gathers it again.
+    (``rowd[r, R_LO]``, ``rowd[r, R_HI]``) go to ``values[start[i] + pos]`` for the
+    positions ``pos < cap[i]`` reserved by ``fill[i]`` (an integer atomic per tile).
+    A row whose band is longer than ``cap[i]`` is cut short; the cut kernel marks it
+    and the host gathers it again.  Inactive rows are skipped (empty partials).
     """
     buf = cuda.shared.array(MAX_THREADS, float64)
     cnt = cuda.shared.array(2, int64)
@@ -259,8 +367,15 @@ def band_kernel(x, rows, bounds, tile, start, cap, fill, values, part):
     for w in range(cuda.blockIdx.x, rows.shape[0] * ntile, cuda.gridDim.x):
         i, k, j0, j1 = tile_of(w, ntile, tile, d)
         r = rows[i]
-        lo = bounds[i, 0]
-        hi = bounds[i, 1]
+        if rowd[r, R_ACTIVE] == 0.0:  # the same for the whole block
+            if tid == 0:
+                part[i, k, BAND_N] = 0.0
+                part[i, k, BAND_FORCED_N] = 0.0
+                part[i, k, BAND_FORCED_SUM] = 0.0
+                part[i, k, BAND_FORCED_NEG_MIN] = -math.inf
+            continue
+        lo = rowd[r, R_LO]
+        hi = rowd[r, R_HI]
         if tid == 0:
             cnt[0] = 0
         cuda.syncthreads()
@@ -268,14 +383,20 @@ def band_kernel(x, rows, bounds, tile, start, cap, fill, values, part):
         nf = 0.0
         sf = 0.0
         neg_min = -math.inf
-        for j in range(j0 + tid, j1, nt):
-            v = as_f64(x[r, j])
-            if v >= hi:
-                nf += 1.0
-                sf += v
-                neg_min = max(neg_min, -v)
-            elif v > lo:
-                nb += 1
+        j = j0 + tid
+        while j + 3 * nt < j1:
+            v0 = as_f64(x[r, j])
+            v1 = as_f64(x[r, j + nt])
+            v2 = as_f64(x[r, j + 2 * nt])
+            v3 = as_f64(x[r, j + 3 * nt])
+            nb, nf, sf, neg_min = _band_step(v0, lo, hi, nb, nf, sf, neg_min)
+            nb, nf, sf, neg_min = _band_step(v1, lo, hi, nb, nf, sf, neg_min)
+            nb, nf, sf, neg_min = _band_step(v2, lo, hi, nb, nf, sf, neg_min)
+            nb, nf, sf, neg_min = _band_step(v3, lo, hi, nb, nf, sf, neg_min)
+            j += 4 * nt
+        while j < j1:
+            nb, nf, sf, neg_min = _band_step(as_f64(x[r, j]), lo, hi, nb, nf, sf, neg_min)
+            j += nt
         mine = cuda.atomic.add(cnt, 0, nb)  # this thread's offset inside the tile
         cuda.syncthreads()
         if tid == 0:
@@ -462,55 +583,77 @@ def bucket_sort_desc(src, dst, n, fill, buf):
 
 
 @cuda.jit
-def cut_kernel(values, start, band, mu, scratch, sstart, params, cut_i, cut_f):
-    """Cut of each active row ``i`` from its band ``values[start[i]:start[i] + n]``.
+def cut_kernel(values, rows, start, cap, part, scratch, params, rowd, jcut):
+    """Cut of each active row ``r = rows[i]`` from its band ``values[start[i]:start[i] + n]``.
 
-    ``band[i]`` holds the row's reduced ``BAND_*`` columns (``n`` is its
-    ``BAND_N``) and ``mu[i]`` its sum.  ``params = (metric, gamma, shared_sort)``:
-    bands of at most ``shared_sort`` values are sorted in shared memory, longer ones
-    by :func:`bucket_sort_desc` into ``scratch[sstart[i]:sstart[i] + n]``.
-    ``cut_i[i] = (tau, k_in, full)`` and ``cut_f[i] = (t, score)``.
+    The block folds the row's band partials ``part[i]`` of :func:`band_kernel`
+    (``n`` is the band length); a band longer than ``cap[i]`` was cut short: the row
+    gets ``R_OVER = 1`` and nothing else.  ``params = (metric, gamma, shared_sort,
+    d)``: bands of at most ``shared_sort`` values are sorted in shared memory, longer
+    ones by :func:`bucket_sort_desc` into ``scratch[start[i]:start[i] + n]``.  Writes
+    ``R_TAU, R_T, R_SCORE, R_KIN, R_FULL, R_BANDN`` of ``rowd[r]`` and ``jcut[r]``
+    (-1: empty, ``d``: every pixel equal to ``t`` is selected, -2: a tie straddles the
+    cut, located by the host).
     """
     sh = cuda.shared.array(SHARED_SORT_CAPACITY, float64)
     fill = cuda.shared.array(BUCKETS, int32)
     buf = cuda.shared.array(MAX_SORT_THREADS, float64)
     ibuf = cuda.shared.array(MAX_SORT_THREADS, int64)
-    metric, gamma, shared_sort = params
+    metric, gamma, shared_sort, d = params
     tid = cuda.threadIdx.x
-    for i in range(cuda.blockIdx.x, start.shape[0], cuda.gridDim.x):
+    for i in range(cuda.blockIdx.x, rows.shape[0], cuda.gridDim.x):
+        r = rows[i]
+        if rowd[r, R_ACTIVE] == 0.0:  # the same for the whole block
+            continue
+        n = int64(fold_column(buf, part, i, BAND_N, False))
+        nf = int64(fold_column(buf, part, i, BAND_FORCED_N, False))
+        sf = fold_column(buf, part, i, BAND_FORCED_SUM, False)
+        neg_min = fold_column(buf, part, i, BAND_FORCED_NEG_MIN, True)
+        if n > cap[i]:
+            if tid == 0:
+                rowd[r, R_BANDN] = n
+                rowd[r, R_OVER] = 1.0
+            cuda.syncthreads()
+            continue
         a = start[i]
-        n = int64(band[i, BAND_N])
-        nf = int64(band[i, BAND_FORCED_N])
-        sf = band[i, BAND_FORCED_SUM]
         if n <= shared_sort:
             for q in range(tid, n, cuda.blockDim.x):
                 sh[q] = values[a + q]
             cuda.syncthreads()
             vals = sh[:n]
             sort_desc(vals, n)
+            best, q = scan_band(vals, n, nf, sf, rowd[r, STAT_MU], metric, gamma, buf, ibuf)
+            t, k_in, full = _cut_at(vals, n, q, nf, neg_min, buf)
         else:
-            vals = scratch[sstart[i] : sstart[i] + n]
-            bucket_sort_desc(values[a : a + n], vals, n, fill, buf)
-        best, q = scan_band(vals, n, nf, sf, mu[i], metric, gamma, buf, ibuf)
-        if q >= 0:
-            t = vals[q]
-            full = q == n - 1 or vals[q + 1] != t
-            k_in = int64(0)
-            if not full:
-                k_in = q + 1 - count_above(buf, vals, n, t)
-            tau = nf + q + 1
-        else:
-            t = -band[i, BAND_FORCED_NEG_MIN] if nf > 0 else math.inf
-            full = True
-            k_in = int64(0)
-            tau = nf
+            svals = scratch[a : a + n]
+            bucket_sort_desc(values[a : a + n], svals, n, fill, buf)
+            best, q = scan_band(svals, n, nf, sf, rowd[r, STAT_MU], metric, gamma, buf, ibuf)
+            t, k_in, full = _cut_at(svals, n, q, nf, neg_min, buf)
+        tau = nf + q + 1
         if tid == 0:
-            cut_i[i, CUT_TAU] = tau
-            cut_i[i, CUT_KIN] = k_in
-            cut_i[i, CUT_FULL] = 1 if full else 0
-            cut_f[i, 0] = t
-            cut_f[i, 1] = best
+            rowd[r, R_TAU] = tau
+            rowd[r, R_T] = t
+            rowd[r, R_SCORE] = best
+            rowd[r, R_KIN] = k_in
+            rowd[r, R_FULL] = 1.0 if full else 0.0
+            rowd[r, R_BANDN] = n
+            rowd[r, R_OVER] = 0.0
+            jcut[r] = -1 if tau == 0 else (d if full else -2)
         cuda.syncthreads()  # shared buffers are rewritten for the next row
+
+
+@cuda.jit(device=True)
+def _cut_at(vals, n, q, nf, neg_min, buf):
+    """``(t, k_in, full)`` of the cut after band index ``q`` (-1: the forced set alone)."""
+    if q >= 0:
+        t = float64(vals[q])
+        full = q == n - 1 or vals[q + 1] != t
+        k_in = int64(0)
+        if not full:
+            k_in = q + 1 - count_above(buf, vals, n, t)
+        return t, k_in, full
+    t = -neg_min if nf > 0 else math.inf
+    return t, int64(0), True
 
 
 @cuda.jit

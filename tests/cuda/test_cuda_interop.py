@@ -29,6 +29,17 @@ def test_cupy_in_cupy_out(probs):
     assert bool((x == before).all())  # the input is never modified
 
 
+def test_output_memory_comes_from_the_input_library(probs):
+    """CuPy input: the output is CuPy pool memory (kept alive by the numba view)."""
+    cp = pytest.importorskip("cupy")
+    x = cp.asarray(probs)
+    got = predict(x, pruning_prob=0.0)
+    assert type(got.gpu_data.owner).__module__.split(".")[0] == "cupy"
+    del x
+    cp.get_default_memory_pool().free_all_blocks()  # the output's block stays in use
+    np.testing.assert_array_equal(cp.asarray(got).get(), predict(probs, pruning_prob=0.0))
+
+
 def test_torch_in_torch_out(probs):
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
@@ -36,6 +47,7 @@ def test_torch_in_torch_out(probs):
     for dtype in (torch.float16, torch.float32, torch.float64):
         t = torch.as_tensor(probs).to(device="cuda", dtype=dtype)
         got = predict(t, metric="iou", pruning_prob=0.0)
+        assert type(got.gpu_data.owner).__module__.split(".")[0] == "torch"
         back = torch.as_tensor(got, device="cuda")
         assert back.device.type == "cuda"
         want = predict(t.cpu().numpy(), metric="iou", pruning_prob=0.0)

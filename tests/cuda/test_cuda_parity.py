@@ -151,3 +151,37 @@ def test_cut_inside_a_run_of_ties(cuda, row):
     tied_or_above = int((probs.astype(np.float64) >= info.threshold[0, 0]).sum())
     assert tied_or_above > info.tau[0, 0]  # the input does straddle a run of ties
     assert_parity(probs, cuda.to_device(probs), **kw)
+
+
+def test_tiles_chosen_per_pass(cuda, small_launch, monkeypatch):
+    """Small inputs halve the tile (down to MIN_TILE): the row passes (B*C rows) and the
+    sample passes (B samples) then use different tiles, and the results do not change."""
+    _set(monkeypatch, small_launch, TILE=16, MIN_TILE=2, TARGET_ITEMS=20)
+    assert small_launch.launch_tiles(6, 13)[1:] == (4, 4)  # rows: 16 -> 8 -> 4
+    assert small_launch.launch_tiles(2, 13)[1:] == (7, 2)  # samples: down to MIN_TILE
+    _mixed_parity(cuda, 31, (2, 3, 13))
+
+
+def test_band_overflow_is_gathered_again(cuda, small_launch, monkeypatch):
+    """A band longer than its buffer is gathered a second time, exactly sized."""
+    from rankseg.cuda import driver
+
+    launched = []
+    real = driver.band_kernel
+
+    class Spy:
+        def __getitem__(self, cfg):
+            launch = real[cfg]
+
+            def run(*args):
+                launched.append(args[1].shape[0])  # how many rows this gather serves
+                launch(*args)
+
+            return run
+
+    monkeypatch.setattr(driver, "band_kernel", Spy())
+    _set(monkeypatch, small_launch, BAND_MIN_CAPACITY=4)
+    probs = values(np.random.default_rng(4), "uniform", (1, 2, 40)) * 0.6
+    assert small_launch.band_capacity(40) == 4
+    assert_parity(probs, cuda.to_device(probs), output_mode="multilabel", pruning_prob=0.0)
+    assert launched[0] == 2 and len(launched) == 2 and launched[1] >= 1
