@@ -285,3 +285,42 @@ def test_sort_descending_radix_and_small(rng, n):
         _sort_descending(b)
         np.testing.assert_array_equal(b, np.sort(a)[::-1] + 0.0)
         assert not np.signbit(b).any()
+
+
+@pytest.mark.parametrize("metric", ["dice", "iou"])
+def test_solve_candidates_matches_the_cpu_path(rng, metric):
+    """The host solve of the GPU path: same cut as the CPU, growing a short prefix
+    from the whole row when the exact kernel asks for more (p_need)."""
+    from rankseg.kernels.exact import new_summary, row_summary
+    from rankseg.kernels.rma import DICE, IOU
+    from rankseg.kernels.search import EXACT, candidate_bound, solve_candidates
+
+    code = DICE if metric == "dice" else IOU
+    grown = 0
+    for trial in range(6):
+        row = rng.random(300) ** (1 + trial)
+        summary = row_summary(row, new_summary())
+        half = row[row >= 0.5]
+        theta = candidate_bound(code, row.sum(), 0.0, 300, row.max(), half.size, half.sum())
+        calls = []
+
+        def whole(row=row, calls=calls):
+            calls.append(1)
+            return row
+
+        q = row[row > theta].copy()
+        tau, t, score, k_in, full = solve_candidates(
+            q, summary, (EXACT, code, 0.0, 0.0), theta, whole
+        )
+        grown += bool(calls)
+        _, info = predict(
+            row[None, None],
+            metric=metric,
+            solver="exact",
+            output_mode="multilabel",
+            pruning_prob=0.0,
+            return_info=True,
+        )
+        assert tau == info.tau[0, 0] and full and k_in == 1
+        assert t == info.threshold[0, 0] and score == pytest.approx(info.score[0, 0], rel=1e-12)
+    assert grown  # at least one row needed more than its candidates

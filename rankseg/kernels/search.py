@@ -21,6 +21,8 @@ The bounds (derivations in docs/solvers.rst):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numba import prange
 
@@ -34,6 +36,7 @@ from rankseg.kernels.ba_trna import (
 )
 from rankseg.kernels.exact import (
     DEFAULT_NPOW,
+    SUM_D,
     SUM_HEAD,
     SUM_MU,
     SUM_VAR,
@@ -53,7 +56,16 @@ from rankseg.kernels.select import (
     locate_ties,
 )
 
-__all__ = ["BA", "BA_TRNA", "EXACT", "TRNA", "candidate_bound", "empty_scores", "solver_cuts"]
+__all__ = [
+    "BA",
+    "BA_TRNA",
+    "EXACT",
+    "TRNA",
+    "candidate_bound",
+    "empty_scores",
+    "solve_candidates",
+    "solver_cuts",
+]
 
 EXACT = 0
 BA = 1
@@ -346,27 +358,98 @@ def solver_cuts(x, xb, stats, rows, params, chunk):
         theta = lo[i]
         tries = 0
         while p_need > 0.0 and tries < 5:  # the whole row (4th try) never needs more
-            # the exact kernel needs more of the order below the candidates: extend
-            # the prefix (same search range), at last to the whole row
             tries += 1
-            theta = 0.5 * min(theta, p_need) if tries < 4 else -1.0
+            theta = _next_theta(theta, p_need, tries)
             q = _prefix_above(x[r], theta)
             best, val, p_need = _solve_row(solver, metric, q, summary, (gamma, eps), tau_hi)
         tau[i] = best
         score[i] = val
         if best > 0:
-            tv = q[best - 1]
-            t[i] = tv
-            k_in = 1
-            while best - 1 - k_in >= 0 and q[best - 1 - k_in] == tv:
-                k_in += 1
-            if best < q.shape[0] and q[best] == tv:
+            t[i], k_in, full = _cut_of(q, best)
+            if full:
+                jcut[i] = d
+            else:
                 jcut[i] = -2  # a tie straddles the cut
                 ktie[i] = k_in
-            else:
-                jcut[i] = d
     locate_ties(x, rows, t, jcut, ktie)
     return tau, t, jcut, score
+
+
+@jit
+def _next_theta(theta, p_need, tries):
+    """Value bound of the ``tries``-th longer prefix asked for by the exact kernel.
+
+    The kernel needs more of the order below the candidates: halve the bound (below
+    ``p_need``) three times, then take the whole row (``-1``), which never needs more.
+    """
+    return 0.5 * min(theta, p_need) if tries < 4 else -1.0
+
+
+@jit
+def _cut_of(q, best):
+    """``(t, k_in, full)`` of the cut after the ``best`` largest of the sorted ``q``.
+
+    ``t = q[best - 1]``; ``k_in`` counts the selected values equal to ``t``; ``full``
+    is False when a value equal to ``t`` is left out (a tie straddles the cut).
+    """
+    tv = q[best - 1]
+    k_in = 1
+    while best - 1 - k_in >= 0 and q[best - 1 - k_in] == tv:
+        k_in += 1
+    full = not (best < q.shape[0] and q[best] == tv)
+    return tv, k_in, full
+
+
+def solve_candidates(
+    q: np.ndarray,
+    summary: np.ndarray,
+    params: tuple,
+    theta: float,
+    whole_row: Callable[[], np.ndarray],
+) -> tuple[int, float, float, int, bool]:
+    """Solve one row from its candidates, as :func:`solver_cuts` does (host driver).
+
+    For a backend that gathers the candidates elsewhere (the GPU): the same sort,
+    search range, solver and prefix extension as the CPU path.
+
+    Parameters
+    ----------
+    q : ndarray of float64
+        The row's candidates ``p > θ`` in any order (sorted here, in place).
+    summary : ndarray of float64, shape (SUM_HEAD + DEFAULT_NPOW,)
+        The row's whole-row summary (see :func:`rankseg.kernels.exact.row_summary`).
+    params : tuple of (solver, metric, gamma, eps)
+        As for :func:`solver_cuts`.
+    theta : float
+        The candidate bound ``θ`` of :func:`candidate_bound`.
+    whole_row : callable
+        Returns the whole row (as :func:`solver_cuts` reads it); called only when the
+        exact solver asks for a longer prefix.
+
+    Returns
+    -------
+    tau, t, score, k_in, full : int, float, float, int, bool
+        The first maximizer ``τ*``, the cut value (``inf`` for ``τ* = 0``), the
+        objective at ``τ*``, the selected values equal to ``t`` and whether every
+        value equal to ``t`` is selected.
+    """
+    solver, metric, gamma, eps = params
+    d = int(summary[SUM_D])
+    _sort_descending(q)
+    tau_hi = _search_end(solver, q, d, gamma)
+    best, val, p_need = _solve_row(solver, metric, q, summary, (gamma, eps), tau_hi)
+    tries = 0
+    row = None
+    while p_need > 0.0 and tries < 5:
+        tries += 1
+        theta = _next_theta(theta, p_need, tries)
+        row = whole_row() if row is None else row
+        q = _prefix_above(row, theta)
+        best, val, p_need = _solve_row(solver, metric, q, summary, (gamma, eps), tau_hi)
+    if best == 0:
+        return 0, np.inf, float(val), 0, True
+    t, k_in, full = _cut_of(q, best)
+    return int(best), float(t), float(val), int(k_in), bool(full)
 
 
 @jit
