@@ -33,8 +33,6 @@ _SOLVER_CODE = {"exact": EXACT, "ba": BA, "trna": TRNA, "ba+trna": BA_TRNA}
 SOLVER_PARAMS = ("unassigned_policy", "void_index", "eps")
 POLICIES = ("max_score", "void")
 DEVICES = ("cpu", "cuda")
-#: solvers with a GPU implementation (rankseg/cuda)
-CUDA_SOLVERS = ("rma", "argmax", "tr")
 _EPS_SOLVERS = ("ba", "trna", "ba+trna")
 
 
@@ -233,8 +231,9 @@ class RankSEG:
             Where to compute; None: where ``probs`` lives.  The output lives where
             the input does: a numba device array for CUDA input, a NumPy array for
             host input (``device='cuda'`` copies host input to the GPU and the
-            result back).  On CUDA only the solvers ``'rma'``, ``'argmax'`` and
-            ``'tr'`` are available yet.
+            result back).  Every solver runs on CUDA; ``'exact'``, ``'ba'``,
+            ``'trna'`` and ``'ba+trna'`` make their passes over the input on the
+            GPU and solve each row's candidates on the host (docs/gpu.rst).
 
         Returns
         -------
@@ -255,12 +254,6 @@ class RankSEG:
         arr = v.as_probs(probs)
         on_cuda = not isinstance(arr, np.ndarray)
         device = device or ("cuda" if on_cuda else "cpu")
-        if device == "cuda" and self.solver not in CUDA_SOLVERS:
-            raise ValueError(
-                f"solver {self.solver!r} is not available on CUDA yet (CUDA runs "
-                f"{', '.join(repr(s) for s in CUDA_SOLVERS)}); use device='cpu', which "
-                "copies a CUDA input to the host and the result back"
-            )
         if on_cuda and out is not None:
             raise TypeError(
                 "out applies to host output; a CUDA input gives a new numba device array"

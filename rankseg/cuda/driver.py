@@ -32,16 +32,21 @@ import numpy as np
 from rankseg import _validation as v
 from rankseg.cuda import _config, load
 from rankseg.cuda.assign import argmax_kernel, pass_a_kernel, pass_b_kernel, safe_sums_kernel
+from rankseg.cuda.exact import NPOW, NSUM, summary_kernel
 from rankseg.cuda.masks import write_masks_kernel, write_threshold_masks_kernel
 from rankseg.cuda.rma import DICE, IOU
 from rankseg.cuda.select import (
+    BAND_FORCED_NEG_MIN,
+    BAND_N,
     NBAND,
     NROWD,
     NSTAT,
     R_ACTIVE,
     R_BANDN,
     R_FULL,
+    R_JCUT,
     R_KIN,
+    R_LO,
     R_OVER,
     R_SCORE,
     R_T,
@@ -55,8 +60,10 @@ from rankseg.cuda.select import (
     row_stats_kernel,
     tie_count_kernel,
 )
+from rankseg.kernels.exact import SUM_D, SUM_HEAD, SUM_MU
+from rankseg.kernels.search import empty_scores, solve_candidates
 
-__all__ = ["CUDA_SOLVERS", "predict", "release_buffers", "to_device", "to_host"]
+__all__ = ["predict", "release_buffers", "to_device", "to_host"]
 
 
 class _Buffers:
@@ -126,10 +133,6 @@ def release_buffers() -> None:
     """Free the device work buffers kept between calls (see :class:`_Buffers`)."""
     with _LOCK:
         _BUFFERS.clear()
-
-
-#: solvers with a GPU implementation
-CUDA_SOLVERS = ("rma", "argmax", "tr")
 
 
 def to_host(arr: Any) -> np.ndarray:
@@ -242,7 +245,8 @@ def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
     rowd = ws.get("rowd", (nrow, NROWD))
     fill = ws.get("fill", (nrow,), np.int64)
     jcut = ws.get("jcut", (nrow,), np.int64)
-    params = (metric, gamma, np.float64(model.pruning_prob), np.int64(d))
+    solver = model.solver != "rma"
+    params = (metric, gamma, np.float64(model.pruning_prob), np.int64(d), np.bool_(solver))
     _rows_launch(row_setup_kernel, nrow)(part, params, rowd, fill, jcut)
     if acc:
         if multiclass:
@@ -253,9 +257,67 @@ def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
         _check_values(rowd.copy_to_host(), arr, host, x, nb, nc)
         return _finish(res, host, out)
 
+    check = lambda rh: _check_values(rh, arr, host, x, nb, nc)  # noqa: E731
+    if solver:
+        rh, scores = _solver_cuts(ws, x, rowd, fill, model, check)
+    else:
+        rh = _rma_cuts(ws, x, rowd, fill, jcut, (metric, gamma), check)
+    tau = rh[:, R_TAU].astype(np.int64)
+    split = np.flatnonzero((tau > 0) & (rh[:, R_FULL] == 0))
+    if solver or split.size:  # the host's cuts, ties straddling a cut (flat order)
+        jc = rh[:, R_JCUT].astype(np.int64)
+        if split.size:
+            k_in = rh[split, R_KIN].astype(np.int64)
+            jc[split] = _locate_ties(ws, x, split, rh[split, R_T], k_in)
+        jcut = ws.put("jcut", jc)
+    if multiclass:
+        status = ws.get("status", (nb, d), np.uint8)
+        fused = nc <= min(_config.FUSED_CLASSES, _config.MAX_FUSED_CLASSES)
+        cfg, ntiles, tile = _config.launch_tiles(nb, d)
+        part = ws.get("safe", (nrow, ntiles, 2))  # (sum, count) of each safe set
+        todo = ws.get("todo", (nb, ntiles))  # pixels of each tile left to pass B
+        tile = np.int64(tile)
+        pass_a_kernel[cfg](x, nc, rowd, jcut, tile, np.bool_(fused), flat, status, part, todo)
+        if not fused:
+            ucfg, _, _ = _config.launch_tiles(nrow, d)
+            safe_sums_kernel[ucfg](x, nc, tile, flat, status, part)
+        sums = ws.get("sums", (nrow, 2))
+        _rows_launch(reduce_parts_kernel, nrow)(part, np.int64(0), sums)
+        void = model.unassigned_policy == "void"
+        pparams = (metric, gamma, np.bool_(void), np.int64(model.void_index))
+        pass_b_kernel[cfg](x, nc, rowd, jcut, sums, pparams, tile, todo, flat, status)
+    else:
+        write_masks_kernel[cfg](x, rowd, jcut, np.int64(tile), flat)
+    result = _finish(res, host, out)
+    if not return_info:
+        return result
+    pruned = rh[:, R_ACTIVE] == 0
+    score = rh[:, R_SCORE].copy()
+    score[pruned] = gamma / (rh[pruned, STAT_MU] + gamma) if gamma > 0 else 0.0
+    if solver:
+        score[pruned] = scores[pruned]
+    info = PredictInfo(
+        tau=tau.reshape(nb, nc),
+        threshold=np.where(tau > 0, rh[:, R_T], np.nan).reshape(nb, nc),
+        score=score.reshape(nb, nc),
+        pruned=pruned.reshape(nb, nc),
+    )
+    return result, info
+
+
+def _rma_cuts(
+    ws: _Buffers, x: Any, rowd: Any, fill: Any, jcut: Any, mg: tuple, check: Any
+) -> np.ndarray:
+    """RMA cuts of every active row on the device; returns ``rowd`` on the host.
+
+    ``jcut`` is final on the device except for rows whose cut splits a run of ties
+    (``R_FULL == 0``, ``jcut = -2``), which the caller locates.
+    """
+    nrow, d = x.shape
+    metric, gamma = mg
     cap = _config.band_capacity(d)
     rows, start, caps = ws.rows(nrow, cap)
-    vdtype = np.float64 if arr.dtype.itemsize > 4 else np.float32  # exact for the input
+    vdtype = np.float64 if x.dtype.itemsize > 4 else np.float32  # exact for the input
     values = ws.get("values", (nrow * cap,), vdtype)
     scratch = ws.get("scratch", (nrow * cap,), vdtype)
     band = _band(ws, x, rows, rowd, start, caps, fill, values)
@@ -263,7 +325,7 @@ def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
     cut_launch = _rows_launch(cut_kernel, nrow, _config.SORT_THREADS)
     cut_launch(values, rows, start, caps, band, scratch, cut_params, rowd, jcut)
     rh = rowd.copy_to_host()  # the one synchronization of the common path
-    _check_values(rh, arr, host, x, nb, nc)
+    check(rh)
     over = np.flatnonzero(rh[:, R_OVER] > 0)
     if over.size:  # bands longer than the buffer: gathered again, exactly sized
         nband = rh[over, R_BANDN].astype(np.int64)
@@ -279,41 +341,82 @@ def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
         cut_launch = _rows_launch(cut_kernel, over.size, _config.SORT_THREADS)
         cut_launch(values, sub[0], sub[1], caps, band, scratch, cut_params, rowd, jcut)
         rh = rowd.copy_to_host()
-    tau = rh[:, R_TAU].astype(np.int64)
-    split = np.flatnonzero((tau > 0) & (rh[:, R_FULL] == 0))
-    if split.size:  # a tie straddles the cut: the k_in-th tied pixel in flat order
-        jc = jcut.copy_to_host()
-        jc[split] = _locate_ties(ws, x, split, rh[split, R_T], rh[split, R_KIN].astype(np.int64))
-        jcut = ws.put("jcut", jc)
-    if multiclass:
-        status = ws.get("status", (nb, d), np.uint8)
-        fused = nc <= min(_config.FUSED_CLASSES, _config.MAX_FUSED_CLASSES)
-        cfg, ntiles, tile = _config.launch_tiles(nb, d)
-        part = ws.get("safe", (nrow, ntiles, 2))  # (sum, count) of each safe set
-        pass_a_kernel[cfg](x, nc, rowd, jcut, np.int64(tile), np.bool_(fused), flat, status, part)
-        if not fused:
-            ucfg, _, _ = _config.launch_tiles(nrow, d)
-            safe_sums_kernel[ucfg](x, nc, np.int64(tile), flat, status, part)
-        sums = ws.get("sums", (nrow, 2))
-        _rows_launch(reduce_parts_kernel, nrow)(part, np.int64(0), sums)
-        void = model.unassigned_policy == "void"
-        pparams = (metric, gamma, np.bool_(void), np.int64(model.void_index))
-        pass_b_kernel[cfg](x, nc, rowd, jcut, sums, pparams, np.int64(tile), flat, status)
-    else:
-        write_masks_kernel[cfg](x, rowd, jcut, np.int64(tile), flat)
-    result = _finish(res, host, out)
-    if not return_info:
-        return result
-    pruned = rh[:, R_ACTIVE] == 0
-    score = rh[:, R_SCORE].copy()
-    score[pruned] = gamma / (rh[pruned, STAT_MU] + gamma) if gamma > 0 else 0.0
-    info = PredictInfo(
-        tau=tau.reshape(nb, nc),
-        threshold=np.where(tau > 0, rh[:, R_T], np.nan).reshape(nb, nc),
-        score=score.reshape(nb, nc),
-        pruned=pruned.reshape(nb, nc),
-    )
-    return result, info
+    if ((rh[:, R_TAU] > 0) & (rh[:, R_FULL] == 0)).any():
+        rh[:, R_JCUT] = jcut.copy_to_host()
+    return rh
+
+
+def _solver_cuts(
+    ws: _Buffers, x: Any, rowd: Any, fill: Any, model: Any, check: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cuts of the exact / BA / TRNA / BA+TRNA solvers: GPU passes, host solve.
+
+    The GPU counts and gathers each active row's candidates (``p > θ``, the CPU's
+    candidate bound) into an exactly sized buffer and sums the whole-row summary;
+    the host sorts each row's candidates and runs the CPU solver on them
+    (:func:`rankseg.kernels.search.solve_candidates`), copying a whole row only when
+    the exact solver asks for more of it.  Returns the host ``rowd`` with the cut
+    columns and ``R_JCUT`` filled in (written back to the device), and the scores of
+    the pruned rows (``π(0)``, the CPU's ``empty_scores`` on host copies of those rows
+    when ``γ > 0``).
+    """
+    from rankseg._api import _SOLVER_CODE
+
+    nrow, d = x.shape
+    metric = DICE if model.metric == "dice" else IOU
+    gamma = float(model.smooth)
+    sparams = (_SOLVER_CODE[model.solver], metric, gamma, float(model.eps))
+    rows, start, caps = ws.rows(nrow, 0)  # a zero buffer: count only
+    vdtype = np.float64 if x.dtype.itemsize > 4 else np.float32
+    band = _band(ws, x, rows, rowd, start, caps, fill, ws.get("cand", (1,), vdtype))
+    counts = _fold(ws, band, 1 << BAND_FORCED_NEG_MIN)[:, BAND_N].astype(np.int64)
+    rh = rowd.copy_to_host()
+    check(rh)
+    first = np.zeros(nrow + 1, dtype=np.int64)
+    np.cumsum(counts, out=first[1:])
+    cand = ws.get("cand", (max(1, int(first[-1])),), vdtype)
+    fill = ws.put("sub_fill", np.zeros(nrow, dtype=np.int64))
+    _band(ws, x, rows, rowd, ws.put("sub_start", first[:-1]), ws.put("sub_cap", counts), fill, cand)
+    cfg, ntiles, tile = _config.launch_tiles(nrow, d)
+    spart = ws.get("summary", (nrow, ntiles, NSUM))
+    summary_kernel[cfg](x, np.int64(tile), spart)
+    sums = _fold(ws, spart, 0)
+    summary = np.empty((nrow, SUM_HEAD + NPOW))
+    summary[:, SUM_D] = d
+    summary[:, SUM_MU : SUM_HEAD + NPOW] = sums
+    values = cand.copy_to_host().astype(np.float64)
+    active = np.flatnonzero(rh[:, R_ACTIVE] > 0)
+    rh[:, R_JCUT] = -1
+    for r in active:
+        q = values[first[r] : first[r + 1]].copy()
+
+        def whole_row(r: int = r) -> np.ndarray:
+            row = x[r].copy_to_host()
+            return row.view(np.uint16) if row.dtype == np.float16 else row
+
+        tau, t, score, k_in, full = solve_candidates(q, summary[r], sparams, rh[r, R_LO], whole_row)
+        rh[r, R_TAU] = tau
+        rh[r, R_T] = t
+        rh[r, R_SCORE] = score
+        rh[r, R_KIN] = k_in
+        rh[r, R_FULL] = full
+        rh[r, R_JCUT] = -1 if tau == 0 else (d if full else -2)
+    ws.put("rowd", rh)
+    scores = np.zeros(nrow)
+    pruned = np.flatnonzero(rh[:, R_ACTIVE] == 0)
+    if gamma > 0 and pruned.size:
+        host_rows = np.stack([x[r].copy_to_host() for r in pruned])
+        if host_rows.dtype == np.float16:
+            host_rows = host_rows.view(np.uint16)
+        scores[pruned] = empty_scores(host_rows, np.arange(pruned.size), sparams)
+    return rh, scores
+
+
+def _fold(ws: _Buffers, part: Any, max_mask: int) -> np.ndarray:
+    """Per-row totals of a tiled pass on the host (maxima for the bits of ``max_mask``)."""
+    out = ws.get("fold", (part.shape[0], part.shape[2]))
+    _rows_launch(reduce_parts_kernel, part.shape[0])(part, np.int64(max_mask), out)
+    return out.copy_to_host()
 
 
 def _rows_launch(kernel: Any, nrows: int, threads: int | None = None) -> Any:

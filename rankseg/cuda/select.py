@@ -44,6 +44,7 @@ from rankseg.cuda._config import (
 )
 from rankseg.cuda._dtype import as_f64
 from rankseg.cuda.rma import rma_bounds, rma_objective
+from rankseg.cuda.search import candidate_bound
 
 __all__ = [
     "BAND_FORCED_N",
@@ -60,6 +61,7 @@ __all__ = [
     "R_BANDN",
     "R_FULL",
     "R_HI",
+    "R_JCUT",
     "R_KIN",
     "R_LO",
     "R_OVER",
@@ -107,7 +109,8 @@ R_KIN = 11
 R_FULL = 12
 R_BANDN = 13  # band length
 R_OVER = 14  # 1: the band did not fit its buffer (gathered again by the host)
-NROWD = 15
+R_JCUT = 15  # room for the host's copy of jcut (the device keeps its own int64 array)
+NROWD = 16
 # columns of the per-active-row band results
 BAND_N = 0
 BAND_FORCED_N = 1
@@ -239,14 +242,17 @@ def reduce_parts_kernel(part, max_mask, out):
 def row_setup_kernel(part, params, rowd, fill, jcut):
     """Fold the row statistics of :func:`row_stats_kernel` and set up each row.
 
-    ``params = (metric, gamma, pruning_prob, d)`` (``metric < 0``: no bounds, the
-    accuracy rules).  Writes the ``STAT_*`` columns of ``rowd``, ``R_ACTIVE`` (a valid
-    row whose maximum exceeds ``pruning_prob``), the screening bounds of active rows
-    (device twin of the CPU's ``rma_bounds``) and the empty cut; zeroes ``fill`` and
-    sets ``jcut`` to -1.  One block per row.
+    ``params = (metric, gamma, pruning_prob, d, candidates)`` (``metric < 0``: no
+    bounds, the accuracy rules).  Writes the ``STAT_*`` columns of ``rowd``,
+    ``R_ACTIVE`` (a valid row whose maximum exceeds ``pruning_prob``), the bounds of
+    active rows and the empty cut; zeroes ``fill`` and sets ``jcut`` to -1.  The
+    bounds are RMA's screening bounds (device twin of the CPU's ``rma_bounds``), or
+    with ``candidates`` the other solvers' candidate bound ``(θ, inf)`` (twin of
+    ``candidate_bound``: every pixel above ``θ`` is a candidate, none is forced).
+    One block per row.
     """
     buf = cuda.shared.array(MAX_THREADS, float64)
-    metric, gamma, prune, d = params
+    metric, gamma, prune, d, candidates = params
     nrow = part.shape[0]
     for r in range(cuda.blockIdx.x, nrow, cuda.gridDim.x):
         mu = fold_column(buf, part, r, STAT_MU, False)
@@ -264,7 +270,10 @@ def row_setup_kernel(part, params, rowd, fill, jcut):
             rowd[r, R_ACTIVE] = 1.0 if active else 0.0
             lo = 2.0
             hi = 2.0
-            if active:
+            if active and candidates:
+                lo = candidate_bound(metric, mu, gamma, d, mx, int64(nh), sh)
+                hi = math.inf
+            elif active:
                 lo, hi = rma_bounds(metric, mu, gamma, d, mx, int64(nh), sh)
             rowd[r, R_LO] = lo
             rowd[r, R_HI] = hi

@@ -82,6 +82,8 @@ def record(path: Path) -> None:
         tie = (np.array([5, 6, 11, 5, 8, 6, 8, 6], dtype=np.float64) / 11)[None, None]
         kw = {"metric": "iou", "smooth": 10.0, "output_mode": "multilabel", "pruning_prob": 0.0}
         predict(cuda.to_device(tie.astype(dt)), **kw)  # a cut inside a run of ties
+        for solver in ("exact", "ba"):  # GPU passes of the host-solved solvers
+            predict(cuda.to_device(p), solver=solver, smooth=1.0, pruning_prob=0.5)
     path.write_bytes(pickle.dumps(seen))
 
 

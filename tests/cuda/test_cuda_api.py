@@ -1,7 +1,6 @@
 """The ``device`` argument, where outputs live, and errors of the CUDA path."""
 
 import os
-import re
 import subprocess
 import sys
 
@@ -54,16 +53,6 @@ def test_empty_batch(cuda):
     assert res.shape == (0, 4)
     masks, info = predict(empty, output_mode="multilabel", device="cuda", return_info=True)
     assert masks.shape == (0, 3, 4) and info.tau.shape == (0, 3)
-
-
-def test_other_solvers_not_on_cuda(cuda, probs):
-    for solver in ("exact", "ba", "trna", "ba+trna"):
-        with pytest.raises(
-            ValueError, match=re.escape(f"solver '{solver}' is not available on CUDA yet")
-        ):
-            predict(probs, solver=solver, device="cuda")
-    with pytest.raises(ValueError, match="not available on CUDA yet"):
-        predict(cuda.to_device(probs), metric="iou", solver="exact")
 
 
 def test_bad_device_name(probs):

@@ -185,3 +185,26 @@ def test_band_overflow_is_gathered_again(cuda, small_launch, monkeypatch):
     assert small_launch.band_capacity(40) == 4
     assert_parity(probs, cuda.to_device(probs), output_mode="multilabel", pruning_prob=0.0)
     assert launched[0] == 2 and len(launched) == 2 and launched[1] >= 1
+
+
+SOLVERS = [("exact", "dice", k) for k in ("uniform", "quantized", "mixed")]
+SOLVERS += [("exact", "iou", k) for k in ("uniform", "quantized", "mixed")]
+SOLVERS += [("ba", "dice", "mixed"), ("trna", "dice", "quantized"), ("ba+trna", "dice", "mixed")]
+
+
+@pytest.mark.parametrize("solver, metric, kind", SOLVERS)
+def test_solvers(cuda, solver, metric, kind):
+    """The solvers other than RMA: candidates and summary from the GPU, solved on the
+    host; with smoothing, pruned rows get the solver's empty-mask score."""
+    probs = _probs(kind, np.float32, 41, shape=(2, 3, 13))
+    for mode in ("multiclass", "multilabel"):
+        for gamma, pruning in ((0.0, 0.0), (1.0, 0.5)):
+            kw = {"solver": solver, "metric": metric, "output_mode": mode}
+            kw.update(smooth=gamma, pruning_prob=pruning)
+            assert_parity(probs, cuda.to_device(probs), **kw)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_solvers_all_dtypes(cuda, dtype):
+    probs = _probs("softmax", dtype, 43, shape=(1, 3, 4, 5))
+    assert_parity(probs, cuda.to_device(probs), solver="exact", smooth=1.0, pruning_prob=0.5)
