@@ -86,24 +86,36 @@ def copy_bandwidth(cp: Any, nbytes: int = 1 << 30, rounds: int = 10) -> float:
     return 2 * a.nbytes / statistics.median(times)
 
 
-def _predict_call(x: Any, metric: str, mode: str) -> Callable[[], Any]:
-    kw: dict[str, Any] = {"metric": metric, "output_mode": mode}
+#: (metric, output_mode, solver) of the host-solved solvers, timed with ``--solvers``
+SOLVER_CONFIGS = (
+    ("dice", "multiclass", "exact"),
+    ("dice", "multilabel", "exact"),
+    ("iou", "multilabel", "exact"),
+    ("dice", "multilabel", "ba+trna"),
+)
+
+
+def _predict_call(x: Any, metric: str, mode: str, solver: str | None = None) -> Callable[[], Any]:
+    kw: dict[str, Any] = {"metric": metric, "output_mode": mode, "solver": solver}
     if metric == "acc":
         kw["solver"] = "argmax" if mode == "multiclass" else "tr"
     return lambda: rankseg.predict(x, **kw)
 
 
-def parity(cp: Any, probs: np.ndarray, x: Any) -> list[str]:
+def parity(cp: Any, probs: np.ndarray, x: Any, solvers: bool = False) -> list[str]:
     """Lines comparing GPU and CPU outputs on ``probs`` (differing pixels, tau)."""
     lines = []
-    for metric, mode in CONFIGS[:4]:
-        got, info = rankseg.predict(x, metric=metric, output_mode=mode, return_info=True)
-        ref, ref_info = rankseg.predict(probs, metric=metric, output_mode=mode, return_info=True)
+    configs = [(m, o, None) for m, o in CONFIGS[:4]] + (list(SOLVER_CONFIGS) if solvers else [])
+    for metric, mode, solver in configs:
+        kw = {"metric": metric, "output_mode": mode, "solver": solver, "return_info": True}
+        got, info = rankseg.predict(x, **kw)
+        ref, ref_info = rankseg.predict(probs, **kw)
         got = cp.asarray(got).get()
         diff = int(np.count_nonzero(got != ref))
         taus = int(np.count_nonzero(info.tau != ref_info.tau))
+        name = f"{metric}/{mode}" + (f"/{solver}" if solver else "")
         lines.append(
-            f"  parity {metric}/{mode}: {diff} of {got.size} pixels differ, "
+            f"  parity {name}: {diff} of {got.size} pixels differ, "
             f"{taus} of {info.tau.size} volumes tau differ"
         )
     return lines
@@ -184,7 +196,11 @@ def profile(x: Any, calls: int = 10, top: int = 25) -> list[str]:
 
 
 def run(
-    workloads: Sequence[str], rounds: int, with_breakdown: bool = False, with_profile: bool = False
+    workloads: Sequence[str],
+    rounds: int,
+    with_breakdown: bool = False,
+    with_profile: bool = False,
+    with_solvers: bool = False,
 ) -> list[str]:
     """Benchmark the workloads; returns the report lines."""
     gpu = _gpu()
@@ -204,15 +220,19 @@ def run(
         f"median of {rounds} interleaved rounds; ratios to cupy.argmax(axis=1) of the same run; "
         "bw% = input bytes / time / copy bandwidth",
     ]
-    header = f"{'workload':<8}  {'config':<18}  {'median ms':>9}  {'x argmax':>8}  {'bw%':>5}"
+    header = f"{'workload':<8}  {'config':<28}  {'median ms':>9}  {'x argmax':>8}  {'bw%':>5}"
     for name in workloads:
         probs = WORKLOADS[name]()
         x = cp.asarray(probs)
         lines.append(f"{name}: shape {probs.shape}, {probs.nbytes / 2**20:.0f} MiB")
-        lines.extend(parity(cp, probs, x))
+        solvers = with_solvers and name != "ct256"  # the CPU side would take minutes
+        lines.extend(parity(cp, probs, x, solvers))
         calls = {"cupy.argmax(axis=1)": lambda x=x: cp.argmax(x, axis=1)}
         for metric, mode in CONFIGS:
             calls[f"{metric}/{mode}"] = _predict_call(x, metric, mode)
+        for metric, mode, solver in SOLVER_CONFIGS if solvers else ():
+            calls[f"{solver} {metric}/{mode}"] = _predict_call(x, metric, mode, solver)
+            calls[f"{solver} {metric}/{mode} (CPU)"] = _predict_call(probs, metric, mode, solver)
         for fn in calls.values():  # compile and warm up
             _timed(cp, fn)
         times: dict[str, list[float]] = {k: [] for k in calls}
@@ -224,7 +244,7 @@ def run(
         for k, ts in times.items():
             med = statistics.median(ts)
             frac = probs.nbytes / med / bw * 100
-            lines.append(f"{name:<8}  {k:<18}  {med * 1e3:9.3f}  {med / base:8.2f}  {frac:5.1f}")
+            lines.append(f"{name:<8}  {k:<28}  {med * 1e3:9.3f}  {med / base:8.2f}  {frac:5.1f}")
         if with_breakdown:
             lines.extend(breakdown(cp, x))
         if with_profile:
@@ -243,8 +263,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, help="also write the report to this file")
     ap.add_argument("--breakdown", action="store_true", help="also time each kernel (CUDA events)")
     ap.add_argument("--profile", action="store_true", help="also profile the host side (cProfile)")
+    ap.add_argument(
+        "--solvers", action="store_true", help="also time exact and ba+trna (GPU and CPU)"
+    )
     args = ap.parse_args(argv)
-    lines = run(args.workloads, args.rounds, args.breakdown, args.profile)
+    lines = run(args.workloads, args.rounds, args.breakdown, args.profile, args.solvers)
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if args.out is not None:

@@ -19,5 +19,5 @@ timeout "${TEST_TIMEOUT:-300}" $py -m pytest -q -p no:cacheprovider tests/cuda 2
 echo "tests: $(( $(date +%s) - start )) s"
 start=$(date +%s)
 timeout "${BENCH_TIMEOUT:-240}" $py benchmarks/gpu.py --rounds "${ROUNDS:-20}" \
-    --breakdown ${PROFILE:+--profile} --out "$out/bench.txt" 2>&1 | tee "$out/bench.log"
+    --breakdown ${PROFILE:+--profile} ${SOLVERS:+--solvers} --out "$out/bench.txt" 2>&1 | tee "$out/bench.log"
 echo "benchmark: $(( $(date +%s) - start )) s"
