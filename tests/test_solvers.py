@@ -289,17 +289,19 @@ def test_sort_descending_radix_and_small(rng, n):
 
 @pytest.mark.parametrize("metric", ["dice", "iou"])
 def test_solve_candidates_matches_the_cpu_path(rng, metric):
-    """The host solve of the GPU path: same cut as the CPU, growing a short prefix
-    from the whole row when the exact kernel asks for more (p_need)."""
+    """The host solve of the GPU path: same cut as the CPU, rows in parallel
+    (solve_packed), growing a short prefix from the whole row when the exact kernel
+    asks for more (p_need; solve_candidates)."""
     from rankseg.kernels.exact import new_summary, row_summary
     from rankseg.kernels.rma import DICE, IOU
-    from rankseg.kernels.search import EXACT, candidate_bound, solve_candidates
+    from rankseg.kernels.search import EXACT, candidate_bound, solve_candidates, solve_packed
 
     code = DICE if metric == "dice" else IOU
-    grown = 0
-    for trial in range(6):
-        row = rng.random(300) ** (1 + trial)
-        summary = row_summary(row, new_summary())
+    params = (EXACT, code, 0.0, 0.0)
+    rows = [rng.random(300) ** (1 + trial) for trial in range(6)]
+    summaries = np.array([row_summary(row, new_summary()) for row in rows])
+    cands, want, grown = [], [], []
+    for row, summary in zip(rows, summaries, strict=True):
         half = row[row >= 0.5]
         theta = candidate_bound(code, row.sum(), 0.0, 300, row.max(), half.size, half.sum())
         calls = []
@@ -308,11 +310,9 @@ def test_solve_candidates_matches_the_cpu_path(rng, metric):
             calls.append(1)
             return row
 
-        q = row[row > theta].copy()
-        tau, t, score, k_in, full = solve_candidates(
-            q, summary, (EXACT, code, 0.0, 0.0), theta, whole
-        )
-        grown += bool(calls)
+        cands.append(row[row > theta])
+        got = solve_candidates(cands[-1].copy(), summary, params, theta, whole)
+        grown.append(bool(calls))
         _, info = predict(
             row[None, None],
             metric=metric,
@@ -321,6 +321,13 @@ def test_solve_candidates_matches_the_cpu_path(rng, metric):
             pruning_prob=0.0,
             return_info=True,
         )
+        tau, t, score, k_in, full = got
         assert tau == info.tau[0, 0] and full and k_in == 1
         assert t == info.threshold[0, 0] and score == pytest.approx(info.score[0, 0], rel=1e-12)
-    assert grown  # at least one row needed more than its candidates
+        want.append(got)
+    assert any(grown)  # at least one row needed more than its candidates
+    first = np.concatenate([[0], np.cumsum([c.size for c in cands])])
+    out = solve_packed(np.concatenate(cands), first, summaries, params)
+    np.testing.assert_array_equal(out[5], grown)  # the rows left to solve_candidates
+    for i in np.flatnonzero(~out[5]):
+        assert tuple(a[i] for a in out[:5]) == want[i]

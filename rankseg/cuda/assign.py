@@ -39,24 +39,22 @@ increment = device_twin(_cpu.increment)
 
 @cuda.jit(device=True)
 def _settle(out, status, b, j, cnt, who, vw, fused, acc_m, acc_n):
-    """Write pass A's verdict for pixel ``j`` of sample ``b``; returns 1 if left to pass B."""
+    """Write pass A's verdict for pixel ``j`` of sample ``b``."""
     if cnt == 1:
         out[b, j] = who
         status[b, j] = 0
         if fused:
             acc_m[who] += vw
             acc_n[who] += 1.0
-        return 0
-    status[b, j] = 1 if cnt == 0 else 2
-    return 1
+    elif cnt == 0:
+        status[b, j] = 1
+    else:
+        status[b, j] = 2
 
 
 @cuda.jit
-def pass_a_kernel(x, ncls, rowd, jcut, tile, fused, out, status, part, todo):
+def pass_a_kernel(x, ncls, rowd, jcut, tile, fused, out, status, part):
     """Label pixels selected by exactly one active class; status 0 done, 1 none, 2 several.
-
-    ``todo[b, k]`` receives the number of pixels of the tile left to pass B (status 1
-    or 2), so pass B skips the tiles without any.
 
     One block per (sample, tile) work item; each thread takes four pixels per step
     (``j, j + nt, j + 2 nt, j + 3 nt``) and runs the classes over them together (four
@@ -78,7 +76,6 @@ def pass_a_kernel(x, ncls, rowd, jcut, tile, fused, out, status, part, todo):
             for c in range(ncls):
                 acc_m[c] = 0.0
                 acc_n[c] = 0.0
-        left = 0.0
         j = j0 + tid
         while j + 3 * nt < j1:
             n0 = n1 = n2 = n3 = 0
@@ -110,10 +107,10 @@ def pass_a_kernel(x, ncls, rowd, jcut, tile, fused, out, status, part, todo):
                     n3 += 1
                     w3 = c
                     u3 = v3
-            left += _settle(out, status, b, j, n0, w0, u0, fused, acc_m, acc_n)
-            left += _settle(out, status, b, j + nt, n1, w1, u1, fused, acc_m, acc_n)
-            left += _settle(out, status, b, j + 2 * nt, n2, w2, u2, fused, acc_m, acc_n)
-            left += _settle(out, status, b, j + 3 * nt, n3, w3, u3, fused, acc_m, acc_n)
+            _settle(out, status, b, j, n0, w0, u0, fused, acc_m, acc_n)
+            _settle(out, status, b, j + nt, n1, w1, u1, fused, acc_m, acc_n)
+            _settle(out, status, b, j + 2 * nt, n2, w2, u2, fused, acc_m, acc_n)
+            _settle(out, status, b, j + 3 * nt, n3, w3, u3, fused, acc_m, acc_n)
             j += 4 * nt
         while j < j1:
             n0 = 0
@@ -129,11 +126,8 @@ def pass_a_kernel(x, ncls, rowd, jcut, tile, fused, out, status, part, todo):
                     n0 += 1
                     w0 = c
                     u0 = v0
-            left += _settle(out, status, b, j, n0, w0, u0, fused, acc_m, acc_n)
+            _settle(out, status, b, j, n0, w0, u0, fused, acc_m, acc_n)
             j += nt
-        left = block_sum(buf, left)
-        if tid == 0:
-            todo[b, k] = left
         if fused:
             for c in range(ncls):
                 m = block_sum(buf, acc_m[c])
@@ -173,21 +167,18 @@ def safe_sums_kernel(x, ncls, tile, out, status, part):
 
 
 @cuda.jit
-def pass_b_kernel(x, ncls, rowd, jcut, sums, params, tile, todo, out, status):
+def pass_b_kernel(x, ncls, rowd, jcut, sums, params, tile, out, status):
     """Resolve conflicts (status 2) and unassigned pixels (status 1) by the increments.
 
     ``params = (metric, gamma, void_policy, void_index)``; ``sums[r] = (M, N)`` are
     the safe sums of row ``r``.  Unassigned pixels of a sample with an active class
-    go to the best active class, else to the best class.  (Sample, tile) work items
-    of pass A's tiles; those where pass A left nothing (``todo``) are skipped.
+    go to the best active class, else to the best class.  (Sample, tile) work items.
     """
     metric, gamma, void_policy, void_index = params
     nb, d = out.shape
-    ntile = todo.shape[1]
+    ntile = -(-d // tile)
     for w in range(cuda.blockIdx.x, nb * ntile, cuda.gridDim.x):
         b, k, j0, j1 = tile_of(w, ntile, tile, d)
-        if todo[b, k] == 0.0:
-            continue
         for j in range(j0 + cuda.threadIdx.x, j1, cuda.blockDim.x):
             st = status[b, j]
             if st == 0:

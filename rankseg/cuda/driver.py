@@ -61,7 +61,7 @@ from rankseg.cuda.select import (
     tie_count_kernel,
 )
 from rankseg.kernels.exact import SUM_D, SUM_HEAD, SUM_MU
-from rankseg.kernels.search import empty_scores, solve_candidates
+from rankseg.kernels.search import empty_scores, solve_candidates, solve_packed
 
 __all__ = ["predict", "release_buffers", "to_device", "to_host"]
 
@@ -104,14 +104,14 @@ class _Buffers:
         """Device ``(rows, start, cap)`` of the first band gather: every row, ``cap`` each."""
         key = (nrow, cap)
         if key not in self.index:
+            if len(self.index) >= 4:  # a few layouts (RMA and the solvers alternate)
+                self.index.clear()
             rows = np.arange(nrow, dtype=np.int64)
-            self.index = {  # keep one layout: a new shape replaces the old one
-                key: (
-                    self.cuda.to_device(rows),
-                    self.cuda.to_device(rows * cap),
-                    self.cuda.to_device(np.full(nrow, cap, dtype=np.int64)),
-                )
-            }
+            self.index[key] = (
+                self.cuda.to_device(rows),
+                self.cuda.to_device(rows * cap),
+                self.cuda.to_device(np.full(nrow, cap, dtype=np.int64)),
+            )
         return self.index[key]
 
 
@@ -275,9 +275,8 @@ def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
         fused = nc <= min(_config.FUSED_CLASSES, _config.MAX_FUSED_CLASSES)
         cfg, ntiles, tile = _config.launch_tiles(nb, d)
         part = ws.get("safe", (nrow, ntiles, 2))  # (sum, count) of each safe set
-        todo = ws.get("todo", (nb, ntiles))  # pixels of each tile left to pass B
         tile = np.int64(tile)
-        pass_a_kernel[cfg](x, nc, rowd, jcut, tile, np.bool_(fused), flat, status, part, todo)
+        pass_a_kernel[cfg](x, nc, rowd, jcut, tile, np.bool_(fused), flat, status, part)
         if not fused:
             ucfg, _, _ = _config.launch_tiles(nrow, d)
             safe_sums_kernel[ucfg](x, nc, tile, flat, status, part)
@@ -285,7 +284,7 @@ def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
         _rows_launch(reduce_parts_kernel, nrow)(part, np.int64(0), sums)
         void = model.unassigned_policy == "void"
         pparams = (metric, gamma, np.bool_(void), np.int64(model.void_index))
-        pass_b_kernel[cfg](x, nc, rowd, jcut, sums, pparams, tile, todo, flat, status)
+        pass_b_kernel[cfg](x, nc, rowd, jcut, sums, pparams, tile, flat, status)
     else:
         write_masks_kernel[cfg](x, rowd, jcut, np.int64(tile), flat)
     result = _finish(res, host, out)
@@ -353,9 +352,10 @@ def _solver_cuts(
 
     The GPU counts and gathers each active row's candidates (``p > θ``, the CPU's
     candidate bound) into an exactly sized buffer and sums the whole-row summary;
-    the host sorts each row's candidates and runs the CPU solver on them
-    (:func:`rankseg.kernels.search.solve_candidates`), copying a whole row only when
-    the exact solver asks for more of it.  Returns the host ``rowd`` with the cut
+    the host sorts each row's candidates and runs the CPU solver on them, rows in
+    parallel (:func:`rankseg.kernels.search.solve_packed`), copying a whole row only
+    when the exact solver asks for more of it
+    (:func:`rankseg.kernels.search.solve_candidates`).  Returns the host ``rowd`` with the cut
     columns and ``R_JCUT`` filled in (written back to the device), and the scores of
     the pruned rows (``π(0)``, the CPU's ``empty_scores`` on host copies of those rows
     when ``γ > 0``).
@@ -384,23 +384,30 @@ def _solver_cuts(
     summary = np.empty((nrow, SUM_HEAD + NPOW))
     summary[:, SUM_D] = d
     summary[:, SUM_MU : SUM_HEAD + NPOW] = sums
-    values = cand.copy_to_host().astype(np.float64)
     active = np.flatnonzero(rh[:, R_ACTIVE] > 0)
     rh[:, R_JCUT] = -1
-    for r in active:
-        q = values[first[r] : first[r + 1]].copy()
+    if active.size:
+        cand_h = cand.copy_to_host().astype(np.float64)
+        packed = np.append(first[active], first[-1])  # inactive rows have no candidates
+        out = solve_packed(cand_h, packed, summary[active], sparams)
+        for i in np.flatnonzero(out[5]):  # the exact solver asked for more of the row
+            r = active[i]
 
-        def whole_row(r: int = r) -> np.ndarray:
-            row = x[r].copy_to_host()
-            return row.view(np.uint16) if row.dtype == np.float16 else row
+            def whole_row(r: int = r) -> np.ndarray:
+                row = x[r].copy_to_host()
+                return row.view(np.uint16) if row.dtype == np.float16 else row
 
-        tau, t, score, k_in, full = solve_candidates(q, summary[r], sparams, rh[r, R_LO], whole_row)
-        rh[r, R_TAU] = tau
-        rh[r, R_T] = t
-        rh[r, R_SCORE] = score
-        rh[r, R_KIN] = k_in
-        rh[r, R_FULL] = full
-        rh[r, R_JCUT] = -1 if tau == 0 else (d if full else -2)
+            q = cand_h[packed[i] : packed[i + 1]]
+            res = solve_candidates(q, summary[r], sparams, rh[r, R_LO], whole_row)
+            for a, val in zip(out[:5], res, strict=True):
+                a[i] = val
+        tau, t, score, k_in, full = out[:5]
+        rh[active, R_TAU] = tau
+        rh[active, R_T] = t
+        rh[active, R_SCORE] = score
+        rh[active, R_KIN] = k_in
+        rh[active, R_FULL] = full
+        rh[active, R_JCUT] = np.where(tau == 0, -1, np.where(full, d, -2))
     ws.put("rowd", rh)
     scores = np.zeros(nrow)
     pruned = np.flatnonzero(rh[:, R_ACTIVE] == 0)

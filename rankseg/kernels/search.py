@@ -64,6 +64,7 @@ __all__ = [
     "candidate_bound",
     "empty_scores",
     "solve_candidates",
+    "solve_packed",
     "solver_cuts",
 ]
 
@@ -398,6 +399,52 @@ def _cut_of(q, best):
         k_in += 1
     full = not (best < q.shape[0] and q[best] == tv)
     return tv, k_in, full
+
+
+@pjit
+def solve_packed(cand, first, summaries, params):
+    """Solve many rows from their packed candidates in parallel (host side of the GPU path).
+
+    Parameters
+    ----------
+    cand : ndarray of float64
+        Row ``i``'s candidates (``p > θ``, :func:`candidate_bound`) in
+        ``cand[first[i]:first[i + 1]]``, any order (sorted here, in place).
+    first : ndarray of int64, shape (n + 1,)
+        Offsets of the rows in ``cand``.
+    summaries : ndarray of float64, shape (n, SUM_HEAD + DEFAULT_NPOW)
+        Whole-row summaries.
+    params : tuple of (solver, metric, gamma, eps)
+        As for :func:`solver_cuts`.
+
+    Returns
+    -------
+    tau, t, score, k_in, full, need : ndarrays of shape (n,)
+        As :func:`solve_candidates`; ``need[i]`` is True when the exact solver asks
+        for more than the candidates (solve that row with :func:`solve_candidates`).
+    """
+    solver, metric, gamma, eps = params
+    n = first.shape[0] - 1
+    tau = np.zeros(n, dtype=np.int64)
+    t = np.full(n, np.inf)
+    score = np.zeros(n)
+    k_in = np.zeros(n, dtype=np.int64)
+    full = np.ones(n, dtype=np.bool_)
+    need = np.zeros(n, dtype=np.bool_)
+    for i in prange(n):
+        q = cand[first[i] : first[i + 1]]
+        summary = summaries[i]
+        _sort_descending(q)
+        tau_hi = _search_end(solver, q, np.int64(summary[SUM_D]), gamma)
+        best, val, p_need = _solve_row(solver, metric, q, summary, (gamma, eps), tau_hi)
+        if p_need > 0.0:
+            need[i] = True
+            continue
+        tau[i] = best
+        score[i] = val
+        if best > 0:
+            t[i], k_in[i], full[i] = _cut_of(q, best)
+    return tau, t, score, k_in, full, need
 
 
 def solve_candidates(
