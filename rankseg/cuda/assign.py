@@ -22,7 +22,7 @@ from numba import cuda, float64
 from rankseg.cuda._config import MAX_FUSED_CLASSES, MAX_THREADS, device_twin
 from rankseg.cuda._dtype import as_f64
 from rankseg.cuda.masks import is_selected
-from rankseg.cuda.select import R_ACTIVE, R_T, STAT_MU, block_sum, tile_of
+from rankseg.cuda.select import R_ACTIVE, R_T, STAT_MU, block_sum, load4, tile_of
 from rankseg.kernels import assign as _cpu
 
 __all__ = [
@@ -87,10 +87,7 @@ def pass_a_kernel(x, ncls, rowd, jcut, tile, fused, out, status, part):
                 if rowd[r, R_ACTIVE] == 0.0 or tr == math.inf:
                     continue
                 jc = jcut[r]
-                v0 = as_f64(x[r, j])
-                v1 = as_f64(x[r, j + nt])
-                v2 = as_f64(x[r, j + 2 * nt])
-                v3 = as_f64(x[r, j + 3 * nt])
+                v0, v1, v2, v3 = load4(x, r, j, nt)
                 if is_selected(v0, j, tr, jc):
                     n0 += 1
                     w0 = c
@@ -227,10 +224,7 @@ def argmax_kernel(x, ncls, tile, out):
         r0 = b * ncls
         j = j0 + cuda.threadIdx.x
         while j + 3 * nt < j1:
-            b0 = as_f64(x[r0, j])
-            b1 = as_f64(x[r0, j + nt])
-            b2 = as_f64(x[r0, j + 2 * nt])
-            b3 = as_f64(x[r0, j + 3 * nt])
+            b0, b1, b2, b3 = load4(x, r0, j, nt)
             i0 = i1 = i2 = i3 = 0
             for c in range(1, ncls):
                 b0, i0 = _argmax_step(as_f64(x[r0 + c, j]), c, b0, i0)

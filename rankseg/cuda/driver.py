@@ -23,6 +23,7 @@ memory pool; else numba allocates), for host input it is copied to the host.
 
 from __future__ import annotations
 
+import sys
 import threading
 import warnings
 from typing import Any
@@ -166,17 +167,14 @@ def _alloc_output(cuda: Any, arr: Any, shape: tuple[int, ...], dtype: Any) -> An
     """
     owner = getattr(getattr(arr, "gpu_data", None), "owner", None)
     lib = type(owner).__module__.split(".")[0]
+    mod = sys.modules.get(lib) if lib in ("cupy", "torch") else None  # loaded by the caller
     try:
-        if lib == "cupy":
-            import cupy
-
-            with cupy.cuda.Device(owner.device.id):
-                return cuda.as_cuda_array(cupy.empty(shape, dtype=dtype), sync=False)
-        if lib == "torch":
-            import torch
-
-            tdt = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
-            out = torch.empty(shape, dtype=tdt, device=owner.device)
+        if lib == "cupy" and mod is not None:
+            with mod.cuda.Device(owner.device.id):
+                return cuda.as_cuda_array(mod.empty(shape, dtype=dtype), sync=False)
+        if lib == "torch" and mod is not None:
+            tdt = mod.from_numpy(np.empty(0, dtype=dtype)).dtype
+            out = mod.empty(shape, dtype=tdt, device=owner.device)
             return cuda.as_cuda_array(out, sync=False)
     except Exception:  # an unsupported dtype or version: numba's allocator below
         pass

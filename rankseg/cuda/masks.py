@@ -6,7 +6,7 @@ from numba import cuda
 
 from rankseg.cuda._config import device_twin
 from rankseg.cuda._dtype import as_f64
-from rankseg.cuda.select import R_T, tile_of
+from rankseg.cuda.select import R_T, load4, tile_of
 from rankseg.kernels import masks as _cpu
 
 __all__ = ["is_selected", "write_masks_kernel", "write_threshold_masks_kernel"]
@@ -30,10 +30,7 @@ def write_masks_kernel(x, rowd, jcut, tile, out):
         jc = jcut[r]
         j = j0 + cuda.threadIdx.x
         while j + 3 * nt < j1:
-            v0 = as_f64(x[r, j])
-            v1 = as_f64(x[r, j + nt])
-            v2 = as_f64(x[r, j + 2 * nt])
-            v3 = as_f64(x[r, j + 3 * nt])
+            v0, v1, v2, v3 = load4(x, r, j, nt)
             out[r, j] = is_selected(v0, j, t, jc)
             out[r, j + nt] = is_selected(v1, j + nt, t, jc)
             out[r, j + 2 * nt] = is_selected(v2, j + 2 * nt, t, jc)

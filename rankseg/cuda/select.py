@@ -81,6 +81,7 @@ __all__ = [
     "bucket_sort_desc",
     "cut_kernel",
     "insertion_sort_desc",
+    "load4",
     "fold_column",
     "reduce_parts_kernel",
     "row_setup_kernel",
@@ -210,6 +211,17 @@ def tile_of(w, ntile, tile, d):
 
 
 @cuda.jit(device=True)
+def load4(x, r, j, nt):
+    """``x[r, j + i nt]`` for ``i = 0..3`` as float64: four independent loads in flight."""
+    return (
+        as_f64(x[r, j]),
+        as_f64(x[r, j + nt]),
+        as_f64(x[r, j + 2 * nt]),
+        as_f64(x[r, j + 3 * nt]),
+    )
+
+
+@cuda.jit(device=True)
 def fold_column(buf, part, r, c, is_max):
     """Sum (or maximum) of ``part[r, :, c]`` over the tiles, by the block (fixed order)."""
     tid = cuda.threadIdx.x
@@ -321,10 +333,7 @@ def row_stats_kernel(x, tile, part):
         mx = -math.inf
         j = j0 + tid
         while j + 3 * nt < j1:
-            v0 = as_f64(x[r, j])
-            v1 = as_f64(x[r, j + nt])
-            v2 = as_f64(x[r, j + 2 * nt])
-            v3 = as_f64(x[r, j + 3 * nt])
+            v0, v1, v2, v3 = load4(x, r, j, nt)
             s, sh, nh, bad, mx = _stat_step(v0, s, sh, nh, bad, mx)
             s, sh, nh, bad, mx = _stat_step(v1, s, sh, nh, bad, mx)
             s, sh, nh, bad, mx = _stat_step(v2, s, sh, nh, bad, mx)
@@ -394,10 +403,7 @@ def band_kernel(x, rows, rowd, tile, start, cap, fill, values, part):
         neg_min = -math.inf
         j = j0 + tid
         while j + 3 * nt < j1:
-            v0 = as_f64(x[r, j])
-            v1 = as_f64(x[r, j + nt])
-            v2 = as_f64(x[r, j + 2 * nt])
-            v3 = as_f64(x[r, j + 3 * nt])
+            v0, v1, v2, v3 = load4(x, r, j, nt)
             nb, nf, sf, neg_min = _band_step(v0, lo, hi, nb, nf, sf, neg_min)
             nb, nf, sf, neg_min = _band_step(v1, lo, hi, nb, nf, sf, neg_min)
             nb, nf, sf, neg_min = _band_step(v2, lo, hi, nb, nf, sf, neg_min)
