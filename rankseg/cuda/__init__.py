@@ -8,9 +8,11 @@ simulator runs the same kernels on the CPU; the tests in ``tests/cuda`` use it.
 
 Modules mirror ``rankseg/kernels`` file for file: ``_dtype.py`` (reading inputs as
 float64), ``rma.py`` (device twins of the RMA objective and screening bounds),
-``select.py`` (row statistics, band count/gather, band sort, objective scan, cut),
-``masks.py`` (mask writers), ``assign.py`` (multiclass resolution, argmax);
-``_config.py`` holds the launch configuration and ``driver.py`` owns every transfer.
+``select.py`` (row statistics and setup, band count/gather, band sort, objective
+scan, cut), ``masks.py`` (mask writers), ``assign.py`` (multiclass resolution,
+argmax), ``search.py`` (device twin of the other solvers' candidate bound),
+``exact.py`` (their whole-row summary); ``_config.py`` holds the launch
+configuration and ``driver.py`` owns every transfer.
 """
 
 from __future__ import annotations
