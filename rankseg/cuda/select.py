@@ -1,26 +1,30 @@
 """GPU rank-search plumbing for RMA: the twin of ``rankseg/kernels/select.py``.
 
-The passes over the input cut every row into tiles of :data:`_config.TILE` pixels
-and give each block one (row, tile) work item per grid-stride step, so that a
-volume with few long rows (one CT, 14 classes) still spreads over every
-multiprocessor; threads read consecutive pixels (coalesced).  Each tile writes its
-partial results (sums, counts, maxima) to a ``part[row, tile, column]`` array that
-:func:`reduce_parts_kernel` folds per row in a fixed order, so every result is
-deterministic for a given launch configuration (no floating-point atomics).
+The passes over the input cut every row into tiles (:func:`tile_of`; the tile size
+comes from :func:`rankseg.cuda._config.launch_tiles`) and give each block one (row,
+tile) work item per grid-stride step, so that a volume with few long rows (one CT,
+14 classes) still spreads over every multiprocessor; threads read consecutive
+pixels (coalesced), four per step (:func:`load4`).  Each tile writes its partial
+results (sums, counts, maxima) to a ``part[row, tile, column]`` array that is folded
+per row in a fixed order (:func:`fold_column`), so every result is deterministic for
+a given tile size (no floating-point atomics).  Per-row results live in the device
+record ``rowd`` (``STAT_*`` and ``R_*`` columns).
 
 * :func:`row_stats_kernel`: μ, maximum, count and sum of ``p >= 1/2``, and the
-  number of invalid values (NaN, inf, outside [0, 1]);
-* :func:`band_kernel`: with the screening bounds ``(lo, hi)`` of each active row
-  (computed on the host by the CPU's own ``rma_bounds``), counts the band
-  ``lo < p < hi``, sums the forced set ``p >= hi`` and appends the band values to
-  the row's slice of one buffer (an integer atomic per tile reserves the space; the
-  order inside a row does not matter since the band is sorted next);
-* :func:`cut_kernel`: one block per active row sorts the band in descending order
-  (bitonic network in shared memory for short bands; for long ones a counting sort
-  into value buckets, each bucket then sorted on its own), then scans the objective in
-  parallel (block prefix sums, objective per prefix, first maximizer by a block
-  reduction) and reports the cut ``(tau, t, score, k_in, full)`` as the CPU's
-  ``solve_band`` does;
+  number of invalid values (NaN, inf, outside [0, 1]), per tile;
+* :func:`row_setup_kernel`: folds them into ``rowd``, marks the active rows and
+  computes their bounds (device twins of the CPU's ``rma_bounds``, or of the other
+  solvers' ``candidate_bound``);
+* :func:`band_kernel`: with the bounds ``(lo, hi)`` of each active row, counts the
+  band ``lo < p < hi``, sums the forced set ``p >= hi`` and appends the band values
+  to the row's slice of one buffer (an integer atomic per tile reserves the space;
+  the order inside a row does not matter since the band is sorted next);
+* :func:`cut_kernel`: one block per active row folds the band partials, sorts the
+  band in descending order (bitonic network in shared memory for short bands; for
+  long ones a counting sort into value buckets, each bucket then sorted on its own),
+  then scans the objective in parallel (block prefix sums, objective per prefix,
+  first maximizer by a block reduction) and writes the cut ``(tau, t, score, k_in,
+  full)`` as the CPU's ``solve_band`` does, and ``jcut``;
 * :func:`tie_count_kernel`: where a tie straddles the cut, counts the tied pixels
   per tile so the host finds the ``k_in``-th one in flat order (the CPU's ``jcut``).
 
