@@ -33,9 +33,10 @@ import numpy as np
 from rankseg import _validation as v
 from rankseg.cuda import _config, load
 from rankseg.cuda.assign import argmax_kernel, pass_a_kernel, pass_b_kernel, safe_sums_kernel
-from rankseg.cuda.exact import NPOW, NSUM, summary_kernel
+from rankseg.cuda.exact import MAX_NODES, NPOW, NSUM, TAU_CHUNK, quadrature_kernel, summary_kernel
 from rankseg.cuda.masks import write_masks_kernel, write_threshold_masks_kernel
 from rankseg.cuda.rma import DICE, IOU
+from rankseg.cuda.search import certified_range_kernel, sort_rows_kernel
 from rankseg.cuda.select import (
     BAND_FORCED_NEG_MIN,
     BAND_N,
@@ -62,7 +63,7 @@ from rankseg.cuda.select import (
     tie_count_kernel,
 )
 from rankseg.kernels.exact import SUM_D, SUM_HEAD, SUM_MU
-from rankseg.kernels.search import empty_scores, solve_candidates, solve_packed
+from rankseg.kernels.search import EXACT, empty_scores, solve_candidates, solve_packed
 
 __all__ = ["predict", "release_buffers", "to_device", "to_host"]
 
@@ -257,7 +258,7 @@ def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
 
     check = lambda rh: _check_values(rh, arr, host, x, nb, nc)  # noqa: E731
     if solver:
-        rh, scores = _solver_cuts(ws, x, rowd, fill, model, check)
+        rh, scores = _solver_cuts(ws, x, rowd, fill, jcut, model, check)
     else:
         rh = _rma_cuts(ws, x, rowd, fill, jcut, (metric, gamma), check)
     tau = rh[:, R_TAU].astype(np.int64)
@@ -344,19 +345,24 @@ def _rma_cuts(
 
 
 def _solver_cuts(
-    ws: _Buffers, x: Any, rowd: Any, fill: Any, model: Any, check: Any
+    ws: _Buffers, x: Any, rowd: Any, fill: Any, jcut: Any, model: Any, check: Any
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Cuts of the exact / BA / TRNA / BA+TRNA solvers: GPU passes, host solve.
+    """Cuts of the exact / BA / TRNA / BA+TRNA solvers.
 
     The GPU counts and gathers each active row's candidates (``p > θ``, the CPU's
-    candidate bound) into an exactly sized buffer and sums the whole-row summary;
-    the host sorts each row's candidates and runs the CPU solver on them, rows in
-    parallel (:func:`rankseg.kernels.search.solve_packed`), copying a whole row only
-    when the exact solver asks for more of it
-    (:func:`rankseg.kernels.search.solve_candidates`).  Returns the host ``rowd`` with the cut
-    columns and ``R_JCUT`` filled in (written back to the device), and the scores of
-    the pruned rows (``π(0)``, the CPU's ``empty_scores`` on host copies of those rows
-    when ``γ > 0``).
+    candidate bound) into an exactly sized buffer and sums the whole-row summary.
+    The exact solver then stays on the device: each row's candidates are sorted
+    (:func:`~rankseg.cuda.search.sort_rows_kernel`), its certified range found
+    (:func:`~rankseg.cuda.search.certified_range_kernel`) and the objective
+    evaluated by quadrature over that range
+    (:func:`~rankseg.cuda.exact.quadrature_kernel`), which writes the cut to
+    ``rowd``; a row it flags (``R_OVER``: the quadrature needs more of the row than
+    its candidates, or too many nodes) is solved on the host.  BA, TRNA and BA+TRNA
+    are solved on the host, rows in parallel
+    (:func:`rankseg.kernels.search.solve_packed`).  Returns the host ``rowd`` with the
+    cut columns and ``R_JCUT`` filled in (written back to the device), and the
+    scores of the pruned rows (``π(0)``, the CPU's ``empty_scores`` on host copies of
+    those rows when ``γ > 0``).
     """
     from rankseg._api import _SOLVER_CODE
 
@@ -383,29 +389,31 @@ def _solver_cuts(
     summary[:, SUM_D] = d
     summary[:, SUM_MU : SUM_HEAD + NPOW] = sums
     active = np.flatnonzero(rh[:, R_ACTIVE] > 0)
+    packed = np.append(first[active], first[-1])  # inactive rows have no candidates
     rh[:, R_JCUT] = -1
-    if active.size:
+    if active.size and sparams[0] == EXACT:
+        rh = _exact_on_device(ws, cand, packed, active, summary, rowd, jcut, (metric, gamma, d))
+        redo = np.flatnonzero(rh[active, R_OVER] > 0)
+        if redo.size:  # the host solves what the quadrature flagged
+            cand_h = cand.copy_to_host().astype(np.float64)
+            for i in redo:
+                _solve_on_host(
+                    x, rh, active[i], cand_h[packed[i] : packed[i + 1]], summary, sparams
+                )
+    elif active.size:
         cand_h = cand.copy_to_host().astype(np.float64)
-        packed = np.append(first[active], first[-1])  # inactive rows have no candidates
         out = solve_packed(cand_h, packed, summary[active], sparams)
-        for i in np.flatnonzero(out[5]):  # the exact solver asked for more of the row
-            r = active[i]
-
-            def whole_row(r: int = r) -> np.ndarray:
-                row = x[r].copy_to_host()
-                return row.view(np.uint16) if row.dtype == np.float16 else row
-
-            q = cand_h[packed[i] : packed[i + 1]]
-            res = solve_candidates(q, summary[r], sparams, rh[r, R_LO], whole_row)
-            for a, val in zip(out[:5], res, strict=True):
-                a[i] = val
         tau, t, score, k_in, full = out[:5]
         rh[active, R_TAU] = tau
         rh[active, R_T] = t
         rh[active, R_SCORE] = score
         rh[active, R_KIN] = k_in
         rh[active, R_FULL] = full
-        rh[active, R_JCUT] = np.where(tau == 0, -1, np.where(full, d, -2))
+        for i in np.flatnonzero(out[5]):  # the exact solver asked for more of the row
+            _solve_on_host(x, rh, active[i], cand_h[packed[i] : packed[i + 1]], summary, sparams)
+    if active.size:
+        tau = rh[active, R_TAU]
+        rh[active, R_JCUT] = np.where(tau == 0, -1, np.where(rh[active, R_FULL] > 0, d, -2))
     ws.put("rowd", rh)
     scores = np.zeros(nrow)
     pruned = np.flatnonzero(rh[:, R_ACTIVE] == 0)
@@ -415,6 +423,57 @@ def _solver_cuts(
             host_rows = host_rows.view(np.uint16)
         scores[pruned] = empty_scores(host_rows, np.arange(pruned.size), sparams)
     return rh, scores
+
+
+def _exact_on_device(
+    ws: _Buffers,
+    cand: Any,
+    packed: np.ndarray,
+    active: np.ndarray,
+    summary: np.ndarray,
+    rowd: Any,
+    jcut: Any,
+    mgd: tuple,
+) -> np.ndarray:
+    """Sort, certified range and quadrature of the active rows on the GPU; host ``rowd``."""
+    n = active.size
+    first = ws.put("ex_first", packed)
+    rows = ws.put("ex_rows", active.astype(np.int64))
+    summaries = ws.put("ex_summary", summary)
+    keys = cand.view(np.uint64 if cand.dtype.itemsize == 8 else np.uint32)
+    tmp = ws.get("ex_keys", (cand.shape[0],), keys.dtype)
+    nbits = np.int64(8 * cand.dtype.itemsize)
+    _rows_launch(sort_rows_kernel, n, _config.SORT_THREADS)(keys, tmp, first, nbits)
+    rng = ws.get("ex_range", (n, 2), np.int64)
+    metric, gamma, d = mgd
+    rparams = (np.int64(metric), np.float64(gamma))
+    _rows_launch(certified_range_kernel, n, _config.SORT_THREADS)(
+        cand, first, rows, summaries, rparams, rng
+    )
+    cfg = _config.launch(n, threads=_config.SORT_THREADS)
+    grid = cfg[0]
+    nodes = ws.get("ex_nodes", (grid, MAX_NODES, 2))
+    state = ws.get("ex_state", (grid, MAX_NODES, 5))
+    contrib = ws.get("ex_contrib", (grid, MAX_NODES, TAU_CHUNK))
+    qparams = (np.int64(metric), np.float64(gamma), np.int64(d))
+    quadrature_kernel[cfg](
+        cand, first, rows, rng, summaries, qparams, nodes, state, contrib, rowd, jcut
+    )
+    return rowd.copy_to_host()
+
+
+def _solve_on_host(
+    x: Any, rh: np.ndarray, r: int, q: np.ndarray, summary: np.ndarray, sparams: tuple
+) -> None:
+    """Solve row ``r`` on the host from its candidates ``q`` (copying the whole row if asked)."""
+
+    def whole_row() -> np.ndarray:
+        row = x[r].copy_to_host()
+        return row.view(np.uint16) if row.dtype == np.float16 else row
+
+    res = solve_candidates(q.copy(), summary[r], sparams, rh[r, R_LO], whole_row)
+    rh[r, R_TAU], rh[r, R_T], rh[r, R_SCORE], rh[r, R_KIN], rh[r, R_FULL] = res
+    rh[r, R_OVER] = 0.0
 
 
 def _fold(ws: _Buffers, part: Any, max_mask: int) -> np.ndarray:

@@ -45,10 +45,11 @@ from rankseg.cuda._config import (
     MAX_THREADS,
     SHARED_SORT_CAPACITY,
     SHORT_BUCKET,
+    device_twin,
 )
 from rankseg.cuda._dtype import as_f64
 from rankseg.cuda.rma import rma_bounds, rma_objective
-from rankseg.cuda.search import candidate_bound
+from rankseg.kernels import search as _cpu_search
 
 __all__ = [
     "BAND_FORCED_N",
@@ -96,6 +97,10 @@ __all__ = [
 ]
 
 # columns of the per-row stats (same order as the CPU's STAT_*, plus validity)
+#: ``θ`` of the non-RMA solvers (:func:`rankseg.kernels.search.candidate_bound`, same
+#: code; re-exported by :mod:`rankseg.cuda.search`)
+candidate_bound = device_twin(_cpu_search.candidate_bound)
+
 STAT_MU = 0
 STAT_MAX = 1
 STAT_NHALF = 2
