@@ -113,16 +113,25 @@ def parity(cp: Any, probs: np.ndarray, x: Any, solvers: bool = False) -> list[st
         got = cp.asarray(got).get()
         diff = int(np.count_nonzero(got != ref))
         taus = int(np.count_nonzero(info.tau != ref_info.tau))
+        scale = np.maximum(np.abs(ref_info.score), 1e-300)
+        rel = float(np.max(np.abs(info.score - ref_info.score) / scale))
         name = f"{metric}/{mode}" + (f"/{solver}" if solver else "")
         lines.append(
             f"  parity {name}: {diff} of {got.size} pixels differ, "
-            f"{taus} of {info.tau.size} volumes tau differ"
+            f"{taus} of {info.tau.size} volumes tau differ, score rel. diff {rel:.1e}"
         )
     return lines
 
 
-def breakdown(cp: Any, x: Any, calls: int = 5) -> list[str]:
-    """GPU time of each kernel (CUDA events) in ``calls`` Dice multiclass calls.
+def breakdown(
+    cp: Any,
+    x: Any,
+    calls: int = 5,
+    metric: str = "dice",
+    mode: str = "multiclass",
+    solver: str | None = None,
+) -> list[str]:
+    """GPU time of each kernel (CUDA events) in ``calls`` calls (default Dice multiclass).
 
     Every launch is bracketed by events and synchronized, so the wall time here is
     longer than in the timed rounds; the kernel times are what the GPU spent.
@@ -153,7 +162,7 @@ def breakdown(cp: Any, x: Any, calls: int = 5) -> list[str]:
 
     names = [n for n in dir(driver) if n.endswith("_kernel")]
     originals = {n: getattr(driver, n) for n in names}
-    fn = _predict_call(x, "dice", "multiclass")
+    fn = _predict_call(x, metric, mode, solver)
     try:
         for n in names:
             setattr(driver, n, Timed(n, originals[n]))
@@ -162,7 +171,8 @@ def breakdown(cp: Any, x: Any, calls: int = 5) -> list[str]:
         for n in names:
             setattr(driver, n, originals[n])
     gpu = sum(totals.values()) / calls
-    lines = [f"breakdown of dice/multiclass (ms per call, {calls} calls):"]
+    name = f"{metric}/{mode}" + (f"/{solver}" if solver else "")
+    lines = [f"breakdown of {name} (ms per call, {calls} calls):"]
     for n, ms in sorted(totals.items(), key=lambda kv: -kv[1]):
         lines.append(f"  {n:<32} {ms / calls:8.3f}")
     lines.append(f"  {'kernels total':<32} {gpu:8.3f}")
@@ -247,6 +257,8 @@ def run(
             lines.append(f"{name:<8}  {k:<28}  {med * 1e3:9.3f}  {med / base:8.2f}  {frac:5.1f}")
         if with_breakdown:
             lines.extend(breakdown(cp, x))
+            if solvers:
+                lines.extend(breakdown(cp, x, mode="multilabel", solver="exact"))
         if with_profile:
             lines.extend(profile(x))
         del x, probs
