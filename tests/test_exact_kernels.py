@@ -172,6 +172,24 @@ def test_prefix_protocol(rng, metric, npow):
 
 
 @pytest.mark.parametrize("metric", ["dice", "iou"])
+def test_float32_prefix_is_widened(rng, metric):
+    """A float32 prefix (the GPU's candidate buffer) gives the float64 prefix's values:
+    every pixel is read as float64 before its powers and logarithms are taken."""
+    quad, _ = _kernels(metric)
+    for d in (30, 400):
+        for name, p in _rows(rng, d):
+            q32 = np.sort(p.astype(np.float32))[::-1].copy()
+            q64 = q32.astype(np.float64)
+            sm = row_summary(q32, new_summary())
+            for gamma in (0.0, 1.0):
+                want = np.zeros(d + 1)
+                got = np.zeros(d + 1)
+                assert quad(q64, sm, gamma, 0, d, want) == 0.0
+                assert quad(q32, sm, gamma, 0, d, got) == 0.0
+                np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-300, err_msg=name)
+
+
+@pytest.mark.parametrize("metric", ["dice", "iou"])
 def test_band_equals_full_range(rng, metric):
     quad, _ = _kernels(metric)
     p = rng.beta(0.3, 0.3, 500)

@@ -73,7 +73,7 @@ _log1m = device_twin(_cpu._log1m)
 _ratio = device_twin(_cpu._ratio)
 _shrink = device_twin(_cpu._shrink)
 #: ``(x, log G, H_t0)`` at one node (the CPU's ``_node``, same code)
-node = device_twin(_cpu._node, _log1m=_log1m, _ratio=_ratio)
+node = device_twin(_cpu._node, _log1m=_log1m, _ratio=_ratio, as_f64=as_f64)
 
 
 @cuda.jit

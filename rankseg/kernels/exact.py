@@ -334,7 +334,7 @@ def _node(s, q, t0, m_sorted, top_pow, summary, ws, mode):
         # top block [0, t0), any order: explicit entries are found by filtering
         if t0 > 0 and top_pow[npow] > cut:  # top_pow[npow] holds the block maximum
             for j in range(t0):
-                qj = float(q[j])
+                qj = as_f64(q[j])
                 if qj > cut:
                     logg += _log1m(qj, y, x, s)
                     h_top += _ratio(qj, x)
@@ -348,7 +348,7 @@ def _node(s, q, t0, m_sorted, top_pow, summary, ws, mode):
             acc = acc * y + (top_pow[k] - ep[k])
         h_top += x * acc
     for j in range(t0, t0 + m_sorted):
-        qj = float(q[j])
+        qj = as_f64(q[j])
         logg += _log1m(qj, y, x, s)
         t = qj
         for k in range(npow):
@@ -380,7 +380,7 @@ def _accumulate(s, wgt, q, t0, m_sorted, top_pow, summary, ws, mode, gamma, tau_
         for tau in range(t0, tau_hi + 1):
             out[tau - tau_lo] += base
             if tau < m_len:
-                base *= _shrink(float(q[tau]), x)
+                base *= _shrink(as_f64(q[tau]), x)
             if base == 0.0:
                 break
     elif mode == _RECIP:
@@ -394,7 +394,7 @@ def _accumulate(s, wgt, q, t0, m_sorted, top_pow, summary, ws, mode, gamma, tau_
         for tau in range(t0, tau_hi + 1):
             out[tau - tau_lo] += base * (2.0 * h_tau + gamma)
             if tau < m_len:
-                h_tau += _ratio(float(q[tau]), x)
+                h_tau += _ratio(as_f64(q[tau]), x)
             cnt += 1
             if cnt == 64:
                 # refresh x**tau against the rounding of repeated products
@@ -436,12 +436,12 @@ def _objective(q, summary, gamma, tau_lo, tau_hi, mode, out):
     for tau in range(t0, tau_hi + 1):
         s_band[tau - tau_lo] = acc
         if tau < m_len:
-            acc += float(q[tau])
+            acc += as_f64(q[tau])
     for j in range(t0, m_len):
-        if float(q[j]) != 1.0:
+        if as_f64(q[j]) != 1.0:
             break
         n_one += 1
-    rest_max = float(q[m_len - 1]) if m_len > t0 else top_min
+    rest_max = as_f64(q[m_len - 1]) if m_len > t0 else top_min
     has_rest = m_len < d
 
     # --- bound of a node's contribution: wgt * exp(-c_eff s - mu_lb y) * scale ---------
@@ -485,7 +485,7 @@ def _objective(q, summary, gamma, tau_lo, tau_hi, mode, out):
             continue
         s = s0 * t
         cut = rho / -math.expm1(-s)
-        while t0 + m_sorted < m_len and float(q[t0 + m_sorted]) > cut:
+        while t0 + m_sorted < m_len and as_f64(q[t0 + m_sorted]) > cut:
             m_sorted += 1
         if has_rest and rest_max > cut and (p_need == 0.0 or cut < p_need):
             p_need = cut
@@ -505,7 +505,7 @@ def _objective(q, summary, gamma, tau_lo, tau_hi, mode, out):
             i += 1
             continue
         cut = rho / y
-        while t0 + m_sorted < m_len and float(q[t0 + m_sorted]) > cut:
+        while t0 + m_sorted < m_len and as_f64(q[t0 + m_sorted]) > cut:
             m_sorted += 1
         if has_rest and rest_max > cut and (p_need == 0.0 or cut < p_need):
             p_need = cut
