@@ -68,6 +68,9 @@ MIN_TILE = 1024
 #: the band buffer holds ``min(d, max(BAND_MIN_CAPACITY, d // 32))`` values per row;
 #: a row whose band is longer is gathered again into a buffer of its exact size
 BAND_MIN_CAPACITY = 65536
+#: most blocks of the exact solver's quadrature (each holds ~0.6 MB of scratch for
+#: its nodes; the blocks loop over the rows)
+QUADRATURE_BLOCKS = int(os.environ.get("RANKSEG_CUDA_QUADRATURE_BLOCKS", "128"))
 #: multiclass inputs with at most this many classes (<= MAX_FUSED_CLASSES) sum the
 #: safe sets inside pass A; more classes take one more pass
 FUSED_CLASSES = MAX_FUSED_CLASSES

@@ -450,8 +450,8 @@ def _exact_on_device(
     _rows_launch(certified_range_kernel, n, _config.SORT_THREADS)(
         cand, first, rows, summaries, rparams, rng
     )
-    cfg = _config.launch(n, threads=_config.SORT_THREADS)
-    grid = cfg[0]
+    grid = max(1, min(n, _config.QUADRATURE_BLOCKS, _config.MAX_BLOCKS))  # scratch per block
+    cfg = (grid, _config.launch(n, threads=_config.SORT_THREADS)[1])
     nodes = ws.get("ex_nodes", (grid, MAX_NODES, 2))
     state = ws.get("ex_state", (grid, MAX_NODES, 5))
     contrib = ws.get("ex_contrib", (grid, MAX_NODES, TAU_CHUNK))

@@ -99,9 +99,11 @@ def _spy_host(monkeypatch):
 
 
 @pytest.mark.parametrize("metric", ["dice", "iou"])
-def test_quadrature_on_the_gpu(cuda, metric, monkeypatch):
+def test_quadrature_on_the_gpu(cuda, small_launch, metric, monkeypatch):
     """Every row is solved on the device (no host fallback): same volumes, thresholds
-    and masks as the CPU, expected scores equal to 1e-12."""
+    and masks as the CPU, expected scores equal to 1e-12.  One quadrature block loops
+    over all the rows (its scratch reused row after row)."""
+    monkeypatch.setattr(small_launch, "QUADRATURE_BLOCKS", 1)
     calls = _spy_host(monkeypatch)
     rng = np.random.default_rng(11 if metric == "dice" else 12)
     probs = _rows(rng, 6, 30).reshape(2, 3, 5, 6).astype(np.float32)
