@@ -10,8 +10,9 @@ Modules mirror ``rankseg/kernels`` file for file: ``_dtype.py`` (reading inputs 
 float64), ``rma.py`` (device twins of the RMA objective and screening bounds),
 ``select.py`` (row statistics and setup, band count/gather, band sort, objective
 scan, cut), ``masks.py`` (mask writers), ``assign.py`` (multiclass resolution,
-argmax), ``search.py`` (device twin of the other solvers' candidate bound),
-``exact.py`` (their whole-row summary); ``_config.py`` holds the launch
+argmax), ``search.py`` (the other solvers' candidate bound; the exact solver's
+candidate sort and certified range), ``exact.py`` (the whole-row summary and the
+exact quadrature); ``_config.py`` holds the launch
 configuration and ``driver.py`` owns every transfer.
 """
 
