@@ -49,8 +49,6 @@ from rankseg.kernels.exact import (
     H_STEP,
     SUM_MU,
     TAIL_POINTS,
-    TAIL_RATE_FLOOR,
-    TAIL_SCALE,
 )
 from rankseg.kernels.rma import IOU
 
@@ -66,9 +64,9 @@ MAX_NODES = 1024
 TAU_CHUNK = 64
 _NTOP = NPOW + 1  # top-block power sums and maximum
 
-_TAIL_T = _cpu.TAIL_T
-_TAIL_WEIGHTS = _cpu.TAIL_WEIGHTS
-_TOL = _cpu._TOL
+_tail_origin = device_twin(_cpu._tail_origin)
+_tail_node = device_twin(_cpu._tail_node)
+_lattice_node = device_twin(_cpu._lattice_node)
 _log1m = device_twin(_cpu._log1m)
 _ratio = device_twin(_cpu._ratio)
 _shrink = device_twin(_cpu._shrink)
@@ -162,24 +160,17 @@ def _top_block(q, m, t0, top_pow, buf):
 def _list_nodes(nodes, blk, tau_hi, gamma, mu, c_eff, mu_lb, scale, has_rest, rest_max):
     """Write the CPU's node sequence into ``nodes[blk]`` (``s``, weight; ``s = 0``: g(0)).
 
-    Returns ``(number of nodes, p_need)``; one thread.
+    The node helpers are the CPU's own (device twins).  Returns ``(number of nodes,
+    p_need)``; one thread.
     """
-    h = H_STEP
     rho = 10.0 ** (-16.0 / NPOW)
-    a_rate = tau_hi + gamma + mu + TAIL_RATE_FLOOR
-    i0 = int64(math.floor(math.log(TAIL_SCALE / a_rate) / h))
-    s0 = math.exp(i0 * h)
+    i0, s0 = _tail_origin(tau_hi, gamma, mu)
     nn = 0
     p_need = 0.0
     cap = nodes.shape[1]
     for jt in range(TAIL_POINTS - 1, -1, -1):
-        t = _TAIL_T[jt]
-        wgt = h * s0 * _TAIL_WEIGHTS[jt]
-        if jt == 0:
-            wgt += h * s0
-        s = 0.0
-        if t != 0.0:
-            s = s0 * t
+        s, wgt = _tail_node(jt, s0)
+        if s != 0.0:
             cut = rho / -math.expm1(-s)
             if has_rest and rest_max > cut and (p_need == 0.0 or cut < p_need):
                 p_need = cut
@@ -189,25 +180,19 @@ def _list_nodes(nodes, blk, tau_hi, gamma, mu, c_eff, mu_lb, scale, has_rest, re
         nn += 1
     i = i0 + 1
     while True:
-        u = i * h
-        if u > 700.0:
+        s, y, keep, stop = _lattice_node(i, c_eff, mu_lb, scale)
+        if stop:
             break
-        s = math.exp(u)
-        y = -math.expm1(-s)
-        bound = h * s * math.exp(-c_eff * s - mu_lb * y) * scale
-        if bound < _TOL:
-            if s * c_eff > 1.0:
-                break
-            i += 1
+        i += 1
+        if not keep:
             continue
         cut = rho / y
         if has_rest and rest_max > cut and (p_need == 0.0 or cut < p_need):
             p_need = cut
         if nn < cap:
             nodes[blk, nn, 0] = s
-            nodes[blk, nn, 1] = h * s
+            nodes[blk, nn, 1] = H_STEP * s
         nn += 1
-        i += 1
     return nn, p_need
 
 

@@ -407,6 +407,42 @@ def _accumulate(s, wgt, q, t0, m_sorted, top_pow, summary, ws, mode, gamma, tau_
 
 
 @jit
+def _tail_origin(tau_hi, gamma, mu):
+    """Lattice index ``i0`` and node ``s0 = exp(i0 h)`` of the lower-tail rule."""
+    a_rate = tau_hi + gamma + mu + TAIL_RATE_FLOOR
+    i0 = int(math.floor(math.log(TAIL_SCALE / a_rate) / H_STEP))
+    return i0, math.exp(i0 * H_STEP)
+
+
+@jit
+def _tail_node(jt, s0):
+    """Node ``s`` and weight of tail-rule point ``jt`` (``s = 0``: the point ``g(0)``)."""
+    wgt = H_STEP * s0 * TAIL_WEIGHTS[jt]
+    if jt == 0:
+        wgt += H_STEP * s0  # the lattice node i0 itself
+    return s0 * TAIL_T[jt], wgt
+
+
+@jit
+def _lattice_node(i, c_eff, mu_lb, scale):
+    """``(s, y, keep, stop)`` of lattice node ``i``: ``s = exp(i h)``, ``y = 1 - exp(-s)``.
+
+    ``keep``: the node's bound ``h s exp(-c_eff s - mu_lb y) scale`` reaches the
+    tolerance; ``stop``: no later node can (past the peak of ``s exp(-c s)``, where
+    ``exp(-mu y)`` decreases too, or beyond ``u = 700``).
+    """
+    u = i * H_STEP
+    if u > 700.0:
+        return 0.0, 0.0, False, True
+    s = math.exp(u)
+    y = -math.expm1(-s)
+    bound = H_STEP * s * math.exp(-c_eff * s - mu_lb * y) * scale
+    if bound < _TOL:
+        return s, y, False, s * c_eff > 1.0
+    return s, y, True, False
+
+
+@jit
 def _objective(q, summary, gamma, tau_lo, tau_hi, mode, out):
     """Shared quadrature driver of the public kernels (``mode``: _DICE, _IOU, _RECIP)."""
     iou = mode == _IOU
@@ -463,19 +499,14 @@ def _objective(q, summary, gamma, tau_lo, tau_hi, mode, out):
         return 0.0
 
     # --- lower tail: closed-form rule below the lattice node s0 ------------------------
-    a_rate = tau_hi + gamma + mu + TAIL_RATE_FLOOR
-    i0 = int(math.floor(math.log(TAIL_SCALE / a_rate) / h))
-    s0 = math.exp(i0 * h)
+    i0, s0 = _tail_origin(tau_hi, gamma, mu)
     ws = np.zeros((2, max(npow, 1)), dtype=np.float64)
     p_need = 0.0
     m_sorted = 0
     # interpolation points from s = 0 upward; the last (t = 1) is lattice node i0
     for jt in range(TAIL_T.shape[0] - 1, -1, -1):
-        t = TAIL_T[jt]
-        wgt = h * s0 * TAIL_WEIGHTS[jt]
-        if jt == 0:
-            wgt += h * s0  # the lattice node i0 itself
-        if t == 0.0:
+        s, wgt = _tail_node(jt, s0)
+        if s == 0.0:
             # g(0): x = 1, G = 1, H_tau = S_tau
             for tau in range(t0, tau_hi + 1):
                 if mode != _DICE:
@@ -483,7 +514,6 @@ def _objective(q, summary, gamma, tau_lo, tau_hi, mode, out):
                 else:
                     out[tau - tau_lo] += wgt * (2.0 * s_band[tau - tau_lo] + gamma)
             continue
-        s = s0 * t
         cut = rho / -math.expm1(-s)
         while t0 + m_sorted < m_len and as_f64(q[t0 + m_sorted]) > cut:
             m_sorted += 1
@@ -493,16 +523,11 @@ def _objective(q, summary, gamma, tau_lo, tau_hi, mode, out):
     # --- lattice nodes above s0 ---------------------------------------------------------
     i = i0 + 1
     while True:
-        u = i * h
-        if u > 700.0:
+        s, y, keep, stop = _lattice_node(i, c_eff, mu_lb, scale)
+        if stop:
             break
-        s = math.exp(u)
-        y = -math.expm1(-s)
-        bound = h * s * math.exp(-c_eff * s - mu_lb * y) * scale
-        if bound < _TOL:
-            if s * c_eff > 1.0:
-                break  # s exp(-c s) and exp(-mu y) both decrease from here on
-            i += 1
+        i += 1
+        if not keep:
             continue
         cut = rho / y
         while t0 + m_sorted < m_len and as_f64(q[t0 + m_sorted]) > cut:
@@ -512,7 +537,6 @@ def _objective(q, summary, gamma, tau_lo, tau_hi, mode, out):
         _accumulate(
             s, h * s, q, t0, m_sorted, top_pow, summary, ws, mode, gamma, tau_lo, tau_hi, out
         )
-        i += 1
     if iou:
         for tau in range(t0, tau_hi + 1):
             out[tau - tau_lo] *= s_band[tau - tau_lo] + gamma
