@@ -12,7 +12,8 @@ float64), ``rma.py`` (device twins of the RMA objective and screening bounds),
 scan, cut), ``masks.py`` (mask writers), ``assign.py`` (multiclass resolution,
 argmax), ``search.py`` (the other solvers' candidate bound; the exact solver's
 candidate sort and certified range), ``exact.py`` (the whole-row summary and the
-exact quadrature); ``_config.py`` holds the launch
+exact quadrature), ``_block.py`` (block-wide reductions shared by the kernels);
+``_config.py`` holds the launch
 configuration and ``driver.py`` owns every transfer.
 """
 

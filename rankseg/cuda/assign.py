@@ -19,10 +19,11 @@ import math
 
 from numba import cuda, float64
 
+from rankseg.cuda._block import block_sum
 from rankseg.cuda._config import MAX_FUSED_CLASSES, MAX_THREADS, device_twin
 from rankseg.cuda._dtype import as_f64
 from rankseg.cuda.masks import is_selected
-from rankseg.cuda.select import R_ACTIVE, R_T, STAT_MU, block_sum, load4, tile_of
+from rankseg.cuda.select import R_ACTIVE, R_T, STAT_MU, load4, tile_of
 from rankseg.kernels import assign as _cpu
 
 __all__ = [

@@ -27,6 +27,7 @@ import math
 
 from numba import cuda, float64, int64
 
+from rankseg.cuda._block import block_argmax, block_max, block_scan, block_sum
 from rankseg.cuda._config import MAX_SORT_THREADS, MAX_THREADS, device_twin
 from rankseg.cuda._dtype import as_f64
 from rankseg.cuda.select import (
@@ -36,10 +37,6 @@ from rankseg.cuda.select import (
     R_SCORE,
     R_T,
     R_TAU,
-    block_argmax,
-    block_max,
-    block_scan,
-    block_sum,
     count_above,
     tile_of,
 )

@@ -28,13 +28,16 @@ import types
 
 from numba import cuda, float64, int32, int64, uint64
 
+from rankseg.cuda._block import block_max, block_scan
 from rankseg.cuda._config import MAX_SORT_THREADS, device_twin
 from rankseg.cuda.rma import rma_objective
-from rankseg.cuda.select import block_max, block_scan, candidate_bound
 from rankseg.kernels import search as _cpu
 from rankseg.kernels.exact import SUM_MU, SUM_VAR
 
 __all__ = ["RADIX_DIGITS", "candidate_bound", "certified_range_kernel", "sort_rows_kernel"]
+
+#: ``θ`` of :func:`rankseg.kernels.search.candidate_bound`, same code
+candidate_bound = device_twin(_cpu.candidate_bound)
 
 # ``np.sqrt`` / ``np.exp`` of the CPU code on scalars, as the CUDA target knows them
 _np_scalar = types.ModuleType("_np_scalar")

@@ -39,17 +39,17 @@ import math
 
 from numba import cuda, float64, int32, int64
 
+from rankseg.cuda._block import block_argmax, block_max, block_scan, block_sum
 from rankseg.cuda._config import (
     BUCKETS,
     MAX_SORT_THREADS,
     MAX_THREADS,
     SHARED_SORT_CAPACITY,
     SHORT_BUCKET,
-    device_twin,
 )
 from rankseg.cuda._dtype import as_f64
 from rankseg.cuda.rma import rma_bounds, rma_objective
-from rankseg.kernels import search as _cpu_search
+from rankseg.cuda.search import candidate_bound
 
 __all__ = [
     "BAND_FORCED_N",
@@ -79,10 +79,6 @@ __all__ = [
     "STAT_NHALF",
     "STAT_SHALF",
     "band_kernel",
-    "block_argmax",
-    "block_max",
-    "block_scan",
-    "block_sum",
     "bucket_sort_desc",
     "cut_kernel",
     "insertion_sort_desc",
@@ -97,10 +93,6 @@ __all__ = [
 ]
 
 # columns of the per-row stats (same order as the CPU's STAT_*, plus validity)
-#: ``θ`` of the non-RMA solvers (:func:`rankseg.kernels.search.candidate_bound`, same
-#: code; re-exported by :mod:`rankseg.cuda.search`)
-candidate_bound = device_twin(_cpu_search.candidate_bound)
-
 STAT_MU = 0
 STAT_MAX = 1
 STAT_NHALF = 2
@@ -131,83 +123,6 @@ NBAND = 4
 CUT_TAU = 0
 CUT_KIN = 1
 CUT_FULL = 2
-
-
-@cuda.jit(device=True)
-def block_sum(buf, val):
-    """Sum of ``val`` over the block (tree reduction; every thread gets the total)."""
-    tid = cuda.threadIdx.x
-    buf[tid] = val
-    cuda.syncthreads()
-    s = cuda.blockDim.x // 2
-    while s > 0:
-        if tid < s:
-            buf[tid] += buf[tid + s]
-        cuda.syncthreads()
-        s //= 2
-    total = buf[0]
-    cuda.syncthreads()  # buf is reused by the next reduction
-    return total
-
-
-@cuda.jit(device=True)
-def block_max(buf, val):
-    """Maximum of ``val`` over the block (``-block_max(-v)`` gives the minimum)."""
-    tid = cuda.threadIdx.x
-    buf[tid] = val
-    cuda.syncthreads()
-    s = cuda.blockDim.x // 2
-    while s > 0:
-        if tid < s:
-            buf[tid] = max(buf[tid], buf[tid + s])
-        cuda.syncthreads()
-        s //= 2
-    total = buf[0]
-    cuda.syncthreads()
-    return total
-
-
-@cuda.jit(device=True)
-def block_scan(buf, val):
-    """Inclusive prefix sum of ``val`` over the threads; returns ``(prefix, total)``."""
-    tid = cuda.threadIdx.x
-    nt = cuda.blockDim.x
-    buf[tid] = val
-    cuda.syncthreads()
-    off = 1
-    while off < nt:
-        add = buf[tid - off] if tid >= off else 0.0
-        cuda.syncthreads()
-        buf[tid] += add
-        cuda.syncthreads()
-        off *= 2
-    res = buf[tid]
-    total = buf[nt - 1]
-    cuda.syncthreads()
-    return res, total
-
-
-@cuda.jit(device=True)
-def block_argmax(buf, ibuf, val, idx):
-    """Largest ``val`` over the block and its ``idx`` (the smallest on equal values)."""
-    tid = cuda.threadIdx.x
-    buf[tid] = val
-    ibuf[tid] = idx
-    cuda.syncthreads()
-    s = cuda.blockDim.x // 2
-    while s > 0:
-        if tid < s:
-            vo = buf[tid + s]
-            io = ibuf[tid + s]
-            if vo > buf[tid] or (vo == buf[tid] and io < ibuf[tid]):
-                buf[tid] = vo
-                ibuf[tid] = io
-        cuda.syncthreads()
-        s //= 2
-    rv = buf[0]
-    ri = ibuf[0]
-    cuda.syncthreads()
-    return rv, ri
 
 
 @cuda.jit(device=True)

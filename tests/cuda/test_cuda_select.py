@@ -1,4 +1,4 @@
-"""The GPU band sort and block reductions on their own (rankseg/cuda/select.py)."""
+"""The GPU band sort and block reductions on their own (rankseg/cuda/select.py, _block.py)."""
 
 import numpy as np
 import pytest
@@ -10,7 +10,7 @@ if UNAVAILABLE:
 # module-level kernels: the simulator swaps the global ``cuda`` for its fake module
 from numba import cuda  # noqa: E402
 
-from rankseg.cuda import select  # noqa: E402
+from rankseg.cuda import _block, select  # noqa: E402
 
 
 @cuda.jit
@@ -27,8 +27,8 @@ def reduce_kernel(x, out):
     for j in range(cuda.threadIdx.x, x.shape[0], cuda.blockDim.x):
         s += x[j]
         m = max(m, x[j])
-    s = select.block_sum(buf, s)
-    m = select.block_max(buf, m)
+    s = _block.block_sum(buf, s)
+    m = _block.block_max(buf, m)
     if cuda.threadIdx.x == 0:
         out[0] = s
         out[1] = m
