@@ -363,6 +363,12 @@ def test_nnunet_errors(rng, tmp_path):
     # no geometry at all: the label map mirrors the .npz
     pm = rio.load_probabilities(tmp_path / "nn" / "case.npz")
     assert pm.output_name == "case.npz" and pm.reference is None
+    # ... in nnU-Net's own axis order (Z, Y, X): only a NIfTI output reverses them
+    labels = predict(pm.probs)
+    rio.save_labels(tmp_path / "mirror.npz", labels, like=pm)
+    with np.load(tmp_path / "mirror.npz") as f:
+        np.testing.assert_array_equal(f["labels"], labels[0])
+        assert f["labels"].shape == (3, 4, 5)
     s = nib.Nifti1Image(np.zeros((2, 2, 2), np.uint8), np.eye(4))
     nib.save(s, tmp_path / "nn" / "case.nii.gz")
     with pytest.raises(ValueError, match="do not match nnU-Net's segmentation"):

@@ -182,7 +182,7 @@ def _load_nnunet(path: Path, key: str | None) -> ProbabilityMap:
         class_axis=0,
         output_name=name,
         reference=reference,
-        reverse_spatial=True,
+        reverse_spatial=reference is not None,  # only a NIfTI output takes (X, Y, Z)
         regions=regions,
         sources=sources_of(path, "nnunet"),
     )
