@@ -319,6 +319,30 @@ def test_zarr_and_netcdf(rng, tmp_path, capsys):
     np.testing.assert_array_equal(back, predict(p[:1])[0])
 
 
+@pytest.mark.parametrize("netcdf4", [False, True])
+def test_netcdf_unsigned_labels(rng, tmp_path, capsys, monkeypatch, netcdf4):
+    """A void label of 255 (uint8 labels) survives a netCDF file, netCDF3 included."""
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("rankseg.xarray")
+    from rankseg.io import _xarray as iox
+
+    if netcdf4 and not iox._netcdf4_writer():
+        pytest.skip("neither netCDF4 nor h5netcdf is installed")
+    monkeypatch.setattr(iox, "_netcdf4_writer", lambda: netcdf4)
+    p = softmax(rng, (3, 4, 5), axis=0)  # (class, y, x)
+    xr.DataArray(p, dims=("class", "y", "x"), name="probabilities").to_dataset().to_netcdf(
+        tmp_path / "q.nc"
+    )
+    args = ("--unassigned-policy", "void", "--pruning-prob", "0.99")
+    code, _, err = run(capsys, "predict", tmp_path / "q.nc", "-o", tmp_path / "o", *args)
+    assert code == 0, err
+    back = xr.open_dataset(tmp_path / "o" / "q.nc")["labels"]
+    want = predict(p[None], unassigned_policy="void", pruning_prob=0.99)[0]
+    assert (want == 255).any()  # the case this test is about
+    np.testing.assert_array_equal(back.values, want)
+    assert 255 in np.asarray(back.attrs["flag_values"]).tolist()
+
+
 def test_zarr_without_adapter(rng, tmp_path, capsys, monkeypatch):
     import builtins
 

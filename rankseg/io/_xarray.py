@@ -81,6 +81,45 @@ def load_dataarray(
     return ds[key]
 
 
+def _netcdf4_writer() -> bool:
+    """Whether xarray can write netCDF4 (netCDF4 or h5netcdf installed); else netCDF3 (scipy)."""
+    import importlib.util
+
+    return any(importlib.util.find_spec(m) is not None for m in ("netCDF4", "h5netcdf"))
+
+
+#: netCDF3 has no unsigned integers: each is stored as the next wider signed type
+_NC3_SIGNED = {"u1": "i2", "u2": "i4", "u4": "i8", "u8": "i8"}
+
+
+def _netcdf3_compatible(ds: Any) -> Any:
+    """Widen unsigned label data (and their ``flag_values``) for a netCDF3 file.
+
+    netCDF3 (xarray's scipy writer, the only one without netCDF4 or h5netcdf) holds
+    byte, short and int but no unsigned types: xarray would cast uint8 to int8 and
+    fail on labels from 128 up (a ``void_index`` of 255, 128+ classes).  Labels are
+    widened to the next signed type instead, which holds every value exactly.
+    """
+    import numpy as np
+
+    def widen(a: Any) -> Any:
+        key = f"{a.dtype.kind}{a.dtype.itemsize}"
+        return a.astype(_NC3_SIGNED[key]) if key in _NC3_SIGNED else a
+
+    out = ds.copy()
+    for name in list(out.variables):
+        var = out[name]
+        attrs = dict(var.attrs)
+        fv = attrs.get("flag_values")
+        if fv is not None:
+            attrs["flag_values"] = widen(np.asarray(fv))
+        if var.dtype.kind == "u":
+            out[name] = widen(var).assign_attrs(attrs)
+        else:
+            out[name].attrs = attrs
+    return out
+
+
 def save_dataarray(path: str | os.PathLike[str], da: Any, *, format: str = "auto") -> Path:
     """Write a DataArray (labels or masks) to a zarr store or netCDF file atomically.
 
@@ -101,6 +140,9 @@ def save_dataarray(path: str | os.PathLike[str], da: Any, *, format: str = "auto
 
     Notes
     -----
+    netCDF is written as netCDF4 when the ``netCDF4`` or ``h5netcdf`` package is
+    installed; otherwise xarray writes netCDF3, which has no unsigned integers, and
+    unsigned labels are stored as the next wider signed type (uint8 as int16).
     A zarr store is a folder: it is written under a temporary name and renamed;
     an existing store of the same name is first renamed aside and removed after
     the new one is in place.
@@ -111,6 +153,8 @@ def save_dataarray(path: str | os.PathLike[str], da: Any, *, format: str = "auto
     fmt = detect_format(p) if format == "auto" else format
     ds = da.to_dataset(name=da.name or "labels")
     if fmt == "netcdf":
+        if not _netcdf4_writer():
+            ds = _netcdf3_compatible(ds)
         return atomic_write(p, lambda tmp: ds.to_netcdf(tmp))
     if fmt != "zarr":
         raise ValueError(f"save_dataarray writes zarr or netCDF; got format {fmt!r}")
