@@ -427,6 +427,39 @@ def test_dataarray_round_trip(rng, tmp_path):
         rio.load_dataarray(tmp_path / "p.zarr", format="npy")
 
 
+def test_failed_zarr_write_leaves_nothing(tmp_path, monkeypatch):
+    """A chunk failing while another chunk is being written leaves no partial store."""
+    import os
+    import time
+
+    xr = pytest.importorskip("xarray")
+    da = pytest.importorskip("dask.array")
+    pytest.importorskip("zarr")
+    zlocal = pytest.importorskip("zarr.storage._local")
+    if not hasattr(zlocal, "_put"):
+        pytest.skip("this zarr writes chunks elsewhere")
+    put = zlocal._put
+
+    def slow_put(path, value, *args, **kwargs):  # a chunk write takes a while
+        if "/c/" in str(path).replace(os.sep, "/"):
+            time.sleep(0.3)
+        return put(path, value, *args, **kwargs)
+
+    monkeypatch.setattr(zlocal, "_put", slow_put)
+
+    def block(x, block_info=None):
+        if block_info[0]["chunk-location"][0] == 4:
+            time.sleep(0.1)  # fails while the chunks before it are being written
+            raise ValueError("chunk 4 fails")
+        return x
+
+    data = da.ones((8, 16), chunks=(1, 16), dtype=np.uint8).map_blocks(block, dtype=np.uint8)
+    with pytest.raises(ValueError, match="chunk 4 fails"):
+        rio.save_dataarray(tmp_path / "o.zarr", xr.DataArray(data, dims=("z", "x"), name="l"))
+    time.sleep(0.6)  # a chunk write still running would have recreated the store by now
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_write_into_missing_folder_names_the_folder(tmp_path):
     missing = tmp_path / "no" / "such"
     with pytest.raises(FileNotFoundError, match=r"the folder .*such' does not exist"):

@@ -120,6 +120,65 @@ def _netcdf3_compatible(ds: Any) -> Any:
     return out
 
 
+def _write_zarr(ds: Any, tmp: Path) -> None:
+    """Write ``ds`` to the store ``tmp``; when this raises, no chunk write is still running.
+
+    A dask-backed dataset is written by dask's threaded scheduler on a pool of our
+    own, which is shut down (waiting for the running chunk writes) before an error
+    propagates -- dask's shared pool would keep writing chunks into the store while
+    the caller removes it.  A distributed client or another configured scheduler is
+    used as it is (:func:`_remove_store` then retries the removal).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    # not consolidated: zarr 3 warns that consolidated metadata is outside its spec
+    if not ds.chunks:
+        ds.to_zarr(tmp, mode="w", consolidated=False)
+        return
+    import dask
+
+    writes = ds.to_zarr(tmp, mode="w", consolidated=False, compute=False)
+    if _default_client() is not None or dask.config.get("scheduler", None) not in (
+        None,
+        "threads",
+        "threading",
+    ):
+        dask.compute(writes)
+        return
+    workers = dask.config.get("num_workers", None) or os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # exit waits for running writes
+        dask.compute(writes, scheduler="threads", pool=pool)
+
+
+def _default_client() -> Any:
+    try:
+        from distributed import default_client
+    except ImportError:
+        return None
+    try:
+        return default_client()
+    except ValueError:  # no client
+        return None
+
+
+def _remove_store(tmp: Path, settle: float = 0.5, limit: float = 10.0) -> None:
+    """Remove a partial store, again until it has stayed gone for ``settle`` seconds."""
+    import shutil
+    import time
+
+    end = time.monotonic() + limit
+    gone_since = None
+    while time.monotonic() < end:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp.exists():
+            gone_since = None
+        elif gone_since is None:
+            gone_since = time.monotonic()
+        elif time.monotonic() - gone_since >= settle:
+            return
+        time.sleep(0.05)
+
+
 def save_dataarray(path: str | os.PathLike[str], da: Any, *, format: str = "auto") -> Path:
     """Write a DataArray (labels or masks) to a zarr store or netCDF file atomically.
 
@@ -162,13 +221,12 @@ def save_dataarray(path: str | os.PathLike[str], da: Any, *, format: str = "auto
     tmp = p.with_name(f".{p.name}.rankseg-tmp-{token}")
     old = p.with_name(f".{p.name}.rankseg-old-{token}")
     try:
-        # not consolidated: zarr 3 warns that consolidated metadata is outside its spec
-        ds.to_zarr(tmp, mode="w", consolidated=False)
+        _write_zarr(ds, tmp)
         if p.exists():
             os.replace(p, old)
         os.replace(tmp, p)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_store(tmp)
         raise
     shutil.rmtree(old, ignore_errors=True)
     return p
