@@ -101,25 +101,72 @@ def _task_threads(nthreads: int) -> Iterator[None]:
         yield
 
 
+#: where the NumPy API's value errors say which row is bad
+_AT_ROW = re.compile(r"sample (\d+), class (\d+)")
+
+
+class _Where:
+    """Names a row of the DataArray by its dims and coordinates, for the value errors.
+
+    The NumPy API counts samples within the batch it is given, which for dask input
+    is one block; each block also gets the flat sample numbers of its samples (an
+    index input of :func:`predict`), so the error names the sample of the whole
+    DataArray, by coordinate label where the dim has one (``case='p5'``), else by
+    position (``case[5]``).
+    """
+
+    def __init__(self, da: xr.DataArray, loop: list[Hashable], class_dim: Hashable) -> None:
+        self.dims = [*loop, class_dim]
+        self.shape = tuple(int(da.sizes[d]) for d in loop)
+        self.labels = [np.asarray(da[d].values) if d in da.coords else None for d in self.dims]
+
+    def __call__(self, message: str, index: np.ndarray) -> str:
+        m = _AT_ROW.search(message)
+        if m is None:
+            return message
+        flat = int(np.asarray(index).reshape(-1)[int(m[1])])
+        pos = [*np.unravel_index(flat, self.shape), int(m[2])]
+        parts = []
+        for dim, labels, i in zip(self.dims, self.labels, pos, strict=True):
+            if labels is None:
+                parts.append(f"{dim}[{int(i)}]")
+            else:
+                value = labels[int(i)]
+                parts.append(f"{dim}={value.item() if hasattr(value, 'item') else value!r}")
+        return message[: m.start()] + ", ".join(parts) + message[m.end() :]
+
+
 def _predict_block(
     x: np.ndarray,
+    index: np.ndarray,
     *,
     nspatial: int,
     params: dict[str, Any],
     return_info: bool,
     dtype: Any,
     task_threads: int | None,
+    where: _Where,
 ) -> np.ndarray | tuple[np.ndarray, ...]:
-    """Predict one block of shape ``(*loop, C, *spatial)`` (the layout apply_ufunc gives)."""
+    """Predict one block of shape ``(*loop, C, *spatial)`` (the layout apply_ufunc gives).
+
+    ``index`` holds the flat sample numbers of the block's samples (shape ``loop``),
+    by which a value error names its sample in the whole DataArray.
+    """
     nloop = x.ndim - 1 - nspatial
     loop, core = x.shape[:nloop], x.shape[nloop:]
     batch = x.reshape((-1, *core))
     model = RankSEG(**params)
-    if task_threads is None:
-        res = model.predict(batch, return_info=return_info, dtype=dtype)
-    else:
-        with _task_threads(task_threads):
+    try:
+        if task_threads is None:
             res = model.predict(batch, return_info=return_info, dtype=dtype)
+        else:
+            with _task_threads(task_threads):
+                res = model.predict(batch, return_info=return_info, dtype=dtype)
+    except ValueError as exc:
+        message = where(str(exc), index)
+        if message == str(exc):
+            raise
+        raise ValueError(message) from None
     preds, info = res if return_info else (res, None)
     preds = preds.reshape(loop + preds.shape[1:])
     if info is None:
@@ -422,10 +469,18 @@ def predict(
         # rechunked: DataArray.chunk would also turn the coords into dask arrays.
         axes = {da.get_axis_num(d): -1 for d in core}
         da = da.copy(data=da.data.rechunk(axes))
+    loop = [d for d in da.dims if d not in core]
+    index = xr.DataArray(
+        np.arange(int(np.prod([da.sizes[d] for d in loop]))).reshape([da.sizes[d] for d in loop]),
+        dims=loop,
+    )
+    if lazy:
+        index = index.chunk({d: da.chunksizes[d] for d in loop})
     result = xr.apply_ufunc(
         _predict_block,
         da,
-        input_core_dims=[core],
+        index,
+        input_core_dims=[core, []],
         output_core_dims=out_core,
         dask="parallelized",
         output_dtypes=out_dtypes,
@@ -436,6 +491,7 @@ def predict(
             "return_info": return_info,
             "dtype": dtype,
             "task_threads": threads_per_task if lazy else None,
+            "where": _Where(da, loop, class_dim),
         },
     )
     outputs = result if return_info else (result,)

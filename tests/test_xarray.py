@@ -303,8 +303,18 @@ def test_invalid_values_raise_when_computed(rng):
     bad = da.copy(data=da.values.copy())
     bad[1, 0, 0, 0, 0] = np.nan
     lazy = rx.predict(bad.chunk(case=1), sample_dims="case")  # no error yet: nothing read
-    with pytest.raises(ValueError, match="probs contains NaN"):
+    # the error names the sample of the whole DataArray (not of the dask block), by label
+    with pytest.raises(ValueError, match=r"NaN \(first at case='case01', class='background'\)"):
         lazy.compute(scheduler="synchronous")
+    with pytest.raises(ValueError, match=r"first at case='case01', class='background'"):
+        rx.predict(bad, sample_dims="case")  # in memory: one block
+    plain = bad.drop_vars(["case", "class"])  # no coordinate labels: positions
+    with pytest.raises(ValueError, match=r"first at case\[1\], class\[0\]"):
+        rx.predict(plain.chunk(case=1), sample_dims="case").compute(scheduler="synchronous")
+    two = xr.concat([plain, plain.isel(case=[0, 2, 1])], dim="run")  # two loop dims
+    with pytest.raises(ValueError, match=r"first at run\[1\], case\[2\], class\[0\]"):
+        two[0] = plain.isel(case=[0, 2, 0]).values  # only run 1 holds the NaN
+        rx.predict(two.chunk(case=2, run=1), sample_dims=("run", "case")).compute()
 
 
 # -- dask -------------------------------------------------------------------------------
