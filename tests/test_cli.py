@@ -384,6 +384,45 @@ def test_usage_errors(cases, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     code, _, err = run(capsys, "predict", tmp_path / "empty", "-o", tmp_path / "o")
     assert code == 2 and "no input cases found" in err
+    # output paths are checked before any case is solved: one line, exit status 2
+    (tmp_path / "afile").write_text("x")
+    assert "cannot use -o" in usage("predict", d, "-o", tmp_path / "afile")
+    assert "cannot use -o" in usage("predict", d, "-o", tmp_path / "afile" / "sub")
+    err = usage("predict", d, "-o", tmp_path / "o3", "--info", tmp_path / "no" / "i.csv")
+    assert "--info" in err and "does not exist" in err and not (tmp_path / "o3").exists()
+    assert "is a folder" in usage("predict", d, "-o", tmp_path / "o3", "--info", tmp_path)
+    lab = tmp_path / "lab.npy"
+    np.save(lab, np.zeros((3, 3), np.uint8))
+    err = usage("evaluate", lab, "--target", lab, "--csv", tmp_path / "no" / "e.csv")
+    assert "--csv" in err and "does not exist" in err
+    assert "is a folder" in usage("evaluate", lab, "--target", lab, "--csv", tmp_path)
+    assert "does not exist" in usage("demo", "--plot", tmp_path / "no" / "d.png")
+    assert "unknown image type 'txt'" in usage("demo", "--plot", tmp_path / "d.txt")
+    # a missing target is named as the target, not as the prediction
+    code, _, err = run(capsys, "evaluate", lab, "--target", tmp_path / "nonexist.npy")
+    assert code == 1 and f"error: {tmp_path / 'nonexist.npy'}: no such file" in err
+
+
+def test_interrupt_keeps_the_info_of_finished_cases(cases, tmp_path, capsys, monkeypatch):
+    d, _ = cases
+    out, info = tmp_path / "out", tmp_path / "info.csv"
+    real_save = rio.save_labels
+    calls = []
+
+    def interrupted_save(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_save(path, *args, **kwargs)
+
+    monkeypatch.setattr(rio, "save_labels", interrupted_save)
+    code, _, err = run(capsys, "predict", d, "-o", out, "--info", info)
+    assert code == 130 and "interrupted" in err
+    assert sorted(f.name for f in out.iterdir()) == ["a.npy"]
+    assert {r["case"] for r in read_csv(info)} == {"a"}
+    code, _, err = run(capsys, "predict", d, "-o", out, "--continue", "--info", info)
+    assert code == 0 and "2 written, 1 skipped" in err
+    assert sorted(r["case"] for r in read_csv(info)) == ["a"] * 3 + ["b"] * 3 + ["c"] * 3
 
 
 def test_solver_help_lists_available_solvers(monkeypatch):

@@ -116,9 +116,33 @@ def demo(
     )
 
 
+def _check_plot_path(path: str) -> str | None:
+    """Why the demo could not save its figure to ``path``, or None."""
+    from pathlib import Path
+
+    from rankseg.cli._common import _check_output_file
+
+    why = _check_output_file(path, "--plot")
+    if why:
+        return why
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        return "--plot needs matplotlib (pip install 'rankseg[plot]')"
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in kinds:
+        return f"--plot {path}: unknown image type {suffix!r}; expected one of " + ", ".join(
+            f".{k}" for k in sorted(kinds)
+        )
+    return None
+
+
 def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.classes < 2 or min(args.shape) < 1 or args.draws < 2 or args.repeat < 1:
         parser.error("need --classes >= 2, every --shape size >= 1, --draws >= 2, --repeat >= 1")
+    if args.plot is not None and (why := _check_plot_path(args.plot)):
+        parser.error(why)  # before the demo runs, not after
     print(
         demo(
             args.shape,

@@ -10,6 +10,21 @@ _EXIT_USAGE = 2
 _EXIT_INTERRUPTED = 130
 
 
+def _check_output_file(path: str, option: str) -> str | None:
+    """Why ``path`` cannot be written by ``option`` (its folder is missing, it is a folder), or None.
+
+    Checked before any work is done, so a typo does not cost a whole run.
+    """
+    from pathlib import Path
+
+    p = Path(path)
+    if p.is_dir():
+        return f"{option} {path}: is a folder; expected a file name"
+    if not p.parent.is_dir():
+        return f"{option} {path}: the folder {p.parent} does not exist"
+    return None
+
+
 class _Log:
     """Messages to stderr that do not break a tqdm progress bar."""
 
@@ -32,8 +47,14 @@ class _Log:
 
 
 def _one_line(exc: BaseException) -> str:
+    """One line describing ``exc`` for an ``error: FILE: ...`` message."""
     if isinstance(exc, FileNotFoundError):
-        msg = "no such file"
+        if exc.filename is not None:  # raised by the OS: name the file it could not find
+            msg = f"no such file: {exc.filename}"
+        elif exc.args and isinstance(exc.args[0], str):  # ours: already says what and where
+            msg = exc.args[0]
+        else:
+            msg = "no such file"
     elif isinstance(exc, KeyError) and exc.args:
         msg = str(exc.args[0])
     elif isinstance(exc, (TypeError, ValueError, ImportError)):

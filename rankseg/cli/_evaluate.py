@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from rankseg import io as rio
-from rankseg.cli._common import _EXIT_FAILED, _Log, _one_line
+from rankseg.cli._common import _EXIT_FAILED, _check_output_file, _Log, _one_line
 
 
 def _label_files(items: Sequence[str]) -> list[Path]:
@@ -42,6 +42,8 @@ def _cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         parser.error("need at least one prediction and one target file")
     if args.num_classes is not None and args.num_classes < 1:
         parser.error(f"--num-classes must be >= 1; got {args.num_classes}")
+    if args.csv and (why := _check_output_file(args.csv, "--csv")):
+        parser.error(why)
     pairs: list[tuple[str, Path, Path]] = []
     failed: list[str] = []
     if len(preds) == 1 and len(targets) == 1:
@@ -59,9 +61,12 @@ def _cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             log.info(f"note: {len(by_name)} target(s) without a prediction were not evaluated")
     counts: list[tuple[str, np.ndarray]] = []
     for name, p, t in pairs:
+        where = p  # the file an error is about
         try:
             pred = rio.load_labels(p, key=args.key)
+            where = t
             target = rio.load_labels(t)
+            where = p
             if (pred.dtype == bool) != (target.dtype == bool):
                 raise ValueError(
                     f"cannot compare {'masks' if pred.dtype == bool else 'a label map'} with "
@@ -76,10 +81,14 @@ def _cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
                 nc = int(max(pred.max(initial=0), target.max(initial=0))) + 1
             counts.append((name, samplewise_counts(pred[None], target[None], nc)[0]))
         except Exception as exc:
-            failed.append(f"{p}: {_one_line(exc)}")
+            failed.append(f"{where}: {_one_line(exc)}")
             log.error(f"error: {failed[-1]}")
     if counts:
-        _report_scores(args, counts)
+        try:
+            _report_scores(args, counts)
+        except OSError as exc:  # the --csv file (the table is printed first)
+            failed.append(f"{args.csv}: {_one_line(exc)}")
+            log.error(f"error: {failed[-1]}")
     log.info(f"rankseg evaluate: {len(counts)} case(s) evaluated, {len(failed)} failed")
     return _EXIT_FAILED if failed else 0
 
@@ -95,15 +104,6 @@ def _report_scores(args: argparse.Namespace, counts: list[tuple[str, np.ndarray]
     scores = score_from_counts(allc, args.metric, args.empty)
     first = 1 if args.exclude_background else 0
     classes = list(range(first, nc))
-    if args.csv:
-        buf = _stdio.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(("case", "class", args.metric, "pred_volume", "target_volume"))
-        for i, (name, _) in enumerate(counts):
-            for c in classes:
-                w.writerow((name, c, repr(float(scores[i, c])), int(npred[i, c]), int(ntrue[i, c])))
-        data = buf.getvalue()
-        rio.atomic_write(args.csv, lambda tmp: tmp.write_text(data))
     lines = [f"{'class':>6} {'mean ' + args.metric:>12} {'s.e.':>8} {'cases':>6}"]
     means = []
     for c in classes:
@@ -117,3 +117,12 @@ def _report_scores(args: argparse.Namespace, counts: list[tuple[str, np.ndarray]
     overall = sum(valid) / len(valid) if valid else math.nan
     lines.append(f"{'mean':>6} {overall:>12.4f}")
     print("\n".join(lines))
+    if args.csv:
+        buf = _stdio.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(("case", "class", args.metric, "pred_volume", "target_volume"))
+        for i, (name, _) in enumerate(counts):
+            for c in classes:
+                w.writerow((name, c, repr(float(scores[i, c])), int(npred[i, c]), int(ntrue[i, c])))
+        data = buf.getvalue()
+        rio.atomic_write(args.csv, lambda tmp: tmp.write_text(data))

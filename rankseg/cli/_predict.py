@@ -16,7 +16,14 @@ import numpy as np
 
 from rankseg import io as rio
 from rankseg._api import RankSEG
-from rankseg.cli._common import _EXIT_FAILED, _EXIT_INTERRUPTED, _EXIT_USAGE, _Log, _one_line
+from rankseg.cli._common import (
+    _EXIT_FAILED,
+    _EXIT_INTERRUPTED,
+    _EXIT_USAGE,
+    _check_output_file,
+    _Log,
+    _one_line,
+)
 
 INFO_COLUMNS = ("case", "class", "tau", "threshold", "score", "pruned")
 
@@ -263,6 +270,27 @@ def _predict_params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
+def _save_info(
+    args: argparse.Namespace,
+    results: list[_Result],
+    redone: set[str],
+    failed: list[str],
+    log: _Log,
+) -> None:
+    """Write the ``--info`` rows of the finished cases.
+
+    With ``--continue`` the rows of earlier runs are kept, except those of the cases
+    this run set out to redo (``redone``); after an interrupt the cases not reached
+    have no output, so the next ``--continue`` redoes them and writes their rows.
+    """
+    rows = [row for r in sorted(results, key=lambda r: r.index) if r.ok for row in r.rows]
+    try:
+        _write_info(Path(args.info), rows, redone if args.resume else None)
+    except OSError as exc:
+        failed.append(f"{args.info}: {_one_line(exc)}")
+        log.error(f"error: {failed[-1]}")
+
+
 def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     log = _Log(args.quiet)
     params = _predict_params(args)
@@ -279,6 +307,8 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         )
     if args.jobs < 1:
         parser.error(f"-j must be >= 1; got {args.jobs}")
+    if args.info and (why := _check_output_file(args.info, "--info")):
+        parser.error(why)
     cases = rio.find_inputs(args.inputs, args.format)
     if not cases:
         log.error(f"rankseg predict: error: no input cases found in {', '.join(args.inputs)}")
@@ -286,7 +316,10 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     protected = {p.resolve() for p, _ in cases}
     cases = cases[args.part_id :: args.num_parts]
     outdir = Path(args.output)
-    outdir.mkdir(parents=True, exist_ok=True)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file of that name, a file on the way, no permission
+        parser.error(f"cannot use -o {outdir} as the output folder ({exc.strerror or exc})")
 
     jobs: list[_Job] = []
     failed: list[str] = []
@@ -345,6 +378,8 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             if bar is not None:
                 bar.update(1)
     except KeyboardInterrupt:
+        if args.info and any(r.ok for r in results):  # a --continue run skips these cases
+            _save_info(args, results, redone, failed, log)
         log.error("rankseg predict: interrupted (finished outputs are complete; no partial files)")
         return _EXIT_INTERRUPTED
     finally:
@@ -353,12 +388,7 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         log.bar = None
     written = sum(r.ok for r in results)
     if args.info:
-        rows = [row for r in sorted(results, key=lambda r: r.index) if r.ok for row in r.rows]
-        try:
-            _write_info(Path(args.info), rows, redone if args.resume else None)
-        except OSError as exc:
-            failed.append(f"{args.info}: {_one_line(exc)}")
-            log.error(f"error: {failed[-1]}")
+        _save_info(args, results, redone, failed, log)
     log.info(
         f"rankseg predict: {written} written, {skipped} skipped (output exists), "
         f"{len(failed)} failed, of {len(cases)} case(s) -> {outdir}"
