@@ -307,8 +307,6 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         )
     if args.jobs < 1:
         parser.error(f"-j must be >= 1; got {args.jobs}")
-    if args.info and (why := _check_output_file(args.info, "--info")):
-        parser.error(why)
     cases = rio.find_inputs(args.inputs, args.format)
     if not cases:
         log.error(f"rankseg predict: error: no input cases found in {', '.join(args.inputs)}")
@@ -320,6 +318,8 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file of that name, a file on the way, no permission
         parser.error(f"cannot use -o {outdir} as the output folder ({exc.strerror or exc})")
+    if args.info and (why := _check_output_file(args.info, "--info")):  # may be in OUTDIR
+        parser.error(why)
 
     jobs: list[_Job] = []
     failed: list[str] = []
