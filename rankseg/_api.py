@@ -59,6 +59,16 @@ class PredictInfo:
     pruned: np.ndarray
 
 
+def _is_bool_dtype(dtype: Any) -> bool:
+    try:
+        return np.dtype(dtype) == np.bool_
+    except TypeError:  # not a dtype at all
+        raise TypeError(
+            "dtype applies to multiclass label maps; multilabel masks are bool, got "
+            f"dtype={dtype!r}, which is not a dtype"
+        ) from None
+
+
 class RankSEG:
     """RankSEG decision rule: masks maximizing the expected Dice or IoU per image.
 
@@ -186,6 +196,11 @@ class RankSEG:
                     f"got unassigned_policy={out['unassigned_policy']!r}"
                 )
             out["void_index"] = v.check_int(params["void_index"], "void_index")
+            if not -(2**63) <= out["void_index"] < 2**63:
+                raise ValueError(
+                    "void_index must fit in a 64-bit signed integer (the kernels' label type); "
+                    f"got {out['void_index']}"
+                )
         return out
 
     def __repr__(self) -> str:
@@ -286,12 +301,22 @@ class RankSEG:
             raise TypeError(f"out must be a NumPy array (or memmap); got {type(out).__name__}")
         if multiclass:
             labels = [0, nc - 1] + ([self.void_index] if void else [])
+            if dtype is None and out is not None and out.dtype.kind not in "iu":
+                raise TypeError(
+                    f"out has dtype {out.dtype}; expected an integer dtype for the label map "
+                    "(e.g. int64)"
+                )
+            if dtype is None and out is not None and not out.dtype.isnative:
+                raise ValueError(
+                    f"out has dtype {out.dtype.str}; expected an integer dtype in this "
+                    f"machine's byte order (e.g. {out.dtype.newbyteorder('=')})"
+                )
             out_dtype = v.label_dtype(
                 dtype if dtype is not None or out is None else out.dtype, max(labels), min(labels)
             )
             out_shape = (nb, *spatial)
         else:
-            if dtype is not None and np.dtype(dtype) != np.bool_:
+            if dtype is not None and not _is_bool_dtype(dtype):
                 raise ValueError(
                     "dtype applies to multiclass label maps; multilabel masks are bool, "
                     f"got dtype={dtype!r}"
@@ -302,12 +327,14 @@ class RankSEG:
             from rankseg.cuda import backend
 
             driver = backend()
-            host_out = None if out is None else v.check_out(out, out_shape, out_dtype, arr)
+            host_out = (
+                None if out is None else v.check_out(out, out_shape, out_dtype, arr, probs)
+            )
             return driver.predict(self, arr, (out_shape, out_dtype, host_out), return_info)
         if out is None:
             result = np.empty(out_shape, dtype=out_dtype)
         else:
-            result = v.check_out(out, out_shape, out_dtype, arr)
+            result = v.check_out(out, out_shape, out_dtype, arr, probs)
         if nb == 0:
             return (result, self._empty_info(nc)) if return_info else result
         # small inputs: one Numba thread for this call (SERIAL_SIZE, docs/performance.rst)

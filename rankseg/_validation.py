@@ -100,10 +100,16 @@ def check_real(
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{param} must be a real number; got {type(value).__name__} {value!r}")
-    v = float(value)
     left = "(" if lo_open else "["
     right = ")" if hi_open else "]"
     interval = f"{left}{lo:g}, {hi:g}{right}"
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond the float range: outside every interval here
+        digits = len(str(abs(int(value))))
+        raise ValueError(
+            f"{param} must be in {interval}; got an integer of {digits} digits"
+        ) from None
     too_low = v <= lo if lo_open else v < lo
     too_high = v >= hi if hi_open else v > hi
     if math.isnan(v) or too_low or too_high:
@@ -307,6 +313,12 @@ def label_dtype(dtype: Any, max_label: int, min_label: int = 0) -> np.dtype:
             raise TypeError(
                 f"dtype must be an integer dtype for label maps (e.g. uint8, int64); got {dt}"
             )
+        if not dt.isnative:
+            raise TypeError(
+                f"dtype {dt.str} is not in this machine's byte order; expected a native "
+                f"integer dtype such as {dt.newbyteorder('=')} (use .astype({dt.str!r}) on "
+                "the result for another byte order)"
+            )
     info = np.iinfo(dt)
     if max_label > info.max or min_label < info.min:
         raise ValueError(
@@ -316,7 +328,9 @@ def label_dtype(dtype: Any, max_label: int, min_label: int = 0) -> np.dtype:
     return dt
 
 
-def check_out(out: Any, shape: tuple[int, ...], dtype: np.dtype, probs: np.ndarray) -> np.ndarray:
+def check_out(
+    out: Any, shape: tuple[int, ...], dtype: np.dtype, probs: np.ndarray, original: Any = None
+) -> np.ndarray:
     """Check a preallocated output array.
 
     Parameters
@@ -329,6 +343,10 @@ def check_out(out: Any, shape: tuple[int, ...], dtype: np.dtype, probs: np.ndarr
         The required dtype.
     probs : ndarray
         The input, which ``out`` must not overlap.
+    original : object, optional
+        The user's input before conversion (a byte-swapped or otherwise converted
+        copy in ``probs`` does not share its memory); ``out`` must not overlap it
+        either.
 
     Returns
     -------
@@ -352,7 +370,9 @@ def check_out(out: Any, shape: tuple[int, ...], dtype: np.dtype, probs: np.ndarr
         raise ValueError("out is read-only; expected a writeable array")
     if not out.flags.c_contiguous:
         raise ValueError("out must be C-contiguous")
-    if np.may_share_memory(out, probs):
+    if np.may_share_memory(out, probs) or (
+        isinstance(original, np.ndarray) and np.may_share_memory(out, original)
+    ):
         raise ValueError(
             "out overlaps probs; the input is never modified, so pass a separate array"
         )

@@ -184,6 +184,14 @@ def test_bad_values_do_not_touch_out(probs):
             TypeError,
             r"void_index must be an integer; got bool",
         ),
+        (
+            {"unassigned_policy": "void", "void_index": 2**63},
+            ValueError,
+            r"void_index must fit in a 64-bit signed integer",
+        ),
+        ({"smooth": 10**400}, ValueError, r"smooth must be in \[0, inf\); got an integer of 401"),
+        ({"pruning_prob": -(10**400)}, ValueError, r"pruning_prob must be in \[0, 1\]"),
+        ({"solver": "ba", "eps": 10**400}, ValueError, r"eps must be in \(0, 1\)"),
     ],
 )
 def test_bad_parameters(probs, kwargs, exc, match):
@@ -230,6 +238,16 @@ def test_single_class_multiclass(probs):
             ValueError,
             r"dtype applies to multiclass label maps",
         ),
+        (
+            {"dtype": ">i4"},
+            TypeError,
+            r"dtype >i4 is not in this machine's byte order; expected a native integer dtype",
+        ),
+        (
+            {"output_mode": "multilabel", "dtype": "not-a-dtype"},
+            TypeError,
+            r"multilabel masks are bool, got dtype='not-a-dtype', which is not a dtype",
+        ),
         ({"return_info": 1}, TypeError, r"return_info must be a bool"),
         (
             {"metric": "acc", "return_info": True},
@@ -261,7 +279,24 @@ def test_label_dtype_too_small_for_classes(rng):
             ValueError,
             r"out has shape \(2, 4, 4\); expected \(2, 4, 5\)",
         ),
-        (np.zeros((2, 4, 5), np.float64), {}, TypeError, r"dtype must be an integer dtype"),
+        (
+            np.zeros((2, 4, 5), np.float64),
+            {},
+            TypeError,
+            r"out has dtype float64; expected an integer dtype for the label map",
+        ),
+        (
+            np.zeros((2, 4, 5), bool),
+            {},
+            TypeError,
+            r"out has dtype bool; expected an integer dtype",
+        ),
+        (
+            np.zeros((2, 4, 5), ">i8"),
+            {},
+            ValueError,
+            r"out has dtype >i8; expected an integer dtype in this machine's byte order",
+        ),
         (
             np.zeros((2, 4, 5), np.int32),
             {"dtype": np.int64},
@@ -301,6 +336,17 @@ def test_out_overlapping_input():
     out = buf[:320].view(np.int64).reshape(2, 4, 5)
     with pytest.raises(ValueError, match="out overlaps probs"):
         predict(probs, out=out)
+
+
+def test_out_overlapping_a_byte_swapped_input():
+    """The overlap check also sees the caller's array, not only its native-order copy."""
+    rng = np.random.default_rng(0)
+    probs = rng.random((1, 3, 2, 3)).astype(">f8")
+    before = probs.copy()
+    alias = probs.view(">i8").reshape(-1)[:6].view(np.int64).reshape(1, 2, 3)
+    with pytest.raises(ValueError, match="out overlaps probs"):
+        predict(probs, out=alias)
+    np.testing.assert_array_equal(probs, before)
 
 
 def test_public_names():
