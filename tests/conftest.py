@@ -1,5 +1,39 @@
-import numpy as np
-import pytest
+"""Shared fixtures, and a Numba disk cache keyed by the package's source.
+
+Numba's ``cache=True`` checks only the file of the function it loads: a cached kernel
+in ``kernels/search.py`` keeps the code it inlined from ``kernels/exact.py`` after
+``exact.py`` changes, so a test run after an edit could test the old code.  The
+tests therefore cache under ``.numba_cache/<hash of every rankseg/*.py>`` (set
+before Numba is imported; an explicit ``NUMBA_CACHE_DIR`` wins), and drop the
+caches of other source versions.
+"""
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+
+def _source_keyed_cache() -> Path:
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for f in sorted((root / "rankseg").rglob("*.py")):
+        digest.update(str(f.relative_to(root)).encode())
+        digest.update(f.read_bytes())
+    base = root / ".numba_cache"
+    current = base / digest.hexdigest()[:16]
+    if base.is_dir():
+        for old in base.iterdir():
+            if old != current:
+                shutil.rmtree(old, ignore_errors=True)
+    return current
+
+
+if "NUMBA_CACHE_DIR" not in os.environ:
+    os.environ["NUMBA_CACHE_DIR"] = str(_source_keyed_cache())
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 
 @pytest.fixture
