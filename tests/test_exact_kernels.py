@@ -235,6 +235,25 @@ def test_tiny_smoothing(rng):
             np.testing.assert_allclose(out, dp(q, gamma, 30), rtol=0, atol=TOL)
 
 
+@pytest.mark.parametrize("metric", ["dice", "iou"])
+@pytest.mark.parametrize("scale", [1e-6, 1e-12, 1e-20])
+def test_tiny_objectives_keep_their_relative_precision(rng, metric, scale):
+    """Rows of tiny probabilities: the objective itself is tiny, and still exact.
+
+    The node tolerance is absolute (the objective lies in [0, 1]); IoU's objective is
+    ``S_tau + gamma`` times an integral of order one, so its nodes are bounded on the
+    integral, or a row with S ~ 1e-20 would lose most of its value.
+    """
+    quad, dp = _kernels(metric)
+    p = rng.random(25) * scale
+    q = np.sort(p)[::-1].copy()
+    out = np.zeros(26)
+    quad(q, row_summary(p, new_summary()), 0.0, 0, 25, out)
+    want = dp(q, 0.0, 25)
+    assert want[1:].min() > 0.0
+    np.testing.assert_allclose(out[1:], want[1:], rtol=1e-12)
+
+
 def test_reciprocal_moments_match_pmf(rng):
     worst = 0.0
     for d in (1, 5, 60, 700):

@@ -64,6 +64,7 @@ _NTOP = NPOW + 1  # top-block power sums and maximum
 _tail_origin = device_twin(_cpu._tail_origin)
 _tail_node = device_twin(_cpu._tail_node)
 _lattice_node = device_twin(_cpu._lattice_node)
+_node_bound = device_twin(_cpu._node_bound)
 _log1m = device_twin(_cpu._log1m)
 _ratio = device_twin(_cpu._ratio)
 _shrink = device_twin(_cpu._shrink)
@@ -217,17 +218,7 @@ def _band_best(q, m, summary, mode, gamma, d, tau_lo, tau_hi, sh, nodes, state, 
     for j in range(t0 + tid, min(tau_hi, m), nt):
         s_hi += float64(q[j])
     s_hi = s_t0 + block_sum(buf, s_hi)
-    c_lo = t0 + gamma
-    if iou:
-        scale = s_hi + gamma
-        mu_lb = (mu - s_hi) * (1.0 - 1e-12)
-        c_eff = c_lo
-    else:
-        scale = 2.0 * tau_hi + gamma
-        mu_lb = (mu - n_one) * (1.0 - 1e-12)
-        c_eff = c_lo + n_one
-    if mu_lb < 0.0:
-        mu_lb = 0.0
+    scale, mu_lb, c_eff = _node_bound(mode, s_hi, mu, n_one, t0, tau_hi, gamma)
     if scale <= 0.0:
         return 0.0, tau_lo, 0.0, False
     if tid == 0:

@@ -443,6 +443,28 @@ def _lattice_node(i, c_eff, mu_lb, scale):
 
 
 @jit
+def _node_bound(mode, s_hi, mu, n_one, t0, tau_hi, gamma):
+    """``(scale, mu_lb, c_eff)`` of the bound ``wgt exp(-c_eff s - mu_lb y) scale`` on a node.
+
+    The bound is on the node's contribution to the objective, which lies in [0, 1];
+    nodes below the absolute tolerance ``_TOL`` are dropped.  IoU's objective is
+    ``(S_tau + gamma)`` times an integral of order one: its scale is at least 1, so
+    that the integral itself is resolved to ``_TOL`` and a row whose objective is
+    tiny (every probability ~1e-20) still gets it to full relative precision.
+    """
+    c_lo = t0 + gamma
+    if mode == _IOU:
+        scale = max(s_hi + gamma, 1.0)
+        mu_lb = (mu - s_hi) * (1.0 - 1e-12)  # G_tail(tau) <= exp(-(mu - S_tau_hi) y)
+        c_eff = c_lo
+    else:
+        scale = 2.0 * tau_hi + gamma if mode == _DICE else 1.0
+        mu_lb = (mu - n_one) * (1.0 - 1e-12)  # G <= x**n_one exp(-(mu - n_one) y)
+        c_eff = c_lo + n_one
+    return scale, max(mu_lb, 0.0), c_eff
+
+
+@jit
 def _objective(q, summary, gamma, tau_lo, tau_hi, mode, out):
     """Shared quadrature driver of the public kernels (``mode``: _DICE, _IOU, _RECIP)."""
     iou = mode == _IOU
@@ -481,20 +503,7 @@ def _objective(q, summary, gamma, tau_lo, tau_hi, mode, out):
     has_rest = m_len < d
 
     # --- bound of a node's contribution: wgt * exp(-c_eff s - mu_lb y) * scale ---------
-    c_lo = t0 + gamma
-    if iou:
-        s_hi_band = s_band[nb - 1]
-        scale = s_hi_band + gamma
-        # G_tail(tau) <= exp(-(mu - S_tau_hi) y)
-        mu_lb = (mu - s_hi_band) * (1.0 - 1e-12)
-        c_eff = c_lo
-    else:
-        scale = 2.0 * tau_hi + gamma if mode == _DICE else 1.0
-        # G <= x**n_one exp(-(mu - n_one) y)
-        mu_lb = (mu - n_one) * (1.0 - 1e-12)
-        c_eff = c_lo + n_one
-    if mu_lb < 0.0:
-        mu_lb = 0.0
+    scale, mu_lb, c_eff = _node_bound(mode, s_band[nb - 1], mu, n_one, t0, tau_hi, gamma)
     if scale <= 0.0:
         return 0.0
 
