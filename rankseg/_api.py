@@ -33,6 +33,9 @@ _SOLVER_CODE = {"exact": EXACT, "ba": BA, "trna": TRNA, "ba+trna": BA_TRNA}
 SOLVER_PARAMS = ("unassigned_policy", "void_index", "eps")
 POLICIES = ("max_score", "void")
 DEVICES = ("cpu", "cuda")
+#: smallest positive ``smooth``: the exact solver's integral of the empty mask's score
+#: spans ``s`` up to ~40/smooth, and its lattice ends at s = exp(700) ~ 1e304
+MIN_SMOOTH = 1e-300
 _EPS_SOLVERS = ("ba", "trna", "ba+trna")
 
 
@@ -119,6 +122,13 @@ class RankSEG:
         self.metric = v.check_name(metric, "metric", METRICS)
         self.output_mode = v.check_name(output_mode, "output_mode", OUTPUT_MODES)
         self.smooth = v.check_real(smooth, "smooth", lo=0.0, hi=np.inf, hi_open=True)
+        if 0.0 < self.smooth < MIN_SMOOTH:
+            raise ValueError(
+                f"smooth must be 0 or at least {MIN_SMOOTH:g}; got {smooth!r} (the exact "
+                "solver integrates the empty mask's score up to ~40/smooth, beyond float64 "
+                f"for smaller values; smooth={MIN_SMOOTH:g} gives the same empty-vs-empty "
+                "credit)"
+            )
         self.pruning_prob = v.check_real(pruning_prob, "pruning_prob", lo=0.0, hi=1.0)
         self.solver = self._check_solver(solver)
         params = self._check_solver_params(solver_params)

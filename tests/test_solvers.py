@@ -331,3 +331,23 @@ def test_solve_candidates_matches_the_cpu_path(rng, metric):
     np.testing.assert_array_equal(out[5], grown)  # the rows left to solve_candidates
     for i in np.flatnonzero(~out[5]):
         assert tuple(a[i] for a in out[:5]) == want[i]
+
+
+@pytest.mark.parametrize("metric", ["dice", "iou"])
+def test_smallest_smoothing_keeps_the_empty_mask_exact(rng, metric):
+    """γ = 1e-300 (the smallest positive smooth allowed): π(0) = P(Γ = 0), exactly.
+
+    The empty mask's integral runs to s ~ 40/γ; below 1e-300 it would leave float64
+    (smaller positive values are refused), at 1e-300 the score and the decision
+    still match the DP -- also for a pruned row, whose score is π(0).
+    """
+    p = np.array([0.3, 0.01, 0.01, 0.2 * rng.random()])
+    want = naive.exact_pi_dp(p, metric, 1e-300)
+    assert want[0] == pytest.approx(np.prod(1 - p), rel=1e-12)
+    for prune, tau in ((0.0, int(np.argmax(want))), (0.5, 0)):
+        _, info = predict(
+            p[None, None], metric=metric, smooth=1e-300, solver="exact",
+            output_mode="multilabel", pruning_prob=prune, return_info=True,
+        )  # fmt: skip
+        assert info.tau[0, 0] == tau
+        assert info.score[0, 0] == pytest.approx(want[tau], rel=1e-12)

@@ -189,6 +189,8 @@ def test_bad_values_do_not_touch_out(probs):
             ValueError,
             r"void_index must fit in a 64-bit signed integer",
         ),
+        ({"smooth": 1e-305}, ValueError, r"smooth must be 0 or at least 1e-300; got 1e-305"),
+        ({"smooth": 5e-324}, ValueError, r"smooth must be 0 or at least 1e-300"),
         ({"smooth": 10**400}, ValueError, r"smooth must be in \[0, inf\); got an integer of 401"),
         ({"pruning_prob": -(10**400)}, ValueError, r"pruning_prob must be in \[0, 1\]"),
         ({"solver": "ba", "eps": 10**400}, ValueError, r"eps must be in \(0, 1\)"),
