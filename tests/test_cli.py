@@ -508,6 +508,18 @@ def test_evaluate_problems(rng, tmp_path, capsys):
         capsys, "evaluate", tmp_path / "m.npy", "--target", tmp_path / "gt" / "a.npy"
     )
     assert code == 1 and "cannot compare masks with a label map" in err
+    # a void label 255: the 252 classes absent from every case are not listed
+    np.save(tmp_path / "v.npy", np.array([[0, 1, 255], [2, 1, 0]], np.uint8))
+    np.save(tmp_path / "vt.npy", np.array([[0, 1, 2], [2, 1, 0]], np.uint8))
+    code, out, _ = run(capsys, "evaluate", tmp_path / "v.npy", "--target", tmp_path / "vt.npy")
+    rows = [line.split()[0] for line in out.splitlines()[1:-2]]
+    assert code == 0 and rows == ["0", "1", "2", "255"]
+    assert "252 class(es) with no case counted not shown" in out.splitlines()[-1]
+    code, out, _ = run(
+        capsys, "evaluate", tmp_path / "v.npy", "--target", tmp_path / "vt.npy",
+        "--num-classes", 3,
+    )  # fmt: skip
+    assert [line.split()[0] for line in out.splitlines()[1:-1]] == ["0", "1", "2"]
 
 
 def test_demo_command(tmp_path, capsys):

@@ -106,16 +106,24 @@ def _report_scores(args: argparse.Namespace, counts: list[tuple[str, np.ndarray]
     classes = list(range(first, nc))
     lines = [f"{'class':>6} {'mean ' + args.metric:>12} {'s.e.':>8} {'cases':>6}"]
     means = []
+    hidden = 0
     for c in classes:
         col = scores[:, c]
         ok = col[~np.isnan(col)]
-        mean = float(ok.mean()) if ok.size else math.nan
+        if ok.size == 0:  # absent from every case (e.g. the labels below a void 255)
+            hidden += 1
+            continue
+        mean = float(ok.mean())
         se = float(ok.std(ddof=1) / math.sqrt(ok.size)) if ok.size > 1 else math.nan
         means.append(mean)
         lines.append(f"{c:>6} {mean:>12.4f} {se:>8.4f} {ok.size:>6}")
-    valid = [m for m in means if not math.isnan(m)]
-    overall = sum(valid) / len(valid) if valid else math.nan
+    overall = sum(means) / len(means) if means else math.nan
     lines.append(f"{'mean':>6} {overall:>12.4f}")
+    if hidden:
+        lines.append(
+            f"({hidden} class(es) with no case counted not shown; --num-classes N limits "
+            "the classes, e.g. to leave out a void label)"
+        )
     print("\n".join(lines))
     if args.csv:
         buf = _stdio.StringIO()
