@@ -1,6 +1,7 @@
 """rankseg.io: readers, writers, layouts, geometry and atomic writes."""
 
 import json
+import os
 import pickle
 
 import numpy as np
@@ -425,6 +426,34 @@ def test_dataarray_round_trip(rng, tmp_path):
         rio.load_dataarray(tmp_path / "p.zarr", key="nope")
     with pytest.raises(ValueError, match="zarr or netCDF"):
         rio.load_dataarray(tmp_path / "p.zarr", format="npy")
+
+
+def test_zarr_store_replacement(tmp_path, monkeypatch):
+    """No folder created on the way; a file of the store's name and a failed rename."""
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("zarr")
+    from rankseg.io import _xarray as iox
+
+    da = xr.DataArray(np.arange(6, dtype=np.uint8).reshape(2, 3), dims=("y", "x"), name="l")
+    with pytest.raises(FileNotFoundError, match=r"the folder .*/no' does not exist"):
+        rio.save_dataarray(tmp_path / "no" / "o.zarr", da)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "o.zarr").write_text("a file in the way")
+    rio.save_dataarray(tmp_path / "o.zarr", da)
+    assert [f.name for f in tmp_path.iterdir()] == ["o.zarr"]  # nothing hidden left
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if ".rankseg-tmp-" in str(src):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(iox.os, "replace", failing_replace)
+    with pytest.raises(OSError, match="No space left"):
+        rio.save_dataarray(tmp_path / "o.zarr", da + 1)
+    assert [f.name for f in tmp_path.iterdir()] == ["o.zarr"]  # the old store is back
+    back = xr.open_zarr(tmp_path / "o.zarr", consolidated=False)["l"].values
+    np.testing.assert_array_equal(back, da.values)
 
 
 def test_failed_zarr_write_leaves_nothing(tmp_path, monkeypatch):

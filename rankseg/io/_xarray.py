@@ -217,16 +217,29 @@ def save_dataarray(path: str | os.PathLike[str], da: Any, *, format: str = "auto
         return atomic_write(p, lambda tmp: ds.to_netcdf(tmp))
     if fmt != "zarr":
         raise ValueError(f"save_dataarray writes zarr or netCDF; got format {fmt!r}")
+    if not p.parent.is_dir():  # as atomic_write: never create folders on the way
+        raise FileNotFoundError(
+            f"cannot write {str(p)!r}: the folder {str(p.parent)!r} does not exist "
+            "(create it first)"
+        )
     token = uuid.uuid4().hex[:12]
     tmp = p.with_name(f".{p.name}.rankseg-tmp-{token}")
     old = p.with_name(f".{p.name}.rankseg-old-{token}")
+    moved = False
     try:
         _write_zarr(ds, tmp)
-        if p.exists():
+        if p.exists() or p.is_symlink():
             os.replace(p, old)
+            moved = True
         os.replace(tmp, p)
     except BaseException:
+        if moved and not p.exists():
+            os.replace(old, p)  # the old store back under its name
         _remove_store(tmp)
         raise
-    shutil.rmtree(old, ignore_errors=True)
+    if moved:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:  # a file (or link) of the same name
+            old.unlink(missing_ok=True)
     return p
