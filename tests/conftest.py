@@ -5,12 +5,14 @@ in ``kernels/search.py`` keeps the code it inlined from ``kernels/exact.py`` aft
 ``exact.py`` changes, so a test run after an edit could test the old code.  The
 tests therefore cache under ``.numba_cache/<hash of every rankseg/*.py>`` (set
 before Numba is imported; an explicit ``NUMBA_CACHE_DIR`` wins), and drop the
-caches of other source versions.
+caches of other source versions unused for an hour (a concurrent run may still use
+one).
 """
 
 import hashlib
 import os
 import shutil
+import time
 from pathlib import Path
 
 
@@ -23,8 +25,8 @@ def _source_keyed_cache() -> Path:
     base = root / ".numba_cache"
     current = base / digest.hexdigest()[:16]
     if base.is_dir():
-        for old in base.iterdir():
-            if old != current:
+        for old in base.iterdir():  # an hour unused: no test run of that source is left
+            if old != current and time.time() - old.stat().st_mtime > 3600:
                 shutil.rmtree(old, ignore_errors=True)
     return current
 
