@@ -27,6 +27,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         The exit status (0 success, 1 some cases failed, 2 usage error).
+
+    Raises
+    ------
+    SystemExit
+        With status 2 for a usage error found in the arguments or options
+        (argparse's behaviour: the message is printed to stderr first).
     """
     from rankseg.cli import main as cli_main
 

@@ -340,6 +340,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         Exit status: 0 success, 1 some cases failed, 2 usage error, 130 interrupted.
+
+    Raises
+    ------
+    SystemExit
+        With status 2 for a usage error found in the arguments or options
+        (argparse's behaviour: the message is printed to stderr first).
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or (args_list[0].startswith("-") and args_list[0] not in ("-h", "--help")):
