@@ -211,6 +211,8 @@ def test_bad_inputs_do_not_stop_the_others(cases, tmp_path, capsys):
     np.save(d / "labels.npy", np.zeros((3, 3), np.uint8))
     np.save(d / "one.npy", np.full((1, 3, 3), 0.7, np.float32))
     (d / "broken.npy").write_bytes(b"\x93NUMPY garbage")
+    (d / "random.npy").write_bytes(bytes(range(7, 107)))
+    np.save(d / "objects.npy", np.array([1, "a"], dtype=object), allow_pickle=True)
     code, _, err = run(capsys, "predict", d, tmp_path / "missing.npy", "-o", tmp_path / "out")
     assert code == 1
     written = sorted(f.name for f in (tmp_path / "out").iterdir())
@@ -221,10 +223,13 @@ def test_bad_inputs_do_not_stop_the_others(cases, tmp_path, capsys):
     assert "NaN" in by_file["nan.npy"]
     assert "label map rather than probabilities" in by_file["labels.npy"]
     assert "--output-mode multilabel" in by_file["one.npy"]
-    assert "cannot read" in by_file["broken.npy"]
+    assert "cannot read the .npy: a damaged file" in by_file["broken.npy"]
+    assert "not a .npy file (no NumPy header)" in by_file["random.npy"]
+    assert "holds Python objects" in by_file["objects.npy"]
+    assert "pickled (object) data" not in err
     assert "no such file" in by_file["missing.npy"]
     assert all(x.count("\n") == 0 for x in lines)
-    assert "3 written, 0 skipped (output exists), 6 failed, of 9 case(s)" in err
+    assert "3 written, 0 skipped (output exists), 8 failed, of 11 case(s)" in err
 
 
 def test_failed_write_leaves_no_partial_file(cases, tmp_path, capsys, monkeypatch):

@@ -99,6 +99,30 @@ def _to_layout(arr: np.ndarray, class_axis: int | None, batch: bool) -> tuple[np
     return np.moveaxis(arr, ca, 0)[None], ca
 
 
+def _load_npy(path: Path, mmap_mode: str | None = None) -> np.ndarray:
+    """``np.load`` of a ``.npy`` file, with errors that say what the file is not.
+
+    Without NumPy's magic header, ``np.load`` would try the file as a pickle and
+    report "pickled (object) data"; a real object array is refused as such.
+    """
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head != b"\x93NUMPY":
+        raise ValueError(
+            "cannot read the .npy: not a .npy file (no NumPy header); expected an array "
+            "saved with numpy.save"
+        )
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+            raise ValueError(
+                "cannot read the .npy: it holds Python objects (an object array), which are "
+                "never unpickled; expected a numeric array"
+            ) from exc
+        raise ValueError(f"cannot read the .npy: a damaged file ({exc})") from exc
+
+
 def _npz_array(
     path: Path, key: str | None, keys: Sequence[str] = NPZ_KEYS
 ) -> tuple[np.ndarray, str]:

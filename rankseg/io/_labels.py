@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from rankseg.io._arrays import ProbabilityMap, _npz_array
+from rankseg.io._arrays import ProbabilityMap, _load_npy, _npz_array
 from rankseg.io._atomic import atomic_write
 from rankseg.io._naming import _NIFTI_SUFFIXES, _suffix
 from rankseg.io._nifti import _nib, _PklReference, _write_nifti
@@ -205,7 +205,7 @@ def load_labels(path: str | os.PathLike[str], *, key: str | None = None) -> np.n
         raise FileNotFoundError(f"no such file: {p}")
     suffix = _suffix(p)
     if suffix == ".npy":
-        arr = np.load(p, allow_pickle=False)
+        arr = _load_npy(p)
     elif suffix == ".npz":
         with np.load(p, allow_pickle=False) as f:
             names = list(f.files)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rankseg.io._arrays import ProbabilityMap, _check_float, _npz_array, _to_layout
+from rankseg.io._arrays import ProbabilityMap, _check_float, _load_npy, _npz_array, _to_layout
 from rankseg.io._naming import FORMATS, detect_format
 from rankseg.io._nifti import _load_nifti
 from rankseg.io._nnunet import _load_nnunet
@@ -95,10 +95,7 @@ def load_probabilities(
             "rankseg.xarray.predict (the command line does)"
         )
     if fmt == "npy":
-        try:
-            arr = np.load(p, mmap_mode="c", allow_pickle=False)
-        except ValueError as exc:
-            raise ValueError(f"cannot read the .npy ({exc})") from exc
+        arr = _load_npy(p, mmap_mode="c")
     else:
         arr, _ = _npz_array(p, key)
     if not isinstance(arr, np.ndarray):
