@@ -15,6 +15,7 @@ See ``docs/cli.rst`` for the comparison with TorchMetrics and MONAI.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,10 @@ from numba import prange
 
 from rankseg import _validation as v
 from rankseg._config import pjit
+
+#: the default num_classes (largest label + 1) stops here: a stray huge label would
+#: otherwise allocate counts for every class below it
+_MAX_DEFAULT_CLASSES = 65536
 
 __all__ = [
     "EMPTY_POLICIES",
@@ -63,8 +68,9 @@ def samplewise_counts(pred: Any, target: Any, num_classes: int | None = None) ->
         ``[0, num_classes)``, such as a void label, count for no class), or boolean
         masks of shape ``(B, C, *spatial)``; both of the same kind and shape.
     num_classes : int, optional
-        Number of classes for label maps (default: largest label + 1).  Ignored for
-        masks, whose class axis gives it.
+        Number of classes for label maps (default: largest label + 1, so a void label
+        such as 255 counts as a class unless ``num_classes`` is given; a largest label
+        of 65536 or more needs it).  Ignored for masks, whose class axis gives it.
 
     Returns
     -------
@@ -100,8 +106,9 @@ def samplewise_counts(pred: Any, target: Any, num_classes: int | None = None) ->
         if pred.ndim < 3:
             raise ValueError(f"boolean masks must have shape (B, C, *spatial); got {pred.shape}")
         nb, nc = pred.shape[:2]
-        p = pred.reshape(nb, nc, -1)
-        t = target.reshape(nb, nc, -1)
+        size = math.prod(pred.shape[2:])  # explicit: -1 is ambiguous for an empty batch
+        p = pred.reshape(nb, nc, size)
+        t = target.reshape(nb, nc, size)
         return np.stack([p.sum(-1), t.sum(-1), (p & t).sum(-1)], axis=-1).astype(np.int64)
     if pred.dtype.kind not in "iu" or target.dtype.kind not in "iu":
         raise ValueError(
@@ -109,14 +116,22 @@ def samplewise_counts(pred: Any, target: Any, num_classes: int | None = None) ->
             f"{pred.dtype} and {target.dtype}"
         )
     if num_classes is None:
-        num_classes = int(max(pred.max(initial=0), target.max(initial=0))) + 1
+        largest = int(max(pred.max(initial=0), target.max(initial=0)))
+        if largest >= _MAX_DEFAULT_CLASSES:
+            raise ValueError(
+                f"the largest label is {largest}: counting every class up to it would take "
+                f"{largest + 1} classes; pass num_classes (labels outside [0, num_classes), "
+                "such as a void label, count for no class)"
+            )
+        num_classes = largest + 1
     num_classes = v.check_int(num_classes, "num_classes")
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1; got {num_classes}")
     nb = pred.shape[0]
+    size = math.prod(pred.shape[1:])
     return _label_counts(
-        pred.reshape(nb, -1).astype(np.int64, copy=False),
-        target.reshape(nb, -1).astype(np.int64, copy=False),
+        pred.reshape(nb, size).astype(np.int64, copy=False),
+        target.reshape(nb, size).astype(np.int64, copy=False),
         num_classes,
     )
 

@@ -61,6 +61,22 @@ def test_scores_errors():
         samplewise_score(np.zeros((1, 3), int), np.zeros((1, 3), int), metric="acc")
     with pytest.raises(ValueError, match="num_classes must be >= 1"):
         samplewise_counts(np.zeros((1, 3), int), np.zeros((1, 3), int), num_classes=0)
+    # a stray huge label: a clear error, not counts for a billion classes
+    with pytest.raises(ValueError, match=r"largest label is 1000000000.*pass num_classes"):
+        samplewise_counts(np.array([[0, 10**9]]), np.array([[0, 1]]))
+    assert samplewise_counts(np.array([[0, 10**9]]), np.array([[0, 1]]), 2).shape == (1, 2, 3)
+
+
+def test_scores_of_an_empty_batch():
+    """predict returns (0, ...) outputs for B = 0; the metrics take them."""
+    labels = np.zeros((0, 4, 4), np.int64)
+    masks = np.zeros((0, 3, 4, 4), bool)
+    assert samplewise_counts(labels, labels, num_classes=3).shape == (0, 3, 3)
+    assert samplewise_score(masks, masks).shape == (0, 3)
+    from rankseg.metrics import dice_score, iou_score
+
+    assert dice_score(labels, labels, num_classes=3).shape == (0, 3)
+    assert iou_score(masks, masks).shape == (0, 3)
 
 
 # Hand-computed: sample 0 of 6 pixels, 4 classes.
