@@ -66,6 +66,22 @@ def _as_masks(labels: Any, what: str, shape: tuple[int, ...] | None) -> dict[int
     return masks
 
 
+def _contour_grid(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, y, z)`` for ``ax.contour`` of a 2-D mask in pixel coordinates.
+
+    matplotlib contours need at least 2 x 2 values: an axis of one pixel (a 1-D
+    signal shown as one row) is doubled, its two copies at the pixel's edges.
+    """
+    z = mask.astype(np.float64)
+    ys = np.arange(z.shape[0], dtype=np.float64)
+    xs = np.arange(z.shape[1], dtype=np.float64)
+    if z.shape[0] == 1:
+        z, ys = np.repeat(z, 2, axis=0), np.array([-0.5, 0.5])
+    if z.shape[1] == 1:
+        z, xs = np.repeat(z, 2, axis=1), np.array([-0.5, 0.5])
+    return xs, ys, z
+
+
 def plot_overlay(
     image: Any,
     labels_a: Any,
@@ -134,7 +150,7 @@ def plot_overlay(
         for c, mask in _as_masks(labels, name, img.shape).items():
             if mask.any() and not mask.all():
                 ax.contour(
-                    mask.astype(np.float64),
+                    *_contour_grid(mask),
                     levels=[0.5],
                     colors=[_class_color(c)],
                     linestyles=style,
@@ -184,7 +200,12 @@ def score_curve(
         For an unknown metric, a solver without a curve, or invalid probabilities.
     """
     metric = v.check_name(metric, "metric", ("dice", "iou"))
-    solver = v.check_name(solver, "solver", CURVE_SOLVERS[metric])
+    solver = v.check_name(solver, "solver", CURVE_SOLVERS["dice"])
+    if solver not in CURVE_SOLVERS[metric]:
+        raise ValueError(
+            f"solver {solver!r} is not supported for metric {metric!r}; choose one of "
+            + ", ".join(repr(s) for s in CURVE_SOLVERS[metric])
+        )
     gamma = v.check_real(smooth, "smooth", lo=0.0, hi=np.inf, hi_open=True)
     p = np.asarray(probs_row, dtype=np.float64).ravel()
     if p.size == 0 or not np.all(np.isfinite(p)) or p.min() < 0 or p.max() > 1:

@@ -53,6 +53,18 @@ def test_plot_overlay_masks_on_given_axes(rng, tmp_path):
     check_png(tmp_path / "masks.png")
 
 
+@pytest.mark.parametrize("shape", [(1, 30), (30, 1)])
+def test_plot_overlay_one_pixel_wide(rng, tmp_path, shape):
+    """A 1-D signal shown as one row (the demo's --shape N): contours at the class edges."""
+    p = rng.dirichlet([1, 1, 1], shape).transpose(2, 0, 1)
+    a = p.argmax(0)
+    ax = plot_overlay(p, a, a)
+    paths = [path for coll in ax.collections for path in getattr(coll, "get_paths", list)()]
+    assert any(len(path.vertices) for path in paths)  # the class boundaries were drawn
+    ax.figure.savefig(tmp_path / "row.png")
+    check_png(tmp_path / "row.png")
+
+
 def test_plot_overlay_errors(rng):
     p = probs_slice(rng)
     with pytest.raises(ValueError, match="image must be"):
@@ -117,8 +129,10 @@ def test_score_curve_exact_agrees_with_dp(rng):
 
 
 def test_score_curve_errors():
-    with pytest.raises(ValueError, match="unknown solver 'ba'"):
+    with pytest.raises(ValueError, match="solver 'ba' is not supported for metric 'iou'"):
         score_curve(np.ones(3) / 2, "iou", "ba")
+    with pytest.raises(ValueError, match="unknown solver 'magic'"):
+        score_curve(np.ones(3) / 2, "iou", "magic")
     with pytest.raises(ValueError, match="eps must be in"):
         score_curve(np.ones(3) / 2, "dice", "trna", eps=0.0)
     with pytest.raises(ValueError, match="probabilities in \\[0, 1\\]"):
