@@ -39,9 +39,12 @@ _FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64
 
 def _check_shape(shape: Sequence[int], min_classes: int = 1) -> tuple[int, ...]:
     try:
-        shape = tuple(int(n) for n in shape)
+        items = tuple(shape)
     except TypeError:
         raise TypeError(f"shape must be a sequence of integers, got {shape!r}") from None
+    if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in items):
+        raise TypeError(f"shape must be a sequence of integers, got {shape!r}")
+    shape = tuple(int(n) for n in items)
     if len(shape) < 3:
         raise ValueError(
             f"shape must be (B, C, *spatial) with at least one spatial dimension, got {shape}"
@@ -213,7 +216,7 @@ def make_probs(
         If ``shape`` is not a sequence of integers or ``dtype`` is not a float dtype.
     ValueError
         If ``shape`` has fewer than three entries or an entry below 1, ``kind`` is
-        unknown, ``smoothness`` is negative or ``sharpness`` is not finite.
+        unknown, ``smoothness`` is negative or ``sharpness`` or ``bias`` is not finite.
 
     Examples
     --------
@@ -234,6 +237,8 @@ def make_probs(
         raise ValueError(f"sharpness must be finite, got {sharpness!r}")
     work = _work_dtype(dtype)
     bias = np.broadcast_to(np.asarray(bias, dtype=work), shape[:2])
+    if not np.isfinite(bias).all():
+        raise ValueError(f"bias must be finite, got {np.asarray(bias).tolist()!r}")
 
     rng = np.random.default_rng(seed)
     fields = _FieldMaker(shape[2:], smoothness, work)

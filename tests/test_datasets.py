@@ -98,6 +98,10 @@ def test_make_probs_options():
         ({"shape": (1, 2, 4), "dtype": np.int32}, TypeError, "dtype must be float16"),
         ({"shape": (1, 2, 4), "smoothness": -1.0}, ValueError, "smoothness must be >= 0"),
         ({"shape": (1, 2, 4), "sharpness": np.inf}, ValueError, "sharpness must be finite"),
+        ({"shape": (1, 2, 4), "bias": np.nan}, ValueError, "bias must be finite"),
+        ({"shape": (1, 2, 4), "bias": [[0.0, -np.inf]]}, ValueError, "bias must be finite"),
+        ({"shape": (1, 2, 4.7)}, TypeError, "sequence of integers"),
+        ({"shape": (1, True, 4)}, TypeError, "sequence of integers"),
     ],
 )
 def test_make_probs_errors(kwargs, error, match):
