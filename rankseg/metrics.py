@@ -66,7 +66,9 @@ def samplewise_counts(pred: Any, target: Any, num_classes: int | None = None) ->
     pred, target : array-like
         Either integer label maps of shape ``(B, *spatial)`` (labels outside
         ``[0, num_classes)``, such as a void label, count for no class), or boolean
-        masks of shape ``(B, C, *spatial)``; both of the same kind and shape.
+        masks of shape ``(B, C, *spatial)``; both of the same kind and shape.  Masks
+        must be bool: an integer or float one-hot array (MONAI, torch) is read as a
+        label map -- pass ``onehot.astype(bool)``.
     num_classes : int, optional
         Number of classes for label maps (default: largest label + 1, so a void label
         such as 255 counts as a class unless ``num_classes`` is given; a largest label
@@ -321,10 +323,10 @@ def iou_score(
         TorchMetrics' and MONAI's ``include_background=False``.
     empty : {'nan', 'one', 'zero'}
         Score of a (sample, class) absent from both prediction and target:
-        ``'nan'`` (default; TorchMetrics' samplewise ``DiceScore``, nnU-Net's
-        evaluation; average with :func:`numpy.nanmean`), ``'one'`` (a correct
-        empty prediction is perfect; MONAI's ``ignore_empty=False``) or ``'zero'``
-        (the RankSEG papers' ``0/0 := 0``).
+        ``'nan'`` (default; nnU-Net's evaluation -- TorchMetrics' ``MeanIoU`` gives
+        -1 there; average with :func:`numpy.nanmean`), ``'one'`` (a correct empty
+        prediction is perfect; MONAI's ``ignore_empty=False``) or ``'zero'`` (the
+        RankSEG papers' ``0/0 := 0``).
 
     Returns
     -------
