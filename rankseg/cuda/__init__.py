@@ -49,13 +49,34 @@ def load() -> Any:
         ) from exc
     if not cuda.is_available():
         reason = cuda.cuda_error() if hasattr(cuda, "cuda_error") else None
+        advice = (
+            "Use device='cpu', or set NUMBA_ENABLE_CUDASIM=1 before importing numba to run "
+            "the kernels in numba's CUDA simulator (slow; for tests)"
+        )
+        if reason is None and not _nvvm_available():
+            # the driver works (no error), but numba-cuda cannot compile kernels
+            raise RuntimeError(
+                "device='cuda' needs NVVM, the CUDA compiler library that numba-cuda "
+                "compiles kernels with, and it was not found (the CUDA driver itself "
+                "works); install it with pip install nvidia-cuda-nvcc nvidia-cuda-nvrtc (or "
+                "numba-cuda[cu12] / [cu13]), or a CUDA toolkit. " + advice
+            )
+        found = str(reason).strip() if reason is not None else ""
         raise RuntimeError(
             "device='cuda' needs an NVIDIA GPU with a working CUDA driver, and numba-cuda "
-            f"found none ({str(reason).strip() or 'no CUDA device'}). Use device='cpu', or set "
-            "NUMBA_ENABLE_CUDASIM=1 before importing numba to run the kernels in numba's "
-            "CUDA simulator (slow; for tests)"
+            f"found none ({found or 'no CUDA device'}). " + advice
         )
     return cuda
+
+
+def _nvvm_available() -> bool:
+    """Whether numba-cuda finds NVVM (True when it cannot tell)."""
+    try:
+        from numba.cuda.cudadrv import nvvm
+
+        return bool(nvvm.is_available())
+    except Exception:  # another numba-cuda layout, or the simulator
+        return True
 
 
 def backend() -> Any:

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import sys
 import threading
-import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -201,12 +202,34 @@ def predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
     numba device array or ndarray, or a tuple with the info
         A device array for device input, a NumPy array for host input.
     """
-    # A launch over few blocks (one image, few classes) makes numba warn about GPU
-    # under-utilization on every call; that is the input's size, not a defect.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*Grid size \d+ will likely result")
-        with _LOCK:
-            return _predict(model, arr, target, return_info)
+    with _LOCK, _quiet_low_occupancy():
+        return _predict(model, arr, target, return_info)
+
+
+@contextmanager
+def _quiet_low_occupancy() -> Iterator[None]:
+    """Silence numba-cuda's low-occupancy warning for this call's launches.
+
+    A launch over few blocks (one image, few classes) makes numba-cuda warn about GPU
+    under-utilization on every call; that is the input's size, not a defect.  The
+    switch is numba-cuda's own configuration flag (its test suite does the same),
+    set while the driver's lock is held and restored after; ``warnings.catch_warnings``
+    is not thread-safe and leaked filters into (or dropped them from) the
+    process-wide list when two threads called at once.
+    """
+    try:
+        from numba.cuda.core import config
+    except ImportError:  # older numba-cuda: numba's own config module
+        from numba.core import config
+    if not hasattr(config, "CUDA_LOW_OCCUPANCY_WARNINGS"):
+        yield
+        return
+    old = config.CUDA_LOW_OCCUPANCY_WARNINGS
+    config.CUDA_LOW_OCCUPANCY_WARNINGS = 0
+    try:
+        yield
+    finally:
+        config.CUDA_LOW_OCCUPANCY_WARNINGS = old
 
 
 def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:

@@ -147,6 +147,24 @@ def test_missing_driver_is_named():
     )
 
 
+def test_missing_nvvm_is_named():
+    """A working driver but no NVVM: cuda_error() is None; the message names NVVM."""
+    res = _python(
+        "import numpy as np\n"
+        "from numba import cuda\n"
+        "from numba.cuda.cudadrv import nvvm\n"
+        "cuda.is_available = lambda: False\n"
+        "cuda.cuda_error = lambda: None\n"
+        "nvvm.is_available = lambda: False\n"
+        "from rankseg import predict\n"
+        "predict(np.random.default_rng(0).random((1, 2, 6)), device='cuda')\n",
+        drop_sim=True,
+    )
+    assert res.returncode != 0
+    assert "RuntimeError: device='cuda' needs NVVM, the CUDA compiler library" in res.stderr
+    assert "None" not in res.stderr.splitlines()[-1]
+
+
 def test_work_buffers_are_reused_and_released(cuda):
     """Calls of growing and shrinking size reuse (and grow) the kept work buffers."""
     from rankseg.cuda import driver
@@ -163,3 +181,42 @@ def test_work_buffers_are_reused_and_released(cuda):
             driver.release_buffers()
             assert not driver._BUFFERS
     assert driver._BUFFERS  # kept after a call
+
+
+def test_concurrent_calls_leave_the_warning_filters_alone(cuda):
+    """Two threads calling at once: the process-wide warning filters are unchanged.
+
+    The driver used to wrap each call in ``warnings.catch_warnings`` (not
+    thread-safe): a call waiting on the lock saved and restored another call's
+    temporary filter list, leaking a filter into it or dropping the user's.
+    """
+    import threading
+    import time
+    import warnings
+
+    from numba.cuda.core import config
+
+    from rankseg.cuda import driver
+
+    p = (np.random.default_rng(0).integers(0, 9, size=(1, 2, 6)) / 8).astype(np.float32)
+    want = predict(p)
+    occupancy = config.CUDA_LOW_OCCUPANCY_WARNINGS
+    with warnings.catch_warnings():  # this test's own changes stay inside it
+        warnings.simplefilter("default")
+        before = list(warnings.filters)
+        got = []
+        driver._LOCK.acquire()  # both calls wait for it, as behind a running call
+        threads = [
+            threading.Thread(target=lambda: got.append(predict(p, device="cuda")))
+            for _ in range(2)
+        ]
+        for t in threads:
+            t.start()
+            time.sleep(0.2)
+        warnings.simplefilter("error", UserWarning)  # the user's, while the calls wait
+        driver._LOCK.release()
+        for t in threads:
+            t.join()
+        assert warnings.filters[0][0] == "error" and warnings.filters[1:] == before
+    assert config.CUDA_LOW_OCCUPANCY_WARNINGS == occupancy
+    assert len(got) == 2 and all((g == want).all() for g in got)
