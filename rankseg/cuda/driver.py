@@ -202,12 +202,21 @@ def predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
     numba device array or ndarray, or a tuple with the info
         A device array for device input, a NumPy array for host input.
     """
-    with _LOCK, _quiet_low_occupancy():
-        return _predict(model, arr, target, return_info)
+    with _LOCK, _quiet_low_occupancy() as config:
+        try:
+            return _predict(model, arr, target, return_info)
+        finally:
+            if getattr(config, "CUDA_PER_THREAD_DEFAULT_STREAM", 0):
+                # Each thread launches on its own stream: the next call (maybe from
+                # another thread) reuses the work buffers this call's last kernels
+                # still read, so they must finish before the lock is released.  On
+                # the legacy default stream (numba's default) the launches of all
+                # threads run in order and no wait is needed.
+                load().synchronize()
 
 
 @contextmanager
-def _quiet_low_occupancy() -> Iterator[None]:
+def _quiet_low_occupancy() -> Iterator[Any]:
     """Silence numba-cuda's low-occupancy warning for this call's launches.
 
     A launch over few blocks (one image, few classes) makes numba-cuda warn about GPU
@@ -215,19 +224,20 @@ def _quiet_low_occupancy() -> Iterator[None]:
     switch is numba-cuda's own configuration flag (its test suite does the same),
     set while the driver's lock is held and restored after; ``warnings.catch_warnings``
     is not thread-safe and leaked filters into (or dropped them from) the
-    process-wide list when two threads called at once.
+    process-wide list when two threads called at once.  Yields numba-cuda's
+    configuration module.
     """
     try:
         from numba.cuda.core import config
     except ImportError:  # older numba-cuda: numba's own config module
         from numba.core import config
     if not hasattr(config, "CUDA_LOW_OCCUPANCY_WARNINGS"):
-        yield
+        yield config
         return
     old = config.CUDA_LOW_OCCUPANCY_WARNINGS
     config.CUDA_LOW_OCCUPANCY_WARNINGS = 0
     try:
-        yield
+        yield config
     finally:
         config.CUDA_LOW_OCCUPANCY_WARNINGS = old
 

@@ -220,3 +220,21 @@ def test_concurrent_calls_leave_the_warning_filters_alone(cuda):
         assert warnings.filters[0][0] == "error" and warnings.filters[1:] == before
     assert config.CUDA_LOW_OCCUPANCY_WARNINGS == occupancy
     assert len(got) == 2 and all((g == want).all() for g in got)
+
+
+@pytest.mark.parametrize("per_thread", [0, 1])
+def test_per_thread_streams_wait_before_the_next_call(cuda, monkeypatch, per_thread):
+    """With per-thread default streams a call waits for its kernels before returning.
+
+    The next call, maybe from another thread and so on another stream, reuses the work
+    buffers; on the legacy default stream launches run in order and nobody waits.
+    """
+    from numba.cuda.core import config
+
+    calls = []
+    monkeypatch.setattr(config, "CUDA_PER_THREAD_DEFAULT_STREAM", per_thread)
+    monkeypatch.setattr(cuda, "synchronize", lambda: calls.append(1))
+    p = (np.random.default_rng(1).integers(0, 9, size=(1, 3, 8)) / 8).astype(np.float32)
+    out = predict(cuda.to_device(p), device="cuda")
+    assert (out.copy_to_host() == predict(p)).all()
+    assert len(calls) == per_thread
