@@ -11,28 +11,14 @@ spatial dims to the end (lazily), folds the sample dims into the batch axis, cal
 the NumPy API and rebuilds a DataArray with the input's dims, coords and attrs.
 dask-backed input stays lazy (``xr.apply_ufunc(..., dask="parallelized")``).
 
-Threading policy inside dask tasks
-----------------------------------
-The kernels are Numba ``parallel=True`` functions.  Called from several dask worker
-threads at once, Numba's ``workqueue`` threading layer aborts the whole process
-("Concurrent access has been detected"), even with ``numba.set_num_threads(1)``;
-``omp`` and ``tbb`` are thread-safe but every calling thread starts its own team of
-``NUMBA_NUM_THREADS`` threads, so *n* dask threads would run *n* x (cores) kernel
-threads.  Under ``omp``/``tbb`` each dask task therefore runs the kernels with
-``threads_per_task`` Numba threads (default 1: dask provides the parallelism), set
-through the thread-local ``numba.set_num_threads`` and restored when the task ends.
-Under a threading layer that is not thread-safe (``workqueue``) the kernel calls of
-the tasks in one process take turns behind a lock, each with every Numba thread.
-The in-memory (NumPy-backed) path calls the kernels directly, with every thread
-(one thread for inputs below ``rankseg._config.SERIAL_SIZE`` elements).
+What one dask task runs (the threading policy included) is in
+:mod:`rankseg._xarray_task`.
 """
 
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Hashable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 import numba
@@ -48,12 +34,17 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 import rankseg
 from rankseg._api import RankSEG
-from rankseg._config import num_threads
+from rankseg._xarray_task import (  # noqa: F401  (_task_threads, _THREADSAFE_LAYERS: tests)
+    _INFO_FIELDS,
+    _THREADSAFE_LAYERS,
+    _predict_block,
+    _task_threads,
+    _Where,
+)
 
 __all__ = ["RankSEGAccessor", "predict"]
 
 _FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
-_INFO_FIELDS = ("tau", "threshold", "score", "pruned")
 _INFO_DTYPES = (np.dtype(np.int64), np.dtype(np.float64), np.dtype(np.float64), np.dtype(bool))
 #: attributes that describe the *probability values* and would be wrong on labels/masks
 _VALUE_ATTRS = frozenset(
@@ -74,104 +65,7 @@ _VALUE_ATTRS = frozenset(
         "add_offset",
     }
 )
-#: Numba threading layers that may be entered from several threads at once
-_THREADSAFE_LAYERS = ("omp", "tbb")
-#: serializes the kernel calls of dask tasks under a layer that is not thread-safe
-_LAYER_LOCK = threading.Lock()
 _WHITESPACE = re.compile(r"\s+")
-
-
-# -- threading policy ------------------------------------------------------------
-@contextmanager
-def _task_threads(nthreads: int) -> Iterator[None]:
-    """Run the body with ``nthreads`` Numba threads in this thread, then restore.
-
-    ``numba.set_num_threads`` is thread-local, so concurrent dask tasks do not see
-    each other's setting.  Under a layer that is not thread-safe (``workqueue``) the
-    body holds a process-wide lock instead -- setting the thread count does not
-    prevent that layer's abort on concurrent entry -- and, since the tasks of the
-    process take turns, keeps this thread's Numba thread count.
-    """
-    numba.get_num_threads()  # launches the threading layer, so that it can be queried
-    if numba.threading_layer() not in _THREADSAFE_LAYERS:
-        with _LAYER_LOCK:
-            yield
-        return
-    with num_threads(nthreads):
-        yield
-
-
-#: where the NumPy API's value errors say which row is bad
-_AT_ROW = re.compile(r"sample (\d+), class (\d+)")
-
-
-class _Where:
-    """Names a row of the DataArray by its dims and coordinates, for the value errors.
-
-    The NumPy API counts samples within the batch it is given, which for dask input
-    is one block; each block also gets the flat sample numbers of its samples (an
-    index input of :func:`predict`), so the error names the sample of the whole
-    DataArray, by coordinate label where the dim has one (``case='p5'``), else by
-    position (``case[5]``).
-    """
-
-    def __init__(self, da: xr.DataArray, loop: list[Hashable], class_dim: Hashable) -> None:
-        self.dims = [*loop, class_dim]
-        self.shape = tuple(int(da.sizes[d]) for d in loop)
-        self.labels = [np.asarray(da[d].values) if d in da.coords else None for d in self.dims]
-
-    def __call__(self, message: str, index: np.ndarray) -> str:
-        m = _AT_ROW.search(message)
-        if m is None:
-            return message
-        flat = int(np.asarray(index).reshape(-1)[int(m[1])])
-        pos = [*np.unravel_index(flat, self.shape), int(m[2])]
-        parts = []
-        for dim, labels, i in zip(self.dims, self.labels, pos, strict=True):
-            if labels is None:
-                parts.append(f"{dim}[{int(i)}]")
-            else:
-                value = labels[int(i)]
-                parts.append(f"{dim}={value.item() if hasattr(value, 'item') else value!r}")
-        return message[: m.start()] + ", ".join(parts) + message[m.end() :]
-
-
-def _predict_block(
-    x: np.ndarray,
-    index: np.ndarray,
-    *,
-    nspatial: int,
-    params: dict[str, Any],
-    return_info: bool,
-    dtype: Any,
-    task_threads: int | None,
-    where: _Where,
-) -> np.ndarray | tuple[np.ndarray, ...]:
-    """Predict one block of shape ``(*loop, C, *spatial)`` (the layout apply_ufunc gives).
-
-    ``index`` holds the flat sample numbers of the block's samples (shape ``loop``),
-    by which a value error names its sample in the whole DataArray.
-    """
-    nloop = x.ndim - 1 - nspatial
-    loop, core = x.shape[:nloop], x.shape[nloop:]
-    batch = x.reshape((-1, *core))
-    model = RankSEG(**params)
-    try:
-        if task_threads is None:
-            res = model.predict(batch, return_info=return_info, dtype=dtype)
-        else:
-            with _task_threads(task_threads):
-                res = model.predict(batch, return_info=return_info, dtype=dtype)
-    except ValueError as exc:
-        message = where(str(exc), index)
-        if message == str(exc):
-            raise
-        raise ValueError(message) from None
-    preds, info = res if return_info else (res, None)
-    preds = preds.reshape(loop + preds.shape[1:])
-    if info is None:
-        return preds
-    return (preds, *(getattr(info, f).reshape(loop + (core[0],)) for f in _INFO_FIELDS))
 
 
 # -- argument checks ----------------------------------------------------------------
@@ -407,7 +301,7 @@ def predict(
     threads (thread-local, restored after the task).  Under Numba's ``workqueue``
     threading layer, which aborts the process when entered from two threads at
     once, the kernel calls of the tasks in one process take turns instead, each with
-    every Numba thread.  See the module docstring.
+    every Numba thread.  See :mod:`rankseg._xarray_task`.
 
     Examples
     --------

@@ -367,7 +367,10 @@ def test_dask_tasks_run_serial_kernels_and_restore_threads(rng, monkeypatch):
             seen.append(numba.get_num_threads())
             return super().predict(probs, **kwargs)
 
+    from rankseg import _xarray_task
+
     monkeypatch.setattr(rx, "RankSEG", Recording)
+    monkeypatch.setattr(_xarray_task, "RankSEG", Recording)  # what the dask tasks run
     da, samples, _ = _layout(rng, "channel-first")
     before = numba.get_num_threads()
     rx.predict(da.chunk(case=1), sample_dims="case").compute(scheduler="threads", num_workers=3)

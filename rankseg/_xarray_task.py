@@ -1,0 +1,135 @@
+"""What one task of :func:`rankseg.xarray.predict` runs: a block through the NumPy API.
+
+``xr.apply_ufunc`` hands :func:`_predict_block` a block ``(*loop, C, *spatial)``
+and the flat sample numbers of its samples; the block is folded into a batch,
+predicted, and unfolded.  A value error names its sample in the whole DataArray
+(:class:`_Where`).
+
+Threading policy inside dask tasks
+----------------------------------
+The kernels are Numba ``parallel=True`` functions.  Called from several dask worker
+threads at once, Numba's ``workqueue`` threading layer aborts the whole process
+("Concurrent access has been detected"), even with ``numba.set_num_threads(1)``;
+``omp`` and ``tbb`` are thread-safe but every calling thread starts its own team of
+``NUMBA_NUM_THREADS`` threads, so *n* dask threads would run *n* x (cores) kernel
+threads.  Under ``omp``/``tbb`` each dask task therefore runs the kernels with
+``threads_per_task`` Numba threads (default 1: dask provides the parallelism), set
+through the thread-local ``numba.set_num_threads`` and restored when the task ends.
+Under a threading layer that is not thread-safe (``workqueue``) the kernel calls of
+the tasks in one process take turns behind a lock, each with every Numba thread.
+The in-memory (NumPy-backed) path calls the kernels directly, with every thread
+(one thread for inputs below ``rankseg._config.SERIAL_SIZE`` elements).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numba
+import numpy as np
+
+from rankseg._api import RankSEG
+from rankseg._config import num_threads
+
+_INFO_FIELDS = ("tau", "threshold", "score", "pruned")
+#: Numba threading layers that may be entered from several threads at once
+_THREADSAFE_LAYERS = ("omp", "tbb")
+#: serializes the kernel calls of dask tasks under a layer that is not thread-safe
+_LAYER_LOCK = threading.Lock()
+
+
+# -- threading policy ------------------------------------------------------------
+@contextmanager
+def _task_threads(nthreads: int) -> Iterator[None]:
+    """Run the body with ``nthreads`` Numba threads in this thread, then restore.
+
+    ``numba.set_num_threads`` is thread-local, so concurrent dask tasks do not see
+    each other's setting.  Under a layer that is not thread-safe (``workqueue``) the
+    body holds a process-wide lock instead -- setting the thread count does not
+    prevent that layer's abort on concurrent entry -- and, since the tasks of the
+    process take turns, keeps this thread's Numba thread count.
+    """
+    numba.get_num_threads()  # launches the threading layer, so that it can be queried
+    if numba.threading_layer() not in _THREADSAFE_LAYERS:
+        with _LAYER_LOCK:
+            yield
+        return
+    with num_threads(nthreads):
+        yield
+
+
+#: where the NumPy API's value errors say which row is bad
+_AT_ROW = re.compile(r"sample (\d+), class (\d+)")
+
+
+class _Where:
+    """Names a row of the DataArray by its dims and coordinates, for the value errors.
+
+    The NumPy API counts samples within the batch it is given, which for dask input
+    is one block; each block also gets the flat sample numbers of its samples (an
+    index input of :func:`predict`), so the error names the sample of the whole
+    DataArray, by coordinate label where the dim has one (``case='p5'``), else by
+    position (``case[5]``).
+    """
+
+    def __init__(self, da: Any, loop: list[Hashable], class_dim: Hashable) -> None:
+        self.dims = [*loop, class_dim]
+        self.shape = tuple(int(da.sizes[d]) for d in loop)
+        self.labels = [np.asarray(da[d].values) if d in da.coords else None for d in self.dims]
+
+    def __call__(self, message: str, index: np.ndarray) -> str:
+        m = _AT_ROW.search(message)
+        if m is None:
+            return message
+        flat = int(np.asarray(index).reshape(-1)[int(m[1])])
+        pos = [*np.unravel_index(flat, self.shape), int(m[2])]
+        parts = []
+        for dim, labels, i in zip(self.dims, self.labels, pos, strict=True):
+            if labels is None:
+                parts.append(f"{dim}[{int(i)}]")
+            else:
+                value = labels[int(i)]
+                parts.append(f"{dim}={value.item() if hasattr(value, 'item') else value!r}")
+        return message[: m.start()] + ", ".join(parts) + message[m.end() :]
+
+
+def _predict_block(
+    x: np.ndarray,
+    index: np.ndarray,
+    *,
+    nspatial: int,
+    params: dict[str, Any],
+    return_info: bool,
+    dtype: Any,
+    task_threads: int | None,
+    where: _Where,
+) -> np.ndarray | tuple[np.ndarray, ...]:
+    """Predict one block of shape ``(*loop, C, *spatial)`` (the layout apply_ufunc gives).
+
+    ``index`` holds the flat sample numbers of the block's samples (shape ``loop``),
+    by which a value error names its sample in the whole DataArray.
+    """
+    nloop = x.ndim - 1 - nspatial
+    loop, core = x.shape[:nloop], x.shape[nloop:]
+    batch = x.reshape((-1, *core))
+    model = RankSEG(**params)
+    try:
+        if task_threads is None:
+            res = model.predict(batch, return_info=return_info, dtype=dtype)
+        else:
+            with _task_threads(task_threads):
+                res = model.predict(batch, return_info=return_info, dtype=dtype)
+    except ValueError as exc:
+        message = where(str(exc), index)
+        if message == str(exc):
+            raise
+        raise ValueError(message) from None
+    preds, info = res if return_info else (res, None)
+    preds = preds.reshape(loop + preds.shape[1:])
+    if info is None:
+        return preds
+    return (preds, *(getattr(info, f).reshape(loop + (core[0],)) for f in _INFO_FIELDS))
