@@ -10,6 +10,19 @@ from pathlib import Path
 from rankseg.io._naming import _suffix
 
 
+def check_folder(final: Path) -> None:
+    """Raise FileNotFoundError naming the folder of ``final`` if it does not exist.
+
+    Writers never create folders on the way: a typo in a path is an error, not a
+    new directory tree.
+    """
+    if not final.parent.is_dir():
+        raise FileNotFoundError(
+            f"cannot write {str(final)!r}: the folder {str(final.parent)!r} does not exist "
+            "(create it first)"
+        )
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
     """Write a file atomically: ``write(tmp)`` then rename ``tmp`` to ``path``.
 
@@ -39,11 +52,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
     hidden ``.NAME.rankseg-tmp-*`` file, never a partial file under the final name.
     """
     final = Path(path)
-    if not final.parent.is_dir():
-        raise FileNotFoundError(
-            f"cannot write {str(final)!r}: the folder {str(final.parent)!r} does not exist "
-            "(create it first)"
-        )
+    check_folder(final)
     suffix = _suffix(final)
     stem = final.name[: len(final.name) - len(suffix)] if suffix else final.name
     tmp = final.with_name(f".{stem}.rankseg-tmp-{uuid.uuid4().hex[:12]}{suffix}")

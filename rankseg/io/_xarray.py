@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from rankseg.io._atomic import atomic_write
+from rankseg.io._atomic import atomic_write, check_folder
 from rankseg.io._naming import detect_format
 
 
@@ -217,11 +217,7 @@ def save_dataarray(path: str | os.PathLike[str], da: Any, *, format: str = "auto
         return atomic_write(p, lambda tmp: ds.to_netcdf(tmp))
     if fmt != "zarr":
         raise ValueError(f"save_dataarray writes zarr or netCDF; got format {fmt!r}")
-    if not p.parent.is_dir():  # as atomic_write: never create folders on the way
-        raise FileNotFoundError(
-            f"cannot write {str(p)!r}: the folder {str(p.parent)!r} does not exist "
-            "(create it first)"
-        )
+    check_folder(p)  # as atomic_write: never create folders on the way
     token = uuid.uuid4().hex[:12]
     tmp = p.with_name(f".{p.name}.rankseg-tmp-{token}")
     old = p.with_name(f".{p.name}.rankseg-old-{token}")
