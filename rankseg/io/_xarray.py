@@ -127,7 +127,8 @@ def _write_zarr(ds: Any, tmp: Path) -> None:
     own, which is shut down (waiting for the running chunk writes) before an error
     propagates -- dask's shared pool would keep writing chunks into the store while
     the caller removes it.  A distributed client or another configured scheduler is
-    used as it is (:func:`_remove_store` then retries the removal).
+    used as it is, and after an error the partial store is removed until it stays
+    gone (:func:`_remove_store`).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -143,7 +144,11 @@ def _write_zarr(ds: Any, tmp: Path) -> None:
         "threads",
         "threading",
     ):
-        dask.compute(writes)
+        try:
+            dask.compute(writes)
+        except BaseException:
+            _remove_store(tmp)  # chunk writes may still be running elsewhere
+            raise
         return
     workers = dask.config.get("num_workers", None) or os.cpu_count() or 1
     with ThreadPoolExecutor(max_workers=workers) as pool:  # exit waits for running writes
@@ -231,7 +236,7 @@ def save_dataarray(path: str | os.PathLike[str], da: Any, *, format: str = "auto
     except BaseException:
         if moved and not p.exists():
             os.replace(old, p)  # the old store back under its name
-        _remove_store(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)  # no chunk write is running any more
         raise
     if moved:
         if old.is_dir() and not old.is_symlink():
