@@ -6,7 +6,7 @@ in ``kernels/search.py`` keeps the code it inlined from ``kernels/exact.py`` aft
 tests therefore cache under ``.numba_cache/<hash of every rankseg/*.py>`` (set
 before Numba is imported; an explicit ``NUMBA_CACHE_DIR`` wins), and drop the
 caches of other source versions unused for an hour (a concurrent run may still use
-one).
+one).  The key includes ``NUMBA_BOUNDSCHECK``, which numba's own cache index ignores.
 """
 
 import hashlib
@@ -22,6 +22,9 @@ def _source_keyed_cache() -> Path:
     for f in sorted((root / "rankseg").rglob("*.py")):
         digest.update(str(f.relative_to(root)).encode())
         digest.update(f.read_bytes())
+    # Numba's cache index does not record bounds checking: a kernel compiled without it
+    # would be loaded by a NUMBA_BOUNDSCHECK=1 run (.ci/run's bounds-checked step)
+    digest.update(f"boundscheck={os.environ.get('NUMBA_BOUNDSCHECK', '')}".encode())
     base = root / ".numba_cache"
     current = base / digest.hexdigest()[:16]
     if base.is_dir():

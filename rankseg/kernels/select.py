@@ -214,19 +214,21 @@ def solve_band(vals, lo, hi, forced, mu, metric, gamma):
                 best_full = True
             continue
         seg = np.sort(sorted_vals[off[k] : off[k + 1]])
+        # length of the run of values equal to seg[q] among seg[q:], kept as the scan
+        # goes down: recounting it at each improvement was quadratic in the size of a
+        # run of ties (a million tied pixels took minutes, issue 14)
+        run = 0
         for q in range(c - 1, -1, -1):
-            s += seg[q]
+            tv = seg[q]
+            run = run + 1 if q + 1 < c and seg[q + 1] == tv else 1
+            s += tv
             tau += 1
             f = rma_objective(metric, s, tau, mu, gamma)
             if f > best:
                 best = f
                 best_tau = tau
-                tv = seg[q]
                 best_t = tv
-                k_in = 1
-                while q + k_in < c and seg[q + k_in] == tv:
-                    k_in += 1
-                best_kin = k_in
+                best_kin = run
                 best_full = q == 0 or seg[q - 1] != tv
     return best_tau, best_t, best, best_kin, best_full
 
@@ -409,7 +411,7 @@ def rma_cuts(x, xb, stats, rows, metric, gamma, chunk):
     for i in prange(na):
         r = rows[i]
         mu = stats[r, 0]
-        nf = 0
+        nf = np.int64(0)  # not the literal 0: solve_band would be compiled twice
         sf = 0.0
         mb = fbits[i * nch]
         for k in range(nch):
