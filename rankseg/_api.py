@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from rankseg import _validation as v
-from rankseg._config import CHUNK, SERIAL_SIZE, num_threads
+from rankseg._config import CHUNK, call_threads, num_threads
 from rankseg.kernels.assign import argmax_labels, assign_labels
 from rankseg.kernels.masks import write_masks, write_threshold_masks
 from rankseg.kernels.rma import DICE, IOU
@@ -347,8 +347,9 @@ class RankSEG:
             result = v.check_out(out, out_shape, out_dtype, arr, probs)
         if nb == 0:
             return (result, self._empty_info(nc)) if return_info else result
-        # small inputs: one Numba thread for this call (SERIAL_SIZE, docs/performance.rst)
-        with num_threads(1) if arr.size < SERIAL_SIZE else nullcontext():
+        # one Numba thread for small inputs, and no more threads than there are idle
+        # cores (call_threads; docs/performance.rst)
+        with num_threads(call_threads(arr.size)):
             return self._predict_host(arr, result, void, return_info)
 
     __call__ = predict

@@ -232,7 +232,7 @@ def test_pruned_score_is_the_empty_mask_objective(rng, solver, metric):
 @pytest.mark.parametrize("solver, metric", SOLVERS)
 def test_thread_count_independence(rng, solver, metric, monkeypatch):
     probs = np.stack([_row(rng, "confident", 5000) for _ in range(4)]).reshape(2, 2, 50, 100)
-    monkeypatch.setattr("rankseg._api.SERIAL_SIZE", 0)  # small input: keep every thread
+    monkeypatch.setattr("rankseg._api.call_threads", lambda size: numba.get_num_threads())  # keep every thread
     old = numba.get_num_threads()
     try:
         res = []
