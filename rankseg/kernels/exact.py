@@ -244,7 +244,7 @@ def row_summary(row, summary):
         tot[0] += a0
         tot[1] += a1
         tot[2] += a2
-        _block_powers(vals, pw, m, npow, tot, 3)
+        _block_powers(vals, pw, m, npow, tot, np.int64(3))  # not a literal: one compile
     summary[SUM_D] = n
     summary[SUM_MU] = tot[0]
     summary[SUM_VAR] = tot[1]
@@ -277,7 +277,7 @@ def _block_power_sums(q, n, top_pow):
             vmin = min(vmin, p)
             n_one += p == 1.0
         s += a
-        _block_powers(vals, pw, m, npow, top_pow, 0)
+        _block_powers(vals, pw, m, npow, top_pow, np.int64(0))
     return s, vmax, vmin, n_one
 
 
@@ -590,7 +590,8 @@ def exact_dice_objective(q, summary, gamma, tau_lo, tau_hi, out):
     :func:`rankseg.kernels.poisson_binomial.exact_dice_objective_dp` to about
     ``1e-15`` (``tests/test_exact_kernels.py``).
     """
-    return _objective(q, summary, gamma, tau_lo, tau_hi, _DICE, out)
+    # the mode as a run-time value: one compile of _objective serves every mode
+    return _objective(q, summary, gamma, tau_lo, tau_hi, np.int64(_DICE), out)
 
 
 @jit
@@ -621,7 +622,7 @@ def exact_iou_objective(q, summary, gamma, tau_lo, tau_hi, out):
     ``U_tau = sum_{j > tau} Y_(j)`` (SPEC.md section 2), evaluated as
     ``(S_tau + gamma) int_0^1 x**(tau + gamma - 1) prod_{j > tau}(1 - p_(j) y) dx``.
     """
-    return _objective(q, summary, gamma, tau_lo, tau_hi, _IOU, out)
+    return _objective(q, summary, gamma, tau_lo, tau_hi, np.int64(_IOU), out)
 
 
 @jit
@@ -663,4 +664,4 @@ def exact_reciprocal_moments(q, summary, c0, n, out):
 
     Every ``tau`` whose upper bound is below ``F*`` can be skipped.
     """
-    return _objective(q, summary, c0, 0, n - 1, _RECIP, out)
+    return _objective(q, summary, c0, np.int64(0), n - 1, np.int64(_RECIP), out)

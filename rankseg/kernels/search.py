@@ -275,9 +275,12 @@ def _solve_row(solver, metric, q, summary, params, tau_hi):
     Returns ``(τ*, π(τ*), p_need)``; ``p_need > 0`` asks for a longer prefix.
     """
     gamma, eps = params
+    # np.int64(0), not 0: a literal argument makes numba compile the callee once more
+    # for that constant (the big quadrature kernels once per literal, issue 14)
+    lo0 = np.int64(0)
     if solver != EXACT:
         out = np.empty(tau_hi + 1)
-        _objective(solver, metric, q, summary, gamma, eps, 0, tau_hi, out)
+        _objective(solver, metric, q, summary, gamma, eps, lo0, tau_hi, out)
         best = 0
         for k in range(1, tau_hi + 1):
             if out[k] > out[best]:
@@ -285,7 +288,7 @@ def _solve_row(solver, metric, q, summary, params, tau_hi):
         return best, out[best], 0.0
     # exact: π(0) on its own, then only the certified range
     zero = np.empty(1)
-    p_need = _objective(solver, metric, q, summary, gamma, eps, 0, 0, zero)
+    p_need = _objective(solver, metric, q, summary, gamma, eps, lo0, lo0, zero)
     a, b = _certified_range(metric, q, summary, gamma, tau_hi)
     best = 0
     val = zero[0]
@@ -543,7 +546,7 @@ def empty_scores(x, rows, params):
         row_summary(row, summary)
         val = np.empty(1)
         if solver != EXACT:
-            ba_dice_objective(np.empty(0), summary, gamma, eps, 0, 0, val)
+            ba_dice_objective(np.empty(0), summary, gamma, eps, np.int64(0), np.int64(0), val)
             out[i] = val[0]
             continue
         theta = 0.5
