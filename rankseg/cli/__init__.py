@@ -1,4 +1,4 @@
-"""The ``rankseg`` command line: ``predict``, ``evaluate`` and ``demo``.
+"""The ``rankseg`` command line: ``predict``, ``evaluate``, ``demo`` and ``warmup``.
 
 ``rankseg`` (or ``python -m rankseg``) with no arguments runs the demo.  See
 ``docs/cli.rst`` for every option and convention.
@@ -23,6 +23,7 @@ from rankseg.cli._demo import run_demo
 from rankseg.cli._evaluate import _cmd_evaluate
 from rankseg.cli._predict import INFO_COLUMNS as INFO_COLUMNS  # the --info CSV header
 from rankseg.cli._predict import _cmd_predict
+from rankseg.cli._warmup import _cmd_warmup, add_warmup_args
 
 __all__ = ["available_solvers", "build_parser", "demo", "main"]
 
@@ -324,6 +325,12 @@ def build_parser() -> argparse.ArgumentParser:
     pp.set_defaults(handler=_cmd_predict, subparser=pp)
     pe.set_defaults(handler=_cmd_evaluate, subparser=pe)
     pd.set_defaults(handler=_cmd_demo, subparser=pd)
+    pw = sub.add_parser(
+        "warmup",
+        help="compile the kernels into numba's disk cache (once per install: Docker, clusters)",
+    )
+    add_warmup_args(pw)
+    pw.set_defaults(handler=_cmd_warmup, subparser=pw)
     return parser
 
 
