@@ -23,6 +23,8 @@ from benchmarks import (  # noqa: E402
     bench_rma,
     bench_scaling,
     compare,
+    first_call,
+    loaded,
     scaling,
 )
 from rankseg._api import OUTPUT_MODES, SOLVERS  # noqa: E402
@@ -98,7 +100,7 @@ def test_scripts_define_no_asv_benchmarks():
     # benchmark and fail ``asv check`` (compare_upstream once had ``time_upstream``).
     from benchmarks import compare_upstream
 
-    for module in (benchmarks, accuracy, compare, compare_upstream, scaling):
+    for module in (benchmarks, accuracy, compare, compare_upstream, first_call, loaded, scaling):
         names = [n for n in vars(module) if n.startswith(BENCH_PREFIXES)]
         names += [n for n in vars(module) if n[:1].isupper() and n.startswith("Timeraw")]
         assert names == [], module.__name__
@@ -403,3 +405,57 @@ def test_accuracy_iou_and_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         accuracy.main(["--draws", "1"])
     capsys.readouterr()
+
+
+def test_loaded_quick(capsys, monkeypatch):
+    """Both phases, and the busy processes are gone by their pids afterwards."""
+    started = []
+    real = loaded.busy_processes
+
+    def spy(count, seconds):
+        cm = real(count, seconds)
+        pids = cm.__enter__()
+        started.extend(pids)
+        return _Entered(cm, pids)
+
+    monkeypatch.setattr(loaded, "busy_processes", spy)
+    args = ["--quick", "--repeat", "1", "--busy", "2", "--busy-seconds", "30", "--workloads", "ct3d"]
+    assert loaded.main(args) == 0
+    out = capsys.readouterr().out
+    assert "== quiet" in out and "== loaded (2 busy processes" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith("ct3d ")]
+    labels = {r[1] for r in rows}
+    assert {"np.argmax(axis=1)", "dice/multiclass/rma", "iou/multilabel/rma", "dice/multilabel/exact"} <= labels
+    assert not any("ba" in label.split("/")[-1] for label in labels)  # only rma and exact
+    assert len(started) == 2
+    for pid in started:  # ended by their pids, reaped
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+class _Entered:
+    def __init__(self, cm, pids):
+        self.cm, self.pids = cm, pids
+
+    def __enter__(self):
+        return self.pids
+
+    def __exit__(self, *exc):
+        return self.cm.__exit__(*exc)
+
+
+def test_loaded_rejects_bad_arguments(capsys):
+    with pytest.raises(SystemExit):
+        loaded.main(["--repeat", "0"])
+    with pytest.raises(SystemExit):
+        loaded.main(["--busy", "-1"])
+
+
+def test_first_call_script(capsys):
+    assert first_call.main(["--rounds", "1", "--solvers", "acc"]) == 0
+    out = capsys.readouterr().out
+    assert "yardstick: python -c 'import numpy, scipy'" in out
+    rows = [line.split() for line in out.splitlines() if " acc " in line]
+    assert [r[2] for r in rows] == ["cold", "warm"]
+    for r in rows:
+        assert float(r[3]) > 0 and float(r[4]) > 0 and float(r[5]) > 0
