@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from rankseg import _validation as v
+from rankseg._records import SOLVER_CODE, PredictInfo
 from rankseg.cuda import _config, load
 from rankseg.cuda.assign import argmax_kernel, pass_a_kernel, pass_b_kernel, safe_sums_kernel
 from rankseg.cuda.exact import MAX_NODES, NPOW, NSUM, TAU_CHUNK, quadrature_kernel, summary_kernel
@@ -243,8 +244,6 @@ def _quiet_low_occupancy() -> Iterator[Any]:
 
 
 def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
-    from rankseg._api import PredictInfo
-
     cuda = load()
     ws = _buffers(cuda)
     out_shape, out_dtype, out = target
@@ -397,12 +396,10 @@ def _solver_cuts(
     scores of the pruned rows (``π(0)``, the CPU's ``empty_scores`` on host copies of
     those rows when ``γ > 0``).
     """
-    from rankseg._api import _SOLVER_CODE
-
     nrow, d = x.shape
     metric = DICE if model.metric == "dice" else IOU
     gamma = float(model.smooth)
-    sparams = (_SOLVER_CODE[model.solver], metric, gamma, float(model.eps))
+    sparams = (SOLVER_CODE[model.solver], metric, gamma, float(model.eps))
     rows, start, caps = ws.rows(nrow, 0)  # a zero buffer: count only
     vdtype = np.float64 if x.dtype.itemsize > 4 else np.float32
     band = _band(ws, x, rows, rowd, start, caps, fill, ws.get("cand", (1,), vdtype))
