@@ -32,7 +32,7 @@ __all__ = ["PredictInfo", "RankSEG", "predict"]
 
 
 def _device_view(probs: Any) -> Any:
-    """A CUDA array as a zero-copy numba device array; any other input unchanged.
+    """View a CUDA array as a zero-copy numba device array; return any other input unchanged.
 
     Raises ImportError or RuntimeError (:func:`rankseg.cuda.load`) when numba-cuda, or a
     CUDA driver and GPU, is missing.  Checked before the other checks of the input:

@@ -88,9 +88,7 @@ def edges() -> list[tuple[str, int, str]]:
     out = []
     for name, path in MODULES.items():
         for line, target in imported(name, path.read_text(encoding="utf-8")):
-            target = next(
-                (t for t in (target, target.rsplit(".", 1)[0]) if t in MODULES), target
-            )
+            target = next((t for t in (target, target.rsplit(".", 1)[0]) if t in MODULES), target)
             if target != name and not name.startswith(target + "."):
                 out.append((name, line, target))
     return out
@@ -146,7 +144,9 @@ def test_no_import_cycle():
 def test_checker_sees_a_violation():
     # a lazy import upwards (the kind the GPU driver once had) must be caught
     source = "def f():\n    from rankseg._api import PredictInfo\n"
-    found = [("rankseg.cuda.driver", line, t) for line, t in imported("rankseg.cuda.driver", source)]
+    found = [
+        ("rankseg.cuda.driver", line, t) for line, t in imported("rankseg.cuda.driver", source)
+    ]
     assert found == [("rankseg.cuda.driver", 2, "rankseg._api")]
     assert len(violations(found)) == 1
     relative = imported("rankseg.kernels.exact", "from ..cuda import select\nfrom . import rma\n")
