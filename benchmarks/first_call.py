@@ -72,7 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="samples of each (default 3)")
     parser.add_argument("--solvers", nargs="+", choices=list(FIRST_CALLS), default=["rma", "exact"])
-    parser.add_argument("--source", nargs="+", type=Path, default=[ROOT], help="checkouts to compare")
+    parser.add_argument(
+        "--source", nargs="+", type=Path, default=[ROOT], help="checkouts to compare"
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -86,8 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for solver in args.solvers:
                     code = _CALL.format(kwargs=FIRST_CALLS[solver])
                     cold = str(root / f"{r}-{i}-{solver}")
-                    times.setdefault((str(source), solver, "cold"), []).append(_run(code, source, cold))
-                    times.setdefault((str(source), solver, "warm"), []).append(_run(code, source, cold))
+                    times.setdefault((str(source), solver, "cold"), []).append(
+                        _run(code, source, cold)
+                    )
+                    times.setdefault((str(source), solver, "warm"), []).append(
+                        _run(code, source, cold)
+                    )
                     shutil.rmtree(cold, ignore_errors=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -97,7 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         load = f"{os.getloadavg()[0]:.2f}"
     except OSError:
         load = "n/a"
-    print(f"python {sys.version.split()[0]}; load average (1 min) {load}; median of {args.rounds} rounds")
+    print(
+        f"python {sys.version.split()[0]}; load average (1 min) {load}; "
+        f"median of {args.rounds} rounds"
+    )
     print(f"yardstick: python -c {_YARDSTICK!r}: {yard:.2f} s wall, {yard_cpu:.2f} s cpu")
     print(
         f"{'source':32s} {'solver':10s} {'cache':5s} {'wall s':>7s} {'x import':>8s} "

@@ -48,7 +48,9 @@ from benchmarks.compare import (  # noqa: E402
 #: the configurations timed here: every RMA one and the exact solver
 SOLVERS = ("rma", "exact")
 
-_BUSY_LOOP = "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end:\n    pass\n"
+_BUSY_LOOP = (
+    "import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end:\n    pass\n"
+)
 
 
 def usable_cpus() -> int:
@@ -100,7 +102,13 @@ def run_phase(workloads: dict, repeat: int) -> list[tuple]:
         for label, samples in times.items():
             median = statistics.median(samples)
             rows.append(
-                (name, label, f"{median * 1e3:.2f}", f"{median / base:.2f}", f"{max(samples) * 1e3:.2f}")
+                (
+                    name,
+                    label,
+                    f"{median * 1e3:.2f}",
+                    f"{median / base:.2f}",
+                    f"{max(samples) * 1e3:.2f}",
+                )
             )
     return rows
 
@@ -110,9 +118,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workloads", nargs="+", choices=WORKLOAD_NAMES, default=WORKLOAD_NAMES)
     parser.add_argument("--repeat", type=int, default=9, help="interleaved rounds (default 9)")
-    parser.add_argument("--phases", nargs="+", choices=("quiet", "loaded"), default=["quiet", "loaded"])
-    parser.add_argument("--busy", type=int, default=None, help="busy processes (default: one per usable core)")
-    parser.add_argument("--busy-seconds", type=float, default=600.0, help="upper bound of their life")
+    parser.add_argument(
+        "--phases", nargs="+", choices=("quiet", "loaded"), default=["quiet", "loaded"]
+    )
+    parser.add_argument(
+        "--busy", type=int, default=None, help="busy processes (default: one per usable core)"
+    )
+    parser.add_argument(
+        "--busy-seconds", type=float, default=600.0, help="upper bound of their life"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny shapes, for smoke tests")
     args = parser.parse_args(argv)
     if args.repeat < 1:
@@ -133,7 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             what = f"loaded ({busy} busy processes, one per usable core by default)"
         print(f"\n== {what}; load average (1 min) {before} before, {_load_average()} after")
         print(machine_line())
-        print(f"median of {args.repeat} interleaved rounds; ratios to {YARDSTICK} of the same phase")
+        print(
+            f"median of {args.repeat} interleaved rounds; ratios to {YARDSTICK} of the same phase"
+        )
         _print_table(rows, header)
     return 0
 

@@ -2,64 +2,46 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from rankseg import _validation as v
 from rankseg._config import CHUNK, call_threads, num_threads
+from rankseg._records import AVAILABLE as AVAILABLE  # the CLI's and tests' import
+from rankseg._records import (
+    DEVICES,
+    METRICS,
+    MIN_SMOOTH,
+    OUTPUT_MODES,
+    POLICIES,
+    SOLVER_PARAMS,
+    SOLVERS,
+    PredictInfo,
+)
+from rankseg._records import EPS_SOLVERS as _EPS_SOLVERS
+from rankseg._records import SOLVER_CODE as _SOLVER_CODE
 from rankseg.kernels.assign import argmax_labels, assign_labels
 from rankseg.kernels.masks import write_masks, write_threshold_masks
 from rankseg.kernels.rma import DICE, IOU
-from rankseg.kernels.search import BA, BA_TRNA, EXACT, TRNA, empty_scores, solver_cuts
+from rankseg.kernels.search import empty_scores, solver_cuts
 from rankseg.kernels.select import STAT_MAX, STAT_MU, rma_cuts, row_stats
 
 __all__ = ["PredictInfo", "RankSEG", "predict"]
 
-METRICS = ("dice", "iou", "acc")
-OUTPUT_MODES = ("multiclass", "multilabel")
-#: every solver name of SPEC §3, per metric
-SOLVERS = {
-    "dice": ("rma", "ba", "trna", "ba+trna", "exact"),
-    "iou": ("rma", "exact"),
-    "acc": ("argmax", "tr"),
-}
-#: the solvers implemented in this build (every solver of SPEC §3); front ends such as
-#: the CLI list their choices from it
-AVAILABLE = ("rma", "exact", "ba", "trna", "ba+trna", "argmax", "tr")
-_SOLVER_CODE = {"exact": EXACT, "ba": BA, "trna": TRNA, "ba+trna": BA_TRNA}
-SOLVER_PARAMS = ("unassigned_policy", "void_index", "eps")
-POLICIES = ("max_score", "void")
-DEVICES = ("cpu", "cuda")
-#: smallest positive ``smooth``: the exact solver's integral of the empty mask's score
-#: spans ``s`` up to ~40/smooth, and its lattice ends at s = exp(700) ~ 1e304
-MIN_SMOOTH = 1e-300
-_EPS_SOLVERS = ("ba", "trna", "ba+trna")
 
+def _device_view(probs: Any) -> Any:
+    """View a CUDA array as a zero-copy numba device array; return any other input unchanged.
 
-@dataclass(frozen=True)
-class PredictInfo:
-    """Per-(sample, class) results of a Dice/IoU prediction (SPEC §7).
-
-    Attributes
-    ----------
-    tau : ndarray of int64, shape (B, C)
-        Selected volume τ* of each class mask (before multiclass resolution).
-    threshold : ndarray of float64, shape (B, C)
-        Smallest selected probability, NaN for an empty mask.
-    score : ndarray of float64, shape (B, C)
-        The solver's objective at τ*: an estimate of the expected Dice/IoU of the
-        class mask (for a pruned row, the objective of the empty mask).
-    pruned : ndarray of bool, shape (B, C)
-        Whether the row was pruned (max probability ``<= pruning_prob``).
+    Raises ImportError or RuntimeError (:func:`rankseg.cuda.load`) when numba-cuda, or a
+    CUDA driver and GPU, is missing.  Checked before the other checks of the input:
+    CuPy arrays and torch CUDA tensors also define ``__array__`` (raising).
     """
+    if not v.is_cuda_array(probs):
+        return probs
+    from rankseg.cuda import as_device_array  # lazy: the CPU path never imports CUDA
 
-    tau: np.ndarray
-    threshold: np.ndarray
-    score: np.ndarray
-    pruned: np.ndarray
+    return as_device_array(probs)
 
 
 def _is_bool_dtype(dtype: Any) -> bool:
@@ -276,7 +258,7 @@ class RankSEG:
             )
         if device is not None:
             device = v.check_name(device, "device", DEVICES)
-        arr = v.as_probs(probs)
+        arr = v.as_probs(_device_view(probs))
         on_cuda = not isinstance(arr, np.ndarray)
         device = device or ("cuda" if on_cuda else "cpu")
         if on_cuda and out is not None:

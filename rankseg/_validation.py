@@ -149,16 +149,15 @@ def as_probs(probs: Any) -> Any:
     ----------
     probs : array-like
         Anything with ``__array__`` (NumPy arrays, memmaps, CPU torch tensors), or
-        a CUDA array with ``__cuda_array_interface__`` (viewed as a numba device
-        array; needs numba-cuda and a GPU, or the simulator).
+        a CUDA array already viewed as a numba device array (the API does that with
+        :func:`rankseg.cuda.as_device_array`: this module never imports CUDA).
 
     Returns
     -------
     ndarray or numba device array
         A view of the input when possible (float16/32/64, native byte order,
         at least 3 dimensions, non-empty class and spatial axes; B may be 0).
-        A CUDA input is returned as a zero-copy numba device array and must be
-        C-contiguous.
+        A CUDA input is returned as it is and must be C-contiguous.
 
     Raises
     ------
@@ -167,15 +166,11 @@ def as_probs(probs: Any) -> Any:
     ValueError
         If its shape is not ``(B, C, *spatial)`` with C >= 1 and non-empty spatial axes,
         or it is a non-contiguous CUDA array.
-    ImportError, RuntimeError
-        For a CUDA array when numba-cuda, or a CUDA driver and GPU, is missing.
     """
     on_cuda = is_cuda_array(probs)
     if on_cuda:
         # checked first: CuPy arrays and torch CUDA tensors also define __array__ (raising)
-        from rankseg.cuda import as_device_array  # lazy: the CPU path never imports CUDA
-
-        arr = as_device_array(probs)
+        arr = probs
     elif not hasattr(probs, "__array__"):
         raise TypeError(
             "probs must be an array with __array__ (NumPy array, memmap, CPU torch tensor) "

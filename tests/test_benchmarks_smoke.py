@@ -419,13 +419,28 @@ def test_loaded_quick(capsys, monkeypatch):
         return _Entered(cm, pids)
 
     monkeypatch.setattr(loaded, "busy_processes", spy)
-    args = ["--quick", "--repeat", "1", "--busy", "2", "--busy-seconds", "30", "--workloads", "ct3d"]
+    args = [
+        "--quick",
+        "--repeat",
+        "1",
+        "--busy",
+        "2",
+        "--busy-seconds",
+        "30",
+        "--workloads",
+        "ct3d",
+    ]
     assert loaded.main(args) == 0
     out = capsys.readouterr().out
     assert "== quiet" in out and "== loaded (2 busy processes" in out
     rows = [line.split() for line in out.splitlines() if line.startswith("ct3d ")]
     labels = {r[1] for r in rows}
-    assert {"np.argmax(axis=1)", "dice/multiclass/rma", "iou/multilabel/rma", "dice/multilabel/exact"} <= labels
+    assert {
+        "np.argmax(axis=1)",
+        "dice/multiclass/rma",
+        "iou/multilabel/rma",
+        "dice/multilabel/exact",
+    } <= labels
     assert not any("ba" in label.split("/")[-1] for label in labels)  # only rma and exact
     assert len(started) == 2
     for pid in started:  # ended by their pids, reaped

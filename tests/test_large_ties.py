@@ -22,7 +22,12 @@ from hypothesis import strategies as st
 from rankseg import predict
 from rankseg._config import CHUNK
 from rankseg.kernels.ba_trna import ba_dice_objective, ba_trna_use_ba, d0_bound, trna_dice_objective
-from rankseg.kernels.exact import exact_dice_objective, exact_iou_objective, new_summary, row_summary
+from rankseg.kernels.exact import (
+    exact_dice_objective,
+    exact_iou_objective,
+    new_summary,
+    row_summary,
+)
 
 import naive
 
@@ -53,10 +58,18 @@ def issue_volume():
     return _issue_volume()
 
 
-@pytest.mark.parametrize("metric, solver", [
-    ("dice", "rma"), ("iou", "rma"), ("dice", "exact"), ("iou", "exact"),
-    ("dice", "ba"), ("dice", "trna"), ("dice", "ba+trna"),
-])
+@pytest.mark.parametrize(
+    "metric, solver",
+    [
+        ("dice", "rma"),
+        ("iou", "rma"),
+        ("dice", "exact"),
+        ("iou", "exact"),
+        ("dice", "ba"),
+        ("dice", "trna"),
+        ("dice", "ba+trna"),
+    ],
+)
 def test_issue_volume_masks(issue_volume, metric, solver):
     """Class 0 selects the first block, class 1 the second, both the third (p = 15/32, 17/32)."""
     masks = predict(issue_volume, metric=metric, solver=solver, output_mode="multilabel")
@@ -68,9 +81,16 @@ def test_issue_volume_masks(issue_volume, metric, solver):
     assert issue_volume[0, 0, 0, 0, 0] == np.float32(7 / 8)  # the input is not modified
 
 
-@pytest.mark.parametrize("metric, solver", [
-    ("dice", "rma"), ("iou", "rma"), ("dice", "exact"), ("iou", "exact"), ("dice", "ba"),
-])
+@pytest.mark.parametrize(
+    "metric, solver",
+    [
+        ("dice", "rma"),
+        ("iou", "rma"),
+        ("dice", "exact"),
+        ("iou", "exact"),
+        ("dice", "ba"),
+    ],
+)
 def test_issue_volume_labels(issue_volume, metric, solver):
     """Labels 0, 1, 1: on the third block both classes select, class 1's increment is larger."""
     # safe sets: class 0 alone selects block 0 (p = 7/8), class 1 alone block 1 (p = 7/8)
@@ -151,7 +171,9 @@ def _check_multiclass(probs, labels, masks, info, metric):
         for c in range(x.shape[1]):
             safe = sel[b, c] & (count == 1)
             m_c = math.fsum(x[b, c][safe])
-            incs[c] = naive.increment(x[b, c], m_c, int(safe.sum()), math.fsum(x[b, c]), metric, 0.0)
+            incs[c] = naive.increment(
+                x[b, c], m_c, int(safe.sum()), math.fsum(x[b, c]), metric, 0.0
+            )
         active = ~info.pruned[b]
         fallback = active if active.any() else np.ones_like(active)
         allowed = np.where(count > 0, sel[b], fallback[:, None])
@@ -161,7 +183,9 @@ def _check_multiclass(probs, labels, masks, info, metric):
         mine = np.take_along_axis(scored, got[b][None], axis=0)[0]
         # a different label only where the two increments agree to rounding
         off = want != got[b]
-        assert np.all(np.abs(mine[off] - top[off]) <= TOL * np.abs(top[off])), np.flatnonzero(off)[:5]
+        assert np.all(np.abs(mine[off] - top[off]) <= TOL * np.abs(top[off])), np.flatnonzero(off)[
+            :5
+        ]
 
 
 def _check(probs, solver, metric):
@@ -214,10 +238,24 @@ OTHER_SIZES = [1, 2, 7, 1000, CHUNK + 1, 2 * CHUNK + 3, 100_000]
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(d=st.sampled_from(RMA_SIZES), metric=st.sampled_from(["dice", "iou"]), **tied)
-@example(d=4_000_000, metric="dice", values=[7 / 8, 1 / 8, 15 / 32], layout="sorted", classes=2,
-         dtype=np.float32, seed=1)
-@example(d=4_000_000, metric="iou", values=[0.0, 0.5, 1.0], layout="scattered", classes=3,
-         dtype=np.float16, seed=2)
+@example(
+    d=4_000_000,
+    metric="dice",
+    values=[7 / 8, 1 / 8, 15 / 32],
+    layout="sorted",
+    classes=2,
+    dtype=np.float32,
+    seed=1,
+)
+@example(
+    d=4_000_000,
+    metric="iou",
+    values=[0.0, 0.5, 1.0],
+    layout="scattered",
+    classes=3,
+    dtype=np.float16,
+    seed=2,
+)
 def test_rma_on_large_tied_blocks(d, metric, values, layout, classes, dtype, seed):
     """d up to 4e6: the cut, the masks and the labels of RMA against a stable full sort."""
     _check(_volume(values, layout, classes, dtype, seed, d), "rma", metric)
@@ -231,10 +269,24 @@ def test_rma_on_large_tied_blocks(d, metric, values, layout, classes, dtype, see
     ),
     **tied,
 )
-@example(d=100_000, solver_metric=("exact", "iou"), values=[0.3, 0.7], layout="runs",
-         classes=2, dtype=np.float64, seed=3)
-@example(d=100_000, solver_metric=("ba+trna", "dice"), values=[15 / 32, 1.0, 0.0], layout="sorted",
-         classes=3, dtype=np.float32, seed=4)
+@example(
+    d=100_000,
+    solver_metric=("exact", "iou"),
+    values=[0.3, 0.7],
+    layout="runs",
+    classes=2,
+    dtype=np.float64,
+    seed=3,
+)
+@example(
+    d=100_000,
+    solver_metric=("ba+trna", "dice"),
+    values=[15 / 32, 1.0, 0.0],
+    layout="sorted",
+    classes=3,
+    dtype=np.float32,
+    seed=4,
+)
 def test_other_solvers_on_large_tied_blocks(d, solver_metric, values, layout, classes, dtype, seed):
     """d up to 1e5 (their references cost O(d·window)): same checks for exact, BA, TRNA."""
     solver, metric = solver_metric

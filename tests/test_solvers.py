@@ -232,7 +232,8 @@ def test_pruned_score_is_the_empty_mask_objective(rng, solver, metric):
 @pytest.mark.parametrize("solver, metric", SOLVERS)
 def test_thread_count_independence(rng, solver, metric, monkeypatch):
     probs = np.stack([_row(rng, "confident", 5000) for _ in range(4)]).reshape(2, 2, 50, 100)
-    monkeypatch.setattr("rankseg._api.call_threads", lambda size: numba.get_num_threads())  # keep every thread
+    # keep every thread (the thread-count rule would give one to this small input)
+    monkeypatch.setattr("rankseg._api.call_threads", lambda size: numba.get_num_threads())
     old = numba.get_num_threads()
     try:
         res = []

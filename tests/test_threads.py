@@ -168,7 +168,11 @@ def test_busy_process_is_seen(tmp_path):
     if config._runnable_elsewhere() is None:
         pytest.skip("/proc/loadavg is not readable here")
     child = subprocess.Popen(
-        [sys.executable, "-c", "import time\nend = time.monotonic() + 20\nwhile time.monotonic() < end: pass"]
+        [
+            sys.executable,
+            "-c",
+            "import time\nend = time.monotonic() + 20\nwhile time.monotonic() < end: pass",
+        ]
     )
     try:
         time.sleep(0.3)

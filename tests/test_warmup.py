@@ -63,5 +63,7 @@ def test_a_warmed_cache_needs_no_compile(tmp_path):
         print(sum(1 for _, e in rec.buffer if e.is_start))
         """
     )
-    out = subprocess.run([sys.executable, "-c", probe], env=env, check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, check=True, capture_output=True, text=True
+    )
     assert out.stdout.strip() == "0"

@@ -75,13 +75,28 @@ def warmup(
 
 
 def add_warmup_args(parser: argparse.ArgumentParser) -> None:
-    """The options of ``rankseg warmup``."""
-    parser.add_argument("--dtypes", nargs="+", choices=_DTYPES, default=["float32"],
-                        help="input dtypes to compile for (default: float32)")
-    parser.add_argument("--metrics", nargs="+", choices=list(SOLVERS), default=list(SOLVERS),
-                        help="metrics whose solvers are compiled (default: all)")
-    parser.add_argument("--output-modes", nargs="+", choices=("multiclass", "multilabel"),
-                        default=["multiclass", "multilabel"], help="output modes (default: both)")
+    """Add the options of ``rankseg warmup`` to ``parser``."""
+    parser.add_argument(
+        "--dtypes",
+        nargs="+",
+        choices=_DTYPES,
+        default=["float32"],
+        help="input dtypes to compile for (default: float32)",
+    )
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        choices=list(SOLVERS),
+        default=list(SOLVERS),
+        help="metrics whose solvers are compiled (default: all)",
+    )
+    parser.add_argument(
+        "--output-modes",
+        nargs="+",
+        choices=("multiclass", "multilabel"),
+        default=["multiclass", "multilabel"],
+        help="output modes (default: both)",
+    )
     parser.add_argument("--quiet", action="store_true", help="print nothing")
 
 
@@ -93,6 +108,8 @@ def _cmd_warmup(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if not args.quiet:
         for dtype, metric, solver, mode, seconds in rows:
             print(f"{dtype:8s} {metric:5s} {solver:8s} {mode:11s} {seconds:7.2f} s")
-        where: Any = numba.config.CACHE_DIR or "numba's default (beside the package, else the user cache)"
+        where: Any = (
+            numba.config.CACHE_DIR or "numba's default (beside the package, else the user cache)"
+        )
         print(f"{len(rows)} calls in {time.perf_counter() - start:.1f} s; cache: {where}")
     return 0

@@ -6,7 +6,7 @@ classes, sums each class's safe set on the way (else :func:`safe_sums_kernel`
 does, in one more pass); pass B resolves the marked
 pixels by the increment scores (device twin of the CPU ``increment``).
 
-Per-row inputs are the device record ``rowd`` of :mod:`rankseg.cuda.select`
+Per-row inputs are the device record ``rowd`` of :mod:`rankseg.cuda.stats`
 (``R_T``, ``R_ACTIVE``, ``STAT_MU``), the ``jcut`` array and, for pass B, the
 folded safe sums ``sums[r] = (M, N)``.  The passes take (sample, tile) work items
 (no division per pixel) and read several pixels per step so that many loads are in
@@ -23,7 +23,7 @@ from rankseg.cuda._block import block_sum
 from rankseg.cuda._config import MAX_FUSED_CLASSES, MAX_THREADS, device_twin
 from rankseg.cuda._dtype import as_f64
 from rankseg.cuda.masks import is_selected
-from rankseg.cuda.select import R_ACTIVE, R_T, STAT_MU, load4, tile_of
+from rankseg.cuda.stats import R_ACTIVE, R_T, STAT_MU, load4, tile_of
 from rankseg.kernels import assign as _cpu
 
 __all__ = [

@@ -1,11 +1,11 @@
-"""Host driver of the GPU backend: the one place that allocates, transfers and launches.
+"""Host driver of the GPU backend: the one place that launches (memory: ``_memory.py``).
 
 :func:`predict` runs one validated call of :meth:`rankseg.RankSEG.predict` on the
 GPU.  The input stays where it is (a CUDA array) or is copied once to the device
 (host input).  Every per-row decision of the common path is made on the device:
 
-1. :func:`~rankseg.cuda.select.row_stats_kernel` (per-tile partial statistics), then
-   :func:`~rankseg.cuda.select.row_setup_kernel` (folds them; validity, pruning and
+1. :func:`~rankseg.cuda.stats.row_stats_kernel` (per-tile partial statistics), then
+   :func:`~rankseg.cuda.stats.row_setup_kernel` (folds them; validity, pruning and
    the screening bounds of each row, in the device record ``rowd``);
 2. :func:`~rankseg.cuda.select.band_kernel` gathers each active row's band into a
    buffer of :func:`rankseg.cuda._config.band_capacity` values per row, and
@@ -23,8 +23,6 @@ memory pool; else numba allocates), for host input it is copied to the host.
 
 from __future__ import annotations
 
-import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,7 +30,18 @@ from typing import Any
 import numpy as np
 
 from rankseg import _validation as v
+from rankseg._records import SOLVER_CODE, PredictInfo
 from rankseg.cuda import _config, load
+from rankseg.cuda._memory import (
+    _BUFFERS,  # noqa: F401  (tests read driver._BUFFERS)
+    _LOCK,
+    _alloc_output,
+    _Buffers,
+    _buffers,
+    release_buffers,
+    to_device,
+    to_host,
+)
 from rankseg.cuda.assign import argmax_kernel, pass_a_kernel, pass_b_kernel, safe_sums_kernel
 from rankseg.cuda.exact import MAX_NODES, NPOW, NSUM, TAU_CHUNK, quadrature_kernel, summary_kernel
 from rankseg.cuda.masks import write_masks_kernel, write_threshold_masks_kernel
@@ -63,89 +72,10 @@ from rankseg.cuda.select import (
     row_stats_kernel,
     tie_count_kernel,
 )
-from rankseg.kernels.exact import SUM_D, SUM_HEAD, SUM_MU
 from rankseg.kernels.search import EXACT, empty_scores, solve_candidates, solve_packed
+from rankseg.kernels.summary import SUM_D, SUM_HEAD, SUM_MU
 
 __all__ = ["predict", "release_buffers", "to_device", "to_host"]
-
-
-class _Buffers:
-    """Device work buffers kept between calls, one named buffer per use.
-
-    Allocating and freeing device memory costs far more than the small kernels of a
-    call, so the per-row record, the per-tile partial results, the band buffers and
-    the multiclass status bytes are reused (grown when a call needs more); only the
-    output is allocated per call.  Calls hold :data:`_LOCK`, so two threads never
-    share a buffer; the GPU runs their kernels one after the other anyway.
-    """
-
-    def __init__(self, cuda: Any) -> None:
-        self.cuda = cuda
-        self.bufs: dict[str, Any] = {}
-        self.index: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
-
-    def get(self, name: str, shape: tuple[int, ...], dtype: Any = np.float64) -> Any:
-        """Return a device array of ``shape`` (uninitialized) backed by buffer ``name``."""
-        n = int(np.prod(shape))
-        dt = np.dtype(dtype)
-        buf = self.bufs.get(name)
-        if buf is None or buf.dtype != dt or buf.size < n:
-            self.bufs.pop(name, None)  # free the old one first
-            buf = self.cuda.device_array(max(1, n), dtype=dt)
-            self.bufs[name] = buf
-        return buf[:n].reshape(shape)
-
-    def put(self, name: str, host: np.ndarray) -> Any:
-        """Copy ``host`` into buffer ``name``; returns the device view."""
-        host = np.ascontiguousarray(host)
-        dev = self.get(name, host.shape, host.dtype)
-        if host.size:
-            dev.copy_to_device(host)
-        return dev
-
-    def rows(self, nrow: int, cap: int) -> tuple[Any, Any, Any]:
-        """Device ``(rows, start, cap)`` of the first band gather: every row, ``cap`` each."""
-        key = (nrow, cap)
-        if key not in self.index:
-            if len(self.index) >= 4:  # a few layouts (RMA and the solvers alternate)
-                self.index.clear()
-            rows = np.arange(nrow, dtype=np.int64)
-            self.index[key] = (
-                self.cuda.to_device(rows),
-                self.cuda.to_device(rows * cap),
-                self.cuda.to_device(np.full(nrow, cap, dtype=np.int64)),
-            )
-        return self.index[key]
-
-
-_LOCK = threading.Lock()
-_BUFFERS: dict[Any, _Buffers] = {}
-
-
-def _buffers(cuda: Any) -> _Buffers:
-    try:
-        key = cuda.get_current_device().id
-    except Exception:  # the simulator's fake device
-        key = None
-    if key not in _BUFFERS:
-        _BUFFERS[key] = _Buffers(cuda)
-    return _BUFFERS[key]
-
-
-def release_buffers() -> None:
-    """Free the device work buffers kept between calls (see :class:`_Buffers`)."""
-    with _LOCK:
-        _BUFFERS.clear()
-
-
-def to_host(arr: Any) -> np.ndarray:
-    """Copy a numba device array to a new NumPy array."""
-    return arr.copy_to_host()
-
-
-def to_device(arr: np.ndarray) -> Any:
-    """Copy a NumPy array to a new numba device array."""
-    return load().to_device(np.ascontiguousarray(arr))
 
 
 class _DeviceRows:
@@ -158,29 +88,6 @@ class _DeviceRows:
     def __getitem__(self, bc: tuple[int, int]) -> np.ndarray:
         b, c = bc
         return self._x[b * self.shape[1] + c].copy_to_host()
-
-
-def _alloc_output(cuda: Any, arr: Any, shape: tuple[int, ...], dtype: Any) -> Any:
-    """Allocate the output on the device, with the input's library's allocator if known.
-
-    CuPy and PyTorch keep freed memory in a pool, so their allocations cost
-    microseconds where numba's ``device_array`` calls the driver; the result is a
-    numba view that keeps the library's array alive.
-    """
-    owner = getattr(getattr(arr, "gpu_data", None), "owner", None)
-    lib = type(owner).__module__.split(".")[0]
-    mod = sys.modules.get(lib) if lib in ("cupy", "torch") else None  # loaded by the caller
-    try:
-        if lib == "cupy" and mod is not None:
-            with mod.cuda.Device(owner.device.id):
-                return cuda.as_cuda_array(mod.empty(shape, dtype=dtype), sync=False)
-        if lib == "torch" and mod is not None:
-            tdt = mod.from_numpy(np.empty(0, dtype=dtype)).dtype
-            out = mod.empty(shape, dtype=tdt, device=owner.device)
-            return cuda.as_cuda_array(out, sync=False)
-    except Exception:  # an unsupported dtype or version: numba's allocator below
-        pass
-    return cuda.device_array(shape, dtype=dtype)
 
 
 def predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
@@ -243,8 +150,6 @@ def _quiet_low_occupancy() -> Iterator[Any]:
 
 
 def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
-    from rankseg._api import PredictInfo
-
     cuda = load()
     ws = _buffers(cuda)
     out_shape, out_dtype, out = target
@@ -397,12 +302,10 @@ def _solver_cuts(
     scores of the pruned rows (``π(0)``, the CPU's ``empty_scores`` on host copies of
     those rows when ``γ > 0``).
     """
-    from rankseg._api import _SOLVER_CODE
-
     nrow, d = x.shape
     metric = DICE if model.metric == "dice" else IOU
     gamma = float(model.smooth)
-    sparams = (_SOLVER_CODE[model.solver], metric, gamma, float(model.eps))
+    sparams = (SOLVER_CODE[model.solver], metric, gamma, float(model.eps))
     rows, start, caps = ws.rows(nrow, 0)  # a zero buffer: count only
     vdtype = np.float64 if x.dtype.itemsize > 4 else np.float32
     band = _band(ws, x, rows, rowd, start, caps, fill, ws.get("cand", (1,), vdtype))

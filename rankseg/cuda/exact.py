@@ -3,7 +3,7 @@
 * :func:`summary_kernel` gives, per (row, tile), the sums ``[mu, var, m3, P_1, ...,
   P_K]`` of the tile's pixels (``var = sum p (1 - p)``, ``m3 = sum p (1 - p) (1 - 2
   p)``, ``P_k = sum p**k``, ``K = NPOW``); the tiles are folded in a fixed order by
-  :func:`rankseg.cuda.select.reduce_parts_kernel`.
+  :func:`rankseg.cuda.stats.reduce_parts_kernel`.
 * :func:`quadrature_kernel` evaluates the exact objective ``π(τ)`` by the
   generating-function quadrature of the CPU's ``_objective`` over each row's
   certified range (:func:`rankseg.cuda.search.certified_range_kernel`), and ``π(0)``
@@ -41,13 +41,9 @@ from rankseg.cuda.select import (
     tile_of,
 )
 from rankseg.kernels import exact as _cpu
-from rankseg.kernels.exact import (
-    DEFAULT_NPOW,
-    H_STEP,
-    SUM_MU,
-    TAIL_POINTS,
-)
+from rankseg.kernels.quadrature import H_STEP, TAIL_POINTS
 from rankseg.kernels.rma import IOU
+from rankseg.kernels.summary import DEFAULT_NPOW, SUM_MU
 
 __all__ = ["MAX_NODES", "NPOW", "NSUM", "TAU_CHUNK", "quadrature_kernel", "summary_kernel"]
 

@@ -6,7 +6,7 @@ from numba import cuda
 
 from rankseg.cuda._config import device_twin
 from rankseg.cuda._dtype import as_f64
-from rankseg.cuda.select import R_T, load4, tile_of
+from rankseg.cuda.stats import R_T, load4, tile_of
 from rankseg.kernels import masks as _cpu
 
 __all__ = ["is_selected", "write_masks_kernel", "write_threshold_masks_kernel"]

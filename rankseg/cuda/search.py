@@ -2,7 +2,7 @@
 
 The GPU runs the passes over the input of the non-RMA solvers (exact, BA, TRNA,
 BA+TRNA): the row statistics, the candidate bound (:data:`candidate_bound`, in
-:func:`rankseg.cuda.select.row_setup_kernel`), the candidate gather
+:func:`rankseg.cuda.stats.row_setup_kernel`), the candidate gather
 (:func:`rankseg.cuda.select.band_kernel` with no forced set) and the whole-row
 summary (:mod:`rankseg.cuda.exact`).  For the exact solver the rest runs on the GPU
 as well:
@@ -32,7 +32,7 @@ from rankseg.cuda._block import block_max, block_scan
 from rankseg.cuda._config import MAX_SORT_THREADS, device_twin
 from rankseg.cuda.rma import rma_objective
 from rankseg.kernels import search as _cpu
-from rankseg.kernels.exact import SUM_MU, SUM_VAR
+from rankseg.kernels.summary import SUM_MU, SUM_VAR
 
 __all__ = ["RADIX_DIGITS", "candidate_bound", "certified_range_kernel", "sort_rows_kernel"]
 

@@ -24,6 +24,10 @@ Inputs: ``q``, a prefix of the row's probabilities in descending rank order of l
 ``tau_lo`` largest), and the whole-row summary of
 :func:`rankseg.kernels.exact.row_summary` (only ``d, mu, var, m3`` are read, so
 ``K = 0`` power sums suffice).
+
+BA and the ``ba+trna`` rule are here; the TRNA objective is in
+:mod:`rankseg.kernels.trna` and what both share (the window, its pmf and
+``A(a)``) in :mod:`rankseg.kernels.rna_moments`, both re-exported here.
 """
 
 from __future__ import annotations
@@ -31,14 +35,17 @@ from __future__ import annotations
 import numpy as np
 
 from rankseg._config import jit
-from rankseg.kernels.exact import SUM_D, SUM_M3, SUM_MU, SUM_VAR
-from rankseg.kernels.refined_normal import (
-    refined_g,
-    refined_g_raw,
-    rna_params,
-    rna_pmf_window,
-    rna_window,
+from rankseg.kernels.refined_normal import rna_params
+from rankseg.kernels.rna_moments import (
+    _NMOM,
+    _central_moments,
+    _gamma_pmf,
+    _inv_mean,
+    rna_window_of_summary,
 )
+from rankseg.kernels.summary import SUM_M3, SUM_MU, SUM_VAR
+from rankseg.kernels.trna import TRNA_SIGMA_INTERP as TRNA_SIGMA_INTERP
+from rankseg.kernels.trna import trna_dice_objective
 
 __all__ = [
     "ba_dice_objective",
@@ -48,9 +55,6 @@ __all__ = [
     "trna_dice_objective",
 ]
 
-#: Central moments kept for the series form of A(a) (ratio <= _SERIES_RATIO).
-_NMOM = 16
-_SERIES_RATIO = 0.1  # 0.1**16 = 1e-16 relative truncation error
 #: ``ba+trna`` uses BA when sigma exceeds this (SPEC.md section 3).
 BA_SIGMA = 5.0
 
@@ -114,71 +118,6 @@ def ba_trna_use_ba(summary):
 
 
 @jit
-def rna_window_of_summary(summary, eps):
-    """Eps-window ``[lq, uq]`` of the RNA of ``Gamma`` for a row summary.
-
-    Parameters
-    ----------
-    summary : ndarray of float64
-        Whole-row summary.
-    eps : float
-        Window tail mass in (0, 1).
-
-    Returns
-    -------
-    lq, uq : int
-        Inclusive window (width ``w = uq - lq + 1`` sizes the per-thread scratch).
-    """
-    mu = summary[SUM_MU]
-    sigma, skew = rna_params(mu, summary[SUM_VAR], summary[SUM_M3])
-    return rna_window(mu, sigma, skew, int(summary[SUM_D]), eps)
-
-
-@jit
-def _gamma_pmf(summary, eps):
-    """Window and renormalized RNA pmf of Gamma."""
-    mu = summary[SUM_MU]
-    sigma, skew = rna_params(mu, summary[SUM_VAR], summary[SUM_M3])
-    lq, uq = rna_window(mu, sigma, skew, int(summary[SUM_D]), eps)
-    pmf = np.zeros(uq - lq + 1, dtype=np.float64)
-    rna_pmf_window(mu, sigma, skew, lq, uq, pmf)
-    return lq, uq, pmf
-
-
-@jit
-def _central_moments(pmf, lq, uq, mom):
-    """``mom[m] = sum_k pmf(k) (k - c)**m`` with ``c`` the window centre; returns c."""
-    c = 0.5 * (lq + uq)
-    for m in range(mom.shape[0]):
-        mom[m] = 0.0
-    for i in range(pmf.shape[0]):
-        t = pmf[i]
-        z = lq + i - c
-        for m in range(mom.shape[0]):
-            mom[m] += t
-            t *= z
-    return c
-
-
-@jit
-def _inv_mean(a, pmf, lq, uq, c, mom):
-    """``A(a) = sum_k pmf(k) / (a + k)`` over the window (``a + lq > 0``)."""
-    w = pmf.shape[0]
-    b = a + c
-    if w > 2 * _NMOM and 0.5 * (uq - lq) <= _SERIES_RATIO * b:
-        # 1/(b + z) = sum_m (-z)**m / b**(m+1), |z| <= (uq - lq)/2 <= 0.1 b
-        ib = 1.0 / b
-        acc = 0.0
-        for m in range(_NMOM - 1, -1, -1):
-            acc = mom[m] - acc * ib
-        return acc * ib
-    acc = 0.0
-    for i in range(w):
-        acc += pmf[i] / (a + lq + i)
-    return acc
-
-
-@jit
 def ba_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out):
     """BA objective of expected Dice for ``tau`` in ``[tau_lo, tau_hi]``.
 
@@ -226,297 +165,3 @@ def ba_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out):
         a_next = _inv_mean(tau + 1.0 + gamma, pmf, lq, uq, c, mom)
         out[tau - tau_lo] = 2.0 * s * a_next + gamma * a_cur
     return uq - lq + 1
-
-
-@jit
-def _loo_params(summary, qj):
-    """(mu, sigma, skew) of the RNA of Gamma - Y_j (moments minus pixel j, var clamped)."""
-    v = qj * (1.0 - qj)
-    mu = summary[SUM_MU] - qj
-    sigma, skew = rna_params(mu, summary[SUM_VAR] - v, summary[SUM_M3] - v * (1.0 - 2.0 * qj))
-    return mu, sigma, skew
-
-
-@jit
-def _loo_pmf_window(summary, qj, lq, uq, buf):
-    """Renormalized RNA pmf of Gamma - Y_j on Gamma's window."""
-    mu, sigma, skew = _loo_params(summary, qj)
-    rna_pmf_window(mu, sigma, skew, lq, uq, buf)
-
-
-@jit
-def _loo_raw_pmf(summary, qj, lq, uq, raw, regular):
-    """Unnormalized clipped RNA pmf of Gamma - Y_j on the window.
-
-    ``regular[i]`` is cleared where a clip (of F to [0, 1] or of the pmf at 0) is active.
-    """
-    mu, sigma, skew = _loo_params(summary, qj)
-    g_prev = refined_g_raw((lq - 0.5 - mu) / sigma, skew)
-    for i in range(raw.shape[0]):
-        g = refined_g_raw((lq + i + 0.5 - mu) / sigma, skew)
-        f0 = min(max(g_prev, 0.0), 1.0)
-        f1 = min(max(g, 0.0), 1.0)
-        v = f1 - f0
-        if not (0.0 < g_prev < 1.0 and 0.0 < g < 1.0 and v > 0.0):
-            regular[i] = False
-        raw[i] = min(max(v, 0.0), 1.0)
-        g_prev = g
-
-
-@jit
-def _raw_pmf_at(summary, qj, k):
-    """Unnormalized clipped RNA pmf of Gamma - Y_j at the count k."""
-    mu, sigma, skew = _loo_params(summary, qj)
-    f1 = refined_g((k + 0.5 - mu) / sigma, skew)
-    f0 = refined_g((k - 0.5 - mu) / sigma, skew)
-    return min(max(f1 - f0, 0.0), 1.0)
-
-
-#: Chebyshev-Lobatto points per panel of the interpolated TRNA (degree 11).
-_NCHEB = 12
-#: Panel half-width in standard units of Gamma_{-j}; with 12 points the interpolation
-#: error is ~(0.025)**12 / sqrt(12!) ~ 1e-22 for a Gaussian-like profile.
-_PANEL_X = 0.1
-#: Interpolate the LOO pmfs in p only when the smallest LOO sigma is at least this
-#: (below it, var - p (1 - p) varies too much relative to var; w is small anyway).
-TRNA_SIGMA_INTERP = 3.0
-
-
-@jit
-def _cheb_weights(t, nodes, bw, lw):
-    """Barycentric Lagrange weights ``lw[i] = l_i(t)`` for the given nodes."""
-    n = nodes.shape[0]
-    tot = 0.0
-    for i in range(n):
-        dt = t - nodes[i]
-        if dt == 0.0:
-            for m in range(n):
-                lw[m] = 0.0
-            lw[i] = 1.0
-            return
-        lw[i] = bw[i] / dt
-        tot += lw[i]
-    inv = 1.0 / tot
-    for i in range(n):
-        lw[i] *= inv
-
-
-@jit
-def _build_panel(summary, b, width, lq, uq, c, nodes, bw, vals, regular, zreg, mreg):
-    """Node pmfs of panel b (p in [b width, (b + 1) width]), regularity, sums, moments."""
-    w = uq - lq + 1
-    a0 = b * width
-    a1 = min((b + 1) * width, 1.0)
-    n = nodes.shape[0]
-    for i in range(w):
-        regular[i] = True
-    for i in range(n):
-        # Chebyshev-Lobatto points of [a0, a1]
-        nodes[i] = 0.5 * (a0 + a1) + 0.5 * (a1 - a0) * np.cos(np.pi * i / (n - 1))
-        bw[i] = (1.0 if i % 2 == 0 else -1.0) * (0.5 if i == 0 or i == n - 1 else 1.0)
-        _loo_raw_pmf(summary, nodes[i], lq, uq, vals[i], regular)
-    nm = mreg.shape[1]
-    for i in range(n):
-        z = 0.0
-        for m in range(nm):
-            mreg[i, m] = 0.0
-        for k in range(w):
-            if regular[k]:
-                t = vals[i, k]
-                z += t
-                dz = lq + k - c
-                for m in range(nm):
-                    mreg[i, m] += t
-                    t *= dz
-        zreg[i] = z
-
-
-@jit
-def trna_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out):
-    """TRNA objective of expected Dice for ``tau`` in ``[tau_lo, tau_hi]``.
-
-    Parameters
-    ----------
-    q : ndarray of float, shape (M,)
-        Descending prefix, ``M >= tau_hi``; ``q[:tau_lo]`` may be in any order.
-    summary : ndarray of float64
-        Whole-row summary (``d, mu, var, m3``).
-    gamma : float
-        Smoothing ``gamma >= 0``.
-    eps : float
-        Window tail mass in (0, 1).
-    tau_lo, tau_hi : int
-        Inclusive band, ``0 <= tau_lo <= tau_hi <= d``.
-    out : ndarray of float64, shape (>= tau_hi - tau_lo + 1,)
-        Receives ``pi(tau_lo + i)`` in ``out[i]``.
-
-    Returns
-    -------
-    int
-        Width ``w = uq - lq + 1`` of the window used.
-
-    Notes
-    -----
-    ``pi(tau) = sum_k 2 W_tau(k) / (k + tau + 1 + gamma) + gamma A(tau + gamma)`` with
-    ``W_tau(k) = sum_{j <= tau} p_(j) pmf_{-(j)}(k)``; each ``pmf_{-(j)}`` is the RNA
-    with ``mu - p``, ``var - p (1 - p)``, ``m3 - p (1 - p)(1 - 2 p)`` on ``[lq, uq]``,
-    renormalized over the window (a pmf with no mass there contributes nothing).
-    All pixels of rank ``<= tau_hi`` are visited, whatever ``tau_lo``.
-
-    Speed: when every LOO standard deviation is ``>= TRNA_SIGMA_INTERP``, the
-    unnormalized LOO pmf is a smooth function of ``p``; it is interpolated on panels
-    of ``p`` (half-width 0.1 standard units, 12 Chebyshev-Lobatto points), except at
-    counts where a clip is active at some node, which are evaluated exactly per pixel.
-    Once ``tau`` is large enough that ``(uq - lq) / 2 <= 0.1 (tau + 1 + gamma + c)``
-    (``c`` the window centre), ``W`` is carried as its 16 central moments and
-    ``sum_k W(k) / (k + a)`` as their series.  Tests bound the difference to the
-    pixel-by-pixel definition by ``1e-12``.
-    """
-    lq, uq, pmf = _gamma_pmf(summary, eps)
-    w = uq - lq + 1
-    mom = np.zeros(_NMOM, dtype=np.float64)
-    c = _central_moments(pmf, lq, uq, mom)
-    if tau_lo == 0:
-        out[0] = gamma * _inv_mean(gamma, pmf, lq, uq, c, mom) if gamma > 0.0 else 0.0
-    if tau_hi == 0:
-        return w
-    var_min = summary[SUM_VAR] - 0.25
-    interp = var_min >= TRNA_SIGMA_INTERP * TRNA_SIGMA_INTERP
-    half_w = 0.5 * (uq - lq)
-    wacc = np.zeros(w, dtype=np.float64)
-    zmom = np.zeros(_NMOM, dtype=np.float64)  # central moments of W (series phase)
-    series = False
-    if interp:
-        width = min(1.0, _PANEL_X * 2.0 * np.sqrt(var_min))
-        n_panel = int(np.ceil(1.0 / width))
-        built = np.zeros(n_panel, dtype=np.bool_)
-        nodes = np.zeros((n_panel, _NCHEB))
-        bws = np.zeros((n_panel, _NCHEB))
-        vals = np.zeros((n_panel, _NCHEB, w))
-        regs = np.zeros((n_panel, w), dtype=np.bool_)
-        irr = np.zeros((n_panel, w), dtype=np.int64)  # irregular counts per panel
-        n_irr = np.zeros(n_panel, dtype=np.int64)
-        zregs = np.zeros((n_panel, _NCHEB))
-        mregs = np.zeros((n_panel, _NCHEB, _NMOM))
-        lw = np.zeros(_NCHEB)
-        comb = np.zeros(w)
-    else:
-        width = 1.0
-        n_panel = 1
-        built = np.zeros(1, dtype=np.bool_)
-        nodes = np.zeros((1, 1))
-        bws = np.zeros((1, 1))
-        vals = np.zeros((1, 1, 1))
-        regs = np.zeros((1, 1), dtype=np.bool_)
-        irr = np.zeros((1, 1), dtype=np.int64)
-        n_irr = np.zeros(1, dtype=np.int64)
-        zregs = np.zeros((1, 1))
-        mregs = np.zeros((1, 1, 1))
-        lw = np.zeros(1)
-        comb = np.zeros(1)
-    cur = np.zeros(w, dtype=np.float64)
-    last = -1.0
-    for j in range(tau_hi):
-        tau = j + 1
-        if not series and w > 2 * _NMOM and half_w <= _SERIES_RATIO * (tau + 1.0 + gamma + c):
-            # switch to the moment representation of W (valid for every later tau)
-            series = True
-            for m in range(_NMOM):
-                zmom[m] = 0.0
-            for k in range(w):
-                t = wacc[k]
-                dz = lq + k - c
-                for m in range(_NMOM):
-                    zmom[m] += t
-                    t *= dz
-        qj = float(q[j])
-        if qj > 0.0:
-            if interp:
-                b = min(int(qj / width), n_panel - 1)
-                if not built[b]:
-                    _build_panel(
-                        summary,
-                        b,
-                        width,
-                        lq,
-                        uq,
-                        c,
-                        nodes[b],
-                        bws[b],
-                        vals[b],
-                        regs[b],
-                        zregs[b],
-                        mregs[b],
-                    )
-                    built[b] = True
-                    for k in range(w):
-                        if not regs[b, k]:
-                            irr[b, n_irr[b]] = k
-                            n_irr[b] += 1
-                _cheb_weights(qj, nodes[b], bws[b], lw)
-                z = 0.0
-                for i in range(_NCHEB):
-                    z += lw[i] * zregs[b, i]
-                # exact values at the irregular counts
-                for ii in range(n_irr[b]):
-                    k = irr[b, ii]
-                    cur[k] = _raw_pmf_at(summary, qj, lq + k)
-                    z += cur[k]
-                if z > 0.0:
-                    f = qj / z
-                    if series:
-                        for m in range(_NMOM):
-                            acc = 0.0
-                            for i in range(_NCHEB):
-                                acc += lw[i] * mregs[b, i, m]
-                            zmom[m] += f * acc
-                        for ii in range(n_irr[b]):
-                            k = irr[b, ii]
-                            t = f * cur[k]
-                            dz = lq + k - c
-                            for m in range(_NMOM):
-                                zmom[m] += t
-                                t *= dz
-                    else:
-                        for k in range(w):
-                            comb[k] = 0.0
-                        for i in range(_NCHEB):
-                            li = lw[i]
-                            for k in range(w):
-                                comb[k] += li * vals[b, i, k]
-                        for k in range(w):
-                            if regs[b, k]:
-                                wacc[k] += f * comb[k]
-                            else:
-                                wacc[k] += f * cur[k]
-            else:
-                if qj != last:
-                    _loo_pmf_window(summary, qj, lq, uq, cur)
-                    last = qj
-                if series:
-                    for k in range(w):
-                        t = qj * cur[k]
-                        dz = lq + k - c
-                        for m in range(_NMOM):
-                            zmom[m] += t
-                            t *= dz
-                else:
-                    for k in range(w):
-                        wacc[k] += qj * cur[k]
-        if tau >= tau_lo:
-            if series:
-                ib = 1.0 / (tau + 1.0 + gamma + c)
-                a = 0.0
-                for m in range(_NMOM - 1, -1, -1):
-                    a = zmom[m] - a * ib
-                a *= ib
-            else:
-                a = 0.0
-                base = lq + tau + 1.0 + gamma
-                for k in range(w):
-                    a += wacc[k] / (base + k)
-            val = 2.0 * a
-            if gamma > 0.0:
-                val += gamma * _inv_mean(tau + gamma, pmf, lq, uq, c, mom)
-            out[tau - tau_lo] = val
-    return w

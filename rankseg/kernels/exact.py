@@ -55,6 +55,25 @@ import numpy as np
 
 from rankseg._config import jit
 from rankseg.kernels._dtype import as_f64
+from rankseg.kernels.quadrature import (
+    H_STEP,
+    TAIL_T,
+    _lattice_node,
+    _tail_node,
+    _tail_origin,
+)
+from rankseg.kernels.summary import (
+    _BLOCK,
+    DEFAULT_NPOW,
+    SUM_D,
+    SUM_HEAD,
+    SUM_M3,
+    SUM_MU,
+    SUM_VAR,
+    _block_powers,
+    new_summary,
+    row_summary,
+)
 
 __all__ = [
     "DEFAULT_NPOW",
@@ -71,187 +90,10 @@ __all__ = [
     "row_summary",
 ]
 
-#: Layout of the whole-row summary vector filled by :func:`row_summary`.
-SUM_D = 0  # number of pixels d
-SUM_MU = 1  # mu = sum p
-SUM_VAR = 2  # sum p (1 - p)
-SUM_M3 = 3  # sum p (1 - p) (1 - 2 p)
-SUM_HEAD = 4  # power sums P_1..P_K follow at SUM_HEAD..SUM_HEAD + K - 1
 #: Objective modes of the shared driver.
 _DICE = 0
 _IOU = 1
 _RECIP = 2  # E[1 / (c + Gamma)] for consecutive c
-#: Default number of power sums.
-DEFAULT_NPOW = 12
-
-#: Lattice step in u (trapezoid rule); tests show agreement with the DP to ~1e-15.
-H_STEP = 0.2
-#: Absolute tolerance for dropping a node or the lattice tails (objective is in [0, 1]).
-_TOL = 1e-18
-#: Pixels per block of the streaming pass (partial sums keep rounding at ~block size).
-_BLOCK = 256
-
-# --- closed-form lower tail ---------------------------------------------------------
-#: Interpolation points of the lower-tail rule (Chebyshev-Lobatto on [0, 1]).
-TAIL_POINTS = 12
-#: Scale of the tail rule: its last lattice node sits at s0 = TAIL_SCALE / a, where
-#: a bounds the growth rate of the integrand near s = 0.
-TAIL_SCALE = 0.5
-#: Floor added to the growth rate (the integrand's Taylor coefficients at s = 0 grow
-#: like moments of tau + gamma + Gamma, never slower than Poisson moments).
-TAIL_RATE_FLOOR = 1.0
-
-
-def _tail_rule(n_points: int, h: float) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes ``t_j`` in [0, 1] and weights ``w_j`` of the lower-tail rule.
-
-    For a function ``g`` smooth on ``[0, s0]`` the lattice tail
-    ``sum_{k >= 1} h s_k g(s_k)``, ``s_k = s0 exp(-k h)``, equals
-    ``h s0 sum_j w_j g(s0 t_j)`` up to the interpolation error of ``g`` at the
-    Chebyshev-Lobatto points ``t_j``: ``w_j = sum_k exp(-k h) l_j(exp(-k h))`` with the
-    Lagrange basis ``l_j`` (evaluated in barycentric form).
-    """
-    n = n_points - 1
-    t = 0.5 * (1.0 + np.cos(np.pi * np.arange(n_points) / n))  # t_0 = 1, t_n = 0
-    bw = np.ones(n_points)
-    bw[1::2] = -1.0
-    bw[0] *= 0.5
-    bw[-1] *= 0.5
-    kmax = int(math.ceil(60.0 / h)) + 1
-    tk = np.exp(-h * np.arange(1, kmax + 1))
-    w = np.zeros(n_points)
-    for k in range(kmax):
-        diff = tk[k] - t
-        hit = np.nonzero(diff == 0.0)[0]
-        if hit.size:
-            lk = np.zeros(n_points)
-            lk[hit[0]] = 1.0
-        else:
-            c = bw / diff
-            lk = c / c.sum()
-        w += tk[k] * lk
-    return t, w
-
-
-TAIL_T, TAIL_WEIGHTS = _tail_rule(TAIL_POINTS, H_STEP)
-
-
-def new_summary(npow: int = DEFAULT_NPOW) -> np.ndarray:
-    """Allocate a summary vector for :func:`row_summary`.
-
-    Parameters
-    ----------
-    npow : int, default DEFAULT_NPOW
-        Number of power sums ``K`` to keep (0 for the moments only).
-
-    Returns
-    -------
-    ndarray of float64, shape (SUM_HEAD + npow,)
-        Zero-filled summary buffer.
-    """
-    return np.zeros(SUM_HEAD + npow, dtype=np.float64)
-
-
-@jit(fastmath={"reassoc"})
-def _block_powers(vals, pw, m, npow, tot, off):
-    """Add ``sum_i vals[i]**k`` for ``k = 1..npow`` to ``tot[off + k - 1]``.
-
-    ``pw`` enters equal to ``vals`` and is used as scratch.  Four powers are formed
-    in registers per sweep over the block, which measured 1.7x faster than one
-    power per sweep (the loop is bound by loads and stores otherwise).
-    """
-    k = 0
-    while k + 4 <= npow:
-        b0 = 0.0
-        b1 = 0.0
-        b2 = 0.0
-        b3 = 0.0
-        for i in range(m):
-            v = vals[i]
-            t = pw[i]
-            b0 += t
-            t *= v
-            b1 += t
-            t *= v
-            b2 += t
-            t *= v
-            b3 += t
-            pw[i] = t * v
-        tot[off + k] += b0
-        tot[off + k + 1] += b1
-        tot[off + k + 2] += b2
-        tot[off + k + 3] += b3
-        k += 4
-    while k < npow:
-        b0 = 0.0
-        for i in range(m):
-            b0 += pw[i]
-            pw[i] *= vals[i]
-        tot[off + k] += b0
-        k += 1
-
-
-# fastmath={"reassoc"} only (as in select.row_stats): it lets LLVM vectorize the sums;
-# comparisons, NaN and signed-zero semantics are untouched.  The block structure
-# fixes the summation order, so results are reproducible.
-@jit(fastmath={"reassoc"})
-def row_summary(row, summary):
-    """One streaming pass over a row: cumulants and power sums.
-
-    Parameters
-    ----------
-    row : ndarray, shape (d,)
-        The row's probabilities in any order: float32, float64, or float16 passed
-        as its ``uint16`` bit pattern (decoded by :func:`rankseg.kernels._dtype.as_f64`).
-    summary : ndarray of float64, shape (SUM_HEAD + K,)
-        Receives ``[d, mu, var, m3, P_1, ..., P_K]`` with ``mu = sum p``,
-        ``var = sum p (1 - p)``, ``m3 = sum p (1 - p) (1 - 2 p)`` and
-        ``P_k = sum p**k``.  ``K = len(summary) - SUM_HEAD`` may be zero.
-
-    Returns
-    -------
-    ndarray of float64
-        ``summary``.
-
-    Notes
-    -----
-    Accumulates in float64 block by block (``_BLOCK`` pixels), so the rounding
-    error grows with the block size rather than with ``d``.  Every entry is a sum
-    over pixels, so the summaries of disjoint chunks of a row add up entrywise
-    (``SUM_D`` included): a long row can be split across threads in fixed chunks
-    (e.g. ``rankseg._config.CHUNK``) and the partial summaries added in chunk order,
-    independently of the thread count.
-    """
-    n = row.shape[0]
-    npow = summary.shape[0] - SUM_HEAD
-    vals = np.empty(_BLOCK, dtype=np.float64)
-    pw = np.empty(_BLOCK, dtype=np.float64)
-    tot = np.zeros(3 + npow, dtype=np.float64)
-    for start in range(0, n, _BLOCK):
-        m = min(_BLOCK, n - start)
-        blk = row[start : start + m]
-        a0 = 0.0
-        a1 = 0.0
-        a2 = 0.0
-        for i in range(m):
-            p = as_f64(blk[i])
-            vals[i] = p
-            pw[i] = p
-            v = p * (1.0 - p)
-            a0 += p
-            a1 += v
-            a2 += v * (1.0 - 2.0 * p)
-        tot[0] += a0
-        tot[1] += a1
-        tot[2] += a2
-        _block_powers(vals, pw, m, npow, tot, np.int64(3))  # not a literal: one compile
-    summary[SUM_D] = n
-    summary[SUM_MU] = tot[0]
-    summary[SUM_VAR] = tot[1]
-    summary[SUM_M3] = tot[2]
-    for k in range(npow):
-        summary[SUM_HEAD + k] = tot[3 + k]
-    return summary
 
 
 @jit(fastmath={"reassoc"})
@@ -404,42 +246,6 @@ def _accumulate(s, wgt, q, t0, m_sorted, top_pow, summary, ws, mode, gamma, tau_
                 base *= x
             if base == 0.0:
                 break
-
-
-@jit
-def _tail_origin(tau_hi, gamma, mu):
-    """Lattice index ``i0`` and node ``s0 = exp(i0 h)`` of the lower-tail rule."""
-    a_rate = tau_hi + gamma + mu + TAIL_RATE_FLOOR
-    i0 = int(math.floor(math.log(TAIL_SCALE / a_rate) / H_STEP))
-    return i0, math.exp(i0 * H_STEP)
-
-
-@jit
-def _tail_node(jt, s0):
-    """Node ``s`` and weight of tail-rule point ``jt`` (``s = 0``: the point ``g(0)``)."""
-    wgt = H_STEP * s0 * TAIL_WEIGHTS[jt]
-    if jt == 0:
-        wgt += H_STEP * s0  # the lattice node i0 itself
-    return s0 * TAIL_T[jt], wgt
-
-
-@jit
-def _lattice_node(i, c_eff, mu_lb, scale):
-    """``(s, y, keep, stop)`` of lattice node ``i``: ``s = exp(i h)``, ``y = 1 - exp(-s)``.
-
-    ``keep``: the node's bound ``h s exp(-c_eff s - mu_lb y) scale`` reaches the
-    tolerance; ``stop``: no later node can (past the peak of ``s exp(-c s)``, where
-    ``exp(-mu y)`` decreases too, or beyond ``u = 700``).
-    """
-    u = i * H_STEP
-    if u > 700.0:
-        return 0.0, 0.0, False, True
-    s = math.exp(u)
-    y = -math.expm1(-s)
-    bound = H_STEP * s * math.exp(-c_eff * s - mu_lb * y) * scale
-    if bound < _TOL:
-        return s, y, False, s * c_eff > 1.0
-    return s, y, True, False
 
 
 @jit

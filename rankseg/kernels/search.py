@@ -27,6 +27,7 @@ import numpy as np
 from numba import prange
 
 from rankseg._config import jit, pjit
+from rankseg._records import BA, BA_TRNA, EXACT, TRNA
 from rankseg.kernels._dtype import as_f64
 from rankseg.kernels.ba_trna import (
     ba_dice_objective,
@@ -67,11 +68,6 @@ __all__ = [
     "solve_packed",
     "solver_cuts",
 ]
-
-EXACT = 0
-BA = 1
-TRNA = 2
-BA_TRNA = 3
 
 _SHRINK = 1.0 - 1e-12
 

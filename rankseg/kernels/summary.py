@@ -1,0 +1,155 @@
+"""The whole-row summary of the exact and RNA solvers: one streaming pass per row.
+
+:func:`row_summary` reads a row once and fills the summary vector (layout
+``SUM_*``): the number of pixels, ``mu = sum p``, the cumulants ``sum p (1 - p)`` and
+``sum p (1 - p) (1 - 2 p)`` of the refined normal approximation, and the power sums
+``P_k = sum p**k`` through which the exact quadrature (:mod:`rankseg.kernels.exact`)
+handles every pixel outside the sorted prefix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rankseg._config import jit
+from rankseg.kernels._dtype import as_f64
+
+__all__ = [
+    "DEFAULT_NPOW",
+    "SUM_D",
+    "SUM_HEAD",
+    "SUM_M3",
+    "SUM_MU",
+    "SUM_VAR",
+    "new_summary",
+    "row_summary",
+]
+
+#: Layout of the whole-row summary vector filled by :func:`row_summary`.
+SUM_D = 0  # number of pixels d
+SUM_MU = 1  # mu = sum p
+SUM_VAR = 2  # sum p (1 - p)
+SUM_M3 = 3  # sum p (1 - p) (1 - 2 p)
+SUM_HEAD = 4  # power sums P_1..P_K follow at SUM_HEAD..SUM_HEAD + K - 1
+#: Default number of power sums.
+DEFAULT_NPOW = 12
+#: Pixels per block of the streaming pass (partial sums keep rounding at ~block size).
+_BLOCK = 256
+
+
+def new_summary(npow: int = DEFAULT_NPOW) -> np.ndarray:
+    """Allocate a summary vector for :func:`row_summary`.
+
+    Parameters
+    ----------
+    npow : int, default DEFAULT_NPOW
+        Number of power sums ``K`` to keep (0 for the moments only).
+
+    Returns
+    -------
+    ndarray of float64, shape (SUM_HEAD + npow,)
+        Zero-filled summary buffer.
+    """
+    return np.zeros(SUM_HEAD + npow, dtype=np.float64)
+
+
+@jit(fastmath={"reassoc"})
+def _block_powers(vals, pw, m, npow, tot, off):
+    """Add ``sum_i vals[i]**k`` for ``k = 1..npow`` to ``tot[off + k - 1]``.
+
+    ``pw`` enters equal to ``vals`` and is used as scratch.  Four powers are formed
+    in registers per sweep over the block, which measured 1.7x faster than one
+    power per sweep (the loop is bound by loads and stores otherwise).
+    """
+    k = 0
+    while k + 4 <= npow:
+        b0 = 0.0
+        b1 = 0.0
+        b2 = 0.0
+        b3 = 0.0
+        for i in range(m):
+            v = vals[i]
+            t = pw[i]
+            b0 += t
+            t *= v
+            b1 += t
+            t *= v
+            b2 += t
+            t *= v
+            b3 += t
+            pw[i] = t * v
+        tot[off + k] += b0
+        tot[off + k + 1] += b1
+        tot[off + k + 2] += b2
+        tot[off + k + 3] += b3
+        k += 4
+    while k < npow:
+        b0 = 0.0
+        for i in range(m):
+            b0 += pw[i]
+            pw[i] *= vals[i]
+        tot[off + k] += b0
+        k += 1
+
+
+# fastmath={"reassoc"} only (as in select.row_stats): it lets LLVM vectorize the sums;
+# comparisons, NaN and signed-zero semantics are untouched.  The block structure
+# fixes the summation order, so results are reproducible.
+@jit(fastmath={"reassoc"})
+def row_summary(row, summary):
+    """One streaming pass over a row: cumulants and power sums.
+
+    Parameters
+    ----------
+    row : ndarray, shape (d,)
+        The row's probabilities in any order: float32, float64, or float16 passed
+        as its ``uint16`` bit pattern (decoded by :func:`rankseg.kernels._dtype.as_f64`).
+    summary : ndarray of float64, shape (SUM_HEAD + K,)
+        Receives ``[d, mu, var, m3, P_1, ..., P_K]`` with ``mu = sum p``,
+        ``var = sum p (1 - p)``, ``m3 = sum p (1 - p) (1 - 2 p)`` and
+        ``P_k = sum p**k``.  ``K = len(summary) - SUM_HEAD`` may be zero.
+
+    Returns
+    -------
+    ndarray of float64
+        ``summary``.
+
+    Notes
+    -----
+    Accumulates in float64 block by block (``_BLOCK`` pixels), so the rounding
+    error grows with the block size rather than with ``d``.  Every entry is a sum
+    over pixels, so the summaries of disjoint chunks of a row add up entrywise
+    (``SUM_D`` included): a long row can be split across threads in fixed chunks
+    (e.g. ``rankseg._config.CHUNK``) and the partial summaries added in chunk order,
+    independently of the thread count.
+    """
+    n = row.shape[0]
+    npow = summary.shape[0] - SUM_HEAD
+    vals = np.empty(_BLOCK, dtype=np.float64)
+    pw = np.empty(_BLOCK, dtype=np.float64)
+    tot = np.zeros(3 + npow, dtype=np.float64)
+    for start in range(0, n, _BLOCK):
+        m = min(_BLOCK, n - start)
+        blk = row[start : start + m]
+        a0 = 0.0
+        a1 = 0.0
+        a2 = 0.0
+        for i in range(m):
+            p = as_f64(blk[i])
+            vals[i] = p
+            pw[i] = p
+            v = p * (1.0 - p)
+            a0 += p
+            a1 += v
+            a2 += v * (1.0 - 2.0 * p)
+        tot[0] += a0
+        tot[1] += a1
+        tot[2] += a2
+        _block_powers(vals, pw, m, npow, tot, np.int64(3))  # not a literal: one compile
+    summary[SUM_D] = n
+    summary[SUM_MU] = tot[0]
+    summary[SUM_VAR] = tot[1]
+    summary[SUM_M3] = tot[2]
+    for k in range(npow):
+        summary[SUM_HEAD + k] = tot[3 + k]
+    return summary

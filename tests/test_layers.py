@@ -1,0 +1,169 @@
+"""The package's layers: imports run one way, from a layer to the layers below it.
+
+Every import of every module of ``rankseg`` is read with :mod:`ast` (function-level
+lazy imports included, since they run too) and checked against :data:`LAYERS`; the
+picture in docs/design.rst is checked against the same table, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "rankseg"
+
+#: bottom first; a module may import its own layer and the layers below it.  An entry
+#: names a module or a package (then every module under it).
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("records", ("rankseg._records", "rankseg._config")),
+    ("checks", ("rankseg._validation",)),
+    ("kernels", ("rankseg.kernels",)),
+    ("cuda", ("rankseg.cuda",)),
+    ("api", ("rankseg", "rankseg._api", "rankseg.metrics", "rankseg.datasets")),
+    ("adapters", ("rankseg._xarray_task", "rankseg.xarray", "rankseg.plot")),
+    ("io", ("rankseg.io",)),
+    ("cli", ("rankseg.cli", "rankseg.__main__")),
+]
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+MODULES = modules()
+
+
+def layer_of(name: str) -> int:
+    """Index in LAYERS of a module: its longest matching entry decides."""
+    best, best_len = -1, -1
+    for i, (_, entries) in enumerate(LAYERS):
+        for entry in entries:
+            match = name == entry or name.startswith(entry + ".")
+            if match and len(entry) > best_len and not (entry == "rankseg" and name != entry):
+                best, best_len = i, len(entry)
+    return best
+
+
+def imported(name: str, source: str) -> list[tuple[int, str]]:
+    """``(line, module)`` of every package module that ``source`` imports, lazily or not."""
+    is_pkg = MODULES[name].name == "__init__.py"
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolve against this module's package
+                pkg = name.split(".") if is_pkg else name.split(".")[:-1]
+                pkg = pkg[: len(pkg) - (node.level - 1)]
+                base = ".".join(pkg + ([base] if base else []))
+            # ``from pkg import sub`` imports the submodule; ``from pkg import name`` the package
+            targets = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base
+                for alias in node.names
+            ]
+        else:
+            continue
+        found += [(node.lineno, t) for t in targets if t == "rankseg" or t.startswith("rankseg.")]
+    return found
+
+
+def edges() -> list[tuple[str, int, str]]:
+    """Every ``(module, line, imported module)`` of the package, parents excluded.
+
+    A submodule's import of its own package (``rankseg.cuda.driver`` importing
+    ``rankseg.cuda``) is no edge: Python imports the package before the submodule anyway.
+    """
+    out = []
+    for name, path in MODULES.items():
+        for line, target in imported(name, path.read_text(encoding="utf-8")):
+            target = next((t for t in (target, target.rsplit(".", 1)[0]) if t in MODULES), target)
+            if target != name and not name.startswith(target + "."):
+                out.append((name, line, target))
+    return out
+
+
+def violations(found: list[tuple[str, int, str]]) -> list[str]:
+    bad = []
+    for name, line, target in found:
+        low, high = layer_of(name), layer_of(target)
+        if high > low:
+            bad.append(
+                f"{MODULES[name].relative_to(ROOT)}:{line}: {name} (layer "
+                f"{LAYERS[low][0]!r}) imports {target} (layer {LAYERS[high][0]!r}, higher)"
+            )
+    return bad
+
+
+def test_every_module_has_a_layer():
+    assert [m for m in MODULES if layer_of(m) < 0] == []
+
+
+def test_imports_run_downwards():
+    assert violations(edges()) == []
+
+
+def test_records_import_nothing_of_the_package():
+    # the bottom: what both the API and the backends import (docs/design.rst)
+    assert [(n, t) for n, _, t in edges() if layer_of(n) == 0] == []
+
+
+def test_no_import_cycle():
+    graph: dict[str, set[str]] = {m: set() for m in MODULES}
+    for name, _, target in edges():
+        graph[name].add(target)
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(m: str, stack: list[str]) -> None:
+        state[m] = 1
+        for t in sorted(graph[m]):
+            if state.get(t) == 1:
+                cycles.append(" -> ".join(stack[stack.index(t) :] + [t]))
+            elif t not in state:
+                visit(t, stack + [t])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    assert cycles == []
+
+
+def test_checker_sees_a_violation():
+    # a lazy import upwards (the kind the GPU driver once had) must be caught
+    source = "def f():\n    from rankseg._api import PredictInfo\n"
+    found = [
+        ("rankseg.cuda.driver", line, t) for line, t in imported("rankseg.cuda.driver", source)
+    ]
+    assert found == [("rankseg.cuda.driver", 2, "rankseg._api")]
+    assert len(violations(found)) == 1
+    relative = imported("rankseg.kernels.exact", "from ..cuda import select\nfrom . import rma\n")
+    assert relative == [(1, "rankseg.cuda.select"), (2, "rankseg.kernels.rma")]
+
+
+def test_design_doc_shows_these_layers():
+    text = (ROOT / "docs" / "design.rst").read_text(encoding="utf-8")
+    block = re.search(r"\.\. layer picture start\n(.*?)\.\. layer picture end", text, re.S)
+    assert block, "docs/design.rst lost its layer picture"
+    rows = re.findall(r"^\s+(\w+)\s+\|\s+(.+?)\s*$", block.group(1), re.M)
+    drawn = [(layer, tuple(sorted(m.strip() for m in mods.split(",")))) for layer, mods in rows]
+    wanted = [(layer, tuple(sorted(entries))) for layer, entries in reversed(LAYERS)]
+    assert drawn == wanted
+
+
+@pytest.mark.parametrize("name", ["rankseg._records", "rankseg._validation"])
+def test_low_modules_import_no_cuda(name):
+    # _validation recognizes a CUDA array by __cuda_array_interface__ alone
+    assert not [t for _, t in imported(name, MODULES[name].read_text()) if "cuda" in t]
