@@ -6,6 +6,7 @@ import pytest
 from rankseg import PredictInfo, RankSEG, predict
 
 import naive
+from _optional import import_or_skip
 
 
 def softmax(rng, shape):
@@ -136,7 +137,7 @@ def test_array_like_input(rng):
 
 
 def test_torch_cpu_tensor(rng):
-    torch = pytest.importorskip("torch")
+    torch = import_or_skip("torch")
     probs = softmax(rng, (1, 3, 4, 4))
     for t in (torch.from_numpy(probs), torch.from_numpy(probs).half()):
         np.testing.assert_array_equal(predict(t), predict(t.numpy()))

@@ -12,19 +12,12 @@ import pytest
 from rankseg import predict
 from rankseg.metrics import dice_score
 
+from _optional import import_or_skip
 
-def _import_or_skip(name):
-    # a broken torch install raises RuntimeError/OSError, which importorskip lets through
-    try:
-        return pytest.importorskip(name)
-    except (RuntimeError, OSError) as exc:  # pragma: no cover - broken installs only
-        pytest.skip(f"{name} cannot be imported: {exc}")
-
-
-torch = _import_or_skip("torch")
-monai = _import_or_skip("monai")
-nib = _import_or_skip("nibabel")
-rmonai = _import_or_skip("rankseg.monai")
+torch = import_or_skip("torch")
+monai = import_or_skip("monai")
+nib = import_or_skip("nibabel")
+rmonai = import_or_skip("rankseg.monai")
 
 from monai.data import MetaTensor, decollate_batch  # noqa: E402
 from monai.metrics import DiceMetric  # noqa: E402

@@ -23,20 +23,12 @@ import pytest
 from rankseg import predict
 from rankseg.__main__ import main
 
+from _optional import import_or_skip
 
-def _import_or_skip(name):
-    # pytest.importorskip only skips on ImportError; a broken torch install raises
-    # RuntimeError or OSError at import time, which must skip too, not error
-    try:
-        return pytest.importorskip(name)
-    except (RuntimeError, OSError) as exc:  # pragma: no cover - broken installs only
-        pytest.skip(f"{name} cannot be imported: {exc}")
-
-
-nib = _import_or_skip("nibabel")
-sitk = _import_or_skip("SimpleITK")
-torch = _import_or_skip("torch")
-_import_or_skip("nnunetv2")
+nib = import_or_skip("nibabel")
+sitk = import_or_skip("SimpleITK")
+torch = import_or_skip("torch")
+import_or_skip("nnunetv2")
 
 from nnunetv2.ensembling.ensemble import average_probabilities, ensemble_folders  # noqa: E402
 from nnunetv2.evaluation.evaluate_predictions import compute_metrics_on_folder  # noqa: E402
