@@ -20,6 +20,7 @@ import shutil
 import numpy as np
 import pytest
 
+from rankseg import io as rio
 from rankseg import predict
 from rankseg.__main__ import main
 
@@ -344,18 +345,27 @@ def test_region_based_dataset(rng, tmp_path, io_name):
     check_against_oracle(tmp_path / "out", oracle, cases, ".nii.gz")
 
 
-@pytest.mark.parametrize("io_name", list(IO_CLASSES))
-def test_nnunet_evaluation_accepts_the_folder(rng, tmp_path, io_name):
+@pytest.mark.parametrize(
+    "io_name, ending", [(name, ".nii.gz") for name in IO_CLASSES] + [("SimpleITKIO", ".mha")]
+)
+def test_nnunet_evaluation_accepts_the_folder(rng, tmp_path, io_name, ending):
     rs = list(orientations())[::6]
-    folder, cases, ds = build_folder(tmp_path, rng, io_name, rs)
+    folder, cases, ds = build_folder(tmp_path, rng, io_name, rs, ending=ending)
     oracle = oracle_folder(tmp_path, folder, cases, io_name, ds)
     run_predict("predict", folder, "-o", tmp_path / "out")
+    # rankseg's own evaluation reads the files too (.mha through SimpleITK)
+    run_predict("evaluate", tmp_path / "out", "--target", oracle, "--csv", tmp_path / "e.csv")
+    for case in cases:
+        np.testing.assert_array_equal(
+            rio.load_labels(tmp_path / "out" / (case + ending)),
+            rio.load_labels(oracle / (case + ending)),
+        )
     result = compute_metrics_on_folder(
         str(oracle),
         str(tmp_path / "out"),
         None,
         IO_CLASSES[io_name](),
-        ".nii.gz",
+        ending,
         [1, 2],
         num_processes=1,
     )
