@@ -25,6 +25,10 @@ otherwise.  The output is
 * ``output_mode='multilabel'``: one mask per class ``(C, *spatial)``, the RankSEG
   counterpart of ``AsDiscrete(threshold=0.5)`` after a sigmoid.
 
+A CUDA tensor is copied to the host, decided by the CPU backend and the result
+copied back to its device (the labels are small next to the probabilities); the
+decision is the same as on the CPU.
+
 MONAI and PyTorch are not dependencies of rankseg: ``pip install 'rankseg[monai]'``.
 """
 

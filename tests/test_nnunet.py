@@ -1,7 +1,7 @@
 """nnU-Net's own code as the oracle: its exporter writes the cases, its writer the labels.
 
 For every I/O class (``SimpleITKIO``, ``NibabelIO``, ``NibabelIOWithReorient``) and
-every one of the 48 axis orientations (3 permutations x 3 flips of the voxel axes),
+every one of the 48 axis orientations (6 permutations x 8 sign flips of the axes),
 with anisotropic spacing and a non-zero origin, nnU-Net's
 ``export_prediction_from_logits(save_probabilities=True)`` writes a case into a
 prediction folder as ``nnUNetv2_predict`` does.  ``rankseg predict`` then decides
