@@ -581,3 +581,21 @@ def test_average_probabilities(rng, tmp_path):
 def test_itk_suffix_needs_nnunet_geometry(tmp_path):
     with pytest.raises(ValueError, match=r"\.mha/\.nrrd/\.gipl outputs are label maps"):
         rio.save_labels(tmp_path / "x.mha", np.zeros((2, 3), np.uint8))
+
+
+def test_nnunet_malformed_geometry_names_the_problem(rng, tmp_path):
+    nnunet_folder(rng, tmp_path / "nn", seg=False, pkl={"sitk_stuff": {"spacing": (1.0,) * 3}})
+    with pytest.raises(ValueError, match="lacks 'origin' in its image geometry"):
+        rio.load_probabilities(tmp_path / "nn" / "case.npz")
+    bad = {"nibabel_stuff": {"original_affine": np.eye(3)}}
+    nnunet_folder(rng, tmp_path / "nn", seg=False, pkl=bad)
+    with pytest.raises(ValueError, match="holds an affine that is not 4 x 4"):
+        rio.load_probabilities(tmp_path / "nn" / "case.npz")
+    nnunet_folder(
+        rng,
+        tmp_path / "nn",
+        seg=False,
+        pkl={"sitk_stuff": {"spacing": 1.0, "origin": 0.0, "direction": 1.0}},
+    )
+    with pytest.raises(ValueError, match="malformed image geometry"):
+        rio.load_probabilities(tmp_path / "nn" / "case.npz")

@@ -215,6 +215,20 @@ def _load_nnunet(path: Path, key: str | None) -> ProbabilityMap:
     )
 
 
+def _checked_geometry(build: Any) -> Any:
+    """Build a geometry from case properties; a missing or malformed entry is a ValueError."""
+    try:
+        return build()
+    except KeyError as exc:
+        raise ValueError(
+            f"the properties file lacks {exc.args[0]!r} in its image geometry (expected "
+            "nnU-Net's sitk_stuff: spacing, origin, direction; or nibabel_stuff: "
+            "original_affine)"
+        ) from None
+    except TypeError as exc:  # e.g. a number where a sequence belongs
+        raise ValueError(f"the properties file holds a malformed image geometry ({exc})") from None
+
+
 def _fits(size: tuple[int, ...], spatial: tuple[int, ...]) -> bool:
     """Whether an image of ``size`` (X, Y[, Z]) holds nnU-Net's ``spatial`` (Z, Y, X).
 
@@ -253,7 +267,7 @@ def _nifti_reference(
             )
         return reference
     if props is not None:
-        return _PklReference(props)
+        return _checked_geometry(lambda: _PklReference(props))
     return None
 
 
@@ -263,7 +277,9 @@ def _itk_reference(
     """Return the ITK geometry (properties, else segmentation) of an .mha/.nrrd label map."""
     if props is not None and "sitk_stuff" in props:
         st = props["sitk_stuff"]
-        return _SitkReference(st["spacing"], st["origin"], st["direction"])
+        return _checked_geometry(
+            lambda: _SitkReference(st["spacing"], st["origin"], st["direction"])
+        )
     if seg is None:
         return None
     reference, size = _SitkReference.from_file(seg)
