@@ -106,7 +106,10 @@ def _run_numpy_job(job: _Job) -> list[tuple[Any, ...]]:
     )
     if job.members:
         # nnUNetv2_ensemble's average of the stored arrays, then back into the layout
-        # of the first member (nnU-Net cases: (C, Z, Y, X) -> (1, C, Z, Y, X))
+        # of the first member (nnU-Net cases: (C, Z, Y, X) -> (1, C, Z, Y, X)).  The
+        # first member's map is released first: the average re-reads it, and the peak
+        # is then the running sum and one member
+        pm = dataclasses.replace(pm, probs=np.empty((0,), np.float32))
         avg = rio.average_probabilities((job.path, *job.members), key=job.key)
         if pm.format == "nnunet":
             probs = avg[None]
