@@ -79,4 +79,3 @@ def pytest_collection_modifyitems(config, items):
         if "cuda" in item.path.parts:
             item.add_marker(quiet)
             item.add_marker(sums)
-
