@@ -345,6 +345,8 @@ class RankSEG:
         d = int(np.prod(arr.shape[2:]))
         x = arr.reshape(nb * nc, d)
         stats = _row_stats(arr, x)
+        if multiclass:  # a layout check from the row sums just computed (docs/conventions)
+            v.check_class_sums(stats[:, STAT_MU].reshape(nb, nc), d)
         xb = x.view(_UINT[x.itemsize])
         if x.dtype == np.float16:
             x = xb

@@ -372,3 +372,55 @@ def check_out(
             "out overlaps probs; the input is never modified, so pass a separate array"
         )
     return out
+
+
+class ClassSumWarning(UserWarning):
+    """Multiclass probabilities whose class sums are far from 1: likely a wrong layout."""
+
+
+#: relative tolerance on the mean class sum (multiclass): far above float16's rounding
+#: of a softmax (2**-11 per value, ~5e-4 on a sum of 1), far below what a wrong axis
+#: order gives (a (C, X, Y, Z) item read as B = C samples of X classes sums to
+#: X times a class's mean probability)
+CLASS_SUM_TOL = 0.01
+
+
+def check_class_sums(mu: np.ndarray, d: int) -> None:
+    """Warn when a sample's class probabilities do not sum to about 1 on average.
+
+    Parameters
+    ----------
+    mu : ndarray, shape (B, C)
+        Σ_j p over the pixels of each (sample, class) row, accumulated in float64
+        by the row statistics the solvers compute anyway (no extra pass).
+    d : int
+        Pixels per row.
+
+    Warns
+    -----
+    ClassSumWarning
+        If for some sample ``|Σ_c mu[b, c] / d - 1| > CLASS_SUM_TOL``, naming the
+        sample and the likely fix (a missing batch axis, or sigmoid probabilities
+        that belong with ``output_mode='multilabel'``).
+    """
+    if d == 0 or mu.size == 0:
+        return
+    mean_sum = mu.sum(axis=1) / d
+    bad = np.flatnonzero(np.abs(mean_sum - 1.0) > CLASS_SUM_TOL)
+    if bad.size == 0:
+        return
+    import warnings
+
+    b = int(bad[0])
+    nb, nc = mu.shape
+    warnings.warn(
+        f"multiclass input of shape (B={nb}, C={nc}, ...): the class probabilities of sample "
+        f"{b} sum to {mean_sum[b]:.4g} on average over its pixels, not 1 "
+        f"({bad.size} of {nb} samples off by more than {CLASS_SUM_TOL:g}). Is the input laid "
+        "out as (B, C, *spatial)? A single (C, *spatial) item (a MONAI post-transform "
+        "item, an nnU-Net case) needs its batch axis: probs[None] (or use "
+        "rankseg.monai.RankSEG). Independent per-class probabilities (sigmoid) belong "
+        "with output_mode='multilabel'.",
+        ClassSumWarning,
+        stacklevel=4,
+    )

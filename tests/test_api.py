@@ -1,11 +1,14 @@
 """Behaviour of the NumPy API: shapes, dtypes, layouts, out=, acc solvers, info."""
 
+import warnings
+
 import numpy as np
 import pytest
 
 from rankseg import PredictInfo, RankSEG, predict
 
 import naive
+from _optional import import_or_skip
 
 
 def softmax(rng, shape):
@@ -65,6 +68,9 @@ def test_label_dtype(rng, dtype):
     np.testing.assert_array_equal(got, ref)
 
 
+# arbitrary (not normalized) class probabilities on purpose: multiclass resolution
+# is defined for any input (SPEC §4); the layout warning is tested in test_api.py
+@pytest.mark.filterwarnings("ignore::rankseg.ClassSumWarning")
 def test_void_policy_and_dtype(rng):
     probs = np.full((1, 3, 10), 0.2, dtype=np.float32)  # nothing selected anywhere
     probs[0, 0, :3] = 0.9
@@ -109,6 +115,9 @@ def test_read_only_memmap_input(rng, tmp_path):
     )
 
 
+# arbitrary (not normalized) class probabilities on purpose: multiclass resolution
+# is defined for any input (SPEC §4); the layout warning is tested in test_api.py
+@pytest.mark.filterwarnings("ignore::rankseg.ClassSumWarning")
 def test_non_contiguous_and_big_endian(rng):
     base = softmax(rng, (2, 8, 8, 3))  # channel-last
     probs = np.moveaxis(base, -1, 1)
@@ -136,7 +145,7 @@ def test_array_like_input(rng):
 
 
 def test_torch_cpu_tensor(rng):
-    torch = pytest.importorskip("torch")
+    torch = import_or_skip("torch")
     probs = softmax(rng, (1, 3, 4, 4))
     for t in (torch.from_numpy(probs), torch.from_numpy(probs).half()):
         np.testing.assert_array_equal(predict(t), predict(t.numpy()))
@@ -156,6 +165,9 @@ def test_acc_solvers(rng):
     assert not predict(half, metric="acc", output_mode="multilabel").any()  # strict
 
 
+# arbitrary (not normalized) class probabilities on purpose: multiclass resolution
+# is defined for any input (SPEC §4); the layout warning is tested in test_api.py
+@pytest.mark.filterwarnings("ignore::rankseg.ClassSumWarning")
 def test_info_values(rng):
     probs = softmax(rng, (2, 3, 6, 6))
     probs[1, 2] = 0.1  # pruned class
@@ -189,6 +201,9 @@ def test_input_never_modified(rng):
     np.testing.assert_array_equal(probs, before)
 
 
+# arbitrary (not normalized) class probabilities on purpose: multiclass resolution
+# is defined for any input (SPEC §4); the layout warning is tested in test_api.py
+@pytest.mark.filterwarnings("ignore::rankseg.ClassSumWarning")
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 def test_negative_zero_is_a_valid_probability(rng, dtype):
     probs = softmax(rng, (1, 3, 6, 6)).astype(dtype)
@@ -200,3 +215,35 @@ def test_negative_zero_is_a_valid_probability(rng, dtype):
     np.testing.assert_array_equal(
         predict(neg, output_mode="multilabel"), predict(probs, output_mode="multilabel")
     )
+
+
+def test_class_sum_warning_flags_a_missing_batch_axis(rng):
+    from rankseg import ClassSumWarning
+
+    item = softmax(rng, (1, 3, 6, 5, 4))[0]  # one (C, X, Y, Z) item, as MONAI's transforms see it
+    with pytest.warns(ClassSumWarning, match=r"needs its batch axis: probs\[None\]"):
+        predict(item)  # read as B = 3 samples of 6 classes
+    before = item.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the right layout, float16 included: no warning
+        predict(item[None])
+        predict(item[None].astype(np.float16))
+        predict(item[None], metric="acc")
+    np.testing.assert_array_equal(item, before)
+    sig = rng.random((2, 3, 8, 8)).astype(np.float32)  # independent per-class probabilities
+    with pytest.warns(ClassSumWarning, match="output_mode='multilabel'"):
+        predict(sig)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predict(sig, output_mode="multilabel")  # no class sums in multilabel mode
+
+
+def test_class_sum_tolerance():
+    from rankseg import _validation as v
+
+    d = 1000
+    ok = np.array([[0.6 * d, 0.4 * d * (1 + 0.9 * v.CLASS_SUM_TOL / 0.4)]])
+    v.check_class_sums(ok, d)  # within the tolerance: silent (warnings are errors here)
+    bad = np.array([[0.6 * d, 0.4 * d], [0.6 * d, 0.4 * d + 1.1 * v.CLASS_SUM_TOL * d]])
+    with pytest.warns(v.ClassSumWarning, match=r"sample 1 sum to 1\.011 .*\(1 of 2 samples"):
+        v.check_class_sums(bad, d)

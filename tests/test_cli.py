@@ -534,3 +534,32 @@ def test_demo_command(tmp_path, capsys):
     )  # fmt: skip
     assert code == 0
     assert "rankseg dice (rma)" in out and (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_predict_ensemble_npz_folders(rng, tmp_path, capsys):
+    folds = []
+    probs = {}
+    for k in range(2):
+        f = tmp_path / f"fold{k}"
+        f.mkdir()
+        folds.append(f)
+        for name in ("a", "b"):
+            probs[k, name] = softmax(rng, (3, 4, 5))
+            np.savez(f / f"{name}.npz", probabilities=probs[k, name])
+    np.savez(folds[1] / "extra.npz", probabilities=softmax(rng, (3, 4, 5)))
+    code, _, err = run(capsys, "predict", *folds, "--ensemble", "-o", tmp_path / "out")
+    assert code == 1 and "extra.npz: the case is missing from" in err
+    assert "2 written, 0 skipped (output exists), 1 failed, of 3 case(s)" in err
+    for name in ("a", "b"):
+        avg = probs[0, name].copy()
+        avg += probs[1, name]
+        avg /= 2
+        with np.load(tmp_path / "out" / f"{name}.npz") as f:
+            np.testing.assert_array_equal(f["labels"], predict(avg[None])[0])
+    for args, why in (
+        ((folds[0],), "at least two prediction folders"),
+        ((folds[0], folds[0] / "a.npz"), "is not a folder"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            run(capsys, "predict", *args, "--ensemble", "-o", tmp_path / "o")
+        assert exc.value.code == 2 and why in capsys.readouterr().err

@@ -494,3 +494,108 @@ def test_write_into_missing_folder_names_the_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"the folder .*such' does not exist"):
         rio.atomic_write(missing / "out.npy", lambda p: np.save(p, np.zeros(2)))
     assert not (tmp_path / "no").exists()
+
+
+def test_nnunet_pair_without_json_is_a_case(rng, tmp_path):
+    # nnU-Net's CASE.nii.gz beside CASE.npz, no json, no pkl: the .nii.gz gives the
+    # geometry and is not read as a probability input
+    d = tmp_path / "pair"
+    d.mkdir()
+    p = softmax(rng, (3, 2, 4, 5))
+    np.savez(d / "c.npz", probabilities=p)
+    aff = np.diag([0.5, 0.6, 2.0, 1.0])
+    nib.save(nib.Nifti1Image(np.zeros((5, 4, 2), np.uint8), aff), d / "c.nii.gz")
+    assert rio.find_inputs([d]) == [(d / "c.npz", "nnunet")]
+    assert rio.detect_format(d / "c.npz") == "nnunet"
+    pm = rio.load_probabilities(d / "c.npz")
+    assert pm.output_name == "c.nii.gz" and pm.reverse_spatial
+    rio.save_labels(tmp_path / "c.nii.gz", predict(pm.probs), like=pm)
+    np.testing.assert_array_equal(
+        nib.load(tmp_path / "c.nii.gz").affine, nib.load(d / "c.nii.gz").affine
+    )
+
+
+def test_nnunet_sitk_pkl_header_is_itks(rng, tmp_path):
+    # SimpleITKIO writes through ITK: qform and sform codes 1, units mm and sec
+    props = {
+        "sitk_stuff": {
+            "spacing": (0.5, 0.75, 2.0),
+            "origin": (1.0, 2.0, 3.0),
+            "direction": (0, 1.0, 0, 0, 0, 1.0, 1.0, 0, 0),
+        }
+    }
+    nnunet_folder(rng, tmp_path / "nn", seg=False, pkl=props)
+    pm = rio.load_probabilities(tmp_path / "nn" / "case.npz")
+    rio.save_labels(tmp_path / "case.nii.gz", predict(pm.probs), like=pm)
+    hdr = nib.load(tmp_path / "case.nii.gz").header
+    assert int(hdr["qform_code"]) == 1 and int(hdr["sform_code"]) == 1
+    assert hdr.get_xyzt_units() == ("mm", "sec")
+    np.testing.assert_allclose(hdr.get_qform(), hdr.get_sform(), atol=1e-6)
+
+
+def test_nnunet_reorient_three_cycle(rng, tmp_path):
+    # the issue's affine: a 3-cycle of the axes, which io_orientation(A) alone
+    # does not undo (it is not its own inverse)
+    from nibabel.orientations import io_orientation
+
+    original = np.array([[0, 0, -0.8, -30], [-3, 0, 0, 12], [0, 0.9, 0, 8], [0, 0, 0, 1.0]])
+    img = nib.Nifti1Image(np.zeros((16, 50, 52), np.float32), original)
+    ras = img.as_reoriented(io_orientation(original))
+    props = {"nibabel_stuff": {"original_affine": original, "reoriented_affine": ras.affine}}
+    d = tmp_path / "nn"
+    d.mkdir()
+    zyx = ras.shape[::-1]
+    p = softmax(rng, (2, *zyx))
+    np.savez(d / "case.npz", probabilities=p)
+    (d / "case.pkl").write_bytes(pickle.dumps(props))
+    pm = rio.load_probabilities(d / "case.npz")
+    labels = predict(pm.probs)
+    rio.save_labels(tmp_path / "case.nii.gz", labels, like=pm)
+    out = nib.load(tmp_path / "case.nii.gz")
+    assert out.shape == (16, 50, 52)
+    np.testing.assert_allclose(out.affine, original, atol=1e-6)
+    # back in RAS, the voxels are the labels as decided
+    back = out.as_reoriented(io_orientation(out.affine))
+    np.testing.assert_array_equal(np.asanyarray(back.dataobj), labels[0].transpose(2, 1, 0))
+
+
+def test_average_probabilities(rng, tmp_path):
+    a, b = softmax(rng, (2, 3, 4)), softmax(rng, (2, 3, 4), dtype=np.float16)
+    np.savez(tmp_path / "a.npz", probabilities=a)
+    np.savez(tmp_path / "b.npz", probabilities=b)
+    got = rio.average_probabilities([tmp_path / "a.npz", tmp_path / "b.npz"])
+    want = a.astype(np.float32).copy()
+    want += b
+    want /= 2
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+    np.savez(tmp_path / "c.npz", probabilities=a[:, :2])
+    with pytest.raises(ValueError, match=r"c\.npz holds probabilities of shape \(2, 2, 4\)"):
+        rio.average_probabilities([tmp_path / "a.npz", tmp_path / "c.npz"])
+    with pytest.raises(ValueError, match="at least one"):
+        rio.average_probabilities([])
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        rio.average_probabilities([tmp_path / "a.npz", tmp_path / "missing.npz"])
+
+
+def test_itk_suffix_needs_nnunet_geometry(tmp_path):
+    with pytest.raises(ValueError, match=r"\.mha/\.nrrd/\.gipl outputs are label maps"):
+        rio.save_labels(tmp_path / "x.mha", np.zeros((2, 3), np.uint8))
+
+
+def test_nnunet_malformed_geometry_names_the_problem(rng, tmp_path):
+    nnunet_folder(rng, tmp_path / "nn", seg=False, pkl={"sitk_stuff": {"spacing": (1.0,) * 3}})
+    with pytest.raises(ValueError, match="lacks 'origin' in its image geometry"):
+        rio.load_probabilities(tmp_path / "nn" / "case.npz")
+    bad = {"nibabel_stuff": {"original_affine": np.eye(3)}}
+    nnunet_folder(rng, tmp_path / "nn", seg=False, pkl=bad)
+    with pytest.raises(ValueError, match="holds an affine that is not 4 x 4"):
+        rio.load_probabilities(tmp_path / "nn" / "case.npz")
+    nnunet_folder(
+        rng,
+        tmp_path / "nn",
+        seg=False,
+        pkl={"sitk_stuff": {"spacing": 1.0, "origin": 0.0, "direction": 1.0}},
+    )
+    with pytest.raises(ValueError, match="malformed image geometry"):
+        rio.load_probabilities(tmp_path / "nn" / "case.npz")

@@ -18,6 +18,7 @@ from rankseg.metrics import (
 )
 
 import naive
+from _optional import import_or_skip
 
 NAN = math.nan
 
@@ -232,8 +233,8 @@ def test_python_m_rankseg_runs(tmp_path):
 
 def test_dice_matches_torchmetrics(rng):
     """Same numbers as TorchMetrics' samplewise DiceScore (runs only where it is installed)."""
-    torch = pytest.importorskip("torch")
-    segmentation = pytest.importorskip("torchmetrics.segmentation")
+    torch = import_or_skip("torch")
+    segmentation = import_or_skip("torchmetrics.segmentation")
     from rankseg.metrics import dice_score
 
     pred = rng.integers(0, 4, (3, 9, 7))

@@ -546,4 +546,8 @@ def test_tutorial_runs_as_written(tmp_path, monkeypatch):
         )
         exec(compile(code, str(DOC), "exec"), namespace)
     assert (tmp_path / "slice.png").stat().st_size > 0
+    # the store the tutorial writes has one whole case per chunk (not zarr's automatic
+    # chunks, which split a case and mix cases)
+    stored = xr.open_zarr(tmp_path / "probs.zarr", consolidated=False).probs
+    assert stored.encoding["chunks"] == (1, *stored.shape[1:])
     assert namespace["labels"].attrs["flag_meanings"] == "background liver left_kidney spleen"

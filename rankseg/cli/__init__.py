@@ -257,6 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--dtype", choices=_DTYPES, help="label dtype (default: the smallest that holds the labels)"
     )
+    g.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="the INPUTs are prediction folders of the same cases (nnU-Net folds made with "
+        "--save_probabilities): average each case's probabilities as nnUNetv2_ensemble does, "
+        "then decide; names and geometry come from the first folder",
+    )
     g = pp.add_argument_group("running")
     g.add_argument(
         "-j",

@@ -13,6 +13,7 @@ import numpy as np
 
 from rankseg import io as rio
 from rankseg.cli._common import _EXIT_FAILED, _check_output_file, _Log, _one_line
+from rankseg.io._naming import _ITK_SUFFIXES
 
 
 def _label_files(items: Sequence[str]) -> list[Path]:
@@ -24,7 +25,7 @@ def _label_files(items: Sequence[str]) -> list[Path]:
                 if (
                     f.is_file()
                     and not f.name.startswith(".")
-                    and rio._suffix(f) in (".npy", ".npz", ".nii", ".nii.gz")
+                    and rio._suffix(f) in (".npy", ".npz", ".nii", ".nii.gz", *_ITK_SUFFIXES)
                 ):
                     out.append(f)
         else:

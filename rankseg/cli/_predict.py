@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io as _stdio
 import os
 import sys
@@ -24,6 +25,7 @@ from rankseg.cli._common import (
     _Log,
     _one_line,
 )
+from rankseg.io._arrays import _to_layout
 
 INFO_COLUMNS = ("case", "class", "tau", "threshold", "score", "pruned")
 
@@ -41,6 +43,7 @@ class _Job:
     output_mode: str | None
     dtype: str | None
     info: bool
+    members: tuple[str, ...] = ()  # --ensemble: the same case in the other folders
 
 
 @dataclass
@@ -101,6 +104,18 @@ def _run_numpy_job(job: _Job) -> list[tuple[Any, ...]]:
     pm = rio.load_probabilities(
         job.path, format=job.format, key=job.key, class_axis=job.class_axis, batch=job.batch
     )
+    if job.members:
+        # nnUNetv2_ensemble's average of the stored arrays, then back into the layout
+        # of the first member (nnU-Net cases: (C, Z, Y, X) -> (1, C, Z, Y, X)).  The
+        # first member's map is released first: the average re-reads it, and the peak
+        # is then the running sum and one member
+        pm = dataclasses.replace(pm, probs=np.empty((0,), np.float32))
+        avg = rio.average_probabilities((job.path, *job.members), key=job.key)
+        if pm.format == "nnunet":
+            probs = avg[None]
+        else:
+            probs = _to_layout(avg, job.class_axis, job.batch)[0]
+        pm = dataclasses.replace(pm, probs=probs)
     mode = _mode_for(job, pm.regions is not None)
     nc = pm.probs.shape[1]
     _check_classes(nc, mode)
@@ -291,6 +306,53 @@ def _save_info(
         log.error(f"error: {failed[-1]}")
 
 
+def _ensemble_cases(
+    args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> tuple[list[tuple[Path, str]], dict[Path, tuple[Path, ...]], list[str]]:
+    """Cases of ``--ensemble``: the ``.npz`` of the first folder and the same names in the others.
+
+    nnUNetv2_ensemble refuses folders that do not hold the same cases; here a case
+    missing from some folder is an error line for that case, and the others go on.
+    """
+    folders = [Path(f) for f in args.inputs]
+    if len(folders) < 2:
+        parser.error("--ensemble needs at least two prediction folders")
+    for f in folders:
+        if not f.is_dir():
+            parser.error(f"--ensemble takes prediction folders; {f} is not a folder")
+    if args.format not in ("auto", "npz", "nnunet"):
+        parser.error(f"--ensemble averages .npz probability maps, not --format {args.format}")
+    fmt = "npz" if args.format == "npz" else "auto"
+    per_folder = [
+        {p.name: (p, f) for p, f in rio.find_inputs([folder], fmt) if p.suffix == ".npz"}
+        for folder in folders
+    ]
+    cases = list(per_folder[0].values())
+    members: dict[Path, tuple[Path, ...]] = {}
+    failed: list[str] = []
+    keep = []
+    for path, f in cases:
+        missing = [
+            str(folders[k]) for k in range(1, len(folders)) if path.name not in per_folder[k]
+        ]
+        if missing:
+            failed.append(
+                f"{path}: the case is missing from {', '.join(missing)} (an ensemble "
+                "needs every case in every folder)"
+            )
+            continue
+        members[path] = tuple(per_folder[k][path.name][0] for k in range(1, len(folders)))
+        keep.append((path, f))
+    for k in range(1, len(folders)):
+        for name, (path, _) in per_folder[k].items():
+            if name not in per_folder[0]:
+                failed.append(
+                    f"{path}: the case is missing from {folders[0]} (an ensemble "
+                    "needs every case in every folder)"
+                )
+    return keep, members, failed
+
+
 def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     log = _Log(args.quiet)
     params = _predict_params(args)
@@ -307,11 +369,20 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         )
     if args.jobs < 1:
         parser.error(f"-j must be >= 1; got {args.jobs}")
-    cases = rio.find_inputs(args.inputs, args.format)
-    if not cases:
+    members: dict[Path, tuple[Path, ...]] = {}
+    failed: list[str] = []
+    if args.ensemble:
+        cases, members, failed = _ensemble_cases(args, parser)
+    else:
+        cases = rio.find_inputs(args.inputs, args.format)
+    if not cases and not failed:
         log.error(f"rankseg predict: error: no input cases found in {', '.join(args.inputs)}")
         return _EXIT_USAGE
+    unpaired = len(failed)  # --ensemble cases missing from some folder
+    for line in failed:
+        log.error(f"error: {line}")
     protected = {p.resolve() for p, _ in cases}
+    protected |= {m.resolve() for ms in members.values() for m in ms}
     cases = cases[args.part_id :: args.num_parts]
     outdir = Path(args.output)
     try:
@@ -322,7 +393,6 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         parser.error(why)
 
     jobs: list[_Job] = []
-    failed: list[str] = []
     skipped = 0
     claimed: dict[Path, str] = {}
     redone: set[str] = set()
@@ -331,6 +401,8 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             fmt = rio.detect_format(path) if fmt == "auto" else fmt
             out = outdir / rio.output_name(path, fmt)
             sources = {s.resolve() for s in rio.sources_of(path, fmt)}
+            for m in members.get(path, ()):
+                sources |= {s.resolve() for s in rio.sources_of(m, fmt)}
         except Exception as exc:
             failed.append(f"{path}: {_one_line(exc)}")
             log.error(f"error: {failed[-1]}")
@@ -362,6 +434,7 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
                 args.output_mode,
                 args.dtype,
                 bool(args.info),
+                tuple(str(m) for m in members.get(path, ())),
             )
         )
 
@@ -389,8 +462,9 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     written = sum(r.ok for r in results)
     if args.info:
         _save_info(args, results, redone, failed, log)
+    total = len(cases) + unpaired
     log.info(
         f"rankseg predict: {written} written, {skipped} skipped (output exists), "
-        f"{len(failed)} failed, of {len(cases)} case(s) -> {outdir}"
+        f"{len(failed)} failed, of {total} case(s) -> {outdir}"
     )
     return _EXIT_FAILED if failed else 0

@@ -45,7 +45,7 @@ from rankseg.io._naming import (
     find_inputs,
 )
 from rankseg.io._nnunet import output_name, sources_of
-from rankseg.io._probabilities import load_probabilities
+from rankseg.io._probabilities import average_probabilities, load_probabilities
 from rankseg.io._xarray import load_dataarray, save_dataarray
 
 __all__ = [
@@ -53,6 +53,7 @@ __all__ = [
     "NPZ_KEYS",
     "ProbabilityMap",
     "atomic_write",
+    "average_probabilities",
     "case_name",
     "detect_format",
     "find_inputs",

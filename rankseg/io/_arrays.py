@@ -34,7 +34,9 @@ class ProbabilityMap:
     output_name : str
         File name of the label map that mirrors this input (see :func:`output_name`).
     reference : object, optional
-        A nibabel image whose affine and header the NIfTI output takes.
+        The geometry of the output: a nibabel image whose affine and header a NIfTI
+        output takes, the geometry read from an nnU-Net ``CASE.pkl``, or an ITK
+        geometry (spacing, origin, direction) for ``.mha``/``.nrrd`` outputs.
     reverse_spatial : bool
         The stored spatial axes are in the reverse order of the NIfTI voxel axes
         (nnU-Net's ``(Z, Y, X)``).

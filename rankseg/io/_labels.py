@@ -10,7 +10,8 @@ import numpy as np
 
 from rankseg.io._arrays import ProbabilityMap, _load_npy, _npz_array
 from rankseg.io._atomic import atomic_write
-from rankseg.io._naming import _NIFTI_SUFFIXES, _suffix
+from rankseg.io._itk import _sitk, _SitkReference, _write_itk
+from rankseg.io._naming import _ITK_SUFFIXES, _NIFTI_SUFFIXES, _suffix
 from rankseg.io._nifti import _nib, _PklReference, _write_nifti
 
 
@@ -107,7 +108,10 @@ def save_labels(
     ----------
     path : str or path-like
         Output file; the format follows the suffix: ``.npy``, ``.npz`` (array
-        ``labels``, or ``masks`` for boolean masks), ``.nii`` / ``.nii.gz``.
+        ``labels``, or ``masks`` for boolean masks), ``.nii`` / ``.nii.gz``, and for
+        nnU-Net cases of a SimpleITK dataset ``.mha`` / ``.nrrd`` / ``.gipl``
+        (written through SimpleITK with the case's spacing, origin and direction,
+        as nnU-Net's ``SimpleITKIO`` does; needs ``rankseg[itk]``).
     labels : array-like
         With ``like``: exactly what :func:`rankseg.predict` returned for
         ``like.probs`` -- a label map ``(B, *spatial)`` or boolean masks
@@ -166,10 +170,20 @@ def save_labels(
 
         def write(tmp: Path) -> None:
             _write_nifti(tmp, np.asarray(data), ref, labelmap)
+    elif suffix in _ITK_SUFFIXES:
+        ref = like.reference if like is not None else None
+        if not labelmap or not isinstance(ref, _SitkReference):
+            raise ValueError(
+                f"cannot write {p.name!r}: .mha/.nrrd/.gipl outputs are label maps of nnU-Net "
+                "cases with known geometry (a CASE.pkl or segmentation beside the CASE.npz)"
+            )
+
+        def write(tmp: Path) -> None:
+            _write_itk(tmp, np.asarray(arr), ref)
     else:
         raise ValueError(
             f"cannot write labels to {p.name!r}: unknown suffix {suffix!r}; expected .npy, .npz, "
-            ".nii or .nii.gz"
+            ".nii, .nii.gz (or .mha, .nrrd, .gipl for nnU-Net cases)"
         )
     return atomic_write(p, write)
 
@@ -181,7 +195,8 @@ def load_labels(path: str | os.PathLike[str], *, key: str | None = None) -> np.n
     ----------
     path : str or path-like
         ``.npy``, ``.npz`` (array ``key``, else ``labels``, ``masks``, ``seg``,
-        ``segmentation`` or the only array) or NIfTI.
+        ``segmentation`` or the only array), NIfTI, or ``.mha`` / ``.nrrd`` /
+        ``.gipl`` (through SimpleITK, axes reversed to ``(X, Y, Z)`` as NIfTI's).
     key : str, optional
         Array name in an ``.npz``.
 
@@ -220,10 +235,15 @@ def load_labels(path: str | os.PathLike[str], *, key: str | None = None) -> np.n
                 if not np.isin(arr, (0, 1)).all():
                     raise ValueError("a 4-D NIfTI must hold 0/1 masks (X, Y, Z, C)")
                 arr = arr.astype(bool)
+    elif suffix in _ITK_SUFFIXES:
+        # SimpleITK's (Z, Y, X) array reversed: voxel axes (X, Y, Z), as nibabel gives
+        # them, so an .mha prediction pairs with a NIfTI target of the same image
+        arr = _sitk().GetArrayFromImage(_sitk().ReadImage(str(p)))
+        arr = arr.transpose(tuple(range(arr.ndim))[::-1])
     else:
         raise ValueError(
             f"unrecognized label file type {suffix or '(no suffix)'!r}; expected .npy, .npz, "
-            ".nii or .nii.gz"
+            ".nii, .nii.gz (or .mha, .nrrd, .gipl with SimpleITK)"
         )
     if arr.dtype == bool or arr.dtype.kind in "iu":
         return arr

@@ -14,6 +14,12 @@ NPZ_KEYS = ("probabilities", "softmax")
 _NIFTI_SUFFIXES = (".nii.gz", ".nii")
 _NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf")
 _NNUNET_MARKERS = ("dataset.json", "plans.json", "predict_from_raw_data_args.json")
+#: single-file endings of nnU-Net datasets (SimpleITKIO) that rankseg writes through
+#: SimpleITK (``.nhdr``/``.mhd`` are left out: their data sit in a second file, which
+#: an atomic rename of one file cannot cover)
+_ITK_SUFFIXES = (".mha", ".nrrd", ".gipl")
+#: segmentation endings that make a ``CASE.npz`` beside ``CASE`` + ending an nnU-Net case
+_SEGMENTATION_SUFFIXES = (*_NIFTI_SUFFIXES, *_ITK_SUFFIXES)
 
 
 def _suffix(path: Path) -> str:
@@ -49,10 +55,31 @@ def case_name(path: str | os.PathLike[str]) -> str:
     return p.name[: len(p.name) - len(suffix)] if suffix else p.name
 
 
+def _segmentation_beside(npz: Path) -> Path | None:
+    """nnU-Net's segmentation ``CASE`` + ending beside ``CASE.npz``, if there is one."""
+    stem = npz.name[: -len(".npz")]
+    for s in _SEGMENTATION_SUFFIXES:
+        seg = npz.with_name(stem + s)
+        if seg.is_file():
+            return seg
+    return None
+
+
 def _is_nnunet_folder(folder: Path) -> bool:
+    """Tell an nnU-Net output folder by its json files or its case files.
+
+    A ``CASE.npz`` with ``CASE.pkl`` or nnU-Net's segmentation ``CASE.nii.gz`` (or
+    ``.mha``, ...) beside it makes the folder an nnU-Net folder.
+
+    The last rule covers folders copied without their json files: nnU-Net writes
+    each case's segmentation next to its probabilities, so such a pair is a case.
+    """
     if any((folder / m).is_file() for m in _NNUNET_MARKERS):
         return True
-    return any(f.with_suffix(".pkl").is_file() for f in folder.glob("*.npz"))
+    return any(
+        f.with_suffix(".pkl").is_file() or _segmentation_beside(f) is not None
+        for f in folder.glob("*.npz")
+    )
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
@@ -67,7 +94,8 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     -------
     str
         One of :data:`FORMATS`.  An ``.npz`` inside an nnU-Net output folder
-        (``dataset.json``, ``plans.json`` or a ``CASE.pkl`` beside it) is ``nnunet``.
+        (``dataset.json``, ``plans.json``, or a ``CASE.pkl`` or segmentation
+        ``CASE.nii.gz`` beside a ``CASE.npz``) is ``nnunet``.
 
     Raises
     ------

@@ -38,10 +38,18 @@ def _sitk_affine(spacing: Any, origin: Any, direction: Any) -> np.ndarray:
 
 
 class _PklReference:
-    """Geometry of an nnU-Net case taken from its properties file."""
+    """Geometry of an nnU-Net case taken from its properties file.
+
+    ``itk_header`` is set for SimpleITKIO's ``sitk_stuff``: nnU-Net writes those cases
+    through ITK, whose NIfTI header has qform and sform codes 1 (scanner) and units
+    mm / sec; NibabelIO's cases (``nibabel_stuff``) get nibabel's defaults, as
+    ``nibabel.Nifti1Image(seg, affine)`` in nnU-Net's writer does.
+    """
 
     def __init__(self, props: dict[str, Any]) -> None:
         self.reoriented: np.ndarray | None = None
+        self.itk_header = False
+        self.ndim = 3
         if "nibabel_stuff" in props:
             nb = props["nibabel_stuff"]
             self.affine = np.asarray(nb["original_affine"], dtype=np.float64)
@@ -50,12 +58,20 @@ class _PklReference:
         elif "sitk_stuff" in props:
             s = props["sitk_stuff"]
             self.affine = _sitk_affine(s["spacing"], s["origin"], s["direction"])
+            self.itk_header = True
+            self.ndim = len(s["spacing"])
         elif "itk_spacing" in props:  # nnU-Net v1
             self.affine = _sitk_affine(
                 props["itk_spacing"], props["itk_origin"], props["itk_direction"]
             )
+            self.itk_header = True
+            self.ndim = len(props["itk_spacing"])
         else:
             raise ValueError("the properties file has no image geometry (sitk_stuff/nibabel_stuff)")
+        if self.affine.shape != (4, 4) or (
+            self.reoriented is not None and self.reoriented.shape != (4, 4)
+        ):
+            raise ValueError("the properties file holds an affine that is not 4 x 4")
 
 
 def _load_nifti(path: Path, class_axis: int | None) -> ProbabilityMap:
@@ -85,18 +101,39 @@ def _load_nifti(path: Path, class_axis: int | None) -> ProbabilityMap:
     )
 
 
+def _from_canonical(affine: np.ndarray) -> np.ndarray:
+    """Return the orientation transform from RAS back to the axes of ``affine``.
+
+    This is what nnU-Net's ``NibabelIOWithReorient.write_seg`` applies (nibabel issue
+    1063): ``ornt_transform(axcodes2ornt("RAS"), io_orientation(affine))``.  Applying
+    ``io_orientation(affine)`` itself, the transform *to* RAS, is only its own inverse
+    for flips and two-axis swaps; a 3-cycle of the axes needs the inverse transform.
+    """
+    from nibabel.orientations import axcodes2ornt, io_orientation, ornt_transform
+
+    return ornt_transform(axcodes2ornt("RAS"), io_orientation(affine))
+
+
 def _write_nifti(tmp: Path, data: np.ndarray, reference: Any, labelmap: bool) -> None:
     nib = _nib()
+    ndim = getattr(reference, "ndim", None)
+    if labelmap and ndim == 2 and data.ndim == 3 and data.shape[2] == 1:
+        data = data[:, :, 0]  # a 2-D case: nnU-Net's (1, Y, X) reversed is (X, Y, 1)
     if reference is None:
         img = nib.Nifti1Image(data, np.eye(4))
     elif isinstance(reference, _PklReference):
-        img = nib.Nifti1Image(
-            data, reference.reoriented if reference.reoriented is not None else reference.affine
-        )
         if reference.reoriented is not None:
-            from nibabel.orientations import io_orientation
-
-            img = img.as_reoriented(io_orientation(reference.affine))
+            img = nib.Nifti1Image(data, reference.reoriented)
+            img = img.as_reoriented(_from_canonical(reference.affine))
+        else:
+            img = nib.Nifti1Image(data, reference.affine)
+        if reference.itk_header:
+            img.set_qform(img.affine, code=1)
+            img.set_sform(img.affine, code=1)
+            img.header.set_xyzt_units("mm", "sec")
+            pixdim = img.header["pixdim"]
+            pixdim[4:] = 0.0  # ITK leaves the time step and the unused zooms at 0
+            img.header["pixdim"] = pixdim
     else:
         cls = type(reference) if isinstance(reference, nib.Nifti1Image) else nib.Nifti1Image
         hdr = reference.header.copy() if isinstance(reference, nib.Nifti1Image) else None

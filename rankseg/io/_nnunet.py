@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from rankseg.io._arrays import ProbabilityMap, _check_float, _npz_array
-from rankseg.io._naming import _NIFTI_SUFFIXES, case_name, detect_format
+from rankseg.io._itk import _SitkReference
+from rankseg.io._naming import (
+    _ITK_SUFFIXES,
+    _NIFTI_SUFFIXES,
+    _segmentation_beside,
+    case_name,
+    detect_format,
+)
 from rankseg.io._nifti import _nib, _PklReference
 
 
@@ -55,12 +62,31 @@ def _read_properties(pkl: Path) -> dict[str, Any]:
 
 
 def _nnunet_info(path: Path) -> tuple[str, dict[str, Any] | None]:
+    """(file ending, dataset.json) of an nnU-Net case.
+
+    Without ``dataset.json`` the ending is that of nnU-Net's segmentation beside the
+    case (``CASE.nii.gz``, ``CASE.mha``, ...), else ``.nii.gz``.
+    """
     ds_file = path.parent / "dataset.json"
     if not ds_file.is_file():
-        return ".nii.gz", None
+        seg = _segmentation_beside(path)
+        return (seg.name[len(case_name(path)) :] if seg is not None else ".nii.gz"), None
     with open(ds_file) as f:
         ds = json.load(f)
     return str(ds.get("file_ending", ".nii.gz")), ds
+
+
+def _plans_reader(path: Path) -> str | None:
+    """Return the ``image_reader_writer`` named by the ``plans.json`` beside a case."""
+    plans = path.parent / "plans.json"
+    if not plans.is_file():
+        return None
+    try:
+        with open(plans) as f:
+            name = json.load(f).get("image_reader_writer")
+    except (OSError, ValueError, AttributeError):
+        return None  # not nnU-Net's plans: no reader named
+    return name if isinstance(name, str) else None
 
 
 def _nnunet_regions(ds: dict[str, Any] | None) -> tuple[int, ...] | None:
@@ -78,14 +104,19 @@ def _nnunet_regions(ds: dict[str, Any] | None) -> tuple[int, ...] | None:
 
 
 def _nnunet_geometry(path: Path) -> tuple[str, Path | None, Path | None]:
-    """(file ending, segmentation file, properties file) usable for geometry."""
+    """(file ending, segmentation file, properties file) usable for geometry.
+
+    Both are usable for NIfTI endings and for the SimpleITK ones (``.mha``,
+    ``.nrrd``, ``.gipl``); other endings (2-D PNG/TIFF datasets) have no geometry
+    rankseg writes, and their label maps mirror the ``.npz``.
+    """
     ending, _ = _nnunet_info(path)
     stem = case_name(path)
     seg = path.with_name(stem + ending)
     pkl = path.with_name(stem + ".pkl")
-    nifti = ending.lower() in _NIFTI_SUFFIXES
-    seg_ok = seg if nifti and seg.is_file() else None
-    pkl_ok = pkl if nifti and pkl.is_file() else None
+    known = ending.lower() in _NIFTI_SUFFIXES or ending.lower() in _ITK_SUFFIXES
+    seg_ok = seg if known and seg.is_file() else None
+    pkl_ok = pkl if known and pkl.is_file() else None
     return ending, seg_ok, pkl_ok
 
 
@@ -104,7 +135,8 @@ def output_name(path: str | os.PathLike[str], format: str = "auto") -> str:
     str
         The input's own file name, except for an nnU-Net case with known geometry
         (its segmentation ``CASE.nii.gz`` or ``CASE.pkl`` beside it), whose label
-        map is ``CASE`` + the dataset's file ending (NIfTI).
+        map is ``CASE`` + the dataset's file ending (NIfTI, or ``.mha``/``.nrrd``/
+        ``.gipl`` written through SimpleITK).
 
     Raises
     ------
@@ -160,19 +192,14 @@ def _load_nnunet(path: Path, key: str | None) -> ProbabilityMap:
             f"{arr.shape[0]} channels"
         )
     _, seg, pkl = _nnunet_geometry(path)
-    reference: Any = None
     props = _read_properties(pkl) if pkl is not None else None
-    reoriented = props is not None and "reoriented_affine" in props.get("nibabel_stuff", {})
-    spatial = arr.shape[1:][::-1]
-    if seg is not None and not reoriented:
-        reference = _nib().load(seg)
-        if tuple(reference.shape[: len(spatial)]) != spatial:
-            raise ValueError(
-                f"the probabilities {arr.shape} do not match nnU-Net's segmentation "
-                f"{seg.name} of shape {reference.shape} (expected (C, *reversed {spatial}))"
-            )
-    elif props is not None:
-        reference = _PklReference(props)
+    spatial = tuple(arr.shape[1:])
+    if ending.lower() in _ITK_SUFFIXES:
+        reference = _itk_reference(path, spatial, seg, props)
+        reverse = False  # SimpleITK takes nnU-Net's (Z, Y, X) array as it is
+    else:
+        reference = _nifti_reference(path, spatial, seg, props)
+        reverse = reference is not None  # only a NIfTI output takes (X, Y, Z)
     name = case_name(path) + ending if reference is not None else path.name
     return ProbabilityMap(
         probs=arr[None],
@@ -182,7 +209,84 @@ def _load_nnunet(path: Path, key: str | None) -> ProbabilityMap:
         class_axis=0,
         output_name=name,
         reference=reference,
-        reverse_spatial=reference is not None,  # only a NIfTI output takes (X, Y, Z)
+        reverse_spatial=reverse,
         regions=regions,
         sources=sources_of(path, "nnunet"),
     )
+
+
+def _checked_geometry(build: Any) -> Any:
+    """Build a geometry from case properties; a missing or malformed entry is a ValueError."""
+    try:
+        return build()
+    except KeyError as exc:
+        raise ValueError(
+            f"the properties file lacks {exc.args[0]!r} in its image geometry (expected "
+            "nnU-Net's sitk_stuff: spacing, origin, direction; or nibabel_stuff: "
+            "original_affine)"
+        ) from None
+    except TypeError as exc:  # e.g. a number where a sequence belongs
+        raise ValueError(f"the properties file holds a malformed image geometry ({exc})") from None
+
+
+def _fits(size: tuple[int, ...], spatial: tuple[int, ...]) -> bool:
+    """Whether an image of ``size`` (X, Y[, Z]) holds nnU-Net's ``spatial`` (Z, Y, X).
+
+    A 2-D image (X, Y) holds a 2-D case, which nnU-Net stores as (1, Y, X).
+    """
+    rev = spatial[::-1]
+    if len(size) == 2 and len(rev) == 3 and rev[2] == 1:
+        rev = rev[:2]
+    return tuple(size[: len(rev)]) == rev
+
+
+def _nifti_reference(
+    path: Path, spatial: tuple[int, ...], seg: Path | None, props: dict[str, Any] | None
+) -> Any:
+    """Return the nibabel image or properties whose geometry a NIfTI label map takes."""
+    if props is None and seg is not None and _plans_reader(path) == "NibabelIOWithReorient":
+        # no CASE.pkl: recompute the reorientation from nnU-Net's segmentation (which
+        # keeps the original axes) exactly as NibabelIOWithReorient.read_images does
+        from nibabel.orientations import io_orientation
+
+        img = _nib().load(seg)
+        props = {
+            "nibabel_stuff": {
+                "original_affine": img.affine,
+                "reoriented_affine": img.as_reoriented(io_orientation(img.affine)).affine,
+            }
+        }
+    reoriented = props is not None and "reoriented_affine" in props.get("nibabel_stuff", {})
+    if seg is not None and not reoriented:
+        reference = _nib().load(seg)
+        if not _fits(tuple(reference.shape), spatial):
+            raise ValueError(
+                f"the probabilities (spatial shape {spatial}, nnU-Net's (Z, Y, X)) do not "
+                f"match nnU-Net's segmentation {seg.name} of shape {tuple(reference.shape)} "
+                "(X, Y, Z): expected the reversed shape"
+            )
+        return reference
+    if props is not None:
+        return _checked_geometry(lambda: _PklReference(props))
+    return None
+
+
+def _itk_reference(
+    path: Path, spatial: tuple[int, ...], seg: Path | None, props: dict[str, Any] | None
+) -> _SitkReference | None:
+    """Return the ITK geometry (properties, else segmentation) of an .mha/.nrrd label map."""
+    if props is not None and "sitk_stuff" in props:
+        st = props["sitk_stuff"]
+        return _checked_geometry(
+            lambda: _SitkReference(st["spacing"], st["origin"], st["direction"])
+        )
+    if seg is None:
+        return None
+    reference, size = _SitkReference.from_file(seg)
+    if not _fits(size, spatial):
+        raise ValueError(
+            f"the probabilities (spatial shape {spatial}, nnU-Net's (Z, Y, X)) do not match "
+            f"nnU-Net's segmentation {seg.name} of size {size} (X, Y, Z): expected the "
+            "reversed size"
+        )
+    return reference

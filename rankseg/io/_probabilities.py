@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +112,70 @@ def load_probabilities(
         output_name=p.name,
         sources=(p,),
     )
+
+
+def average_probabilities(
+    paths: Sequence[str | os.PathLike[str]], *, key: str | None = None
+) -> np.ndarray:
+    """Average the probabilities of one case over several ``.npz`` files (an ensemble).
+
+    This is nnU-Net's ``nnUNetv2_ensemble`` average
+    (``nnunetv2.ensembling.ensemble.average_probabilities``), bit for bit: the first
+    array is converted to float32, the others are added to it in the given order,
+    and the sum is divided by their number.  One array and the running sum are held
+    at a time.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        ``.npz`` files of the same case (one per fold or model), each holding its
+        probabilities in the same layout.
+    key : str, optional
+        Array name (default: ``probabilities``, then ``softmax``).
+
+    Returns
+    -------
+    ndarray
+        float32, the shape of each input.
+
+    Raises
+    ------
+    ValueError
+        If ``paths`` is empty or the arrays differ in shape (the file is named).
+    TypeError
+        If an array is not float16/32/64.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from rankseg.io import average_probabilities
+    >>> d = tempfile.mkdtemp()
+    >>> for i, p in enumerate(([0.2, 0.8], [0.6, 0.4])):
+    ...     np.savez(os.path.join(d, f"fold{i}.npz"), probabilities=np.array(p))
+    >>> average_probabilities([os.path.join(d, "fold0.npz"), os.path.join(d, "fold1.npz")])
+    array([0.4, 0.6], dtype=float32)
+    """
+    files = [Path(p) for p in paths]
+    if not files:
+        raise ValueError("an ensemble needs at least one probability file; got none")
+    avg: np.ndarray | None = None
+    for f in files:
+        if not f.is_file():
+            raise FileNotFoundError(f"no such file: {f}")
+        try:
+            arr, _ = _npz_array(f, key)
+        except KeyError as exc:
+            raise KeyError(f"{f}: {exc.args[0]}") from None
+        _check_float(arr, f"the probabilities in {f}")
+        if avg is None:
+            avg = arr.astype(np.float32) if arr.dtype != np.float32 else arr
+        elif arr.shape != avg.shape:
+            raise ValueError(
+                f"{f} holds probabilities of shape {arr.shape}, but {files[0]} holds "
+                f"{avg.shape}: an ensemble averages maps of the same case and layout"
+            )
+        else:
+            avg += arr
+    assert avg is not None
+    avg /= len(files)
+    return avg

@@ -67,8 +67,15 @@ def cuda():
 
 
 def pytest_collection_modifyitems(config, items):
-    """On a real GPU numba warns that the tests' tiny grids under-use it: expected."""
+    """On a real GPU numba warns that the tests' tiny grids under-use it: expected.
+
+    The backend-parity inputs are arbitrary probability patterns (uniform, quantized,
+    mixed values per class), not softmax maps: the CPU reference's layout warning
+    (rankseg.ClassSumWarning, tested in tests/test_api.py) is not what they test.
+    """
     quiet = pytest.mark.filterwarnings("ignore:.*Grid size .* GPU under-utilization")
+    sums = pytest.mark.filterwarnings("ignore::rankseg.ClassSumWarning")
     for item in items:
         if "cuda" in item.path.parts:
             item.add_marker(quiet)
+            item.add_marker(sums)
