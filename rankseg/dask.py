@@ -28,6 +28,7 @@ is summed exactly here, in a fixed float order there).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -64,9 +65,12 @@ _LAYOUT = {
     4: (np.uint32, 23, 127, 18),
     8: (np.uint64, 52, 1023, 49),
 }
-#: a bin with at most this many values is gathered; a larger one is split
-GATHER = 1 << 16
-_NSUB_BITS = 8  # a split bin gets 2**8 sub-bins
+#: a bin with at most this many values (16 MB of float64) is gathered; a larger one
+#: is split into sub-bins of about GATHER / 16 values (2**_NSUB_BITS to
+#: 2**_MAX_SUB_BITS of them)
+GATHER = 1 << 21
+_NSUB_BITS = 4
+_MAX_SUB_BITS = 12
 _TIE_BINS = 4096  # flat-index bins of a tie count
 _FAN_IN = 8  # blocks combined per task of the tree reductions
 
@@ -215,7 +219,9 @@ def _refine_task(block: np.ndarray, layout: _Layout, base: np.ndarray, req: dict
     one, sign = layout.scalars()
     out: dict[str, Any] = {}
     if "sub" in req:
-        out["sub"] = block_subhist(bits, one, sign, req["sub"], (layout.mbits, 1 << _NSUB_BITS))
+        rows, lo, hi, shift = req["sub"]
+        nsub = int(((hi - lo) >> shift).max())
+        out["sub"] = block_subhist(bits, one, sign, req["sub"], (layout.mbits, nsub))
     if "gat" in req:
         vals, start = block_gather(bits, one, sign, req["gat"], x)
         out["gat"] = [vals[start[q] : start[q + 1]] for q in range(len(start) - 1)]
@@ -261,6 +267,10 @@ def _refine(blk: _Blocks, layout: _Layout, requests: dict[str, list]) -> dict[st
                 numbers.setdefault(kind, []).append(n)
         if not local:
             continue
+        for kind, items in local.items():  # the kernels want rows, then ranges, ascending
+            perm = sorted(range(len(items)), key=lambda i, it=items: (it[i][0], it[i][1]))
+            local[kind] = [items[i] for i in perm]
+            numbers[kind] = [numbers[kind][i] for i in perm]
         req = {}
         for kind, items in local.items():
             cols = list(zip(*items, strict=True))
@@ -321,10 +331,9 @@ class _Row:
         nodes = (cnt.copy(), sums, lay.value(bmin), lay.value(bmax), voff)
         return nodes, vals, lo
 
-    def split(self, lo_bits: int, sub: tuple) -> None:
-        """Replace the bin starting at ``lo_bits`` by its non-empty sub-bins."""
+    def split(self, lo_bits: int, width: int, sub: tuple) -> None:
+        """Replace the bin starting at ``lo_bits`` by its non-empty sub-bins of ``2**width``."""
         i = int(np.searchsorted(self.lo, lo_bits))
-        width = int(self.width[i]) - min(int(self.width[i]), _NSUB_BITS)
         keep = np.flatnonzero(sub[0])
         new_lo = lo_bits + (keep.astype(np.int64) << width)
         self.lo = np.concatenate([self.lo[:i], new_lo, self.lo[i + 1 :]])
@@ -400,9 +409,9 @@ def _cuts(blk: _Blocks, layout: _Layout, model: RankSEG) -> dict[str, np.ndarray
                     requests["gat"].append((r, b, b + (1 << width)))
                     pending["gat"].append((r, b))
                 else:
-                    child = width - min(width, _NSUB_BITS)
+                    child = width - _sub_bits(width, int(nodes[0][i]))
                     requests["sub"].append((r, b, b + (1 << width), child))
-                    pending["sub"].append((r, b))
+                    pending["sub"].append((r, b, child))
         for r, (tv, k, a, b, neq) in ties.items():
             if neq <= GATHER:
                 requests["tieg"].append((r, tv, a, b))
@@ -416,8 +425,8 @@ def _cuts(blk: _Blocks, layout: _Layout, model: RankSEG) -> dict[str, np.ndarray
         answers = _refine(blk, layout, requests)
         for (r, b), vals in zip(pending["gat"], answers.get("gat", ()), strict=True):
             state[r].vals[b] = np.sort(vals)[::-1].copy()
-        for (r, b), sub in zip(pending["sub"], answers.get("sub", ()), strict=True):
-            state[r].split(b, sub)
+        for (r, b, child), sub in zip(pending["sub"], answers.get("sub", ()), strict=True):
+            state[r].split(b, child, sub)
         for r, idx in zip(pending["tieg"], answers.get("tieg", ()), strict=True):
             jcut[r] = np.sort(idx)[ties[r][1] - 1]
             del ties[r]
@@ -429,6 +438,12 @@ def _cuts(blk: _Blocks, layout: _Layout, model: RankSEG) -> dict[str, np.ndarray
             before = int(cum[i - 1]) if i else 0
             ties[r] = [tv, k - before, a + i * w, min(b, a + (i + 1) * w), int(counts[i])]
     return {"tau": tau, "t": t, "jcut": jcut, "score": score, "mu": mu, "pruned": pruned}
+
+
+def _sub_bits(width: int, count: int) -> int:
+    """log2 of the number of sub-bins of a split bin of ``2**width`` patterns."""
+    want = max(0, math.ceil(math.log2(max(count, 1) / GATHER))) + 4
+    return min(width, max(_NSUB_BITS, min(_MAX_SUB_BITS, want)))
 
 
 def _count_equal(row: _Row, nodes: tuple, vals: np.ndarray, lo: np.ndarray, tv: float) -> int:

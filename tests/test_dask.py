@@ -112,6 +112,7 @@ def monkeypatch_module():
     mp.setattr(rd, "GATHER", 2)
     mp.setattr(rd, "_TIE_BINS", 3)
     mp.setattr(rd, "_NSUB_BITS", 2)
+    mp.setattr(rd, "_MAX_SUB_BITS", 2)
     yield mp
     mp.undo()
 
@@ -262,3 +263,112 @@ def test_input_not_modified(rng):
     keep = p.copy()
     rd.predict(da.from_array(p, chunks=(1, 1, 4, 4)), output_mode="multilabel").compute()
     np.testing.assert_array_equal(p, keep)
+
+
+# -- xarray: spatial chunks kept -------------------------------------------------------------
+@pytest.mark.parametrize("output_mode", ["multiclass", "multilabel"])
+def test_xarray_keeps_spatial_chunks(rng, output_mode):
+    xr = pytest.importorskip("xarray")
+    import rankseg.xarray as rx
+
+    p = naive.random_probs(rng, "softmax", (2, 3, 12, 10)).astype(np.float32)
+    arr = xr.DataArray(
+        p,
+        dims=("case", "class", "y", "x"),
+        coords={"case": ["a", "b"], "class": ["bg", "liver", "spleen"], "y": np.arange(12)},
+    )
+    lazy_in = arr.copy(data=da.from_array(p, chunks=(1, 3, 5, 4)))
+    want, want_info = rx.predict(arr, spatial_dims=("y", "x"), output_mode=output_mode,
+                                 return_info=True)
+    got, info = lazy_in.rankseg.predict(spatial_dims=("y", "x"), output_mode=output_mode,
+                                        return_info=True)
+    assert got.chunks is not None and got.chunksizes["y"] == (5, 5, 2)
+    xr.testing.assert_identical(got.compute(), want)
+    for field in ("tau", "threshold", "pruned"):
+        xr.testing.assert_identical(info[field], want_info[field])
+    xr.testing.assert_allclose(info["score"], want_info["score"], rtol=1e-12, atol=0)
+    # 'merge' is the old whole-sample path, and gives the same labels
+    merged = rx.predict(lazy_in, spatial_dims=("y", "x"), output_mode=output_mode,
+                        spatial_chunks="merge")
+    assert merged.chunksizes["y"] == (12,)
+    xr.testing.assert_identical(merged.compute(), want)
+
+
+def test_xarray_chunked_errors_name_coordinates(rng):
+    xr = pytest.importorskip("xarray")
+    import rankseg.xarray  # noqa: F401
+
+    p = rng.random((2, 2, 8, 8))
+    p[1, 0, 6, 1] = np.nan
+    arr = xr.DataArray(da.from_array(p, chunks=(1, 2, 4, 4)), dims=("case", "class", "y", "x"),
+                       coords={"case": ["a", "b"]})
+    with pytest.raises(ValueError, match=r"NaN at case='b', class\[0\], in chunk \(1, 0, 1, 0\)"):
+        arr.rankseg.predict(sample_dims="case")
+    with pytest.raises(ValueError, match=r"unknown spatial_chunks .split.; expected one of .auto., .keep., .merge."):
+        arr.rankseg.predict(sample_dims="case", spatial_chunks="split")
+
+
+# -- command line and distributed -------------------------------------------------------------
+def test_cli_streams_a_chunked_zarr_store(rng, tmp_path, capsys):
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("zarr")
+    from rankseg.__main__ import main
+
+    p = naive.random_probs(rng, "softmax", (1, 3, 24, 20))[0].astype(np.float32)
+    arr = xr.DataArray(p, dims=("class", "y", "x"), name="probs")
+    arr.chunk({"class": 3, "y": 8, "x": 8}).to_dataset().to_zarr(
+        tmp_path / "slide.zarr", consolidated=False
+    )
+    code = main(["predict", str(tmp_path / "slide.zarr"), "-o", str(tmp_path / "out"),
+                 "--info", str(tmp_path / "info.csv")])
+    assert code == 0, capsys.readouterr().err
+    got = xr.open_zarr(tmp_path / "out" / "slide.zarr", consolidated=False)["labels"]
+    assert got.chunksizes["y"] == (8, 8, 8)  # written chunk by chunk
+    want, info = rankseg.predict(p[None], return_info=True)
+    np.testing.assert_array_equal(got.values, want[0])
+    rows = (tmp_path / "info.csv").read_text().splitlines()
+    assert len(rows) == 1 + 3 and all(str(t) in "".join(rows) for t in info.tau[0])
+
+
+def test_killed_worker_gives_the_same_result(rng):
+    """A worker killed by pid mid-compute: dask's retry on another worker, same result."""
+    distributed = pytest.importorskip("distributed")
+    import os
+    import signal
+    import threading
+    import time
+
+    p = naive.random_probs(rng, "softmax", (1, 2, 32, 32)).astype(np.float32)
+
+    def slow(block):
+        time.sleep(0.3)  # long enough to be killed in the middle of a pass
+        return block
+
+    x = da.from_array(p, chunks=(1, 2, 8, 8)).map_blocks(slow, dtype=p.dtype)
+    want, want_info = rankseg.predict(p, output_mode="multilabel", return_info=True)
+    with (
+        dask.config.set(scheduler=None),
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        pids = client.run(os.getpid)
+        killed = []
+
+        def kill_one():
+            while not any(client.processing().values()):
+                time.sleep(0.05)
+            time.sleep(0.2)
+            pid = next(iter(pids.values()))
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+        killer = threading.Thread(target=kill_one)
+        killer.start()
+        masks, info = rd.predict(x, output_mode="multilabel", return_info=True)
+        got = masks.compute()
+        killer.join()
+    assert killed  # the kill happened during the passes
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(info.tau, want_info.tau)

@@ -128,9 +128,34 @@ def block_hist(xb, one, sign, layout):
     return stats, bad
 
 
+@jit(inline="always")
+def _find(lo, hi, g0, g1, b):
+    """Request among ``g0..g1-1`` (sorted, disjoint ranges) whose range holds ``b``, or -1."""
+    if b < lo[g0] or b >= hi[g1 - 1]:
+        return -1
+    k = g0 + np.searchsorted(lo[g0:g1], b, side="right") - 1
+    if k >= g0 and b < hi[k]:
+        return k
+    return -1
+
+
+@jit
+def _row_groups(rows):
+    """Start of each run of equal rows in the sorted ``rows`` (plus the end)."""
+    n = rows.shape[0]
+    starts = [0]
+    for q in range(1, n):
+        if rows[q] != rows[q - 1]:
+            starts.append(q)
+    starts.append(n)
+    return np.array(starts, dtype=np.int64)
+
+
 @jit
 def block_subhist(xb, one, sign, req, layout):
     """Histogram of pattern ranges of some rows (the refinement of bins).
+
+    Each row is read once, whatever the number of its requests.
 
     Parameters
     ----------
@@ -141,6 +166,7 @@ def block_subhist(xb, one, sign, req, layout):
     req : tuple of (rows, lo, hi, shift) int64 arrays of equal length Q
         Request ``q`` histograms row ``rows[q]`` over the patterns
         ``[lo[q], hi[q])`` in bins of ``2**shift[q]`` patterns (at most ``nsub``).
+        Sorted by row, then by ``lo``; the ranges of a row are disjoint.
     layout : tuple of (mbits, nsub)
         Mantissa bits, sub-bins per request.
 
@@ -153,21 +179,22 @@ def block_subhist(xb, one, sign, req, layout):
     mbits, nsub = layout
     nq = rows.shape[0]
     stats = _new_stats(nq, nsub)
-    for q in range(nq):
-        row = xb[rows[q]]
-        a = lo[q]
-        s = sh[q]
-        top = hi[q]
+    groups = _row_groups(rows)
+    for g in range(groups.shape[0] - 1):
+        g0 = groups[g]
+        g1 = groups[g + 1]
+        row = xb[rows[g0]]
         for j in range(row.shape[0]):
             b = _pattern(row[j], one, sign)
-            if a <= b < top:
-                _add(stats, q, (b - a) >> s, b, mbits)
+            q = _find(lo, hi, g0, g1, b)
+            if q >= 0:
+                _add(stats, q, (b - lo[q]) >> sh[q], b, mbits)
     return stats
 
 
 @jit
 def block_gather(xb, one, sign, req, x):
-    """Gather, sorted in descending order, the values of pattern ranges of some rows.
+    """Gather the values of pattern ranges of some rows (each row read twice).
 
     Parameters
     ----------
@@ -177,37 +204,45 @@ def block_gather(xb, one, sign, req, x):
         As for :func:`block_hist`.
     req : tuple of (rows, lo, hi) int64 arrays of equal length Q
         Request ``q`` gathers the values of row ``rows[q]`` whose pattern lies in
-        ``[lo[q], hi[q])``.
+        ``[lo[q], hi[q])``.  Sorted by row, then by ``lo``; disjoint per row.
     x : ndarray, shape (R, n)
         The same block as values (float32/float64, or float16 as uint16 bits).
 
     Returns
     -------
     values : ndarray of float64
-        Request ``q``'s values in ``values[start[q]:start[q + 1]]`` (-0.0 as +0.0).
+        Request ``q``'s values in ``values[start[q]:start[q + 1]]`` (-0.0 as +0.0),
+        in the block's order.
     start : ndarray of int64, shape (Q + 1,)
         Offsets.
     """
     rows, lo, hi = req
     nq = rows.shape[0]
+    groups = _row_groups(rows)
+    count = np.zeros(nq, dtype=np.int64)
+    for g in range(groups.shape[0] - 1):
+        g0 = groups[g]
+        g1 = groups[g + 1]
+        row = xb[rows[g0]]
+        for j in range(row.shape[0]):
+            q = _find(lo, hi, g0, g1, _pattern(row[j], one, sign))
+            if q >= 0:
+                count[q] += 1
     start = np.zeros(nq + 1, dtype=np.int64)
     for q in range(nq):
-        row = xb[rows[q]]
-        c = 0
-        for j in range(row.shape[0]):
-            b = _pattern(row[j], one, sign)
-            c += lo[q] <= b < hi[q]
-        start[q + 1] = start[q] + c
+        start[q + 1] = start[q] + count[q]
     values = np.empty(start[nq])
-    for q in range(nq):
-        row = xb[rows[q]]
-        vrow = x[rows[q]]
-        pos = start[q]
+    pos = start[:nq].copy()
+    for g in range(groups.shape[0] - 1):
+        g0 = groups[g]
+        g1 = groups[g + 1]
+        row = xb[rows[g0]]
+        vrow = x[rows[g0]]
         for j in range(row.shape[0]):
-            b = _pattern(row[j], one, sign)
-            if lo[q] <= b < hi[q]:
-                values[pos] = as_f64(vrow[j]) + 0.0
-                pos += 1
+            q = _find(lo, hi, g0, g1, _pattern(row[j], one, sign))
+            if q >= 0:
+                values[pos[q]] = as_f64(vrow[j]) + 0.0
+                pos[q] += 1
     return values, start
 
 
