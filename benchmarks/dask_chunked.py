@@ -3,24 +3,25 @@
 Usage::
 
     python benchmarks/dask_chunked.py [--gb 8] [--classes 3] [--chunk 4096]
-                                      [--workers 2] [--memory-limit 2GB] [--dir DIR]
+                                      [--workers 2] [--memory-limit 2GB]
+                                      [--rounds 2] [--dir DIR] [--keep] [--check]
 
 Writes a seeded ``(class, y, x)`` float32 softmax store of about ``--gb`` GB to
 ``DIR/probs.zarr`` (uncompressed, ``--chunk`` x ``--chunk`` spatial chunks, all
 classes in one chunk; smooth random fields, mostly confident pixels with uncertain
-boundaries), starts a :class:`distributed.LocalCluster` of ``--workers`` worker
-processes (one thread each) with ``memory_limit=--memory-limit``, and in that one
-cluster times
+boundaries; the side is rounded down to a multiple of the chunk), then times, on a
+:class:`distributed.LocalCluster` of ``--workers`` worker processes (one thread
+each, ``memory_limit=--memory-limit``),
 
 * the yardstick: ``probs.argmax(axis=0)`` written to a uint8 zarr store, and
 * ``rankseg.dask.predict`` (Dice, RMA, multiclass, uint8 labels) written the same way,
 
-twice each, alternating, restarting the workers (and warming them up on a two-chunk
-window) before each run so that each worker's peak resident memory (``ru_maxrss``,
-read on the worker) belongs to one method.  Prints the wall times, their ratio (best
-of two each) and each worker's peak memory.  ``--check`` compares the labels with
-``rankseg.predict`` on the whole store in this process (small stores only);
-``--keep`` keeps the store for reruns.
+``--rounds`` times each, alternating, each run on a fresh cluster (warmed up on a
+two-chunk window, not timed) so that each worker's peak resident memory
+(``ru_maxrss``, read on the worker) belongs to one method.  Prints the wall times,
+their ratio (best of the rounds) and each worker's peak memory.  ``--check``
+compares the labels with ``rankseg.predict`` on the whole store in this process
+(small stores only); ``--keep`` keeps the store for reruns.
 """
 
 from __future__ import annotations
@@ -83,8 +84,9 @@ def _peak_rss() -> int:
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark and print its figures; return them as a dict."""
-    import rankseg.dask
     from distributed import Client, LocalCluster
+
+    import rankseg.dask
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--gb", type=float, default=8.0)
@@ -93,6 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--memory-limit", default="2GB")
     ap.add_argument("--dir", type=Path, default=None)
+    ap.add_argument("--rounds", type=int, default=2, help="runs of each method, alternating")
     ap.add_argument("--keep", action="store_true", help="keep the store for a rerun")
     ap.add_argument("--check", action="store_true", help="compare with rankseg.predict")
     args = ap.parse_args(argv)
@@ -106,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
             n_workers=args.workers,
             threads_per_worker=1,
             memory_limit=args.memory_limit,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: 8787 may be taken
         )
 
     try:
@@ -121,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
         )
         small = probs[:, : args.chunk, : 2 * args.chunk]
         figures: dict[str, list] = {}
-        for name in ("argmax", "rankseg", "argmax", "rankseg"):
+        for name in ("argmax", "rankseg") * args.rounds:
             # a fresh cluster per run, so that each worker's peak memory is one method's
             with cluster() as c, Client(c) as client:
                 # warm up the workers (imports, kernels from Numba's cache), not timed
@@ -144,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
         ta = min(w for w, _ in figures["argmax"])
         tr = min(w for w, _ in figures["rankseg"])
         print(
-            f"ratio rankseg/argmax {tr / ta:.2f} (best of 2 each); memory_limit "
+            f"ratio rankseg/argmax {tr / ta:.2f} (best of {args.rounds} each); memory_limit "
             f"{args.memory_limit} per worker, store {probs.nbytes / 1e9:.2f} GB"
         )
         if args.check:

@@ -36,8 +36,7 @@ import dask
 import dask.array as da
 import numpy as np
 
-from rankseg import _validation as v
-from rankseg._api import RankSEG, PredictInfo
+from rankseg._api import PredictInfo, RankSEG
 from rankseg._config import CHUNK
 from rankseg._xarray_task import _task_threads
 from rankseg.kernels.assign import argmax_labels
@@ -150,7 +149,7 @@ def _tree(parts: list[Any], combine: Callable[..., Any]) -> Any:
 
 
 def _views(block: np.ndarray, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
-    """The block as rows ``(R, n)``: values for the kernels, and bit patterns."""
+    """View the block as rows ``(R, n)``: values for the kernels, and bit patterns."""
     arr = np.ascontiguousarray(block)
     arr = arr.reshape(arr.shape[0] * arr.shape[1], -1)
     bits = arr.view(layout.udtype)
@@ -304,7 +303,7 @@ class _Row:
         f = keep[forced]
         self.nf = int(cnt[f].sum())
         fb = lo_bits[forced]
-        self.sf = float(np.sum(layout.bin_sums(fb, hist[1, f], hist[2, f])[::-1])) if f.size else 0.0
+        self.sf = float(np.sum(layout.bin_sums(fb, hist[1, f], hist[2, f]))) if f.size else 0.0
         self.mf = float(layout.value(hist[3, f].min())) if f.size else np.inf
         k = keep[~forced]
         self.lo = lo_bits[~forced]
@@ -346,7 +345,7 @@ class _Row:
 
 
 def _cuts(blk: _Blocks, layout: _Layout, model: RankSEG) -> dict[str, np.ndarray]:
-    """Passes 1-2: the cut ``(tau, t, jcut, score)`` and the statistics of every row."""
+    """Run passes 1-2: the cut ``(tau, t, jcut, score)`` and the statistics of every row."""
     hist = _histograms(blk, layout)
     nrow = hist.shape[0]
     ee = layout.exponent(np.arange(layout.nbins, dtype=np.int64) << layout.shift)
@@ -360,24 +359,20 @@ def _cuts(blk: _Blocks, layout: _Layout, model: RankSEG) -> dict[str, np.ndarray
     pmax = np.empty(nrow)
     for r in range(nrow):
         h = hist[r]
-        mu[r] = layout.exact_sum(
-            exps, np.add.reduceat(h[1], first), np.add.reduceat(h[2], first)
-        )
+        mu[r] = layout.exact_sum(exps, np.add.reduceat(h[1], first), np.add.reduceat(h[2], first))
         top = int(h[4].max())
         pmax[r] = layout.value(top) if top >= 0 else 0.0
     pruned = pmax <= model.pruning_prob
     tau = np.zeros(nrow, dtype=np.int64)
     t = np.full(nrow, np.inf)
     jcut = np.full(nrow, -1, dtype=np.int64)
-    score = np.where(gamma > 0, gamma / (mu + gamma), 0.0) if gamma > 0 else np.zeros(nrow)
+    score = gamma / (mu + gamma) if gamma > 0 else np.zeros(nrow)  # F(0), pruned rows
     state: dict[int, _Row] = {}
     for r in np.flatnonzero(~pruned).tolist():
         h = hist[r]
         n_half = int(h[0, half_bin:].sum())
-        s_half = float(np.sum(layout.bin_sums(
-            np.arange(half_bin, layout.nbins, dtype=np.int64) << layout.shift,
-            h[1, half_bin:], h[2, half_bin:],
-        )))
+        half_bits = np.arange(half_bin, layout.nbins, dtype=np.int64) << layout.shift
+        s_half = float(np.sum(layout.bin_sums(half_bits, h[1, half_bin:], h[2, half_bin:])))
         _, hi = rma_bounds(metric, mu[r], gamma, blk.d, pmax[r], n_half, s_half)
         state[r] = _Row(h, layout, hi)
     ties: dict[int, list] = {}  # row -> [t, k, a, b, count]
@@ -386,9 +381,7 @@ def _cuts(blk: _Blocks, layout: _Layout, model: RankSEG) -> dict[str, np.ndarray
         pending: dict[str, list] = {key: [] for key in requests}
         for r, row in list(state.items()):
             nodes, vals, lo = row.nodes()
-            need, res = scan_nodes(
-                nodes, vals, (row.nf, row.sf, row.mf), mu[r], (metric, gamma)
-            )
+            need, res = scan_nodes(nodes, vals, (row.nf, row.sf, row.mf), mu[r], (metric, gamma))
             if not need.any():
                 tau[r], t[r], score[r], k_in, full = res
                 del state[r]
@@ -412,7 +405,7 @@ def _cuts(blk: _Blocks, layout: _Layout, model: RankSEG) -> dict[str, np.ndarray
                     child = width - _sub_bits(width, int(nodes[0][i]))
                     requests["sub"].append((r, b, b + (1 << width), child))
                     pending["sub"].append((r, b, child))
-        for r, (tv, k, a, b, neq) in ties.items():
+        for r, (tv, _, a, b, neq) in ties.items():
             if neq <= GATHER:
                 requests["tieg"].append((r, tv, a, b))
             else:
@@ -459,7 +452,9 @@ def _count_equal(row: _Row, nodes: tuple, vals: np.ndarray, lo: np.ndarray, tv: 
 
 
 # -- pass 3 (multiclass): safe sums ------------------------------------------------------
-def _local_jcut(jcut: np.ndarray, t: np.ndarray, base: np.ndarray, n_line: int, d: int) -> np.ndarray:
+def _local_jcut(
+    jcut: np.ndarray, t: np.ndarray, base: np.ndarray, n_line: int, d: int
+) -> np.ndarray:
     """Block-local tie cut: the last local index whose flat index is ``<= jcut``."""
     out = np.empty(jcut.size, dtype=np.int64)
     n = base.size * n_line
@@ -574,14 +569,13 @@ def _check_dask(probs: Any) -> da.Array:
             f"got shape {probs.shape} ({probs.ndim} dimensions)"
         )
     if any(np.isnan(c) for chunks in probs.chunks for c in chunks):
-        raise ValueError(
-            "probs has unknown chunk sizes; call compute_chunk_sizes() first"
-        )
+        raise ValueError("probs has unknown chunk sizes; call probs.compute_chunk_sizes() first")
     if probs.shape[1] == 0:
         raise ValueError(f"probs has zero classes (shape {probs.shape}); expected C >= 1 on axis 1")
     if any(s == 0 for s in probs.shape[2:]):
         raise ValueError(
-            f"probs has an empty spatial axis (shape {probs.shape}); every spatial size must be >= 1"
+            f"probs has an empty spatial axis (shape {probs.shape}); every spatial size must "
+            "be >= 1"
         )
     return probs
 
@@ -697,9 +691,8 @@ def predict(
         metric = DICE if model.metric == "dice" else IOU
         void = model.unassigned_policy == "void"
         kw["policy"] = (metric, model.smooth, void, np.int64(model.void_index if void else 0))
-        out = x.map_blocks(
-            _write_block, dtype=out_dtype, drop_axis=1, meta=np.empty((0,) * (x.ndim - 1), out_dtype), **kw
-        )
+        meta = np.empty((0,) * (x.ndim - 1), out_dtype)
+        out = x.map_blocks(_write_block, dtype=out_dtype, drop_axis=1, meta=meta, **kw)
     else:
         out = x.map_blocks(_write_block, dtype=bool, meta=np.empty((0,) * x.ndim, bool), **kw)
     if not return_info:
@@ -750,7 +743,11 @@ def _predict_samples(
     multiclass = model.output_mode == "multiclass"
     drop = (1,) if multiclass else ()
     out = x.map_blocks(
-        _sample_task, params, dtype, dtype=out_dtype, drop_axis=drop,
+        _sample_task,
+        params,
+        dtype,
+        dtype=out_dtype,
+        drop_axis=drop,
         meta=np.empty((0,) * (x.ndim - len(drop)), out_dtype),
     )
     if not return_info:

@@ -33,8 +33,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 import rankseg
-from rankseg._validation import check_name
 from rankseg._api import RankSEG
+from rankseg._validation import check_name
 from rankseg._xarray_task import (  # noqa: F401  (_task_threads, _THREADSAFE_LAYERS: tests)
     _INFO_FIELDS,
     _THREADSAFE_LAYERS,
@@ -348,9 +348,7 @@ def predict(
             f"(NUMBA_NUM_THREADS); got {threads_per_task}"
         )
     samples, spatial = _resolve_dims(da, class_dim, sample_dims, spatial_dims)
-    spatial_chunks = check_name(
-        spatial_chunks, "spatial_chunks", ("auto", "keep", "merge")
-    )
+    spatial_chunks = check_name(spatial_chunks, "spatial_chunks", ("auto", "keep", "merge"))
     params = {
         "metric": metric,
         "smooth": smooth,
@@ -385,37 +383,9 @@ def predict(
     )
     if keep:
         result = _predict_chunked(da, class_dim, spatial, params, return_info, dtype)
-    elif lazy:
-        # one chunk per sample along the class and spatial dims (the rule needs the
-        # whole volume); sample chunks are left as they are.  Only the data is
-        # rechunked: DataArray.chunk would also turn the coords into dask arrays.
-        axes = {da.get_axis_num(d): -1 for d in core}
-        da = da.copy(data=da.data.rechunk(axes))
-    loop = [d for d in da.dims if d not in core]
-    index = xr.DataArray(
-        np.arange(int(np.prod([da.sizes[d] for d in loop]))).reshape([da.sizes[d] for d in loop]),
-        dims=loop,
-    )
-    if lazy and not keep:
-        index = index.chunk({d: da.chunksizes[d] for d in loop})
-    result = result if keep else xr.apply_ufunc(
-        _predict_block,
-        da,
-        index,
-        input_core_dims=[core, []],
-        output_core_dims=out_core,
-        dask="parallelized",
-        output_dtypes=out_dtypes,
-        keep_attrs=True,
-        kwargs={
-            "nspatial": len(spatial),
-            "params": params,
-            "return_info": return_info,
-            "dtype": dtype,
-            "task_threads": threads_per_task if lazy else None,
-            "where": _Where(da, loop, class_dim),
-        },
-    )
+    else:
+        kw = {"params": params, "return_info": return_info, "dtype": dtype}
+        result = _predict_merged(da, core, out_core, out_dtypes, lazy, threads_per_task, kw)
     outputs = result if return_info else (result,)
 
     base = {k: v for k, v in da.attrs.items() if k not in _VALUE_ATTRS}
@@ -463,6 +433,48 @@ def predict(
     return preds, info
 
 
+def _predict_merged(
+    da: xr.DataArray,
+    core: list[Hashable],
+    out_core: list[list[Hashable]],
+    out_dtypes: list[np.dtype],
+    lazy: bool,
+    threads_per_task: int,
+    kw: dict[str, Any],
+) -> Any:
+    """Run the NumPy API on whole samples through ``xr.apply_ufunc``."""
+    class_dim = core[0]
+    if lazy:
+        # one chunk per sample along the class and spatial dims (the rule needs the
+        # whole volume); sample chunks are left as they are.  Only the data is
+        # rechunked: DataArray.chunk would also turn the coords into dask arrays.
+        axes = {da.get_axis_num(d): -1 for d in core}
+        da = da.copy(data=da.data.rechunk(axes))
+    loop = [d for d in da.dims if d not in core]
+    index = xr.DataArray(
+        np.arange(int(np.prod([da.sizes[d] for d in loop]))).reshape([da.sizes[d] for d in loop]),
+        dims=loop,
+    )
+    if lazy:
+        index = index.chunk({d: da.chunksizes[d] for d in loop})
+    return xr.apply_ufunc(
+        _predict_block,
+        da,
+        index,
+        input_core_dims=[core, []],
+        output_core_dims=out_core,
+        dask="parallelized",
+        output_dtypes=out_dtypes,
+        keep_attrs=True,
+        kwargs={
+            "nspatial": len(core) - 1,
+            "task_threads": threads_per_task if lazy else None,
+            "where": _Where(da, loop, class_dim),
+            **kw,
+        },
+    )
+
+
 def _predict_chunked(
     da: xr.DataArray,
     class_dim: Hashable,
@@ -471,7 +483,7 @@ def _predict_chunked(
     return_info: bool,
     dtype: Any,
 ) -> Any:
-    """The outputs of :func:`rankseg.dask.predict`, as apply_ufunc would give them."""
+    """Run :func:`rankseg.dask.predict`; return its outputs as apply_ufunc would."""
     import rankseg.dask
 
     loop = [d for d in da.dims if d != class_dim and d not in spatial]
@@ -498,8 +510,7 @@ def _predict_chunked(
         return out
     per_row = src.isel({d: 0 for d in spatial}, drop=True)
     fields = [
-        per_row.copy(data=getattr(info, f).reshape(per_row.shape)).compute()
-        for f in _INFO_FIELDS
+        per_row.copy(data=getattr(info, f).reshape(per_row.shape)).compute() for f in _INFO_FIELDS
     ]
     return (out, *fields)
 

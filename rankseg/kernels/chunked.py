@@ -281,9 +281,9 @@ def block_tie_hist(x, req, base, nsub):
             f0 = base[i]
             if f0 + ln <= a[q] or f0 >= top:
                 continue
-            for l in range(ln):
-                if as_f64(row[i * ln + l]) == tv:
-                    f = f0 + l
+            for pos in range(ln):
+                if as_f64(row[i * ln + pos]) == tv:
+                    f = f0 + pos
                     if a[q] <= f < top:
                         out[q, (f - a[q]) // w[q]] += 1
     return out
@@ -327,9 +327,9 @@ def block_tie_gather(x, req, base):
                 f0 = base[i]
                 if f0 + ln <= a[q] or f0 >= b[q]:
                     continue
-                for l in range(ln):
-                    f = f0 + l
-                    if as_f64(row[i * ln + l]) == tv and a[q] <= f < b[q]:
+                for p in range(ln):
+                    f = f0 + p
+                    if as_f64(row[i * ln + p]) == tv and a[q] <= f < b[q]:
                         if rep == 1:
                             index[pos] = f
                             pos += 1
