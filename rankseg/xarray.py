@@ -506,12 +506,15 @@ def _predict_chunked(
     multiclass = params.get("output_mode", "multiclass") == "multiclass"
     template = src.isel({class_dim: 0}, drop=True) if multiclass else src
     out = template.copy(data=preds)
+    out.encoding = {}  # the probabilities' encoding (float dtype, fill value) is not ours
     if info is None:
         return out
     per_row = src.isel({d: 0 for d in spatial}, drop=True)
-    fields = [
-        per_row.copy(data=getattr(info, f).reshape(per_row.shape)).compute() for f in _INFO_FIELDS
-    ]
+    fields = []
+    for f in _INFO_FIELDS:
+        field = per_row.copy(data=getattr(info, f).reshape(per_row.shape)).compute()
+        field.encoding = {}
+        fields.append(field)
     return (out, *fields)
 
 

@@ -397,3 +397,21 @@ def test_killed_worker_gives_the_same_result(rng):
     assert killed  # the kill happened during the passes
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(info.tau, want_info.tau)
+
+
+def test_xarray_chunked_labels_do_not_inherit_the_probabilities_encoding(rng, tmp_path):
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("zarr")
+    import rankseg.xarray  # noqa: F401
+
+    p = naive.random_probs(rng, "softmax", (1, 3, 16, 12))[0].astype(np.float32)
+    xr.DataArray(p, dims=("class", "y", "x"), name="probs").chunk(
+        {"y": 8, "x": 6}
+    ).to_dataset().to_zarr(tmp_path / "p.zarr", consolidated=False)
+    probs = xr.open_zarr(tmp_path / "p.zarr", consolidated=False).probs
+    labels = probs.rankseg.predict(dtype=np.uint8)
+    assert labels.encoding == {}
+    labels.to_dataset().to_zarr(tmp_path / "l.zarr", consolidated=False)
+    back = xr.open_zarr(tmp_path / "l.zarr", consolidated=False).labels
+    assert back.dtype == np.uint8
+    np.testing.assert_array_equal(back.values, rankseg.predict(p[None])[0])
