@@ -34,6 +34,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 import rankseg
 from rankseg._api import RankSEG
+from rankseg._validation import check_name
 from rankseg._xarray_task import (  # noqa: F401  (_task_threads, _THREADSAFE_LAYERS: tests)
     _INFO_FIELDS,
     _THREADSAFE_LAYERS,
@@ -215,6 +216,7 @@ def predict(
     return_info: bool = False,
     dtype: Any = None,
     threads_per_task: int = 1,
+    spatial_chunks: str = "auto",
     **solver_params: Any,
 ) -> xr.DataArray | tuple[xr.DataArray, xr.Dataset]:
     """RankSEG prediction for a labeled (xarray) probability map.
@@ -254,6 +256,13 @@ def predict(
         dask supplies the parallelism).  Raise it when a few big samples run on
         a machine with many cores and few dask threads.  Ignored under Numba's
         ``workqueue`` threading layer (see Notes).
+    spatial_chunks : {'auto', 'keep', 'merge'}
+        dask-backed input only.  ``'keep'``: decide each sample from its chunks
+        (:func:`rankseg.dask.predict`; memory per task is a chunk, not a sample;
+        the statistics passes run when ``predict`` is called and the result is a
+        lazy write pass).  ``'merge'``: merge the class and spatial chunks so that
+        one task holds whole samples (fully lazy).  ``'auto'`` (default): ``'keep'``
+        when a spatial dim has more than one chunk, else ``'merge'``.
 
     Returns
     -------
@@ -284,10 +293,17 @@ def predict(
 
     Notes
     -----
-    **dask.** The computation is ``xr.apply_ufunc(..., dask="parallelized")`` with
-    the class and spatial dims as core dims.  Sample dims may be chunked freely;
-    chunks along the class and spatial dims are merged, because the decision for
-    one sample needs its whole volume.  One task therefore holds
+    **dask, chunks kept** (``spatial_chunks='keep'``, the default when a spatial dim
+    is chunked): the sample dims are folded into one batch axis and the data goes
+    through :func:`rankseg.dask.predict`, whose passes read one chunk per task; the
+    info is computed at the call (NumPy-backed).  Invalid values raise at the call,
+    naming the sample by its coordinates and the chunk.  Labels, masks, ``tau``,
+    ``threshold`` and ``pruned`` equal the in-memory result; ``score`` to rounding.
+
+    **dask, chunks merged** (``spatial_chunks='merge'``): the computation is
+    ``xr.apply_ufunc(..., dask="parallelized")`` with the class and spatial dims as
+    core dims.  Sample dims may be chunked freely; chunks along the class and
+    spatial dims are merged.  One task therefore holds
     ``n x C x prod(spatial)`` input values, where ``n`` is the number of samples in
     its chunk, plus (when the dims must be reordered, e.g. channel-last input) one
     copy of that block in its own dtype, plus the output block (8 bytes per pixel
@@ -332,6 +348,7 @@ def predict(
             f"(NUMBA_NUM_THREADS); got {threads_per_task}"
         )
     samples, spatial = _resolve_dims(da, class_dim, sample_dims, spatial_dims)
+    spatial_chunks = check_name(spatial_chunks, "spatial_chunks", ("auto", "keep", "merge"))
     params = {
         "metric": metric,
         "smooth": smooth,
@@ -357,37 +374,18 @@ def predict(
         out_dtypes += list(_INFO_DTYPES)
 
     lazy = da.chunks is not None
-    if lazy:
-        # one chunk per sample along the class and spatial dims (the rule needs the
-        # whole volume); sample chunks are left as they are.  Only the data is
-        # rechunked: DataArray.chunk would also turn the coords into dask arrays.
-        axes = {da.get_axis_num(d): -1 for d in core}
-        da = da.copy(data=da.data.rechunk(axes))
-    loop = [d for d in da.dims if d not in core]
-    index = xr.DataArray(
-        np.arange(int(np.prod([da.sizes[d] for d in loop]))).reshape([da.sizes[d] for d in loop]),
-        dims=loop,
+    keep = lazy and (
+        spatial_chunks == "keep"
+        or (
+            spatial_chunks == "auto"
+            and any(len(da.chunks[da.get_axis_num(d)]) > 1 for d in spatial)
+        )
     )
-    if lazy:
-        index = index.chunk({d: da.chunksizes[d] for d in loop})
-    result = xr.apply_ufunc(
-        _predict_block,
-        da,
-        index,
-        input_core_dims=[core, []],
-        output_core_dims=out_core,
-        dask="parallelized",
-        output_dtypes=out_dtypes,
-        keep_attrs=True,
-        kwargs={
-            "nspatial": len(spatial),
-            "params": params,
-            "return_info": return_info,
-            "dtype": dtype,
-            "task_threads": threads_per_task if lazy else None,
-            "where": _Where(da, loop, class_dim),
-        },
-    )
+    if keep:
+        result = _predict_chunked(da, class_dim, spatial, params, return_info, dtype)
+    else:
+        kw = {"params": params, "return_info": return_info, "dtype": dtype}
+        result = _predict_merged(da, core, out_core, out_dtypes, lazy, threads_per_task, kw)
     outputs = result if return_info else (result,)
 
     base = {k: v for k, v in da.attrs.items() if k not in _VALUE_ATTRS}
@@ -433,6 +431,91 @@ def predict(
         info_vars[field] = arr.rename(field)
     info = xr.Dataset(info_vars, attrs={**base, **run})
     return preds, info
+
+
+def _predict_merged(
+    da: xr.DataArray,
+    core: list[Hashable],
+    out_core: list[list[Hashable]],
+    out_dtypes: list[np.dtype],
+    lazy: bool,
+    threads_per_task: int,
+    kw: dict[str, Any],
+) -> Any:
+    """Run the NumPy API on whole samples through ``xr.apply_ufunc``."""
+    class_dim = core[0]
+    if lazy:
+        # one chunk per sample along the class and spatial dims (the rule needs the
+        # whole volume); sample chunks are left as they are.  Only the data is
+        # rechunked: DataArray.chunk would also turn the coords into dask arrays.
+        axes = {da.get_axis_num(d): -1 for d in core}
+        da = da.copy(data=da.data.rechunk(axes))
+    loop = [d for d in da.dims if d not in core]
+    index = xr.DataArray(
+        np.arange(int(np.prod([da.sizes[d] for d in loop]))).reshape([da.sizes[d] for d in loop]),
+        dims=loop,
+    )
+    if lazy:
+        index = index.chunk({d: da.chunksizes[d] for d in loop})
+    return xr.apply_ufunc(
+        _predict_block,
+        da,
+        index,
+        input_core_dims=[core, []],
+        output_core_dims=out_core,
+        dask="parallelized",
+        output_dtypes=out_dtypes,
+        keep_attrs=True,
+        kwargs={
+            "nspatial": len(core) - 1,
+            "task_threads": threads_per_task if lazy else None,
+            "where": _Where(da, loop, class_dim),
+            **kw,
+        },
+    )
+
+
+def _predict_chunked(
+    da: xr.DataArray,
+    class_dim: Hashable,
+    spatial: tuple[Hashable, ...],
+    params: dict[str, Any],
+    return_info: bool,
+    dtype: Any,
+) -> Any:
+    """Run :func:`rankseg.dask.predict`; return its outputs as apply_ufunc would."""
+    import rankseg.dask
+
+    loop = [d for d in da.dims if d != class_dim and d not in spatial]
+    src = da.transpose(*loop, class_dim, *spatial)
+    data = src.data
+    nloop = len(loop)
+    if nloop != 1:  # fold the sample dims into one batch axis (chunks of one sample)
+        data = data.rechunk({a: 1 for a in range(nloop)}).reshape((-1, *data.shape[nloop:]))
+    where = _Where(da, loop, class_dim)
+    try:
+        res = rankseg.dask.predict(data, return_info=return_info, dtype=dtype, **params)
+    except ValueError as exc:
+        message = where(str(exc), np.arange(data.shape[0]))
+        if message == str(exc):
+            raise
+        raise ValueError(message) from None
+    preds, info = res if return_info else (res, None)
+    lead = tuple(src.shape[:nloop])
+    preds = preds.reshape(lead + preds.shape[1:])
+    multiclass = params.get("output_mode", "multiclass") == "multiclass"
+    template = src.isel({class_dim: 0}, drop=True) if multiclass else src
+    out = template.copy(data=preds)
+    out.encoding = {}  # the probabilities' encoding (float dtype, fill value) is not ours
+    if info is None:
+        return out
+    per_row = src.isel({d: 0 for d in spatial}, drop=True)
+    fields = []
+    for f in _INFO_FIELDS:
+        field = per_row.copy(data=getattr(info, f).reshape(per_row.shape)).compute()
+        field.encoding = {}
+        fields.append(field)
+    return (out, *fields)
 
 
 @xr.register_dataarray_accessor("rankseg")

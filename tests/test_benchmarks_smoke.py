@@ -474,3 +474,18 @@ def test_first_call_script(capsys):
     assert [r[2] for r in rows] == ["cold", "warm"]
     for r in rows:
         assert float(r[3]) > 0 and float(r[4]) > 0 and float(r[5]) > 0
+
+
+def test_dask_chunked_script_runs(tmp_path, capsys):
+    """benchmarks/dask_chunked.py end to end on a tiny store, labels checked."""
+    pytest.importorskip("distributed")
+    pytest.importorskip("zarr")
+    from benchmarks import dask_chunked
+
+    res = dask_chunked.main(
+        ["--gb", "0.0002", "--chunk", "32", "--workers", "1", "--rounds", "1",
+         "--memory-limit", "1GB", "--dir", str(tmp_path), "--check"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert "identical to rankseg.predict: True" in out
+    assert res["ratio"] > 0

@@ -24,7 +24,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("kernels", ("rankseg.kernels",)),
     ("cuda", ("rankseg.cuda",)),
     ("api", ("rankseg", "rankseg._api", "rankseg.metrics", "rankseg.datasets")),
-    ("adapters", ("rankseg._xarray_task", "rankseg.xarray", "rankseg.plot", "rankseg.monai")),
+    (
+        "adapters",
+        ("rankseg._xarray_task", "rankseg.xarray", "rankseg.dask", "rankseg.plot", "rankseg.monai"),
+    ),
     ("io", ("rankseg.io",)),
     ("cli", ("rankseg.cli", "rankseg.__main__")),
 ]

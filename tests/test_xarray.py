@@ -327,13 +327,14 @@ def _forbid_compute(*args, **kwargs):
 def test_dask_threaded_identical_and_lazy(rng, layout, params):
     da, samples, spatial = _layout(rng, layout)
     # chunked along sample dims and, to exercise the merge, along the class and a spatial dim
+    # (spatial chunks kept, the default for such input, is tested in tests/test_dask.py)
     chunks = {d: 1 for d in samples} | {"class": 2, spatial[0]: 2}
     # from_array, not da.chunk(): DataArray.chunk would also chunk the non-index coords
     lazy_in = da.copy(
         data=dsa.from_array(da.values, chunks=tuple(chunks.get(d, -1) for d in da.dims))
     )
-    with dask.config.set(scheduler=_forbid_compute):
-        lazy = rx.predict(lazy_in, sample_dims=samples, **params)
+    with dask.config.set(scheduler=_forbid_compute):  # the whole-sample path is fully lazy
+        lazy = rx.predict(lazy_in, sample_dims=samples, spatial_chunks="merge", **params)
     outputs = lazy if params.get("return_info") else (lazy,)
     preds = outputs[0]
     assert preds.chunks is not None

@@ -163,12 +163,15 @@ def _run_xarray_job(job: _Job) -> list[tuple[Any, ...]]:
         labels, info = rxr.predict(
             da, class_dim=class_dim, sample_dims=sample_dims, return_info=True, **kwargs
         )
-        if labels.chunks is not None:  # dask-backed: one pass computes both
+        if labels.chunks is not None and info["tau"].chunks is not None:
+            # whole samples per task: the same tasks give both, compute them together
             import dask
 
             labels, info = dask.compute(labels, info)
-        else:
+        elif labels.chunks is None:
             labels, info = labels.compute(), info.compute()
+        # else spatial chunks kept (rankseg.dask): the info is computed, the labels
+        # stay lazy and are written chunk by chunk
         tau = np.asarray(info["tau"]).reshape(-1, nc)
         rows = _info_rows(
             name,
