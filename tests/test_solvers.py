@@ -277,7 +277,7 @@ def test_eps_changes_the_rna_window(rng):
 
 @pytest.mark.parametrize("n", [10, 5000, 70000])
 def test_sort_descending_radix_and_small(rng, n):
-    from rankseg.kernels.search import _sort_descending
+    from rankseg.kernels.sort import _sort_descending
 
     for a in (
         rng.random(n),
@@ -298,7 +298,8 @@ def test_solve_candidates_matches_the_cpu_path(rng, metric):
     asks for more (p_need; solve_candidates)."""
     from rankseg.kernels.exact import new_summary, row_summary
     from rankseg.kernels.rma import DICE, IOU
-    from rankseg.kernels.search import EXACT, candidate_bound, solve_candidates, solve_packed
+    from rankseg.kernels.search import EXACT, candidate_bound
+    from rankseg.kernels.search_host import solve_candidates, solve_packed
 
     code = DICE if metric == "dice" else IOU
     params = (EXACT, code, 0.0, 0.0)

@@ -11,7 +11,7 @@ _EXIT_INTERRUPTED = 130
 
 
 def _check_output_file(path: str, option: str) -> str | None:
-    """Why ``path`` cannot be written by ``option`` (its folder is missing, it is a folder), or None.
+    """Say why ``option`` cannot write ``path`` (missing folder, or a folder), else None.
 
     Checked before any work is done, so a typo does not cost a whole run.
     """

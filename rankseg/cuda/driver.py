@@ -72,7 +72,8 @@ from rankseg.cuda.select import (
     row_stats_kernel,
     tie_count_kernel,
 )
-from rankseg.kernels.search import EXACT, empty_scores, solve_candidates, solve_packed
+from rankseg.kernels.search import EXACT, empty_scores
+from rankseg.kernels.search_host import solve_candidates, solve_packed
 from rankseg.kernels.summary import SUM_D, SUM_HEAD, SUM_MU
 
 __all__ = ["predict", "release_buffers", "to_device", "to_host"]

@@ -21,8 +21,6 @@ The bounds (derivations in docs/solvers.rst):
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 from numba import prange
 
@@ -37,7 +35,6 @@ from rankseg.kernels.ba_trna import (
 )
 from rankseg.kernels.exact import (
     DEFAULT_NPOW,
-    SUM_D,
     SUM_HEAD,
     SUM_MU,
     SUM_VAR,
@@ -56,6 +53,7 @@ from rankseg.kernels.select import (
     gather_between,
     locate_ties,
 )
+from rankseg.kernels.sort import _sort_descending
 
 __all__ = [
     "BA",
@@ -64,8 +62,6 @@ __all__ = [
     "TRNA",
     "candidate_bound",
     "empty_scores",
-    "solve_candidates",
-    "solve_packed",
     "solver_cuts",
 ]
 
@@ -115,56 +111,6 @@ def candidate_bound(metric, mu, gamma, d, pmax, n_half, s_half):
         if t2 < 0.5:  # X = {p >= 1/2} lies above it
             theta = max(theta, t2)
     return theta * _SHRINK if theta > 0.0 else -1.0
-
-
-_RADIX_MIN = 2048  # below this, numba's quicksort is as fast
-_RADIX_BITS = 11  # 2048 buckets: the counts stay in L1
-_RADIX = 1 << _RADIX_BITS
-_RADIX_MASK = np.uint64(_RADIX - 1)
-
-
-@jit
-def _sort_descending(a):
-    """Sort ``a`` (finite, >= 0) in place, largest first.
-
-    Large arrays use an LSD radix sort on the IEEE bit patterns (for non-negative
-    floats they order like the values): 11-bit digits, digits on which all keys
-    agree skipped (float32-origin values leave the low 29 mantissa bits zero), one
-    scratch array of ``len(a)`` keys.  Measured 3x faster than quicksort on 0.9 M
-    candidates.
-    """
-    n = a.shape[0]
-    for k in range(n):
-        a[k] += 0.0  # -0.0 -> +0.0, whose bits order correctly
-    if n < _RADIX_MIN:
-        a.sort()
-        for k in range(n // 2):
-            a[k], a[n - 1 - k] = a[n - 1 - k], a[k]
-        return
-    keys = a.view(np.uint64)
-    for k in range(n):
-        keys[k] = ~keys[k]  # ascending order of ~bits is descending order of values
-    tmp = np.empty(n, dtype=np.uint64)
-    src = keys
-    dst = tmp
-    count = np.empty(_RADIX + 1, dtype=np.int64)
-    for shift in range(0, 64, _RADIX_BITS):
-        count[:] = 0
-        for k in range(n):
-            count[((src[k] >> shift) & _RADIX_MASK) + 1] += 1
-        if count.max() == n:
-            continue  # every key has the same digit here
-        for b in range(_RADIX):
-            count[b + 1] += count[b]
-        for k in range(n):
-            digit = (src[k] >> shift) & _RADIX_MASK
-            dst[count[digit]] = src[k]
-            count[digit] += 1
-        src, dst = dst, src
-    if src is not keys:
-        keys[:] = src
-    for k in range(n):
-        keys[k] = ~keys[k]
 
 
 @jit
@@ -398,104 +344,6 @@ def _cut_of(q, best):
         k_in += 1
     full = not (best < q.shape[0] and q[best] == tv)
     return tv, k_in, full
-
-
-@pjit
-def solve_packed(cand, first, summaries, params):
-    """Solve many rows from their packed candidates in parallel (host side of the GPU path).
-
-    Parameters
-    ----------
-    cand : ndarray of float64
-        Row ``i``'s candidates (``p > θ``, :func:`candidate_bound`) in
-        ``cand[first[i]:first[i + 1]]``, any order (sorted here, in place).
-    first : ndarray of int64, shape (n + 1,)
-        Offsets of the rows in ``cand``.
-    summaries : ndarray of float64, shape (n, SUM_HEAD + DEFAULT_NPOW)
-        Whole-row summaries.
-    params : tuple of (solver, metric, gamma, eps)
-        As for :func:`solver_cuts`.
-
-    Returns
-    -------
-    tau, t, score, k_in, full, need : ndarrays of shape (n,)
-        As :func:`solve_candidates`; ``need[i]`` is True when the exact solver asks
-        for more than the candidates (solve that row with :func:`solve_candidates`).
-    """
-    solver, metric, gamma, eps = params
-    n = first.shape[0] - 1
-    tau = np.zeros(n, dtype=np.int64)
-    t = np.full(n, np.inf)
-    score = np.zeros(n)
-    k_in = np.zeros(n, dtype=np.int64)
-    full = np.ones(n, dtype=np.bool_)
-    need = np.zeros(n, dtype=np.bool_)
-    for i in prange(n):
-        q = cand[first[i] : first[i + 1]]
-        summary = summaries[i]
-        _sort_descending(q)
-        tau_hi = _search_end(solver, q, np.int64(summary[SUM_D]), gamma)
-        best, val, p_need = _solve_row(solver, metric, q, summary, (gamma, eps), tau_hi)
-        if p_need > 0.0:
-            need[i] = True
-            continue
-        tau[i] = best
-        score[i] = val
-        if best > 0:
-            t[i], k_in[i], full[i] = _cut_of(q, best)
-    return tau, t, score, k_in, full, need
-
-
-def solve_candidates(
-    q: np.ndarray,
-    summary: np.ndarray,
-    params: tuple,
-    theta: float,
-    whole_row: Callable[[], np.ndarray],
-) -> tuple[int, float, float, int, bool]:
-    """Solve one row from its candidates, as :func:`solver_cuts` does (host driver).
-
-    For a backend that gathers the candidates elsewhere (the GPU): the same sort,
-    search range, solver and prefix extension as the CPU path.
-
-    Parameters
-    ----------
-    q : ndarray of float64
-        The row's candidates ``p > θ`` in any order (sorted here, in place).
-    summary : ndarray of float64, shape (SUM_HEAD + DEFAULT_NPOW,)
-        The row's whole-row summary (see :func:`rankseg.kernels.exact.row_summary`).
-    params : tuple of (solver, metric, gamma, eps)
-        As for :func:`solver_cuts`.
-    theta : float
-        The candidate bound ``θ`` of :func:`candidate_bound`.
-    whole_row : callable
-        Returns the whole row (as :func:`solver_cuts` reads it); called only when the
-        exact solver asks for a longer prefix.
-
-    Returns
-    -------
-    tau, t, score, k_in, full : int, float, float, int, bool
-        The first maximizer ``τ*``, the cut value (``inf`` for ``τ* = 0``), the
-        objective at ``τ*``, the selected values equal to ``t`` and whether every
-        value equal to ``t`` is selected.
-    """
-    solver, metric, gamma, eps = params
-    d = int(summary[SUM_D])
-    _sort_descending(q)
-    tau_hi = _search_end(solver, q, d, gamma)
-    best, val, p_need = _solve_row(solver, metric, q, summary, (gamma, eps), tau_hi)
-    tries = 0
-    row = None
-    while p_need > 0.0 and tries < 5:
-        tries += 1
-        theta = _next_theta(theta, p_need, tries)
-        row = whole_row() if row is None else row
-        q = _prefix_above(row, theta)
-        best, val, p_need = _solve_row(solver, metric, q, summary, (gamma, eps), tau_hi)
-    if best == 0:
-        return 0, np.inf, float(val), 0, True
-    t, k_in, full = _cut_of(q, best)
-    return int(best), float(t), float(val), int(k_in), bool(full)
 
 
 @jit
