@@ -91,6 +91,9 @@ def _compare(p, chunks, params):
     return got, got_info
 
 
+# the maps are random per class on purpose (not a softmax): the reference call through
+# rankseg.predict warns that multiclass sums are not ~1, which is not what is tested here
+@pytest.mark.filterwarnings("ignore::rankseg.ClassSumWarning")
 @SETTINGS
 @given(cases())
 def test_equals_numpy_api(case):
@@ -98,6 +101,9 @@ def test_equals_numpy_api(case):
     _compare(p, chunks, params)
 
 
+# the maps are random per class on purpose (not a softmax): the reference call through
+# rankseg.predict warns that multiclass sums are not ~1, which is not what is tested here
+@pytest.mark.filterwarnings("ignore::rankseg.ClassSumWarning")
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases(max_side=24))
 def test_refinement_paths(monkeypatch_module, case):
@@ -184,6 +190,9 @@ def test_matches_the_oracle(rng, mode):
     np.testing.assert_array_equal(got.compute(), want[0])
 
 
+# the maps are random per class on purpose (not a softmax): the reference call through
+# rankseg.predict warns that multiclass sums are not ~1, which is not what is tested here
+@pytest.mark.filterwarnings("ignore::rankseg.ClassSumWarning")
 @pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
 def test_accuracy(rng, mode):
     p = rng.random((2, 3, 9, 8)).astype(np.float16)
