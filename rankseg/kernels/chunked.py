@@ -34,7 +34,10 @@ from rankseg._config import jit
 from rankseg.kernels._dtype import as_f64
 from rankseg.kernels.assign import increment
 from rankseg.kernels.masks import is_selected
-from rankseg.kernels.rma import DICE, rma_objective
+from rankseg.kernels.rma import rma_objective
+
+# the bound of F over a run of values <= vmax: the same as solve_band's buckets
+from rankseg.kernels.select import _bucket_bound as _bin_bound
 
 __all__ = [
     "LOW_BITS",
@@ -337,28 +340,6 @@ def block_tie_gather(x, req, base):
             if rep == 0:
                 start[q + 1] = start[q] + c
     return index, start
-
-
-@jit(inline="always")
-def _bin_bound(metric, s, tau, mu, gamma, cnt, vmax):
-    """Upper bound of ``F`` over the next ``cnt`` prefixes when each added value <= vmax.
-
-    Dice: ``2(S + Σ)/(D₀ + j)`` is a mediant, monotone in ``j``, and the γ term is at
-    most ``γ/(μ + τ + 1 + γ)``.  IoU: each pixel adds ``(p, 1 - p)`` to the numerator
-    and denominator, so ``F`` is at most the larger end of the mediant of ``a/b`` with
-    ``cnt`` copies of ``(vmax, 1 - vmax)`` (as ``_bucket_bound`` of
-    :mod:`rankseg.kernels.select`).
-    """
-    if metric == DICE:
-        d0 = mu + tau + 1.0 + gamma
-        a = 2.0 * s / d0 if tau > 0 else 0.0
-        b = 2.0 * (s + cnt * vmax) / (d0 + cnt)
-        return max(a, b) + gamma / (mu + tau + 1.0 + gamma)
-    num = s + gamma
-    den = mu - s + tau + gamma
-    a = num / den if den > 0.0 else 0.0
-    b = (num + cnt * vmax) / (den + cnt * (1.0 - vmax))
-    return max(a, b)
 
 
 @jit
