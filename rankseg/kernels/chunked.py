@@ -423,6 +423,20 @@ def scan_nodes(nodes, vals, forced, mu, objective):
     return need, (best_tau, best_t, best, best_kin, best_full)
 
 
+@jit(inline="always")
+def _selecting(x, b, j, ncls, cut):
+    """How many active classes of sample ``b`` select pixel ``j``, and the last of them."""
+    t, jloc, active = cut
+    k = 0
+    who = 0
+    for c in range(ncls):
+        r = b * ncls + c
+        if active[r] and is_selected(as_f64(x[r, j]), j, t[r], jloc[r]):
+            k += 1
+            who = c
+    return k, who
+
+
 @jit
 def block_safe_sums(x, xb, ncls, cut, layout):
     """Per-class sums over the pixels selected by that class alone (multiclass).
@@ -449,7 +463,6 @@ def block_safe_sums(x, xb, ncls, cut, layout):
     nsafe : ndarray of int64, shape (nb, ncls)
         Number of safe pixels.
     """
-    t, jloc, active = cut
     mbits, nexp = layout
     nrow, n = x.shape
     nb = nrow // ncls
@@ -457,13 +470,7 @@ def block_safe_sums(x, xb, ncls, cut, layout):
     nsafe = np.zeros((nb, ncls), dtype=np.int64)
     for b in range(nb):
         for j in range(n):
-            k = 0
-            who = 0
-            for c in range(ncls):
-                r = b * ncls + c
-                if active[r] and is_selected(as_f64(x[r, j]), j, t[r], jloc[r]):
-                    k += 1
-                    who = c
+            k, who = _selecting(x, b, j, ncls, cut)
             if k == 1:
                 r = b * ncls + who
                 p = np.int64(xb[r, j]) & ~(np.int64(1) << np.int64(xb.itemsize * 8 - 1))
@@ -505,13 +512,7 @@ def assign_block(x, ncls, cut, mn, params, out):
     nb = nrow // ncls
     for b in range(nb):
         for j in range(n):
-            k = 0
-            who = 0
-            for c in range(ncls):
-                r = b * ncls + c
-                if active[r] and is_selected(as_f64(x[r, j]), j, t[r], jloc[r]):
-                    k += 1
-                    who = c
+            k, who = _selecting(x, b, j, ncls, cut)
             if k == 1:
                 out[b, j] = who
                 continue
