@@ -11,10 +11,10 @@ label.  Ties go to the lowest class index.
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
-from rankseg._config import jit, pjit
+from rankseg._config import jit
 from rankseg.kernels._dtype import as_f64
+from rankseg.kernels._tasks import run_tasks
 from rankseg.kernels.masks import is_selected
 from rankseg.kernels.rma import DICE
 
@@ -57,38 +57,21 @@ def increment(metric: int, p: float, m: float, n: float, mu: float, gamma: float
     return (p - ratio * (1.0 - p)) / (b + 1.0 - p)
 
 
-@pjit
-def assign_labels(x, ncls, cut, mu, params, out, chunk):
-    """Resolve per-class cuts into a label map.
+@jit
+def _exclusive_tasks(i0, i1, x, ncls, cut, out, status, sums):
+    """Pass A of :func:`assign_labels` over work items ``i0 <= task < i1``.
 
-    Parameters
-    ----------
-    x : ndarray, shape (B*C, d)
-        Probabilities (float32/float64, or float16 as uint16 bits).
-    ncls : int
-        Number of classes C.
-    cut : tuple of (t, jcut, active)
-        Per row (length B*C): smallest selected value (``inf`` if empty), tie
-        cut index, and whether the class is active (not pruned).
-    mu : ndarray, shape (B*C,)
-        Sum of probabilities of each row.
-    params : tuple of (metric, gamma, void_policy, void_index)
-        ``void_policy`` true writes ``void_index`` where no class selects a pixel.
-    out : ndarray of int, shape (B, d)
-        Destination label map.
-    chunk : int
-        Pixels per work item.
+    Pixels selected by exactly one class are final; the others are marked in
+    ``status`` (1: no class, 2: several) for pass B.  Each work item writes the sums
+    and counts of its exclusive pixels per class to its own row of ``sums``.
     """
-    t, jcut, active = cut
-    metric, gamma, void_policy, void_index = params
-    nrow, d = x.shape
-    nb = nrow // ncls
+    t, jcut, active, chunk = cut
+    msum, nsum = sums
+    d = x.shape[1]
     nch = (d + chunk - 1) // chunk
-    msum = np.zeros((nb * nch, ncls))
-    nsum = np.zeros((nb * nch, ncls))
-    status = np.empty((nb, d), dtype=np.uint8)
-    # pass A: exclusive pixels are final; conflicts are marked for pass B
-    for task in prange(nb * nch):
+    lm = np.empty(ncls)
+    ln = np.empty(ncls)
+    for task in range(i0, i1):
         b = task // nch
         j0 = (task % nch) * chunk
         j1 = min(d, j0 + chunk)
@@ -109,8 +92,9 @@ def assign_labels(x, ncls, cut, mu, params, out, chunk):
         dst = out[b, j0:j1]
         st = status[b, j0:j1]
         # task-local sums, written once: rows of neighbouring tasks share cache lines
-        lm = np.zeros(ncls)
-        ln = np.zeros(ncls)
+        for c in range(ncls):
+            lm[c] = 0.0
+            ln[c] = 0.0
         for j in range(j1 - j0):
             k = cnt[j]
             if k == 1:
@@ -123,21 +107,20 @@ def assign_labels(x, ncls, cut, mu, params, out, chunk):
                 st[j] = 1
             else:
                 st[j] = 2
-        msum[task] = lm
-        nsum[task] = ln
-    m = np.zeros((nb, ncls))
-    n = np.zeros((nb, ncls))
-    anyact = np.zeros(nb, dtype=np.bool_)
-    for b in range(nb):  # serial: a parallel region's barrier costs more than this loop
-        for k in range(nch):
-            for c in range(ncls):
-                m[b, c] += msum[b * nch + k, c]
-                n[b, c] += nsum[b * nch + k, c]
         for c in range(ncls):
-            if active[b * ncls + c]:
-                anyact[b] = True
-    # pass B: conflicts and unassigned pixels by the largest increment
-    for task in prange(nb * nch):
+            msum[task, c] = lm[c]
+            nsum[task, c] = ln[c]
+
+
+@jit
+def _conflict_tasks(i0, i1, x, ncls, cut, mu, params, status, safe, out):
+    """Pass B of :func:`assign_labels`: conflicts and unassigned pixels by increment."""
+    t, jcut, active, chunk = cut
+    metric, gamma, void_policy, void_index = params
+    m, n, anyact = safe
+    d = x.shape[1]
+    nch = (d + chunk - 1) // chunk
+    for task in range(i0, i1):
         b = task // nch
         j0 = (task % nch) * chunk
         j1 = min(d, j0 + chunk)
@@ -165,9 +148,16 @@ def assign_labels(x, ncls, cut, mu, params, out, chunk):
             out[b, j] = bc
 
 
-@pjit
-def argmax_labels(x, ncls, out, chunk):
-    """Write the argmax over classes (first maximum wins) into ``out``.
+def assign_labels(
+    x: np.ndarray,
+    ncls: int,
+    cut: tuple,
+    mu: np.ndarray,
+    params: tuple,
+    out: np.ndarray,
+    chunk: int,
+) -> None:
+    """Resolve per-class cuts into a label map.
 
     Parameters
     ----------
@@ -175,15 +165,44 @@ def argmax_labels(x, ncls, out, chunk):
         Probabilities (float32/float64, or float16 as uint16 bits).
     ncls : int
         Number of classes C.
+    cut : tuple of (t, jcut, active)
+        Per row (length B*C): smallest selected value (``inf`` if empty), tie
+        cut index, and whether the class is active (not pruned).
+    mu : ndarray, shape (B*C,)
+        Sum of probabilities of each row.
+    params : tuple of (metric, gamma, void_policy, void_index)
+        ``void_policy`` true writes ``void_index`` where no class selects a pixel.
     out : ndarray of int, shape (B, d)
         Destination label map.
     chunk : int
         Pixels per work item.
     """
+    t, jcut, active = cut
+    metric, gamma, void_policy, void_index = params
+    params = (np.int64(metric), float(gamma), bool(void_policy), np.int64(void_index))
     nrow, d = x.shape
     nb = nrow // ncls
     nch = (d + chunk - 1) // chunk
-    for task in prange(nb * nch):
+    ncls = np.int64(ncls)
+    rcut = (t, jcut, active, np.int64(chunk))
+    sums = (np.empty((nb * nch, ncls)), np.empty((nb * nch, ncls)))
+    status = np.empty((nb, d), dtype=np.uint8)
+    # pass A: exclusive pixels are final; conflicts are marked for pass B
+    run_tasks(_exclusive_tasks, nb * nch, x, ncls, rcut, out, status, sums)
+    # per sample: safe sums and counts, the work items added in order (as one loop
+    # would: np.add.accumulate is sequential), and whether any class is active
+    m, n = (np.add.accumulate(a.reshape(nb, nch, ncls), axis=1)[:, -1].copy() for a in sums)
+    safe = (m, n, active.reshape(nb, ncls).any(axis=1))
+    # pass B: conflicts and unassigned pixels by the largest increment
+    run_tasks(_conflict_tasks, nb * nch, x, ncls, rcut, mu, params, status, safe, out)
+
+
+@jit
+def _argmax_tasks(i0, i1, x, ncls, out, chunk):
+    """Work items ``i0 <= task < i1`` of :func:`argmax_labels`."""
+    d = x.shape[1]
+    nch = (d + chunk - 1) // chunk
+    for task in range(i0, i1):
         b = task // nch
         j0 = (task % nch) * chunk
         j1 = min(d, j0 + chunk)
@@ -203,3 +222,22 @@ def argmax_labels(x, ncls, out, chunk):
         dst = out[b, j0:j1]
         for j in range(dst.shape[0]):
             dst[j] = idx[j]
+
+
+def argmax_labels(x: np.ndarray, ncls: int, out: np.ndarray, chunk: int) -> None:
+    """Write the argmax over classes (first maximum wins) into ``out``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (B*C, d)
+        Probabilities (float32/float64, or float16 as uint16 bits).
+    ncls : int
+        Number of classes C.
+    out : ndarray of int, shape (B, d)
+        Destination label map.
+    chunk : int
+        Pixels per work item.
+    """
+    nrow, d = x.shape
+    ntask = (nrow // ncls) * ((d + chunk - 1) // chunk)
+    run_tasks(_argmax_tasks, ntask, x, np.int64(ncls), out, np.int64(chunk))

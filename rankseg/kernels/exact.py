@@ -78,6 +78,8 @@ from rankseg.kernels.summary import (
 __all__ = [
     "DEFAULT_NPOW",
     "H_STEP",
+    "QUAD_DICE",
+    "QUAD_IOU",
     "SUM_D",
     "SUM_HEAD",
     "SUM_M3",
@@ -87,12 +89,16 @@ __all__ = [
     "exact_iou_objective",
     "exact_reciprocal_moments",
     "new_summary",
+    "quadrature_objective",
     "row_summary",
 ]
 
 #: Objective modes of the shared driver.
 _DICE = 0
 _IOU = 1
+#: the modes of :func:`quadrature_objective` for Dice and IoU (public names)
+QUAD_DICE = _DICE
+QUAD_IOU = _IOU
 _RECIP = 2  # E[1 / (c + Gamma)] for consecutive c
 
 
@@ -471,3 +477,9 @@ def exact_reciprocal_moments(q, summary, c0, n, out):
     Every ``tau`` whose upper bound is below ``F*`` can be skipped.
     """
     return _objective(q, summary, c0, np.int64(0), n - 1, np.int64(_RECIP), out)
+
+
+#: The quadrature kernel behind :func:`exact_dice_objective` (mode ``QUAD_DICE``) and
+#: :func:`exact_iou_objective` (``QUAD_IOU``), same arguments plus the mode before
+#: ``out``; a caller that serves both metrics calls it directly and compiles it once.
+quadrature_objective = _objective

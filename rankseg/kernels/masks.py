@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
-from rankseg._config import jit, pjit
+from rankseg._config import jit
 from rankseg.kernels._dtype import as_f64
+from rankseg.kernels._tasks import run_tasks
 
 __all__ = ["is_selected", "write_masks", "write_threshold_masks"]
 
@@ -35,8 +35,35 @@ def is_selected(v: float, j: int, t: float, jcut: int) -> bool:
     return (v > t) | ((v == t) & (j <= jcut))
 
 
-@pjit
-def write_masks(x, t, jcut, out, chunk):
+@jit
+def _write_masks_tasks(i0, i1, x, t, jcut, out, chunk):
+    """Work items ``i0 <= task < i1`` of :func:`write_masks`."""
+    d = x.shape[1]
+    nch = (d + chunk - 1) // chunk
+    for task in range(i0, i1):
+        r = task // nch
+        j0 = (task % nch) * chunk
+        j1 = min(d, j0 + chunk)
+        tr = t[r]
+        dst = out[r, j0:j1]
+        if tr == np.inf:
+            for j in range(dst.shape[0]):
+                dst[j] = False
+            continue
+        # row slices starting at 0 let numba drop negative-index checks (vectorizes)
+        row = x[r, j0:j1]
+        if jcut[r] >= d - 1:
+            for j in range(row.shape[0]):
+                dst[j] = as_f64(row[j]) >= tr
+        else:
+            jc = jcut[r] - j0
+            for j in range(row.shape[0]):
+                dst[j] = is_selected(as_f64(row[j]), j, tr, jc)
+
+
+def write_masks(
+    x: np.ndarray, t: np.ndarray, jcut: np.ndarray, out: np.ndarray, chunk: int
+) -> None:
     """Write ``out[r, j] = is_selected(x[r, j], j, t[r], jcut[r])`` for every row.
 
     Parameters
@@ -51,29 +78,26 @@ def write_masks(x, t, jcut, out, chunk):
         Pixels per work item.
     """
     nrow, d = x.shape
+    ntask = nrow * ((d + chunk - 1) // chunk)
+    run_tasks(_write_masks_tasks, ntask, x, t, jcut, out, np.int64(chunk))
+
+
+@jit
+def _threshold_tasks(i0, i1, x, out, chunk):
+    """Work items ``i0 <= task < i1`` of :func:`write_threshold_masks`."""
+    d = x.shape[1]
     nch = (d + chunk - 1) // chunk
-    for task in prange(nrow * nch):
+    for task in range(i0, i1):
         r = task // nch
         j0 = (task % nch) * chunk
         j1 = min(d, j0 + chunk)
-        tr = t[r]
-        dst = out[r, j0:j1]
-        if tr == np.inf:
-            dst[:] = False
-            continue
-        # row slices starting at 0 let numba drop negative-index checks (vectorizes)
         row = x[r, j0:j1]
-        if jcut[r] >= d - 1:
-            for j in range(row.shape[0]):
-                dst[j] = as_f64(row[j]) >= tr
-        else:
-            jc = jcut[r] - j0
-            for j in range(row.shape[0]):
-                dst[j] = is_selected(as_f64(row[j]), j, tr, jc)
+        dst = out[r, j0:j1]
+        for j in range(row.shape[0]):
+            dst[j] = as_f64(row[j]) > 0.5
 
 
-@pjit
-def write_threshold_masks(x, out, chunk):
+def write_threshold_masks(x: np.ndarray, out: np.ndarray, chunk: int) -> None:
     """Write ``out = x > 0.5`` (the accuracy rule ``tr`` for multilabel output).
 
     Parameters
@@ -86,12 +110,5 @@ def write_threshold_masks(x, out, chunk):
         Pixels per work item.
     """
     nrow, d = x.shape
-    nch = (d + chunk - 1) // chunk
-    for task in prange(nrow * nch):
-        r = task // nch
-        j0 = (task % nch) * chunk
-        j1 = min(d, j0 + chunk)
-        row = x[r, j0:j1]
-        dst = out[r, j0:j1]
-        for j in range(row.shape[0]):
-            dst[j] = as_f64(row[j]) > 0.5
+    ntask = nrow * ((d + chunk - 1) // chunk)
+    run_tasks(_threshold_tasks, ntask, x, out, np.int64(chunk))

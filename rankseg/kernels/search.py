@@ -22,11 +22,11 @@ The bounds (derivations in docs/solvers.rst):
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
-from rankseg._config import jit, pjit
+from rankseg._config import jit
 from rankseg._records import BA, BA_TRNA, EXACT, TRNA
 from rankseg.kernels._dtype import as_f64
+from rankseg.kernels._tasks import run_tasks
 from rankseg.kernels.ba_trna import (
     ba_dice_objective,
     ba_trna_use_ba,
@@ -35,12 +35,13 @@ from rankseg.kernels.ba_trna import (
 )
 from rankseg.kernels.exact import (
     DEFAULT_NPOW,
+    QUAD_DICE,
+    QUAD_IOU,
     SUM_HEAD,
     SUM_MU,
     SUM_VAR,
-    exact_dice_objective,
-    exact_iou_objective,
     exact_reciprocal_moments,
+    quadrature_objective,
     row_summary,
 )
 from rankseg.kernels.rma import DICE, rma_objective
@@ -114,18 +115,13 @@ def candidate_bound(metric, mu, gamma, d, pmax, n_half, s_half):
 
 
 @jit
-def _objective(solver, metric, q, summary, gamma, eps, tau_lo, tau_hi, out):
-    """Objective over ``τ ∈ [τ_lo, τ_hi]``; returns ``p_need`` (exact) or 0."""
-    if solver == EXACT:
-        if metric == DICE:
-            return exact_dice_objective(q, summary, gamma, tau_lo, tau_hi, out)
-        return exact_iou_objective(q, summary, gamma, tau_lo, tau_hi, out)
+def _rna_objective(solver, q, summary, gamma, eps, tau_lo, tau_hi, out):
+    """BA or TRNA Dice objective over ``τ ∈ [τ_lo, τ_hi]`` (BA+TRNA: chosen per row)."""
     use_ba = solver == BA or (solver == BA_TRNA and ba_trna_use_ba(summary))
     if use_ba:
         ba_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out)
     else:
         trna_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out)
-    return 0.0
 
 
 @jit
@@ -211,32 +207,39 @@ def _certified_range(metric, q, summary, gamma, tau_hi):
 
 
 @jit
-def _solve_row(solver, metric, q, summary, params, tau_hi):
-    """First maximizer over ``τ ∈ [0, τ_hi]`` given the sorted prefix ``q``.
+def _solve_rna(solver, q, summary, params, tau_hi):
+    """First maximizer of the BA/TRNA objective over ``τ ∈ [0, τ_hi]``: ``(τ*, π(τ*))``."""
+    gamma, eps = params
+    out = np.empty(tau_hi + 1)
+    # np.int64(0), not 0: a literal argument makes numba compile the callee once more
+    # for that constant (the big kernels once per literal, issue 14)
+    _rna_objective(solver, q, summary, gamma, eps, np.int64(0), tau_hi, out)
+    best = 0
+    for k in range(1, tau_hi + 1):
+        if out[k] > out[best]:
+            best = k
+    return best, out[best]
+
+
+@jit
+def _solve_exact(metric, q, summary, gamma, tau_hi):
+    """First maximizer of the exact objective over ``τ ∈ [0, τ_hi]``.
 
     Returns ``(τ*, π(τ*), p_need)``; ``p_need > 0`` asks for a longer prefix.
     """
-    gamma, eps = params
-    # np.int64(0), not 0: a literal argument makes numba compile the callee once more
-    # for that constant (the big quadrature kernels once per literal, issue 14)
+    # the quadrature kernel itself, with the metric as a run-time mode: the first
+    # call compiles it once, not once per metric through exact_dice/iou_objective
+    mode = np.int64(QUAD_DICE if metric == DICE else QUAD_IOU)
+    # π(0) on its own, then only the certified range
     lo0 = np.int64(0)
-    if solver != EXACT:
-        out = np.empty(tau_hi + 1)
-        _objective(solver, metric, q, summary, gamma, eps, lo0, tau_hi, out)
-        best = 0
-        for k in range(1, tau_hi + 1):
-            if out[k] > out[best]:
-                best = k
-        return best, out[best], 0.0
-    # exact: π(0) on its own, then only the certified range
     zero = np.empty(1)
-    p_need = _objective(solver, metric, q, summary, gamma, eps, lo0, lo0, zero)
+    p_need = quadrature_objective(q, summary, gamma, lo0, lo0, mode, zero)
     a, b = _certified_range(metric, q, summary, gamma, tau_hi)
     best = 0
     val = zero[0]
     if a <= b:
         out = np.empty(b - a + 1)
-        p_need = max(p_need, _objective(solver, metric, q, summary, gamma, eps, a, b, out))
+        p_need = max(p_need, quadrature_objective(q, summary, gamma, a, b, mode, out))
         for k in range(b - a + 1):
             if out[k] > val:
                 val = out[k]
@@ -244,8 +247,95 @@ def _solve_row(solver, metric, q, summary, params, tau_hi):
     return best, val, p_need
 
 
-@pjit
-def solver_cuts(x, xb, stats, rows, params, chunk):
+@jit
+def _solve_row(solver, metric, q, summary, params, tau_hi):
+    """First maximizer over ``τ ∈ [0, τ_hi]`` given the sorted prefix ``q``, any solver.
+
+    Returns ``(τ*, π(τ*), p_need)``; ``p_need > 0`` asks for a longer prefix.  (It
+    compiles every solver's objective; the CPU path calls :func:`_solve_exact` or
+    :func:`_solve_rna` directly, so a first call compiles only the one it uses.)
+    """
+    if solver == EXACT:
+        return _solve_exact(metric, q, summary, params[0], tau_hi)
+    best, val = _solve_rna(solver, q, summary, params, tau_hi)
+    return best, val, 0.0
+
+
+@jit
+def _candidate_bounds(stats, rows, metric, gamma, d):
+    """:func:`candidate_bound` of each requested row."""
+    lo = np.empty(rows.shape[0])
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        lo[i] = candidate_bound(
+            metric,
+            stats[r, STAT_MU],
+            gamma,
+            d,
+            stats[r, STAT_MAX],
+            np.int64(stats[r, STAT_NHALF]),
+            stats[r, STAT_SHALF],
+        )
+    return lo
+
+
+@jit(inline="always")
+def _store_cut(i, q, best, val, d, out):
+    """Write row ``i``'s cut after the ``best`` largest of the sorted ``q`` into ``out``."""
+    tau, t, jcut, score, ktie = out
+    tau[i] = best
+    score[i] = val
+    if best > 0:
+        t[i], k_in, full = _cut_of(q, best)
+        if full:
+            jcut[i] = d
+        else:
+            jcut[i] = -2  # a tie straddles the cut
+            ktie[i] = k_in
+
+
+@jit
+def _exact_rows_tasks(i0, i1, x, rows, problem, band, start, out):
+    """Rows ``i0 <= i < i1`` of :func:`solver_cuts` under the exact solver."""
+    metric, gamma, lo = problem
+    d = x.shape[1]
+    nch = (start.shape[0] - 1) // rows.shape[0]
+    for i in range(i0, i1):
+        r = rows[i]
+        summary = np.zeros(SUM_HEAD + DEFAULT_NPOW)
+        row_summary(x[r], summary)
+        q = band[start[i * nch] : start[(i + 1) * nch]]
+        _sort_descending(q)
+        tau_hi = q.shape[0]  # exact: every candidate (the bound proves d0 <= it)
+        best, val, p_need = _solve_exact(metric, q, summary, gamma, tau_hi)
+        theta = lo[i]
+        tries = 0
+        while p_need > 0.0 and tries < 5:  # the whole row (4th try) never needs more
+            tries += 1
+            theta = _next_theta(theta, p_need, tries)
+            q = _prefix_above(x[r], theta)
+            best, val, p_need = _solve_exact(metric, q, summary, gamma, tau_hi)
+        _store_cut(i, q, best, val, d, out)
+
+
+@jit
+def _rna_rows_tasks(i0, i1, x, rows, problem, band, start, out):
+    """Rows ``i0 <= i < i1`` of :func:`solver_cuts` under BA, TRNA or BA+TRNA."""
+    solver, gamma, eps = problem
+    d = x.shape[1]
+    nch = (start.shape[0] - 1) // rows.shape[0]
+    for i in range(i0, i1):
+        summary = np.zeros(SUM_HEAD + DEFAULT_NPOW)
+        row_summary(x[rows[i]], summary)
+        q = band[start[i * nch] : start[(i + 1) * nch]]
+        _sort_descending(q)
+        best, val = _solve_rna(solver, q, summary, (gamma, eps), _search_end(solver, q, d, gamma))
+        _store_cut(i, q, best, val, d, out)
+
+
+def solver_cuts(
+    x: np.ndarray, xb: np.ndarray, stats: np.ndarray, rows: np.ndarray, params: tuple, chunk: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Cuts of the stable descending order for each active row under a non-RMA solver.
 
     Parameters
@@ -270,53 +360,24 @@ def solver_cuts(x, xb, stats, rows, params, chunk):
         As :func:`rankseg.kernels.select.rma_cuts`.
     """
     solver, metric, gamma, eps = params
-    d = x.shape[1]
+    solver, metric, gamma, eps = np.int64(solver), np.int64(metric), float(gamma), float(eps)
     na = rows.shape[0]
-    nch = (d + chunk - 1) // chunk
-    lo = np.empty(na)
+    lo = _candidate_bounds(stats, rows, metric, gamma, np.int64(x.shape[1]))
     hi = np.full(na, np.inf)
-    for i in range(na):
-        r = rows[i]
-        lo[i] = candidate_bound(
-            metric,
-            stats[r, STAT_MU],
-            gamma,
-            d,
-            stats[r, STAT_MAX],
-            np.int64(stats[r, STAT_NHALF]),
-            stats[r, STAT_SHALF],
-        )
     ncand, _, _, _ = _band_counts(x, xb, rows, (lo, hi), chunk)
     cand, start = gather_between(x, rows, (lo, hi), ncand, chunk)
-    tau = np.zeros(na, dtype=np.int64)
-    t = np.full(na, np.inf)
-    jcut = np.full(na, -1, dtype=np.int64)
-    score = np.zeros(na)
-    ktie = np.zeros(na, dtype=np.int64)
-    for i in prange(na):
-        r = rows[i]
-        summary = np.zeros(SUM_HEAD + DEFAULT_NPOW)
-        row_summary(x[r], summary)
-        q = cand[start[i * nch] : start[(i + 1) * nch]]
-        _sort_descending(q)
-        tau_hi = _search_end(solver, q, d, gamma)
-        best, val, p_need = _solve_row(solver, metric, q, summary, (gamma, eps), tau_hi)
-        theta = lo[i]
-        tries = 0
-        while p_need > 0.0 and tries < 5:  # the whole row (4th try) never needs more
-            tries += 1
-            theta = _next_theta(theta, p_need, tries)
-            q = _prefix_above(x[r], theta)
-            best, val, p_need = _solve_row(solver, metric, q, summary, (gamma, eps), tau_hi)
-        tau[i] = best
-        score[i] = val
-        if best > 0:
-            t[i], k_in, full = _cut_of(q, best)
-            if full:
-                jcut[i] = d
-            else:
-                jcut[i] = -2  # a tie straddles the cut
-                ktie[i] = k_in
+    out = (
+        np.zeros(na, dtype=np.int64),
+        np.full(na, np.inf),
+        np.full(na, -1, dtype=np.int64),
+        np.zeros(na),
+        np.zeros(na, dtype=np.int64),
+    )
+    if na and solver == EXACT:
+        run_tasks(_exact_rows_tasks, na, x, rows, (metric, gamma, lo), cand, start, out)
+    elif na:
+        run_tasks(_rna_rows_tasks, na, x, rows, (solver, gamma, eps), cand, start, out)
+    tau, t, jcut, score, ktie = out
     locate_ties(x, rows, t, jcut, ktie)
     return tau, t, jcut, score
 
@@ -363,8 +424,42 @@ def _prefix_above(row, theta):
     return vals
 
 
-@pjit
-def empty_scores(x, rows, params):
+@jit
+def _empty_exact_tasks(i0, i1, x, rows, gamma, out):
+    """Rows ``i0 <= i < i1`` of :func:`empty_scores` under the exact solver."""
+    for i in range(i0, i1):
+        row = x[rows[i]]
+        summary = np.zeros(SUM_HEAD + DEFAULT_NPOW)
+        row_summary(row, summary)
+        val = np.empty(1)
+        theta = 0.5
+        for _ in range(4):
+            q = _prefix_above(row, theta)
+            if q.shape[0] == 0:
+                theta *= 0.5
+                continue
+            p_need = exact_reciprocal_moments(q, summary, gamma, 1, val)
+            if p_need == 0.0:
+                break
+            theta = 0.5 * p_need
+        else:
+            q = _prefix_above(row, -1.0)
+            exact_reciprocal_moments(q, summary, gamma, 1, val)
+        out[i] = gamma * val[0]
+
+
+@jit
+def _empty_rna_tasks(i0, i1, x, rows, gamma, eps, out):
+    """Rows ``i0 <= i < i1`` of :func:`empty_scores` under BA, TRNA or BA+TRNA."""
+    for i in range(i0, i1):
+        summary = np.zeros(SUM_HEAD + DEFAULT_NPOW)
+        row_summary(x[rows[i]], summary)
+        val = np.empty(1)
+        ba_dice_objective(np.empty(0), summary, gamma, eps, np.int64(0), np.int64(0), val)
+        out[i] = val[0]
+
+
+def empty_scores(x: np.ndarray, rows: np.ndarray, params: tuple) -> np.ndarray:
     """Return the solver's objective of the empty mask, ``π(0)``, per row (``γ > 0``).
 
     Parameters
@@ -382,29 +477,10 @@ def empty_scores(x, rows, params):
         ``γ E[1/(γ+Γ)]`` for ``EXACT`` (Dice and IoU agree at τ = 0), the RNA
         version for ``BA``/``TRNA``/``BA_TRNA``.
     """
-    solver, metric, gamma, eps = params
+    solver, _, gamma, eps = params
     out = np.empty(rows.shape[0])
-    for i in prange(rows.shape[0]):
-        row = x[rows[i]]
-        summary = np.zeros(SUM_HEAD + DEFAULT_NPOW)
-        row_summary(row, summary)
-        val = np.empty(1)
-        if solver != EXACT:
-            ba_dice_objective(np.empty(0), summary, gamma, eps, np.int64(0), np.int64(0), val)
-            out[i] = val[0]
-            continue
-        theta = 0.5
-        for _ in range(4):
-            q = _prefix_above(row, theta)
-            if q.shape[0] == 0:
-                theta *= 0.5
-                continue
-            p_need = exact_reciprocal_moments(q, summary, gamma, 1, val)
-            if p_need == 0.0:
-                break
-            theta = 0.5 * p_need
-        else:
-            q = _prefix_above(row, -1.0)
-            exact_reciprocal_moments(q, summary, gamma, 1, val)
-        out[i] = gamma * val[0]
+    if solver == EXACT:
+        run_tasks(_empty_exact_tasks, rows.shape[0], x, rows, float(gamma), out)
+    else:
+        run_tasks(_empty_rna_tasks, rows.shape[0], x, rows, float(gamma), float(eps), out)
     return out

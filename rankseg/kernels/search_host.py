@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from numba import prange
 
-from rankseg._config import pjit
+from rankseg._config import jit
+from rankseg.kernels._tasks import run_tasks
 from rankseg.kernels.exact import SUM_D
 from rankseg.kernels.search import (
     _cut_of,
@@ -26,8 +26,29 @@ from rankseg.kernels.sort import _sort_descending
 __all__ = ["solve_candidates", "solve_packed"]
 
 
-@pjit
-def solve_packed(cand, first, summaries, params):
+@jit
+def _packed_tasks(i0, i1, cand, first, summaries, params, out):
+    """Rows ``i0 <= i < i1`` of :func:`solve_packed`."""
+    solver, metric, gamma, eps = params
+    tau, t, score, k_in, full, need = out
+    for i in range(i0, i1):
+        q = cand[first[i] : first[i + 1]]
+        summary = summaries[i]
+        _sort_descending(q)
+        tau_hi = _search_end(solver, q, np.int64(summary[SUM_D]), gamma)
+        best, val, p_need = _solve_row(solver, metric, q, summary, (gamma, eps), tau_hi)
+        if p_need > 0.0:
+            need[i] = True
+            continue
+        tau[i] = best
+        score[i] = val
+        if best > 0:
+            t[i], k_in[i], full[i] = _cut_of(q, best)
+
+
+def solve_packed(
+    cand: np.ndarray, first: np.ndarray, summaries: np.ndarray, params: tuple
+) -> tuple[np.ndarray, ...]:
     """Solve many rows from their packed candidates in parallel (host side of the GPU path).
 
     Parameters
@@ -49,27 +70,18 @@ def solve_packed(cand, first, summaries, params):
         for more than the candidates (solve that row with :func:`solve_candidates`).
     """
     solver, metric, gamma, eps = params
+    params = (np.int64(solver), np.int64(metric), float(gamma), float(eps))
     n = first.shape[0] - 1
-    tau = np.zeros(n, dtype=np.int64)
-    t = np.full(n, np.inf)
-    score = np.zeros(n)
-    k_in = np.zeros(n, dtype=np.int64)
-    full = np.ones(n, dtype=np.bool_)
-    need = np.zeros(n, dtype=np.bool_)
-    for i in prange(n):
-        q = cand[first[i] : first[i + 1]]
-        summary = summaries[i]
-        _sort_descending(q)
-        tau_hi = _search_end(solver, q, np.int64(summary[SUM_D]), gamma)
-        best, val, p_need = _solve_row(solver, metric, q, summary, (gamma, eps), tau_hi)
-        if p_need > 0.0:
-            need[i] = True
-            continue
-        tau[i] = best
-        score[i] = val
-        if best > 0:
-            t[i], k_in[i], full[i] = _cut_of(q, best)
-    return tau, t, score, k_in, full, need
+    out = (
+        np.zeros(n, dtype=np.int64),
+        np.full(n, np.inf),
+        np.zeros(n),
+        np.zeros(n, dtype=np.int64),
+        np.ones(n, dtype=np.bool_),
+        np.zeros(n, dtype=np.bool_),
+    )
+    run_tasks(_packed_tasks, n, cand, first, summaries, params, out)
+    return out
 
 
 def solve_candidates(

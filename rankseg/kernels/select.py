@@ -20,11 +20,12 @@ partial sums, and hence the results, do not depend on the number of threads.
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 
-from rankseg._config import jit, pjit
+from rankseg._config import jit
 from rankseg.kernels._dtype import as_f64
+from rankseg.kernels._tasks import run_tasks
 from rankseg.kernels.rma import DICE, rma_bounds, rma_objective
+from rankseg.kernels.sort import _sort_descending
 
 __all__ = [
     "STAT_MAX",
@@ -52,8 +53,37 @@ _PER_BUCKET = 16
 # float32 rows); comparisons, NaN and signed-zero semantics are untouched.  The
 # summation order is fixed by the compiled code and the fixed work items, so the
 # result does not depend on the number of threads.
-@pjit(fastmath={"reassoc"})
-def row_stats(x, xb, chunk):
+@jit(fastmath={"reassoc"})
+def _row_stats_tasks(i0, i1, x, xb, chunk, part, pbits):
+    """Work items ``i0 <= task < i1`` of :func:`row_stats` (one chunk of a row each)."""
+    d = x.shape[1]
+    nch = (d + chunk - 1) // chunk
+    for task in range(i0, i1):
+        r = task // nch
+        j0 = (task % nch) * chunk
+        j1 = min(d, j0 + chunk)
+        # a row slice starting at 0 lets numba drop negative-index checks, so the
+        # loop vectorizes
+        row = x[r, j0:j1]
+        rowb = xb[r, j0:j1]
+        s = 0.0
+        sh = 0.0
+        nh = 0
+        mb = rowb[0]
+        for j in range(row.shape[0]):
+            v = as_f64(row[j])
+            s += v
+            sh += v if v >= 0.5 else 0.0
+            nh += v >= 0.5
+            mb = rowb[j] if rowb[j] > mb else mb
+        part[task, 0] = s
+        part[task, 1] = 0.0
+        part[task, 2] = nh
+        part[task, 3] = sh
+        pbits[task] = mb
+
+
+def row_stats(x: np.ndarray, xb: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
     """One streaming pass over every row.
 
     Parameters
@@ -81,39 +111,12 @@ def row_stats(x, xb, chunk):
     nch = (d + chunk - 1) // chunk
     part = np.empty((nrow * nch, _NSTAT))
     pbits = np.empty(nrow * nch, dtype=np.uint64)
-    for task in prange(nrow * nch):
-        r = task // nch
-        j0 = (task % nch) * chunk
-        j1 = min(d, j0 + chunk)
-        # a row slice starting at 0 lets numba drop negative-index checks, so the
-        # loop vectorizes
-        row = x[r, j0:j1]
-        rowb = xb[r, j0:j1]
-        s = 0.0
-        sh = 0.0
-        nh = 0
-        mb = rowb[0]
-        for j in range(row.shape[0]):
-            v = as_f64(row[j])
-            s += v
-            sh += v if v >= 0.5 else 0.0
-            nh += v >= 0.5
-            mb = max(mb, rowb[j])
-        part[task, 0] = s
-        part[task, 2] = nh
-        part[task, 3] = sh
-        pbits[task] = mb
-    out = np.zeros((nrow, _NSTAT))
-    maxbits = np.zeros(nrow, dtype=np.uint64)
-    # serial reductions: each parallel region ends in a barrier, which costs a lot
-    # when another process holds a core
-    for r in range(nrow):
-        for k in range(nch):
-            t = r * nch + k
-            out[r, 0] += part[t, 0]
-            out[r, 2] += part[t, 2]
-            out[r, 3] += part[t, 3]
-            maxbits[r] = max(maxbits[r], pbits[t])
+    run_tasks(_row_stats_tasks, nrow * nch, x, xb, np.int64(chunk), part, pbits)
+    # the chunks of a row added in order, left to right (np.add.accumulate is
+    # sequential), as one loop would: the same sums for any thread count
+    part = part.reshape(nrow, nch, _NSTAT)
+    out = np.add.accumulate(part, axis=1)[:, -1].copy() if nch else np.zeros((nrow, _NSTAT))
+    maxbits = pbits.reshape(nrow, nch).max(axis=1) if nch else np.zeros(nrow, np.uint64)
     return out, maxbits
 
 
@@ -213,14 +216,15 @@ def solve_band(vals, lo, hi, forced, mu, metric, gamma):
                 best_t = bmin[k]
                 best_full = True
             continue
-        seg = np.sort(sorted_vals[off[k] : off[k + 1]])
-        # length of the run of values equal to seg[q] among seg[q:], kept as the scan
-        # goes down: recounting it at each improvement was quadratic in the size of a
-        # run of ties (a million tied pixels took minutes, issue 14)
+        seg = sorted_vals[off[k] : off[k + 1]]  # this bucket's values: scratch
+        _sort_descending(seg)
+        # length of the run of values equal to seg[q] among seg[:q + 1], kept as the
+        # scan goes down: recounting it at each improvement was quadratic in the size
+        # of a run of ties (a million tied pixels took minutes, issue 14)
         run = 0
-        for q in range(c - 1, -1, -1):
+        for q in range(c):
             tv = seg[q]
-            run = run + 1 if q + 1 < c and seg[q + 1] == tv else 1
+            run = run + 1 if q > 0 and seg[q - 1] == tv else 1
             s += tv
             tau += 1
             f = rma_objective(metric, s, tau, mu, gamma)
@@ -229,35 +233,23 @@ def solve_band(vals, lo, hi, forced, mu, metric, gamma):
                 best_tau = tau
                 best_t = tv
                 best_kin = run
-                best_full = q == 0 or seg[q - 1] != tv
+                best_full = q == c - 1 or seg[q + 1] != tv
     return best_tau, best_t, best, best_kin, best_full
 
 
-@jit
-def _from_bits(x, xb, bits):
-    """Return the value whose bit pattern (in ``xb``'s integer type) is ``bits``."""
-    tmp = np.empty(1, dtype=x.dtype)
-    tmp.view(xb.dtype)[0] = bits
-    return as_f64(tmp[0])
-
-
-@pjit(fastmath={"reassoc"})
-def _band_counts(x, xb, rows, bounds, chunk):
-    """Per work item: band size, forced count and sum, smallest forced bit pattern.
+@jit(fastmath={"reassoc"})
+def _band_counts_tasks(i0, i1, x, xb, rows, bounds, chunk, out):
+    """Work items ``i0 <= task < i1`` of :func:`_band_counts`.
 
     Branch-free and vectorized (reassociated sums; the minimum is taken over bit
     patterns, which order like the values for probabilities in [0, 1]).
     """
     lo, hi = bounds
+    nband, nforce, sforce, fbits = out
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
-    ntask = rows.shape[0] * nch
-    nband = np.zeros(ntask, dtype=np.int64)
-    nforce = np.zeros(ntask, dtype=np.int64)
-    sforce = np.zeros(ntask)
-    fbits = np.empty(ntask, dtype=xb.dtype)
     top = np.iinfo(xb.dtype).max
-    for task in prange(ntask):
+    for task in range(i0, i1):
         i = task // nch
         j0 = (task % nch) * chunk
         j1 = min(d, j0 + chunk)
@@ -275,16 +267,54 @@ def _band_counts(x, xb, rows, bounds, chunk):
             nb += (v > a) & (not forced)
             nf += forced
             sf += v if forced else 0.0
-            mb = min(mb, rowb[j] if forced else top)
+            fb = rowb[j] if forced else top
+            mb = fb if fb < mb else mb
         nband[task] = nb
         nforce[task] = nf
         sforce[task] = sf
         fbits[task] = mb
-    return nband, nforce, sforce, fbits
 
 
-@pjit
-def gather_between(x, rows, bounds, counts, chunk):
+def _band_counts(
+    x: np.ndarray, xb: np.ndarray, rows: np.ndarray, bounds: tuple, chunk: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per work item: band size, forced count and sum, smallest forced bit pattern."""
+    ntask = rows.shape[0] * ((x.shape[1] + chunk - 1) // chunk)
+    out = (
+        np.empty(ntask, dtype=np.int64),
+        np.empty(ntask, dtype=np.int64),
+        np.empty(ntask),
+        np.empty(ntask, dtype=xb.dtype),
+    )
+    run_tasks(_band_counts_tasks, ntask, x, xb, rows, bounds, np.int64(chunk), out)
+    return out
+
+
+@jit
+def _gather_tasks(i0, i1, x, rows, bounds, chunk, start, values):
+    """Work items ``i0 <= task < i1`` of :func:`gather_between`."""
+    lo, hi = bounds
+    d = x.shape[1]
+    nch = (d + chunk - 1) // chunk
+    for task in range(i0, i1):
+        if start[task + 1] == start[task]:
+            continue
+        i = task // nch
+        j0 = (task % nch) * chunk
+        row = x[rows[i], j0 : min(d, j0 + chunk)]
+        a = lo[i]
+        b = hi[i]
+        pos = start[task]
+        for j in range(row.shape[0]):
+            v = as_f64(row[j])
+            if v > a and v < b:
+                values[pos] = v + 0.0
+                pos += 1
+
+
+def gather_between(
+    x: np.ndarray, rows: np.ndarray, bounds: tuple, counts: np.ndarray, chunk: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Gather the values ``lo < p < hi`` of each row into one exactly sized buffer.
 
     Parameters
@@ -309,42 +339,19 @@ def gather_between(x, rows, bounds, counts, chunk):
     start : ndarray of int64
         Offsets of each work item.
     """
-    lo, hi = bounds
-    d = x.shape[1]
-    nch = (d + chunk - 1) // chunk
-    ntask = rows.shape[0] * nch
-    start = np.empty(ntask + 1, dtype=np.int64)
-    start[0] = 0
-    for task in range(ntask):
-        start[task + 1] = start[task] + counts[task]
-    values = np.empty(start[ntask])
-    for task in prange(ntask):
-        if counts[task] == 0:
-            continue
-        i = task // nch
-        j0 = (task % nch) * chunk
-        row = x[rows[i], j0 : min(d, j0 + chunk)]
-        a = lo[i]
-        b = hi[i]
-        pos = start[task]
-        for j in range(row.shape[0]):
-            v = as_f64(row[j])
-            if v > a and v < b:
-                values[pos] = v + 0.0
-                pos += 1
+    ntask = counts.shape[0]
+    start = np.zeros(ntask + 1, dtype=np.int64)
+    np.cumsum(counts, out=start[1:])
+    values = np.empty(int(start[ntask]))
+    run_tasks(_gather_tasks, ntask, x, rows, bounds, np.int64(chunk), start, values)
     return values, start
 
 
-@pjit
-def locate_ties(x, rows, t, jcut, ktie):
-    """Resolve rows whose cut splits a run of equal values (``jcut == -2``).
-
-    Sets ``jcut[i]`` to the flat index of the ``ktie[i]``-th pixel equal to ``t[i]``
-    in row ``rows[i]``: the stable order selects ties by increasing index.
-    """
+@jit
+def _ties_tasks(i0, i1, x, rows, partial, t, jcut, ktie):
+    """Rows ``partial[i0:i1]`` of :func:`locate_ties`."""
     d = x.shape[1]
-    partial = np.flatnonzero(jcut == -2)
-    for q in prange(partial.shape[0]):
+    for q in range(i0, i1):
         i = partial[q]
         tv = t[i]
         row = x[rows[i]]
@@ -357,8 +364,81 @@ def locate_ties(x, rows, t, jcut, ktie):
                     break
 
 
-@pjit
-def rma_cuts(x, xb, stats, rows, metric, gamma, chunk):
+def locate_ties(
+    x: np.ndarray, rows: np.ndarray, t: np.ndarray, jcut: np.ndarray, ktie: np.ndarray
+) -> None:
+    """Resolve rows whose cut splits a run of equal values (``jcut == -2``).
+
+    Sets ``jcut[i]`` to the flat index of the ``ktie[i]``-th pixel equal to ``t[i]``
+    in row ``rows[i]``: the stable order selects ties by increasing index.
+    """
+    partial = np.flatnonzero(jcut == -2)
+    if partial.size:
+        run_tasks(_ties_tasks, partial.size, x, rows, partial, t, jcut, ktie)
+
+
+@jit
+def _rma_bounds_rows(stats, rows, metric, gamma, d):
+    """Screening bounds ``(lo, hi)`` of each requested row (:func:`rma_bounds`)."""
+    na = rows.shape[0]
+    lo = np.empty(na)
+    hi = np.empty(na)
+    for i in range(na):
+        r = rows[i]
+        lo[i], hi[i] = rma_bounds(
+            metric,
+            stats[r, 0],
+            gamma,
+            d,
+            stats[r, STAT_MAX],
+            np.int64(stats[r, STAT_NHALF]),
+            stats[r, STAT_SHALF],
+        )
+    return lo, hi
+
+
+@jit
+def _rma_rows_tasks(i0, i1, x, stats, rows, problem, band, counts, out):
+    """Rows ``i0 <= i < i1`` of :func:`rma_cuts`: solve each row's band."""
+    metric, gamma, lo, hi = problem
+    start, nforce, sforce, mforce = counts
+    nch = (start.shape[0] - 1) // rows.shape[0]
+    tau, t, jcut, score, ktie = out
+    d = x.shape[1]
+    for i in range(i0, i1):
+        mu = stats[rows[i], 0]
+        nf = nforce[i]
+        sf = sforce[i]
+        mf = mforce[i]
+        res = solve_band(
+            band[start[i * nch] : start[(i + 1) * nch]],
+            lo[i],
+            hi[i],
+            (nf, sf, mf),
+            mu,
+            metric,
+            gamma,
+        )
+        tau[i], t[i], score[i], k_in, full = res
+        if tau[i] == 0:
+            t[i] = np.inf
+            jcut[i] = -1
+        elif full:
+            jcut[i] = d
+        else:
+            jcut[i] = -2  # a tie straddles the cut: resolved below
+            ktie[i] = k_in
+
+
+def rma_cuts(
+    x: np.ndarray,
+    xb: np.ndarray,
+    stats: np.ndarray,
+    rows: np.ndarray,
+    metric: int,
+    gamma: float,
+    chunk: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Cut of the stable descending order for each active row under RMA.
 
     Parameters
@@ -383,59 +463,40 @@ def rma_cuts(x, xb, stats, rows, metric, gamma, chunk):
     tau, t, jcut, score : ndarrays of shape (len(rows),)
         The cut of each requested row (see the module docstring).
     """
-    d = x.shape[1]
     na = rows.shape[0]
-    nch = (d + chunk - 1) // chunk
-    lo = np.empty(na)
-    hi = np.empty(na)
-    for i in range(na):
-        r = rows[i]
-        lo[i], hi[i] = rma_bounds(
-            metric,
-            stats[r, 0],
-            gamma,
-            d,
-            stats[r, STAT_MAX],
-            np.int64(stats[r, STAT_NHALF]),
-            stats[r, STAT_SHALF],
-        )
+    metric = np.int64(metric)
+    gamma = float(gamma)
+    lo, hi = _rma_bounds_rows(stats, rows, metric, gamma, np.int64(x.shape[1]))
     # pass 2a: count the band, sum the forced set (vectorized, see _band_counts)
     nband, nforce, sforce, fbits = _band_counts(x, xb, rows, (lo, hi), chunk)
+    # the forced set of each row: count, sum (chunks added in order, as one loop
+    # would: np.add.accumulate is sequential) and smallest value (from its bits)
+    nch = (x.shape[1] + chunk - 1) // chunk
+    nforce = nforce.reshape(na, nch).sum(axis=1)
+    sforce = np.add.accumulate(sforce.reshape(na, nch), axis=1)[:, -1].copy()
+    mforce = fbits.reshape(na, nch).min(axis=1).view(f"f{fbits.itemsize}")  # float16: bits
+    mforce = np.where(nforce > 0, mforce.astype(np.float64), np.inf)
     # pass 2b: gather the band (exactly sized: O(candidates) memory)
     band, start = gather_between(x, rows, (lo, hi), nband, chunk)
-    tau = np.empty(na, dtype=np.int64)
-    t = np.empty(na)
-    jcut = np.empty(na, dtype=np.int64)
-    score = np.empty(na)
-    ktie = np.zeros(na, dtype=np.int64)
-    for i in prange(na):
-        r = rows[i]
-        mu = stats[r, 0]
-        nf = np.int64(0)  # not the literal 0: solve_band would be compiled twice
-        sf = 0.0
-        mb = fbits[i * nch]
-        for k in range(nch):
-            nf += nforce[i * nch + k]
-            sf += sforce[i * nch + k]
-            mb = min(mb, fbits[i * nch + k])
-        mf = _from_bits(x, xb, mb) if nf > 0 else np.inf
-        res = solve_band(
-            band[start[i * nch] : start[(i + 1) * nch]],
-            lo[i],
-            hi[i],
-            (nf, sf, mf),
-            mu,
-            metric,
-            gamma,
+    out = (
+        np.empty(na, dtype=np.int64),
+        np.empty(na),
+        np.empty(na, dtype=np.int64),
+        np.empty(na),
+        np.zeros(na, dtype=np.int64),
+    )
+    if na:
+        run_tasks(
+            _rma_rows_tasks,
+            na,
+            x,
+            stats,
+            rows,
+            (metric, gamma, lo, hi),
+            band,
+            (start, nforce, sforce, mforce),
+            out,
         )
-        tau[i], t[i], score[i], k_in, full = res
-        if tau[i] == 0:
-            t[i] = np.inf
-            jcut[i] = -1
-        elif full:
-            jcut[i] = d
-        else:
-            jcut[i] = -2  # a tie straddles the cut: resolved below
-            ktie[i] = k_in
+    tau, t, jcut, score, ktie = out
     locate_ties(x, rows, t, jcut, ktie)
     return tau, t, jcut, score
