@@ -61,7 +61,10 @@ def _run(code: str, source: Path | None, cache: str | None) -> tuple[float, floa
         env["NUMBA_CACHE_DIR"] = cache
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    # run outside any checkout: "python -c" puts the working directory first on
+    # sys.path, ahead of PYTHONPATH, which would import the checkout it runs in
+    # instead of ``source``
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=tempfile.gettempdir())
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
