@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import rankseg
 import rankseg.dask as rd
+import rankseg.dask._cuts as rd_cuts  # the tuning constants of the cut search
 from tests import naive
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -115,10 +116,10 @@ def test_refinement_paths(monkeypatch_module, case):
 @pytest.fixture(scope="module")
 def monkeypatch_module():
     mp = pytest.MonkeyPatch()
-    mp.setattr(rd, "GATHER", 2)
-    mp.setattr(rd, "_TIE_BINS", 3)
-    mp.setattr(rd, "_NSUB_BITS", 2)
-    mp.setattr(rd, "_MAX_SUB_BITS", 2)
+    mp.setattr(rd_cuts, "GATHER", 2)
+    mp.setattr(rd_cuts, "_TIE_BINS", 3)
+    mp.setattr(rd_cuts, "_NSUB_BITS", 2)
+    mp.setattr(rd_cuts, "_MAX_SUB_BITS", 2)
     yield mp
     mp.undo()
 
@@ -155,8 +156,8 @@ def test_ties_across_chunk_borders_follow_flat_order(rng, monkeypatch, gather):
     index is found by counting ties per flat-index range, several levels deep).
     """
     if gather is not None:
-        monkeypatch.setattr(rd, "GATHER", gather)
-        monkeypatch.setattr(rd, "_TIE_BINS", 2)
+        monkeypatch.setattr(rd_cuts, "GATHER", gather)
+        monkeypatch.setattr(rd_cuts, "_TIE_BINS", 2)
     found = 0
     for _ in range(3000):
         h, w = rng.integers(1, 7, size=2)
