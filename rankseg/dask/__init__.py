@@ -3,39 +3,40 @@
 ``rankseg.dask.predict(darr)`` decides a dask array of probabilities
 ``(B, C, *spatial)`` **without merging its spatial chunks**: the decision of one
 (sample, class) needs only global quantities of its row, so it is computed as a
-few map-reduce passes over the blocks (docs/xarray.rst, "Chunked samples"):
+few map-reduce passes over the blocks (docs/xarray.rst, "Images larger than
+memory"), every solver included:
 
 1. *histogram*: per block and row, a histogram of the values' bit patterns with
    exact per-bin counts and sums (:mod:`rankseg.kernels.chunked`), tree-reduced.
    It gives μ, the maximum (pruning), the forced set and the order of every other
-   pixel up to its bin;
-2. *refinement* (usually one small pass, sometimes none): the RMA scan over the
-   bins (:func:`rankseg.kernels.chunked.scan_nodes`) names the few bins it cannot
-   cross; their values are gathered (or the bins split) from the blocks.  When the
-   cut splits a run of equal values, the flat index of the last selected one is
-   found by counting ties per flat-index range;
+   pixel up to its bin; for the exact and RNA solvers also the whole-row summary
+   (moments and power sums, the sum of the blocks' summaries);
+2. *refinement* (usually one small pass, sometimes none): RMA scans the bins
+   (:func:`rankseg.kernels.chunked.scan_nodes`) and names the few it cannot
+   cross, whose values are gathered (or the bins split); the exact and RNA solvers
+   gather their candidate band (the values above the bound of
+   :func:`rankseg.kernels.search.candidate_bound`) and solve it as the in-memory
+   path does, with a further gather when the exact solver asks for a longer
+   prefix.  When the cut splits a run of equal values, the flat index of the last
+   selected one is found by counting ties per flat-index range;
 3. *safe sums* (multiclass only): per class, the sum and count of the pixels that
    class alone selects;
 4. *write*: a lazy ``map_blocks`` writing masks or labels block by block.
 
-Passes 1-3 run when :func:`predict` is called (each reads the input once and keeps
-only per-row summaries); the returned array is lazy and is the last pass.  Every
-sum is exact (integer mantissa sums), so the result does not depend on the
-chunking, and the masks, labels and ``tau``/``threshold``/``pruned`` equal those
-of :func:`rankseg.predict` on the computed array; ``score`` agrees to rounding (μ
-is summed exactly here, in a fixed float order there).
+Passes 1-3 run when :func:`predict` is called; the returned array is lazy and is
+the last pass.  The passes live in :mod:`rankseg.dask._passes`, the cut search
+driving them in :mod:`rankseg.dask._cuts` (RMA) and :mod:`rankseg.dask._search`
+(the other solvers).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 
 from rankseg._api import PredictInfo, RankSEG
-from rankseg._xarray_task import _task_threads
 from rankseg.dask._cuts import find_cuts
 from rankseg.dask._passes import _acc_block, _Blocks, _Layout, _safe_sums, _write_block
 from rankseg.kernels.rma import DICE, IOU
@@ -84,7 +85,7 @@ def predict(
     *,
     return_info: bool = False,
     dtype: Any = None,
-    max_sample_bytes: int = 2 << 30,
+    max_band_bytes: int = 2 << 30,
     **solver_params: Any,
 ) -> da.Array | tuple[da.Array, PredictInfo]:
     """RankSEG on a dask array whose spatial dims may be chunked (images larger than RAM).
@@ -96,16 +97,18 @@ def predict(
         Spatial chunks are kept; for multiclass output the class axis is merged
         into one chunk (the labels of a pixel read every class).
     metric, smooth, output_mode, solver, pruning_prob, **solver_params
-        As for :func:`rankseg.predict`.  The chunked path runs the RMA solver and
-        the accuracy rules; ``'exact'``, ``'ba'``, ``'trna'`` and ``'ba+trna'``
-        decide each sample in one task (see Notes).
+        As for :func:`rankseg.predict`; every solver keeps the spatial chunks.
     return_info : bool
         Also return a :class:`rankseg.PredictInfo` (NumPy arrays; Dice/IoU only).
     dtype : integer dtype, optional
         Label dtype (multiclass only); default int64.
-    max_sample_bytes : int
-        Solvers other than RMA only: the largest sample (``C x prod(spatial) x
-        itemsize`` bytes) one task may hold; default 2 GiB.
+    max_band_bytes : int
+        Memory the calling process may spend on gathered values, default 2 GiB.
+        The ``'exact'``, ``'ba'``, ``'trna'`` and ``'ba+trna'`` solvers gather the
+        candidate band of a (sample, class), the pixels above a safe value bound,
+        and sort and solve it in this process: a band needing more (32 bytes per
+        value) raises ValueError.  The rows of one pass gather no more than this
+        together; the rows beyond it wait for the next pass.
 
     Returns
     -------
@@ -121,23 +124,32 @@ def predict(
     ValueError
         For a bad shape and every parameter error of :func:`rankseg.predict`; for a
         NaN, an infinity or a value outside [0, 1], naming the sample, the class and
-        the chunk (raised while the statistics are computed, inside ``predict``).
+        the chunk (raised while the statistics are computed, inside ``predict``);
+        for a candidate band larger than ``max_band_bytes``, naming the sample, the
+        class, the band's size and the memory it needs.
 
     Notes
     -----
-    For Dice/IoU with the RMA solver, ``predict`` computes the cuts at once, in two to
-    four passes over the input (a histogram of every row, usually one small pass
-    gathering the values of the bins around the cut, a pass for the per-class safe
-    sums of multiclass output), each holding one block plus a few hundred kilobytes
-    per row in a task; the returned array is lazy and writes the output block by
-    block.  Masks, labels, ``tau``, ``threshold`` and ``pruned`` are identical to those
-    of :func:`rankseg.predict` on the computed array; ``score`` agrees to rounding.
+    For Dice/IoU, ``predict`` computes the cuts at once, in two to four passes over
+    the input (a histogram of every row, usually one small gathering pass, a pass
+    for the per-class safe sums of multiclass output), each holding one block plus
+    a few hundred kilobytes per row in a task; the returned array is lazy and
+    writes the output block by block.
 
-    The other Dice/IoU solvers need a sorted candidate band of each row; this
-    version decides each sample in one task (the class and spatial chunks of a
-    sample are merged), and raises ValueError when one sample does not fit in
-    ``max_sample_bytes``.  With ``return_info`` their info is computed by a second
-    run of the solver.
+    RMA gathers the values of a few histogram bins around the cut.  The other
+    solvers gather each row's candidate band (the values above the bound of
+    :func:`rankseg.kernels.search.candidate_bound`: about ``p > p_max/d``, or above
+    the mean of the pixels ``p >= 1/2`` spread over the row) into the calling
+    process, once, plus one pass per longer prefix the exact solver asks for (rare;
+    up to the whole row).  Their band is the part of a row that must fit in memory.
+
+    Masks, labels, ``tau``, ``threshold`` and ``pruned`` equal those of
+    :func:`rankseg.predict` on the computed array; ``score`` agrees to rounding.
+    For RMA the only difference is μ, summed exactly here and in float64 there, so
+    the result does not depend on the chunking.  The exact and RNA solvers sum the
+    blocks' float64 row summaries, so their objective differs from the in-memory
+    one (and between chunkings) by rounding, ~1e-16 relative: a volume is chosen
+    differently only where two volumes' objectives agree to that precision.
 
     Examples
     --------
@@ -169,10 +181,8 @@ def predict(
         return x.map_blocks(
             _acc_block, layout, multiclass, out_dtype, dtype=out_dtype, drop_axis=drop, meta=meta
         )
-    if model.solver != "rma":
-        return _predict_samples(x, model, return_info, dtype, out_dtype, int(max_sample_bytes))
     blk = _Blocks(x)
-    cuts = find_cuts(blk, layout, model)
+    cuts = find_cuts(blk, layout, model, int(max_band_bytes))
     kw: dict[str, Any] = {
         "layout": layout,
         "shape": x.shape,
@@ -197,62 +207,5 @@ def predict(
         threshold=np.where(tau > 0, cuts["t"], np.nan).reshape(nb, nc),
         score=cuts["score"].reshape(nb, nc),
         pruned=cuts["pruned"].reshape(nb, nc),
-    )
-    return out, info
-
-
-def _sample_task(block: np.ndarray, params: dict, dtype: Any) -> np.ndarray:
-    with _task_threads(1):
-        return RankSEG(**params).predict(block, dtype=dtype)
-
-
-def _sample_info(block: np.ndarray, params: dict) -> np.ndarray:
-    with _task_threads(1):
-        _, info = RankSEG(**params).predict(block, return_info=True)
-    return np.stack([info.tau, info.threshold, info.score, info.pruned], axis=-1)
-
-
-def _predict_samples(
-    x: da.Array, model: RankSEG, return_info: bool, dtype: Any, out_dtype: np.dtype, max_sample: int
-) -> Any:
-    """Non-RMA solvers: each sample decided in one task by the NumPy API."""
-    per_sample = int(np.prod(x.shape[1:])) * x.dtype.itemsize
-    if per_sample > max_sample:
-        raise ValueError(
-            f"solver {model.solver!r} on dask input decides each sample in one task: a sample "
-            f"of shape {x.shape[1:]} needs {per_sample / 2**30:.2f} GiB of input plus its output, "
-            f"more than max_sample_bytes={max_sample} ({max_sample / 2**30:.2f} GiB). Use "
-            "solver='rma' (chunked, bounded memory) or raise max_sample_bytes on workers "
-            "that hold that much"
-        )
-    x = x.rechunk({0: 1, **{a: -1 for a in range(1, x.ndim)}})
-    params = {
-        "metric": model.metric,
-        "smooth": model.smooth,
-        "output_mode": model.output_mode,
-        "solver": model.solver,
-        "pruning_prob": model.pruning_prob,
-        **model._given,
-    }
-    multiclass = model.output_mode == "multiclass"
-    drop = (1,) if multiclass else ()
-    out = x.map_blocks(
-        _sample_task,
-        params,
-        dtype,
-        dtype=out_dtype,
-        drop_axis=drop,
-        meta=np.empty((0,) * (x.ndim - len(drop)), out_dtype),
-    )
-    if not return_info:
-        return out
-    nb, nc = x.shape[:2]
-    rows = dask.compute(*[dask.delayed(_sample_info)(b, params) for b in x.to_delayed().ravel()])
-    stacked = np.concatenate(rows)
-    info = PredictInfo(
-        tau=stacked[..., 0].astype(np.int64),
-        threshold=stacked[..., 1],
-        score=stacked[..., 2],
-        pruned=stacked[..., 3].astype(bool),
     )
     return out, info

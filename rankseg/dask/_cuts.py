@@ -9,11 +9,14 @@ counting ties per flat-index range.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from rankseg._api import RankSEG
+from rankseg._records import SOLVER_CODE
 from rankseg.dask._passes import _Blocks, _histograms, _Layout, _refine
+from rankseg.dask._search import BAND_BYTES_PER_VALUE, BandRow, EmptyRow, SearchContext
 from rankseg.kernels.chunked import scan_nodes
 from rankseg.kernels.rma import DICE, IOU, rma_bounds
 
@@ -27,9 +30,14 @@ _TIE_BINS = 4096  # flat-index bins of a tie count
 
 
 class _Row:
-    """Refinement state of one active row: its value bins (ascending patterns)."""
+    """RMA refinement state of one active row: its value bins (ascending patterns)."""
 
-    def __init__(self, hist: np.ndarray, layout: _Layout, hi: float) -> None:
+    def __init__(
+        self, hist: np.ndarray, layout: _Layout, hi: float, mu: float, objective: tuple
+    ) -> None:
+        self.mu = mu
+        self.objective = objective  # (metric, gamma)
+        self.result: tuple | None = None
         cnt = hist[0]
         keep = np.flatnonzero(cnt)
         lo_bits = keep.astype(np.int64) << layout.shift
@@ -78,16 +86,50 @@ class _Row:
             [self.stats[:, :i], np.stack([s[keep] for s in sub]), self.stats[:, i + 1 :]], axis=1
         )
 
+    def requests(self) -> list[tuple[str, tuple, int]] | None:
+        """Return the bins to gather or split before the scan can decide; None once decided."""
+        nodes, vals, lo = self.nodes()
+        forced = (self.nf, self.sf, self.mf)
+        need, res = scan_nodes(nodes, vals, forced, self.mu, self.objective)
+        if not need.any():
+            tau, t, score, k_in, full = res
+            neq = _count_equal(self, nodes, vals, lo, t) if tau > 0 and not full else 0
+            self.result = (int(tau), float(t), float(score), int(k_in), bool(full), neq)
+            return None
+        out = []
+        for i in np.flatnonzero(need).tolist():
+            b = int(lo[i])
+            width = int(self.width[int(np.searchsorted(self.lo, b))])
+            count = int(nodes[0][i])
+            if count <= GATHER:
+                out.append(("gat", (b, b + (1 << width)), count))
+            else:
+                out.append(("sub", (b, b + (1 << width), width - _sub_bits(width, count)), 0))
+        return out
 
-def find_cuts(blk: _Blocks, layout: _Layout, model: RankSEG) -> dict[str, np.ndarray]:
-    """Run passes 1-2: the cut ``(tau, t, jcut, score)`` and the statistics of every row."""
-    hist = _histograms(blk, layout)
+    def answer(self, kind: str, args: tuple, value: Any) -> None:
+        """Keep a gathered bin's values (descending), or split a bin by its sub-histogram."""
+        if kind == "gat":
+            self.vals[args[0]] = np.sort(value)[::-1].copy()
+        else:
+            self.split(args[0], args[2], value)
+
+
+def find_cuts(
+    blk: _Blocks, layout: _Layout, model: RankSEG, max_band_bytes: int
+) -> dict[str, np.ndarray]:
+    """Run passes 1-2: the cut ``(tau, t, jcut, score)`` and the statistics of every row.
+
+    ``max_band_bytes`` bounds the values gathered per pass and, for the exact/RNA
+    solvers, the band of one row (:class:`rankseg.dask._search.SearchContext`).
+    """
+    search = model.solver != "rma"
+    hist, summ = _histograms(blk, layout, search)
     nrow = hist.shape[0]
     ee = layout.exponent(np.arange(layout.nbins, dtype=np.int64) << layout.shift)
     # bins share exponents in runs: sum the mantissa sums per exponent (exact, int64)
     first = np.flatnonzero(np.r_[True, ee[1:] != ee[:-1]])
     exps = ee[first]
-    half_bin = layout.half >> layout.shift
     metric = DICE if model.metric == "dice" else IOU
     gamma = model.smooth
     mu = np.empty(nrow)
@@ -98,48 +140,72 @@ def find_cuts(blk: _Blocks, layout: _Layout, model: RankSEG) -> dict[str, np.nda
         top = int(h[4].max())
         pmax[r] = layout.value(top) if top >= 0 else 0.0
     pruned = pmax <= model.pruning_prob
-    tau = np.zeros(nrow, dtype=np.int64)
-    t = np.full(nrow, np.inf)
-    jcut = np.full(nrow, -1, dtype=np.int64)
-    score = gamma / (mu + gamma) if gamma > 0 else np.zeros(nrow)  # F(0), pruned rows
-    state: dict[int, _Row] = {}
-    for r in np.flatnonzero(~pruned).tolist():
-        h = hist[r]
-        n_half = int(h[0, half_bin:].sum())
+    cuts = {
+        "tau": np.zeros(nrow, dtype=np.int64),
+        "t": np.full(nrow, np.inf),
+        "jcut": np.full(nrow, -1, dtype=np.int64),
+        "score": gamma / (mu + gamma) if gamma > 0 else np.zeros(nrow),  # F(0), pruned rows
+        "mu": mu,
+        "pruned": pruned,
+    }
+    rows: dict[int, Any] = {}
+    if search:
+        ctx = SearchContext(layout, model, SOLVER_CODE[model.solver], metric, blk.shape)
+        ctx.max_bytes = int(max_band_bytes)
+        for r in range(nrow):
+            if not pruned[r]:
+                rows[r] = BandRow(ctx, r, hist[r], summ[r])
+            elif gamma > 0:  # the solver's score of the empty mask
+                rows[r] = EmptyRow(ctx, r, hist[r], summ[r])
+    else:
+        half_bin = layout.half >> layout.shift
         half_bits = np.arange(half_bin, layout.nbins, dtype=np.int64) << layout.shift
-        s_half = float(np.sum(layout.bin_sums(half_bits, h[1, half_bin:], h[2, half_bin:])))
-        _, hi = rma_bounds(metric, mu[r], gamma, blk.d, pmax[r], n_half, s_half)
-        state[r] = _Row(h, layout, hi)
+        for r in np.flatnonzero(~pruned).tolist():
+            h = hist[r]
+            n_half = int(h[0, half_bin:].sum())
+            s_half = float(np.sum(layout.bin_sums(half_bits, h[1, half_bin:], h[2, half_bin:])))
+            _, hi = rma_bounds(metric, mu[r], gamma, blk.d, pmax[r], n_half, s_half)
+            rows[r] = _Row(h, layout, hi, mu[r], (metric, gamma))
+    _drive(blk, layout, rows, cuts, max(1, int(max_band_bytes) // BAND_BYTES_PER_VALUE))
+    return cuts
+
+
+def _drive(blk: _Blocks, layout: _Layout, rows: dict[int, Any], cuts: dict, budget: int) -> None:
+    """Refinement passes until every row has its cut (written into ``cuts``).
+
+    A row state answers ``requests()`` with the gathers/splits it needs next, each
+    with the number of values it brings back (None once decided: its ``result`` is
+    ``(tau, t, score, k_in, full, neq)``), and takes their answers in ``answer()``.
+    A pass gathers at most ``budget`` values (at least one row's requests); the
+    other rows wait for the next pass.  Cuts that split a run of ties join the
+    same passes.
+    """
+    tau, t, jcut, score = (cuts[k] for k in ("tau", "t", "jcut", "score"))
     ties: dict[int, list] = {}  # row -> [t, k, a, b, count]
-    while state or ties:
+    while rows or ties:
         requests: dict[str, list] = {"sub": [], "gat": [], "tieh": [], "tieg": []}
         pending: dict[str, list] = {key: [] for key in requests}
-        for r, row in list(state.items()):
-            nodes, vals, lo = row.nodes()
-            need, res = scan_nodes(nodes, vals, (row.nf, row.sf, row.mf), mu[r], (metric, gamma))
-            if not need.any():
-                tau[r], t[r], score[r], k_in, full = res
-                del state[r]
+        used = 0
+        for r, row in list(rows.items()):
+            reqs = row.requests()
+            if reqs is None:
+                del rows[r]
+                tau[r], t[r], score[r], k_in, full, neq = row.result
                 if tau[r] == 0:
                     t[r] = np.inf
                     jcut[r] = -1
                 elif full:
                     jcut[r] = blk.d
                 else:
-                    neq = _count_equal(row, nodes, vals, lo, t[r])
                     ties[r] = [t[r], int(k_in), 0, blk.d, neq]
                 continue
-            for i in np.flatnonzero(need).tolist():
-                b = int(lo[i])
-                j = int(np.searchsorted(row.lo, b))
-                width = int(row.width[j])
-                if nodes[0][i] <= GATHER:
-                    requests["gat"].append((r, b, b + (1 << width)))
-                    pending["gat"].append((r, b))
-                else:
-                    child = width - _sub_bits(width, int(nodes[0][i]))
-                    requests["sub"].append((r, b, b + (1 << width), child))
-                    pending["sub"].append((r, b, child))
+            size = sum(n for _, _, n in reqs)
+            if used and used + size > budget:
+                continue  # the next pass
+            used += size
+            for kind, args, _ in reqs:
+                requests[kind].append((r, *args))
+                pending[kind].append((r, args))
         for r, (tv, _, a, b, neq) in ties.items():
             if neq <= GATHER:
                 requests["tieg"].append((r, tv, a, b))
@@ -151,10 +217,9 @@ def find_cuts(blk: _Blocks, layout: _Layout, model: RankSEG) -> dict[str, np.nda
         if not requests:
             break
         answers = _refine(blk, layout, requests, _TIE_BINS)
-        for (r, b), vals in zip(pending["gat"], answers.get("gat", ()), strict=True):
-            state[r].vals[b] = np.sort(vals)[::-1].copy()
-        for (r, b, child), sub in zip(pending["sub"], answers.get("sub", ()), strict=True):
-            state[r].split(b, child, sub)
+        for kind in ("gat", "sub"):
+            for (r, args), val in zip(pending[kind], answers.get(kind, ()), strict=True):
+                rows[r].answer(kind, args, val)
         for r, idx in zip(pending["tieg"], answers.get("tieg", ()), strict=True):
             jcut[r] = np.sort(idx)[ties[r][1] - 1]
             del ties[r]
@@ -165,7 +230,6 @@ def find_cuts(blk: _Blocks, layout: _Layout, model: RankSEG) -> dict[str, np.nda
             i = int(np.searchsorted(cum, k))  # first bin whose cumulative count reaches k
             before = int(cum[i - 1]) if i else 0
             ties[r] = [tv, k - before, a + i * w, min(b, a + (i + 1) * w), int(counts[i])]
-    return {"tau": tau, "t": t, "jcut": jcut, "score": score, "mu": mu, "pruned": pruned}
 
 
 def _sub_bits(width: int, count: int) -> int:

@@ -30,6 +30,7 @@ from rankseg.kernels.chunked import (
     block_tie_hist,
 )
 from rankseg.kernels.masks import write_masks, write_threshold_masks
+from rankseg.kernels.summary import DEFAULT_NPOW, SUM_HEAD, row_summary
 
 #: per dtype: unsigned type, mantissa bits, exponent bias, bin shift (32 bins per
 #: octave for float16/32, 8 for float64 so a row's histogram stays ~330 kB)
@@ -60,6 +61,16 @@ class _Layout:
     def value(self, bits: np.ndarray) -> np.ndarray:
         """Float64 values of bit patterns."""
         return np.asarray(bits).astype(self.udtype).view(self.dtype).astype(np.float64)
+
+    def above(self, theta: float) -> int:
+        """Smallest pattern of a value ``> theta``: 0 for ``theta < 0``, ``one + 1`` if none."""
+        if theta < 0.0:
+            return 0
+        if theta >= 1.0:
+            return self.one + 1
+        v = np.array(theta, dtype=np.float64).astype(self.dtype)  # the nearest value
+        b = int(v.view(self.udtype))
+        return b + 1 if float(v) <= theta else b
 
     def exponent(self, bits: np.ndarray) -> np.ndarray:
         return np.maximum(np.asarray(bits, dtype=np.int64) >> self.mbits, 1)
@@ -124,13 +135,20 @@ def _views(block: np.ndarray, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
 
 
 # -- pass 1: histogram -----------------------------------------------------------------
-def _hist_task(block: np.ndarray, layout: _Layout, where: tuple) -> tuple:
+def _hist_task(block: np.ndarray, layout: _Layout, where: tuple, summaries: bool) -> tuple:
     x, bits = _views(block, layout)
     one, sign = layout.scalars()
     stats, bad = block_hist(bits, one, sign, (layout.mbits, layout.shift, layout.nbins))
     for q in np.flatnonzero(bad >= 0):
         _raise_bad(block, int(q), int(bad[q]), where)
-    return stats
+    if not summaries:
+        return stats, None
+    # the whole-row summary of the exact/RNA solvers: every entry is a sum over pixels,
+    # so the block summaries add up (in a fixed order: the tree below)
+    summ = np.zeros((x.shape[0], SUM_HEAD + DEFAULT_NPOW))
+    for q in range(x.shape[0]):
+        row_summary(x[q], summ[q])
+    return stats, summ
 
 
 def _raise_bad(block: np.ndarray, q: int, j: int, where: tuple) -> None:
@@ -163,20 +181,40 @@ def _combine_stats(*parts: tuple) -> tuple:
     return cnt, mhi, mlo, bmin, bmax
 
 
-def _histograms(blk: _Blocks, layout: _Layout) -> np.ndarray:
-    """Pass 1: the merged histogram of every row, as int64 ``(B*C, 5, nbins)``."""
+def _combine_hist(*parts: tuple) -> tuple:
+    stats = _combine_stats(*(p[0] for p in parts))
+    if parts[0][1] is None:
+        return stats, None
+    summ = parts[0][1].copy()
+    for p in parts[1:]:
+        summ += p[1]
+    return stats, summ
+
+
+def _histograms(blk: _Blocks, layout: _Layout, summaries: bool) -> tuple:
+    """Pass 1: the merged histogram of every row, as int64 ``(B*C, 5, nbins)``.
+
+    With ``summaries``, also the whole-row summaries ``(B*C, SUM_HEAD + DEFAULT_NPOW)``
+    (:func:`rankseg.kernels.summary.row_summary`) of the exact and RNA solvers, the
+    sums of the blocks' summaries; else None.
+    """
     groups: dict[tuple[int, int], list] = {}
     task = dask.delayed(_hist_task, pure=True)
     for idx in blk.index:
         where = (idx, blk.rows(idx), blk.box(idx), blk.nc)
-        groups.setdefault(blk.group(idx), []).append(task(blk.delayed[idx], layout, where))
+        part = task(blk.delayed[idx], layout, where, summaries)
+        groups.setdefault(blk.group(idx), []).append(part)
     keys = list(groups)
-    results = dask.compute(*[_tree(groups[k], _combine_stats) for k in keys])
-    hist = np.empty((blk.nb * blk.nc, 5, layout.nbins), dtype=np.int64)
-    for k, res in zip(keys, results, strict=True):
+    results = dask.compute(*[_tree(groups[k], _combine_hist) for k in keys])
+    nrow = blk.nb * blk.nc
+    hist = np.empty((nrow, 5, layout.nbins), dtype=np.int64)
+    summ = np.zeros((nrow, SUM_HEAD + DEFAULT_NPOW)) if summaries else None
+    for k, (stats, part) in zip(keys, results, strict=True):
         rows = blk.rows((*k, *([0] * len(blk.spatial))))
-        hist[rows] = np.stack(res, axis=1)
-    return hist
+        hist[rows] = np.stack(stats, axis=1)
+        if summ is not None:
+            summ[rows] = part
+    return hist, summ
 
 
 # -- passes 2+: refinement of bins and ties ----------------------------------------------
