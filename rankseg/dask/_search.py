@@ -64,13 +64,21 @@ class SearchContext:
             return
         b, c = divmod(r, self.nc)
         raise ValueError(
-            f"solver {self.name!r} on dask input needs {what} of sample {b}, class {c} in "
-            f"one process: up to {nvals:,} values (p > {theta:.6g}) of the row's "
-            f"{self.d:,}, about {need / 2**20:,.1f} MiB ({BAND_BYTES_PER_VALUE} bytes per "
-            f"value), more than max_band_bytes={self.max_bytes} "
-            f"({self.max_bytes / 2**20:,.1f} MiB). Raise max_band_bytes where the calling "
-            "process has that much memory, or use solver='rma' (memory per task: one chunk)"
+            f"solver {self.name!r} on dask input gathers {what} of sample {b}, class {c} "
+            f"into the calling process: up to {nvals:,} values (p > {theta:.6g}) of the "
+            f"row's {self.d:,}, about {_size(need)} at {BAND_BYTES_PER_VALUE} bytes per "
+            f"value, more than max_band_bytes={self.max_bytes} ({_size(self.max_bytes)}). "
+            "Raise max_band_bytes where the calling process has that much memory, or use "
+            "solver='rma' (memory per task: one chunk)"
         )
+
+
+def _size(nbytes: int) -> str:
+    if nbytes >= 2**30:
+        return f"{nbytes / 2**30:,.2f} GiB"
+    if nbytes >= 2**20:
+        return f"{nbytes / 2**20:,.1f} MiB"
+    return f"{nbytes:,} bytes"
 
 
 def _count_from(cnt: np.ndarray, layout: _Layout, b0: int, b1: int) -> int:
@@ -174,7 +182,7 @@ class EmptyRow:
             lay = self.ctx.layout
             want = lay.above(theta)
             new = _count_from(self.cnt, lay, want, lay.one + 1)
-            self.ctx.check_band(self.r, new, theta, "the empty mask's score")
+            self.ctx.check_band(self.r, new, theta, "the values for the empty mask's score")
             return [("gat", (want, lay.one + 1), new)]
         return None
 
