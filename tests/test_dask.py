@@ -416,10 +416,11 @@ def test_bad_value_names_sample_class_and_chunk(rng, bad, what):
         rd.predict(x)
 
 
-def test_negative_zero_is_a_valid_zero():
+@pytest.mark.parametrize("solver", ["rma", *SEARCH])
+def test_negative_zero_is_a_valid_zero(solver):
     p = np.array([[[[0.9, -0.0, 0.6, 0.0]], [[0.1, 1.0, 0.4, 1.0]]]])
-    ref = rankseg.predict(p)
-    got = rd.predict(da.from_array(p, chunks=(1, 1, 1, 3))).compute()
+    ref = rankseg.predict(p, solver=solver)
+    got = rd.predict(da.from_array(p, chunks=(1, 1, 1, 3)), solver=solver).compute()
     np.testing.assert_array_equal(got, ref)
 
 
