@@ -54,7 +54,7 @@ def test_ranges_cover_the_items_in_pieces_on_several_threads():
     calls.sort()
     assert len(calls) > 2  # more ranges than threads: a slow thread can be helped
     assert calls[0][0] == 0 and calls[-1][1] == 100
-    assert all(a[1] == b[0] for a, b in zip(calls, calls[1:]))
+    assert all(a[1] == b[0] for a, b in zip(calls[:-1], calls[1:], strict=True))
 
 
 def test_an_error_in_a_range_is_raised_to_the_caller():
