@@ -28,13 +28,26 @@ from typing import Any
 
 import numba
 
-__all__ = ["run_tasks"]
+from rankseg._config import jit
+
+__all__ = ["run_tasks", "work_item"]
 
 #: ranges handed out per thread: a few, so that a slow thread can be helped
 _RANGES_PER_THREAD = 4
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+
+
+@jit(inline="always")
+def work_item(task: int, nch: int, chunk: int, d: int) -> tuple[int, int, int]:
+    """``(row, j0, j1)`` of work item ``task``: pixels ``j0 <= j < j1`` of that row.
+
+    Rows of ``d`` pixels are cut into ``nch`` items of ``chunk`` pixels (the last
+    one shorter), numbered row by row.
+    """
+    j0 = (task % nch) * chunk
+    return task // nch, j0, min(d, j0 + chunk)
 
 
 def _get_pool() -> ThreadPoolExecutor:

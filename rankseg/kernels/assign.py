@@ -14,7 +14,7 @@ import numpy as np
 
 from rankseg._config import jit
 from rankseg.kernels._dtype import as_f64
-from rankseg.kernels._tasks import run_tasks
+from rankseg.kernels._tasks import run_tasks, work_item
 from rankseg.kernels.masks import is_selected
 from rankseg.kernels.rma import DICE
 
@@ -72,9 +72,7 @@ def _exclusive_tasks(i0, i1, x, ncls, cut, out, status, sums):
     lm = np.empty(ncls)
     ln = np.empty(ncls)
     for task in range(i0, i1):
-        b = task // nch
-        j0 = (task % nch) * chunk
-        j1 = min(d, j0 + chunk)
+        b, j0, j1 = work_item(task, nch, chunk, d)
         cnt = np.zeros(j1 - j0, dtype=np.int32)
         who = np.zeros(j1 - j0, dtype=np.int32)
         for c in range(ncls):
@@ -121,9 +119,7 @@ def _conflict_tasks(i0, i1, x, ncls, cut, mu, params, status, safe, out):
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
     for task in range(i0, i1):
-        b = task // nch
-        j0 = (task % nch) * chunk
-        j1 = min(d, j0 + chunk)
+        b, j0, j1 = work_item(task, nch, chunk, d)
         for j in range(j0, j1):
             st = status[b, j]
             if st == 0:
@@ -203,9 +199,7 @@ def _argmax_tasks(i0, i1, x, ncls, out, chunk):
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
     for task in range(i0, i1):
-        b = task // nch
-        j0 = (task % nch) * chunk
-        j1 = min(d, j0 + chunk)
+        b, j0, j1 = work_item(task, nch, chunk, d)
         best = np.empty(j1 - j0)
         idx = np.zeros(j1 - j0, dtype=np.int64)
         r0 = b * ncls

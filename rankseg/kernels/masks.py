@@ -6,7 +6,7 @@ import numpy as np
 
 from rankseg._config import jit
 from rankseg.kernels._dtype import as_f64
-from rankseg.kernels._tasks import run_tasks
+from rankseg.kernels._tasks import run_tasks, work_item
 
 __all__ = ["is_selected", "write_masks", "write_threshold_masks"]
 
@@ -41,9 +41,7 @@ def _write_masks_tasks(i0, i1, x, t, jcut, out, chunk):
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
     for task in range(i0, i1):
-        r = task // nch
-        j0 = (task % nch) * chunk
-        j1 = min(d, j0 + chunk)
+        r, j0, j1 = work_item(task, nch, chunk, d)
         tr = t[r]
         dst = out[r, j0:j1]
         if tr == np.inf:
@@ -88,9 +86,7 @@ def _threshold_tasks(i0, i1, x, out, chunk):
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
     for task in range(i0, i1):
-        r = task // nch
-        j0 = (task % nch) * chunk
-        j1 = min(d, j0 + chunk)
+        r, j0, j1 = work_item(task, nch, chunk, d)
         row = x[r, j0:j1]
         dst = out[r, j0:j1]
         for j in range(row.shape[0]):

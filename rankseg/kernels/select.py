@@ -23,7 +23,7 @@ import numpy as np
 
 from rankseg._config import jit
 from rankseg.kernels._dtype import as_f64
-from rankseg.kernels._tasks import run_tasks
+from rankseg.kernels._tasks import run_tasks, work_item
 from rankseg.kernels.rma import DICE, rma_bounds, rma_objective
 from rankseg.kernels.sort import _sort_descending
 
@@ -59,9 +59,7 @@ def _row_stats_tasks(i0, i1, x, xb, chunk, part, pbits):
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
     for task in range(i0, i1):
-        r = task // nch
-        j0 = (task % nch) * chunk
-        j1 = min(d, j0 + chunk)
+        r, j0, j1 = work_item(task, nch, chunk, d)
         # a row slice starting at 0 lets numba drop negative-index checks, so the
         # loop vectorizes
         row = x[r, j0:j1]
@@ -250,9 +248,7 @@ def _band_counts_tasks(i0, i1, x, xb, rows, bounds, chunk, out):
     nch = (d + chunk - 1) // chunk
     top = np.iinfo(xb.dtype).max
     for task in range(i0, i1):
-        i = task // nch
-        j0 = (task % nch) * chunk
-        j1 = min(d, j0 + chunk)
+        i, j0, j1 = work_item(task, nch, chunk, d)
         row = x[rows[i], j0:j1]
         rowb = xb[rows[i], j0:j1]
         a = lo[i]
@@ -299,9 +295,8 @@ def _gather_tasks(i0, i1, x, rows, bounds, chunk, start, values):
     for task in range(i0, i1):
         if start[task + 1] == start[task]:
             continue
-        i = task // nch
-        j0 = (task % nch) * chunk
-        row = x[rows[i], j0 : min(d, j0 + chunk)]
+        i, j0, j1 = work_item(task, nch, chunk, d)
+        row = x[rows[i], j0:j1]
         a = lo[i]
         b = hi[i]
         pos = start[task]
