@@ -14,6 +14,7 @@ import numpy as np
 
 __all__ = [
     "as_probs",
+    "check_band_bytes",
     "check_int",
     "check_name",
     "check_out",
@@ -424,3 +425,29 @@ def check_class_sums(mu: np.ndarray, d: int) -> None:
         ClassSumWarning,
         stacklevel=4,
     )
+
+
+def check_band_bytes(max_band_bytes: Any) -> int:
+    """Check the ``max_band_bytes`` budget of the chunked path: an integer >= 1.
+
+    Parameters
+    ----------
+    max_band_bytes : int
+        The caller's value.
+
+    Returns
+    -------
+    int
+        The budget in bytes.
+
+    Raises
+    ------
+    TypeError
+        If it is not an integer (bools and floats are refused).
+    ValueError
+        If it is below 1.
+    """
+    value = check_int(max_band_bytes, "max_band_bytes")
+    if value < 1:
+        raise ValueError(f"max_band_bytes must be at least 1 (bytes); got {value}")
+    return value

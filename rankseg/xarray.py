@@ -34,7 +34,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 import rankseg
 from rankseg._api import RankSEG
-from rankseg._validation import check_name
+from rankseg._validation import check_band_bytes, check_name
 from rankseg._xarray_task import (  # noqa: F401  (_task_threads, _THREADSAFE_LAYERS: tests)
     _INFO_FIELDS,
     _THREADSAFE_LAYERS,
@@ -217,6 +217,7 @@ def predict(
     dtype: Any = None,
     threads_per_task: int = 1,
     spatial_chunks: str = "auto",
+    max_band_bytes: int = 2 << 30,
     **solver_params: Any,
 ) -> xr.DataArray | tuple[xr.DataArray, xr.Dataset]:
     """RankSEG prediction for a labeled (xarray) probability map.
@@ -263,6 +264,12 @@ def predict(
         lazy write pass).  ``'merge'``: merge the class and spatial chunks so that
         one task holds whole samples (fully lazy).  ``'auto'`` (default): ``'keep'``
         when a spatial dim has more than one chunk, else ``'merge'``.
+    max_band_bytes : int
+        Chunks kept only: the memory the calling process may spend on the values it
+        gathers, default 2 GiB (:func:`rankseg.dask.predict`; the ``'exact'``, BA
+        and TRNA solvers gather each row's candidate band and raise a ValueError
+        naming the band and the memory it needs past this budget).  Checked always,
+        unused by the other paths, which hold whole samples anyway.
 
     Returns
     -------
@@ -349,6 +356,7 @@ def predict(
         )
     samples, spatial = _resolve_dims(da, class_dim, sample_dims, spatial_dims)
     spatial_chunks = check_name(spatial_chunks, "spatial_chunks", ("auto", "keep", "merge"))
+    max_band_bytes = check_band_bytes(max_band_bytes)
     params = {
         "metric": metric,
         "smooth": smooth,
@@ -382,7 +390,9 @@ def predict(
         )
     )
     if keep:
-        result = _predict_chunked(da, class_dim, spatial, params, return_info, dtype)
+        result = _predict_chunked(
+            da, class_dim, spatial, {**params, "max_band_bytes": max_band_bytes}, return_info, dtype
+        )
     else:
         kw = {"params": params, "return_info": return_info, "dtype": dtype}
         result = _predict_merged(da, core, out_core, out_dtypes, lazy, threads_per_task, kw)

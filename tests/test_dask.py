@@ -460,6 +460,39 @@ def test_other_solvers_name_the_band_and_its_memory(rng):
         )
 
 
+@pytest.mark.parametrize(
+    ("bad", "exc", "what"),
+    [
+        (0, ValueError, "at least 1"),
+        (-5, ValueError, "at least 1"),
+        (1.5e9, TypeError, "integer"),
+        (True, TypeError, "integer"),
+        ("2GB", TypeError, "integer"),
+    ],
+)
+def test_max_band_bytes_is_checked(rng, bad, exc, what):
+    x = da.from_array(rng.random((1, 2, 8, 8)), chunks=(1, 1, 4, 4))
+    with pytest.raises(exc, match=f"max_band_bytes must .*{what}"):
+        rd.predict(x, solver="exact", max_band_bytes=bad)
+
+
+def test_xarray_passes_max_band_bytes(rng):
+    """The band budget reaches the chunked path through the xarray adapter, and is
+    checked for NumPy-backed input too (where it is unused)."""
+    xr = pytest.importorskip("xarray")
+    import rankseg.xarray as rx
+
+    p = rng.random((2, 32, 32))
+    arr = xr.DataArray(p, dims=("class", "y", "x"))
+    lazy_in = arr.chunk({"y": 16, "x": 16})
+    with pytest.raises(ValueError, match="max_band_bytes=1000"):
+        rx.predict(lazy_in, solver="exact", max_band_bytes=1000)
+    got = rx.predict(lazy_in, solver="exact", max_band_bytes=p[0].size * 32)
+    xr.testing.assert_identical(got.compute(), rx.predict(arr, solver="exact"))
+    with pytest.raises(ValueError, match="max_band_bytes must be at least 1"):
+        rx.predict(arr, max_band_bytes=0)
+
+
 def test_spatial_chunks_are_kept(rng):
     p = rng.random((1, 2, 20, 30))
     x = da.from_array(p, chunks=(1, 1, 10, 15))

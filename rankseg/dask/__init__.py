@@ -37,6 +37,7 @@ import dask.array as da
 import numpy as np
 
 from rankseg._api import PredictInfo, RankSEG
+from rankseg._validation import check_band_bytes
 from rankseg.dask._cuts import find_cuts
 from rankseg.dask._passes import _acc_block, _Blocks, _Layout, _safe_sums, _write_block
 from rankseg.kernels.rma import DICE, IOU
@@ -119,10 +120,11 @@ def predict(
     Raises
     ------
     TypeError
-        For input that is not a dask array of a float dtype, and every type error of
-        :func:`rankseg.predict`.
+        For input that is not a dask array of a float dtype, a ``max_band_bytes``
+        that is not an integer, and every type error of :func:`rankseg.predict`.
     ValueError
-        For a bad shape and every parameter error of :func:`rankseg.predict`; for a
+        For a bad shape, ``max_band_bytes < 1`` and every parameter error of
+        :func:`rankseg.predict`; for a
         NaN, an infinity or a value outside [0, 1], naming the sample, the class and
         the chunk (raised while the statistics are computed, inside ``predict``);
         for a candidate band larger than ``max_band_bytes``, naming the sample, the
@@ -162,6 +164,7 @@ def predict(
     """
     model = RankSEG(metric, smooth, output_mode, solver, pruning_prob, **solver_params)
     x = _check_dask(probs)
+    max_band_bytes = check_band_bytes(max_band_bytes)
     # every remaining check (return_info, dtype, void_index against C, C = 1 with
     # multiclass) by the NumPy API on an empty batch of the same shape
     empty = np.empty((0, *x.shape[1:]), dtype=x.dtype)
