@@ -631,6 +631,29 @@ def test_cli_streams_a_chunked_zarr_store(rng, tmp_path, capsys):
     assert len(rows) == 1 + 3 and all(str(t) in "".join(rows) for t in info.tau[0])
 
 
+def test_cli_max_band_bytes(rng, tmp_path, capsys):
+    """--max-band-bytes reaches the chunked path: too small a budget fails the case with
+    the band's message, a large one gives the in-memory labels; below 1 is a usage error."""
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("zarr")
+    from rankseg.__main__ import main
+
+    p = rng.random((2, 32, 32)).astype(np.float32)
+    arr = xr.DataArray(p, dims=("class", "y", "x"), name="probs")
+    arr.chunk({"y": 16, "x": 16}).to_dataset().to_zarr(tmp_path / "s.zarr", consolidated=False)
+    base = ["predict", str(tmp_path / "s.zarr"), "--solver", "exact", "--no-progress"]
+    assert main([*base, "-o", str(tmp_path / "a"), "--max-band-bytes", "1000"]) != 0
+    assert "max_band_bytes=1000" in capsys.readouterr().err
+    code = main([*base, "-o", str(tmp_path / "b"), "--max-band-bytes", str(32 * 32 * 32)])
+    assert code == 0, capsys.readouterr().err
+    got = xr.open_zarr(tmp_path / "b" / "s.zarr", consolidated=False)["labels"]
+    np.testing.assert_array_equal(got.values, rankseg.predict(p[None], solver="exact")[0])
+    with pytest.raises(SystemExit) as exc:
+        main([*base, "-o", str(tmp_path / "c"), "--max-band-bytes", "0"])
+    assert exc.value.code == 2
+    assert "--max-band-bytes must be at least 1" in capsys.readouterr().err
+
+
 def test_killed_worker_gives_the_same_result(rng):
     """A worker killed by pid mid-compute: dask's retry on another worker, same result."""
     distributed = pytest.importorskip("distributed")

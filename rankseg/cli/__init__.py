@@ -258,6 +258,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--dtype", choices=_DTYPES, help="label dtype (default: the smallest that holds the labels)"
     )
     g.add_argument(
+        "--max-band-bytes",
+        type=int,
+        default=2 << 30,
+        metavar="BYTES",
+        help="chunked zarr stores: memory this process may spend on the candidate bands "
+        "the exact/ba/trna solvers gather (default: 2 GiB)",
+    )
+    g.add_argument(
         "--ensemble",
         action="store_true",
         help="the INPUTs are prediction folders of the same cases (nnU-Net folds made with "

@@ -44,6 +44,7 @@ class _Job:
     dtype: str | None
     info: bool
     members: tuple[str, ...] = ()  # --ensemble: the same case in the other folders
+    max_band_bytes: int = 2 << 30  # chunked stores (rankseg.dask): the band budget
 
 
 @dataclass
@@ -156,7 +157,7 @@ def _run_xarray_job(job: _Job) -> list[tuple[Any, ...]]:
     if mode == "multiclass":
         hi, lo = _label_range(nc, model)
         dtype = np.dtype(job.dtype) if job.dtype else rio.smallest_label_dtype(hi, lo)
-    kwargs = dict(job.params, output_mode=mode, dtype=dtype)
+    kwargs = dict(job.params, output_mode=mode, dtype=dtype, max_band_bytes=job.max_band_bytes)
     name = rio.case_name(job.path)
     rows: list[tuple[Any, ...]] = []
     if job.info:
@@ -363,6 +364,8 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         RankSEG(output_mode=args.output_mode or "multiclass", **params)
     except (TypeError, ValueError) as exc:
         parser.error(_one_line(exc))
+    if args.max_band_bytes < 1:
+        parser.error(f"--max-band-bytes must be at least 1 (bytes); got {args.max_band_bytes}")
     if args.info and params["metric"] == "acc":
         parser.error("--info needs --metric dice or iou (accuracy has no per-class objective)")
     if args.num_parts < 1 or not 0 <= args.part_id < args.num_parts:
@@ -438,6 +441,7 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
                 args.dtype,
                 bool(args.info),
                 tuple(str(m) for m in members.get(path, ())),
+                args.max_band_bytes,
             )
         )
 
