@@ -124,11 +124,11 @@ def predict(
         that is not an integer, and every type error of :func:`rankseg.predict`.
     ValueError
         For a bad shape, ``max_band_bytes < 1`` and every parameter error of
-        :func:`rankseg.predict`; for a
-        NaN, an infinity or a value outside [0, 1], naming the sample, the class and
-        the chunk (raised while the statistics are computed, inside ``predict``);
-        for a candidate band larger than ``max_band_bytes``, naming the sample, the
-        class, the band's size and the memory it needs.
+        :func:`rankseg.predict`; for a NaN, an infinity or a value outside [0, 1],
+        naming the sample, the class and the chunk (raised while the statistics are
+        computed, inside ``predict``); for a candidate band larger than
+        ``max_band_bytes``, naming the sample, the class, the band's size and the
+        memory it needs.
 
     Notes
     -----
