@@ -444,11 +444,12 @@ def test_workqueue_layer_does_not_abort_under_threaded_dask():
 @pytest.fixture
 def threaded_client():
     distributed = pytest.importorskip("distributed")
-    # dashboard_address=None: no HTTP server (port 8787 may be taken on a shared machine,
-    # which distributed reports with a UserWarning)
+    # dashboard_address=":0": any free port (8787 may be taken on a shared machine or by
+    # another test process, which distributed reports with a UserWarning; None does not
+    # turn the dashboard off, it means the default port)
     with (
         distributed.LocalCluster(
-            n_workers=1, threads_per_worker=4, processes=False, dashboard_address=None
+            n_workers=1, threads_per_worker=4, processes=False, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
@@ -460,7 +461,7 @@ def process_client():
     distributed = pytest.importorskip("distributed")
     with (
         distributed.LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None
+            n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
@@ -539,11 +540,11 @@ def test_tutorial_runs_as_written(tmp_path, monkeypatch):
     assert len(blocks) >= 6
     namespace: dict = {}
     for block in blocks:
-        # an in-process cluster without a dashboard: quick to start, and port 8787 may be
-        # taken on a shared machine (distributed then warns)
+        # an in-process cluster, its dashboard on any free port: quick to start, and
+        # port 8787 may be taken on a shared machine (distributed then warns)
         code = textwrap.dedent(block).replace(
             "Client()",
-            "Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None)",
+            "Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=':0')",
         )
         exec(compile(code, str(DOC), "exec"), namespace)
     assert (tmp_path / "slice.png").stat().st_size > 0
