@@ -15,7 +15,7 @@ from typing import Any
 
 import numba
 
-__all__ = ["CHUNK", "SERIAL_SIZE", "call_threads", "jit", "num_threads", "pjit"]
+__all__ = ["CHUNK", "MAX_BAND_BYTES", "SERIAL_SIZE", "call_threads", "jit", "num_threads", "pjit"]
 
 #: Pixels per work item when a row is split for parallel passes.  It is a fixed
 #: constant (not derived from the thread count) so that partial sums, and hence
@@ -27,6 +27,11 @@ CHUNK = 1 << 16
 #: team, and when another process holds a core every parallel region waits for a
 #: paused worker (tens of ms per call).  Results do not depend on the thread count.
 SERIAL_SIZE = 4 * CHUNK
+
+#: Default memory (bytes) the chunked path (:mod:`rankseg.dask`) may spend in the
+#: calling process on gathered values: ``max_band_bytes`` of the dask and xarray
+#: ``predict`` and ``--max-band-bytes`` of the CLI.
+MAX_BAND_BYTES = 2 << 30
 
 _BASE: dict[str, Any] = {
     "cache": True,

@@ -34,6 +34,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 import rankseg
 from rankseg._api import RankSEG
+from rankseg._config import MAX_BAND_BYTES
 from rankseg._validation import check_band_bytes, check_name
 from rankseg._xarray_task import (  # noqa: F401  (_task_threads, _THREADSAFE_LAYERS: tests)
     _INFO_FIELDS,
@@ -217,7 +218,7 @@ def predict(
     dtype: Any = None,
     threads_per_task: int = 1,
     spatial_chunks: str = "auto",
-    max_band_bytes: int = 2 << 30,
+    max_band_bytes: int = MAX_BAND_BYTES,
     **solver_params: Any,
 ) -> xr.DataArray | tuple[xr.DataArray, xr.Dataset]:
     """RankSEG prediction for a labeled (xarray) probability map.

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from rankseg import io as rio
 from rankseg._api import AVAILABLE, SOLVERS
+from rankseg._config import MAX_BAND_BYTES
 from rankseg.cli._demo import run_demo
 from rankseg.cli._evaluate import _cmd_evaluate
 from rankseg.cli._predict import INFO_COLUMNS as INFO_COLUMNS  # the --info CSV header
@@ -260,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--max-band-bytes",
         type=int,
-        default=2 << 30,
+        default=MAX_BAND_BYTES,
         metavar="BYTES",
         help="chunked zarr stores: memory this process may spend on the candidate bands "
         "the exact/ba/trna solvers gather (default: 2 GiB)",

@@ -17,6 +17,7 @@ import numpy as np
 
 from rankseg import io as rio
 from rankseg._api import RankSEG
+from rankseg._config import MAX_BAND_BYTES
 from rankseg.cli._common import (
     _EXIT_FAILED,
     _EXIT_INTERRUPTED,
@@ -44,7 +45,7 @@ class _Job:
     dtype: str | None
     info: bool
     members: tuple[str, ...] = ()  # --ensemble: the same case in the other folders
-    max_band_bytes: int = 2 << 30  # chunked stores (rankseg.dask): the band budget
+    max_band_bytes: int = MAX_BAND_BYTES  # chunked stores (rankseg.dask): the band budget
 
 
 @dataclass

@@ -37,6 +37,7 @@ import dask.array as da
 import numpy as np
 
 from rankseg._api import PredictInfo, RankSEG
+from rankseg._config import MAX_BAND_BYTES
 from rankseg._validation import check_band_bytes
 from rankseg.dask._cuts import find_cuts
 from rankseg.dask._passes import _acc_block, _Blocks, _Layout, _safe_sums, _write_block
@@ -86,7 +87,7 @@ def predict(
     *,
     return_info: bool = False,
     dtype: Any = None,
-    max_band_bytes: int = 2 << 30,
+    max_band_bytes: int = MAX_BAND_BYTES,
     **solver_params: Any,
 ) -> da.Array | tuple[da.Array, PredictInfo]:
     """RankSEG on a dask array whose spatial dims may be chunked (images larger than RAM).

@@ -80,16 +80,12 @@ def rma_rise_threshold(metric: int, f: float, tau: int, mu: float, gamma: float)
 
     Parameters
     ----------
-    metric : int
-        ``DICE`` or ``IOU``.
+    metric, mu, gamma
+        As for :func:`rma_objective`.
     f : float
         An upper bound of ``F`` over the prefixes considered.
     tau : int
         The shortest prefix considered.
-    mu : float
-        ``μ``, the sum of all probabilities of the row.
-    gamma : float
-        The smoothing ``γ >= 0``.
 
     Returns
     -------
