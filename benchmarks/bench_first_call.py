@@ -10,7 +10,11 @@ call of a session depends on whether compiled machine code is already on disk:
 
 Each sample runs in a new interpreter (asv's ``timeraw_``): the timed statement imports
 NumPy and rankseg and solves one 8 x 8 map with two classes.  ``setup`` of the child
-(not timed) only sets the environment variable, before numba is imported.
+(not timed) only sets the environment variables, before numba is imported.
+
+``kernels``: ``aot`` is what an install that built ``rankseg._kernels_aot`` (the
+kernels compiled at install time, docs/performance.rst) gets; ``jit`` bypasses that
+module (``RANKSEG_AOT=0``), so numba compiles or loads every kernel.
 """
 
 import os
@@ -36,37 +40,40 @@ _COLD_SETUP = """
 import os
 import tempfile
 os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="cold-", dir={root!r})
+os.environ["RANKSEG_AOT"] = {aot!r}
 """
 
 _WARM_SETUP = """
 import os
 os.environ["NUMBA_CACHE_DIR"] = {warm!r}
+os.environ["RANKSEG_AOT"] = {aot!r}
 """
 
 
 class FirstCall:
     """Import + first ``predict`` in a fresh interpreter, numba cache cold or warm."""
 
-    params = [["cold", "warm"], list(FIRST_CALLS)]
-    param_names = ["cache", "solver"]
+    params = [["cold", "warm"], list(FIRST_CALLS), ["aot", "jit"]]
+    param_names = ["cache", "solver", "kernels"]
     number = 1
     # every sample is a whole process; no warm-up sample (a cold one takes 10-40 s)
     warmup_time = 0
     repeat = (1, 5, 60.0)
     timeout = 600
 
-    def setup(self, cache, solver):
+    def setup(self, cache, solver, kernels):
         self.root = tempfile.mkdtemp(prefix="rankseg-numba-cache-")
         self.warm_dir = os.path.join(self.root, "warm")
         if cache == "warm":
             os.mkdir(self.warm_dir)
-            run_in_fresh_interpreter(*self.timeraw_import_and_first_call(cache, solver))
+            run_in_fresh_interpreter(*self.timeraw_import_and_first_call(cache, solver, kernels))
 
-    def teardown(self, cache, solver):
+    def teardown(self, cache, solver, kernels):
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def timeraw_import_and_first_call(self, cache, solver):
+    def timeraw_import_and_first_call(self, cache, solver, kernels):
         stmt = _STMT.format(kwargs=FIRST_CALLS[solver])
+        aot = "1" if kernels == "aot" else "0"
         if cache == "cold":
-            return stmt, _COLD_SETUP.format(root=self.root)
-        return stmt, _WARM_SETUP.format(warm=self.warm_dir)
+            return stmt, _COLD_SETUP.format(root=self.root, aot=aot)
+        return stmt, _WARM_SETUP.format(warm=self.warm_dir, aot=aot)

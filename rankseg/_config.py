@@ -15,7 +15,16 @@ from typing import Any
 
 import numba
 
-__all__ = ["CHUNK", "MAX_BAND_BYTES", "SERIAL_SIZE", "call_threads", "jit", "num_threads", "pjit"]
+__all__ = [
+    "CHUNK",
+    "KERNELS",
+    "MAX_BAND_BYTES",
+    "SERIAL_SIZE",
+    "call_threads",
+    "jit",
+    "num_threads",
+    "pjit",
+]
 
 #: Pixels per work item when a row is split for parallel passes.  It is a fixed
 #: constant (not derived from the thread count) so that partial sums, and hence
@@ -32,6 +41,11 @@ SERIAL_SIZE = 4 * CHUNK
 #: calling process on gathered values: ``max_band_bytes`` of the dask and xarray
 #: ``predict`` and ``--max-band-bytes`` of the CLI.
 MAX_BAND_BYTES = 2 << 30
+
+#: Every kernel built by :func:`jit`, by ``(module, qualified name)``: its numba
+#: dispatcher (the Python function itself under ``NUMBA_DISABLE_JIT``).  The
+#: ahead-of-time build (:mod:`rankseg.kernels._aot`) finds kernels here.
+KERNELS: dict[tuple[str, str], Callable] = {}
 
 _BASE: dict[str, Any] = {
     "cache": True,
@@ -56,10 +70,11 @@ def jit(func: Callable | None = None, **overrides: Any) -> Callable:
     callable
         The numba dispatcher, or a decorator producing one.
     """
-    opts = {**_BASE, **overrides}
     if func is None:
-        return lambda f: numba.njit(**opts)(f)
-    return numba.njit(**opts)(func)
+        return lambda f: jit(f, **overrides)
+    kernel = numba.njit(**{**_BASE, **overrides})(func)
+    KERNELS[(func.__module__, func.__qualname__)] = kernel
+    return kernel
 
 
 def pjit(func: Callable | None = None, **overrides: Any) -> Callable:

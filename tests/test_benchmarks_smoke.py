@@ -93,6 +93,7 @@ def test_suite_has_the_expected_benchmarks():
     assert callable(bench_rma.timeraw_import_and_first_call)
     assert bench_scaling.Scaling.params == [[10**4, 10**5, 10**6, 10**7, 10**8]]
     assert bench_first_call.FirstCall.params[0] == ["cold", "warm"]
+    assert bench_first_call.FirstCall.params[2] == ["aot", "jit"]
 
 
 def test_scripts_define_no_asv_benchmarks():
@@ -167,8 +168,9 @@ def _snapshot(folder):
 
 
 def test_first_call_cold_and_warm(monkeypatch):
-    # The real first calls compile for 10 s (rma) to 40 s (exact); the mechanism is the
-    # same with the accuracy rule, which compiles in about 2 s.
+    # The real first calls compile for 10 s (rma) to 40 s (exact) without the kernels
+    # compiled at install time; the mechanism is the same with the accuracy rule, which
+    # compiles in about 2 s.
     monkeypatch.setitem(
         bench_first_call.FIRST_CALLS, "tr", 'metric="acc", output_mode="multilabel"'
     )
@@ -176,32 +178,44 @@ def test_first_call_cold_and_warm(monkeypatch):
         "PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     )
     bench = bench_first_call.FirstCall()
-    for cache, solver in itertools.product(*bench.params):
+    for cache, solver, kernels in itertools.product(*bench.params):
         bench.root, bench.warm_dir = "/r", "/r/warm"  # code generation only
-        for code in bench.timeraw_import_and_first_call(cache, solver):
+        for code in bench.timeraw_import_and_first_call(cache, solver, kernels):
             compile(textwrap.dedent(code), "<timeraw>", "exec")
 
-    bench.setup("warm", "tr")  # populates the warm cache in a fresh interpreter
+    case = ("tr", "jit")
+    bench.setup("warm", *case)  # populates the warm cache in a fresh interpreter
     warm = Path(bench.warm_dir)
     before = _snapshot(warm)
     assert any(name.endswith(".nbc") for name in before)
     seconds = benchmarks.run_in_fresh_interpreter(
-        *bench.timeraw_import_and_first_call("warm", "tr")
+        *bench.timeraw_import_and_first_call("warm", *case)
     )
     assert seconds > 0
     assert _snapshot(warm) == before  # loaded from the cache: nothing compiled or written
-    bench.teardown("warm", "tr")
+    bench.teardown("warm", *case)
     assert not Path(bench.root).exists()
 
-    bench.setup("cold", "tr")
+    bench.setup("cold", *case)
     root = Path(bench.root)
     assert not warm.exists() and list(root.iterdir()) == []  # nothing populated
-    benchmarks.run_in_fresh_interpreter(*bench.timeraw_import_and_first_call("cold", "tr"))
+    benchmarks.run_in_fresh_interpreter(*bench.timeraw_import_and_first_call("cold", *case))
     (cold,) = root.iterdir()  # a fresh directory per sample, filled by the compilation
     assert cold.name.startswith("cold-")
     assert any(name.endswith(".nbc") for name in _snapshot(cold))
-    bench.teardown("cold", "tr")
+    bench.teardown("cold", *case)
     assert not root.exists()
+
+    if os.environ.get("RANKSEG_AOT_BUILD") != "0":  # an install that built the module
+        bench.setup("cold", "tr", "aot")
+        root = Path(bench.root)
+        benchmarks.run_in_fresh_interpreter(
+            *bench.timeraw_import_and_first_call("cold", "tr", "aot")
+        )
+        (cold,) = root.iterdir()
+        written = [name for name in _snapshot(cold) if name.endswith((".nbi", ".nbc"))]
+        assert written == []  # the compiled module ran: numba cached nothing
+        bench.teardown("cold", "tr", "aot")
 
 
 def test_run_in_fresh_interpreter_reports_failures():
@@ -471,9 +485,14 @@ def test_first_call_script(capsys):
     out = capsys.readouterr().out
     assert "yardstick: python -c 'import numpy, scipy'" in out
     rows = [line.split() for line in out.splitlines() if " acc " in line]
-    assert [r[2] for r in rows] == ["cold", "warm"]
+    assert [(r[1], r[3]) for r in rows] == [
+        ("aot", "cold"),
+        ("aot", "warm"),
+        ("jit", "cold"),
+        ("jit", "warm"),
+    ]
     for r in rows:
-        assert float(r[3]) > 0 and float(r[4]) > 0 and float(r[5]) > 0
+        assert float(r[4]) > 0 and float(r[5]) > 0 and float(r[6]) > 0
 
 
 def test_dask_chunked_script_runs(tmp_path, capsys):

@@ -29,7 +29,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ("rankseg._xarray_task", "rankseg.xarray", "rankseg.dask", "rankseg.plot", "rankseg.monai"),
     ),
     ("io", ("rankseg.io",)),
-    ("cli", ("rankseg.cli", "rankseg.__main__")),
+    # the build of the ahead-of-time kernels drives rankseg.predict: a tool on top
+    ("cli", ("rankseg.cli", "rankseg.__main__", "rankseg._aot_build")),
 ]
 
 

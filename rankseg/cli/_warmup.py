@@ -6,6 +6,11 @@ later processes load it.  A Docker build, a cluster bootstrap or a CI setup step
 pay that once with this command, before any user data is seen.  The code is cached per
 input dtype, solver, metric and output mode, so the command compiles the combinations
 asked for (default: float32, every solver of every metric, both output modes).
+
+An install that built the kernels ahead of time (``rankseg._kernels_aot``,
+docs/performance.rst) runs ``rankseg.predict``'s first call without compiling; the
+command still compiles numba's own copies (the compiled module is bypassed while it
+runs), which serve whatever that module lacks or when it is not used.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from rankseg._api import AVAILABLE, SOLVERS, predict
+from rankseg.kernels import _aot
 
 __all__ = ["warmup"]
 
@@ -69,7 +75,8 @@ def warmup(
                     if metric == "acc" and (solver == "argmax") != (mode == "multiclass"):
                         continue  # argmax gives labels, tr gives masks: nothing else to compile
                     start = time.perf_counter()
-                    predict(probs, metric=metric, solver=solver, output_mode=mode)
+                    with _aot.enabled(False):  # numba's cache is what this fills
+                        predict(probs, metric=metric, solver=solver, output_mode=mode)
                     rows.append((dtype, metric, solver, mode, time.perf_counter() - start))
     return rows
 

@@ -29,6 +29,7 @@ from typing import Any
 import numba
 
 from rankseg._config import jit
+from rankseg.kernels import _aot
 
 __all__ = ["run_tasks", "work_item"]
 
@@ -78,7 +79,10 @@ def run_tasks(body: Callable[..., Any], ntasks: int, *args: Any) -> None:
     once in the calling thread.  Otherwise the calling thread and up to
     ``threads - 1`` pool threads take ranges (about four per thread) from a shared
     counter until none is left; the first exception raised by a range is re-raised.
+    ``body`` is looked up among the kernels compiled ahead of time first
+    (:func:`rankseg.kernels._aot.find`).
     """
+    body = _aot.find(body, (0, 0, *args))
     nthreads = min(numba.get_num_threads(), ntasks)
     if nthreads <= 1:
         body(0, ntasks, *args)

@@ -25,6 +25,7 @@ import numpy as np
 
 from rankseg._config import jit
 from rankseg._records import BA, BA_TRNA, EXACT, TRNA
+from rankseg.kernels import _aot
 from rankseg.kernels._dtype import as_f64
 from rankseg.kernels._tasks import run_tasks
 from rankseg.kernels.ba_trna import (
@@ -362,7 +363,7 @@ def solver_cuts(
     solver, metric, gamma, eps = params
     solver, metric, gamma, eps = np.int64(solver), np.int64(metric), float(gamma), float(eps)
     na = rows.shape[0]
-    lo = _candidate_bounds(stats, rows, metric, gamma, np.int64(x.shape[1]))
+    lo = _aot.call(_candidate_bounds, stats, rows, metric, gamma, np.int64(x.shape[1]))
     hi = np.full(na, np.inf)
     ncand, _, _, _ = _band_counts(x, xb, rows, (lo, hi), chunk)
     cand, start = gather_between(x, rows, (lo, hi), ncand, chunk)

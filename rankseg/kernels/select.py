@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from rankseg._config import jit
+from rankseg.kernels import _aot
 from rankseg.kernels._dtype import as_f64
 from rankseg.kernels._tasks import run_tasks, work_item
 from rankseg.kernels.rma import DICE, rma_bounds, rma_objective
@@ -461,7 +462,7 @@ def rma_cuts(
     na = rows.shape[0]
     metric = np.int64(metric)
     gamma = float(gamma)
-    lo, hi = _rma_bounds_rows(stats, rows, metric, gamma, np.int64(x.shape[1]))
+    lo, hi = _aot.call(_rma_bounds_rows, stats, rows, metric, gamma, np.int64(x.shape[1]))
     # pass 2a: count the band, sum the forced set (vectorized, see _band_counts)
     nband, nforce, sforce, fbits = _band_counts(x, xb, rows, (lo, hi), chunk)
     # the forced set of each row: count, sum (chunks added in order, as one loop

@@ -1,0 +1,232 @@
+"""Build ``rankseg._kernels_aot``: the kernels of ``rankseg.predict``, compiled ahead of time.
+
+Run by ``setup.py`` at install time (``python -m rankseg._aot_build --output FILE``);
+see :mod:`rankseg.kernels._aot` for how the module is used.
+
+1. *Discovery*: a child interpreter with ``NUMBA_DISABLE_JIT=1`` (kernels run as
+   plain Python, nothing compiles) calls :func:`rankseg.predict` on small inputs over
+   :data:`DTYPES` x metrics x solvers x modes x smoothing x label dtypes, with ties,
+   pruned rows and read-only input, and records the numba types of every kernel
+   call the kernels' callers make (:data:`rankseg.kernels._aot.RECORD`).
+2. *Build*: numba's ``pycc`` compiles those kernels for those types into one
+   extension module, for this machine's CPU and its features (like numba's JIT),
+   with wrappers that release the GIL (the kernels are ``nogil``, and
+   :func:`rankseg.kernels._tasks.run_tasks` runs them on several threads).  The
+   module's ``index()`` lists the exports, the numba and llvmlite versions, the
+   digest of the kernel sources and the CPU features.
+
+``pycc`` is pending deprecation in numba; if it goes, or the build fails (no C
+compiler), ``setup.py`` installs without the module and every kernel is compiled by
+numba at its first call, as before.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+#: input dtypes compiled ahead of time (float16 reaches the kernels as uint16 bits)
+DTYPES = ("float16", "float32", "float64")
+#: label dtypes of multiclass output compiled ahead of time (int64 is the default)
+LABEL_DTYPES = ("int64", "int32", "uint8")
+
+
+def _discovery_calls() -> None:
+    """Make the calls whose kernel signatures are compiled (under NUMBA_DISABLE_JIT)."""
+    import numpy as np
+
+    import rankseg
+
+    rng = np.random.default_rng(0)
+    solvers = {"dice": ["rma", "exact", "ba", "trna", "ba+trna"], "iou": ["rma", "exact"]}
+    for dtype in DTYPES:
+        for nc in (2, 3):
+            soft = rng.dirichlet(np.ones(nc), size=(1, 6, 6)).transpose(0, 3, 1, 2)
+            tied = np.full((1, nc, 6, 6), 1.0 / nc)  # every pixel tied (locate_ties)
+            faint = np.full((1, nc, 6, 6), 0.2)  # every row pruned (empty scores)
+            for base in (soft, tied, faint):
+                x = np.ascontiguousarray(base.astype(dtype))
+                frozen = x.copy()
+                frozen.flags.writeable = False  # np.load(mmap_mode="r"), xarray views
+                for probs in (x, frozen):
+                    _predict_grid(rankseg, probs, solvers)
+
+
+def _predict_grid(rankseg, probs, solvers) -> None:
+    import warnings as _w
+
+    with _w.catch_warnings():
+        _w.simplefilter("ignore")  # the tied/faint inputs do not sum to 1
+        rankseg.predict(probs, metric="acc")
+        rankseg.predict(probs, metric="acc", output_mode="multilabel")
+        for metric, names in solvers.items():
+            for solver in names:
+                for smooth in (0.0, 1.0):
+                    kw = dict(metric=metric, solver=solver, smooth=smooth)
+                    rankseg.predict(probs, output_mode="multilabel", **kw)
+                    for label in LABEL_DTYPES:
+                        rankseg.predict(probs, dtype=label, **kw)
+                        rankseg.predict(probs, dtype=label, unassigned_policy="void", **kw)
+
+
+def discover() -> list[tuple[str, str, tuple, str]]:
+    """Record the kernel calls of :func:`_discovery_calls` in a child interpreter.
+
+    Returns
+    -------
+    list of (module, qualname, argument types, signature key)
+        Unique, in first-call order.
+
+    Raises
+    ------
+    RuntimeError
+        When :func:`rankseg.kernels._aot.signature_key` cannot key a call, or gives
+        two numba signatures of one kernel the same key.
+    """
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1", RANKSEG_AOT="0")
+    code = (
+        "import pickle, sys\n"
+        "from rankseg.kernels import _aot\n"
+        "_aot.RECORD = []\n"
+        "from rankseg._aot_build import _discovery_calls\n"
+        "_discovery_calls()\n"
+        "sys.stdout.buffer.write(pickle.dumps(_aot.RECORD))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, check=True, capture_output=True
+    ).stdout
+    seen: dict[tuple[str, str, tuple, str], None] = {}
+    for module, name, types, key in pickle.loads(out):
+        if key is None:
+            raise RuntimeError(f"{module}.{name} is called with an argument type of no key")
+        seen.setdefault((module, name, types, key), None)
+    keys = {(m, n, k) for m, n, _, k in seen}
+    if len(keys) != len(seen):  # a key must never stand for two numba signatures
+        raise RuntimeError("signature_key maps two numba signatures of a kernel to one key")
+    return list(seen)
+
+
+def _patch_pycc() -> None:
+    """Make pycc's wrappers release the GIL and its code use the host's CPU features.
+
+    Both are what numba's JIT does for these kernels (``nogil=True``; the features
+    of the host CPU); pycc leaves the GIL held and uses the CPU model's default
+    features.
+    """
+    import numba.pycc.compiler as pycc_compiler
+    from numba.core.codegen import AOTCPUCodegen
+    from numba.core.compiler import Flags
+
+    class _NogilFlags(Flags):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.release_gil = True
+            self.error_model = "numpy"
+
+    pycc_compiler.Flags = _NogilFlags
+    AOTCPUCodegen._customize_tm_features = AOTCPUCodegen._get_host_cpu_features
+
+
+def _forwarder(kernel, nargs: int):
+    """Make a function of ``nargs`` arguments that calls the dispatcher ``kernel``.
+
+    pycc compiles an exported function with its own flags, not the dispatcher's
+    options (``fastmath``, ``error_model``): exporting this forwarder instead makes
+    numba compile ``kernel`` itself as a callee, with the same options as the JIT.
+    """
+    names = ", ".join(f"a{i}" for i in range(nargs))
+    namespace = {"kernel": kernel}
+    exec(f"def forward({names}):\n    return kernel({names})\n", namespace)
+    return namespace["forward"]
+
+
+def build(output: Path, entries: Sequence[tuple[str, str, tuple, str]]) -> None:
+    """Compile ``entries`` into the extension module file ``output``.
+
+    Parameters
+    ----------
+    output : Path
+        The extension's file (e.g. ``rankseg/_kernels_aot.cpython-311-x86_64-linux-gnu.so``).
+    entries : sequence of (module, qualname, argument types, signature key)
+        What :func:`discover` returned.
+    """
+    import importlib
+
+    import numba
+    from numba.core.codegen import get_host_cpu_features
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pycc's pending-deprecation warning
+        from numba.pycc import CC
+    _patch_pycc()
+
+    from rankseg._config import KERNELS
+    from rankseg.kernels._aot import MODULE, _versions, source_digest
+
+    for module, *_ in entries:
+        importlib.import_module(module)
+    cc = CC(MODULE.rsplit(".", 1)[1])
+    partial = output.with_name(f".{output.name}.partial")  # renamed when complete
+    cc.output_dir = str(output.parent)
+    cc.output_file = partial.name
+    cc.target_cpu = "host"
+    cc.verbose = False
+    exports = []
+    for k, (module, name, argtypes, key) in enumerate(entries):
+        symbol = f"k{k}"
+        cc.export(symbol, argtypes)(_forwarder(KERNELS[(module, name)], len(argtypes)))
+        exports.append(
+            {
+                "module": module,
+                "name": name,
+                "key": key,
+                "types": "; ".join(t.name for t in argtypes),
+                "symbol": symbol,
+            }
+        )
+    index = json.dumps(
+        {
+            "versions": _versions(),
+            "source": source_digest(),
+            "features": get_host_cpu_features(),
+            "exports": exports,
+        }
+    )
+    namespace: dict = {}
+    exec(f"def index():\n    return {index!r}\n", namespace)  # a constant string
+    cc.export("index", numba.types.unicode_type())(namespace["index"])
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        cc.compile()
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Discover and build; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output", type=Path, required=True, help="the extension file")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    entries = discover()
+    found = time.perf_counter()
+    build(args.output.resolve(), entries)
+    print(
+        f"rankseg: compiled {len(entries)} kernel signatures ahead of time "
+        f"(discovery {found - start:.0f} s, build {time.perf_counter() - found:.0f} s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""Kernels compiled ahead of time: the first call without numba's compile.
+
+``pip install`` builds the extension module ``rankseg._kernels_aot`` (``setup.py``,
+:mod:`rankseg._aot_build`) with numba's ``pycc`` from the same kernel source, for
+the argument types the in-memory NumPy path passes (float16/32/64 input, the usual
+label dtypes).  At run time :func:`find` looks a kernel and the numba types of its
+arguments up in that module: a compiled match runs at once; anything else (another
+dtype, a layout, the chunked path) is compiled by numba as before, into its cache.
+Both run the same source through the same LLVM, for this machine's CPU features, so
+their results are identical (tests/test_aot.py).
+
+The module is not used when ``RANKSEG_AOT=0`` is set, under ``NUMBA_DISABLE_JIT``
+or ``NUMBA_BOUNDSCHECK`` (its code has no bounds checks), when it was not built (no
+C compiler at install time), when it was built with another numba or llvmlite, from
+other kernel sources (an editable install edited since), or for CPU features this
+machine lacks (a wheel or image built on another machine).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numba
+import numpy as np
+from numba.core import config
+
+__all__ = [
+    "call",
+    "cpu_features_ok",
+    "enabled",
+    "find",
+    "signature_key",
+    "source_digest",
+    "table",
+]
+
+#: The extension's import name (built by setup.py)
+MODULE = "rankseg._kernels_aot"
+
+_table: dict[tuple[str, str, str], Callable] | None = None
+_lock = threading.Lock()
+_forced_off = False
+
+#: While not None, :func:`find` appends ``(module, qualname, argument types,
+#: signature_key)`` of every lookup: the build's discovery run
+#: (:mod:`rankseg._aot_build`).
+RECORD: list[tuple[str, str, tuple, str | None]] | None = None
+
+
+def signature_key(args: Sequence[Any]) -> str | None:
+    """Key the argument types of a kernel call as finely as numba's typing does.
+
+    A cheap stand-in for ``numba.typeof`` (which costs ~20 µs per array): an array
+    is keyed by dtype, dimensions, layout (``C``/``F``/``A``, numba's rule), whether
+    it is writeable and aligned; a NumPy scalar by its dtype; a Python ``bool``,
+    ``float`` or 64-bit ``int`` by its type; a tuple by its items.
+
+    Parameters
+    ----------
+    args : sequence
+        The arguments of one kernel call.
+
+    Returns
+    -------
+    str or None
+        None for an argument of another kind (the call goes to numba).
+    """
+    parts = []
+    for a in args:
+        key = _arg_key(a)
+        if key is None:
+            return None
+        parts.append(key)
+    return ";".join(parts)
+
+
+def _arg_key(a: Any) -> str | None:
+    if isinstance(a, np.ndarray):
+        flags = a.flags
+        layout = "C" if flags.c_contiguous else "F" if flags.f_contiguous else "A"
+        # a subclass (np.memmap) is typed as a plain array by numba too
+        return f"{a.dtype.str}:{a.ndim}:{layout}:{int(flags.writeable)}{int(flags.aligned)}"
+    if isinstance(a, bool):
+        return "bool"
+    if isinstance(a, int):
+        return "int" if -(1 << 63) <= a < (1 << 63) else None
+    if isinstance(a, float):
+        return "float"
+    if isinstance(a, np.generic):
+        return a.dtype.str
+    if isinstance(a, tuple):
+        inner = signature_key(a)
+        return None if inner is None else f"({inner})"
+    return None
+
+
+def cpu_features_ok(built: str, here: str) -> bool:
+    """Whether a machine with LLVM features ``here`` can run code built for ``built``.
+
+    Parameters
+    ----------
+    built, here : str
+        LLVM feature strings (``"+avx2,-avx512f,..."``): of the build and of this
+        machine.
+
+    Returns
+    -------
+    bool
+        True when every feature enabled at the build is enabled here.
+    """
+    enabled_here = {f[1:] for f in here.split(",") if f.startswith("+")}
+    return all(f[1:] in enabled_here for f in built.split(",") if f.startswith("+"))
+
+
+def source_digest() -> str:
+    """Hash the sources compiled into the kernels, as installed (SHA-256).
+
+    The files are ``rankseg/kernels/*.py``, ``rankseg/_config.py`` and
+    ``rankseg/_records.py``.  The build stores it; a module built from other
+    sources (an editable install whose kernels were edited since) is not used.
+
+    Returns
+    -------
+    str
+        The hex digest.
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    files = sorted([os.path.join(here, f) for f in os.listdir(here) if f.endswith(".py")]) + [
+        os.path.join(here, os.pardir, f) for f in ("_config.py", "_records.py")
+    ]
+    digest = hashlib.sha256()
+    for path in files:
+        with open(path, "rb") as fh:
+            digest.update(os.path.basename(path).encode() + b"\0" + fh.read())
+    return digest.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    import llvmlite
+
+    return {"numba": numba.__version__, "llvmlite": llvmlite.__version__}
+
+
+def _host_features() -> str:
+    from numba.core.codegen import get_host_cpu_features
+
+    return get_host_cpu_features()
+
+
+def _load() -> dict[tuple[str, str, str], Callable]:
+    if os.environ.get("RANKSEG_AOT", "1") == "0" or config.DISABLE_JIT or config.BOUNDSCHECK:
+        return {}
+    try:
+        import importlib
+
+        mod = importlib.import_module(MODULE)
+    except ImportError:
+        return {}
+    index = json.loads(mod.index())
+    if (
+        index.get("versions") != _versions()
+        or index.get("source") != source_digest()
+        or not cpu_features_ok(index["features"], _host_features())
+    ):
+        return {}
+    return {(e["module"], e["name"], e["key"]): getattr(mod, e["symbol"]) for e in index["exports"]}
+
+
+def table() -> dict[tuple[str, str, str], Callable]:
+    """Map ``(module, qualname, signature_key)`` to the compiled kernel.
+
+    Returns
+    -------
+    dict
+        Empty when the module is not used (see the module docstring).
+    """
+    global _table
+    if _forced_off:
+        return {}
+    if _table is None:
+        with _lock:
+            if _table is None:
+                _table = _load()
+    return _table
+
+
+def find(kernel: Callable, args: Sequence[Any]) -> Callable:
+    """Return the compiled version of ``kernel`` for ``args``, else ``kernel`` itself.
+
+    Parameters
+    ----------
+    kernel : numba dispatcher
+        A kernel built by :func:`rankseg._config.jit`.
+    args : sequence
+        The arguments it is about to be called with.
+
+    Returns
+    -------
+    callable
+        A function of the extension module, or ``kernel``.
+    """
+    py = getattr(kernel, "py_func", kernel)
+    if RECORD is not None:
+        types = tuple(numba.typeof(a) for a in args)
+        RECORD.append((py.__module__, py.__qualname__, types, signature_key(args)))
+    compiled = table()
+    if not compiled:
+        return kernel
+    key = signature_key(args)
+    if key is None:
+        return kernel
+    return compiled.get((py.__module__, py.__qualname__, key), kernel)
+
+
+def call(kernel: Callable, *args: Any) -> Any:
+    """Call ``kernel(*args)`` through :func:`find`.
+
+    Parameters
+    ----------
+    kernel : numba dispatcher
+        A kernel built by :func:`rankseg._config.jit`.
+    *args
+        Its arguments.
+
+    Returns
+    -------
+    object
+        What the kernel returns.
+    """
+    return find(kernel, args)(*args)
+
+
+@contextmanager
+def enabled(flag: bool) -> Iterator[None]:
+    """Use (True) or bypass (False) the compiled kernels in the body, then restore.
+
+    Process-wide, not thread-local: for tests and benchmarks that compare the two.
+
+    Parameters
+    ----------
+    flag : bool
+        False makes every :func:`find` return the numba dispatcher.
+    """
+    global _forced_off
+    previous = _forced_off
+    _forced_off = not flag
+    try:
+        yield
+    finally:
+        _forced_off = previous

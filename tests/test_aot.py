@@ -1,0 +1,233 @@
+"""The kernels compiled ahead of time (``rankseg._kernels_aot``, :mod:`rankseg.kernels._aot`).
+
+The install builds the module (setup.py); these tests fail when it is missing or
+unusable, unless ``RANKSEG_AOT_BUILD=0`` says the install skipped it on purpose.  An
+editable install whose kernels were edited since needs a rebuild:
+``pip install -e .`` again (or ``python setup.py build_ext --inplace``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import rankseg
+from rankseg.kernels import _aot
+
+SKIPPED = os.environ.get("RANKSEG_AOT_BUILD") == "0"
+pytestmark = pytest.mark.skipif(SKIPPED, reason="RANKSEG_AOT_BUILD=0: built without it")
+
+
+def _require_table() -> dict:
+    table = _aot.table()
+    if not table:
+        pytest.fail(
+            "rankseg._kernels_aot is missing or unusable here (built from other kernel "
+            "sources, another numba, or other CPU features): reinstall (pip install -e .)"
+        )
+    return table
+
+
+def test_the_module_loads_and_matches_this_install():
+    table = _require_table()
+    import rankseg._kernels_aot as mod
+
+    index = json.loads(mod.index())
+    assert index["source"] == _aot.source_digest()
+    assert index["versions"] == _aot._versions()
+    assert len(table) == len(index["exports"]) > 50
+
+
+def test_its_wrappers_release_the_gil():
+    """pycc's wrappers hold the GIL unless the build sets ``release_gil`` (run_tasks
+    runs the kernels on several Python threads)."""
+    _require_table()
+    import rankseg._kernels_aot as mod
+
+    with open(mod.__file__, "rb") as fh:
+        binary = fh.read()
+    assert b"PyEval_SaveThread" in binary and b"PyEval_RestoreThread" in binary
+
+
+def test_cpu_features_ok():
+    assert _aot.cpu_features_ok("+avx2,-avx512f,+sse4.2", "+sse4.2,+avx2,+avx512f")
+    assert _aot.cpu_features_ok("-avx512f", "")
+    assert not _aot.cpu_features_ok("+avx2,+avx512f", "+avx2,-avx512f")
+
+
+def test_signature_key_is_as_fine_as_numbas_typing(tmp_path):
+    import numba
+
+    frozen = np.zeros(3)
+    frozen.flags.writeable = False
+    mm = np.lib.format.open_memmap(tmp_path / "m.npy", mode="w+", dtype=np.float32, shape=(2, 2))
+    args = [
+        1,
+        np.int64(2),
+        np.int32(2),
+        0.5,
+        np.float32(0.5),
+        True,
+        np.bool_(True),
+        np.zeros((2, 2), np.float32),
+        mm,
+        np.zeros((2, 2), np.float32, order="F"),
+        np.zeros((4, 4))[:, ::2],
+        frozen,
+        np.zeros(3),
+        np.zeros(3, np.float16),
+        (np.zeros(1, np.int64), 3),
+        (np.zeros(1, np.int64), 3.0),
+    ]
+    by_key: dict = {}
+    for a in args:
+        by_key.setdefault(_aot.signature_key([a]), set()).add(numba.typeof(a))
+    assert all(len(types) == 1 for types in by_key.values()), by_key  # never two types
+    assert _aot.signature_key([mm]) == _aot.signature_key([np.zeros((2, 2), np.float32)])
+    assert numba.typeof(mm) == numba.typeof(np.zeros((2, 2), np.float32))
+    assert _aot.signature_key([1 << 64]) is None
+    assert _aot.signature_key([object()]) is None
+    assert _aot.signature_key([(1, "s")]) is None
+
+
+def test_a_signature_it_lacks_goes_to_numba():
+    from rankseg.kernels.masks import _threshold_tasks
+
+    _require_table()
+    args = (0, 1, np.zeros((1, 4), np.float32), np.zeros((1, 4), np.bool_), np.int64(4))
+    assert _aot.find(_threshold_tasks, args) is not _threshold_tasks
+    fortran = (0, 1, np.zeros((2, 4), np.float32, order="F"), args[3], args[4])
+    assert _aot.find(_threshold_tasks, fortran) is _threshold_tasks
+    with _aot.enabled(False):
+        assert _aot.find(_threshold_tasks, args) is _threshold_tasks
+
+
+def test_a_module_from_other_sources_is_not_used(monkeypatch):
+    _require_table()
+    assert _aot._load()
+    monkeypatch.setattr(_aot, "source_digest", lambda: "edited since the build")
+    assert _aot._load() == {}
+
+
+def test_a_module_for_missing_cpu_features_is_not_used(monkeypatch):
+    _require_table()
+    monkeypatch.setattr(_aot, "_host_features", lambda: "-avx,-avx2,-sse4.2")
+    assert _aot._load() == {}
+
+
+def test_switched_off_by_the_environment(monkeypatch):
+    monkeypatch.setenv("RANKSEG_AOT", "0")
+    assert _aot._load() == {}
+
+
+def _inputs(rng, dtype, nc, d):
+    soft = rng.dirichlet(np.ones(nc), size=(2, d)).transpose(0, 2, 1)
+    levels = rng.choice([0.05, 0.3, 0.5, 0.7, 0.95], size=(2, 1, d))  # ties
+    tied = np.concatenate([levels, (1 - levels).repeat(nc - 1, axis=1) / (nc - 1)], axis=1)
+    return [np.ascontiguousarray(a.astype(dtype)) for a in (soft, tied)]
+
+
+CONFIGS = [
+    dict(metric="dice"),
+    dict(metric="dice", smooth=1.0),
+    dict(metric="iou"),
+    dict(metric="dice", solver="exact"),
+    dict(metric="iou", solver="exact", smooth=0.5),
+    dict(metric="dice", solver="ba"),
+    dict(metric="dice", solver="trna"),
+    dict(metric="dice", solver="ba+trna", smooth=1.0),
+    dict(metric="dice", unassigned_policy="void"),
+    dict(metric="acc"),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
+def test_results_equal_numbas(rng, dtype, mode, monkeypatch):
+    """Same labels, masks and info with the compiled module as with numba's JIT.
+
+    Rows of 2.5 work items (several threads); the compiled functions are counted to
+    show they ran.
+    """
+    table = _require_table()
+    hits = []
+    for key, fn in list(table.items()):
+        monkeypatch.setitem(table, key, lambda *a, _fn=fn, _k=key: (hits.append(_k), _fn(*a))[1])
+    d = 5 * (1 << 16) // 2
+    for nc in (2, 3):
+        for probs in _inputs(rng, dtype, nc, d):
+            if mode == "multilabel" and nc == 3:
+                probs = np.ascontiguousarray(probs[:, :2])
+            for kwargs in CONFIGS:
+                info = kwargs["metric"] != "acc"
+                if mode == "multilabel" and "unassigned_policy" in kwargs:
+                    continue
+                before = len(hits)
+                got = rankseg.predict(probs, output_mode=mode, return_info=info, **kwargs)
+                assert len(hits) > before, kwargs
+                with _aot.enabled(False):
+                    want = rankseg.predict(probs, output_mode=mode, return_info=info, **kwargs)
+                if info:
+                    (got, got_info), (want, want_info) = got, want
+                    for field in ("tau", "threshold", "score", "pruned"):
+                        np.testing.assert_array_equal(
+                            getattr(got_info, field), getattr(want_info, field), err_msg=field
+                        )
+                np.testing.assert_array_equal(got, want, err_msg=f"{kwargs} nc={nc}")
+
+
+def test_read_only_input_and_label_dtypes_use_it(rng, tmp_path, monkeypatch):
+    table = _require_table()
+    import rankseg._kernels_aot as mod
+
+    exports = json.loads(mod.index())["exports"]
+    types = [e["types"] for e in exports if e["name"] == "_exclusive_tasks"]
+    assert any("readonly array(float32" in t for t in types)
+    hits = []
+    for key, fn in list(table.items()):
+        monkeypatch.setitem(table, key, lambda *a, _fn=fn, _k=key: (hits.append(_k), _fn(*a))[1])
+    np.save(tmp_path / "p.npy", _inputs(rng, "float32", 3, 100)[0])
+    frozen = np.load(tmp_path / "p.npy", mmap_mode="r")  # a read-only memmap
+    for label in ("uint8", "int32", "int64"):
+        assert any(f"array({label}, 2d, C)" in t for t in types), label
+        hits.clear()
+        got = rankseg.predict(frozen, dtype=label)
+        assert {k[1] for k in hits} >= {"_row_stats_tasks", "_exclusive_tasks"}, label
+        with _aot.enabled(False):
+            np.testing.assert_array_equal(got, rankseg.predict(frozen, dtype=label))
+
+
+def test_a_first_call_compiles_nothing(tmp_path):
+    """The first calls of benchmarks/first_call.py, in a process with an empty cache."""
+    probe = textwrap.dedent(
+        """
+        import numpy as np
+        from numba.core import event
+        import rankseg
+        rec = event.RecordingListener()
+        event.register("numba:compile", rec)
+        p = np.linspace(0.0, 1.0, 64).reshape(1, 1, 8, 8)
+        for dtype in ("float16", "float32", "float64"):
+            x = np.concatenate([p, 1 - p], axis=1).astype(dtype)
+            rankseg.predict(x, metric="dice")
+            rankseg.predict(x, metric="dice", solver="exact")
+            rankseg.predict(x, metric="iou", output_mode="multilabel")
+            rankseg.predict(x, metric="acc")
+            rankseg.predict(x, metric="acc", output_mode="multilabel")
+        names = [e.data["dispatcher"].py_func.__qualname__ for _, e in rec.buffer if e.is_start]
+        print(names)
+        """
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    env.pop("RANKSEG_AOT", None)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, check=True, capture_output=True, text=True
+    )
+    assert out.stdout.strip() == "[]"
+    assert not any(tmp_path.rglob("*.nbi"))
