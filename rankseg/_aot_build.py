@@ -161,15 +161,16 @@ def build(output: Path, entries: Sequence[tuple[str, str, tuple, str]]) -> None:
     import importlib
 
     import numba
-    from numba.core.codegen import get_host_cpu_features
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pycc's pending-deprecation warning
         from numba.pycc import CC
     _patch_pycc()
 
-    from rankseg._config import KERNELS
-    from rankseg.kernels._aot import MODULE, _versions, source_digest
+    from rankseg._config import KERNELS, go_live
+
+    go_live()  # the dispatchers, which the forwarders call
+    from rankseg.kernels._aot import MODULE, _host_features, _versions, source_digest
 
     for module, *_ in entries:
         importlib.import_module(module)
@@ -196,7 +197,7 @@ def build(output: Path, entries: Sequence[tuple[str, str, tuple, str]]) -> None:
         {
             "versions": _versions(),
             "source": source_digest(),
-            "features": get_host_cpu_features(),
+            "features": _host_features(),
             "exports": exports,
         }
     )

@@ -3,27 +3,36 @@
 Every ``@njit`` kernel of the package is built through :func:`jit` so that the
 options stay consistent (DESIGN.md: ``cache=True`` honouring ``NUMBA_CACHE_DIR``,
 ``nogil=True``, fastmath off because it breaks NaN checks and tie handling,
-``error_model="numpy"`` so divisions do not raise inside kernels).
+``error_model="numpy"`` so divisions do not raise inside kernels).  Kernels are
+lazy (:class:`LazyKernel`): numba is imported when the first one is needed, not by
+``import rankseg``; the thread count of a call does not need numba either
+(:func:`threads`).
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
-
-import numba
 
 __all__ = [
     "CHUNK",
     "KERNELS",
     "MAX_BAND_BYTES",
     "SERIAL_SIZE",
+    "LazyKernel",
     "call_threads",
+    "go_live",
     "jit",
+    "max_threads",
     "num_threads",
+    "on_live",
     "pjit",
+    "threads",
 ]
 
 #: Pixels per work item when a row is split for parallel passes.  It is a fixed
@@ -42,10 +51,123 @@ SERIAL_SIZE = 4 * CHUNK
 #: ``predict`` and ``--max-band-bytes`` of the CLI.
 MAX_BAND_BYTES = 2 << 30
 
-#: Every kernel built by :func:`jit`, by ``(module, qualified name)``: its numba
-#: dispatcher (the Python function itself under ``NUMBA_DISABLE_JIT``).  The
-#: ahead-of-time build (:mod:`rankseg.kernels._aot`) finds kernels here.
+#: Every kernel built by :func:`jit`, by ``(module, qualified name)``: a
+#: :class:`LazyKernel` until :func:`go_live`, then its numba dispatcher (the Python
+#: function itself under ``NUMBA_DISABLE_JIT``).  The ahead-of-time build
+#: (:mod:`rankseg._aot_build`) finds kernels here.
 KERNELS: dict[tuple[str, str], Callable] = {}
+
+_live = False
+_live_lock = threading.RLock()
+_hooks: list[Callable[[], None]] = []
+_local = threading.local()
+
+
+class LazyKernel:
+    """A kernel whose numba dispatcher is made on its first use (:func:`go_live`).
+
+    ``import rankseg`` does not import numba: a call that the kernels compiled ahead
+    of time answer (:mod:`rankseg.kernels._aot`) never needs it.  The first use of
+    any kernel's dispatcher -- a call, an attribute of the dispatcher, numba typing
+    it inside another function -- imports numba, makes every kernel's dispatcher,
+    and puts the dispatchers in place of the lazy kernels in the package's modules,
+    so that kernels calling kernels are compiled (and inlined) as before.
+
+    Parameters
+    ----------
+    func : callable
+        The kernel's Python function.
+    options : dict
+        Its ``numba.njit`` options.
+    """
+
+    def __init__(self, func: Callable, options: dict[str, Any]) -> None:
+        functools.update_wrapper(self, func)
+        self.py_func = func
+        self._options = options
+        self._dispatcher: Callable | None = None
+
+    @property
+    def dispatcher(self) -> Callable:
+        """The numba dispatcher (made by :func:`go_live` when first asked for)."""
+        if self._dispatcher is None:
+            go_live()
+        if self._dispatcher is None:  # made outside jit(), after go_live
+            import numba
+
+            self._dispatcher = numba.njit(**self._options)(self.py_func)
+        return self._dispatcher
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.dispatcher(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        # only for what the instance lacks: the dispatcher's attributes, including
+        # ``_numba_type_``, by which numba types a global that is a kernel
+        if name.startswith("__") or name in ("py_func", "_options", "_dispatcher"):
+            raise AttributeError(name)
+        return getattr(self.dispatcher, name)
+
+    def __repr__(self) -> str:
+        return f"<rankseg kernel {self.__module__}.{self.__qualname__}>"
+
+    def __reduce__(self) -> tuple[Callable, tuple[str, str]]:
+        return _kernel_named, (self.py_func.__module__, self.py_func.__qualname__)
+
+
+def _kernel_named(module: str, qualname: str) -> Callable:
+    """Look up the kernel ``module.qualname`` (what a pickled :class:`LazyKernel` becomes)."""
+    import importlib
+
+    importlib.import_module(module)
+    return KERNELS[(module, qualname)]
+
+
+def on_live(hook: Callable[[], None]) -> None:
+    """Run ``hook`` once numba is in use, before any dispatcher is made (now if it is).
+
+    Parameters
+    ----------
+    hook : callable
+        E.g. the registration of a numba ``@overload``.
+    """
+    with _live_lock:
+        if _live:
+            hook()
+        else:
+            _hooks.append(hook)
+
+
+def go_live() -> None:
+    """Import numba and make the dispatchers of every kernel built so far.
+
+    Idempotent and thread-safe.  Runs the :func:`on_live` hooks, makes each
+    :class:`LazyKernel`'s dispatcher, and replaces the lazy kernels found in the
+    globals of ``rankseg``'s modules by their dispatchers; kernels built after this
+    get their dispatcher at once.
+    """
+    global _live
+    with _live_lock:
+        if _live:
+            return
+        import numba
+
+        for hook in _hooks:
+            hook()
+        _hooks.clear()
+        lazy = [k for k in KERNELS.values() if isinstance(k, LazyKernel)]
+        for kernel in lazy:
+            kernel._dispatcher = numba.njit(**kernel._options)(kernel.py_func)
+            KERNELS[(kernel.py_func.__module__, kernel.py_func.__qualname__)] = kernel._dispatcher
+        for name, module in list(sys.modules.items()):
+            if module is None or not (name == "rankseg" or name.startswith("rankseg.")):
+                continue
+            namespace = vars(module)
+            for key, value in list(namespace.items()):
+                if isinstance(value, LazyKernel):
+                    namespace[key] = value.dispatcher
+        _live = True
+
 
 _BASE: dict[str, Any] = {
     "cache": True,
@@ -68,12 +190,20 @@ def jit(func: Callable | None = None, **overrides: Any) -> Callable:
     Returns
     -------
     callable
-        The numba dispatcher, or a decorator producing one.
+        The kernel (a :class:`LazyKernel` until numba is in use, then the numba
+        dispatcher), or a decorator producing one.
     """
     if func is None:
         return lambda f: jit(f, **overrides)
-    kernel = numba.njit(**{**_BASE, **overrides})(func)
-    KERNELS[(func.__module__, func.__qualname__)] = kernel
+    options = {**_BASE, **overrides}
+    with _live_lock:
+        if _live:
+            import numba
+
+            kernel: Callable = numba.njit(**options)(func)
+        else:
+            kernel = LazyKernel(func, options)
+        KERNELS[(func.__module__, func.__qualname__)] = kernel
     return kernel
 
 
@@ -95,29 +225,75 @@ def pjit(func: Callable | None = None, **overrides: Any) -> Callable:
     return jit(func, parallel=True, **overrides)
 
 
+def max_threads() -> int:
+    """Numba's ``NUMBA_NUM_THREADS``, without importing numba when it is not imported.
+
+    Returns
+    -------
+    int
+        ``numba.config.NUMBA_NUM_THREADS`` when numba is imported, else what numba
+        would set: the environment variable, or the CPUs this process may use.
+    """
+    numba = sys.modules.get("numba")
+    if numba is not None and hasattr(numba, "config"):
+        return int(numba.config.NUMBA_NUM_THREADS)
+    try:
+        return max(1, int(os.environ["NUMBA_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        return max(1, _usable_cpus())
+
+
+def threads() -> int:
+    """Return the thread count of a call made in the calling thread.
+
+    Inside :func:`num_threads`, its count; else ``numba.get_num_threads()`` when numba
+    is imported (thread-local, set by ``numba.set_num_threads``), else
+    :func:`max_threads` (numba's default).
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
+    local = getattr(_local, "threads", None)
+    if local is not None:
+        return local
+    numba = sys.modules.get("numba")
+    if numba is not None and hasattr(numba, "get_num_threads"):
+        return int(numba.get_num_threads())
+    return max_threads()
+
+
 @contextmanager
 def num_threads(nthreads: int) -> Iterator[None]:
-    """Run the body with ``nthreads`` Numba threads in the calling thread, then restore.
+    """Run the body with ``nthreads`` threads in the calling thread, then restore.
 
-    ``numba.set_num_threads`` is thread-local: other threads keep their own count.
-    The count is capped at ``NUMBA_NUM_THREADS`` (a worker process may have been
-    started with fewer threads); the previous count is restored also on exceptions.
+    The count is thread-local (other threads keep their own), read by
+    :func:`threads`, and capped at ``NUMBA_NUM_THREADS`` (a worker process may have
+    been started with fewer threads).  When numba is imported, numba's own count
+    (``numba.set_num_threads``, for ``prange`` kernels) is set too.  The previous
+    counts are restored also on exceptions.
 
     Parameters
     ----------
     nthreads : int
-        Numba threads for the kernels called in the body (at least 1).
+        Threads for the kernels called in the body (at least 1).
     """
-    previous = numba.get_num_threads()
-    wanted = max(1, min(nthreads, numba.config.NUMBA_NUM_THREADS))
-    if wanted == previous:
-        yield
-        return
-    numba.set_num_threads(wanted)
+    wanted = max(1, min(nthreads, max_threads()))
+    previous_local = getattr(_local, "threads", None)
+    numba = sys.modules.get("numba")
+    previous_numba = None
+    if numba is not None and hasattr(numba, "get_num_threads"):
+        previous_numba = numba.get_num_threads()
+        if previous_numba != wanted:
+            numba.set_num_threads(wanted)
+    _local.threads = wanted
     try:
         yield
     finally:
-        numba.set_num_threads(previous)
+        _local.threads = previous_local
+        if previous_numba is not None and previous_numba != wanted:
+            numba.set_num_threads(previous_numba)
 
 
 def _usable_cpus() -> int:
@@ -159,7 +335,7 @@ def call_threads(size: int) -> int:
     pauses one of our threads and every region waits for it (about 85 ms a call on
     2 busy cores, docs/performance.rst).  So a call uses at most as many threads as
     there are cores that nothing else is running on at the moment of the call (at
-    least one), never more than the calling thread's ``numba.get_num_threads()``;
+    least one), never more than the calling thread's count (:func:`threads`);
     inputs below :data:`SERIAL_SIZE` always run on one.  Results do not depend on
     the thread count (fixed work items, see :data:`CHUNK`).
 
@@ -173,7 +349,7 @@ def call_threads(size: int) -> int:
     int
         The thread count for this call (at least 1).
     """
-    current = numba.get_num_threads()
+    current = threads()
     if size < SERIAL_SIZE or current == 1:
         return 1
     others = _runnable_elsewhere()

@@ -21,10 +21,11 @@ import rankseg
 from rankseg.kernels import _aot
 
 SKIPPED = os.environ.get("RANKSEG_AOT_BUILD") == "0"
-pytestmark = pytest.mark.skipif(SKIPPED, reason="RANKSEG_AOT_BUILD=0: built without it")
 
 
 def _require_table() -> dict:
+    if SKIPPED:
+        pytest.skip("RANKSEG_AOT_BUILD=0: installed without the compiled module")
     table = _aot.table()
     if not table:
         pytest.fail(
@@ -205,6 +206,7 @@ def test_read_only_input_and_label_dtypes_use_it(rng, tmp_path, monkeypatch):
 
 def test_a_first_call_compiles_nothing(tmp_path):
     """The first calls of benchmarks/first_call.py, in a process with an empty cache."""
+    _require_table()
     probe = textwrap.dedent(
         """
         import numpy as np
@@ -231,3 +233,78 @@ def test_a_first_call_compiles_nothing(tmp_path):
     )
     assert out.stdout.strip() == "[]"
     assert not any(tmp_path.rglob("*.nbi"))
+
+
+def _probe(code: str, **env: str) -> str:
+    """Run ``code`` in a fresh interpreter; return what it printed."""
+    full = {**os.environ, **env}
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=full,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
+
+
+def test_import_rankseg_does_not_import_numba():
+    assert _probe("import sys, rankseg; print('numba' in sys.modules)") == "False"
+
+
+def test_calls_the_module_answers_never_import_numba(tmp_path):
+    """What makes the warm first call short: numba's import is most of it."""
+    _require_table()
+    code = """
+        import sys
+        import numpy as np
+        import rankseg
+        from rankseg import _config
+        p = np.linspace(0.0, 1.0, 64, dtype=np.float32).reshape(1, 1, 8, 8)
+        x = np.concatenate([p, 1 - p], axis=1)
+        big = np.concatenate([x] * 4096, axis=0)  # several work items and threads
+        for probs in (x, big):
+            rankseg.predict(probs)
+            rankseg.predict(probs, solver="exact", output_mode="multilabel")
+        print("numba" in sys.modules, _config._live)
+    """
+    assert _probe(code, NUMBA_CACHE_DIR=str(tmp_path)) == "False False"
+    # the same calls without the module import numba and make the dispatchers
+    assert _probe(code, NUMBA_CACHE_DIR=str(tmp_path), RANKSEG_AOT="0") == "True True"
+
+
+def test_lazy_kernels_become_their_dispatchers():
+    code = """
+        import pickle
+        import rankseg
+        from rankseg import _config
+        from rankseg.kernels import rma
+        lazy = rma.rma_objective
+        print(isinstance(lazy, _config.LazyKernel), pickle.loads(pickle.dumps(lazy)) is lazy)
+        args = (rma.DICE, 3.0, 4, 10.0, 0.5)
+        print(lazy(*args) == lazy.py_func(*args))  # the call made every dispatcher
+        live = rma.rma_objective
+        again = pickle.loads(pickle.dumps(lazy))
+        print(type(live).__name__, live is lazy.dispatcher, again is live)
+        print(_config.KERNELS[("rankseg.kernels.rma", "rma_objective")] is live)
+    """
+    assert _probe(code, RANKSEG_AOT="0").splitlines() == [
+        "True True",
+        "True",
+        "CPUDispatcher True True",
+        "True",
+    ]
+
+
+def test_thread_count_without_numba():
+    code = """
+        import sys
+        from rankseg import _config
+        print(_config.max_threads(), _config.threads())
+        with _config.num_threads(1):
+            print(_config.threads())
+        with _config.num_threads(99):
+            print(_config.threads())
+        print(_config.threads(), "numba" in sys.modules)
+    """
+    assert _probe(code, NUMBA_NUM_THREADS="3").splitlines() == ["3 3", "1", "3", "3 False"]

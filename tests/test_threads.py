@@ -147,7 +147,7 @@ def test_num_threads_caps_and_restores(all_threads):
 def test_threads_follow_the_idle_cores(monkeypatch, cpus, others, expected):
     monkeypatch.setattr(config, "_usable_cpus", lambda: cpus)
     monkeypatch.setattr(config, "_runnable_elsewhere", lambda: others)
-    monkeypatch.setattr(config.numba, "get_num_threads", lambda: cpus)
+    monkeypatch.setattr(config, "threads", lambda: cpus)
     assert call_threads(SERIAL_SIZE) == expected
     assert call_threads(SERIAL_SIZE - 1) == 1  # small: always one
 
@@ -155,7 +155,7 @@ def test_threads_follow_the_idle_cores(monkeypatch, cpus, others, expected):
 def test_threads_never_exceed_the_callers_count(monkeypatch):
     monkeypatch.setattr(config, "_usable_cpus", lambda: 16)
     monkeypatch.setattr(config, "_runnable_elsewhere", lambda: 0.0)
-    monkeypatch.setattr(config.numba, "get_num_threads", lambda: 3)
+    monkeypatch.setattr(config, "threads", lambda: 3)
     assert call_threads(10 * SERIAL_SIZE) == 3
 
 

@@ -21,14 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import numba
 import numpy as np
-from numba.core import config
 
 __all__ = [
     "call",
@@ -142,19 +141,37 @@ def source_digest() -> str:
 
 
 def _versions() -> dict[str, str]:
-    import llvmlite
+    from importlib.metadata import version
 
-    return {"numba": numba.__version__, "llvmlite": llvmlite.__version__}
+    return {"numba": version("numba"), "llvmlite": version("llvmlite")}
 
 
 def _host_features() -> str:
-    from numba.core.codegen import get_host_cpu_features
+    import llvmlite.binding as llvm
 
-    return get_host_cpu_features()
+    try:
+        return llvm.get_host_cpu_features().flatten()
+    except RuntimeError:  # LLVM cannot tell on this platform
+        return ""
+
+
+def _numba_setting(name: str) -> bool:
+    """Read numba's ``DISABLE_JIT``/``BOUNDSCHECK`` without importing numba."""
+    numba = sys.modules.get("numba")
+    if numba is not None and hasattr(numba, "config"):
+        return bool(getattr(numba.config, name))
+    try:
+        return bool(int(os.environ.get(f"NUMBA_{name}", "0") or 0))
+    except ValueError:
+        return False
 
 
 def _load() -> dict[tuple[str, str, str], Callable]:
-    if os.environ.get("RANKSEG_AOT", "1") == "0" or config.DISABLE_JIT or config.BOUNDSCHECK:
+    if (
+        os.environ.get("RANKSEG_AOT", "1") == "0"
+        or _numba_setting("DISABLE_JIT")
+        or _numba_setting("BOUNDSCHECK")
+    ):
         return {}
     try:
         import importlib
@@ -207,6 +224,8 @@ def find(kernel: Callable, args: Sequence[Any]) -> Callable:
     """
     py = getattr(kernel, "py_func", kernel)
     if RECORD is not None:
+        import numba
+
         types = tuple(numba.typeof(a) for a in args)
         RECORD.append((py.__module__, py.__qualname__, types, signature_key(args)))
     compiled = table()

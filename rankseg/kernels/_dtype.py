@@ -8,8 +8,8 @@ value at a time.  float32 and float64 are simply widened.
 from __future__ import annotations
 
 import numpy as np
-from numba import types
-from numba.extending import overload
+
+from rankseg._config import on_live
 
 __all__ = ["as_f64"]
 
@@ -23,27 +23,36 @@ def as_f64(v):  # pragma: no cover - replaced by the overload inside kernels
     return float(v)
 
 
-@overload(as_f64)  # LLVM inlines it; numba-level inlining warns (NumbaIRAssumptionWarning)
-def _as_f64_overload(v):
-    if isinstance(v, types.Integer):
+def _register() -> None:
+    """Register the numba implementation of :func:`as_f64` (run when numba is in use)."""
+    from numba import types
+    from numba.extending import overload
 
-        def decode_half(v):
-            h = np.int64(v)
-            e = (h >> 10) & 0x1F
-            m = h & 0x3FF
-            if e == 0:
-                out = m * _SUBNORMAL
-            elif e == 31:
-                out = np.inf if m == 0 else np.nan
-            else:
-                out = (m + 1024) * _POW2[e]
-            if h & 0x8000:
-                out = -out
-            return out
+    # LLVM inlines it; numba-level inlining warns (NumbaIRAssumptionWarning)
+    @overload(as_f64)
+    def _as_f64_overload(v):
+        if isinstance(v, types.Integer):
 
-        return decode_half
+            def decode_half(v):
+                h = np.int64(v)
+                e = (h >> 10) & 0x1F
+                m = h & 0x3FF
+                if e == 0:
+                    out = m * _SUBNORMAL
+                elif e == 31:
+                    out = np.inf if m == 0 else np.nan
+                else:
+                    out = (m + 1024) * _POW2[e]
+                if h & 0x8000:
+                    out = -out
+                return out
 
-    def widen(v):
-        return np.float64(v)
+            return decode_half
 
-    return widen
+        def widen(v):
+            return np.float64(v)
+
+        return widen
+
+
+on_live(_register)

@@ -13,9 +13,9 @@ its workqueue threading layer aborts when two threads enter parallel kernels at
 once (dask workers); serial kernels have neither problem.  They release the GIL
 (``nogil=True``), so Python threads run them in parallel.
 
-The thread count of a call is the calling thread's ``numba.get_num_threads()``
-(thread-local; ``numba.set_num_threads``, ``NUMBA_NUM_THREADS`` and
-:func:`rankseg._config.num_threads` set it).
+The thread count of a call is :func:`rankseg._config.threads` in the calling thread
+(thread-local: :func:`rankseg._config.num_threads`, else
+``numba.get_num_threads()`` when numba is imported, else ``NUMBA_NUM_THREADS``).
 """
 
 from __future__ import annotations
@@ -26,9 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import numba
-
-from rankseg._config import jit
+from rankseg._config import jit, max_threads, threads
 from rankseg.kernels import _aot
 
 __all__ = ["run_tasks", "work_item"]
@@ -55,7 +53,7 @@ def _get_pool() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
-            workers = max(1, numba.config.NUMBA_NUM_THREADS - 1)
+            workers = max(1, max_threads() - 1)
             _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rankseg")
         return _pool
 
@@ -75,7 +73,7 @@ def run_tasks(body: Callable[..., Any], ntasks: int, *args: Any) -> None:
 
     Notes
     -----
-    With one thread allowed (``numba.get_num_threads()``) or one item, ``body`` runs
+    With one thread allowed (:func:`rankseg._config.threads`) or one item, ``body`` runs
     once in the calling thread.  Otherwise the calling thread and up to
     ``threads - 1`` pool threads take ranges (about four per thread) from a shared
     counter until none is left; the first exception raised by a range is re-raised.
@@ -83,7 +81,7 @@ def run_tasks(body: Callable[..., Any], ntasks: int, *args: Any) -> None:
     (:func:`rankseg.kernels._aot.find`).
     """
     body = _aot.find(body, (0, 0, *args))
-    nthreads = min(numba.get_num_threads(), ntasks)
+    nthreads = min(threads(), ntasks)
     if nthreads <= 1:
         body(0, ntasks, *args)
         return
