@@ -15,6 +15,7 @@ import functools
 import os
 import sys
 import threading
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -100,6 +101,11 @@ class LazyKernel:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.dispatcher(*args, **kwargs)
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        # like a function (and numba's dispatcher): a method when set on a class;
+        # this also makes it a routine for inspect and Sphinx's autodoc
+        return self if obj is None else types.MethodType(self, obj)
 
     def __getattr__(self, name: str) -> Any:
         # only for what the instance lacks: the dispatcher's attributes, including
