@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import pickle
 import subprocess
@@ -38,6 +39,8 @@ DTYPES = ("float16", "float32", "float64")
 #: label dtypes of multiclass output compiled ahead of time (int64 is the default)
 LABEL_DTYPES = ("int64", "int32", "uint8")
 
+_log = logging.getLogger(__name__)
+
 
 def _discovery_calls() -> None:
     """Make the calls whose kernel signatures are compiled (under NUMBA_DISABLE_JIT)."""
@@ -50,7 +53,7 @@ def _discovery_calls() -> None:
     for dtype in DTYPES:
         for nc in (2, 3):
             soft = rng.dirichlet(np.ones(nc), size=(1, 6, 6)).transpose(0, 3, 1, 2)
-            tied = np.full((1, nc, 6, 6), 1.0 / nc)  # every pixel tied (locate_ties)
+            tied = np.full((1, nc, 6, 6), 1.0 / nc)  # every pixel tied
             faint = np.full((1, nc, 6, 6), 0.2)  # every row pruned (empty scores)
             for base in (soft, tied, faint):
                 x = np.ascontiguousarray(base.astype(dtype))
@@ -61,10 +64,8 @@ def _discovery_calls() -> None:
 
 
 def _predict_grid(rankseg, probs, solvers) -> None:
-    import warnings as _w
-
-    with _w.catch_warnings():
-        _w.simplefilter("ignore")  # the tied/faint inputs do not sum to 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tied/faint inputs do not sum to 1
         rankseg.predict(probs, metric="acc")
         rankseg.predict(probs, metric="acc", output_mode="multilabel")
         for metric, names in solvers.items():
@@ -217,14 +218,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, required=True, help="the extension file")
     args = parser.parse_args(argv)
+    if not _log.handlers:  # this summary to stderr; pycc's own logging stays quiet
+        _log.addHandler(logging.StreamHandler())
+        _log.setLevel(logging.INFO)
     start = time.perf_counter()
     entries = discover()
     found = time.perf_counter()
     build(args.output.resolve(), entries)
-    print(
-        f"rankseg: compiled {len(entries)} kernel signatures ahead of time "
-        f"(discovery {found - start:.0f} s, build {time.perf_counter() - found:.0f} s)",
-        file=sys.stderr,
+    _log.info(
+        "rankseg: compiled %d kernel signatures ahead of time (discovery %.0f s, build %.0f s)",
+        len(entries),
+        found - start,
+        time.perf_counter() - found,
     )
     return 0
 

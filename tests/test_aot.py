@@ -127,6 +127,14 @@ def test_switched_off_by_the_environment(monkeypatch):
     assert _aot._load() == {}
 
 
+def _count_hits(table: dict, monkeypatch) -> list:
+    """Wrap every compiled function of ``table`` so that its calls are listed."""
+    hits: list = []
+    for key, fn in list(table.items()):
+        monkeypatch.setitem(table, key, lambda *a, _fn=fn, _k=key: (hits.append(_k), _fn(*a))[1])
+    return hits
+
+
 def _inputs(rng, dtype, nc, d):
     soft = rng.dirichlet(np.ones(nc), size=(2, d)).transpose(0, 2, 1)
     levels = rng.choice([0.05, 0.3, 0.5, 0.7, 0.95], size=(2, 1, d))  # ties
@@ -156,10 +164,7 @@ def test_results_equal_numbas(rng, dtype, mode, monkeypatch):
     Rows of 2.5 work items (several threads); the compiled functions are counted to
     show they ran.
     """
-    table = _require_table()
-    hits = []
-    for key, fn in list(table.items()):
-        monkeypatch.setitem(table, key, lambda *a, _fn=fn, _k=key: (hits.append(_k), _fn(*a))[1])
+    hits = _count_hits(_require_table(), monkeypatch)
     d = 5 * (1 << 16) // 2
     for nc in (2, 3):
         for probs in _inputs(rng, dtype, nc, d):
@@ -190,9 +195,7 @@ def test_read_only_input_and_label_dtypes_use_it(rng, tmp_path, monkeypatch):
     exports = json.loads(mod.index())["exports"]
     types = [e["types"] for e in exports if e["name"] == "_exclusive_tasks"]
     assert any("readonly array(float32" in t for t in types)
-    hits = []
-    for key, fn in list(table.items()):
-        monkeypatch.setitem(table, key, lambda *a, _fn=fn, _k=key: (hits.append(_k), _fn(*a))[1])
+    hits = _count_hits(table, monkeypatch)
     np.save(tmp_path / "p.npy", _inputs(rng, "float32", 3, 100)[0])
     frozen = np.load(tmp_path / "p.npy", mmap_mode="r")  # a read-only memmap
     for label in ("uint8", "int32", "int64"):
@@ -207,8 +210,7 @@ def test_read_only_input_and_label_dtypes_use_it(rng, tmp_path, monkeypatch):
 def test_a_first_call_compiles_nothing(tmp_path):
     """The first calls of benchmarks/first_call.py, in a process with an empty cache."""
     _require_table()
-    probe = textwrap.dedent(
-        """
+    probe = """
         import numpy as np
         from numba.core import event
         import rankseg
@@ -224,14 +226,8 @@ def test_a_first_call_compiles_nothing(tmp_path):
             rankseg.predict(x, metric="acc", output_mode="multilabel")
         names = [e.data["dispatcher"].py_func.__qualname__ for _, e in rec.buffer if e.is_start]
         print(names)
-        """
-    )
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    env.pop("RANKSEG_AOT", None)
-    out = subprocess.run(
-        [sys.executable, "-c", probe], env=env, check=True, capture_output=True, text=True
-    )
-    assert out.stdout.strip() == "[]"
+    """
+    assert _probe(probe, NUMBA_CACHE_DIR=str(tmp_path), RANKSEG_AOT="1") == "[]"
     assert not any(tmp_path.rglob("*.nbi"))
 
 
