@@ -28,6 +28,7 @@ __all__ = [
     "LazyKernel",
     "call_threads",
     "go_live",
+    "imported_numba",
     "jit",
     "max_threads",
     "num_threads",
@@ -231,6 +232,23 @@ def pjit(func: Callable | None = None, **overrides: Any) -> Callable:
     return jit(func, parallel=True, **overrides)
 
 
+def imported_numba() -> Any:
+    """Return the numba module if it has been imported (fully), else None.
+
+    Never imports it: ``import rankseg`` and the calls the ahead-of-time kernels
+    answer run without numba.
+
+    Returns
+    -------
+    module or None
+        ``numba``.
+    """
+    numba = sys.modules.get("numba")
+    if numba is None or not hasattr(numba, "get_num_threads"):  # absent, or mid-import
+        return None
+    return numba
+
+
 def max_threads() -> int:
     """Numba's ``NUMBA_NUM_THREADS``, without importing numba when it is not imported.
 
@@ -240,8 +258,8 @@ def max_threads() -> int:
         ``numba.config.NUMBA_NUM_THREADS`` when numba is imported, else what numba
         would set: the environment variable, or the CPUs this process may use.
     """
-    numba = sys.modules.get("numba")
-    if numba is not None and hasattr(numba, "config"):
+    numba = imported_numba()
+    if numba is not None:
         return int(numba.config.NUMBA_NUM_THREADS)
     try:
         return max(1, int(os.environ["NUMBA_NUM_THREADS"]))
@@ -264,8 +282,8 @@ def threads() -> int:
     local = getattr(_local, "threads", None)
     if local is not None:
         return local
-    numba = sys.modules.get("numba")
-    if numba is not None and hasattr(numba, "get_num_threads"):
+    numba = imported_numba()
+    if numba is not None:
         return int(numba.get_num_threads())
     return max_threads()
 
@@ -287,9 +305,9 @@ def num_threads(nthreads: int) -> Iterator[None]:
     """
     wanted = max(1, min(nthreads, max_threads()))
     previous_local = getattr(_local, "threads", None)
-    numba = sys.modules.get("numba")
+    numba = imported_numba()
     previous_numba = None
-    if numba is not None and hasattr(numba, "get_num_threads"):
+    if numba is not None:
         previous_numba = numba.get_num_threads()
         if previous_numba != wanted:
             numba.set_num_threads(wanted)

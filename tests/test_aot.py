@@ -301,6 +301,14 @@ def test_thread_count_without_numba():
             print(_config.threads())
         with _config.num_threads(99):
             print(_config.threads())
-        print(_config.threads(), "numba" in sys.modules)
+        print(_config.threads(), "numba" in sys.modules, _config.imported_numba())
+        import numba
+        print(_config.imported_numba() is numba)
     """
-    assert _probe(code, NUMBA_NUM_THREADS="3").splitlines() == ["3 3", "1", "3", "3 False"]
+    assert _probe(code, NUMBA_NUM_THREADS="3").splitlines() == [
+        "3 3",
+        "1",
+        "3",
+        "3 False None",
+        "True",
+    ]

@@ -21,13 +21,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+
+from rankseg._config import imported_numba
 
 __all__ = [
     "call",
@@ -157,8 +158,8 @@ def _host_features() -> str:
 
 def _numba_setting(name: str) -> bool:
     """Read numba's ``DISABLE_JIT``/``BOUNDSCHECK`` without importing numba."""
-    numba = sys.modules.get("numba")
-    if numba is not None and hasattr(numba, "config"):
+    numba = imported_numba()
+    if numba is not None:
         return bool(getattr(numba.config, name))
     try:
         return bool(int(os.environ.get(f"NUMBA_{name}", "0") or 0))
