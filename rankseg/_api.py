@@ -9,8 +9,11 @@ import numpy as np
 from rankseg import _validation as v
 from rankseg._config import CHUNK, call_threads, num_threads
 from rankseg._records import AVAILABLE as AVAILABLE  # the CLI's and tests' import
+from rankseg._presence import presence_features
 from rankseg._records import (
     DEVICES,
+    EMPTY_CONVENTIONS,
+    EMPTY_PRUNING_PROB,
     METRICS,
     MIN_SMOOTH,
     OUTPUT_MODES,
@@ -71,10 +74,28 @@ class RankSEG:
         Dice: ``'rma'`` (default), ``'exact'``, ``'ba'``, ``'trna'``, ``'ba+trna'``;
         IoU: ``'rma'`` (default), ``'exact'``; accuracy: ``'argmax'`` / ``'tr'``
         (defaults in multiclass / multilabel mode).  See docs/solvers.rst.
-    pruning_prob : float
+    pruning_prob : float or None
         A (sample, class) whose largest probability is ``<= pruning_prob`` gets an
-        empty mask without solving.  The default 0.5 suits confident models;
-        lower it (e.g. to 0) for soft models whose probabilities stay below 0.5.
+        empty mask without solving.  None (default): the convention's default, 0.5
+        for ``empty='zero'`` (confident models; lower it, e.g. to 0, for soft models
+        whose probabilities stay below 0.5), 0 for ``empty='ignore'``; with
+        ``empty='one'`` the presence rule decides instead (see ``presence``).
+    empty : {'zero', 'one', 'ignore'}
+        How the user's benchmark scores an (image, class) whose truth is empty
+        (SPEC §8, docs/calibration.rst): ``'zero'`` (0/0 := 0, the papers' and
+        today's default), ``'one'`` (an empty mask on an empty truth scores 1:
+        MONAI's ``DiceMetric(ignore_empty=False)``), ``'ignore'`` (such pairs are
+        left out of the mean: MONAI's ``ignore_empty=True``).  Dice/IoU only, with
+        ``smooth=0``.
+    presence : None, 'argmax' or PresenceModel
+        How to decide whether a class gets a mask at all.  None: by
+        ``pruning_prob``, or with ``empty='one'`` by the ``'argmax'`` rule.
+        ``'argmax'``: a class gets a mask iff it wins the argmax over classes at
+        some pixel (multiclass) or has a pixel with ``p > 0.5`` (multilabel) -- the
+        presence decisions of argmax.  A fitted :class:`rankseg.tuning.PresenceModel`
+        (``empty='one'`` only): the empty mask is kept when ``P(absent) >=
+        P(present) · score``, the score being the solver's expected metric of the
+        class's mask.  ``'argmax'`` and a model need the CPU backend.
     **solver_params
         ``unassigned_policy`` ({'max_score', 'void'}, multiclass Dice/IoU only),
         ``void_index`` (int outside ``[0, C)``, default 255, only with
@@ -98,10 +119,14 @@ class RankSEG:
         smooth: float = 0.0,
         output_mode: str = "multiclass",
         solver: str | None = None,
-        pruning_prob: float = 0.5,
+        pruning_prob: float | None = None,
+        *,
+        empty: str = "zero",
+        presence: Any = None,
         **solver_params: Any,
     ) -> None:
         self.metric = v.check_name(metric, "metric", METRICS)
+        self.empty = v.check_name(empty, "empty", EMPTY_CONVENTIONS)
         self.output_mode = v.check_name(output_mode, "output_mode", OUTPUT_MODES)
         self.smooth = v.check_real(smooth, "smooth", lo=0.0, hi=np.inf, hi_open=True)
         if 0.0 < self.smooth < MIN_SMOOTH:
@@ -111,7 +136,13 @@ class RankSEG:
                 f"for smaller values; smooth={MIN_SMOOTH:g} gives the same empty-vs-empty "
                 "credit)"
             )
-        self.pruning_prob = v.check_real(pruning_prob, "pruning_prob", lo=0.0, hi=1.0)
+        self._pruning_given = pruning_prob is not None
+        self.presence = self._check_presence(presence)
+        self.pruning_prob = (
+            EMPTY_PRUNING_PROB.get(self.empty, 0.5)
+            if pruning_prob is None
+            else v.check_real(pruning_prob, "pruning_prob", lo=0.0, hi=1.0)
+        )
         self.solver = self._check_solver(solver)
         params = self._check_solver_params(solver_params)
         self.unassigned_policy: str = params["unassigned_policy"]
@@ -120,6 +151,42 @@ class RankSEG:
         self._given = dict(solver_params)
 
     # -- parameter checks ---------------------------------------------------
+    def _check_presence(self, presence: Any) -> Any:
+        """Check ``empty``/``presence`` against the other parameters; the presence rule."""
+        if self.empty != "zero" or presence is not None:
+            if self.metric == "acc":
+                raise ValueError(
+                    "empty and presence apply to metric 'dice' or 'iou'; accuracy solvers "
+                    f"decide every pixel alone (got metric='acc', empty={self.empty!r})"
+                )
+            if self.smooth != 0.0:
+                raise ValueError(
+                    "smooth > 0 is a form of empty-vs-empty credit; with empty="
+                    f"{self.empty!r} or a presence rule the convention states it: use "
+                    f"smooth=0 (got smooth={self.smooth!r})"
+                )
+        if presence is None:
+            return "argmax" if self.empty == "one" and not self._pruning_given else None
+        if self._pruning_given:
+            raise ValueError(
+                "give either pruning_prob or presence, not both: each decides whether a "
+                f"class gets a mask (got pruning_prob and presence={presence!r})"
+            )
+        if isinstance(presence, str):
+            return v.check_name(presence, "presence", ("argmax",))
+        if not callable(getattr(presence, "predict_proba", None)):
+            raise TypeError(
+                "presence must be None, 'argmax' or a fitted rankseg.tuning.PresenceModel; "
+                f"got {type(presence).__name__}"
+            )
+        if self.empty != "one":
+            raise ValueError(
+                "a presence model applies to empty='one' only: under 'zero' and 'ignore' "
+                "an empty mask never scores more than the best mask of its class; use "
+                f"presence='argmax' or pruning_prob (got empty={self.empty!r})"
+            )
+        return presence
+
     def _check_solver(self, solver: str | None) -> str:
         metric = self.metric
         if metric == "acc":
@@ -203,6 +270,10 @@ class RankSEG:
             f"solver={self.solver!r}",
             f"pruning_prob={self.pruning_prob!r}",
         ]
+        if self.empty != "zero":
+            parts.append(f"empty={self.empty!r}")
+        if self.presence is not None and not (self.empty == "one" and self.presence == "argmax"):
+            parts.append(f"presence={self.presence!r}")
         parts += [f"{k}={val!r}" for k, val in sorted(self._given.items())]
         return f"RankSEG({', '.join(parts)})"
 
@@ -316,6 +387,7 @@ class RankSEG:
             out_dtype = np.dtype(np.bool_)
             out_shape = (nb, nc, *spatial)
         if device == "cuda":
+            self.check_pruning_rule("the CUDA backend")
             from rankseg.cuda import backend
 
             driver = backend()
@@ -335,6 +407,27 @@ class RankSEG:
             return self._predict_host(arr, result, void, return_info)
 
     __call__ = predict
+
+    def check_pruning_rule(self, where: str) -> None:
+        """Raise unless the presence decision is ``pruning_prob`` (what every backend runs).
+
+        Parameters
+        ----------
+        where : str
+            The backend or adapter, for the message (e.g. ``"the CUDA backend"``).
+
+        Raises
+        ------
+        ValueError
+            If ``presence`` is ``'argmax'`` or a model (``empty='one'`` without
+            ``pruning_prob`` included): those run on the in-memory CPU path only.
+        """
+        if self.presence is not None:
+            raise ValueError(
+                f"presence={self.presence!r} (the default of empty='one') runs on the "
+                f"in-memory CPU path only, not on {where}; give pruning_prob instead, or "
+                "use rankseg.predict on the host"
+            )
 
     def _predict_host(
         self, arr: np.ndarray, result: np.ndarray, void: bool, return_info: bool
@@ -362,7 +455,11 @@ class RankSEG:
         metric = DICE if self.metric == "dice" else IOU
         gamma = self.smooth
         mu = stats[:, STAT_MU]
-        pruned = stats[:, STAT_MAX] <= self.pruning_prob
+        if self.presence is None:
+            pruned = stats[:, STAT_MAX] <= self.pruning_prob
+        else:
+            wins = _wins(x, arr.reshape(nb * nc, d), nc, flat_out, multiclass)
+            pruned = wins == 0 if self.presence == "argmax" else np.zeros(nb * nc, dtype=bool)
         rows = np.flatnonzero(~pruned).astype(np.int64)
         t = np.full(nb * nc, np.inf)
         jcut = np.full(nb * nc, -1, dtype=np.int64)
@@ -381,6 +478,14 @@ class RankSEG:
             tau_a, t_a, jcut_a, score_a = solver_cuts(x, xb, stats, rows, params, CHUNK)
         if rows.size:
             tau[rows], t[rows], jcut[rows], score[rows] = tau_a, t_a, jcut_a, score_a
+        if self.presence is not None and not isinstance(self.presence, str):
+            # the presence model: keep the empty mask when P(absent) >= P(present) * score
+            rows_f = arr.reshape(nb * nc, d)
+            feats = presence_features(rows_f, stats[:, STAT_MAX], mu, wins)
+            present = self.presence.predict_proba(feats)
+            pruned = (1.0 - present) >= present * score
+            t[pruned], jcut[pruned], tau[pruned] = np.inf, -1, 0
+            score = np.where(pruned, 1.0 - present, present * score)
         if multiclass:
             policy = (metric, gamma, void, np.int64(self.void_index))
             assign_labels(x, nc, (t, jcut, ~pruned), mu, policy, flat_out, CHUNK)
@@ -409,6 +514,21 @@ class RankSEG:
 _UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
+def _wins(
+    x: np.ndarray, rows: np.ndarray, nc: int, flat_out: np.ndarray, multiclass: bool
+) -> np.ndarray:
+    """Pixels each (sample, class) row wins: argmax over classes, or ``p > 0.5``.
+
+    ``x`` is the kernels' view of the rows (float16 as bits), ``rows`` their float view.
+    Multiclass: the argmax labels are written into ``flat_out`` (the label map, later
+    overwritten by the decision) and counted per sample.
+    """
+    if multiclass:
+        argmax_labels(x, nc, flat_out, CHUNK)
+        return np.stack([np.bincount(row, minlength=nc)[:nc] for row in flat_out]).reshape(-1)
+    return np.array([np.count_nonzero(row > 0.5) for row in rows], dtype=np.int64)
+
+
 def _row_stats(arr: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Row statistics with the maxima filled in; raises on NaN, inf or values outside [0, 1]."""
     bits = x.view(_UINT[x.itemsize])
@@ -430,8 +550,10 @@ def predict(
     smooth: float = 0.0,
     output_mode: str = "multiclass",
     solver: str | None = None,
-    pruning_prob: float = 0.5,
+    pruning_prob: float | None = None,
     *,
+    empty: str = "zero",
+    presence: Any = None,
     return_info: bool = False,
     dtype: Any = None,
     out: np.ndarray | None = None,
@@ -444,7 +566,7 @@ def predict(
     ----------
     probs : array-like, shape (B, C, *spatial)
         float16/float32/float64 probabilities in [0, 1].
-    metric, smooth, output_mode, solver, pruning_prob, **solver_params
+    metric, smooth, output_mode, solver, pruning_prob, empty, presence, **solver_params
         As for :class:`RankSEG`.
     return_info : bool
         Also return a :class:`PredictInfo`.
@@ -473,6 +595,14 @@ def predict(
     >>> info.tau
     array([[2, 2]])
     """
-    return RankSEG(metric, smooth, output_mode, solver, pruning_prob, **solver_params).predict(
-        probs, return_info=return_info, dtype=dtype, out=out, device=device
+    model = RankSEG(
+        metric,
+        smooth,
+        output_mode,
+        solver,
+        pruning_prob,
+        empty=empty,
+        presence=presence,
+        **solver_params,
     )
+    return model.predict(probs, return_info=return_info, dtype=dtype, out=out, device=device)

@@ -19,6 +19,8 @@ __all__ = [
     "BA",
     "BA_TRNA",
     "DEVICES",
+    "EMPTY_CONVENTIONS",
+    "EMPTY_PRUNING_PROB",
     "EPS_SOLVERS",
     "EXACT",
     "METRICS",
@@ -57,6 +59,11 @@ DEVICES = ("cpu", "cuda")
 #: smallest positive ``smooth``: the exact solver's integral of the empty mask's score
 #: spans ``s`` up to ~40/smooth, and its lattice ends at s = exp(700) ~ 1e304
 MIN_SMOOTH = 1e-300
+#: how a benchmark scores an (image, class) whose truth is empty (SPEC §8): ``empty=``
+EMPTY_CONVENTIONS = ("zero", "one", "ignore")
+#: the default ``pruning_prob`` of each convention that decides presence by it
+#: (``"one"`` decides by the presence rule: ``rankseg._api.RankSEG``)
+EMPTY_PRUNING_PROB = {"zero": 0.5, "ignore": 0.0}
 #: the solvers that take ``eps`` (the refined-normal ones)
 EPS_SOLVERS = ("ba", "trna", "ba+trna")
 
@@ -75,7 +82,9 @@ class PredictInfo:
         The solver's objective at τ*: an estimate of the expected Dice/IoU of the
         class mask (for a pruned row, the objective of the empty mask).
     pruned : ndarray of bool, shape (B, C)
-        Whether the row was pruned (max probability ``<= pruning_prob``).
+        Whether the row got the empty mask without its solver's cut: its max
+        probability is ``<= pruning_prob``, or the presence rule (``empty='one'``,
+        ``presence=``) judged the class absent.
     """
 
     tau: np.ndarray

@@ -6,7 +6,8 @@ with ``average="none"``: ``Dice = 2|P∩T| / (|P| + |T|)``, ``IoU = |P∩T| / |P
 * :func:`dice_score` / :func:`iou_score` are the evaluation functions: a class absent
   from both prediction and target gets the ``empty=`` policy (``"nan"`` by default,
   like TorchMetrics' samplewise ``DiceScore`` and nnU-Net's evaluation; ``"one"``;
-  ``"zero"``), and ``include_background=False`` drops class 0.
+  ``"zero"``; ``"ignore"``: every pair with an empty target is NaN, MONAI's
+  ``ignore_empty=True``), and ``include_background=False`` drops class 0.
 * :func:`samplewise_score` is the SPEC §1 metric with smoothing γ and ``0/0 := 0``
   (what RankSEG optimizes); :func:`samplewise_counts` gives the raw counts.
 
@@ -38,7 +39,7 @@ __all__ = [
 ]
 
 #: accepted values of ``empty=`` in :func:`dice_score` and :func:`iou_score`
-EMPTY_POLICIES = ("nan", "one", "zero")
+EMPTY_POLICIES = ("nan", "one", "zero", "ignore")
 
 
 @pjit
@@ -197,8 +198,9 @@ def score_from_counts(counts: Any, metric: str = "dice", empty: str = "nan") -> 
         ``|P|``, ``|T|``, ``|P∩T|`` in the last axis.
     metric : {'dice', 'iou'}
         The score.
-    empty : {'nan', 'one', 'zero'}
-        Score where ``|P| = |T| = 0`` (see :func:`dice_score`).
+    empty : {'nan', 'one', 'zero', 'ignore'}
+        Score where ``|P| = |T| = 0``; ``'ignore'``: NaN wherever ``|T| = 0`` (see
+        :func:`dice_score`).
 
     Returns
     -------
@@ -222,8 +224,11 @@ def score_from_counts(counts: Any, metric: str = "dice", empty: str = "nan") -> 
     if c.ndim < 1 or c.shape[-1] != 3:
         raise ValueError(f"counts must have shape (..., 3); got {c.shape}")
     num, den = _num_den(c, metric, 0.0)
-    fill = {"nan": np.nan, "one": 1.0, "zero": 0.0}[empty]
-    return np.divide(num, den, out=np.full_like(num, fill), where=den > 0)
+    fill = {"nan": np.nan, "one": 1.0, "zero": 0.0, "ignore": np.nan}[empty]
+    score = np.divide(num, den, out=np.full_like(num, fill), where=den > 0)
+    if empty == "ignore":
+        score[c[..., 1] == 0] = np.nan
+    return score
 
 
 def _score(
@@ -264,12 +269,14 @@ def dice_score(
     include_background : bool
         Keep class 0; ``False`` drops it (column 0 of the result), like
         TorchMetrics' and MONAI's ``include_background=False``.
-    empty : {'nan', 'one', 'zero'}
+    empty : {'nan', 'one', 'zero', 'ignore'}
         Score of a (sample, class) absent from both prediction and target:
         ``'nan'`` (default; TorchMetrics' samplewise ``DiceScore``, nnU-Net's
         evaluation; average with :func:`numpy.nanmean`), ``'one'`` (a correct
         empty prediction is perfect; MONAI's ``ignore_empty=False``) or ``'zero'``
-        (the RankSEG papers' ``0/0 := 0``).
+        (the RankSEG papers' ``0/0 := 0``); ``'ignore'``: NaN for every pair whose
+        target is empty, whatever the prediction (MONAI's ``ignore_empty=True``;
+        the ``empty='ignore'`` convention of :class:`rankseg.RankSEG`).
 
     Returns
     -------
@@ -321,12 +328,13 @@ def iou_score(
     include_background : bool
         Keep class 0; ``False`` drops it (column 0 of the result), like
         TorchMetrics' and MONAI's ``include_background=False``.
-    empty : {'nan', 'one', 'zero'}
+    empty : {'nan', 'one', 'zero', 'ignore'}
         Score of a (sample, class) absent from both prediction and target:
         ``'nan'`` (default; nnU-Net's evaluation -- TorchMetrics' ``MeanIoU`` gives
         -1 there; average with :func:`numpy.nanmean`), ``'one'`` (a correct empty
         prediction is perfect; MONAI's ``ignore_empty=False``) or ``'zero'`` (the
-        RankSEG papers' ``0/0 := 0``).
+        RankSEG papers' ``0/0 := 0``); ``'ignore'``: NaN for every pair whose
+        target is empty (see :func:`dice_score`).
 
     Returns
     -------

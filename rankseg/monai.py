@@ -93,7 +93,7 @@ class RankSEG(Transform):
         smooth: float = 0.0,
         output_mode: str = "multiclass",
         solver: str | None = None,
-        pruning_prob: float = 0.5,
+        pruning_prob: float | None = None,
         *,
         batch: bool = False,
         to_onehot: int | None = None,

@@ -189,6 +189,8 @@ def _param_attrs(model: RankSEG, solver_params: dict[str, Any]) -> dict[str, Any
     if model.metric != "acc":
         attrs["rankseg_smooth"] = model.smooth
         attrs["rankseg_pruning_prob"] = model.pruning_prob
+        if model.empty != "zero":
+            attrs["rankseg_empty"] = model.empty
         if model.output_mode == "multiclass":
             attrs["rankseg_unassigned_policy"] = model.unassigned_policy
             if model.unassigned_policy == "void":
@@ -213,7 +215,7 @@ def predict(
     smooth: float = 0.0,
     output_mode: str = "multiclass",
     solver: str | None = None,
-    pruning_prob: float = 0.5,
+    pruning_prob: float | None = None,
     return_info: bool = False,
     dtype: Any = None,
     threads_per_task: int = 1,

@@ -20,10 +20,20 @@ PACKAGE = ROOT / "rankseg"
 #: names a module or a package (then every module under it).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("records", ("rankseg._records", "rankseg._config")),
-    ("checks", ("rankseg._validation",)),
+    ("checks", ("rankseg._validation", "rankseg._presence")),
     ("kernels", ("rankseg.kernels",)),
     ("cuda", ("rankseg.cuda",)),
-    ("api", ("rankseg", "rankseg._api", "rankseg.metrics", "rankseg.datasets")),
+    (
+        "api",
+        (
+            "rankseg",
+            "rankseg._api",
+            "rankseg.metrics",
+            "rankseg.datasets",
+            "rankseg.calibration",
+            "rankseg.tuning",
+        ),
+    ),
     (
         "adapters",
         ("rankseg._xarray_task", "rankseg.xarray", "rankseg.dask", "rankseg.plot", "rankseg.monai"),

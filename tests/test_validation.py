@@ -128,7 +128,7 @@ def test_bad_values_do_not_touch_out(probs):
         ({"smooth": True}, TypeError, r"smooth must be a real number; got bool"),
         ({"pruning_prob": 1.5}, ValueError, r"pruning_prob must be in \[0, 1\]; got 1\.5"),
         ({"pruning_prob": -0.1}, ValueError, r"pruning_prob must be in \[0, 1\]"),
-        ({"pruning_prob": None}, TypeError, r"pruning_prob must be a real number"),
+        ({"pruning_prob": "0.5"}, TypeError, r"pruning_prob must be a real number"),
         (
             {"metric": "acc", "solver": "argmax", "output_mode": "multilabel"},
             ValueError,

@@ -83,7 +83,7 @@ def predict(
     smooth: float = 0.0,
     output_mode: str = "multiclass",
     solver: str | None = None,
-    pruning_prob: float = 0.5,
+    pruning_prob: float | None = None,
     *,
     return_info: bool = False,
     dtype: Any = None,
@@ -164,6 +164,7 @@ def predict(
     array([[[0, 0, 1, 0]]])
     """
     model = RankSEG(metric, smooth, output_mode, solver, pruning_prob, **solver_params)
+    model.check_pruning_rule("the chunked dask path")
     x = _check_dask(probs)
     max_band_bytes = check_band_bytes(max_band_bytes)
     # every remaining check (return_info, dtype, void_index against C, C = 1 with
