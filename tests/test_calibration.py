@@ -585,3 +585,81 @@ def test_import_does_not_import_numba():
         [sys.executable, "-c", code], check=True, capture_output=True, text=True
     ).stdout.strip()
     assert out == "False"
+
+
+# ------------------------------------------------------------------ reliability diagram
+
+
+@pytest.fixture
+def mpl():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    return matplotlib
+
+
+def test_plot_reliability_overlay(rng, mpl, tmp_path):
+    from rankseg.plot import plot_reliability
+
+    probs, labels, _ = multiclass_case(rng, 0.6, shape=(3, 3, 32, 32))
+    p_cal = TemperatureScaling().fit_transform(probs, labels)
+    ax = plot_reliability(probs, labels, label="model", n_bins=10)
+    assert plot_reliability(p_cal, labels, ax=ax, label="calibrated", n_bins=10) is ax
+    fig = ax.figure
+    assert len(fig.axes) == 2  # one twin Axes for the counts, made once
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    e0, e1 = ece(probs, labels, n_bins=10), ece(p_cal, labels, n_bins=10)
+    assert texts == ["perfect calibration", f"model (ECE {e0:.3f})", f"calibrated (ECE {e1:.3f})"]
+    diag, before, after = ax.lines
+    np.testing.assert_array_equal(diag.get_xydata(), [[0, 0], [1, 1]])
+    conf, freq, count = reliability_curve(probs, labels, n_bins=10)
+    np.testing.assert_allclose(before.get_xydata(), np.c_[conf, freq][count > 0])
+    assert before.get_color() != after.get_color()
+    counts_ax = fig.axes[1]
+    stairs = counts_ax.patches
+    assert len(stairs) == 4  # a filled and an outlined histogram per model
+    np.testing.assert_allclose(stairs[0].get_data().values, count / count.sum())
+    lo, hi = counts_ax.get_ylim()
+    assert lo > 0 and hi > 1.0 > lo  # log axis; the tallest bar in its lower part
+    fig.savefig(tmp_path / "reliability.png")
+    img = mpl.image.imread(tmp_path / "reliability.png")
+    assert img.shape[0] > 200 and img[..., :3].std() > 0.01
+
+
+def test_plot_reliability_curve_and_classwise(rng, mpl):
+    from rankseg.plot import plot_reliability
+
+    probs, labels, _ = multiclass_case(rng, 1.7, shape=(2, 3, 24, 24))
+    curve = reliability_curve(probs, labels, kind="classwise", n_bins=8)
+    ax = plot_reliability(curve=curve)
+    same = plot_reliability(probs, labels, kind="classwise", n_bins=8)
+    np.testing.assert_array_equal(ax.lines[1].get_xydata(), same.lines[1].get_xydata())
+    assert ax.get_xlabel() == "predicted probability"
+    # the line pools the classes by pixel count: p_c against 1[y = c] over all c
+    p = np.moveaxis(probs, 1, -1).reshape(-1, 3)
+    onehot = np.eye(3)[labels.ravel()]
+    bins = np.minimum((p * 8).astype(int), 7).ravel()
+    n = np.bincount(bins, minlength=8)
+    want_x = np.bincount(bins, p.ravel(), 8)[n > 0] / n[n > 0]
+    want_y = np.bincount(bins, onehot.ravel(), 8)[n > 0] / n[n > 0]
+    np.testing.assert_allclose(ax.lines[1].get_xydata(), np.c_[want_x, want_y], rtol=1e-12)
+    e = ece(probs, labels, kind="classwise", n_bins=8)
+    assert ax.get_legend().get_texts()[1].get_text() == f"ECE {e:.3f}"
+
+
+def test_plot_reliability_errors(rng, mpl):
+    from rankseg.plot import plot_reliability
+
+    probs, labels, _ = multiclass_case(rng, 1.0, shape=(1, 2, 4, 4))
+    with pytest.raises(TypeError, match="needs probs and labels, or curve="):
+        plot_reliability()
+    curve = reliability_curve(probs, labels)
+    with pytest.raises(TypeError, match="not both"):
+        plot_reliability(probs, labels, curve=curve)
+    with pytest.raises(ValueError, match="three arrays of one shape"):
+        plot_reliability(curve=(curve[0], curve[1][:3], curve[2]))
+    with pytest.raises(ValueError, match="counts must be finite and >= 0"):
+        plot_reliability(curve=(curve[0], curve[1], -curve[2]))
+    with pytest.raises(ValueError, match="holds no pixel"):
+        plot_reliability(curve=(curve[0], curve[1], 0 * curve[2]))
+    with pytest.raises(TypeError, match="ax must be a matplotlib Axes"):
+        plot_reliability(probs, labels, ax="left")
