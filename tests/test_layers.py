@@ -36,14 +36,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     (
         "adapters",
-        (
-            "rankseg._xarray_task",
-            "rankseg.xarray",
-            "rankseg.dask",
-            "rankseg.plot",
-            "rankseg.monai",
-            "rankseg.calibration",
-        ),
+        ("rankseg._xarray_task", "rankseg.xarray", "rankseg.dask", "rankseg.plot", "rankseg.monai"),
     ),
     ("io", ("rankseg.io",)),
     # the build of the ahead-of-time kernels drives rankseg.predict: a tool on top
