@@ -120,24 +120,9 @@ def demo(
 
 def _check_plot_path(path: str) -> str | None:
     """Why the demo could not save its figure to ``path``, or None."""
-    from pathlib import Path
+    from rankseg.cli._common import _check_picture_path
 
-    from rankseg.cli._common import _check_output_file
-
-    why = _check_output_file(path, "--plot")
-    if why:
-        return why
-    try:
-        from matplotlib.backend_bases import FigureCanvasBase
-    except ImportError:
-        return "--plot needs matplotlib (pip install 'rankseg[plot]')"
-    kinds = FigureCanvasBase.get_supported_filetypes()
-    suffix = Path(path).suffix.lower().lstrip(".")
-    if suffix not in kinds:
-        return f"--plot {path}: unknown image type {suffix!r}; expected one of " + ", ".join(
-            f".{k}" for k in sorted(kinds)
-        )
-    return None
+    return _check_picture_path(path, "--plot")
 
 
 def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -334,6 +319,53 @@ def build_parser() -> argparse.ArgumentParser:
         "left out of the means)",
     )
     pe.add_argument("--key", help="array name in prediction .npz files")
+    g = pe.add_argument_group("more outputs")
+    g.add_argument(
+        "--json",
+        metavar="SUMMARY",
+        help="write nnU-Net's summary.json (metric_per_case, mean, foreground_mean; Dice, IoU, "
+        "TP, FP, FN, TN, n_pred, n_ref per class), e.g. --json summary.json",
+    )
+    g.add_argument(
+        "--info",
+        nargs="+",
+        metavar="CSV",
+        help="the --info tables of `rankseg predict` for these predictions: print the expected "
+        "score next to the realized one (MAE, bias, correlation per class), e.g. --info info.csv",
+    )
+    g.add_argument(
+        "--probs",
+        nargs="+",
+        metavar="PROBS",
+        help="the probability maps behind the predictions (any `rankseg predict` input, paired "
+        "with the targets by case name): print their NLL, Brier score and ECE, e.g. --probs "
+        "fold_0/validation",
+    )
+    g.add_argument(
+        "--reliability",
+        metavar="PNG",
+        help="with --probs: draw the reliability diagram (needs matplotlib, the 'plot' extra), "
+        "e.g. --reliability reliability.png",
+    )
+    g.add_argument(
+        "--report",
+        metavar="REPORT",
+        help="write a one-page report, Markdown (.md) or HTML (.html): per-class scores, "
+        "worst cases, expected vs realized, calibration, e.g. --report report.html",
+    )
+    g.add_argument(
+        "--n-bins",
+        type=int,
+        default=15,
+        metavar="N",
+        help="confidence bins of the ECE and the reliability diagram (default: 15)",
+    )
+    g.add_argument(
+        "--ignore-index",
+        type=int,
+        metavar="LABEL",
+        help="with --probs: target pixels with this label are left out of NLL/Brier/ECE",
+    )
     pe.add_argument("--quiet", action="store_true", help="only the table and errors")
 
     pd = sub.add_parser("demo", help="argmax vs RankSEG on a generated 3-D volume (default)")
