@@ -1,10 +1,11 @@
-"""The ``rankseg`` command line: ``predict``, ``evaluate``, ``demo`` and ``warmup``.
+"""The ``rankseg`` command line: ``predict``, ``evaluate``, ``calibrate``, ``demo``, ``warmup``.
 
 ``rankseg`` (or ``python -m rankseg``) with no arguments runs the demo.  See
 ``docs/cli.rst`` for every option and convention.
 
 This module holds the argument parser and the dispatch; the commands live in
-``rankseg.cli._predict``, ``rankseg.cli._evaluate`` and ``rankseg.cli._demo`` (what
+``rankseg.cli._predict``, ``rankseg.cli._evaluate``, ``rankseg.cli._calibrate`` and
+``rankseg.cli._demo`` (what
 they share in ``rankseg.cli._common``).  The solver registry (``AVAILABLE``,
 ``SOLVERS``) is looked up in this module when a command runs: the parser's help and
 the demo list the solvers it names.
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 from rankseg import io as rio
 from rankseg._api import AVAILABLE, SOLVERS
 from rankseg._config import MAX_BAND_BYTES
+from rankseg.cli._calibrate import _cmd_calibrate, add_calibrate_args
 from rankseg.cli._demo import run_demo
 from rankseg.cli._evaluate import _cmd_evaluate
 from rankseg.cli._predict import INFO_COLUMNS as INFO_COLUMNS  # the --info CSV header
@@ -170,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     Returns
     -------
     argparse.ArgumentParser
-        The parser with the ``predict``, ``evaluate`` and ``demo`` subcommands.
+        The parser with the ``predict``, ``evaluate``, ``calibrate``, ``demo`` and
+        ``warmup`` subcommands.
     """
     parser = argparse.ArgumentParser(
         prog="rankseg",
@@ -184,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="probability maps on disk -> label maps",
         description="Decide label maps for saved probability maps (.npy, .npz, nnU-Net "
         "output folders, 4-D NIfTI, zarr/netCDF). Output names mirror the inputs in OUTDIR.",
+        epilog="examples: rankseg predict nnunet_out -o labels --info info.csv;  rankseg "
+        "predict fold_0 fold_1 --ensemble --calibration calibration.json -o labels",
     )
     pp.add_argument("inputs", nargs="+", metavar="INPUT", help="files or folders")
     pp.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
@@ -291,12 +296,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--quiet", action="store_true", help="only errors")
+    g = pp.add_argument_group("calibration")
+    g.add_argument(
+        "--calibration",
+        metavar="JSON",
+        help="apply the calibration fitted by `rankseg calibrate` to each case's "
+        "probabilities (with --ensemble: to the averaged ones) before deciding, e.g. "
+        "--calibration calibration.json",
+    )
 
     pe = sub.add_parser(
         "evaluate",
         help="Dice/IoU of label maps against targets",
         description="Samplewise Dice or IoU of predicted label maps (or masks) against targets, "
         "paired by case name.",
+        epilog="example: rankseg evaluate labels --target gt --json summary.json --info "
+        "info.csv --probs nnunet_out --reliability reliability.png --report report.html",
     )
     pe.add_argument("preds", nargs="+", metavar="PRED", help="prediction files or folders")
     pe.add_argument(
@@ -368,6 +383,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pe.add_argument("--quiet", action="store_true", help="only the table and errors")
 
+    pc = sub.add_parser(
+        "calibrate",
+        help="fit a temperature (or vector) scaling on validation cases",
+        description="Fit a calibration of the probability maps of validation cases against "
+        "their ground truths (negative log-likelihood on a seeded subsample of the pixels; "
+        "cases are streamed one at a time) and write it as JSON for `rankseg predict "
+        "--calibration`.  Prints the fitted parameters and NLL, Brier score and ECE of the "
+        "cases before -> after.  Exit status 0, 1 when a case cannot be read or paired "
+        "(nothing is written), 2 for a usage error.",
+        epilog="example: rankseg calibrate fold_0/validation fold_1/validation "
+        "--target nnUNet_preprocessed/Dataset001/gt_segmentations -o calibration.json",
+    )
+    add_calibrate_args(pc)
+    pc.set_defaults(handler=_cmd_calibrate, subparser=pc)
     pd = sub.add_parser("demo", help="argmax vs RankSEG on a generated 3-D volume (default)")
     _add_demo_args(pd)
     pp.set_defaults(handler=_cmd_predict, subparser=pp)
