@@ -5,6 +5,8 @@
 * :func:`plot_score_curve`: the solver's objective (expected Dice/IoU) of one
   (sample, class) over the mask volume τ, with τ* marked.
 * :func:`plot_gains`: per-class score differences of two methods (mean ± s.e.).
+* :func:`plot_reliability`: a reliability diagram of probabilities against labels
+  (before/after :mod:`rankseg.calibration`), with the ECE and pixel counts per bin.
 
 Each function draws on ``ax`` when given, else on a new
 :class:`matplotlib.figure.Figure` (not registered with pyplot, so nothing opens a
@@ -29,7 +31,14 @@ except ImportError as exc:  # pragma: no cover - matplotlib is in the test extra
 
 from rankseg import _validation as v
 
-__all__ = ["CURVE_SOLVERS", "plot_gains", "plot_overlay", "plot_score_curve", "score_curve"]
+__all__ = [
+    "CURVE_SOLVERS",
+    "plot_gains",
+    "plot_overlay",
+    "plot_reliability",
+    "plot_score_curve",
+    "score_curve",
+]
 
 #: solvers whose objective :func:`score_curve` can evaluate over every τ
 CURVE_SOLVERS = {"dice": ("rma", "exact", "ba", "trna", "ba+trna"), "iou": ("rma", "exact")}
@@ -401,4 +410,167 @@ def plot_gains(
     ax.set_xticks(x, labels)
     ax.set_xlabel("class")
     ax.set_ylabel(f"{metric}: {names[-1]} − {names[0]}")
+    return ax
+
+
+_DIAGONAL_GID = "rankseg-reliability-diagonal"
+_COUNTS_GID = "rankseg-reliability-counts"
+
+
+def _check_curve(curve: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(confidence, frequency, count)`` as float arrays of one shape, 1-D or (C, n_bins)."""
+    try:
+        conf, freq, count = (np.asarray(a, dtype=np.float64) for a in curve)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "curve must be the (confidence, frequency, count) arrays of "
+            "rankseg.calibration.reliability_curve"
+        ) from None
+    if not (conf.shape == freq.shape == count.shape) or conf.ndim not in (1, 2) or not conf.size:
+        raise ValueError(
+            "curve must hold three arrays of one shape, (n_bins,) or (C, n_bins); got shapes "
+            f"{conf.shape}, {freq.shape}, {count.shape}"
+        )
+    if not (np.isfinite(count).all() and (count >= 0).all()):
+        raise ValueError("curve's counts must be finite and >= 0")
+    return conf, freq, count
+
+
+def _counts_axes(ax: Axes) -> Axes | None:
+    for other in ax.figure.axes:
+        if other.get_gid() == _COUNTS_GID and ax.get_shared_x_axes().joined(ax, other):
+            return other
+    return None
+
+
+def _scale_counts_axes(counts_ax: Axes) -> None:
+    """Log scale fitted to every histogram drawn: the bars fill the lower third."""
+    values = np.concatenate(
+        [np.asarray(p.get_data().values, dtype=np.float64) for p in counts_ax.patches]
+    )
+    values = values[values > 0]
+    if not values.size:
+        return
+    lo, hi = values.min() / 2.0, values.max()
+    lo = min(lo, hi / 10.0)
+    top = lo * (hi / lo) ** (1.0 / 0.3)
+    counts_ax.set_ylim(lo, top)
+    decades = 10.0 ** np.arange(np.ceil(np.log10(lo)), np.floor(np.log10(hi)) + 1)
+    counts_ax.set_yticks(decades)
+    counts_ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+
+
+def plot_reliability(
+    probs: Any = None,
+    labels: Any = None,
+    *,
+    curve: tuple[Any, Any, Any] | None = None,
+    mode: str = "multiclass",
+    kind: str = "top-label",
+    n_bins: int = 15,
+    ignore_index: int | None = None,
+    ax: Axes | None = None,
+    label: str | None = None,
+) -> Axes:
+    """Reliability diagram: observed frequency against confidence, with pixel counts.
+
+    Draws the diagonal (perfect calibration), the observed frequency (accuracy for
+    ``kind="top-label"``) at each bin's mean confidence as a line with markers, and
+    the fraction of pixels per bin as a histogram on a log axis (right) filling the
+    lower third.  The legend entry gives the expected calibration error.  Several
+    calls on one ``ax`` overlay models (e.g. before and after calibration): the
+    diagonal and the histogram axis are made once and each call takes the next color.
+
+    Parameters
+    ----------
+    probs, labels : array-like, optional
+        As in :func:`rankseg.calibration.reliability_curve` (``labels=None`` with an
+        iterable of (probs, labels) pairs).
+    curve : tuple of arrays, optional
+        A precomputed :func:`rankseg.calibration.reliability_curve` result, instead of
+        ``probs`` and ``labels``.  Per-class curves (``kind="classwise"``, shape
+        ``(C, n_bins)``) are pooled over the classes by pixel count for the line; the
+        ECE is the class average, as :func:`rankseg.calibration.ece`.
+    mode, kind, n_bins, ignore_index
+        As in :func:`rankseg.calibration.reliability_curve` (unused with ``curve``).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw (default: a new Figure).
+    label : str, optional
+        Name of the model in the legend.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The Axes drawn on (the histogram lives on a twin Axes sharing its x axis).
+
+    Raises
+    ------
+    TypeError
+        If neither or both of ``probs`` and ``curve`` are given, or ``ax`` is not an Axes.
+    ValueError
+        For a malformed ``curve`` (and the errors of ``reliability_curve``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rankseg.calibration import TemperatureScaling
+    >>> from rankseg.plot import plot_reliability
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.dirichlet([0.3, 0.3, 0.3], (2, 32, 32)).transpose(0, 3, 1, 2)
+    >>> y = (rng.random((2, 1, 32, 32)) > p.cumsum(1) ** 0.5).sum(1).clip(0, 2)
+    >>> ax = plot_reliability(p, y, label="model")
+    >>> ax = plot_reliability(TemperatureScaling().fit_transform(p, y), y, ax=ax, label="T")
+    >>> [t.get_text().split(" (")[0] for t in ax.get_legend().get_texts()]
+    ['perfect calibration', 'model', 'T']
+    """
+    from rankseg import calibration as cal
+
+    if curve is None:
+        if probs is None:
+            raise TypeError("plot_reliability needs probs and labels, or curve=")
+        curve = cal.reliability_curve(
+            probs, labels, mode=mode, kind=kind, n_bins=n_bins, ignore_index=ignore_index
+        )
+    elif probs is not None or labels is not None:
+        raise TypeError("pass probs and labels, or curve=, not both")
+    conf, freq, count = _check_curve(curve)
+    if count.sum() == 0:
+        raise ValueError("the reliability curve holds no pixel")
+    err = cal.curve_ece((conf, freq, count))
+    classwise = conf.ndim == 2
+    if classwise:  # pool the classes' bins, weighted by their pixel counts
+        total = count.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            conf = np.nansum(conf * count, axis=0) / total
+            freq = np.nansum(freq * count, axis=0) / total
+        count = total
+    nb = count.size
+    edges = np.linspace(0.0, 1.0, nb + 1)
+    ok = count > 0
+
+    ax = _new_axes(ax, (5.0, 4.6))
+    counts_ax = _counts_axes(ax)
+    if counts_ax is None:
+        counts_ax = ax.twinx()
+        counts_ax.set_gid(_COUNTS_GID)
+        counts_ax.set_yscale("log")
+        counts_ax.set_ylabel("pixels per bin (fraction)", fontsize="small", loc="bottom")
+        counts_ax.tick_params(axis="y", labelsize="small")
+        ax.set_zorder(counts_ax.get_zorder() + 1)  # lines above the histogram
+        ax.patch.set_visible(False)
+    if not any(line.get_gid() == _DIAGONAL_GID for line in ax.lines):
+        ax.plot([0, 1], [0, 1], ls="--", color="0.5", lw=1, label="perfect calibration")
+        ax.lines[-1].set_gid(_DIAGONAL_GID)
+        ax.set_xlim(0.0, 1.0)
+        ax.set_ylim(0.0, 1.0)
+        ax.set_xlabel("predicted probability" if classwise else "confidence")
+        ax.set_ylabel("observed frequency" if classwise else "accuracy")
+        ax.grid(True, lw=0.4, alpha=0.5)
+    name = f"ECE {err:.3f}" if label is None else f"{label} (ECE {err:.3f})"
+    (line,) = ax.plot(conf[ok], freq[ok], marker="o", ms=4, lw=1.5, label=name)
+    color = line.get_color()
+    counts_ax.stairs(count / count.sum(), edges, fill=True, alpha=0.18, color=color)
+    counts_ax.stairs(count / count.sum(), edges, color=color, lw=0.8)
+    _scale_counts_axes(counts_ax)
+    ax.legend(loc="upper left", fontsize="small")
     return ax

@@ -26,7 +26,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("api", ("rankseg", "rankseg._api", "rankseg.metrics", "rankseg.datasets")),
     (
         "adapters",
-        ("rankseg._xarray_task", "rankseg.xarray", "rankseg.dask", "rankseg.plot", "rankseg.monai"),
+        (
+            "rankseg._xarray_task",
+            "rankseg.xarray",
+            "rankseg.dask",
+            "rankseg.plot",
+            "rankseg.monai",
+            "rankseg.calibration",
+        ),
     ),
     ("io", ("rankseg.io",)),
     # the build of the ahead-of-time kernels drives rankseg.predict: a tool on top
