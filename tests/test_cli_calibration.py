@@ -427,3 +427,55 @@ def test_calibrate_nnunet_cross_validation_folders(rng, tmp_path, capsys, io_nam
     )  # fmt: skip
     assert code == 0, err
     assert len(json.loads((tmp_path / "summary.json").read_text())["metric_per_case"]) == 3
+
+
+def test_calibrate_progress_and_help(val, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("tqdm")
+    import sys
+
+    vd, gd, _ = val
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    code, _, err = run(capsys, "calibrate", vd, "--target", gd, "-o", tmp_path / "c.json")
+    assert code == 0 and "5/5" in err  # one bar for the fit, one for the check
+    code, _, err = run(
+        capsys, "calibrate", vd, "--target", gd, "-o", tmp_path / "d.json", "--no-progress"
+    )
+    assert code == 0 and "5/5" not in err
+    for cmd, example in (
+        ("calibrate", "example: rankseg calibrate fold_0/validation"),
+        ("predict", "--calibration calibration.json"),
+        ("evaluate", "--json summary.json"),
+    ):
+        with pytest.raises(SystemExit):
+            run(capsys, cmd, "-h")
+        assert example in " ".join(capsys.readouterr().out.split())
+
+
+def test_calibrate_region_based_nnunet_defaults_to_multilabel(rng, tmp_path, capsys):
+    """A region-based dataset: one sigmoid per region, the regions of dataset.json as masks."""
+    nn, gt = tmp_path / "nn", tmp_path / "gt"
+    nn.mkdir()
+    gt.mkdir()
+    ds = {"labels": {"background": 0, "whole": [1, 2], "core": 2}, "regions_class_order": [1, 2]}
+    (nn / "dataset.json").write_text(json.dumps(ds))
+    for k in range(3):
+        seg = rng.integers(0, 3, (6, 20, 20))  # nnU-Net's (Z, Y, X)
+        regions = np.stack([seg >= 1, seg == 2]).astype(float)
+        logit = (regions * 2 - 1) * 1.2 + rng.standard_normal(regions.shape)
+        p = 1 / (1 + np.exp(-logit))
+        # the truth: whole ~ p[0], core inside whole ~ p[1], so P(core) = p[0] p[1]
+        whole = rng.random(p.shape[1:]) < p[0]
+        core = whole & (rng.random(p.shape[1:]) < p[1])
+        true = np.stack([p[0], p[0] * p[1]])
+        lt = np.log(true) - np.log1p(-true)
+        stored = 1 / (1 + np.exp(-T_TRUE * lt))  # the model: over-confident by T_TRUE
+        np.savez(nn / f"r{k}.npz", probabilities=stored.astype("f4"))
+        nib.save(nib.Nifti1Image(np.zeros((20, 20, 6), np.uint8), np.eye(4)), nn / f"r{k}.nii.gz")
+        lab = np.where(core, 2, np.where(whole, 1, 0)).astype(np.uint8)
+        nib.save(nib.Nifti1Image(lab.transpose(2, 1, 0), np.eye(4)), gt / f"r{k}.nii.gz")
+    code, out, err = run(capsys, "calibrate", nn, "--target", gt, "-o", tmp_path / "c.json")
+    assert code == 0, err
+    model = cal.load(tmp_path / "c.json")
+    assert model.mode == "multilabel" and model.n_classes_ == 2
+    assert "(multilabel, 2 class(es)" in out
+    assert model.temperature_ == pytest.approx(T_TRUE, rel=0.1)

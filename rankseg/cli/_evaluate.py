@@ -341,6 +341,14 @@ def _report(
         rep.table(["class", "pairs", "expected", "realized", "MAE", "bias", "corr"], rows)
         if er.cases_without_info:
             rep.para(f"{len(er.cases_without_info)} case(s) have no --info row.")
+        if abs(o.bias) > 0.05:
+            rep.para(
+                f"The expected scores are {'above' if o.bias > 0 else 'below'} the realized ones "
+                f"by {abs(o.bias):.3f} on average: the probabilities look "
+                f"{'over' if o.bias > 0 else 'under'}-confident for these cases. `rankseg "
+                "calibrate` on validation cases fits a correction that `rankseg predict "
+                "--calibration` applies."
+            )
     worst = _worst(sc, fg)
     if worst:
         rep.heading(f"Worst cases (lowest mean foreground {metric})")

@@ -128,6 +128,12 @@ class Calibration:
             f"{p.terms} counted {'pixels' if p.mode == 'multiclass' else 'entries'}). "
             "NLL and Brier score: lower is better; ECE: the mean gap between confidence and "
             "accuracy over equal-width confidence bins (0 for a calibrated model)."
+            + (
+                f" An ECE of {p.ece():.3f} is large: `rankseg calibrate` fits a temperature "
+                "on validation cases."
+                if p.ece() > 0.05
+                else ""
+            )
         )
 
     def report_table(self) -> tuple[list[str], list[list[str]]]:
