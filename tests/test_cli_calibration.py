@@ -135,6 +135,11 @@ def test_calibrate_failures_write_nothing(val, tmp_path, capsys):
     assert code == 1 and "case4.npy: no target named case4.* in --target" in err
     assert "nothing written" in err and not out.exists()
     (tmp_path / "elsewhere.npy").rename(gd / "case4.npy")
+    # the same case twice (two folders of the same cases are not cross-validation folds)
+    (tmp_path / "again").mkdir()
+    np.save(tmp_path / "again" / "case3.npy", cases["case3"][0])
+    code, _, err = run(capsys, "calibrate", vd, tmp_path / "again", "--target", gd, "-o", out)
+    assert code == 1 and "again/case3.npy: the case case3 is also" in err and not out.exists()
     # a target of another shape, a label out of range: the case is named, nothing written
     np.save(gd / "case2.npy", np.zeros((6, 32, 31), np.uint8))
     code, _, err = run(capsys, "calibrate", vd, "--target", gd, "-o", out)

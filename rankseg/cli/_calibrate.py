@@ -149,11 +149,14 @@ def _stream(
     for path, fmt, target in pairs:
         state["case"] = path
         try:
+            if fmt == "auto" and rio.detect_format(path) in ("zarr", "netcdf"):
+                raise ValueError(
+                    "rankseg calibrate reads .npy, .npz, nnU-Net and NIfTI probability maps, "
+                    "not zarr/netCDF stores"
+                )
             pm = rio.load_probabilities(
                 path, format=fmt, key=args.key, class_axis=args.class_axis, batch=args.batch
             )
-            if pm.format in ("zarr", "netcdf"):
-                raise ValueError("rankseg calibrate reads .npy, .npz, nnU-Net and NIfTI maps")
             y = target_like(pm, target, mode, args.ignore_index)
         except Exception as exc:
             raise _CaseFailed(f"{path}: {_one_line(exc)}") from None
@@ -195,11 +198,20 @@ def _cmd_calibrate(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
     from rankseg.cli._cases import pair_cases
 
     pairs, problems = pair_cases(cases, targets)
+    seen: dict[str, Path] = {}
+    for path, _, _ in pairs:  # e.g. the same cases in several test folders: not validation
+        name = rio.case_name(path)
+        if name in seen:
+            problems.append(
+                f"{path}: the case {name} is also {seen[name]} (each validation case once; "
+                "cross-validation folds hold disjoint cases)"
+            )
+        seen.setdefault(name, path)
     if problems:  # the fit needs every case: stop before reading any
         for line in problems:
             log.error(f"error: {line}")
         log.error(
-            f"rankseg calibrate: {len(problems)} of {len(cases)} case(s) have no target; "
+            f"rankseg calibrate: {len(problems)} of {len(cases)} case(s) cannot be paired; "
             f"nothing written to {args.output}"
         )
         return _EXIT_FAILED
