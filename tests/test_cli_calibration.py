@@ -484,3 +484,41 @@ def test_calibrate_region_based_nnunet_defaults_to_multilabel(rng, tmp_path, cap
     assert model.mode == "multilabel" and model.n_classes_ == 2
     assert "(multilabel, 2 class(es)" in out
     assert model.temperature_ == pytest.approx(T_TRUE, rel=0.1)
+
+
+def test_calibrate_nifti_and_batch_npz(val, tmp_path, capsys):
+    """The same cases as 4-D NIfTI maps (X, Y, Z, C) and as one --batch .npz."""
+    vd, gd, cases = val
+    (tmp_path / "nii").mkdir()
+    (tmp_path / "niigt").mkdir()
+    for name, (q, y) in cases.items():
+        nib.save(
+            nib.Nifti1Image(np.moveaxis(q, 0, -1), np.eye(4)), tmp_path / "nii" / f"{name}.nii.gz"
+        )
+        nib.save(nib.Nifti1Image(y, np.eye(4)), tmp_path / "niigt" / f"{name}.nii.gz")
+    code, _, err = run(
+        capsys, "calibrate", tmp_path / "nii", "--target", tmp_path / "niigt",
+        "-o", tmp_path / "n.json",
+    )  # fmt: skip
+    assert code == 0, err
+    code, _, err = run(capsys, "calibrate", vd, "--target", gd, "-o", tmp_path / "c.json")
+    assert code == 0, err
+    t_npy = cal.load(tmp_path / "c.json").temperature_
+    assert cal.load(tmp_path / "n.json").temperature_ == pytest.approx(t_npy, rel=1e-6)
+    # one batch file and one batch target, paired whatever their names
+    np.savez(tmp_path / "all.npz", probabilities=np.stack([q for q, _ in cases.values()]))
+    np.save(tmp_path / "all_gt.npy", np.stack([y for _, y in cases.values()]))
+    code, _, err = run(
+        capsys, "calibrate", tmp_path / "all.npz", "--batch", "--target", tmp_path / "all_gt.npy",
+        "-o", tmp_path / "b.json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert cal.load(tmp_path / "b.json").temperature_ == pytest.approx(t_npy, rel=1e-6)
+    # a map with one class cannot be multiclass: the option to use is named
+    np.save(tmp_path / "one.npy", np.full((1, 4, 4), 0.3, np.float32))
+    np.save(tmp_path / "one_gt.npy", np.zeros((4, 4), np.uint8))
+    code, _, err = run(
+        capsys, "calibrate", tmp_path / "one.npy", "--target", tmp_path / "one_gt.npy",
+        "-o", tmp_path / "o.json",
+    )  # fmt: skip
+    assert code == 1 and "one.npy" in err and "--output-mode multilabel" in err

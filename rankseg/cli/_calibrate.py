@@ -238,7 +238,9 @@ def _cmd_calibrate(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         except _CaseFailed as exc:
             return _fail(log, str(exc), args.output)
         except Exception as exc:
-            msg = _CASE_PREFIX.sub("", _one_line(exc))
+            msg = _CASE_PREFIX.sub("", _one_line(exc)).replace(
+                "mode='multilabel'", "--output-mode multilabel"
+            )
             where = state["case"]
             return _fail(log, f"{where}: {msg}" if where is not None else msg, args.output)
         finally:
