@@ -663,3 +663,57 @@ def test_plot_reliability_errors(rng, mpl):
         plot_reliability(curve=(curve[0], curve[1], 0 * curve[2]))
     with pytest.raises(TypeError, match="ax must be a matplotlib Axes"):
         plot_reliability(probs, labels, ax="left")
+
+
+# ------------------------------------------------------------------ memory and layout
+
+
+def test_float16_is_never_upcast_whole(rng, monkeypatch):
+    """Peak extra memory of fit and transform: the output plus a chunk, not a copy."""
+    import tracemalloc
+
+    monkeypatch.setattr(cal, "_CHUNK_ELEMENTS", 1 << 12)
+    probs, labels, _ = multiclass_case(rng, 0.6, shape=(2, 4, 256, 256))
+    p16 = probs.astype(np.float16)  # 1 MiB; a float64 copy would be 4 MiB
+    labels = labels.astype(np.uint8)
+    ts = TemperatureScaling(max_pixels=2000)
+    tracemalloc.start()
+    try:
+        ts.fit(p16, labels)
+        _, fit_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        out = ts.transform(p16)
+        _, transform_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert fit_peak < p16.nbytes  # a float32 copy: 2 p16.nbytes, float64: 4
+    assert transform_peak < out.nbytes + p16.nbytes // 2
+    assert ts.temperature_ == pytest.approx(
+        TemperatureScaling().fit(probs, labels).temperature_, rel=0.1
+    )
+
+
+def test_non_contiguous_input(rng):
+    probs, labels, _ = multiclass_case(rng, 1.7, shape=(2, 3, 10, 12))
+    view = np.asfortranarray(probs)  # not C-contiguous: copied by the reshape
+    ts = TemperatureScaling().fit(view, labels)
+    ref = TemperatureScaling().fit(probs, labels)
+    assert ts.temperature_ == ref.temperature_
+    np.testing.assert_array_equal(ts.transform(view), ref.transform(probs))
+    sliced = probs[:, :, ::2]
+    np.testing.assert_array_equal(ts.transform(sliced), ref.transform(sliced.copy()))
+
+
+@pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
+def test_vector_from_logits_transform(rng, mode):
+    if mode == "multiclass":
+        _, labels, logits = multiclass_case(rng, 1.7, shape=(2, 3, 16, 16))
+        vs = VectorScaling(mode, from_logits=True).fit(logits, labels)
+        w, b = vs.weights_[:, None, None], vs.bias_[:, None, None]
+        ref = softmax(w * logits + b, axis=1)
+    else:
+        _, labels, logits = sigmoid_case(rng, 1.7, shape=(2, 2, 16, 16))
+        vs = VectorScaling(mode, from_logits=True).fit(logits, labels)
+        w, b = vs.weights_[:, None, None], vs.bias_[:, None, None]
+        ref = expit(w * logits + b)
+    np.testing.assert_allclose(vs.transform(logits), ref, rtol=1e-10)

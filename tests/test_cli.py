@@ -563,3 +563,178 @@ def test_predict_ensemble_npz_folders(rng, tmp_path, capsys):
         with pytest.raises(SystemExit) as exc:
             run(capsys, "predict", *args, "--ensemble", "-o", tmp_path / "o")
         assert exc.value.code == 2 and why in capsys.readouterr().err
+
+
+# ------------------------------------------- evaluate: summary.json, --info, --report
+
+
+def _label_folders(rng, tmp_path, names=("c1", "c2", "c3"), shape=(5, 6, 4)):
+    """Prediction and target NIfTI label maps (classes 0..2; class 2 absent from c2)."""
+    pred_dir, tgt_dir = tmp_path / "pred", tmp_path / "gt"
+    pred_dir.mkdir()
+    tgt_dir.mkdir()
+    preds, tgts = {}, {}
+    for name in names:
+        preds[name] = rng.integers(0, 3, shape).astype(np.uint8)
+        tgts[name] = rng.integers(0, 3, shape).astype(np.uint8)
+    preds["c2"][preds["c2"] == 2] = 0
+    tgts["c2"][tgts["c2"] == 2] = 1
+    for name in names:
+        nib.save(nib.Nifti1Image(preds[name], np.eye(4)), pred_dir / f"{name}.nii.gz")
+        nib.save(nib.Nifti1Image(tgts[name], np.eye(4)), tgt_dir / f"{name}.nii.gz")
+    return pred_dir, tgt_dir, preds, tgts
+
+
+def _same(a, b):
+    if isinstance(a, float) or isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-12, abs=1e-12)
+    return a == b
+
+
+def test_evaluate_json_is_nnunets_summary(rng, tmp_path, capsys):
+    pred_dir, tgt_dir, preds, tgts = _label_folders(rng, tmp_path)
+    code, _, err = run(
+        capsys, "evaluate", pred_dir, "--target", tgt_dir, "--json", tmp_path / "s.json",
+        "--num-classes", 4, "--exclude-background",
+    )  # fmt: skip
+    assert code == 0, err
+    text = (tmp_path / "s.json").read_text()
+    ours = json.loads(text)
+    assert sorted(ours) == ["foreground_mean", "mean", "metric_per_case"]
+    assert sorted(ours["mean"]) == ["1", "2", "3"]  # class 3: absent everywhere
+    names = sorted(preds)
+    for name, case in zip(names, ours["metric_per_case"], strict=True):
+        assert case["prediction_file"] == str(pred_dir / f"{name}.nii.gz")
+        assert case["reference_file"] == str(tgt_dir / f"{name}.nii.gz")
+        dice = dice_score(preds[name][None], tgts[name][None], num_classes=4)[0]
+        iou = iou_score(preds[name][None], tgts[name][None], num_classes=4)[0]
+        for c in (1, 2, 3):
+            m = case["metrics"][str(c)]
+            assert _same(m["Dice"], float(dice[c])) and _same(m["IoU"], float(iou[c]))
+            p, t = preds[name] == c, tgts[name] == c
+            assert (m["TP"], m["FP"], m["FN"], m["TN"]) == (
+                (p & t).sum(), (p & ~t).sum(), (~p & t).sum(), (~p & ~t).sum(),
+            )  # fmt: skip
+            assert (m["n_pred"], m["n_ref"]) == (p.sum(), t.sum())
+    # class 2 is absent from both sides of c2: NaN, left out of the mean
+    assert math.isnan(ours["metric_per_case"][1]["metrics"]["2"]["Dice"])
+    d2 = [dice_score(preds[n][None], tgts[n][None], num_classes=3)[0, 2] for n in ("c1", "c3")]
+    assert ours["mean"]["2"]["Dice"] == pytest.approx(np.mean(d2))
+    assert math.isnan(ours["mean"]["3"]["Dice"]) and math.isnan(ours["foreground_mean"]["Dice"])
+    assert ours["mean"]["3"]["TN"] == 5 * 6 * 4
+    # nnU-Net's own evaluation of the same folders is the oracle
+    pytest.importorskip("nnunetv2")
+    import warnings
+
+    from nnunetv2.evaluation.evaluate_predictions import (
+        compute_metrics_on_folder,
+        load_summary_json,
+    )
+    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of the all-NaN class 3
+        compute_metrics_on_folder(
+            str(tgt_dir), str(pred_dir), str(tmp_path / "nn.json"), SimpleITKIO(), ".nii.gz",
+            [1, 2, 3], num_processes=1,
+        )  # fmt: skip
+    theirs = load_summary_json(str(tmp_path / "nn.json"))
+    mine = load_summary_json(str(tmp_path / "s.json"))
+    assert mine.keys() == theirs.keys() and mine["mean"].keys() == theirs["mean"].keys()
+    for key in ("mean", "foreground_mean"):
+        flat_m = mine[key] if key == "foreground_mean" else {}
+        if key == "mean":
+            for c in theirs["mean"]:
+                for m, v in theirs["mean"][c].items():
+                    assert _same(mine["mean"][c][m], v), (c, m)
+        else:
+            for m, v in theirs[key].items():
+                assert _same(flat_m[m], v), m
+    for a, b in zip(mine["metric_per_case"], theirs["metric_per_case"], strict=True):
+        assert a["prediction_file"] == b["prediction_file"]
+        assert a["reference_file"] == b["reference_file"]
+        assert a["metrics"].keys() == b["metrics"].keys()
+        for c in b["metrics"]:
+            assert a["metrics"][c].keys() == b["metrics"][c].keys()
+            for m, v in b["metrics"][c].items():
+                assert _same(a["metrics"][c][m], v), (c, m)
+
+
+def test_evaluate_expected_vs_realized(rng, tmp_path, capsys):
+    d = tmp_path / "probs"
+    d.mkdir()
+    truth = {}
+    for name in ("a", "b", "c", "d"):
+        p = softmax(rng, (3, 6, 7, 5))
+        np.save(d / f"{name}.npy", p)
+        # a ground truth drawn from the probabilities (a calibrated model)
+        u = rng.random(p.shape[1:])
+        truth[name] = (u[None] > np.cumsum(p, axis=0)).sum(0).astype(np.uint8)
+        np.save(tmp_path / f"{name}_gt.npy", truth[name])
+    (tmp_path / "gt").mkdir()
+    for name in truth:
+        (tmp_path / f"{name}_gt.npy").rename(tmp_path / "gt" / f"{name}.npy")
+    code, _, err = run(capsys, "predict", d, "-o", tmp_path / "out", "--info", tmp_path / "i.csv")
+    assert code == 0, err
+    (tmp_path / "out" / "d.npy").unlink()  # a case with info but no prediction
+    code, out, err = run(
+        capsys, "evaluate", tmp_path / "out", "--target", tmp_path / "gt", "--exclude-background",
+        "--info", tmp_path / "i.csv", "--csv", tmp_path / "s.csv", "--report", tmp_path / "r.md",
+    )  # fmt: skip
+    assert code == 0, err
+    info = {(r["case"], int(r["class"])): float(r["score"]) for r in read_csv(tmp_path / "i.csv")}
+    exp, real = [], []
+    for name in ("a", "b", "c"):
+        labels = np.load(tmp_path / "out" / f"{name}.npy")
+        dice = dice_score(labels[None], truth[name][None], num_classes=3)[0]
+        for c in (1, 2):
+            if not math.isnan(dice[c]):
+                exp.append(info[name, c])
+                real.append(dice[c])
+    exp, real = np.array(exp), np.array(real)
+    mae = np.abs(exp - real).mean()
+    corr = np.corrcoef(exp, real)[0, 1]
+    lines = out.splitlines()
+    allrow = next(line for line in lines if line.split()[:1] == ["all"]).split()
+    assert int(allrow[1]) == len(exp)
+    assert float(allrow[4]) == pytest.approx(mae, abs=5e-5)
+    assert float(allrow[6]) == pytest.approx(corr, abs=5e-4)
+    assert "1 case(s) of --info were not evaluated" in err
+    rows = read_csv(tmp_path / "s.csv")
+    assert list(rows[0])[-1] == "expected"
+    assert [float(r["expected"]) for r in rows] == [info[r["case"], int(r["class"])] for r in rows]
+    report = (tmp_path / "r.md").read_text()
+    assert "## Expected vs realized Dice" in report and f"{mae:.4f}" in report
+    assert "## Worst cases" in report
+    # a file that is not an --info table is a usage error naming it, before any work
+    (tmp_path / "bad.csv").write_text("case,class,dice\n")
+    with pytest.raises(SystemExit) as exc:
+        run(capsys, "evaluate", tmp_path / "out", "--target", tmp_path / "gt",
+            "--info", tmp_path / "bad.csv", "--json", tmp_path / "x.json")  # fmt: skip
+    assert exc.value.code == 2
+    assert "bad.csv: not a `rankseg predict --info` table" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_evaluate_report_html_and_usage_errors(rng, tmp_path, capsys):
+    pred_dir, tgt_dir, preds, tgts = _label_folders(rng, tmp_path)
+    code, out, err = run(
+        capsys, "evaluate", pred_dir, "--target", tgt_dir, "--report", tmp_path / "r.html"
+    )
+    assert code == 0, err
+    page = (tmp_path / "r.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<h2>Scores per class</h2>" in page
+    fg = [
+        np.nanmean([dice_score(preds[n][None], tgts[n][None], num_classes=3)[0, c] for n in preds])
+        for c in (1, 2)
+    ]
+    assert f"{np.mean(fg):.4f}" in page  # the foreground mean Dice
+    for args, why in (
+        (("--report", tmp_path / "r.txt"), "unknown report type"),
+        (("--reliability", tmp_path / "r.png"), "--reliability needs --probs"),
+        (("--json", tmp_path / "nofolder" / "s.json"), "does not exist"),
+        (("--info", tmp_path / "missing.csv"), "missing.csv: no such file"),
+    ):
+        with pytest.raises(SystemExit) as exc:
+            run(capsys, "evaluate", pred_dir, "--target", tgt_dir, *args)
+        assert exc.value.code == 2 and why in capsys.readouterr().err

@@ -1,10 +1,11 @@
-"""The ``rankseg`` command line: ``predict``, ``evaluate``, ``demo`` and ``warmup``.
+"""The ``rankseg`` command line: ``predict``, ``evaluate``, ``calibrate``, ``demo``, ``warmup``.
 
 ``rankseg`` (or ``python -m rankseg``) with no arguments runs the demo.  See
 ``docs/cli.rst`` for every option and convention.
 
 This module holds the argument parser and the dispatch; the commands live in
-``rankseg.cli._predict``, ``rankseg.cli._evaluate`` and ``rankseg.cli._demo`` (what
+``rankseg.cli._predict``, ``rankseg.cli._evaluate``, ``rankseg.cli._calibrate`` and
+``rankseg.cli._demo`` (what
 they share in ``rankseg.cli._common``).  The solver registry (``AVAILABLE``,
 ``SOLVERS``) is looked up in this module when a command runs: the parser's help and
 the demo list the solvers it names.
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 from rankseg import io as rio
 from rankseg._api import AVAILABLE, SOLVERS
 from rankseg._config import MAX_BAND_BYTES
+from rankseg.cli._calibrate import _cmd_calibrate, add_calibrate_args
 from rankseg.cli._demo import run_demo
 from rankseg.cli._evaluate import _cmd_evaluate
 from rankseg.cli._predict import INFO_COLUMNS as INFO_COLUMNS  # the --info CSV header
@@ -120,24 +122,9 @@ def demo(
 
 def _check_plot_path(path: str) -> str | None:
     """Why the demo could not save its figure to ``path``, or None."""
-    from pathlib import Path
+    from rankseg.cli._common import _check_picture_path
 
-    from rankseg.cli._common import _check_output_file
-
-    why = _check_output_file(path, "--plot")
-    if why:
-        return why
-    try:
-        from matplotlib.backend_bases import FigureCanvasBase
-    except ImportError:
-        return "--plot needs matplotlib (pip install 'rankseg[plot]')"
-    kinds = FigureCanvasBase.get_supported_filetypes()
-    suffix = Path(path).suffix.lower().lstrip(".")
-    if suffix not in kinds:
-        return f"--plot {path}: unknown image type {suffix!r}; expected one of " + ", ".join(
-            f".{k}" for k in sorted(kinds)
-        )
-    return None
+    return _check_picture_path(path, "--plot")
 
 
 def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -185,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     Returns
     -------
     argparse.ArgumentParser
-        The parser with the ``predict``, ``evaluate`` and ``demo`` subcommands.
+        The parser with the ``predict``, ``evaluate``, ``calibrate``, ``demo`` and
+        ``warmup`` subcommands.
     """
     parser = argparse.ArgumentParser(
         prog="rankseg",
@@ -199,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="probability maps on disk -> label maps",
         description="Decide label maps for saved probability maps (.npy, .npz, nnU-Net "
         "output folders, 4-D NIfTI, zarr/netCDF). Output names mirror the inputs in OUTDIR.",
+        epilog="examples: rankseg predict nnunet_out -o labels --info info.csv;  rankseg "
+        "predict fold_0 fold_1 --ensemble --calibration calibration.json -o labels",
     )
     pp.add_argument("inputs", nargs="+", metavar="INPUT", help="files or folders")
     pp.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
@@ -306,12 +296,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--quiet", action="store_true", help="only errors")
+    g = pp.add_argument_group("calibration")
+    g.add_argument(
+        "--calibration",
+        metavar="JSON",
+        help="apply the calibration fitted by `rankseg calibrate` to each case's "
+        "probabilities (with --ensemble: to the averaged ones) before deciding, e.g. "
+        "--calibration calibration.json",
+    )
 
     pe = sub.add_parser(
         "evaluate",
         help="Dice/IoU of label maps against targets",
         description="Samplewise Dice or IoU of predicted label maps (or masks) against targets, "
         "paired by case name.",
+        epilog="example: rankseg evaluate labels --target gt --json summary.json --info "
+        "info.csv --probs nnunet_out --reliability reliability.png --report report.html",
     )
     pe.add_argument("preds", nargs="+", metavar="PRED", help="prediction files or folders")
     pe.add_argument(
@@ -334,8 +334,69 @@ def build_parser() -> argparse.ArgumentParser:
         "left out of the means)",
     )
     pe.add_argument("--key", help="array name in prediction .npz files")
+    g = pe.add_argument_group("more outputs")
+    g.add_argument(
+        "--json",
+        metavar="SUMMARY",
+        help="write nnU-Net's summary.json (metric_per_case, mean, foreground_mean; Dice, IoU, "
+        "TP, FP, FN, TN, n_pred, n_ref per class), e.g. --json summary.json",
+    )
+    g.add_argument(
+        "--info",
+        nargs="+",
+        metavar="CSV",
+        help="the --info tables of `rankseg predict` for these predictions: print the expected "
+        "score next to the realized one (MAE, bias, correlation per class), e.g. --info info.csv",
+    )
+    g.add_argument(
+        "--probs",
+        nargs="+",
+        metavar="PROBS",
+        help="the probability maps behind the predictions (any `rankseg predict` input, paired "
+        "with the targets by case name): print their NLL, Brier score and ECE, e.g. --probs "
+        "fold_0/validation",
+    )
+    g.add_argument(
+        "--reliability",
+        metavar="PNG",
+        help="with --probs: draw the reliability diagram (needs matplotlib, the 'plot' extra), "
+        "e.g. --reliability reliability.png",
+    )
+    g.add_argument(
+        "--report",
+        metavar="REPORT",
+        help="write a one-page report, Markdown (.md) or HTML (.html): per-class scores, "
+        "worst cases, expected vs realized, calibration, e.g. --report report.html",
+    )
+    g.add_argument(
+        "--n-bins",
+        type=int,
+        default=15,
+        metavar="N",
+        help="confidence bins of the ECE and the reliability diagram (default: 15)",
+    )
+    g.add_argument(
+        "--ignore-index",
+        type=int,
+        metavar="LABEL",
+        help="with --probs: target pixels with this label are left out of NLL/Brier/ECE",
+    )
     pe.add_argument("--quiet", action="store_true", help="only the table and errors")
 
+    pc = sub.add_parser(
+        "calibrate",
+        help="fit a temperature (or vector) scaling on validation cases",
+        description="Fit a calibration of the probability maps of validation cases against "
+        "their ground truths (negative log-likelihood on a seeded subsample of the pixels; "
+        "cases are streamed one at a time) and write it as JSON for `rankseg predict "
+        "--calibration`.  Prints the fitted parameters and NLL, Brier score and ECE of the "
+        "cases before -> after.  Exit status 0, 1 when a case cannot be read or paired "
+        "(nothing is written), 2 for a usage error.",
+        epilog="example: rankseg calibrate fold_0/validation fold_1/validation "
+        "--target nnUNet_preprocessed/Dataset001/gt_segmentations -o calibration.json",
+    )
+    add_calibrate_args(pc)
+    pc.set_defaults(handler=_cmd_calibrate, subparser=pc)
     pd = sub.add_parser("demo", help="argmax vs RankSEG on a generated 3-D volume (default)")
     _add_demo_args(pd)
     pp.set_defaults(handler=_cmd_predict, subparser=pp)

@@ -64,3 +64,23 @@ def _one_line(exc: BaseException) -> str:
     else:
         msg = f"{type(exc).__name__}: {exc}"
     return " ".join(msg.split())
+
+
+def _check_picture_path(path: str, option: str) -> str | None:
+    """Say why matplotlib could not save ``option``'s figure to ``path``, else None."""
+    from pathlib import Path
+
+    why = _check_output_file(path, option)
+    if why:
+        return why
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:
+        return f"{option} needs matplotlib (pip install 'rankseg[plot]')"
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in kinds:
+        return f"{option} {path}: unknown image type {suffix!r}; expected one of " + ", ".join(
+            f".{k}" for k in sorted(kinds)
+        )
+    return None

@@ -46,6 +46,8 @@ class _Job:
     info: bool
     members: tuple[str, ...] = ()  # --ensemble: the same case in the other folders
     max_band_bytes: int = MAX_BAND_BYTES  # chunked stores (rankseg.dask): the band budget
+    calibration: Any = None  # --calibration: the fitted calibrator (loaded once)
+    calibration_path: str = ""
 
 
 @dataclass
@@ -122,6 +124,8 @@ def _run_numpy_job(job: _Job) -> list[tuple[Any, ...]]:
     nc = pm.probs.shape[1]
     _check_classes(nc, mode)
     model = RankSEG(output_mode=mode, **job.params)
+    if job.calibration is not None:
+        pm = dataclasses.replace(pm, probs=_calibrated(job, pm.probs, mode))
     dtype: Any = None
     if mode == "multiclass":
         hi, lo = _label_range(nc, model)
@@ -136,7 +140,51 @@ def _run_numpy_job(job: _Job) -> list[tuple[Any, ...]]:
     return rows
 
 
+def _calibrated(job: _Job, probs: np.ndarray, mode: str) -> np.ndarray:
+    """Return the case's probabilities through ``--calibration`` (mode, classes checked)."""
+    cal = job.calibration
+    nc = probs.shape[1]
+    if cal.mode != mode or cal.n_classes_ != nc:
+        raise ValueError(
+            f"--calibration {job.calibration_path} was fitted for {cal.n_classes_} class(es), "
+            f"{cal.mode}; this case has {nc} class(es), {mode} (calibrate on cases like this "
+            "one, with the same --output-mode)"
+        )
+    return cal.transform(probs)
+
+
+def _load_calibration(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
+    """Read and check ``--calibration`` once, before any case (a bad file: usage error)."""
+    from rankseg import calibration as rcal
+
+    path = args.calibration
+    try:
+        cal = rcal.load(path)
+    except FileNotFoundError:
+        parser.error(f"--calibration {path}: no such file")
+    except (OSError, ValueError, TypeError) as exc:
+        parser.error(
+            f"--calibration {path}: {_one_line(exc)} (expected a file written by "
+            "`rankseg calibrate`)"
+        )
+    if cal.from_logits:
+        parser.error(
+            f"--calibration {path} was fitted on logits; rankseg predict reads probabilities"
+        )
+    if args.output_mode is not None and cal.mode != args.output_mode:
+        parser.error(
+            f"--calibration {path} was fitted for --output-mode {cal.mode}; got --output-mode "
+            f"{args.output_mode}"
+        )
+    return cal
+
+
 def _run_xarray_job(job: _Job) -> list[tuple[Any, ...]]:
+    if job.calibration is not None:
+        raise ValueError(
+            "--calibration applies to .npy, .npz, nnU-Net and NIfTI inputs, not zarr/netCDF "
+            "stores (apply rankseg.calibration to the DataArray in Python)"
+        )
     da = rio.load_dataarray(job.path, format=job.format, key=job.key)
     import rankseg.xarray as rxr
 
@@ -376,6 +424,7 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         )
     if args.jobs < 1:
         parser.error(f"-j must be >= 1; got {args.jobs}")
+    calibration = _load_calibration(args, parser) if args.calibration else None
     members: dict[Path, tuple[Path, ...]] = {}
     failed: list[str] = []
     if args.ensemble:
@@ -443,6 +492,8 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
                 bool(args.info),
                 tuple(str(m) for m in members.get(path, ())),
                 args.max_band_bytes,
+                calibration,
+                args.calibration or "",
             )
         )
 

@@ -1,0 +1,271 @@
+"""``rankseg calibrate``: fit a temperature (or vector) scaling on validation cases.
+
+The probability maps (any input of ``rankseg predict``) are paired with their ground
+truths by case name and streamed, one case at a time, into
+:meth:`rankseg.calibration.TemperatureScaling.fit`, which keeps a seeded subsample of
+the pixels.  A second pass measures NLL, Brier score and ECE of every case before and
+after the calibration.  The JSON is written (atomically) only when every case was read
+and the fit succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rankseg import io as rio
+from rankseg.cli._common import (
+    _EXIT_FAILED,
+    _EXIT_INTERRUPTED,
+    _EXIT_USAGE,
+    _check_output_file,
+    _Log,
+    _one_line,
+)
+
+_CASE_PREFIX = re.compile(r"^case \d+(, sample \d+)?: ")
+
+
+def add_calibrate_args(p: argparse.ArgumentParser) -> None:
+    """Add the options of ``rankseg calibrate`` to ``p``."""
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="VAL",
+        help="probability maps of validation cases: files or folders, in any format `rankseg "
+        "predict` reads (e.g. several nnU-Net fold_k/validation folders)",
+    )
+    p.add_argument(
+        "--target",
+        nargs="+",
+        required=True,
+        metavar="LABELS",
+        help="ground-truth label maps (files or folders), paired with VAL by case name",
+    )
+    p.add_argument(
+        "-o", "--output", required=True, metavar="JSON", help="the calibration file to write"
+    )
+    g = p.add_argument_group("fit")
+    g.add_argument(
+        "--method",
+        default="temperature",
+        type=str.lower,
+        choices=("temperature", "vector"),
+        help="one temperature for every class (default), or a scale and bias per class",
+    )
+    g.add_argument(
+        "--output-mode",
+        type=str.lower,
+        choices=("multiclass", "multilabel"),
+        help="softmax classes (default) or one sigmoid per class (the default for "
+        "region-based nnU-Net output); use the mode `rankseg predict` will decide in",
+    )
+    g.add_argument(
+        "--ignore-index",
+        type=int,
+        metavar="LABEL",
+        help="ground-truth label left out of the fit and the metrics (a void label)",
+    )
+    g.add_argument(
+        "--max-pixels",
+        type=int,
+        default=2_000_000,
+        metavar="N",
+        help="pixels kept for the fit: a seeded uniform subsample of all cases (default: 2000000)",
+    )
+    g.add_argument("--seed", type=int, default=0, help="seed of the subsample (default: 0)")
+    g.add_argument(
+        "--n-bins",
+        type=int,
+        default=15,
+        metavar="N",
+        help="confidence bins of the ECE printed before -> after (default: 15)",
+    )
+    g = p.add_argument_group("input")
+    g.add_argument(
+        "--format",
+        default="auto",
+        type=str.lower,
+        choices=("auto", "npy", "npz", "nnunet", "nifti"),
+        help="input format (default: from the file names)",
+    )
+    g.add_argument("--key", help="array name in .npz (default: probabilities, then softmax)")
+    g.add_argument(
+        "--class-axis",
+        type=int,
+        help="class axis of the stored arrays (default: 0, 1 with --batch, last for NIfTI)",
+    )
+    g.add_argument(
+        "--batch",
+        action="store_true",
+        help=".npy/.npz arrays are batches (B, C, *spatial); the target then holds (B, *spatial)",
+    )
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--quiet", action="store_true", help="only the result and errors")
+
+
+class _CaseFailed(Exception):
+    """A case could not be read or paired; the message names it."""
+
+
+def _calibrator(args: argparse.Namespace, mode: str) -> Any:
+    from rankseg import calibration as cal
+
+    cls = cal.TemperatureScaling if args.method == "temperature" else cal.VectorScaling
+    return cls(mode, ignore_index=args.ignore_index, max_pixels=args.max_pixels, seed=args.seed)
+
+
+def _default_mode(pairs: list[tuple[Path, str, Path]]) -> str:
+    """Multilabel for a region-based nnU-Net dataset, else multiclass."""
+    from rankseg.cli._cases import nnunet_regions
+
+    path, fmt, _ = pairs[0]
+    if fmt == "auto":
+        try:
+            fmt = rio.detect_format(path)
+        except ValueError:
+            return "multiclass"
+    if fmt == "nnunet" and nnunet_regions(path) is not None:
+        return "multilabel"
+    return "multiclass"
+
+
+def _stream(
+    args: argparse.Namespace,
+    pairs: list[tuple[Path, str, Path]],
+    mode: str,
+    state: dict[str, Any],
+    bar: Any,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(probs, labels)`` per case; ``state['case']`` names the case being read."""
+    from rankseg.cli._cases import target_like
+
+    for path, fmt, target in pairs:
+        state["case"] = path
+        try:
+            if fmt == "auto" and rio.detect_format(path) in ("zarr", "netcdf"):
+                raise ValueError(
+                    "rankseg calibrate reads .npy, .npz, nnU-Net and NIfTI probability maps, "
+                    "not zarr/netCDF stores"
+                )
+            pm = rio.load_probabilities(
+                path, format=fmt, key=args.key, class_axis=args.class_axis, batch=args.batch
+            )
+            y = target_like(pm, target, mode, args.ignore_index)
+        except Exception as exc:
+            raise _CaseFailed(f"{path}: {_one_line(exc)}") from None
+        yield pm.probs, y
+        if bar is not None:
+            bar.update(1)
+    state["case"] = None
+
+
+def _fail(log: _Log, msg: str, output: str) -> int:
+    log.error(f"error: {msg}")
+    log.error(f"rankseg calibrate: nothing written to {output}")
+    return _EXIT_FAILED
+
+
+def _cmd_calibrate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from rankseg.cli._evaluate import _label_files
+    from rankseg.cli._predict import _progress
+    from rankseg.cli._reliability import Pooled, metrics_table
+
+    log = _Log(args.quiet)
+    if why := _check_output_file(args.output, "-o"):
+        parser.error(why)
+    if args.n_bins < 1:
+        parser.error(f"--n-bins must be >= 1; got {args.n_bins}")
+    try:  # every parameter checked before a file is read
+        _calibrator(args, args.output_mode or "multiclass")
+    except (TypeError, ValueError) as exc:
+        parser.error(_one_line(exc).replace("max_pixels", "--max-pixels"))
+    cases = rio.find_inputs(args.inputs, args.format)
+    if not cases:
+        log.error(
+            f"rankseg calibrate: error: no probability maps found in {', '.join(args.inputs)}"
+        )
+        return _EXIT_USAGE
+    targets = _label_files(args.target)
+    if not targets:
+        parser.error(f"no ground-truth files found in --target {' '.join(args.target)}")
+    from rankseg.cli._cases import pair_cases
+
+    pairs, problems = pair_cases(cases, targets)
+    seen: dict[str, Path] = {}
+    for path, _, _ in pairs:  # e.g. the same cases in several test folders: not validation
+        name = rio.case_name(path)
+        if name in seen:
+            problems.append(
+                f"{path}: the case {name} is also {seen[name]} (each validation case once; "
+                "cross-validation folds hold disjoint cases)"
+            )
+        seen.setdefault(name, path)
+    if problems:  # the fit needs every case: stop before reading any
+        for line in problems:
+            log.error(f"error: {line}")
+        log.error(
+            f"rankseg calibrate: {len(problems)} of {len(cases)} case(s) cannot be paired; "
+            f"nothing written to {args.output}"
+        )
+        return _EXIT_FAILED
+    mode = args.output_mode or _default_mode(pairs)
+    model = _calibrator(args, mode)
+    show = not (args.no_progress or args.quiet) and sys.stderr.isatty()
+    state: dict[str, Any] = {"case": None}
+    before = Pooled(mode, args.n_bins, args.ignore_index)
+    after = Pooled(mode, args.n_bins, args.ignore_index)
+    log.info(f"rankseg calibrate: fitting {args.method} scaling ({mode}) on {len(pairs)} case(s)")
+    for step in ("fit", "check"):
+        bar = _progress(len(pairs), show)
+        log.bar = bar
+        try:
+            if step == "fit":
+                model.fit(_stream(args, pairs, mode, state, bar))
+            else:
+                for probs, y in _stream(args, pairs, mode, state, bar):
+                    before.add(probs, y)
+                    after.add(model.transform(probs), y)
+        except KeyboardInterrupt:
+            log.error(f"rankseg calibrate: interrupted; nothing written to {args.output}")
+            return _EXIT_INTERRUPTED
+        except _CaseFailed as exc:
+            return _fail(log, str(exc), args.output)
+        except Exception as exc:
+            msg = _CASE_PREFIX.sub("", _one_line(exc)).replace(
+                "mode='multilabel'", "--output-mode multilabel"
+            )
+            where = state["case"]
+            return _fail(log, f"{where}: {msg}" if where is not None else msg, args.output)
+        finally:
+            if bar is not None:
+                bar.close()
+            log.bar = None
+    print(_describe(model, mode))
+    print(metrics_table({"before": before, "after": after}, args.n_bins))
+    try:
+        model.save(args.output)
+    except Exception as exc:
+        return _fail(log, f"{args.output}: {_one_line(exc)}", args.output)
+    log.info(f"rankseg calibrate: wrote {args.output}")
+    return 0
+
+
+def _describe(model: Any, mode: str) -> str:
+    n = f"{model.n_pixels_} of {model.n_seen_} counted"
+    head = f"({mode}, {model.n_classes_} class(es); fitted on {n} pixels)"
+    if hasattr(model, "temperature_"):
+        return f"temperature T = {model.temperature_:.4f} {head}"
+    w = np.atleast_1d(np.asarray(model.weights_, dtype=np.float64))
+    lines = [f"vector scaling {head}", f"{'class':>6} {'weight':>9} {'bias':>9}"]
+    b = getattr(model, "bias_", None)
+    b = np.zeros_like(w) if b is None else np.atleast_1d(np.asarray(b, dtype=np.float64))
+    for c in range(w.size):
+        lines.append(f"{c:>6} {w[c]:>9.4f} {b[c]:>9.4f}")
+    return "\n".join(lines)
