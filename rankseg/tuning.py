@@ -50,6 +50,9 @@ __all__ = [
 
 #: factors applied to the NLL temperature; the realized validation metric picks one
 TEMPERATURE_FACTORS = (0.8, 0.9, 1.0, 1.1, 1.25)
+#: a factor other than 1 replaces the NLL temperature only when the realized
+#: validation score gains more than this (0.1 Dice/IoU points)
+FACTOR_MARGIN = 1e-3
 #: the ``pruning_prob`` values tried (with the ``'argmax'`` rule and, for
 #: ``empty='one'``, the presence model)
 PRUNING_GRID = (0.0, 0.25, 0.5)
@@ -801,24 +804,28 @@ def tune(
 
     def search(train: np.ndarray) -> tuple[dict[str, Any], dict[tuple, np.ndarray]]:
         """Best (temperature, presence) on ``train``; predictions of every case."""
-        temps: list[float | None] = [None]
+        temps: list[tuple[float | None, float | None]] = [(None, None)]
         if calibrate:
             t0 = fit_t(train)
-            temps += [t0 * f for f in TEMPERATURE_FACTORS]
-        best: dict[str, Any] = {}
-        best_score = -math.inf
+            temps += [(t0 * f, f) for f in TEMPERATURE_FACTORS]
+        tried = []
         preds = {}
-        for t in temps:
+        for t, factor in temps:
             cal = probs if t is None else _temperature(t, output_mode, nc).transform(probs)
             for name, kw in candidates(cal, train):
                 model = RankSEG(metric, output_mode=output_mode, solver=solver, empty=empty, **kw)
                 pred = model.predict(cal)
-                s = mean_score(score_of(pred, train))
                 preds[(t, name)] = pred
-                if s > best_score + 1e-12:
-                    best_score = s
-                    best = {"temperature": t, "rule": name, **kw}
-        return best, preds
+                s = mean_score(score_of(pred, train))
+                tried.append((s, factor, {"temperature": t, "rule": name, **kw}))
+        best = max(tried, key=lambda r: r[0])  # the first of equal scores
+        if calibrate:
+            # the NLL temperature unless another factor gains more than FACTOR_MARGIN:
+            # the realized metric of a few cases is a noisy guide to the temperature
+            at_nll = max((r for r in tried if r[1] == 1.0), key=lambda r: r[0])
+            if at_nll[0] >= best[0] - FACTOR_MARGIN:
+                best = at_nll
+        return best[2], preds
 
     # cross-validation: each held-out fold is decided by the rule chosen on the others
     n_out = nc if include_background else nc - 1
