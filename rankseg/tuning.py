@@ -648,25 +648,34 @@ def _threshold_baseline(
 def _bias_baseline(
     logp: np.ndarray, score_of: Callable[[np.ndarray, np.ndarray], np.ndarray], train: np.ndarray
 ) -> np.ndarray:
-    """Per-class biases on log p (argmax of log p + b) chosen on ``train``; labels of all."""
+    """Per-class biases on log p (argmax of log p + b) chosen on ``train``; labels of all.
+
+    Coordinate ascent over the classes (class 0's bias is the reference), two sweeps,
+    each bias from a grid.  With the other biases fixed, class c wins a pixel iff
+    ``log p_c + b_c`` beats the best other class (ties to the lower index, as
+    ``np.argmax``), so each grid value is a comparison, not a new argmax.
+    """
     nc = logp.shape[1]
     grid = np.linspace(-2.0, 2.0, 9)
     bias = np.zeros(nc)
-
-    def labels_of(b: np.ndarray, cases: np.ndarray | slice) -> np.ndarray:
-        return np.argmax(logp[cases] + b.reshape((1, nc) + (1,) * (logp.ndim - 2)), axis=1)
-
+    shape = (1, nc) + (1,) * (logp.ndim - 2)
+    lp = logp[train]
+    full = np.zeros(logp.shape[:1] + logp.shape[2:], dtype=np.int64)
     for _ in range(2):
-        for c in range(1, nc):  # class 0's bias is the reference
+        for c in range(1, nc):
+            shifted = lp + bias.reshape(shape).astype(lp.dtype)
+            shifted[:, c] = -np.inf
+            other = np.argmax(shifted, axis=1)
+            best_other = np.take_along_axis(shifted, other[:, None], axis=1)[:, 0]
+            margin = lp[:, c] - best_other
+            del shifted
             scores = []
             for g in grid:
-                b = bias.copy()
-                b[c] = g
-                full = np.zeros(logp.shape[:1] + logp.shape[2:], dtype=np.int64)
-                full[train] = labels_of(b, train)
+                wins = (margin > -g) | ((margin == -g) & (other > c))
+                full[train] = np.where(wins, c, other)
                 scores.append(mean_score(score_of(full, train)))
             bias[c] = grid[int(np.nanargmax(scores))]
-    return labels_of(bias, slice(None))
+    return np.argmax(logp + bias.reshape(shape).astype(logp.dtype), axis=1)
 
 
 # --------------------------------------------------------------------------- tune
@@ -691,6 +700,7 @@ def tune(
     folds: int = 5,
     seed: int = 0,
     n_boot: int = 1000,
+    max_pixels: int = 500_000,
 ) -> TunedRankSEG:
     """Tune RankSEG to maximize the realized validation metric under a convention.
 
@@ -729,6 +739,9 @@ def tune(
         Seed of the folds, the calibration's pixel subsample and the bootstrap.
     n_boot : int
         Bootstrap resamples of the report's intervals.
+    max_pixels : int
+        Pixels of the seeded subsample each temperature is fitted on
+        (:class:`rankseg.calibration.TemperatureScaling`).
 
     Returns
     -------
@@ -785,7 +798,9 @@ def tune(
     def fit_t(cases: np.ndarray) -> float:
         from rankseg.calibration import TemperatureScaling
 
-        ts = TemperatureScaling(output_mode, ignore_index=ignore_index, seed=seed)
+        ts = TemperatureScaling(
+            output_mode, ignore_index=ignore_index, max_pixels=max_pixels, seed=seed
+        )
         return float(ts.fit(probs[cases], labels[cases]).temperature_)
 
     def candidates(cal: np.ndarray, train: np.ndarray) -> list[tuple[str, dict[str, Any]]]:
