@@ -272,11 +272,13 @@ class _Reservoir:
 
     def __init__(self, k: int, n_classes: int, multilabel: bool, seed: int) -> None:
         self.k = k
+        # room for k + a quarter more before a compaction; the buffers grow to it
         self.cap = k + max(1, min(k, max(k // 4, 4096)))
         self.rng = np.random.default_rng(seed)
-        self.keys = np.empty(self.cap)
-        self.x = np.empty((self.cap, n_classes), dtype=np.float32)
-        yshape = (self.cap, n_classes) if multilabel else (self.cap,)
+        size = min(self.cap, 1 << 16)
+        self.keys = np.empty(size)
+        self.x = np.empty((size, n_classes), dtype=np.float32)
+        yshape = (size, n_classes) if multilabel else (size,)
         self.y = np.empty(yshape, dtype=np.int8 if multilabel else np.intp)
         self.n = 0
         self.seen = 0
@@ -294,7 +296,9 @@ class _Reservoir:
         if not take.all():
             cols, keys = cols[take], keys[take]
         while len(cols):
-            room = self.cap - self.n
+            if self.n == len(self.keys) < self.cap:
+                self._grow()
+            room = len(self.keys) - self.n
             part = slice(0, room)
             c, kk = cols[part], keys[part]
             s = slice(self.n, self.n + len(c))
@@ -308,6 +312,12 @@ class _Reservoir:
                 if len(cols):
                     take = keys < self.threshold
                     cols, keys = cols[take], keys[take]
+
+    def _grow(self) -> None:
+        size = min(self.cap, 2 * len(self.keys))
+        self.keys = np.resize(self.keys, size)
+        self.x = np.resize(self.x, (size, *self.x.shape[1:]))
+        self.y = np.resize(self.y, (size, *self.y.shape[1:]))
 
     def _compact(self) -> None:
         keep = np.sort(np.argpartition(self.keys[: self.n], self.k - 1)[: self.k])
