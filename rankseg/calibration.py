@@ -402,11 +402,13 @@ def _multiclass_nll(
         s = xs * w
         if b is not None:
             s += b
-        lse = special.logsumexp(s, axis=1)
+        m = s.max(axis=1)
+        e = np.exp(s - m[:, None])
+        se = e.sum(axis=1)
         rows = np.arange(len(ys))
-        total += float(np.sum(lse - s[rows, ys]))
+        total += float(np.sum(m + np.log(se) - s[rows, ys]))
         if grad:
-            g = np.exp(s - lse[:, None])
+            g = e / se[:, None]
             g[rows, ys] -= 1.0
             gw += np.einsum("ij,ij->j", g, xs)
             gb += g.sum(axis=0)
@@ -855,7 +857,7 @@ class TemperatureScaling(_Calibrator):
             f,
             bounds=(math.log(_T_BOUNDS[0]), math.log(_T_BOUNDS[1])),
             method="bounded",
-            options={"xatol": 1e-7},
+            options={"xatol": 1e-6},
         )
         return {"temperature_": float(math.exp(res.x))}
 
@@ -962,7 +964,7 @@ class VectorScaling(_Calibrator):
             jac=True,
             method="L-BFGS-B",
             bounds=bounds,
-            options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-8},
+            options={"maxiter": 500, "ftol": 1e-11, "gtol": 1e-7},
         )
         theta = res.x
         return {
