@@ -30,7 +30,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from scipy import optimize, special
@@ -38,6 +38,7 @@ from scipy import optimize, special
 from rankseg import _validation as v
 
 __all__ = [
+    "METHODS",
     "NotFittedError",
     "TemperatureScaling",
     "VectorScaling",
@@ -68,6 +69,9 @@ _T_BOUNDS = (1e-2, 1e2)
 
 #: L2 penalty on (log w, b) of vector scaling, added to the mean NLL (see VectorScaling)
 _VECTOR_L2 = 1e-4
+
+
+_Self = TypeVar("_Self", bound="_Calibrator")
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -139,7 +143,7 @@ class _Case:
             p = v.as_probs(probs)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"{where}: {exc}") from None
-        if not hasattr(labels, "__array__"):
+        if not hasattr(labels, "__array__") and not isinstance(labels, (list, tuple)):
             raise TypeError(f"{where}: labels must be an array; got {type(labels).__name__}")
         y = np.asarray(labels)
         if not (y.dtype.kind in "iu" or (y.dtype.kind == "b" and mode == "multilabel")):
@@ -521,7 +525,7 @@ class _Calibrator:
                 f"validation cases first, or load a saved one with {type(self).__name__}.load"
             )
 
-    def fit(self, probs: Any, labels: Any = None) -> _Calibrator:
+    def fit(self: _Self, probs: Any, labels: Any = None) -> _Self:
         """Fit on labelled validation cases by negative log-likelihood.
 
         Parameters
@@ -715,7 +719,7 @@ class _Calibrator:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Any:
+    def from_dict(cls: type[_Self], d: dict[str, Any]) -> _Self:
         """Rebuild a fitted calibrator from :meth:`to_dict`'s output.
 
         Parameters
@@ -774,7 +778,7 @@ class _Calibrator:
         _atomic_write_text(Path(path), text)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Any:
+    def load(cls: type[_Self], path: str | os.PathLike[str]) -> _Self:
         """Read a calibrator written by :meth:`save`.
 
         Parameters
@@ -1001,7 +1005,8 @@ class VectorScaling(_Calibrator):
         return f"weights_={np.array2string(self.weights_, precision=3)}"
 
 
-_METHODS: dict[str, type[_Calibrator]] = {
+#: the calibration classes by the name in the JSON's ``"method"`` field
+METHODS: dict[str, type[_Calibrator]] = {
     "temperature": TemperatureScaling,
     "vector": VectorScaling,
 }
@@ -1018,10 +1023,10 @@ def _check_header(d: Any) -> None:
             f"unsupported rankseg calibration version {d.get('version')!r}; this rankseg "
             f"reads version {VERSION}"
         )
-    if d.get("method") not in _METHODS:
+    if d.get("method") not in METHODS:
         raise ValueError(
             f"unknown calibration method {d.get('method')!r}; expected one of "
-            f"{', '.join(map(repr, _METHODS))}"
+            f"{', '.join(map(repr, METHODS))}"
         )
     if d.get("mode") not in MODES:
         raise ValueError(f"unknown mode {d.get('mode')!r}; expected one of {MODES}")
@@ -1079,7 +1084,7 @@ def load(path: str | os.PathLike[str]) -> TemperatureScaling | VectorScaling:
     """
     d = _read_json(path)
     _check_header(d)
-    return _METHODS[d["method"]].from_dict(d)
+    return METHODS[d["method"]].from_dict(d)
 
 
 # --------------------------------------------------------------------------- metrics
