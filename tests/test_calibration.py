@@ -765,3 +765,29 @@ def test_vector_gradient_matches_finite_differences(rng, mode):
     theta = 0.3 * rng.standard_normal(2 * nc)
     numeric = approx_fprime(theta, loss, 1e-6)
     np.testing.assert_allclose(loss(theta, True)[1], numeric, rtol=1e-4, atol=1e-4)
+
+
+def _fixed(method, mode, n_classes, from_logits=False, **params):
+    d = {
+        "format": "rankseg-calibration",
+        "version": 1,
+        "method": method,
+        "mode": mode,
+        "from_logits": from_logits,
+        "n_classes": n_classes,
+        **params,
+    }
+    return cal.METHODS[method].from_dict(d)
+
+
+@pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
+def test_identity_and_logits_formulas(rng, mode):
+    z = 2.0 * rng.standard_normal((2, 3, 5, 7))
+    p = softmax(z, axis=1) if mode == "multiclass" else expit(z)
+    one = _fixed("temperature", mode, 3, temperature=1.0)
+    np.testing.assert_allclose(one.transform(p), p, rtol=1e-12)
+    ident = _fixed("vector", mode, 3, weights=[1.0] * 3, biases=[0.0] * 3)
+    np.testing.assert_allclose(ident.transform(p), p, rtol=1e-12)
+    t = _fixed("temperature", mode, 3, from_logits=True, temperature=0.7)
+    want = softmax(z / 0.7, axis=1) if mode == "multiclass" else expit(z / 0.7)
+    np.testing.assert_allclose(t.transform(z), want, rtol=1e-12)
