@@ -30,7 +30,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from scipy import optimize, special
@@ -38,6 +38,7 @@ from scipy import optimize, special
 from rankseg import _validation as v
 
 __all__ = [
+    "METHODS",
     "NotFittedError",
     "TemperatureScaling",
     "VectorScaling",
@@ -68,6 +69,9 @@ _T_BOUNDS = (1e-2, 1e2)
 
 #: L2 penalty on (log w, b) of vector scaling, added to the mean NLL (see VectorScaling)
 _VECTOR_L2 = 1e-4
+
+
+_Self = TypeVar("_Self", bound="_Calibrator")
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -139,7 +143,7 @@ class _Case:
             p = v.as_probs(probs)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"{where}: {exc}") from None
-        if not hasattr(labels, "__array__"):
+        if not hasattr(labels, "__array__") and not isinstance(labels, (list, tuple)):
             raise TypeError(f"{where}: labels must be an array; got {type(labels).__name__}")
         y = np.asarray(labels)
         if not (y.dtype.kind in "iu" or (y.dtype.kind == "b" and mode == "multilabel")):
@@ -272,11 +276,13 @@ class _Reservoir:
 
     def __init__(self, k: int, n_classes: int, multilabel: bool, seed: int) -> None:
         self.k = k
+        # room for k + a quarter more before a compaction; the buffers grow to it
         self.cap = k + max(1, min(k, max(k // 4, 4096)))
         self.rng = np.random.default_rng(seed)
-        self.keys = np.empty(self.cap)
-        self.x = np.empty((self.cap, n_classes), dtype=np.float32)
-        yshape = (self.cap, n_classes) if multilabel else (self.cap,)
+        size = min(self.cap, 1 << 16)
+        self.keys = np.empty(size)
+        self.x = np.empty((size, n_classes), dtype=np.float32)
+        yshape = (size, n_classes) if multilabel else (size,)
         self.y = np.empty(yshape, dtype=np.int8 if multilabel else np.intp)
         self.n = 0
         self.seen = 0
@@ -294,7 +300,9 @@ class _Reservoir:
         if not take.all():
             cols, keys = cols[take], keys[take]
         while len(cols):
-            room = self.cap - self.n
+            if self.n == len(self.keys) < self.cap:
+                self._grow()
+            room = len(self.keys) - self.n
             part = slice(0, room)
             c, kk = cols[part], keys[part]
             s = slice(self.n, self.n + len(c))
@@ -308,6 +316,12 @@ class _Reservoir:
                 if len(cols):
                     take = keys < self.threshold
                     cols, keys = cols[take], keys[take]
+
+    def _grow(self) -> None:
+        size = min(self.cap, 2 * len(self.keys))
+        self.keys = np.resize(self.keys, size)
+        self.x = np.resize(self.x, (size, *self.x.shape[1:]))
+        self.y = np.resize(self.y, (size, *self.y.shape[1:]))
 
     def _compact(self) -> None:
         keep = np.sort(np.argpartition(self.keys[: self.n], self.k - 1)[: self.k])
@@ -392,11 +406,13 @@ def _multiclass_nll(
         s = xs * w
         if b is not None:
             s += b
-        lse = special.logsumexp(s, axis=1)
+        m = s.max(axis=1)
+        e = np.exp(s - m[:, None])
+        se = e.sum(axis=1)
         rows = np.arange(len(ys))
-        total += float(np.sum(lse - s[rows, ys]))
+        total += float(np.sum(m + np.log(se) - s[rows, ys]))
         if grad:
-            g = np.exp(s - lse[:, None])
+            g = e / se[:, None]
             g[rows, ys] -= 1.0
             gw += np.einsum("ij,ij->j", g, xs)
             gb += g.sum(axis=0)
@@ -509,7 +525,7 @@ class _Calibrator:
                 f"validation cases first, or load a saved one with {type(self).__name__}.load"
             )
 
-    def fit(self, probs: Any, labels: Any = None) -> _Calibrator:
+    def fit(self: _Self, probs: Any, labels: Any = None) -> _Self:
         """Fit on labelled validation cases by negative log-likelihood.
 
         Parameters
@@ -703,7 +719,7 @@ class _Calibrator:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Any:
+    def from_dict(cls: type[_Self], d: dict[str, Any]) -> _Self:
         """Rebuild a fitted calibrator from :meth:`to_dict`'s output.
 
         Parameters
@@ -762,7 +778,7 @@ class _Calibrator:
         _atomic_write_text(Path(path), text)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Any:
+    def load(cls: type[_Self], path: str | os.PathLike[str]) -> _Self:
         """Read a calibrator written by :meth:`save`.
 
         Parameters
@@ -845,7 +861,7 @@ class TemperatureScaling(_Calibrator):
             f,
             bounds=(math.log(_T_BOUNDS[0]), math.log(_T_BOUNDS[1])),
             method="bounded",
-            options={"xatol": 1e-7},
+            options={"xatol": 1e-6},
         )
         return {"temperature_": float(math.exp(res.x))}
 
@@ -952,7 +968,7 @@ class VectorScaling(_Calibrator):
             jac=True,
             method="L-BFGS-B",
             bounds=bounds,
-            options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-8},
+            options={"maxiter": 500, "ftol": 1e-11, "gtol": 1e-7},
         )
         theta = res.x
         return {
@@ -989,7 +1005,8 @@ class VectorScaling(_Calibrator):
         return f"weights_={np.array2string(self.weights_, precision=3)}"
 
 
-_METHODS: dict[str, type[_Calibrator]] = {
+#: the calibration classes by the name in the JSON's ``"method"`` field
+METHODS: dict[str, type[_Calibrator]] = {
     "temperature": TemperatureScaling,
     "vector": VectorScaling,
 }
@@ -1006,10 +1023,10 @@ def _check_header(d: Any) -> None:
             f"unsupported rankseg calibration version {d.get('version')!r}; this rankseg "
             f"reads version {VERSION}"
         )
-    if d.get("method") not in _METHODS:
+    if d.get("method") not in METHODS:
         raise ValueError(
             f"unknown calibration method {d.get('method')!r}; expected one of "
-            f"{', '.join(map(repr, _METHODS))}"
+            f"{', '.join(map(repr, METHODS))}"
         )
     if d.get("mode") not in MODES:
         raise ValueError(f"unknown mode {d.get('mode')!r}; expected one of {MODES}")
@@ -1067,7 +1084,7 @@ def load(path: str | os.PathLike[str]) -> TemperatureScaling | VectorScaling:
     """
     d = _read_json(path)
     _check_header(d)
-    return _METHODS[d["method"]].from_dict(d)
+    return METHODS[d["method"]].from_dict(d)
 
 
 # --------------------------------------------------------------------------- metrics

@@ -717,3 +717,77 @@ def test_vector_from_logits_transform(rng, mode):
         w, b = vs.weights_[:, None, None], vs.bias_[:, None, None]
         ref = expit(w * logits + b)
     np.testing.assert_allclose(vs.transform(logits), ref, rtol=1e-10)
+
+
+@pytest.mark.parametrize(("n", "k"), [(5000, 700), (300_000, 70_000)])
+def test_subsample_is_the_bottom_k_of_seeded_keys(rng, monkeypatch, n, k):
+    """Exactly the k pixels with the smallest keys of default_rng(seed), in pixel order."""
+    p = rng.random((2, n // 2)).astype(np.float32)
+    probs = np.stack([p, 1 - p], axis=1)
+    labels = rng.integers(0, 2, (2, n // 2))
+    labels[0, :10] = 9  # void: no key drawn
+    counted = (labels != 9).ravel()
+    keys = np.random.default_rng(5).random(int(counted.sum()))
+    chosen = np.flatnonzero(counted)[np.sort(np.argsort(keys)[:k])]
+    want = np.log(probs[:, 0].ravel()[chosen].astype(np.float64)).astype(np.float32)
+    for chunk in (1 << 18, 1 << 11):  # with growth and several compactions
+        monkeypatch.setattr(cal, "_CHUNK_ELEMENTS", chunk)
+        feats, y, _, seen = cal._collect(
+            probs,
+            labels,
+            mode="multiclass",
+            from_logits=False,
+            ignore_index=9,
+            max_pixels=k,
+            seed=5,
+        )
+        assert seen == counted.sum()
+        np.testing.assert_array_equal(feats[:, 0], want)
+        np.testing.assert_array_equal(y, labels.ravel()[chosen])
+
+
+@pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
+def test_vector_gradient_matches_finite_differences(rng, mode):
+    from scipy.optimize import approx_fprime
+
+    nc = 3
+    x = rng.standard_normal((400, nc)).astype(np.float32)
+    if mode == "multiclass":
+        y = rng.integers(0, nc, 400)
+    else:
+        y = rng.integers(-1, 2, (400, nc)).astype(np.int8)  # -1: void entries
+    vs = VectorScaling(mode)
+
+    def loss(theta, grad=False):
+        value, gw, gb = vs._loss(x, y, np.exp(theta[:nc]), theta[nc:], grad)
+        return (value, np.concatenate([gw * np.exp(theta[:nc]), gb])) if grad else value
+
+    theta = 0.3 * rng.standard_normal(2 * nc)
+    numeric = approx_fprime(theta, loss, 1e-6)
+    np.testing.assert_allclose(loss(theta, True)[1], numeric, rtol=1e-4, atol=1e-4)
+
+
+def _fixed(method, mode, n_classes, from_logits=False, **params):
+    d = {
+        "format": "rankseg-calibration",
+        "version": 1,
+        "method": method,
+        "mode": mode,
+        "from_logits": from_logits,
+        "n_classes": n_classes,
+        **params,
+    }
+    return cal.METHODS[method].from_dict(d)
+
+
+@pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
+def test_identity_and_logits_formulas(rng, mode):
+    z = 2.0 * rng.standard_normal((2, 3, 5, 7))
+    p = softmax(z, axis=1) if mode == "multiclass" else expit(z)
+    one = _fixed("temperature", mode, 3, temperature=1.0)
+    np.testing.assert_allclose(one.transform(p), p, rtol=1e-12)
+    ident = _fixed("vector", mode, 3, weights=[1.0] * 3, biases=[0.0] * 3)
+    np.testing.assert_allclose(ident.transform(p), p, rtol=1e-12)
+    t = _fixed("temperature", mode, 3, from_logits=True, temperature=0.7)
+    want = softmax(z / 0.7, axis=1) if mode == "multiclass" else expit(z / 0.7)
+    np.testing.assert_allclose(t.transform(z), want, rtol=1e-12)
