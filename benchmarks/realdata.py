@@ -96,30 +96,27 @@ def load(path: Path) -> Split:
 
 def val_tuned_rule(s: Split, metric: str, empty: str) -> np.ndarray:
     """Threshold / per-class bias chosen on the validation split, applied to the test."""
-    probs = np.concatenate([s.val_probs, s.test_probs])
-    labels = np.concatenate([s.val_labels, s.test_labels])
-    nv, nb, nc = len(s.val_probs), len(probs), probs.shape[1]
+    nc = s.val_probs.shape[1]
 
-    def score_of(pred: np.ndarray, cases: np.ndarray) -> np.ndarray:
-        out = np.full((nb, nc), np.nan)
-        out[cases] = case_scores(
-            pred[cases],
-            labels[cases],
-            num_classes=nc,
-            metric=metric,
-            empty=empty,
-            output_mode=s.output_mode,
-            ignore_index=s.ignore_index,
+    def on_val(preds: list[np.ndarray]) -> float:
+        return mean_score(
+            case_scores(
+                preds[0],
+                s.val_labels,
+                num_classes=nc,
+                metric=metric,
+                empty=empty,
+                output_mode=s.output_mode,
+                ignore_index=s.ignore_index,
+            )
         )
-        return out
 
-    train = np.arange(nv)
+    groups = [s.val_probs, s.test_probs]
     if s.output_mode == "multilabel":
-        pred = _threshold_baseline(probs, score_of, train)
-    else:
-        with np.errstate(divide="ignore"):
-            pred = _bias_baseline(np.log(probs.astype(np.float32)), score_of, train)
-    return pred[nv:]
+        return _threshold_baseline(groups, on_val)[1]
+    with np.errstate(divide="ignore"):
+        logp = [np.log(g.astype(np.float32)) for g in groups]
+    return _bias_baseline(logp, on_val)[1]
 
 
 def expected_error(s: Split, model, probs: np.ndarray, metric: str) -> float:
@@ -130,16 +127,21 @@ def expected_error(s: Split, model, probs: np.ndarray, metric: str) -> float:
     if masks is None:  # the expected score is of each class's own mask, before resolution
         masks = np.stack([pred == c for c in range(nc)], axis=1)
     lab = s.test_labels
-    truth = lab == 1 if s.output_mode == "multilabel" else np.stack(
-        [lab == c for c in range(nc)], axis=1
+    truth = (
+        lab == 1
+        if s.output_mode == "multilabel"
+        else np.stack([lab == c for c in range(nc)], axis=1)
     )
     if s.ignore_index is not None:
-        void = (lab == s.ignore_index)[:, None] if s.output_mode == "multiclass" else (
-            lab == s.ignore_index
+        void = (
+            (lab == s.ignore_index)[:, None]
+            if s.output_mode == "multiclass"
+            else (lab == s.ignore_index)
         )
         masks, truth = masks & ~void, truth & ~void
-    realized = case_scores(masks, truth, num_classes=nc, metric=metric, empty="ignore",
-                           output_mode="multilabel")
+    realized = case_scores(
+        masks, truth, num_classes=nc, metric=metric, empty="ignore", output_mode="multilabel"
+    )
     err = np.abs(info.score - realized)
     return float(np.nanmean(err[~info.pruned]))
 
@@ -215,8 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("data", nargs="+", type=Path, help="realdata folder or .npz files")
     ap.add_argument("--metrics", nargs="+", default=["dice", "iou"], choices=["dice", "iou"])
-    ap.add_argument("--empty", nargs="+", default=["zero", "one", "ignore"],
-                    choices=["zero", "one", "ignore"])
+    ap.add_argument(
+        "--empty", nargs="+", default=["zero", "one", "ignore"], choices=["zero", "one", "ignore"]
+    )
     ap.add_argument("--boot", type=int, default=2000, help="bootstrap resamples")
     ap.add_argument("--folds", type=int, default=5, help="tune's cross-validation folds")
     ap.add_argument("--markdown", type=Path, help="also write the tables to this file")

@@ -8,8 +8,8 @@ import numpy as np
 
 from rankseg import _validation as v
 from rankseg._config import CHUNK, call_threads, num_threads
-from rankseg._records import AVAILABLE as AVAILABLE  # the CLI's and tests' import
 from rankseg._presence import presence_features
+from rankseg._records import AVAILABLE as AVAILABLE  # the CLI's and tests' import
 from rankseg._records import (
     DEVICES,
     EMPTY_CONVENTIONS,
@@ -391,9 +391,7 @@ class RankSEG:
             from rankseg.cuda import backend
 
             driver = backend()
-            host_out = (
-                None if out is None else v.check_out(out, out_shape, out_dtype, arr, probs)
-            )
+            host_out = None if out is None else v.check_out(out, out_shape, out_dtype, arr, probs)
             return driver.predict(self, arr, (out_shape, out_dtype, host_out), return_info)
         if out is None:
             result = np.empty(out_shape, dtype=out_dtype)

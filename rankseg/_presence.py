@@ -39,7 +39,7 @@ _CLIP = 1e-6
 
 
 def topk_count(d: int) -> int:
-    """The ``k`` of the top-``k`` mean feature for a row of ``d`` pixels: ``ceil(d / 1000)``.
+    """Return the ``k`` of the top-``k`` mean feature of a ``d``-pixel row: ``ceil(d / 1000)``.
 
     Parameters
     ----------
@@ -236,7 +236,7 @@ class PresenceModel:
         return 0.5 * (1.0 + np.tanh(0.5 * s))
 
     def to_dict(self) -> dict[str, Any]:
-        """The fitted model as JSON-serialisable values.
+        """Return the fitted model as JSON-serialisable values.
 
         Returns
         -------

@@ -347,7 +347,7 @@ class TuningReport:
     notes: list[str] = field(default_factory=list)
 
     def to_markdown(self) -> str:
-        """The report as a Markdown table.
+        """Return the report as a Markdown table.
 
         Returns
         -------
@@ -429,7 +429,7 @@ class TunedRankSEG:
         return getattr(self.calibration, "temperature_", None)
 
     def calibrate(self, probs: Any) -> np.ndarray:
-        """The probabilities after the tuned calibration (the input itself when none).
+        """Return the probabilities after the tuned calibration (``probs`` when none).
 
         Parameters
         ----------
@@ -474,7 +474,7 @@ class TunedRankSEG:
     __call__ = predict
 
     def to_dict(self) -> dict[str, Any]:
-        """The tuned rule as JSON-serialisable values (the report's table included).
+        """Return the tuned rule as JSON-serialisable values (with the report).
 
         Returns
         -------
@@ -602,7 +602,7 @@ def _json_default(obj: Any) -> Any:
 
 
 def _temperature(t: float, output_mode: str, nc: int) -> Any:
-    """A fitted TemperatureScaling of temperature ``t`` for ``nc`` classes."""
+    """Make a fitted TemperatureScaling of temperature ``t`` for ``nc`` classes."""
     from rankseg.calibration import FORMAT, VERSION, TemperatureScaling
 
     return TemperatureScaling.from_dict(
@@ -618,6 +618,74 @@ def _temperature(t: float, output_mode: str, nc: int) -> Any:
     )
 
 
+# --------------------------------------------------------------------------- cases
+
+
+class _Cases:
+    """Validation cases held as batches of one shape each (one array is one batch).
+
+    Case ``k`` is row ``row[k]`` of batch ``group[k]``; case sets are sorted arrays of
+    case indices, and per-case results come in that order.
+    """
+
+    def __init__(self, probs: list[np.ndarray], labels: list[np.ndarray]) -> None:
+        self.probs = probs
+        self.labels = labels
+        sizes = [p.shape[0] for p in probs]
+        self.n = int(sum(sizes))
+        self.group = np.repeat(np.arange(len(sizes)), sizes)
+        self.row = np.concatenate([np.arange(b) for b in sizes]) if sizes else np.zeros(0, int)
+
+    def rows(self, cases: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """``(batch, rows)`` of the batches holding some of ``cases``."""
+        g, r = self.group[cases], self.row[cases]
+        return [(int(b), r[g == b]) for b in np.unique(g)]
+
+    def pairs(self, cases: np.ndarray, probs: list[np.ndarray] | None = None) -> Any:
+        """``(probs, labels)`` of ``cases``, a batch at a time (for a calibration's fit)."""
+        probs = self.probs if probs is None else probs
+        for b, r in self.rows(cases):
+            yield probs[b][r], self.labels[b][r]
+
+    def scores(self, preds: list[np.ndarray], cases: np.ndarray, score: Callable) -> np.ndarray:
+        """Per (case, class) scores of ``cases`` from predictions of every batch."""
+        return np.concatenate(
+            [score(preds[b][r], self.labels[b][r]) for b, r in self.rows(cases)], axis=0
+        )
+
+
+def _as_cases(
+    val_probs: Any, val_labels: Any, output_mode: str, ignore_index: int | None
+) -> _Cases:
+    """Check and hold the validation cases: one array each, or sequences of batches."""
+    if isinstance(val_probs, (list, tuple)):
+        if not isinstance(val_labels, (list, tuple)) or len(val_labels) != len(val_probs):
+            raise ValueError(
+                "with a sequence of probability batches, val_labels must be a sequence of as "
+                f"many label batches; got {len(val_probs)} and "
+                f"{len(val_labels) if isinstance(val_labels, (list, tuple)) else 'an array'}"
+            )
+        probs = [v.as_probs(p) for p in val_probs]
+        labels = [np.asarray(lab) for lab in val_labels]
+    else:
+        probs, labels = [v.as_probs(val_probs)], [np.asarray(val_labels)]
+    ncs = {p.shape[1] for p in probs}
+    if len(ncs) > 1:
+        raise ValueError(f"every batch needs the same number of classes; got {sorted(ncs)}")
+    start = 0
+    for p, lab in zip(probs, labels, strict=True):
+        try:
+            _check_pair(p, lab, output_mode, ignore_index)
+        except ValueError as err:  # number the case among all the batches
+            msg = str(err)
+            if msg.startswith("case "):
+                k, rest = msg[5:].split(":", 1)
+                msg = f"case {start + int(k)}:{rest}"
+            raise ValueError(msg) from None
+        start += p.shape[0]
+    return _Cases(probs, labels)
+
+
 # --------------------------------------------------------------------------- baselines
 
 
@@ -628,54 +696,61 @@ def _baseline_grid(output_mode: str, nc: int) -> str:
 
 
 def _threshold_baseline(
-    probs: np.ndarray, score_of: Callable[[np.ndarray, np.ndarray], np.ndarray], train: np.ndarray
-) -> np.ndarray:
-    """Per-class thresholds on ``p`` chosen on ``train`` cases; masks of every case."""
-    nc = probs.shape[1]
+    probs: list[np.ndarray], score_of: Callable[[list[np.ndarray]], float]
+) -> list[np.ndarray]:
+    """Per-class thresholds on ``p`` maximizing ``score_of``; the masks of every batch."""
+    nc = probs[0].shape[1]
     grid = np.round(np.arange(0.05, 0.951, 0.025), 3)
-    best = np.full(nc, 0.5)
-    masks = probs > 0.5
+    masks = [p > 0.5 for p in probs]
     for c in range(nc):
         scores = []
         for t in grid:
-            masks[:, c] = probs[:, c] > t
-            scores.append(mean_score(score_of(masks, train)[:, [c]]))
-        best[c] = grid[int(np.nanargmax(scores))]
-        masks[:, c] = probs[:, c] > best[c]
+            for m, p in zip(masks, probs, strict=True):
+                m[:, c] = p[:, c] > t
+            scores.append(score_of(masks))
+        best = grid[int(np.nanargmax(scores))]
+        for m, p in zip(masks, probs, strict=True):
+            m[:, c] = p[:, c] > best
     return masks
 
 
 def _bias_baseline(
-    logp: np.ndarray, score_of: Callable[[np.ndarray, np.ndarray], np.ndarray], train: np.ndarray
-) -> np.ndarray:
-    """Per-class biases on log p (argmax of log p + b) chosen on ``train``; labels of all.
+    logp: list[np.ndarray], score_of: Callable[[list[np.ndarray]], float]
+) -> list[np.ndarray]:
+    """Per-class biases on log p (argmax of log p + b) maximizing ``score_of``; labels.
 
     Coordinate ascent over the classes (class 0's bias is the reference), two sweeps,
     each bias from a grid.  With the other biases fixed, class c wins a pixel iff
     ``log p_c + b_c`` beats the best other class (ties to the lower index, as
     ``np.argmax``), so each grid value is a comparison, not a new argmax.
     """
-    nc = logp.shape[1]
+    nc = logp[0].shape[1]
     grid = np.linspace(-2.0, 2.0, 9)
     bias = np.zeros(nc)
-    shape = (1, nc) + (1,) * (logp.ndim - 2)
-    lp = logp[train]
-    full = np.zeros(logp.shape[:1] + logp.shape[2:], dtype=np.int64)
+
+    def shift(lp: np.ndarray) -> np.ndarray:
+        return lp + bias.reshape((1, nc) + (1,) * (lp.ndim - 2)).astype(lp.dtype)
+
     for _ in range(2):
         for c in range(1, nc):
-            shifted = lp + bias.reshape(shape).astype(lp.dtype)
-            shifted[:, c] = -np.inf
-            other = np.argmax(shifted, axis=1)
-            best_other = np.take_along_axis(shifted, other[:, None], axis=1)[:, 0]
-            margin = lp[:, c] - best_other
-            del shifted
+            margins, others = [], []
+            for lp in logp:
+                shifted = shift(lp)
+                shifted[:, c] = -np.inf
+                other = np.argmax(shifted, axis=1)
+                best_other = np.take_along_axis(shifted, other[:, None], axis=1)[:, 0]
+                margins.append(lp[:, c] - best_other)
+                others.append(other)
+                del shifted
             scores = []
             for g in grid:
-                wins = (margin > -g) | ((margin == -g) & (other > c))
-                full[train] = np.where(wins, c, other)
-                scores.append(mean_score(score_of(full, train)))
+                labels = [
+                    np.where((m > -g) | ((m == -g) & (o > c)), c, o)
+                    for m, o in zip(margins, others, strict=True)
+                ]
+                scores.append(score_of(labels))
             bias[c] = grid[int(np.nanargmax(scores))]
-    return np.argmax(logp + bias.reshape(shape).astype(logp.dtype), axis=1)
+    return [np.argmax(shift(lp), axis=1) for lp in logp]
 
 
 # --------------------------------------------------------------------------- tune
@@ -705,20 +780,29 @@ def tune(
     """Tune RankSEG to maximize the realized validation metric under a convention.
 
     Candidates: no calibration, and a temperature fitted by NLL on the training cases
-    times each of :data:`TEMPERATURE_FACTORS`; and every presence rule (each
-    ``pruning_prob`` of :data:`PRUNING_GRID`, the ``'argmax'`` rule and, with
-    ``empty='one'``, a :class:`PresenceModel` where validation has enough absent and
-    present (case, class) pairs).  Each fold's choice is made on the other folds and
-    scored on it; the report compares it with argmax and a baseline tuned on the same
-    folds.  The returned rule is refitted on every case.
+    times each of :data:`TEMPERATURE_FACTORS` (another factor than 1 replaces the NLL
+    temperature only when it gains more than :data:`FACTOR_MARGIN`); and every
+    presence rule: each ``pruning_prob`` of :data:`PRUNING_GRID`, the ``'argmax'`` rule
+    and, with ``empty='one'``, a :class:`PresenceModel` where validation has enough
+    absent and present (case, class) pairs (without them, under ``empty='one'``, only
+    the ``'argmax'`` rule: validation then shows nothing of what a mask on an absent
+    class costs).  Each fold's choice is made on the other folds and scored on it; the
+    report compares it with argmax and a baseline tuned on the same folds.  The
+    returned rule is chosen and refitted on every case.
+
+    The validation cases are held in memory (``rankseg calibrate`` streams cases for a
+    calibration alone).
 
     Parameters
     ----------
-    val_probs : array-like, shape (B, C, *spatial)
-        Validation probabilities (float16/32/64, as the model gives them).
-    val_labels : array-like
+    val_probs : array-like or sequence of array-likes
+        Validation probabilities ``(B, C, *spatial)`` (float16/32/64, as the model gives
+        them), or a sequence of such batches whose spatial shapes may differ (e.g. one
+        3-D volume each, ``(1, C, Z, Y, X)``).
+    val_labels : array-like or sequence of array-likes
         Their truth: ``(B, *spatial)`` class indices (multiclass) or ``(B, C, *spatial)``
-        0/1 (multilabel); ``ignore_index`` marks void pixels.
+        0/1 (multilabel), a batch for each batch of ``val_probs``; ``ignore_index``
+        marks void pixels.
     metric : {'dice', 'iou'}
         The metric of the user's benchmark.
     output_mode : {'multiclass', 'multilabel'}
@@ -752,7 +836,8 @@ def tune(
     ------
     ValueError
         For invalid labels (outside ``[0, C)`` and not ``ignore_index``), shapes that
-        disagree, an all-void case, NaN, fewer than 2 cases, or unknown names.
+        disagree, an all-void case, NaN, fewer than 2 cases, or unknown names; the
+        message names the case (counted over all batches).
 
     Examples
     --------
@@ -768,24 +853,23 @@ def tune(
     metric = v.check_name(metric, "metric", ("dice", "iou"))
     output_mode = v.check_name(output_mode, "output_mode", OUTPUT_MODES)
     empty = v.check_name(empty, "empty", EMPTY_CONVENTIONS)
-    probs = v.as_probs(val_probs)
-    labels = np.asarray(val_labels)
-    nb, nc = probs.shape[:2]
-    if nb < 2:
-        raise ValueError(f"tune needs at least 2 validation cases; got {nb}")
-    if output_mode == "multiclass" and nc < 2:
-        raise ValueError("multiclass tuning needs at least 2 classes; use multilabel for C = 1")
     if not isinstance(folds, (int, np.integer)) or folds < 2:
         raise ValueError(f"folds must be an integer >= 2; got {folds!r}")
-    _check_pair(probs, labels, output_mode, ignore_index)
+    cases = _as_cases(val_probs, val_labels, output_mode, ignore_index)
+    nb = cases.n
+    if nb < 2:
+        raise ValueError(f"tune needs at least 2 validation cases; got {nb}")
+    nc = cases.probs[0].shape[1]
+    if output_mode == "multiclass" and nc < 2:
+        raise ValueError("multiclass tuning needs at least 2 classes; use multilabel for C = 1")
     k = min(int(folds), nb)
     fold_idx = _folds(nb, k, seed)
+    everyone = np.arange(nb)
 
-    def score_of(pred: np.ndarray, cases: np.ndarray | slice = slice(None)) -> np.ndarray:
-        out = np.full((nb, nc if include_background else nc - 1), np.nan)
-        out[cases] = case_scores(
-            pred[cases],
-            labels[cases],
+    def score(pred: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return case_scores(
+            pred,
+            labels,
             num_classes=nc,
             metric=metric,
             empty=empty,
@@ -793,19 +877,24 @@ def tune(
             ignore_index=ignore_index,
             include_background=include_background,
         )
-        return out
 
-    def fit_t(cases: np.ndarray) -> float:
+    def scores(preds: list[np.ndarray], which: np.ndarray = everyone) -> np.ndarray:
+        return cases.scores(preds, which, score)
+
+    def fit_t(train: np.ndarray) -> float:
         from rankseg.calibration import TemperatureScaling
 
         ts = TemperatureScaling(
             output_mode, ignore_index=ignore_index, max_pixels=max_pixels, seed=seed
         )
-        return float(ts.fit(probs[cases], labels[cases]).temperature_)
+        return float(ts.fit(cases.pairs(train)).temperature_)
 
-    def candidates(cal: np.ndarray, train: np.ndarray) -> list[tuple[str, dict[str, Any]]]:
+    def present_of(train: np.ndarray) -> np.ndarray:
+        return np.concatenate([_present(lab, nc, output_mode) for _, lab in cases.pairs(train)])
+
+    def candidates(cal: list[np.ndarray], train: np.ndarray) -> list[tuple[str, dict[str, Any]]]:
         out: list[tuple[str, dict[str, Any]]] = [("presence='argmax'", {"presence": "argmax"})]
-        present = _present(labels[train], nc, output_mode)
+        present = present_of(train)
         learnable = min(present.sum(), (~present).sum()) >= MIN_PRESENCE_ROWS
         if empty != "one" or learnable:
             # under 'one' a pruning level chosen on cases without absent classes would
@@ -813,11 +902,13 @@ def tune(
             # (argmax's own presence decisions) is then the only candidate
             out += [(f"pruning_prob={pp:g}", {"pruning_prob": pp}) for pp in PRUNING_GRID]
         if empty == "one" and learnable:
-            model = PresenceModel().fit(_features(cal[train], output_mode), present)
-            out.append(("presence model", {"presence": model}))
+            feats = np.concatenate(
+                [_features(p, output_mode) for p, _ in cases.pairs(train, cal)], axis=0
+            )
+            out.append(("presence model", {"presence": PresenceModel().fit(feats, present)}))
         return out
 
-    def search(train: np.ndarray) -> tuple[dict[str, Any], dict[tuple, np.ndarray]]:
+    def search(train: np.ndarray) -> tuple[dict[str, Any], dict[tuple, list[np.ndarray]]]:
         """Best (temperature, presence) on ``train``; predictions of every case."""
         temps: list[tuple[float | None, float | None]] = [(None, None)]
         if calibrate:
@@ -826,12 +917,16 @@ def tune(
         tried = []
         preds = {}
         for t, factor in temps:
-            cal = probs if t is None else _temperature(t, output_mode, nc).transform(probs)
+            cal = (
+                cases.probs
+                if t is None
+                else [_temperature(t, output_mode, nc).transform(p) for p in cases.probs]
+            )
             for name, kw in candidates(cal, train):
                 model = RankSEG(metric, output_mode=output_mode, solver=solver, empty=empty, **kw)
-                pred = model.predict(cal)
+                pred = [model.predict(p) for p in cal]
                 preds[(t, name)] = pred
-                s = mean_score(score_of(pred, train))
+                s = mean_score(scores(pred, train))
                 tried.append((s, factor, {"temperature": t, "rule": name, **kw}))
         best = max(tried, key=lambda r: r[0])  # the first of equal scores
         if calibrate:
@@ -847,24 +942,27 @@ def tune(
     cv = {k_: np.full((nb, n_out), np.nan) for k_ in ("argmax", "baseline", "default", "tuned")}
     default = RankSEG(metric, output_mode=output_mode, solver=solver, empty=empty)
     argmax = RankSEG("acc", output_mode=output_mode)
-    cv["argmax"] = score_of(argmax.predict(probs))
-    cv["default"] = score_of(default.predict(probs))
+    cv["argmax"] = scores([argmax.predict(p) for p in cases.probs])
+    cv["default"] = scores([default.predict(p) for p in cases.probs])
     logp = None
     chosen_per_fold = []
     for test in fold_idx:
-        train = np.setdiff1d(np.arange(nb), test)
+        train = np.setdiff1d(everyone, test)
         best, preds = search(train)
         chosen_per_fold.append({k_: v_ for k_, v_ in best.items() if k_ != "presence"})
-        tuned_pred = preds[(best["temperature"], best["rule"])]
-        cv["tuned"][test] = score_of(tuned_pred, test)[test]
+        cv["tuned"][test] = scores(preds[(best["temperature"], best["rule"])], test)
+
+        def on_train(pred: list[np.ndarray], train: np.ndarray = train) -> float:
+            return mean_score(scores(pred, train))
+
         if output_mode == "multilabel":
-            base = _threshold_baseline(probs, score_of, train)
+            base = _threshold_baseline(cases.probs, on_train)
         else:
             if logp is None:
                 with np.errstate(divide="ignore"):
-                    logp = np.log(np.asarray(probs, dtype=np.float32))
-            base = _bias_baseline(logp, score_of, train)
-        cv["baseline"][test] = score_of(base, test)[test]
+                    logp = [np.log(np.asarray(p, dtype=np.float32)) for p in cases.probs]
+            base = _bias_baseline(logp, on_train)
+        cv["baseline"][test] = scores(base, test)
 
     names = {
         "argmax": "argmax" if output_mode == "multiclass" else "p > 0.5",
@@ -884,7 +982,7 @@ def tune(
                 "ci_high": hi,
             }
         )
-    present = _present(labels, nc, output_mode)
+    present = present_of(everyone)
     if empty == "one" and min(present.sum(), (~present).sum()) < MIN_PRESENCE_ROWS:
         report.notes.append(
             f"validation has {(~present).sum()} absent and {present.sum()} present (case, "
@@ -895,7 +993,7 @@ def tune(
     report.notes.append(f"chosen per fold: {chosen_per_fold}")
 
     # the final rule, chosen and fitted on every validation case
-    best, _ = search(np.arange(nb))
+    best, _ = search(everyone)
     report.chosen = {k_: v_ for k_, v_ in best.items() if k_ != "presence"}
     t_best = best["temperature"]
     return TunedRankSEG(

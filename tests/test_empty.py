@@ -50,7 +50,9 @@ def test_ignore_means_no_pruning(mode):
 
 def test_argmax_rule_keeps_every_class_argmax_labels():
     # class 2 never exceeds 0.45 but wins the argmax at pixel 0: pruning at 0.5 drops it
-    p = np.array([[[[0.30, 0.60, 0.90, 0.10]], [[0.25, 0.35, 0.05, 0.85]], [[0.45, 0.05, 0.05, 0.05]]]])
+    p = np.array(
+        [[[[0.30, 0.60, 0.90, 0.10]], [[0.25, 0.35, 0.05, 0.85]], [[0.45, 0.05, 0.05, 0.05]]]]
+    )
     assert np.allclose(p.sum(axis=1), 1)
     lab_default, info_default = predict(p, return_info=True)
     assert info_default.pruned[0, 2] and not (lab_default == 2).any()
@@ -165,7 +167,11 @@ def test_presence_model_fit_and_errors():
         ({"empty": "none"}, ValueError, "empty"),
         ({"empty": 1}, TypeError, "empty"),
         ({"empty": "one", "smooth": 1.0}, ValueError, "smooth"),
-        ({"presence": "argmax", "pruning_prob": 0.3}, ValueError, "either pruning_prob or presence"),
+        (
+            {"presence": "argmax", "pruning_prob": 0.3},
+            ValueError,
+            "either pruning_prob or presence",
+        ),
         ({"presence": "max"}, ValueError, "presence"),
         ({"presence": 3}, TypeError, "PresenceModel"),
         ({"metric": "acc", "empty": "one"}, ValueError, "accuracy"),

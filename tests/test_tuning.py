@@ -160,7 +160,12 @@ def test_input_is_not_modified():
 @pytest.mark.parametrize(
     ("mutate", "kw", "err", "match"),
     [
-        (lambda p, y: (p, np.where(y == 3, 7, y)), {}, ValueError, r"case \d+: label 7 outside \[0, 4\)"),
+        (
+            lambda p, y: (p, np.where(y == 3, 7, y)),
+            {},
+            ValueError,
+            r"case \d+: label 7 outside \[0, 4\)",
+        ),
         (lambda p, y: (p, y[:, :-1]), {}, ValueError, "do not match probabilities"),
         (lambda p, y: (p, y.astype(float)), {}, TypeError, "labels must be integers"),
         (
@@ -219,10 +224,39 @@ def test_bias_baseline_recovers_known_biases():
     bias = np.array([0, 1, -1, 0.5, 0], dtype=np.float32).reshape(1, 5, 1, 1)
     y = np.argmax(lp + bias, axis=1)
 
-    def score_of(pred, cases):
-        out = np.full((12, 5), np.nan)
-        out[cases] = case_scores(pred[cases], y[cases], num_classes=5)
-        return out
+    def on_train(preds):  # fitted on the first batch of 8 cases, applied to both
+        return mean_score(case_scores(preds[0], y[:8], num_classes=5))
 
-    got = _bias_baseline(lp, score_of, np.arange(8))
-    np.testing.assert_array_equal(got, y)  # the truth is argmax(log p + bias) on every case
+    got = _bias_baseline([lp[:8], lp[8:]], on_train)
+    # the truth is argmax(log p + bias), on the held-out cases too
+    np.testing.assert_array_equal(np.concatenate(got), y)
+
+
+def test_threshold_baseline_recovers_a_known_threshold():
+    from rankseg.tuning import _threshold_baseline
+
+    rng = np.random.default_rng(1)
+    p = rng.uniform(size=(10, 2, 12, 12))
+    y = (p > np.array([0.3, 0.7]).reshape(1, 2, 1, 1)).astype(np.uint8)
+
+    def on_train(preds):
+        return mean_score(case_scores(preds[0], y[:6], num_classes=2, output_mode="multilabel"))
+
+    got = _threshold_baseline([p[:6], p[6:]], on_train)
+    np.testing.assert_array_equal(np.concatenate(got), y.astype(bool))
+
+
+def test_cases_of_different_shapes():
+    p1, y1 = multiclass_cases(5, seed=10, size=32)
+    p2, y2 = multiclass_cases(4, seed=11, size=24)
+    rule = tune([p1, p2], [y1, y2], folds=3, n_boot=20, empty="ignore")
+    assert rule.report.n_cases == 9
+    assert rule.predict(p2).shape == (4, 24, 24)
+    bad = y2.copy()
+    bad[2, 0, 0] = 9
+    with pytest.raises(ValueError, match=r"case 7: label 9 outside \[0, 4\)"):
+        tune([p1, p2], [y1, bad], n_boot=10)
+    with pytest.raises(ValueError, match="as many label batches"):
+        tune([p1, p2], [y1], n_boot=10)
+    with pytest.raises(ValueError, match="same number of classes"):
+        tune([p1, p2[:, :3]], [y1, np.minimum(y2, 2)], n_boot=10)
