@@ -26,6 +26,7 @@ from rankseg.cli._demo import run_demo
 from rankseg.cli._evaluate import _cmd_evaluate
 from rankseg.cli._predict import INFO_COLUMNS as INFO_COLUMNS  # the --info CSV header
 from rankseg.cli._predict import _cmd_predict
+from rankseg.cli._tune import _cmd_tune, add_tune_args
 from rankseg.cli._warmup import _cmd_warmup, add_warmup_args
 
 __all__ = ["available_solvers", "build_parser", "demo", "main"]
@@ -195,7 +196,6 @@ def build_parser() -> argparse.ArgumentParser:
     g = pp.add_argument_group("decision")
     g.add_argument(
         "--metric",
-        default="dice",
         type=str.lower,
         choices=("dice", "iou", "acc"),
         help="metric to optimize (default: dice)",
@@ -212,8 +212,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--pruning-prob",
         type=float,
-        help="a class whose max probability is <= P gets an empty mask (default: 0.5; "
-        "lower it for soft models)",
+        help="a class whose max probability is <= P gets an empty mask (default: 0.5, 0 "
+        "with --empty ignore; lower it for soft models)",
+    )
+    g.add_argument(
+        "--empty",
+        type=str.lower,
+        choices=("zero", "one", "ignore"),
+        help="how your benchmark scores a class absent from the truth: 0 (default), 1 when "
+        "the mask is empty too (MONAI ignore_empty=False), or left out (ignore_empty=True); "
+        "with 'one' a class gets a mask iff argmax gives it a pixel (docs/calibration.rst)",
     )
     g.add_argument("--eps", type=float, help="refined-normal window mass (ba/trna solvers)")
     g.add_argument(
@@ -303,6 +311,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="apply the calibration fitted by `rankseg calibrate` to each case's "
         "probabilities (with --ensemble: to the averaged ones) before deciding, e.g. "
         "--calibration calibration.json",
+    )
+    g.add_argument(
+        "--tuned",
+        metavar="JSON",
+        help="decide with the rule `rankseg tune` wrote (its calibration, metric, solver, "
+        "empty= convention and presence rule); replaces the decision options, e.g. "
+        "--tuned tuned.json",
     )
 
     pe = sub.add_parser(
@@ -397,6 +412,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_calibrate_args(pc)
     pc.set_defaults(handler=_cmd_calibrate, subparser=pc)
+    pt = sub.add_parser(
+        "tune",
+        help="tune RankSEG on validation cases (calibration, presence, pruning)",
+        description="Tune the decision on validation cases with ground truths to maximize "
+        "the realized metric under your benchmark's empty-mask convention (--empty): a "
+        "temperature, how a class is judged present, pruning (rankseg.tune).  Prints a "
+        "cross-validated comparison with argmax and a tuned per-class bias / threshold, "
+        "and writes the rule as JSON for `rankseg predict --tuned`.  The cases are held in "
+        "memory.  Exit status 0, 1 when a case cannot be read or paired (nothing is "
+        "written), 2 for a usage error.",
+        epilog="example: rankseg tune fold_0/validation fold_1/validation --target "
+        "nnUNet_preprocessed/Dataset001/gt_segmentations --empty ignore -o tuned.json",
+    )
+    add_tune_args(pt)
+    pt.set_defaults(handler=_cmd_tune, subparser=pt)
     pd = sub.add_parser("demo", help="argmax vs RankSEG on a generated 3-D volume (default)")
     _add_demo_args(pd)
     pp.set_defaults(handler=_cmd_predict, subparser=pp)

@@ -330,8 +330,9 @@ def _write_info(path: Path, rows: list[tuple[Any, ...]], keep_old: set[str] | No
 
 
 def _predict_params(args: argparse.Namespace) -> dict[str, Any]:
-    params: dict[str, Any] = {"metric": args.metric}
-    for name in ("smooth", "solver", "pruning_prob", "eps", "unassigned_policy", "void_index"):
+    params: dict[str, Any] = {"metric": args.metric or "dice"}
+    names = ("smooth", "solver", "pruning_prob", "empty", "eps", "unassigned_policy", "void_index")
+    for name in names:
         val = getattr(args, name)
         if val is not None:
             params[name] = val
@@ -406,9 +407,53 @@ def _ensemble_cases(
     return keep, members, failed
 
 
+def _tuned_params(tuned: Any) -> dict[str, Any]:
+    """Return the RankSEG parameters of a tuned rule (its calibration is applied apart)."""
+    params: dict[str, Any] = {"metric": tuned.metric, "solver": tuned.solver, "empty": tuned.empty}
+    if tuned.pruning_prob is not None:
+        params["pruning_prob"] = tuned.pruning_prob
+    if tuned.presence is not None:
+        params["presence"] = tuned.presence
+    return params
+
+
+def _load_tuned(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
+    """Read ``--tuned`` once, before any case; it replaces the decision options."""
+    from rankseg.tuning import TunedRankSEG
+
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in ("metric", "solver", "smooth", "pruning_prob", "empty", "eps", "calibration")
+        if getattr(args, name) is not None
+    ]
+    if given:
+        parser.error(
+            f"--tuned sets the decision; drop {', '.join(given)} (or tune again with them)"
+        )
+    path = args.tuned
+    if not Path(path).is_file():
+        parser.error(f"--tuned {path}: no such file")
+    try:
+        tuned = TunedRankSEG.load(path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        parser.error(
+            f"--tuned {path}: {_one_line(exc)} (expected a file written by `rankseg tune`)"
+        )
+    if args.output_mode is not None and args.output_mode != tuned.output_mode:
+        parser.error(
+            f"--tuned {path} was tuned for --output-mode {tuned.output_mode}; got "
+            f"--output-mode {args.output_mode}"
+        )
+    args.output_mode = tuned.output_mode
+    return tuned
+
+
 def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     log = _Log(args.quiet)
+    tuned = _load_tuned(args, parser) if args.tuned else None
     params = _predict_params(args)
+    if tuned is not None:
+        params = dict(params, **_tuned_params(tuned))
     try:  # check every parameter once, before touching any file
         RankSEG(output_mode=args.output_mode or "multiclass", **params)
     except (TypeError, ValueError) as exc:
@@ -425,6 +470,8 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     if args.jobs < 1:
         parser.error(f"-j must be >= 1; got {args.jobs}")
     calibration = _load_calibration(args, parser) if args.calibration else None
+    if tuned is not None:
+        calibration = tuned.calibration
     members: dict[Path, tuple[Path, ...]] = {}
     failed: list[str] = []
     if args.ensemble:
@@ -493,7 +540,7 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
                 tuple(str(m) for m in members.get(path, ())),
                 args.max_band_bytes,
                 calibration,
-                args.calibration or "",
+                args.calibration or args.tuned or "",
             )
         )
 

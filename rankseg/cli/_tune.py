@@ -1,0 +1,214 @@
+"""``rankseg tune``: tune the decision on validation cases (:func:`rankseg.tune`).
+
+The probability maps (the inputs of ``rankseg calibrate``) are paired with their ground
+truths by case name and read into memory, one batch per case (cases may differ in
+shape); :func:`rankseg.tune` chooses a temperature, the presence rule and pruning for
+the metric and ``--empty`` convention, with a cross-validated report, and the rule is
+written as JSON (atomically) for ``rankseg predict --tuned``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from rankseg import io as rio
+from rankseg.cli._common import (
+    _EXIT_FAILED,
+    _EXIT_INTERRUPTED,
+    _EXIT_USAGE,
+    _check_output_file,
+    _Log,
+    _one_line,
+)
+
+
+def add_tune_args(p: argparse.ArgumentParser) -> None:
+    """Add the options of ``rankseg tune`` to ``p``.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The ``tune`` subcommand's parser.
+    """
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="VAL",
+        help="probability maps of validation cases: files or folders, in any format "
+        "`rankseg calibrate` reads (e.g. several nnU-Net fold_k/validation folders)",
+    )
+    p.add_argument(
+        "--target",
+        nargs="+",
+        required=True,
+        metavar="LABELS",
+        help="ground-truth label maps (files or folders), paired with VAL by case name",
+    )
+    p.add_argument("-o", "--output", required=True, metavar="JSON", help="the rule to write")
+    g = p.add_argument_group("what to tune for")
+    g.add_argument(
+        "--metric",
+        default="dice",
+        type=str.lower,
+        choices=("dice", "iou"),
+        help="the metric of your benchmark (default: dice)",
+    )
+    g.add_argument(
+        "--empty",
+        default="zero",
+        type=str.lower,
+        choices=("zero", "one", "ignore"),
+        help="how your benchmark scores a class absent from the truth: 0 (default), 1 when "
+        "the mask is empty too (MONAI ignore_empty=False), or left out (ignore_empty=True, "
+        "nnU-Net-like)",
+    )
+    g.add_argument(
+        "--output-mode",
+        type=str.lower,
+        choices=("multiclass", "multilabel"),
+        help="one label map (default) or one mask per class (the default for region-based "
+        "nnU-Net output)",
+    )
+    g.add_argument(
+        "--ignore-index",
+        type=int,
+        metavar="LABEL",
+        help="ground-truth label left out of the fit and the scores (a void label)",
+    )
+    g.add_argument(
+        "--exclude-background",
+        action="store_true",
+        help="class 0 does not count in the score (e.g. a binary softmax's background)",
+    )
+    g.add_argument("--solver", default="rma", help="the RankSEG solver (default: rma)")
+    g.add_argument("--no-calibrate", action="store_true", help="do not try a fitted temperature")
+    g.add_argument(
+        "--folds", type=int, default=5, help="cross-validation folds over cases (default: 5)"
+    )
+    g.add_argument("--seed", type=int, default=0, help="seed of folds and subsample (default: 0)")
+    g = p.add_argument_group("input")
+    g.add_argument(
+        "--format",
+        default="auto",
+        type=str.lower,
+        choices=("auto", "npy", "npz", "nnunet", "nifti"),
+        help="input format (default: from the file names)",
+    )
+    g.add_argument("--key", help="array name in .npz (default: probabilities, then softmax)")
+    g.add_argument(
+        "--class-axis",
+        type=int,
+        help="class axis of the stored arrays (default: 0, 1 with --batch, last for NIfTI)",
+    )
+    g.add_argument(
+        "--batch",
+        action="store_true",
+        help=".npy/.npz arrays are batches (B, C, *spatial); the target then holds (B, *spatial)",
+    )
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--quiet", action="store_true", help="only the report and errors")
+
+
+def _fail(log: _Log, msg: str, output: str) -> int:
+    log.error(f"error: {msg}")
+    log.error(f"rankseg tune: nothing written to {output}")
+    return _EXIT_FAILED
+
+
+def _cmd_tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run ``rankseg tune``; return the exit status."""
+    from rankseg import RankSEG
+    from rankseg.cli._calibrate import _CaseFailed, _default_mode, _stream
+    from rankseg.cli._cases import pair_cases
+    from rankseg.cli._evaluate import _label_files
+    from rankseg.cli._predict import _progress
+    from rankseg.tuning import tune
+
+    log = _Log(args.quiet)
+    if why := _check_output_file(args.output, "-o"):
+        parser.error(why)
+    if args.folds < 2:
+        parser.error(f"--folds must be >= 2; got {args.folds}")
+    try:  # every parameter checked before a file is read
+        RankSEG(
+            args.metric,
+            output_mode=args.output_mode or "multiclass",
+            solver=args.solver,
+            empty=args.empty,
+        )
+    except (TypeError, ValueError) as exc:
+        parser.error(_one_line(exc))
+    cases = rio.find_inputs(args.inputs, args.format)
+    if not cases:
+        log.error(f"rankseg tune: error: no probability maps found in {', '.join(args.inputs)}")
+        return _EXIT_USAGE
+    targets = _label_files(args.target)
+    if not targets:
+        parser.error(f"no ground-truth files found in --target {' '.join(args.target)}")
+    pairs, problems = pair_cases(cases, targets)
+    if problems:  # tuning needs every case: stop before reading any
+        for line in problems:
+            log.error(f"error: {line}")
+        log.error(
+            f"rankseg tune: {len(problems)} of {len(cases)} case(s) cannot be paired; "
+            f"nothing written to {args.output}"
+        )
+        return _EXIT_FAILED
+    mode = args.output_mode or _default_mode(pairs)
+    show = not (args.no_progress or args.quiet) and sys.stderr.isatty()
+    state: dict[str, Any] = {"case": None}
+    bar = _progress(len(pairs), show)
+    log.bar = bar
+    probs, labels = [], []
+    log.info(f"rankseg tune: reading {len(pairs)} case(s)")
+    try:
+        for p, y in _stream(args, pairs, mode, state, bar):
+            probs.append(p)
+            labels.append(y)
+    except KeyboardInterrupt:
+        log.error(f"rankseg tune: interrupted; nothing written to {args.output}")
+        return _EXIT_INTERRUPTED
+    except _CaseFailed as exc:
+        return _fail(log, str(exc), args.output)
+    finally:
+        if bar is not None:
+            bar.close()
+        log.bar = None
+    log.info(
+        f"rankseg tune: tuning {args.metric} ({mode}, empty={args.empty!r}) over "
+        f"{min(args.folds, len(probs))} folds"
+    )
+    try:
+        rule = tune(
+            probs,
+            labels,
+            metric=args.metric,
+            output_mode=mode,
+            empty=args.empty,
+            ignore_index=args.ignore_index,
+            include_background=not args.exclude_background,
+            solver=args.solver,
+            calibrate=not args.no_calibrate,
+            folds=args.folds,
+            seed=args.seed,
+        )
+    except KeyboardInterrupt:
+        log.error(f"rankseg tune: interrupted; nothing written to {args.output}")
+        return _EXIT_INTERRUPTED
+    except (TypeError, ValueError) as exc:
+        msg = _one_line(exc)
+        files = [str(f) for (f, _, _), p in zip(pairs, probs, strict=True) for _ in p]
+        if msg.startswith("case ") and ":" in msg:  # name the file of a numbered case
+            k, rest = msg[5:].split(":", 1)
+            if k.strip().isdigit() and int(k) < len(files):
+                msg = f"{files[int(k)]}:{rest}"
+        return _fail(log, msg, args.output)
+    print(rule.report.to_markdown())
+    try:
+        rule.save(args.output)
+    except OSError as exc:
+        return _fail(log, f"{args.output}: {_one_line(exc)}", args.output)
+    log.info(f"rankseg tune: wrote {args.output}")
+    return 0
