@@ -142,8 +142,8 @@ def test_score_from_counts():
 
 
 def test_metric_errors():
-    with pytest.raises(ValueError, match="unknown empty 'ignore'"):
-        dice_score(PRED, TARGET, empty="ignore")
+    with pytest.raises(ValueError, match="unknown empty 'skip'"):
+        dice_score(PRED, TARGET, empty="skip")
     with pytest.raises(TypeError, match="empty must be a string"):
         iou_score(PRED, TARGET, empty=None)
     with pytest.raises(TypeError, match="include_background must be a bool"):
