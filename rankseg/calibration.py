@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,6 +35,7 @@ import numpy as np
 from scipy import optimize, special
 
 from rankseg import _validation as v
+from rankseg._textfile import write_text_atomic
 
 __all__ = [
     "METHODS",
@@ -775,7 +775,7 @@ class _Calibrator:
             renamed: on any failure nothing (no partial file) is left.
         """
         text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
-        _atomic_write_text(Path(path), text)
+        write_text_atomic(path, text)
 
     @classmethod
     def load(cls: type[_Self], path: str | os.PathLike[str]) -> _Self:
@@ -1042,25 +1042,6 @@ def _read_json(path: str | os.PathLike[str]) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{str(p)!r} is not a rankseg calibration (invalid JSON: {exc})") from None
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    folder = path.parent
-    if not folder.is_dir():
-        raise FileNotFoundError(f"folder {str(folder)!r} of {str(path)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def load(path: str | os.PathLike[str]) -> TemperatureScaling | VectorScaling:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +35,7 @@ from rankseg import _validation as v
 from rankseg._api import RankSEG
 from rankseg._presence import PresenceModel, presence_features
 from rankseg._records import EMPTY_CONVENTIONS, OUTPUT_MODES
+from rankseg._textfile import write_text_atomic
 
 __all__ = [
     "PresenceModel",
@@ -553,16 +553,7 @@ class TunedRankSEG:
         path : str or PathLike
             Destination.
         """
-        text = json.dumps(self.to_dict(), indent=1, default=_json_default)
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".rankseg-", suffix=".json.partial")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=1, default=_json_default))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TunedRankSEG:

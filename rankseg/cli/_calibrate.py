@@ -87,6 +87,17 @@ def add_calibrate_args(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="confidence bins of the ECE printed before -> after (default: 15)",
     )
+    add_case_input_args(p)
+
+
+def add_case_input_args(p: argparse.ArgumentParser) -> None:
+    """Add how validation cases are read (``calibrate``, ``tune``) to ``p``.
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+        The subcommand's parser.
+    """
     g = p.add_argument_group("input")
     g.add_argument(
         "--format",
@@ -166,6 +177,63 @@ def _stream(
     state["case"] = None
 
 
+def validation_pairs(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, log: _Log, command: str
+) -> list[tuple[Path, str, Path]] | int:
+    """Pair the validation cases of ``args.inputs`` with ``args.target`` by case name.
+
+    Every case must pair, and once (cross-validation folds hold disjoint cases): else
+    the problems are logged and an exit status is returned, before any case is read.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``inputs``, ``format``, ``target`` and ``output`` of the command.
+    parser : argparse.ArgumentParser
+        For usage errors.
+    log : _Log
+        Where problems go.
+    command : str
+        ``"calibrate"`` or ``"tune"``, for the messages.
+
+    Returns
+    -------
+    list or int
+        ``(probability file, format, target)`` per case, or the exit status.
+    """
+    from rankseg.cli._cases import pair_cases
+    from rankseg.cli._evaluate import _label_files
+
+    cases = rio.find_inputs(args.inputs, args.format)
+    if not cases:
+        log.error(
+            f"rankseg {command}: error: no probability maps found in {', '.join(args.inputs)}"
+        )
+        return _EXIT_USAGE
+    targets = _label_files(args.target)
+    if not targets:
+        parser.error(f"no ground-truth files found in --target {' '.join(args.target)}")
+    pairs, problems = pair_cases(cases, targets)
+    seen: dict[str, Path] = {}
+    for path, _, _ in pairs:  # e.g. the same cases in several test folders: not validation
+        name = rio.case_name(path)
+        if name in seen:
+            problems.append(
+                f"{path}: the case {name} is also {seen[name]} (each validation case once; "
+                "cross-validation folds hold disjoint cases)"
+            )
+        seen.setdefault(name, path)
+    if problems:  # every case is needed: stop before reading any
+        for line in problems:
+            log.error(f"error: {line}")
+        log.error(
+            f"rankseg {command}: {len(problems)} of {len(cases)} case(s) cannot be paired; "
+            f"nothing written to {args.output}"
+        )
+        return _EXIT_FAILED
+    return pairs
+
+
 def _fail(log: _Log, msg: str, output: str) -> int:
     log.error(f"error: {msg}")
     log.error(f"rankseg calibrate: nothing written to {output}")
@@ -173,7 +241,6 @@ def _fail(log: _Log, msg: str, output: str) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from rankseg.cli._evaluate import _label_files
     from rankseg.cli._predict import _progress
     from rankseg.cli._reliability import Pooled, metrics_table
 
@@ -186,35 +253,9 @@ def _cmd_calibrate(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         _calibrator(args, args.output_mode or "multiclass")
     except (TypeError, ValueError) as exc:
         parser.error(_one_line(exc).replace("max_pixels", "--max-pixels"))
-    cases = rio.find_inputs(args.inputs, args.format)
-    if not cases:
-        log.error(
-            f"rankseg calibrate: error: no probability maps found in {', '.join(args.inputs)}"
-        )
-        return _EXIT_USAGE
-    targets = _label_files(args.target)
-    if not targets:
-        parser.error(f"no ground-truth files found in --target {' '.join(args.target)}")
-    from rankseg.cli._cases import pair_cases
-
-    pairs, problems = pair_cases(cases, targets)
-    seen: dict[str, Path] = {}
-    for path, _, _ in pairs:  # e.g. the same cases in several test folders: not validation
-        name = rio.case_name(path)
-        if name in seen:
-            problems.append(
-                f"{path}: the case {name} is also {seen[name]} (each validation case once; "
-                "cross-validation folds hold disjoint cases)"
-            )
-        seen.setdefault(name, path)
-    if problems:  # the fit needs every case: stop before reading any
-        for line in problems:
-            log.error(f"error: {line}")
-        log.error(
-            f"rankseg calibrate: {len(problems)} of {len(cases)} case(s) cannot be paired; "
-            f"nothing written to {args.output}"
-        )
-        return _EXIT_FAILED
+    pairs = validation_pairs(args, parser, log, "calibrate")
+    if isinstance(pairs, int):
+        return pairs
     mode = args.output_mode or _default_mode(pairs)
     model = _calibrator(args, mode)
     show = not (args.no_progress or args.quiet) and sys.stderr.isatty()

@@ -13,11 +13,10 @@ import argparse
 import sys
 from typing import Any
 
-from rankseg import io as rio
+from rankseg.cli._calibrate import add_case_input_args
 from rankseg.cli._common import (
     _EXIT_FAILED,
     _EXIT_INTERRUPTED,
-    _EXIT_USAGE,
     _check_output_file,
     _Log,
     _one_line,
@@ -88,27 +87,7 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
         "--folds", type=int, default=5, help="cross-validation folds over cases (default: 5)"
     )
     g.add_argument("--seed", type=int, default=0, help="seed of folds and subsample (default: 0)")
-    g = p.add_argument_group("input")
-    g.add_argument(
-        "--format",
-        default="auto",
-        type=str.lower,
-        choices=("auto", "npy", "npz", "nnunet", "nifti"),
-        help="input format (default: from the file names)",
-    )
-    g.add_argument("--key", help="array name in .npz (default: probabilities, then softmax)")
-    g.add_argument(
-        "--class-axis",
-        type=int,
-        help="class axis of the stored arrays (default: 0, 1 with --batch, last for NIfTI)",
-    )
-    g.add_argument(
-        "--batch",
-        action="store_true",
-        help=".npy/.npz arrays are batches (B, C, *spatial); the target then holds (B, *spatial)",
-    )
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    g.add_argument("--quiet", action="store_true", help="only the report and errors")
+    add_case_input_args(p)
 
 
 def _fail(log: _Log, msg: str, output: str) -> int:
@@ -120,9 +99,7 @@ def _fail(log: _Log, msg: str, output: str) -> int:
 def _cmd_tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run ``rankseg tune``; return the exit status."""
     from rankseg import RankSEG
-    from rankseg.cli._calibrate import _CaseFailed, _default_mode, _stream
-    from rankseg.cli._cases import pair_cases
-    from rankseg.cli._evaluate import _label_files
+    from rankseg.cli._calibrate import _CaseFailed, _default_mode, _stream, validation_pairs
     from rankseg.cli._predict import _progress
     from rankseg.tuning import tune
 
@@ -140,22 +117,9 @@ def _cmd_tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         )
     except (TypeError, ValueError) as exc:
         parser.error(_one_line(exc))
-    cases = rio.find_inputs(args.inputs, args.format)
-    if not cases:
-        log.error(f"rankseg tune: error: no probability maps found in {', '.join(args.inputs)}")
-        return _EXIT_USAGE
-    targets = _label_files(args.target)
-    if not targets:
-        parser.error(f"no ground-truth files found in --target {' '.join(args.target)}")
-    pairs, problems = pair_cases(cases, targets)
-    if problems:  # tuning needs every case: stop before reading any
-        for line in problems:
-            log.error(f"error: {line}")
-        log.error(
-            f"rankseg tune: {len(problems)} of {len(cases)} case(s) cannot be paired; "
-            f"nothing written to {args.output}"
-        )
-        return _EXIT_FAILED
+    pairs = validation_pairs(args, parser, log, "tune")
+    if isinstance(pairs, int):
+        return pairs
     mode = args.output_mode or _default_mode(pairs)
     show = not (args.no_progress or args.quiet) and sys.stderr.isatty()
     state: dict[str, Any] = {"case": None}
