@@ -738,3 +738,26 @@ def test_evaluate_report_html_and_usage_errors(rng, tmp_path, capsys):
         with pytest.raises(SystemExit) as exc:
             run(capsys, "evaluate", pred_dir, "--target", tgt_dir, *args)
         assert exc.value.code == 2 and why in capsys.readouterr().err
+
+
+def test_evaluate_json_empty_ignore(rng, tmp_path, capsys):
+    # 'ignore' leaves out every pair whose target is empty, also where the prediction
+    # is not: the scores equal rankseg.metrics' with empty='ignore'
+    pred_dir, tgt_dir, preds, tgts = _label_folders(rng, tmp_path)
+    preds["c2"][0, 0, 0] = 2  # a prediction of class 2, absent from c2's target
+    nib.save(nib.Nifti1Image(preds["c2"], np.eye(4)), pred_dir / "c2.nii.gz")
+    code, _, err = run(
+        capsys, "evaluate", pred_dir, "--target", tgt_dir, "--json", tmp_path / "s.json",
+        "--num-classes", 4, "--empty", "ignore",
+    )  # fmt: skip
+    assert code == 0, err
+    ours = json.loads((tmp_path / "s.json").read_text())
+    left_out = 0
+    for name, case in zip(sorted(preds), ours["metric_per_case"], strict=True):
+        want = dice_score(preds[name][None], tgts[name][None], num_classes=4, empty="ignore")[0]
+        for c in range(4):
+            assert _same(case["metrics"][str(c)]["Dice"], float(want[c]))
+            if (tgts[name] == c).sum() == 0 and (preds[name] == c).any():
+                left_out += 1
+                assert math.isnan(case["metrics"][str(c)]["Dice"])
+    assert left_out  # the folders hold a prediction on an empty target

@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("zero", "one", "ignore"),
         help="how your benchmark scores a class absent from the truth: 0 (default), 1 when "
         "the mask is empty too (MONAI ignore_empty=False), or left out (ignore_empty=True); "
-        "with 'one' a class gets a mask iff argmax gives it a pixel (docs/calibration.rst)",
+        "with 'one' a class gets a mask iff argmax gives it a pixel (docs/when_it_helps.rst)",
     )
     g.add_argument("--eps", type=float, help="refined-normal window mass (ba/trna solvers)")
     g.add_argument(
@@ -344,9 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
     pe.add_argument(
         "--empty",
         default="nan",
-        choices=("nan", "one", "zero"),
+        choices=("nan", "one", "zero", "ignore"),
         help="score of a class absent from prediction and target (default: nan, "
-        "left out of the means)",
+        "left out of the means); ignore: every class absent from the target is left out "
+        "(MONAI ignore_empty=True, the --empty ignore of predict)",
     )
     pe.add_argument("--key", help="array name in prediction .npz files")
     g = pe.add_argument_group("more outputs")

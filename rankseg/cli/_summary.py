@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from rankseg import io as rio
+from rankseg.metrics import score_from_counts
 
 
 @dataclass
@@ -41,10 +42,6 @@ def _counts(case: CaseCounts, c: int) -> tuple[int, int, int, int]:
         npred = nref = tp = 0
     fp, fn = npred - tp, nref - tp
     return tp, fp, fn, case.voxels - tp - fp - fn
-
-
-def _empty_value(empty: str) -> float:
-    return {"nan": math.nan, "one": 1.0, "zero": 0.0}[empty]
 
 
 def _nanmean(values: Sequence[float]) -> float:
@@ -70,7 +67,7 @@ def nnunet_summary(cases: Sequence[CaseCounts], classes: Sequence[int], empty: s
         The evaluated cases, in order.
     classes : sequence of int
         The classes (labels, or mask channels) to list.
-    empty : {'nan', 'one', 'zero'}
+    empty : {'nan', 'one', 'zero', 'ignore'}
         Dice/IoU of a class absent from prediction and reference.
 
     Returns
@@ -84,11 +81,10 @@ def nnunet_summary(cases: Sequence[CaseCounts], classes: Sequence[int], empty: s
         metrics = {}
         for c in classes:
             tp, fp, fn, tn = _counts(case, c)
-            if tp + fp + fn == 0:
-                dice = iou = _empty_value(empty)
-            else:
-                dice = 2 * tp / (2 * tp + fp + fn)
-                iou = tp / (tp + fp + fn)
+            # the metrics' own policy for empty pairs (rankseg.metrics.score_from_counts)
+            counts = [tp + fp, tp + fn, tp]
+            dice = float(score_from_counts(counts, "dice", empty))
+            iou = float(score_from_counts(counts, "iou", empty))
             metrics[c] = {
                 "Dice": dice,
                 "IoU": iou,
