@@ -21,6 +21,7 @@ The thread count of a call is :func:`rankseg._config.threads` in the calling thr
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +57,20 @@ def _get_pool() -> ThreadPoolExecutor:
             workers = max(1, max_threads() - 1)
             _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rankseg")
         return _pool
+
+
+def _reset_pool_in_child() -> None:
+    # After fork the child has only the forking thread: the parent's pool threads are
+    # gone, but the pool object still counts them as idle and would hand them work
+    # nobody runs (tests/test_fork.py).  A lock held by another thread at the fork
+    # stays held in the child: a new one too.
+    global _pool, _pool_lock
+    _pool = None
+    _pool_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_reset_pool_in_child)
 
 
 def run_tasks(body: Callable[..., Any], ntasks: int, *args: Any) -> None:
