@@ -18,11 +18,10 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-import rankseg._config as config
-from rankseg import predict
-from rankseg._config import SERIAL_SIZE, num_threads
+import rankseg
+from rankseg import _threads, predict
+from rankseg._config import SERIAL_SIZE
 from rankseg.datasets import make_probs
-from rankseg.kernels import _tasks
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only"),
@@ -81,18 +80,31 @@ def run_forked(target: Callable[[], str], timeout: float) -> str:
     return out
 
 
-@pytest.fixture
-def two_threads(monkeypatch):
-    """Calls in this thread use two threads whatever else runs on the machine."""
-    if config.max_threads() < 2:
-        pytest.skip("needs NUMBA_NUM_THREADS >= 2")
-    monkeypatch.setattr(config, "_runnable_elsewhere", lambda: 0.0)
-    with num_threads(2):
+@pytest.fixture(params=["context", "process", "environment"])
+def two_threads(request, monkeypatch):
+    """Calls use two threads whatever else runs on the machine, set in one of three ways."""
+    monkeypatch.delenv(_threads.ENV_VAR, raising=False)
+    if request.param == "context":
+        with rankseg.num_threads(2):
+            yield
+    elif request.param == "process":
+        rankseg.set_num_threads(2)
+        try:
+            yield
+        finally:
+            rankseg.set_num_threads(None)
+    else:
+        monkeypatch.setenv(_threads.ENV_VAR, "2")
         yield
 
 
 def _check(probs: np.ndarray, expected: np.ndarray) -> str:
+    # the state of the parent's threads is gone: no pool, no load samples of its own
+    assert _threads._pool is None and _threads._load.sample is None
+    assert rankseg.get_num_threads() == 2  # the explicit count is inherited
     np.testing.assert_array_equal(predict(probs), expected)
+    assert _threads._pool is not None and _threads._pool_size >= 1  # a pool of its own
+    assert any(t.is_alive() for t in _threads._pool._threads)  # that ran
     return "ok"
 
 
@@ -100,16 +112,39 @@ def test_child_and_grandchild_of_a_multithreaded_process(two_threads):
     probs = make_probs(SHAPE, seed=3)
     assert probs.size >= SERIAL_SIZE
     expected = predict(probs)  # two threads: the pool has a thread now
-    parent_pool = _tasks._pool
+    parent_pool = _threads._pool
     assert parent_pool is not None
 
     def child() -> str:
         _check(probs, expected)
-        assert _tasks._pool is not parent_pool  # a pool of the child's own
-        return run_forked(lambda: _check(probs, expected), timeout=30)  # grandchild
+        assert _threads._pool is not parent_pool
+        # the grandchild: forked after the child's own two-thread call
+        return run_forked(lambda: _check(probs, expected), timeout=30)
 
     assert run_forked(child, timeout=60) == "ok"
-    _check(probs, expected)  # the parent's pool still works
+    np.testing.assert_array_equal(predict(probs), expected)  # the parent's pool still works
+    assert _threads._pool is parent_pool
+
+
+def test_automatic_count_in_a_child(monkeypatch):
+    """The child's load rule measures its own process, not the parent's CPU time."""
+    monkeypatch.delenv(_threads.ENV_VAR, raising=False)
+    probs = make_probs(SHAPE, seed=4)
+    expected = predict(probs)
+
+    def child() -> str:
+        assert _threads._load.sample is None
+        count = rankseg.get_num_threads()
+        assert 1 <= count <= _threads.cpu_count()
+        np.testing.assert_array_equal(predict(probs), expected)
+        time.sleep(_threads.LOAD_TTL + 0.05)  # a window measured in the child
+        assert _threads._load.sample is not None
+        assert 1 <= rankseg.get_num_threads() <= _threads.cpu_count()
+        free = _threads._load.free
+        assert free is None or 0 <= free <= len(_threads._affinity() or [0] * 64)
+        return "ok"
+
+    assert run_forked(child, timeout=60) == "ok"
 
 
 class _Maps:
@@ -134,7 +169,7 @@ def test_dataloader_fork_workers_running_rankseg_monai(two_threads):
 
     probs = make_probs((4, *SHAPE[1:]), seed=5)
     expected = predict(probs)  # two threads in the parent before the workers fork
-    assert _tasks._pool is not None
+    assert _threads._pool is not None
     maps = [torch.from_numpy(p) for p in probs]
     data = _Maps(maps, rmonai.RankSEGd(keys="pred"))
     loader = torch.utils.data.DataLoader(

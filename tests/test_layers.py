@@ -20,7 +20,7 @@ PACKAGE = ROOT / "rankseg"
 #: names a module or a package (then every module under it).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("records", ("rankseg._records", "rankseg._config")),
-    ("checks", ("rankseg._validation",)),
+    ("checks", ("rankseg._validation", "rankseg._threads")),
     ("kernels", ("rankseg.kernels",)),
     ("cuda", ("rankseg.cuda",)),
     ("api", ("rankseg", "rankseg._api", "rankseg.metrics", "rankseg.datasets")),
