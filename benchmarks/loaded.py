@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/loaded.py [--workloads voc2d ct3d tumor3d] [--repeat N]
-                                [--phases quiet loaded] [--busy K] [--quick]
+                                [--phases quiet loaded] [--busy K] [--nice] [--quick]
 
 Users run on shared workstations, CI runners and dask workers, where other processes
 hold the cores.  This script times the RMA and exact configurations of
@@ -13,6 +13,12 @@ default one per usable core).  Each busy process is a Python loop bounded in tim
 ends by itself after at most ``--busy-seconds``) and is also ended by its pid when the
 phase is over, also on errors and Ctrl-C.  Ratios are to the median argmax time of the
 same phase: the yardstick sees the same load as the solvers.
+
+With ``--nice`` the busy processes run under ``nice -n 19`` (background jobs): the
+load rule of :mod:`rankseg._threads` does not count niced time, so calls should keep
+every thread and the ratios of the quiet phase.  Each phase reports the thread counts
+its calls used (large inputs; counted by wrapping ``rankseg._api.call_threads``), and
+a last table puts the quiet and loaded ratios side by side.
 
 Run as a script it imports the ``rankseg`` of this checkout.
 """
@@ -31,9 +37,11 @@ import signal  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
+from collections import Counter  # noqa: E402
 from collections.abc import Iterator, Sequence  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 
+import rankseg._api as _api  # noqa: E402
 from benchmarks import WORKLOAD_NAMES, load_workload  # noqa: E402
 from benchmarks.compare import (  # noqa: E402
     CONFIGS,
@@ -44,6 +52,7 @@ from benchmarks.compare import (  # noqa: E402
     measure_times,
     workload_funcs,
 )
+from rankseg._config import SERIAL_SIZE  # noqa: E402
 
 #: the configurations timed here: every RMA one and the exact solver
 SOLVERS = ("rma", "exact")
@@ -61,17 +70,19 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def _busy_command(seconds: float, nice: int) -> list[str]:
+    cmd = [sys.executable, "-c", _BUSY_LOOP.format(seconds=seconds)]
+    return ["nice", "-n", str(nice), *cmd] if nice else cmd  # nice execs: same pid
+
+
 @contextmanager
-def busy_processes(count: int, seconds: float) -> Iterator[list[int]]:
+def busy_processes(count: int, seconds: float, nice: int = 0) -> Iterator[list[int]]:
     """Run ``count`` busy-looping Python processes for the body; yields their pids.
 
     Each process stops by itself after ``seconds`` and is ended by its pid (SIGTERM,
-    then SIGKILL) when the body exits.
+    then SIGKILL) when the body exits.  ``nice`` > 0 starts them under ``nice -n``.
     """
-    procs = [
-        subprocess.Popen([sys.executable, "-c", _BUSY_LOOP.format(seconds=seconds)])
-        for _ in range(count)
-    ]
+    procs = [subprocess.Popen(_busy_command(seconds, nice)) for _ in range(count)]
     try:
         time.sleep(0.5)  # let them reach the loop before anything is timed
         yield [p.pid for p in procs]
@@ -91,6 +102,32 @@ def selected_funcs(probs) -> dict:
     """The yardstick and the RMA / exact configs that apply to ``probs``."""
     keep = {c.label for c in CONFIGS if c.solver in SOLVERS}
     return {k: f for k, f in workload_funcs(probs).items() if k == YARDSTICK or k in keep}
+
+
+@contextmanager
+def counting_threads() -> Iterator[Counter]:
+    """Count the thread counts that rankseg's calls on large inputs choose in the body."""
+    seen: Counter = Counter()
+    real = _api.call_threads
+
+    def counted(size: int) -> int:
+        n = real(size)
+        if size >= SERIAL_SIZE:
+            seen[n] += 1
+        return n
+
+    _api.call_threads = counted
+    try:
+        yield seen
+    finally:
+        _api.call_threads = real
+
+
+def _threads_line(seen: Counter) -> str:
+    if not seen:
+        return "threads per call: no input of SERIAL_SIZE elements or more (one thread)"
+    counts = ", ".join(f"{n} thread(s): {k} calls" for n, k in sorted(seen.items()))
+    return f"threads per call on large inputs: {counts}"
 
 
 def run_phase(workloads: dict, repeat: int) -> list[tuple]:
@@ -127,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--busy-seconds", type=float, default=600.0, help="upper bound of their life"
     )
+    parser.add_argument(
+        "--nice", action="store_true", help="start the busy processes under nice -n 19"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny shapes, for smoke tests")
     args = parser.parse_args(argv)
     if args.repeat < 1:
@@ -136,21 +176,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--busy must be at least 0")
     workloads = {name: load_workload(name, small=args.quick) for name in args.workloads}
     header = ("workload", "config", "median ms", "x argmax", "max ms")
+    nice = 19 if args.nice else 0
+    ratios: dict[str, dict[tuple[str, str], str]] = {}
     for phase in args.phases:
         before = _load_average()
-        if phase == "quiet":
-            rows = run_phase(workloads, args.repeat)
-            what = "quiet (nothing started)"
-        else:
-            with busy_processes(busy, args.busy_seconds):
+        with counting_threads() as seen:
+            if phase == "quiet":
                 rows = run_phase(workloads, args.repeat)
-            what = f"loaded ({busy} busy processes, one per usable core by default)"
+                what = "quiet (nothing started)"
+            else:
+                with busy_processes(busy, args.busy_seconds, nice):
+                    rows = run_phase(workloads, args.repeat)
+                what = f"loaded ({busy} busy processes, one per usable core by default)"
+                if nice:
+                    what = f"loaded, niced ({busy} busy processes under nice -n {nice})"
+        ratios[phase] = {(r[0], r[1]): r[3] for r in rows}
         print(f"\n== {what}; load average (1 min) {before} before, {_load_average()} after")
         print(machine_line())
         print(
             f"median of {args.repeat} interleaved rounds; ratios to {YARDSTICK} of the same phase"
         )
+        print(_threads_line(seen))
         _print_table(rows, header)
+    if "quiet" in ratios and "loaded" in ratios:
+        load = "niced load" if nice else "load"
+        print(f"\n== x argmax, quiet vs {load}; change of the ratio")
+        rows = []
+        for key, quiet in ratios["quiet"].items():
+            other = ratios["loaded"].get(key)
+            if other is None or key[1] == YARDSTICK:
+                continue
+            change = (float(other) - float(quiet)) / float(quiet) if float(quiet) else 0.0
+            rows.append((*key, quiet, other, f"{100 * change:+.0f} %"))
+        _print_table(rows, ("workload", "config", "quiet", "loaded", "change"))
     return 0
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from rankseg import _validation as v
-from rankseg._config import CHUNK, call_threads, num_threads
+from rankseg._config import CHUNK
 from rankseg._presence import presence_features
 from rankseg._records import AVAILABLE as AVAILABLE  # the CLI's and tests' import
 from rankseg._records import (
@@ -24,6 +24,7 @@ from rankseg._records import (
 )
 from rankseg._records import EPS_SOLVERS as _EPS_SOLVERS
 from rankseg._records import SOLVER_CODE as _SOLVER_CODE
+from rankseg._threads import call_threads, num_threads
 from rankseg.kernels.assign import argmax_labels, assign_labels
 from rankseg.kernels.masks import write_masks, write_threshold_masks
 from rankseg.kernels.rma import DICE, IOU

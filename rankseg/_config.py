@@ -5,8 +5,7 @@ options stay consistent (DESIGN.md: ``cache=True`` honouring ``NUMBA_CACHE_DIR``
 ``nogil=True``, fastmath off because it breaks NaN checks and tie handling,
 ``error_model="numpy"`` so divisions do not raise inside kernels).  Kernels are
 lazy (:class:`LazyKernel`): numba is imported when the first one is needed, not by
-``import rankseg``; the thread count of a call does not need numba either
-(:func:`threads`).
+``import rankseg``.  How many threads a call uses is decided in :mod:`rankseg._threads`.
 """
 
 from __future__ import annotations
@@ -16,8 +15,7 @@ import os
 import sys
 import threading
 import types
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
@@ -26,15 +24,11 @@ __all__ = [
     "MAX_BAND_BYTES",
     "SERIAL_SIZE",
     "LazyKernel",
-    "call_threads",
     "go_live",
     "imported_numba",
     "jit",
-    "max_threads",
-    "num_threads",
     "on_live",
     "pjit",
-    "threads",
 ]
 
 #: Pixels per work item when a row is split for parallel passes.  It is a fixed
@@ -62,7 +56,6 @@ KERNELS: dict[tuple[str, str], Callable] = {}
 _live = False
 _live_lock = threading.RLock()
 _hooks: list[Callable[[], None]] = []
-_local = threading.local()
 
 
 class LazyKernel:
@@ -176,6 +169,17 @@ def go_live() -> None:
         _live = True
 
 
+def _after_fork_in_child() -> None:
+    # a lock another thread held at the fork (making the dispatchers) stays held in the
+    # child, which has only the forking thread; go_live is idempotent, so start afresh
+    global _live_lock
+    _live_lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 _BASE: dict[str, Any] = {
     "cache": True,
     "nogil": True,
@@ -247,137 +251,3 @@ def imported_numba() -> Any:
     if numba is None or not hasattr(numba, "get_num_threads"):  # absent, or mid-import
         return None
     return numba
-
-
-def max_threads() -> int:
-    """Numba's ``NUMBA_NUM_THREADS``, without importing numba when it is not imported.
-
-    Returns
-    -------
-    int
-        ``numba.config.NUMBA_NUM_THREADS`` when numba is imported, else what numba
-        would set: the environment variable, or the CPUs this process may use.
-    """
-    numba = imported_numba()
-    if numba is not None:
-        return int(numba.config.NUMBA_NUM_THREADS)
-    try:
-        return max(1, int(os.environ["NUMBA_NUM_THREADS"]))
-    except (KeyError, ValueError):
-        return max(1, _usable_cpus())
-
-
-def threads() -> int:
-    """Return the thread count of a call made in the calling thread.
-
-    Inside :func:`num_threads`, its count; else ``numba.get_num_threads()`` when numba
-    is imported (thread-local, set by ``numba.set_num_threads``), else
-    :func:`max_threads` (numba's default).
-
-    Returns
-    -------
-    int
-        At least 1.
-    """
-    local = getattr(_local, "threads", None)
-    if local is not None:
-        return local
-    numba = imported_numba()
-    if numba is not None:
-        return int(numba.get_num_threads())
-    return max_threads()
-
-
-@contextmanager
-def num_threads(nthreads: int) -> Iterator[None]:
-    """Run the body with ``nthreads`` threads in the calling thread, then restore.
-
-    The count is thread-local (other threads keep their own), read by
-    :func:`threads`, and capped at ``NUMBA_NUM_THREADS`` (a worker process may have
-    been started with fewer threads).  When numba is imported, numba's own count
-    (``numba.set_num_threads``, for ``prange`` kernels) is set too.  The previous
-    counts are restored also on exceptions.
-
-    Parameters
-    ----------
-    nthreads : int
-        Threads for the kernels called in the body (at least 1).
-    """
-    wanted = max(1, min(nthreads, max_threads()))
-    previous_local = getattr(_local, "threads", None)
-    numba = imported_numba()
-    previous_numba = None
-    if numba is not None:
-        previous_numba = numba.get_num_threads()
-        if previous_numba != wanted:
-            numba.set_num_threads(wanted)
-    _local.threads = wanted
-    try:
-        yield
-    finally:
-        _local.threads = previous_local
-        if previous_numba is not None and previous_numba != wanted:
-            numba.set_num_threads(previous_numba)
-
-
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _runnable_elsewhere(proc: str = "/proc") -> float | None:
-    """Threads of other processes running or waiting for a core now, on our cores.
-
-    Linux only (``None`` elsewhere, or when ``/proc`` cannot be read).  The fourth
-    field of ``/proc/loadavg`` counts the runnable threads of the whole machine at
-    this instant; this process's own ones (the caller, Numba workers still spinning
-    after the last call) are taken off, read from ``/proc/self/task/*/stat``.  When
-    this process may use only some of the machine's cores, the count is scaled to
-    them (the file does not say on which core a thread waits).
-    """
-    try:
-        with open(f"{proc}/loadavg", "rb") as f:
-            running = int(f.read().split()[3].split(b"/")[0])
-        own = 0
-        for tid in os.listdir(f"{proc}/self/task"):
-            with open(f"{proc}/self/task/{tid}/stat", "rb") as f:
-                stat = f.read()
-            own += stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] == b"R"
-    except (OSError, ValueError, IndexError):
-        return None
-    others = max(0, running - max(own, 1))
-    total = os.cpu_count() or 1
-    return others * min(1.0, _usable_cpus() / total)
-
-
-def call_threads(size: int) -> int:
-    """Numba threads for one call over ``size`` elements.
-
-    Parallel regions end in a barrier: when another process holds a core, the OS
-    pauses one of our threads and every region waits for it (about 85 ms a call on
-    2 busy cores, docs/performance.rst).  So a call uses at most as many threads as
-    there are cores that nothing else is running on at the moment of the call (at
-    least one), never more than the calling thread's count (:func:`threads`);
-    inputs below :data:`SERIAL_SIZE` always run on one.  Results do not depend on
-    the thread count (fixed work items, see :data:`CHUNK`).
-
-    Parameters
-    ----------
-    size : int
-        Elements of the input (``B * C * d``).
-
-    Returns
-    -------
-    int
-        The thread count for this call (at least 1).
-    """
-    current = threads()
-    if size < SERIAL_SIZE or current == 1:
-        return 1
-    others = _runnable_elsewhere()
-    if others is None:
-        return current
-    free = int(_usable_cpus() - others + 0.5)
-    return max(1, min(current, free))

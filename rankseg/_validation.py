@@ -427,6 +427,34 @@ def check_class_sums(mu: np.ndarray, d: int) -> None:
     )
 
 
+def check_threads(value: Any, param: str) -> int:
+    """Check a thread count: an integer >= 1.
+
+    Parameters
+    ----------
+    value : object
+        The user's value.
+    param : str
+        Parameter name, for the message.
+
+    Returns
+    -------
+    int
+        The count.
+
+    Raises
+    ------
+    TypeError
+        If it is not an integer (bools and floats are refused).
+    ValueError
+        If it is below 1.
+    """
+    count = check_int(value, param)
+    if count < 1:
+        raise ValueError(f"{param} must be at least 1 (a number of threads); got {count}")
+    return count
+
+
 def check_band_bytes(max_band_bytes: Any) -> int:
     """Check the ``max_band_bytes`` budget of the chunked path: an integer >= 1.
 

@@ -5,62 +5,31 @@ and the flat sample numbers of its samples; the block is folded into a batch,
 predicted, and unfolded.  A value error names its sample in the whole DataArray
 (:class:`_Where`).
 
-Threading policy inside dask tasks
-----------------------------------
-The kernels are Numba ``parallel=True`` functions.  Called from several dask worker
-threads at once, Numba's ``workqueue`` threading layer aborts the whole process
-("Concurrent access has been detected"), even with ``numba.set_num_threads(1)``;
-``omp`` and ``tbb`` are thread-safe but every calling thread starts its own team of
-``NUMBA_NUM_THREADS`` threads, so *n* dask threads would run *n* x (cores) kernel
-threads.  Under ``omp``/``tbb`` each dask task therefore runs the kernels with
-``threads_per_task`` Numba threads (default 1: dask provides the parallelism), set
-through the thread-local ``numba.set_num_threads`` and restored when the task ends.
-Under a threading layer that is not thread-safe (``workqueue``) the kernel calls of
-the tasks in one process take turns behind a lock, each with every Numba thread.
-The in-memory (NumPy-backed) path calls the kernels directly, with every thread
-(one thread for inputs below ``rankseg._config.SERIAL_SIZE`` elements).
+Threads inside dask tasks
+-------------------------
+Each dask task runs the kernels with ``threads_per_task`` threads (default 1: dask
+provides the parallelism), through the thread-local :func:`rankseg.num_threads`
+(restored when the task ends), so *n* dask threads run *n* x ``threads_per_task``
+kernel threads.  The kernels are serial ``nogil`` numba functions run on Python
+threads (:mod:`rankseg.kernels._tasks`), never numba parallel regions, so any
+number of dask threads may call them at once under every numba threading layer
+(``workqueue`` included: ``tests/test_xarray.py``).  The in-memory (NumPy-backed)
+path calls the NumPy API directly, which decides its threads itself
+(:mod:`rankseg._threads`).
 """
 
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Hashable, Iterator
-from contextlib import contextmanager
+from collections.abc import Hashable
 from typing import Any
 
-import numba
 import numpy as np
 
 from rankseg._api import RankSEG
-from rankseg._config import num_threads
+from rankseg._threads import num_threads
 
 _INFO_FIELDS = ("tau", "threshold", "score", "pruned")
-#: Numba threading layers that may be entered from several threads at once
-_THREADSAFE_LAYERS = ("omp", "tbb")
-#: serializes the kernel calls of dask tasks under a layer that is not thread-safe
-_LAYER_LOCK = threading.Lock()
-
-
-# -- threading policy ------------------------------------------------------------
-@contextmanager
-def _task_threads(nthreads: int) -> Iterator[None]:
-    """Run the body with ``nthreads`` Numba threads in this thread, then restore.
-
-    ``numba.set_num_threads`` is thread-local, so concurrent dask tasks do not see
-    each other's setting.  Under a layer that is not thread-safe (``workqueue``) the
-    body holds a process-wide lock instead -- setting the thread count does not
-    prevent that layer's abort on concurrent entry -- and, since the tasks of the
-    process take turns, keeps this thread's Numba thread count.
-    """
-    numba.get_num_threads()  # launches the threading layer, so that it can be queried
-    if numba.threading_layer() not in _THREADSAFE_LAYERS:
-        with _LAYER_LOCK:
-            yield
-        return
-    with num_threads(nthreads):
-        yield
-
 
 #: where the NumPy API's value errors say which row is bad
 _AT_ROW = re.compile(r"sample (\d+), class (\d+)")
@@ -121,7 +90,7 @@ def _predict_block(
         if task_threads is None:
             res = model.predict(batch, return_info=return_info, dtype=dtype)
         else:
-            with _task_threads(task_threads):
+            with num_threads(task_threads):
                 res = model.predict(batch, return_info=return_info, dtype=dtype)
     except ValueError as exc:
         message = where(str(exc), index)

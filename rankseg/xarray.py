@@ -21,7 +21,6 @@ import re
 from collections.abc import Hashable, Iterable
 from typing import Any
 
-import numba
 import numpy as np
 
 try:
@@ -35,14 +34,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 import rankseg
 from rankseg._api import RankSEG
 from rankseg._config import MAX_BAND_BYTES
-from rankseg._validation import check_band_bytes, check_name
-from rankseg._xarray_task import (  # noqa: F401  (_task_threads, _THREADSAFE_LAYERS: tests)
-    _INFO_FIELDS,
-    _THREADSAFE_LAYERS,
-    _predict_block,
-    _task_threads,
-    _Where,
-)
+from rankseg._validation import check_band_bytes, check_name, check_threads
+from rankseg._xarray_task import _INFO_FIELDS, _predict_block, _Where
 
 __all__ = ["RankSEGAccessor", "predict"]
 
@@ -256,10 +249,9 @@ def predict(
     dtype : integer dtype, optional
         Label dtype (multiclass only); default int64.
     threads_per_task : int
-        Numba threads used by each dask task (dask-backed input only; default 1,
-        dask supplies the parallelism).  Raise it when a few big samples run on
-        a machine with many cores and few dask threads.  Ignored under Numba's
-        ``workqueue`` threading layer (see Notes).
+        Threads used by each dask task (dask-backed input only; default 1, dask
+        supplies the parallelism).  Raise it when a few big samples run on a
+        machine with many cores and few dask threads.
     spatial_chunks : {'auto', 'keep', 'merge'}
         dask-backed input only.  ``'keep'``: decide each sample from its chunks
         (:func:`rankseg.dask.predict`; memory per task is a chunk, not a sample;
@@ -323,11 +315,9 @@ def predict(
     With ``return_info=True`` the labels and the info come from the same tasks:
     compute them together (``dask.compute(labels, info)``), not one after the other.
 
-    **Threads.** Inside dask tasks the kernels run with ``threads_per_task`` Numba
-    threads (thread-local, restored after the task).  Under Numba's ``workqueue``
-    threading layer, which aborts the process when entered from two threads at
-    once, the kernel calls of the tasks in one process take turns instead, each with
-    every Numba thread.  See :mod:`rankseg._xarray_task`.
+    **Threads.** Inside dask tasks the kernels run with ``threads_per_task``
+    threads (:func:`rankseg.num_threads`: thread-local, restored after the task),
+    under every numba threading layer.  See :mod:`rankseg._xarray_task`.
 
     Examples
     --------
@@ -348,15 +338,7 @@ def predict(
             "out= is not supported by rankseg.xarray.predict; the result is a new DataArray "
             "(write it with .to_zarr()/.to_netcdf(), or np.copyto(out, labels.values))"
         )
-    if isinstance(threads_per_task, (bool, np.bool_)) or not isinstance(
-        threads_per_task, (int, np.integer)
-    ):
-        raise TypeError(f"threads_per_task must be an integer; got {threads_per_task!r}")
-    if not 1 <= threads_per_task <= numba.config.NUMBA_NUM_THREADS:
-        raise ValueError(
-            f"threads_per_task must be in [1, {numba.config.NUMBA_NUM_THREADS}] "
-            f"(NUMBA_NUM_THREADS); got {threads_per_task}"
-        )
+    threads_per_task = check_threads(threads_per_task, "threads_per_task")
     samples, spatial = _resolve_dims(da, class_dim, sample_dims, spatial_dims)
     spatial_chunks = check_name(spatial_chunks, "spatial_chunks", ("auto", "keep", "merge"))
     max_band_bytes = check_band_bytes(max_band_bytes)

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import rankseg
+from rankseg import _threads
 from rankseg.kernels import _aot
 
 SKIPPED = os.environ.get("RANKSEG_AOT_BUILD") == "0"
@@ -295,20 +296,26 @@ def test_lazy_kernels_become_their_dispatchers():
 def test_thread_count_without_numba():
     code = """
         import sys
-        from rankseg import _config
-        print(_config.max_threads(), _config.threads())
-        with _config.num_threads(1):
-            print(_config.threads())
-        with _config.num_threads(99):
-            print(_config.threads())
-        print(_config.threads(), "numba" in sys.modules, _config.imported_numba())
+        import numpy as np
+        import rankseg
+        from rankseg import _config, _threads
+        print(_threads._numba_cap(), _threads.threads())
+        with rankseg.num_threads(1):
+            print(_threads.threads())
+        with rankseg.num_threads(99):
+            print(_threads.threads(), rankseg.get_num_threads())
+        rankseg.set_num_threads(2)
+        print(rankseg.get_num_threads(), _threads.call_threads(1))
+        print("numba" in sys.modules, _config.imported_numba())
         import numba
-        print(_config.imported_numba() is numba)
+        print(_config.imported_numba() is numba, _threads._started_numba())
     """
-    assert _probe(code, NUMBA_NUM_THREADS="3").splitlines() == [
-        "3 3",
+    expected = min(3, _threads.cpu_count())
+    assert _probe(code, NUMBA_NUM_THREADS="3", RANKSEG_NUM_THREADS="").splitlines() == [
+        f"3 {expected}",
         "1",
-        "3",
-        "3 False None",
-        "True",
+        "99 99",
+        "2 1",
+        "False None",
+        "True None",  # numba imported, its threads not started: never by rankseg
     ]

@@ -426,8 +426,8 @@ def test_loaded_quick(capsys, monkeypatch):
     started = []
     real = loaded.busy_processes
 
-    def spy(count, seconds):
-        cm = real(count, seconds)
+    def spy(count, seconds, nice=0):
+        cm = real(count, seconds, nice)
         pids = cm.__enter__()
         started.extend(pids)
         return _Entered(cm, pids)
@@ -447,6 +447,8 @@ def test_loaded_quick(capsys, monkeypatch):
     assert loaded.main(args) == 0
     out = capsys.readouterr().out
     assert "== quiet" in out and "== loaded (2 busy processes" in out
+    assert out.count("threads per call") == 2
+    assert "x argmax, quiet vs load" in out
     rows = [line.split() for line in out.splitlines() if line.startswith("ct3d ")]
     labels = {r[1] for r in rows}
     assert {
@@ -471,6 +473,24 @@ class _Entered:
 
     def __exit__(self, *exc):
         return self.cm.__exit__(*exc)
+
+
+def test_loaded_nice_counts_threads(capsys):
+    """--nice: the busy processes run under nice -n 19; the calls' thread counts reported."""
+    import rankseg._api
+
+    real = rankseg._api.call_threads
+    args = ["--quick", "--repeat", "1", "--busy", "1", "--busy-seconds", "30", "--nice"]
+    assert loaded.main([*args, "--workloads", "tumor3d", "--phases", "loaded"]) == 0
+    out = capsys.readouterr().out
+    assert "== loaded, niced (1 busy processes under nice -n 19)" in out
+    assert "threads per call" in out
+    assert rankseg._api.call_threads is real  # the counter is gone
+    assert loaded._busy_command(1.0, 19)[:3] == ["nice", "-n", "19"]
+    with loaded.counting_threads() as seen:
+        rankseg.predict(np.full((1, 4, rankseg._config.SERIAL_SIZE // 4), 0.25, np.float32))
+        rankseg.predict(np.full((1, 2, 8), 0.5, np.float32))  # small: not counted
+    assert sum(seen.values()) == 1
 
 
 def test_loaded_rejects_bad_arguments(capsys):

@@ -20,7 +20,10 @@ PACKAGE = ROOT / "rankseg"
 #: names a module or a package (then every module under it).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("records", ("rankseg._records", "rankseg._config")),
-    ("checks", ("rankseg._validation", "rankseg._presence", "rankseg._textfile")),
+    (
+        "checks",
+        ("rankseg._validation", "rankseg._presence", "rankseg._textfile", "rankseg._threads"),
+    ),
     ("kernels", ("rankseg.kernels",)),
     ("cuda", ("rankseg.cuda",)),
     (

@@ -2,11 +2,11 @@
 
 import threading
 
-import numba
 import numpy as np
 import pytest
 
-from rankseg._config import jit, num_threads
+from rankseg._config import jit
+from rankseg._threads import num_threads
 from rankseg.kernels._tasks import run_tasks
 
 
@@ -40,8 +40,6 @@ def test_one_thread_is_one_call_in_the_calling_thread():
 
 
 def test_ranges_cover_the_items_in_pieces_on_several_threads():
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("needs NUMBA_NUM_THREADS >= 2")
     calls = []
     lock = threading.Lock()
 
@@ -58,8 +56,6 @@ def test_ranges_cover_the_items_in_pieces_on_several_threads():
 
 
 def test_an_error_in_a_range_is_raised_to_the_caller():
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("needs NUMBA_NUM_THREADS >= 2")
 
     def body(i0, i1):
         if i0 <= 50 < i1:
@@ -67,3 +63,25 @@ def test_an_error_in_a_range_is_raised_to_the_caller():
 
     with num_threads(2), pytest.raises(RuntimeError, match="item 50 failed"):
         run_tasks(body, 100)
+
+
+def test_the_pool_grows_for_a_larger_explicit_count():
+    from rankseg import _threads
+
+    small = _threads.pool(1)
+    assert _threads.pool(1) is small  # one pool per process
+    big = _threads.pool(_threads._pool_size + 3)
+    assert big is not small and _threads._pool_size >= 4
+    assert _threads.pool(2) is big
+    idents = set()
+    lock = threading.Lock()
+    barrier = threading.Barrier(4, timeout=30)
+
+    def body(i0, i1):
+        with lock:
+            idents.add(threading.get_ident())
+        barrier.wait()  # four items on four threads at once, else BrokenBarrierError
+
+    with num_threads(4):
+        run_tasks(body, 4)
+    assert len(idents) == 4

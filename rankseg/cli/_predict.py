@@ -262,9 +262,13 @@ def _run_job(job: _Job) -> _Result:
 
 
 def _init_worker(threads: int) -> None:
-    import numba
+    # ``threads`` is this worker's share of os.cpu_count(); the same share of the CPUs
+    # the process may use (affinity, cgroup quota) caps its automatic thread count,
+    # with the load rule below it.  RANKSEG_NUM_THREADS, inherited, still wins.
+    from rankseg import _threads
 
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    share = threads / (os.cpu_count() or 1)
+    _threads.cap_threads(max(1, int(share * _threads.cpu_count())))
 
 
 def _run_jobs(jobs: list[_Job], workers: int) -> Iterator[_Result]:

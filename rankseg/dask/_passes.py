@@ -17,7 +17,7 @@ import dask.array as da
 import numpy as np
 
 from rankseg._config import CHUNK
-from rankseg._xarray_task import _task_threads
+from rankseg._threads import num_threads
 from rankseg.kernels.assign import argmax_labels
 from rankseg.kernels.chunked import (
     LOW_BITS,
@@ -378,7 +378,7 @@ def _write_block(block: np.ndarray, block_info: dict | None = None, **kw: Any) -
         assign_block(x, ncb, (t, jl, active), mn, kw["policy"], out)
         return out.reshape((nbb, *spatial))
     out = np.empty(x.shape, dtype=bool)
-    with _task_threads(1):
+    with num_threads(1):
         write_masks(x, t, jl, out, CHUNK)
     return out.reshape(block.shape)
 
@@ -394,7 +394,7 @@ def _base_of(loc: list, spatial: tuple) -> np.ndarray:
 
 def _acc_block(block: np.ndarray, layout: _Layout, multiclass: bool, dtype: Any) -> np.ndarray:
     x, _ = _views(block, layout)
-    with _task_threads(1):
+    with num_threads(1):
         if multiclass:
             out = np.empty((block.shape[0], x.shape[1]), dtype=dtype)
             argmax_labels(x, block.shape[1], out, CHUNK)

@@ -47,6 +47,17 @@ _table: dict[tuple[str, str, str], Callable] | None = None
 _lock = threading.Lock()
 _forced_off = False
 
+
+def _after_fork_in_child() -> None:
+    # a lock another thread held at the fork (loading the module) stays held in the
+    # child, which has only the forking thread; the load is repeated if it was cut off
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
 #: While not None, :func:`find` appends ``(module, qualname, argument types,
 #: signature_key)`` of every lookup: the build's discovery run
 #: (:mod:`rankseg._aot_build`).

@@ -13,29 +13,25 @@ its workqueue threading layer aborts when two threads enter parallel kernels at
 once (dask workers); serial kernels have neither problem.  They release the GIL
 (``nogil=True``), so Python threads run them in parallel.
 
-The thread count of a call is :func:`rankseg._config.threads` in the calling thread
-(thread-local: :func:`rankseg._config.num_threads`, else
-``numba.get_num_threads()`` when numba is imported, else ``NUMBA_NUM_THREADS``).
+The thread count is :func:`rankseg._threads.threads` in the calling thread (inside
+:func:`rankseg.predict`: the count :func:`rankseg._threads.call_threads` chose), and
+the pool is :func:`rankseg._threads.pool` (reset in a forked child).
 """
 
 from __future__ import annotations
 
 import itertools
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from rankseg._config import jit, max_threads, threads
+from rankseg import _threads
+from rankseg._config import jit
 from rankseg.kernels import _aot
 
 __all__ = ["run_tasks", "work_item"]
 
 #: ranges handed out per thread: a few, so that a slow thread can be helped
 _RANGES_PER_THREAD = 4
-
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
 
 
 @jit(inline="always")
@@ -47,15 +43,6 @@ def work_item(task: int, nch: int, chunk: int, d: int) -> tuple[int, int, int]:
     """
     j0 = (task % nch) * chunk
     return task // nch, j0, min(d, j0 + chunk)
-
-
-def _get_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            workers = max(1, max_threads() - 1)
-            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rankseg")
-        return _pool
 
 
 def run_tasks(body: Callable[..., Any], ntasks: int, *args: Any) -> None:
@@ -73,7 +60,7 @@ def run_tasks(body: Callable[..., Any], ntasks: int, *args: Any) -> None:
 
     Notes
     -----
-    With one thread allowed (:func:`rankseg._config.threads`) or one item, ``body`` runs
+    With one thread allowed (:func:`rankseg._threads.threads`) or one item, ``body`` runs
     once in the calling thread.  Otherwise the calling thread and up to
     ``threads - 1`` pool threads take ranges (about four per thread) from a shared
     counter until none is left; the first exception raised by a range is re-raised.
@@ -81,7 +68,7 @@ def run_tasks(body: Callable[..., Any], ntasks: int, *args: Any) -> None:
     (:func:`rankseg.kernels._aot.find`).
     """
     body = _aot.find(body, (0, 0, *args))
-    nthreads = min(threads(), ntasks)
+    nthreads = min(_threads.threads(), ntasks)
     if nthreads <= 1:
         body(0, ntasks, *args)
         return
@@ -96,7 +83,7 @@ def run_tasks(body: Callable[..., Any], ntasks: int, *args: Any) -> None:
                 return
             body(edges[k], edges[k + 1], *args)
 
-    pool = _get_pool()
+    pool = _threads.pool(nthreads - 1)
     futures = [pool.submit(work) for _ in range(nthreads - 1)]
     try:
         work()
