@@ -122,3 +122,38 @@ def test_predict_empty_option(tmp_path, capsys):
         run(capsys, "predict", tmp_path / "c.npy", "-o", tmp_path / "x", "--empty", "one",
             "--smooth", "1")  # fmt: skip
     assert "smooth" in capsys.readouterr().err
+
+
+def test_calibrate_and_tune_read_zarr_stores(binary_val, tmp_path, capsys):
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("zarr")
+    from rankseg import calibration as cal
+
+    _, _, cases = binary_val
+    same = [c for c in cases.values() if c[0].shape[1:] == (24, 24)]  # one size: a batch
+    probs = np.stack([q for q, _ in same])
+    labels = np.stack([y for _, y in same])
+    store = tmp_path / "val.zarr"
+    da = xr.DataArray(probs, dims=("case", "class", "y", "x"), name="probabilities")
+    da.to_dataset().to_zarr(store, consolidated=False)
+    np.save(tmp_path / "val.npy", labels)
+    code, out, err = run(
+        capsys, "calibrate", store, "--target", tmp_path / "val.npy", "--batch",
+        "-o", tmp_path / "c.json",
+    )  # fmt: skip
+    assert code == 0, err
+    want = cal.TemperatureScaling().fit(probs, labels)
+    assert cal.load(tmp_path / "c.json").temperature_ == pytest.approx(want.temperature_)
+    code, out, err = run(
+        capsys, "tune", store, "--target", tmp_path / "val.npy", "--batch", "--folds", "2",
+        "-o", tmp_path / "t.json",
+    )  # fmt: skip
+    assert code == 0, err
+    assert TunedRankSEG.load(tmp_path / "t.json").report.n_cases == len(same)
+    np.save(tmp_path / "val.npy", labels[:, :20])  # the wrong shape: an error naming it
+    code, _, err = run(
+        capsys, "calibrate", store, "--target", tmp_path / "val.npy", "--batch",
+        "-o", tmp_path / "d.json",
+    )  # fmt: skip
+    assert code == 1 and "val.zarr" in err and "does not fit" in err
+    assert not (tmp_path / "d.json").exists()

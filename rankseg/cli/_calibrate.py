@@ -103,19 +103,24 @@ def add_case_input_args(p: argparse.ArgumentParser) -> None:
         "--format",
         default="auto",
         type=str.lower,
-        choices=("auto", "npy", "npz", "nnunet", "nifti"),
+        choices=("auto", "npy", "npz", "nnunet", "nifti", "zarr", "netcdf"),
         help="input format (default: from the file names)",
     )
-    g.add_argument("--key", help="array name in .npz (default: probabilities, then softmax)")
+    g.add_argument(
+        "--key",
+        help="array name in .npz (default: probabilities, then softmax) or variable in zarr/netCDF",
+    )
     g.add_argument(
         "--class-axis",
         type=int,
-        help="class axis of the stored arrays (default: 0, 1 with --batch, last for NIfTI)",
+        help="class axis of the stored arrays (default: 0, 1 with --batch, last for NIfTI; "
+        "the dim named 'class' in zarr/netCDF)",
     )
     g.add_argument(
         "--batch",
         action="store_true",
-        help=".npy/.npz arrays are batches (B, C, *spatial); the target then holds (B, *spatial)",
+        help=".npy/.npz arrays (zarr/netCDF variables) are batches (B, C, *spatial); the "
+        "target then holds (B, *spatial)",
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--quiet", action="store_true", help="only the result and errors")
@@ -160,21 +165,55 @@ def _stream(
     for path, fmt, target in pairs:
         state["case"] = path
         try:
-            if fmt == "auto" and rio.detect_format(path) in ("zarr", "netcdf"):
-                raise ValueError(
-                    "rankseg calibrate reads .npy, .npz, nnU-Net and NIfTI probability maps, "
-                    "not zarr/netCDF stores"
-                )
+            kind = rio.detect_format(path) if fmt == "auto" else fmt
+            if kind in ("zarr", "netcdf"):
+                yield from _store_cases(args, path, kind, target, mode)
+                if bar is not None:
+                    bar.update(1)
+                continue
             pm = rio.load_probabilities(
                 path, format=fmt, key=args.key, class_axis=args.class_axis, batch=args.batch
             )
             y = target_like(pm, target, mode, args.ignore_index)
+        except _CaseFailed:
+            raise
         except Exception as exc:
             raise _CaseFailed(f"{path}: {_one_line(exc)}") from None
         yield pm.probs, y
         if bar is not None:
             bar.update(1)
     state["case"] = None
+
+
+def _store_cases(
+    args: argparse.Namespace, path: Path, kind: str, target: Path, mode: str
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield the samples of a zarr/netCDF store, one ``(probs, labels)`` batch each.
+
+    The variable's layout is taken as ``rankseg predict`` takes it (``store_layout``);
+    the target (``.npy``/``.npz``/NIfTI) holds the labels in the order of the other
+    dims, with the sample axis first under ``--batch``.  Only one sample's
+    probabilities are in memory at a time.
+    """
+    from rankseg.cli._cases import target_like
+    from rankseg.cli._predict import store_layout
+
+    try:
+        da = rio.load_dataarray(path, format=kind, key=args.key)
+        class_dim, sample_dims = store_layout(list(da.dims), args.class_axis, args.batch)
+        rest = [d for d in da.dims if d != class_dim and d not in sample_dims]
+        da = da.transpose(*sample_dims, class_dim, *rest)
+        shape = da.shape if sample_dims else (1, *da.shape)
+        # the layout alone (no data): target_like checks the target against it
+        like = rio.ProbabilityMap(
+            np.broadcast_to(np.zeros((), da.dtype), shape), path, kind, bool(sample_dims)
+        )
+        y = target_like(like, target, mode, args.ignore_index)
+    except Exception as exc:
+        raise _CaseFailed(f"{path}: {_one_line(exc)}") from None
+    for b in range(shape[0]):
+        probs = np.asarray(da[b].values if sample_dims else da.values)[None]
+        yield probs, y[b : b + 1]
 
 
 def validation_pairs(

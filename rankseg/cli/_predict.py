@@ -179,6 +179,39 @@ def _load_calibration(args: argparse.Namespace, parser: argparse.ArgumentParser)
     return cal
 
 
+def store_layout(dims: list[Any], class_axis: int | None, batch: bool) -> tuple[Any, list[Any]]:
+    """Return the class dim and the sample dims of a zarr/netCDF variable's ``dims``.
+
+    ``--class-axis`` names the class dim by position, else a dim named ``class``, else
+    the first dim (the second with ``--batch``); with ``--batch`` the first other dim is
+    the sample dim.
+
+    Parameters
+    ----------
+    dims : list
+        The variable's dims, in order.
+    class_axis : int or None
+        ``--class-axis``.
+    batch : bool
+        ``--batch``.
+
+    Returns
+    -------
+    tuple
+        ``(class_dim, sample_dims)``.
+    """
+    if class_axis is not None:
+        if not -len(dims) <= class_axis < len(dims):
+            raise ValueError(f"class axis {class_axis} is out of range for dims {dims}")
+        class_dim = dims[class_axis]
+    elif "class" in dims:
+        class_dim = "class"
+    else:
+        class_dim = dims[1 if batch else 0]
+    sample_dims = [d for d in dims if d != class_dim][:1] if batch else []
+    return class_dim, sample_dims
+
+
 def _run_xarray_job(job: _Job) -> list[tuple[Any, ...]]:
     if job.calibration is not None:
         raise ValueError(
@@ -188,16 +221,7 @@ def _run_xarray_job(job: _Job) -> list[tuple[Any, ...]]:
     da = rio.load_dataarray(job.path, format=job.format, key=job.key)
     import rankseg.xarray as rxr
 
-    dims = list(da.dims)
-    if job.class_axis is not None:
-        if not -len(dims) <= job.class_axis < len(dims):
-            raise ValueError(f"class axis {job.class_axis} is out of range for dims {dims}")
-        class_dim = dims[job.class_axis]
-    elif "class" in dims:
-        class_dim = "class"
-    else:
-        class_dim = dims[1 if job.batch else 0]
-    sample_dims = [d for d in dims if d != class_dim][:1] if job.batch else []
+    class_dim, sample_dims = store_layout(list(da.dims), job.class_axis, job.batch)
     mode = _mode_for(job, False)
     nc = int(da.sizes[class_dim])
     _check_classes(nc, mode)
