@@ -76,6 +76,10 @@ def test_tune_failures_write_nothing(binary_val, tmp_path, capsys):
     code, _, err = run(capsys, "tune", vd, "--target", gd, "-o", out)
     assert code == 1 and "no target named case3" in err and not out.exists()
     with pytest.raises(SystemExit) as exc:
+        run(capsys, "tune", vd, "--target", tmp_path / "nothere", "-o", out)
+    assert exc.value.code == 2
+    assert "--target" in (err := capsys.readouterr().err) and "no such file or folder" in err
+    with pytest.raises(SystemExit) as exc:
         run(capsys, "tune", vd, "--target", gd, "-o", out, "--folds", "1")
     assert exc.value.code == 2
     assert "--folds must be >= 2" in capsys.readouterr().err

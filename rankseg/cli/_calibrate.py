@@ -249,6 +249,9 @@ def validation_pairs(
             f"rankseg {command}: error: no probability maps found in {', '.join(args.inputs)}"
         )
         return _EXIT_USAGE
+    missing = [t for t in args.target if not Path(t).exists()]
+    if missing:
+        parser.error(f"--target {' '.join(missing)}: no such file or folder")
     targets = _label_files(args.target)
     if not targets:
         parser.error(f"no ground-truth files found in --target {' '.join(args.target)}")
