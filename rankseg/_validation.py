@@ -169,6 +169,22 @@ def as_probs(probs: Any) -> Any:
         or it is a non-contiguous CUDA array.
     """
     on_cuda = is_cuda_array(probs)
+    lazy = getattr(probs, "__dask_graph__", None)
+    if callable(lazy) and lazy() is not None:  # never computed (loaded whole) silently
+        raise TypeError(
+            f"probs is a lazy dask collection ({type(probs).__name__}); rankseg.predict "
+            "works on arrays in memory. Use rankseg.dask.predict for a dask array (chunked, "
+            "larger than memory) or rankseg.xarray.predict for a DataArray, or pass "
+            "probs.compute() to load it"
+        )
+    if isinstance(probs, np.ma.MaskedArray):
+        if np.ma.getmaskarray(probs).any():
+            raise ValueError(
+                "probs is a masked array with masked values; rankseg decides every pixel "
+                "and has no notion of a masked one. Fill them with what they mean (e.g. "
+                "probs.filled(0.0) for 'not this class') or decide an unmasked crop"
+            )
+        probs = probs.data
     if on_cuda:
         # checked first: CuPy arrays and torch CUDA tensors also define __array__ (raising)
         arr = probs

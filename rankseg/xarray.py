@@ -367,6 +367,12 @@ def predict(
         out_dtypes += list(_INFO_DTYPES)
 
     lazy = da.chunks is not None
+    if lazy and any(c != c for chunks in da.chunks for c in chunks):  # NaN: unknown sizes
+        raise ValueError(
+            f"the DataArray {da.name or ''!s} has unknown chunk sizes {da.chunks}; call "
+            "compute_chunk_sizes() on its dask array first (da.copy(data=da.data."
+            "compute_chunk_sizes()))"
+        )
     keep = lazy and (
         spatial_chunks == "keep"
         or (
