@@ -161,3 +161,26 @@ def test_calibrate_and_tune_read_zarr_stores(binary_val, tmp_path, capsys):
     )  # fmt: skip
     assert code == 1 and "val.zarr" in err and "does not fit" in err
     assert not (tmp_path / "d.json").exists()
+
+
+def test_a_channel_first_nifti_is_an_error_not_wrong_labels(tmp_path, capsys):
+    nib = pytest.importorskip("nibabel")
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(3, 6, 5, 7)) * 2  # (C, X, Y, Z): channel first
+    p = (np.exp(z) / np.exp(z).sum(0)).astype(np.float32)
+    nib.save(nib.Nifti1Image(p, np.eye(4)), tmp_path / "c.nii.gz")
+    code, _, err = run(capsys, "predict", tmp_path / "c.nii.gz", "-o", tmp_path / "o")
+    assert code == 1
+    assert "c.nii.gz" in err and "--class-axis" in err and "--accept-class-sums" in err
+    assert not list((tmp_path / "o").glob("*.nii.gz"))  # nothing written for the case
+    code, _, err = run(
+        capsys, "predict", tmp_path / "c.nii.gz", "-o", tmp_path / "o", "--class-axis", "0"
+    )
+    assert code == 0, err
+    got = np.asarray(nib.load(tmp_path / "o" / "c.nii.gz").dataobj)
+    np.testing.assert_array_equal(got, predict(p[None])[0])
+    code, _, err = run(
+        capsys, "predict", tmp_path / "c.nii.gz", "-o", tmp_path / "o2", "--accept-class-sums"
+    )
+    assert code == 0, err
+    assert (tmp_path / "o2" / "c.nii.gz").exists()

@@ -302,6 +302,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="CSV",
         help="write tau, threshold, expected score, pruned per (case, class)",
     )
+    g.add_argument(
+        "--accept-class-sums",
+        action="store_true",
+        help="decide multiclass maps whose class probabilities do not sum to 1 anyway (by "
+        "default such a case is an error: the usual cause is a wrong --class-axis)",
+    )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.add_argument("--quiet", action="store_true", help="only errors")
     g = pp.add_argument_group("calibration")

@@ -8,6 +8,7 @@ import dataclasses
 import io as _stdio
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ class _Job:
     max_band_bytes: int = MAX_BAND_BYTES  # chunked stores (rankseg.dask): the band budget
     calibration: Any = None  # --calibration: the fitted calibrator (loaded once)
     calibration_path: str = ""
+    accept_class_sums: bool = False  # --accept-class-sums: the check only warns
 
 
 @dataclass
@@ -274,12 +276,33 @@ class _InfoArrays:
 
 
 def _run_job(job: _Job) -> _Result:
-    """Process one case; never raises (a failure becomes the result's message)."""
+    """Process one case; never raises (a failure becomes the result's message).
+
+    A multiclass map whose class probabilities do not sum to 1 (``ClassSumWarning``:
+    most often the wrong class axis, e.g. a channel-first 4-D NIfTI) is an error for
+    the case, naming the flags that fix it, unless ``--accept-class-sums``.
+    """
+    from rankseg import ClassSumWarning
+
     try:
-        if job.format in ("zarr", "netcdf"):
-            rows = _run_xarray_job(job)
-        else:
-            rows = _run_numpy_job(job)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore" if job.accept_class_sums else "error", ClassSumWarning)
+            if job.format in ("zarr", "netcdf"):
+                rows = _run_xarray_job(job)
+            else:
+                rows = _run_numpy_job(job)
+    except ClassSumWarning as warn:
+        what = str(warn).split(" Is the input laid out")[0]
+        axis = "" if job.class_axis is None else f" (--class-axis {job.class_axis})"
+        return _Result(
+            job.index,
+            job.path,
+            False,
+            f"{what}: is the class axis right{axis}? Pass --class-axis N for the stored "
+            "array's class axis (a 4-D NIfTI is read as (X, Y, Z, C) unless told), "
+            "--output-mode multilabel for independent sigmoid maps, or --accept-class-sums "
+            "to decide it anyway; nothing written for this case",
+        )
     except Exception as exc:  # one bad case must not stop the others
         return _Result(job.index, job.path, False, _one_line(exc))
     return _Result(job.index, job.path, True, rows=rows)
@@ -569,6 +592,7 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
                 args.max_band_bytes,
                 calibration,
                 args.calibration or args.tuned or "",
+                accept_class_sums=args.accept_class_sums,
             )
         )
 
