@@ -19,6 +19,7 @@ __all__ = [
     "BA",
     "BA_TRNA",
     "DEVICES",
+    "CLASS_DIM_NAMES",
     "EMPTY_CONVENTIONS",
     "EMPTY_PRUNING_PROB",
     "EPS_SOLVERS",
@@ -29,6 +30,7 @@ __all__ = [
     "POLICIES",
     "SOLVERS",
     "SOLVER_CODE",
+    "SAMPLE_DIM_NAMES",
     "SOLVER_PARAMS",
     "TRNA",
     "PredictInfo",
@@ -59,6 +61,21 @@ DEVICES = ("cpu", "cuda")
 #: smallest positive ``smooth``: the exact solver's integral of the empty mask's score
 #: spans ``s`` up to ~40/smooth, and its lattice ends at s = exp(700) ~ 1e304
 MIN_SMOOTH = 1e-300
+#: dim names (lower case) that say "this dim holds the cases": a labelled array
+#: (xarray, zarr, netCDF) with such a dim is decided per case without being told
+SAMPLE_DIM_NAMES = (
+    "case",
+    "cases",
+    "sample",
+    "samples",
+    "batch",
+    "subject",
+    "subjects",
+    "patient",
+    "patients",
+)
+#: dim names (lower case) that say "this dim holds the classes"
+CLASS_DIM_NAMES = ("class", "classes", "channel", "channels", "label", "labels")
 #: how a benchmark scores an (image, class) whose truth is empty (SPEC §8): ``empty=``
 EMPTY_CONVENTIONS = ("zero", "one", "ignore")
 #: the default ``pruning_prob`` of each convention that decides presence by it

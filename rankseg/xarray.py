@@ -34,6 +34,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 import rankseg
 from rankseg._api import RankSEG
 from rankseg._config import MAX_BAND_BYTES
+from rankseg._records import CLASS_DIM_NAMES, SAMPLE_DIM_NAMES
 from rankseg._validation import check_band_bytes, check_name, check_threads
 from rankseg._xarray_task import _INFO_FIELDS, _predict_block, _Where
 
@@ -104,6 +105,71 @@ def _check_dataarray(da: Any) -> xr.DataArray:
             )
         )
     return da
+
+
+def named_dims(
+    dims: tuple[Hashable, ...],
+    class_dim: Hashable | None,
+    sample_dims: Any,
+    spatial_dims: Any = None,
+) -> tuple[Hashable, Any]:
+    """Fill in the class and sample dims that were not given, from the dims' names.
+
+    Parameters
+    ----------
+    dims : tuple of hashable
+        The DataArray's dims.
+    class_dim : hashable or None
+        None: ``class``, else the one dim named as in :data:`CLASS_DIM_NAMES`.
+    sample_dims : hashable, sequence or None
+        None: the dims named as in :data:`SAMPLE_DIM_NAMES` (none when
+        ``spatial_dims`` is given).
+    spatial_dims : hashable, sequence or None
+        As given to :func:`predict`.
+
+    Returns
+    -------
+    tuple
+        ``(class_dim, sample_dims)``.
+
+    Raises
+    ------
+    ValueError
+        If ``class_dim`` is None and no dim, or several, are named like a class dim.
+
+    Examples
+    --------
+    >>> from rankseg.xarray import named_dims
+    >>> named_dims(("case", "channel", "z", "y", "x"), None, None)
+    ('channel', ('case',))
+    """
+    if class_dim is None:
+        named = [d for d in dims if isinstance(d, str) and d.lower() in CLASS_DIM_NAMES]
+        if "class" in dims:
+            class_dim = "class"
+        elif len(named) == 1:
+            class_dim = named[0]
+        else:
+            raise ValueError(
+                f"cannot tell the class dim of dims {dims!r}: "
+                + (
+                    "several are named like one"
+                    if named
+                    else "none is named " + "/".join(CLASS_DIM_NAMES[:4])
+                )
+                + "; pass class_dim=<the dim that holds the classes>"
+            )
+    if sample_dims is None:
+        sample_dims = (
+            ()
+            if spatial_dims is not None
+            else tuple(
+                d
+                for d in dims
+                if d != class_dim and isinstance(d, str) and d.lower() in SAMPLE_DIM_NAMES
+            )
+        )
+    return class_dim, sample_dims
 
 
 def _resolve_dims(
@@ -201,8 +267,8 @@ _OBJECTIVE = {"dice": "Dice", "iou": "IoU", "acc": "accuracy"}
 def predict(
     da: xr.DataArray,
     *,
-    class_dim: Hashable = "class",
-    sample_dims: Hashable | Iterable[Hashable] = (),
+    class_dim: Hashable | None = None,
+    sample_dims: Hashable | Iterable[Hashable] | None = None,
     spatial_dims: Hashable | Iterable[Hashable] | None = None,
     metric: str = "dice",
     smooth: float = 0.0,
@@ -229,12 +295,16 @@ def predict(
         float16/float32/float64 probabilities in [0, 1] with a class dim, any dims
         in any order (channel-first ``("case", "class", "z", "y", "x")`` or
         channel-last ``("x", "y", "z", "class")``).  NumPy- or dask-backed.
-    class_dim : hashable
+    class_dim : hashable, optional
         The dim that holds the classes; its coordinate labels (if any) name the
-        classes in ``flag_meanings``.
-    sample_dims : hashable or sequence of hashable
+        classes in ``flag_meanings``.  Default: the dim named ``class``, else the one
+        dim named ``classes``, ``channel(s)`` or ``label(s)``.
+    sample_dims : hashable or sequence of hashable, optional
         Dims over which samples (cases, time steps) are batched; each combination
-        is solved independently.  Default: none (the whole array is one sample).
+        is solved independently.  Default (None): the dims named ``case(s)``,
+        ``sample(s)``, ``batch``, ``subject(s)`` or ``patient(s)`` when
+        ``spatial_dims`` is not given -- a store of several cases is never decided as
+        one volume -- else none.  ``()`` makes the whole array one sample.
     spatial_dims : hashable or sequence of hashable, optional
         The dims the metric is computed over.  ``None`` (default) means every dim
         that is neither ``class_dim`` nor in ``sample_dims``.  Giving
@@ -339,6 +409,7 @@ def predict(
             "(write it with .to_zarr()/.to_netcdf(), or np.copyto(out, labels.values))"
         )
     threads_per_task = check_threads(threads_per_task, "threads_per_task")
+    class_dim, sample_dims = named_dims(tuple(da.dims), class_dim, sample_dims, spatial_dims)
     samples, spatial = _resolve_dims(da, class_dim, sample_dims, spatial_dims)
     spatial_chunks = check_name(spatial_chunks, "spatial_chunks", ("auto", "keep", "merge"))
     max_band_bytes = check_band_bytes(max_band_bytes)

@@ -59,3 +59,35 @@ def test_masked_arrays():
     unmasked = np.ma.masked_array(p, mask=np.zeros_like(p, dtype=bool))
     np.testing.assert_array_equal(rankseg.predict(unmasked), rankseg.predict(p))
     np.testing.assert_array_equal(rankseg.predict(np.ma.masked_array(p)), rankseg.predict(p))
+
+
+def test_xarray_takes_sample_and_class_dims_from_their_names():
+    xr = pytest.importorskip("xarray")
+    from rankseg import xarray as rxr
+
+    p = probs(seed=1, shape=(3, 4, 5))  # (case, class, y, x) after the move
+    arr = xr.DataArray(p, dims=("case", "channel", "y", "x"))
+    got = rxr.predict(arr)  # no class_dim, no sample_dims: taken from the names
+    np.testing.assert_array_equal(got.values, rankseg.predict(p))
+    assert got.dims == ("case", "y", "x")
+    whole = rxr.predict(arr, sample_dims=())  # explicitly one sample: the old reading
+    np.testing.assert_array_equal(whole.values, rankseg.predict(np.moveaxis(p, 1, 0)[None])[0])
+    with pytest.raises(ValueError, match=r"cannot tell the class dim.*pass class_dim"):
+        rxr.predict(xr.DataArray(p, dims=("a", "b", "y", "x")))
+
+
+def test_cli_takes_the_case_dim_of_a_store_without_batch(tmp_path, capsys):
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("zarr")
+    from rankseg.__main__ import main
+
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=(3, 4, 2, 5, 6)) * 2  # (case, class, z, y, x)
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    da = xr.DataArray(p, dims=("case", "class", "z", "y", "x"), name="probabilities")
+    da.to_dataset().to_zarr(tmp_path / "p.zarr", consolidated=False)
+    code = main(["predict", str(tmp_path / "p.zarr"), "-o", str(tmp_path / "o")])
+    assert code == 0, capsys.readouterr().err
+    got = xr.open_zarr(tmp_path / "o" / "p.zarr", consolidated=False)["labels"]
+    assert got.dims == ("case", "z", "y", "x")
+    np.testing.assert_array_equal(got.values, rankseg.predict(p))

@@ -184,9 +184,12 @@ def _load_calibration(args: argparse.Namespace, parser: argparse.ArgumentParser)
 def store_layout(dims: list[Any], class_axis: int | None, batch: bool) -> tuple[Any, list[Any]]:
     """Return the class dim and the sample dims of a zarr/netCDF variable's ``dims``.
 
-    ``--class-axis`` names the class dim by position, else a dim named ``class``, else
-    the first dim (the second with ``--batch``); with ``--batch`` the first other dim is
-    the sample dim.
+    ``--class-axis`` names the class dim by position, else the dim named like one
+    (``class``, ``channel``, ``label``: :func:`rankseg.xarray.named_dims`), else the
+    first dim (the second with ``--batch``).  With ``--batch`` the first other dim is
+    the sample dim; without it, the dims named like one (``case``, ``sample``,
+    ``batch``, ``subject``, ``patient``) are: a store of several cases is never
+    decided as one volume.
 
     Parameters
     ----------
@@ -202,16 +205,21 @@ def store_layout(dims: list[Any], class_axis: int | None, batch: bool) -> tuple[
     tuple
         ``(class_dim, sample_dims)``.
     """
+    from rankseg.xarray import named_dims
+
     if class_axis is not None:
         if not -len(dims) <= class_axis < len(dims):
             raise ValueError(f"class axis {class_axis} is out of range for dims {dims}")
         class_dim = dims[class_axis]
-    elif "class" in dims:
-        class_dim = "class"
     else:
-        class_dim = dims[1 if batch else 0]
-    sample_dims = [d for d in dims if d != class_dim][:1] if batch else []
-    return class_dim, sample_dims
+        try:
+            class_dim, _ = named_dims(tuple(dims), None, ())
+        except ValueError:
+            class_dim = dims[1 if batch else 0]
+    if batch:
+        return class_dim, [d for d in dims if d != class_dim][:1]
+    _, samples = named_dims(tuple(dims), class_dim, None)
+    return class_dim, list(samples)
 
 
 def _run_xarray_job(job: _Job) -> list[tuple[Any, ...]]:
@@ -251,7 +259,7 @@ def _run_xarray_job(job: _Job) -> list[tuple[Any, ...]]:
         tau = np.asarray(info["tau"]).reshape(-1, nc)
         rows = _info_rows(
             name,
-            job.batch,
+            bool(sample_dims),
             _InfoArrays(
                 tau,
                 np.asarray(info["threshold"]).reshape(-1, nc),
