@@ -761,3 +761,22 @@ def test_evaluate_json_empty_ignore(rng, tmp_path, capsys):
                 left_out += 1
                 assert math.isnan(case["metrics"][str(c)]["Dice"])
     assert left_out  # the folders hold a prediction on an empty target
+
+
+def test_evaluate_pairs_an_nnunet_folder_with_its_segmentations(rng, tmp_path, capsys):
+    # an nnU-Net output folder holds CASE.nii.gz (segmentation) beside CASE.npz
+    # (probabilities) and CASE.pkl: the target is the segmentation
+    pred_dir, tgt_dir, preds, tgts = _label_folders(rng, tmp_path)
+    for name in preds:
+        np.savez(tgt_dir / f"{name}.npz", probabilities=softmax(rng, (3, 4, 6, 5), axis=0))
+        (tgt_dir / f"{name}.pkl").write_bytes(b"")
+    code, _, err = run(
+        capsys, "evaluate", pred_dir, "--target", tgt_dir, "--json", tmp_path / "s.json",
+        "--num-classes", 3,
+    )  # fmt: skip
+    assert code == 0, err
+    ours = json.loads((tmp_path / "s.json").read_text())
+    for name, case in zip(sorted(preds), ours["metric_per_case"], strict=True):
+        assert case["reference_file"] == str(tgt_dir / f"{name}.nii.gz")
+        want = dice_score(preds[name][None], tgts[name][None], num_classes=3)[0]
+        assert all(_same(case["metrics"][str(c)]["Dice"], float(want[c])) for c in range(3))

@@ -43,17 +43,28 @@ from rankseg.io._naming import _ITK_SUFFIXES
 
 
 def _label_files(items: Sequence[str]) -> list[Path]:
+    """Label files of the given files and folders.
+
+    In a folder, a case with an image (NIfTI, ``.mha``, ...) and an array file
+    (``.npz``/``.npy``) of the same name is an nnU-Net output folder's case: its
+    segmentation is the image, the ``.npz`` its probabilities, which are left out.
+    """
     out: list[Path] = []
+    images = (".nii", ".nii.gz", *_ITK_SUFFIXES)
     for item in items:
         p = Path(item)
         if p.is_dir():
-            for f in sorted(p.iterdir()):
-                if (
-                    f.is_file()
-                    and not f.name.startswith(".")
-                    and rio._suffix(f) in (".npy", ".npz", ".nii", ".nii.gz", *_ITK_SUFFIXES)
-                ):
-                    out.append(f)
+            found = [
+                f
+                for f in sorted(p.iterdir())
+                if f.is_file()
+                and not f.name.startswith(".")
+                and rio._suffix(f) in (".npy", ".npz", *images)
+            ]
+            with_image = {rio.case_name(f) for f in found if rio._suffix(f) in images}
+            out += [
+                f for f in found if rio._suffix(f) in images or rio.case_name(f) not in with_image
+            ]
         else:
             out.append(p)
     return out
