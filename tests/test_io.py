@@ -361,15 +361,10 @@ def test_nnunet_errors(rng, tmp_path):
     with pytest.raises(pickle.UnpicklingError, match="refusing to load builtins.print"):
         rio.load_probabilities(tmp_path / "nn" / "case.npz")
     (tmp_path / "nn" / "case.pkl").unlink()
-    # no geometry at all: the label map mirrors the .npz
-    pm = rio.load_probabilities(tmp_path / "nn" / "case.npz")
-    assert pm.output_name == "case.npz" and pm.reference is None
-    # ... in nnU-Net's own axis order (Z, Y, X): only a NIfTI output reverses them
-    labels = predict(pm.probs)
-    rio.save_labels(tmp_path / "mirror.npz", labels, like=pm)
-    with np.load(tmp_path / "mirror.npz") as f:
-        np.testing.assert_array_equal(f["labels"], labels[0])
-        assert f["labels"].shape == (3, 4, 5)
+    # no geometry at all for a NIfTI dataset: an error naming what is missing (a .npz
+    # label map among .nii.gz files would be skipped by nnU-Net's evaluation)
+    with pytest.raises(ValueError, match=r"neither case\.pkl nor nnU-Net's segmentation case"):
+        rio.load_probabilities(tmp_path / "nn" / "case.npz")
     s = nib.Nifti1Image(np.zeros((2, 2, 2), np.uint8), np.eye(4))
     nib.save(s, tmp_path / "nn" / "case.nii.gz")
     with pytest.raises(ValueError, match="do not match nnU-Net's segmentation"):
@@ -599,3 +594,29 @@ def test_nnunet_malformed_geometry_names_the_problem(rng, tmp_path):
     )
     with pytest.raises(ValueError, match="malformed image geometry"):
         rio.load_probabilities(tmp_path / "nn" / "case.npz")
+
+
+def test_nnunet_layout_checks(rng, tmp_path):
+    # dataset.json lists 3 labels, the case has 4 channels: an error, not a label 3
+    labels = {"background": 0, "liver": 1, "tumour": 2}
+    nnunet_folder(rng, tmp_path / "a", c=4, dataset={"file_ending": ".nii.gz", "labels": labels})
+    with pytest.raises(ValueError, match=r"dataset.json lists 3 labels .* 4 channels"):
+        rio.load_probabilities(tmp_path / "a" / "case.npz")
+    # the 'ignore' label has no channel
+    nnunet_folder(
+        rng,
+        tmp_path / "b",
+        c=3,
+        dataset={"file_ending": ".nii.gz", "labels": {**labels, "ignore": 3}},
+    )
+    assert rio.load_probabilities(tmp_path / "b" / "case.npz").probs.shape[1] == 3
+    # 2-D spacing on a 3-D case: an error (it gave the third axis 1 mm)
+    props = {
+        "sitk_stuff": {"spacing": (0.5, 0.75), "origin": (1.0, 2.0), "direction": (1.0, 0, 0, 1.0)}
+    }
+    nnunet_folder(rng, tmp_path / "c", seg=False, pkl=props, zyx=(3, 4, 5))
+    with pytest.raises(ValueError, match=r"2-D image .* probabilities are 3-D"):
+        rio.load_probabilities(tmp_path / "c" / "case.npz")
+    # ... but it fits a 2-D case, stored (1, Y, X)
+    nnunet_folder(rng, tmp_path / "d", seg=False, pkl=props, zyx=(1, 4, 5))
+    assert rio.load_probabilities(tmp_path / "d" / "case.npz").reference is not None

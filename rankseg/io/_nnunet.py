@@ -191,7 +191,25 @@ def _load_nnunet(path: Path, key: str | None) -> ProbabilityMap:
             f"dataset.json lists {len(regions)} regions but the probabilities have "
             f"{arr.shape[0]} channels"
         )
+    if regions is None and ds is not None and isinstance(ds.get("labels"), dict):
+        # nnU-Net's probabilities have a channel per label, the 'ignore' label excepted
+        names = [k for k in ds["labels"] if k != "ignore"]
+        if len(names) != arr.shape[0]:
+            raise ValueError(
+                f"dataset.json lists {len(names)} labels ({', '.join(map(str, names))}) but "
+                f"the probabilities have {arr.shape[0]} channels: the folder's dataset.json "
+                "is not the one of this prediction (copy the right one beside the .npz files)"
+            )
     _, seg, pkl = _nnunet_geometry(path)
+    known = ending.lower() in _NIFTI_SUFFIXES or ending.lower() in _ITK_SUFFIXES
+    if known and seg is None and pkl is None:
+        stem = case_name(path)
+        raise ValueError(
+            f"neither {stem}.pkl nor nnU-Net's segmentation {stem}{ending} is beside "
+            f"{path.name}: the case's geometry (spacing, origin, direction) is unknown, so "
+            f"no {ending} label map can be written. Copy the .pkl files (nnUNetv2_predict "
+            "--save_probabilities writes them) along with the .npz"
+        )
     props = _read_properties(pkl) if pkl is not None else None
     spatial = tuple(arr.shape[1:])
     if ending.lower() in _ITK_SUFFIXES:
@@ -227,6 +245,21 @@ def _checked_geometry(build: Any) -> Any:
         ) from None
     except TypeError as exc:  # e.g. a number where a sequence belongs
         raise ValueError(f"the properties file holds a malformed image geometry ({exc})") from None
+
+
+def _check_geometry_dims(ndim: int, spatial: tuple[int, ...]) -> None:
+    """Refuse a properties file whose geometry lacks the case's dimensions.
+
+    A 2-D geometry fits a 2-D case, which nnU-Net stores as ``(1, Y, X)``; on a 3-D
+    case (``Z > 1``) it would give the third axis a made-up 1 mm spacing.
+    """
+    two_d = len(spatial) == 3 and spatial[0] == 1
+    if ndim != len(spatial) and not (ndim == 2 and two_d):
+        raise ValueError(
+            f"the properties file describes a {ndim}-D image (spacing of {ndim} values) but "
+            f"the probabilities are {len(spatial)}-D (spatial shape {spatial}): they do not "
+            "belong together"
+        )
 
 
 def _fits(size: tuple[int, ...], spatial: tuple[int, ...]) -> bool:
@@ -267,7 +300,9 @@ def _nifti_reference(
             )
         return reference
     if props is not None:
-        return _checked_geometry(lambda: _PklReference(props))
+        ref = _checked_geometry(lambda: _PklReference(props))
+        _check_geometry_dims(ref.ndim, spatial)
+        return ref
     return None
 
 
@@ -277,6 +312,7 @@ def _itk_reference(
     """Return the ITK geometry (properties, else segmentation) of an .mha/.nrrd label map."""
     if props is not None and "sitk_stuff" in props:
         st = props["sitk_stuff"]
+        _check_geometry_dims(len(st.get("spacing", ())), spatial)
         return _checked_geometry(
             lambda: _SitkReference(st["spacing"], st["origin"], st["direction"])
         )
