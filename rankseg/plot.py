@@ -105,8 +105,12 @@ def plot_overlay(
     names: Sequence[str] = ("argmax", "RankSEG"),
     ax: Axes | None = None,
     title: str | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> Axes:
     """Draw the contours of one or two segmentations over a 2-D slice.
+
+    Where two decisions differ by a pixel or two, their contours nearly coincide:
+    :func:`plot_difference` shows the pixels one adds and removes instead.
 
     Parameters
     ----------
@@ -125,6 +129,9 @@ def plot_overlay(
         Where to draw (default: a new Figure).
     title : str, optional
         Axes title.
+    class_names : sequence of str, optional
+        Name of each class, indexed by class (or mask channel): the legend then
+        also gives the colour of each class drawn.
 
     Returns
     -------
@@ -134,7 +141,7 @@ def plot_overlay(
     Raises
     ------
     ValueError
-        If the shapes do not fit.
+        If the shapes do not fit, or ``class_names`` misses a class drawn.
     TypeError
         If ``ax`` is not an Axes.
 
@@ -159,10 +166,13 @@ def plot_overlay(
     if label is not None:
         ax.figure.colorbar(shown, ax=ax, shrink=0.8, label=label)
     handles = []
+    drawn: set[int] = set()
     for labels, style, name in ((labels_a, "solid", names[0]), (labels_b, "dashed", names[-1])):
         if labels is None:
             continue
         for c, mask in _as_masks(labels, name, img.shape).items():
+            if mask.any():
+                drawn.add(c)
             if mask.any() and not mask.all():
                 ax.contour(
                     *_contour_grid(mask),
@@ -172,6 +182,14 @@ def plot_overlay(
                     linewidths=1.2,
                 )
         handles.append(Line2D([], [], color="black", linestyle=style, label=name))
+    if class_names is not None:
+        class_names = [str(n) for n in class_names]
+        missing = [c for c in sorted(drawn) if c >= len(class_names)]
+        if missing:
+            raise ValueError(
+                f"class_names has {len(class_names)} names; class {missing[0]} is drawn"
+            )
+        handles += [Patch(color=_class_color(c), label=class_names[c]) for c in sorted(drawn)]
     ax.legend(handles=handles, loc="upper right", fontsize="small")
     ax.set_axis_off()
     if title:

@@ -429,3 +429,15 @@ def test_plot_difference_ct3d_example(tmp_path):
     ax = plot_difference(a, b, axis=1, decision="fill")
     ax.figure.savefig(tmp_path / "fill.png")
     check_png(tmp_path / "fill.png")
+
+
+def test_plot_overlay_class_key(rng):
+    p = probs_slice(rng)
+    a = p.argmax(0)
+    ax = plot_overlay(p, a, a, class_names=["bg", "liver", "spleen"])
+    drawn = [f"{n}" for c, n in enumerate(["bg", "liver", "spleen"]) if (a == c).any() and c]
+    assert legend_texts(ax) == ["argmax", "RankSEG", *drawn]
+    colors = [h.get_facecolor() for h in ax.get_legend().legend_handles[2:]]
+    assert len(set(colors)) == len(drawn)
+    with pytest.raises(ValueError, match="class 2 is drawn"):
+        plot_overlay(p, a, class_names=["bg", "liver"])
