@@ -666,16 +666,23 @@ def _geometry_affine(affine: Any, ndim: int) -> np.ndarray:
     elif all(hasattr(affine, k) for k in ("spacing", "origin", "direction")) or all(
         hasattr(affine, k) for k in ("GetSpacing", "GetOrigin", "GetDirection")
     ):  # ITK geometry (SimpleITK image, rankseg.io reference): array order (Z, Y, X)
-        from rankseg.io._nifti import _sitk_affine
-
         get = (
             (lambda k: getattr(affine, "Get" + k.capitalize())())
             if hasattr(affine, "GetSpacing")
             else (lambda k: getattr(affine, k))
         )
-        xyz = _sitk_affine(get("spacing"), get("origin"), get("direction"))
-        n = len(get("spacing"))
-        affine = xyz[:, list(range(n - 1, -1, -1)) + list(range(n, 4))]
+        sp = np.asarray(get("spacing"), dtype=np.float64).ravel()
+        n = sp.size
+        if n != 3:
+            raise ValueError(f"an affine orients 3-D volumes; got an ITK geometry of {n} axes")
+        # as rankseg.io._nifti._sitk_affine (a higher layer): ITK's LPS direction, columns
+        # scaled by the spacing, to RAS; then the columns in the array's (Z, Y, X) order
+        xyz = np.eye(4)
+        xyz[:3, :3] = np.diag([-1.0, -1.0, 1.0]) @ (
+            np.asarray(get("direction"), dtype=np.float64).reshape(3, 3) * sp
+        )
+        xyz[:3, 3] = np.diag([-1.0, -1.0, 1.0]) @ np.asarray(get("origin"), dtype=np.float64)
+        affine = xyz[:, [2, 1, 0, 3]]
     aff = np.asarray(affine, dtype=np.float64)
     if aff.shape != (4, 4) or not np.all(np.isfinite(aff)):
         raise ValueError(f"affine must be a finite 4 x 4 array; got shape {aff.shape}")

@@ -441,3 +441,21 @@ def test_plot_overlay_class_key(rng):
     assert len(set(colors)) == len(drawn)
     with pytest.raises(ValueError, match="class 2 is drawn"):
         plot_overlay(p, a, class_names=["bg", "liver"])
+
+
+def test_itk_geometry_matches_the_io_affine(rng):
+    """The ITK path of plot agrees with rankseg.io's ITK -> RAS conversion."""
+    from rankseg.io._nifti import _sitk_affine
+
+    class Geometry:
+        spacing = (0.7, 0.9, 2.0)
+        origin = (10.0, -5.0, 3.0)
+        direction = (0, -1, 0, 0, 0, 1, 1, 0, 0)  # a permutation with a flip
+
+    vol = rng.random((7, 8, 9))
+    aff = _sitk_affine(Geometry.spacing, Geometry.origin, Geometry.direction)[:, [2, 1, 0, 3]]
+    for axis in range(3):
+        s_itk = oriented_slice(vol, axis, 3, affine=Geometry())
+        s_aff = oriented_slice(vol, axis, 3, affine=aff)
+        np.testing.assert_array_equal(s_itk.data, s_aff.data)
+        assert (s_itk.plane, s_itk.edges, s_itk.aspect) == (s_aff.plane, s_aff.edges, s_aff.aspect)
