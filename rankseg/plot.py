@@ -17,7 +17,8 @@ writes it.  No global matplotlib state (backend, style) is changed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -625,7 +626,8 @@ _PLANES = {
 _OPPOSITE = {"L": "R", "R": "L", "A": "P", "P": "A", "S": "I", "I": "S"}
 
 
-class OrientedSlice(NamedTuple):
+@dataclass(frozen=True)
+class OrientedSlice:
     """A 2-D slice ready for :meth:`~matplotlib.axes.Axes.imshow`.
 
     Attributes
@@ -844,7 +846,7 @@ def oriented_slice(
     arr = np.asarray(volume)
     nsp = 3 if arr.ndim >= 3 else arr.ndim
     apply, tmpl = _slice_plan(arr.shape[arr.ndim - nsp :], axis, index, affine, spacing)
-    return tmpl._replace(data=apply(arr))
+    return replace(tmpl, data=apply(arr))
 
 
 def _check_window(window: Any) -> tuple[float, float] | None:
