@@ -614,7 +614,7 @@ WINDOWS: dict[str, tuple[float, float]] = {
 _FILL_ALPHA = 0.7
 
 #: colours of the pixels the second map adds, removes and moves to another class
-DIFF_COLORS = {"added": "#00c8ff", "removed": "#ff2bd6", "relabelled": "#ffe600"}
+DIFF_COLORS = {"added": "#00c8ff", "removed": "#ffe600", "relabelled": "#ff2bd6"}
 
 #: which way the display's columns and rows run for each plane (radiological convention:
 #: the patient's left on the image's right; anterior, or superior, at the top)
@@ -973,7 +973,7 @@ def plot_difference(
         and ``(1, C, Z, Y, X)`` masks; for a 2-D sample pass ``labels[0]``.
     image : array-like, optional
         The image underneath, of the labels' spatial shape (CT in HU, MR, EM, ...),
-        shown in grey.  Without it the background is light grey.
+        shown in grey.  Without it the background is dark grey.
     window : str or (float, float), optional
         Display window ``(level, width)`` or a CT preset (:data:`WINDOWS`:
         ``'soft-tissue'`` 40/400, ``'lung'`` −600/1500, ``'bone'`` 400/1800,
@@ -1056,7 +1056,7 @@ def plot_difference(
         vmin, vmax = _display_range(img2, window, percentiles)
     else:
         _check_window(window)
-        img2 = np.full(apply(changed).shape, 0.92)
+        img2 = np.full(apply(changed).shape, 0.2)  # dark: the yellow marks stay visible
         vmin, vmax = 0.0, 1.0
     style = decision if decision is not None else ("contour" if image is not None else "fill")
     style = v.check_name(style, "decision", ("contour", "fill"))
@@ -1091,14 +1091,15 @@ def plot_difference(
     ax.imshow(img2, cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest", aspect=sl.aspect)
     handles: list[Any] = []
     fill = np.zeros(img2.shape + (4,))
+    fill_alpha = _FILL_ALPHA if image is not None else 1.0  # nothing to see through
     for c in present:
         mask = masks[c]
         color = color_of(c)
         if style == "fill":
-            fill[mask] = matplotlib.colors.to_rgba(color, _FILL_ALPHA)
+            fill[mask] = matplotlib.colors.to_rgba(color, fill_alpha)
         elif mask.any() and not mask.all():
             ax.contour(*_contour_grid(mask), levels=[0.5], colors=[color], linewidths=1.2)
-        alpha = _FILL_ALPHA if style == "fill" else 1.0
+        alpha = fill_alpha if style == "fill" else 1.0
         handles.append(Patch(facecolor=color, edgecolor=color, alpha=alpha, label=cname(c)))
     if style == "fill":
         ax.imshow(fill, interpolation="nearest", aspect=sl.aspect)
