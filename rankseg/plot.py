@@ -1,5 +1,9 @@
 """Pictures of RankSEG decisions (needs matplotlib: ``pip install 'rankseg[plot]'``).
 
+* :func:`plot_difference`: what a second label map (RankSEG) changes against a first
+  (argmax): the pixels added, removed and relabelled, with counts and volumes, over a
+  windowed image; a volume's slice in the radiological convention
+  (:func:`oriented_slice`).
 * :func:`plot_overlay`: a 2-D slice with the contours of two label maps (e.g. argmax
   and RankSEG) drawn over the image or the probabilities.
 * :func:`plot_score_curve`: the solver's objective (expected Dice/IoU) of one
@@ -805,9 +809,9 @@ def oriented_slice(
     Parameters
     ----------
     volume : array-like
-        A 3-D volume ``(*spatial)``, or a 2-D image (returned as is); leading axes
-        (e.g. classes) are allowed when the trailing three are the volume: pass
-        ``affine`` or ``spacing`` then, or the volume is taken as the last three axes.
+        A 3-D volume ``(*spatial)``, or a 2-D image (returned as is).  Leading axes
+        (e.g. the classes of masks ``(C, Z, Y, X)``) are kept: the last three axes are
+        the volume.
     axis : int or {'axial', 'coronal', 'sagittal'}
         Array axis to slice across (of the spatial axes), or the plane (needs
         ``affine``).

@@ -413,6 +413,9 @@ def test_oriented_slice_without_affine_keeps_array_order():
     np.testing.assert_array_equal(s.data, vol[:, 2, :])
     assert (s.plane, s.edges, s.aspect) == (None, None, 4.0)
     assert oriented_slice(vol[0]).data is not None and oriented_slice(vol).index == 1
+    masks = np.stack([vol, -vol])  # (C, Z, Y, X): the class axis is kept
+    s = oriented_slice(masks, 2, 1)
+    np.testing.assert_array_equal(s.data, masks[:, :, :, 1])
 
 
 def test_plot_difference_ct3d_example(tmp_path):
