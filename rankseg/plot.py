@@ -1102,7 +1102,9 @@ def plot_difference(
         if style == "fill":
             fill[mask] = matplotlib.colors.to_rgba(color, fill_alpha)
         elif mask.any() and not mask.all():
-            ax.contour(*_contour_grid(mask), levels=[0.5], colors=[color], linewidths=1.2)
+            ax.contour(  # above the change layer: the outline stays visible on a change
+                *_contour_grid(mask), levels=[0.5], colors=[color], linewidths=0.8, zorder=4
+            )
         alpha = fill_alpha if style == "fill" else 1.0
         handles.append(Patch(facecolor=color, edgecolor=color, alpha=alpha, label=cname(c)))
     if style == "fill":
@@ -1120,7 +1122,7 @@ def plot_difference(
         if ndim == 3:
             label += f"\n  volume: {_amount(n_all, voxel, unit, ndim)}"
         handles.append(Patch(facecolor=DIFF_COLORS[kind], edgecolor="black", label=label))
-    ax.imshow(diff, interpolation="nearest", aspect=sl.aspect, zorder=3)  # above contours
+    ax.imshow(diff, interpolation="nearest", aspect=sl.aspect, zorder=3)
     ax.legend(
         handles=handles,
         loc="upper left",
