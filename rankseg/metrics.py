@@ -24,6 +24,7 @@ from numba import prange
 
 from rankseg import _validation as v
 from rankseg._config import pjit
+from rankseg._validation import VolumeAsBatchWarning
 
 #: the default num_classes (largest label + 1) stops here: a stray huge label would
 #: otherwise allocate counts for every class below it
@@ -31,6 +32,7 @@ _MAX_DEFAULT_CLASSES = 65536
 
 __all__ = [
     "EMPTY_POLICIES",
+    "VolumeAsBatchWarning",
     "dice_score",
     "iou_score",
     "samplewise_counts",
@@ -59,7 +61,29 @@ def _label_counts(pred, target, ncls):
     return out
 
 
-def samplewise_counts(pred: Any, target: Any, num_classes: int | None = None) -> np.ndarray:
+_BATCH_DOC = """batch : bool, optional
+        Whether the first axis is a batch.  ``None`` (default): it is, and 3-D integer
+        label maps ``(B, H, W)`` that look like the slices of one volume (see Notes)
+        raise a :class:`VolumeAsBatchWarning`; ``True``: it is, no check; ``False``:
+        ``pred`` and ``target`` are one sample without a batch axis (a label map
+        ``(*spatial)`` or masks ``(C, *spatial)``), scored as ``pred[None]``."""
+
+_VOLUME_NOTES = """A ``(Z, Y, X)`` label volume has the shape of a batch of ``Z`` 2-D label
+    maps; read as one, it is scored slice by slice.  With ``batch=None``, a 3-D integer
+    input of at least 8 items warns when neighbouring items differ on at most half as
+    many pixels as items ``B // 2`` apart do (the target is read): slices of a volume
+    change little from one to the next, independent images do not (measured ratios
+    0.05-0.23 against 0.96-1.09, see ``rankseg._validation.check_volume_as_batch``).
+    Consecutive video frames look like a volume too: pass ``batch=True``."""
+
+
+def samplewise_counts(
+    pred: Any,
+    target: Any,
+    num_classes: int | None = None,
+    *,
+    batch: bool | None = None,
+) -> np.ndarray:
     """Count ``|P|``, ``|T|`` and ``|P∩T|`` per (sample, class).
 
     Parameters
@@ -74,6 +98,7 @@ def samplewise_counts(pred: Any, target: Any, num_classes: int | None = None) ->
         Number of classes for label maps (default: largest label + 1, so a void label
         such as 255 counts as a class unless ``num_classes`` is given; a largest label
         of 65536 or more needs it).  Ignored for masks, whose class axis gives it.
+    %(batch)s
 
     Returns
     -------
@@ -85,7 +110,16 @@ def samplewise_counts(pred: Any, target: Any, num_classes: int | None = None) ->
     ValueError
         If the shapes differ or the inputs are neither label maps nor masks.
     TypeError
-        If ``num_classes`` is not an integer.
+        If ``num_classes`` is not an integer, or ``batch`` not a bool or None.
+
+    Warns
+    -----
+    VolumeAsBatchWarning
+        When ``(B, H, W)`` label maps look like one volume (``batch=None``).
+
+    Notes
+    -----
+    %(notes)s
 
     Examples
     --------
@@ -95,8 +129,19 @@ def samplewise_counts(pred: Any, target: Any, num_classes: int | None = None) ->
     array([[1, 2, 1],
            [2, 1, 1]])
     """
+    return _counts(pred, target, num_classes, batch, 2)
+
+
+def _counts(
+    pred: Any, target: Any, num_classes: int | None, batch: bool | None, stacklevel: int
+) -> np.ndarray:
+    """:func:`samplewise_counts`; ``stacklevel`` counts the frames above this one."""
     pred = np.asarray(pred)
     target = np.asarray(target)
+    if batch is not None and not isinstance(batch, (bool, np.bool_)):
+        raise TypeError(f"batch must be True, False or None; got {type(batch).__name__}")
+    if batch is False:
+        pred, target = pred[None], target[None]
     if pred.shape != target.shape:
         raise ValueError(
             f"pred has shape {pred.shape} but target has {target.shape}; expected equal shapes"
@@ -118,6 +163,8 @@ def samplewise_counts(pred: Any, target: Any, num_classes: int | None = None) ->
             f"pred and target must both be integer label maps or both boolean masks; got "
             f"{pred.dtype} and {target.dtype}"
         )
+    if batch is None:
+        v.check_volume_as_batch(target, stacklevel + 1)
     if num_classes is None:
         largest = int(max(pred.max(initial=0), target.max(initial=0)))
         if largest >= _MAX_DEFAULT_CLASSES:
@@ -145,6 +192,8 @@ def samplewise_score(
     metric: str = "dice",
     smooth: float = 0.0,
     num_classes: int | None = None,
+    *,
+    batch: bool | None = None,
 ) -> np.ndarray:
     """Dice or IoU of each (sample, class) as RankSEG defines them (SPEC §1).
 
@@ -158,12 +207,19 @@ def samplewise_score(
         Smoothing ``γ >= 0``.
     num_classes : int, optional
         Number of classes for label maps.
+    %(batch)s
 
     Returns
     -------
     ndarray of float64, shape (B, C)
         The scores, with ``0/0 := 0`` (use :func:`dice_score` / :func:`iou_score`
         for an explicit policy on empty classes).
+
+    Warns
+    -----
+    VolumeAsBatchWarning
+        When ``(B, H, W)`` label maps look like one volume (see
+        :func:`samplewise_counts`).
 
     Examples
     --------
@@ -174,7 +230,7 @@ def samplewise_score(
     """
     metric = v.check_name(metric, "metric", ("dice", "iou"))
     gamma = v.check_real(smooth, "smooth", lo=0.0, hi=np.inf, hi_open=True)
-    counts = samplewise_counts(pred, target, num_classes).astype(np.float64)
+    counts = _counts(pred, target, num_classes, batch, 2).astype(np.float64)
     num, den = _num_den(counts, metric, gamma)
     return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
 
@@ -238,13 +294,14 @@ def _score(
     num_classes: int | None,
     include_background: bool,
     empty: str,
+    batch: bool | None,
 ) -> np.ndarray:
     empty = v.check_name(empty, "empty", EMPTY_POLICIES)
     if not isinstance(include_background, (bool, np.bool_)):
         raise TypeError(
             f"include_background must be a bool; got {type(include_background).__name__}"
         )
-    scores = score_from_counts(samplewise_counts(pred, target, num_classes), metric, empty)
+    scores = score_from_counts(_counts(pred, target, num_classes, batch, 3), metric, empty)
     return scores if include_background else scores[:, 1:]
 
 
@@ -255,6 +312,7 @@ def dice_score(
     num_classes: int | None = None,
     include_background: bool = True,
     empty: str = "nan",
+    batch: bool | None = None,
 ) -> np.ndarray:
     """Samplewise Dice ``2|P∩T| / (|P| + |T|)`` of each (sample, class).
 
@@ -278,6 +336,8 @@ def dice_score(
         target is empty, whatever the prediction (MONAI's ``ignore_empty=True``;
         the ``empty='ignore'`` convention of :class:`rankseg.RankSEG`).
 
+    %(batch)s
+
     Returns
     -------
     ndarray of float64, shape (B, C) or (B, C - 1)
@@ -290,8 +350,17 @@ def dice_score(
         If the shapes differ, the inputs are neither label maps nor masks, or
         ``empty`` is unknown.
     TypeError
-        If ``empty`` is not a string, ``include_background`` not a bool or
-        ``num_classes`` not an integer.
+        If ``empty`` is not a string, ``include_background`` not a bool,
+        ``num_classes`` not an integer or ``batch`` not a bool or None.
+
+    Warns
+    -----
+    VolumeAsBatchWarning
+        When ``(B, H, W)`` label maps look like the slices of one volume.
+
+    Notes
+    -----
+    %(notes)s
 
     Examples
     --------
@@ -304,7 +373,7 @@ def dice_score(
     >>> dice_score(pred, target, num_classes=3, empty="one", include_background=False)
     array([[0.66666667, 1.        ]])
     """
-    return _score("dice", pred, target, num_classes, include_background, empty)
+    return _score("dice", pred, target, num_classes, include_background, empty, batch)
 
 
 def iou_score(
@@ -314,6 +383,7 @@ def iou_score(
     num_classes: int | None = None,
     include_background: bool = True,
     empty: str = "nan",
+    batch: bool | None = None,
 ) -> np.ndarray:
     """Samplewise IoU (Jaccard index) ``|P∩T| / |P∪T|`` of each (sample, class).
 
@@ -336,6 +406,8 @@ def iou_score(
         RankSEG papers' ``0/0 := 0``); ``'ignore'``: NaN for every pair whose
         target is empty (see :func:`dice_score`).
 
+    %(batch)s
+
     Returns
     -------
     ndarray of float64, shape (B, C) or (B, C - 1)
@@ -348,8 +420,17 @@ def iou_score(
         If the shapes differ, the inputs are neither label maps nor masks, or
         ``empty`` is unknown.
     TypeError
-        If ``empty`` is not a string, ``include_background`` not a bool or
-        ``num_classes`` not an integer.
+        If ``empty`` is not a string, ``include_background`` not a bool,
+        ``num_classes`` not an integer or ``batch`` not a bool or None.
+
+    Warns
+    -----
+    VolumeAsBatchWarning
+        When ``(B, H, W)`` label maps look like the slices of one volume.
+
+    Notes
+    -----
+    %(notes)s
 
     Examples
     --------
@@ -360,4 +441,9 @@ def iou_score(
     >>> iou_score(pred, target, num_classes=3)
     array([[0.66666667, 0.5       ,        nan]])
     """
-    return _score("iou", pred, target, num_classes, include_background, empty)
+    return _score("iou", pred, target, num_classes, include_background, empty, batch)
+
+
+for _fn in (samplewise_counts, samplewise_score, dice_score, iou_score):
+    if _fn.__doc__:  # None under python -OO
+        _fn.__doc__ = _fn.__doc__ % {"batch": _BATCH_DOC, "notes": _VOLUME_NOTES}

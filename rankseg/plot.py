@@ -1,5 +1,9 @@
 """Pictures of RankSEG decisions (needs matplotlib: ``pip install 'rankseg[plot]'``).
 
+* :func:`plot_difference`: what a second label map (RankSEG) changes against a first
+  (argmax): the pixels added, removed and relabelled, with counts and volumes, over a
+  windowed image; a volume's slice in the radiological convention
+  (:func:`oriented_slice`).
 * :func:`plot_overlay`: a 2-D slice with the contours of two label maps (e.g. argmax
   and RankSEG) drawn over the image or the probabilities.
 * :func:`plot_score_curve`: the solver's objective (expected Dice/IoU) of one
@@ -17,6 +21,7 @@ writes it.  No global matplotlib state (backend, style) is changed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,6 +31,7 @@ try:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 except ImportError as exc:  # pragma: no cover - matplotlib is in the test extra
     raise ImportError("rankseg.plot needs matplotlib: pip install 'rankseg[plot]'") from exc
 
@@ -33,6 +39,11 @@ from rankseg import _validation as v
 
 __all__ = [
     "CURVE_SOLVERS",
+    "DIFF_COLORS",
+    "WINDOWS",
+    "OrientedSlice",
+    "oriented_slice",
+    "plot_difference",
     "plot_gains",
     "plot_overlay",
     "plot_reliability",
@@ -99,8 +110,12 @@ def plot_overlay(
     names: Sequence[str] = ("argmax", "RankSEG"),
     ax: Axes | None = None,
     title: str | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> Axes:
     """Draw the contours of one or two segmentations over a 2-D slice.
+
+    Where two decisions differ by a pixel or two, their contours nearly coincide:
+    :func:`plot_difference` shows the pixels one adds and removes instead.
 
     Parameters
     ----------
@@ -119,6 +134,9 @@ def plot_overlay(
         Where to draw (default: a new Figure).
     title : str, optional
         Axes title.
+    class_names : sequence of str, optional
+        Name of each class, indexed by class (or mask channel): the legend then
+        also gives the colour of each class drawn.
 
     Returns
     -------
@@ -128,7 +146,7 @@ def plot_overlay(
     Raises
     ------
     ValueError
-        If the shapes do not fit.
+        If the shapes do not fit, or ``class_names`` misses a class drawn.
     TypeError
         If ``ax`` is not an Axes.
 
@@ -153,10 +171,13 @@ def plot_overlay(
     if label is not None:
         ax.figure.colorbar(shown, ax=ax, shrink=0.8, label=label)
     handles = []
+    drawn: set[int] = set()
     for labels, style, name in ((labels_a, "solid", names[0]), (labels_b, "dashed", names[-1])):
         if labels is None:
             continue
         for c, mask in _as_masks(labels, name, img.shape).items():
+            if mask.any():
+                drawn.add(c)
             if mask.any() and not mask.all():
                 ax.contour(
                     *_contour_grid(mask),
@@ -166,6 +187,14 @@ def plot_overlay(
                     linewidths=1.2,
                 )
         handles.append(Line2D([], [], color="black", linestyle=style, label=name))
+    if class_names is not None:
+        class_names = [str(n) for n in class_names]
+        missing = [c for c in sorted(drawn) if c >= len(class_names)]
+        if missing:
+            raise ValueError(
+                f"class_names has {len(class_names)} names; class {missing[0]} is drawn"
+            )
+        handles += [Patch(color=_class_color(c), label=class_names[c]) for c in sorted(drawn)]
     ax.legend(handles=handles, loc="upper right", fontsize="small")
     ax.set_axis_off()
     if title:
@@ -573,4 +602,561 @@ def plot_reliability(
     counts_ax.stairs(count / count.sum(), edges, color=color, lw=0.8)
     _scale_counts_axes(counts_ax)
     ax.legend(loc="upper left", fontsize="small")
+    return ax
+
+
+# -- difference overlay -------------------------------------------------------------
+
+#: window presets ``(level, width)`` in Hounsfield units for CT images
+WINDOWS: dict[str, tuple[float, float]] = {
+    "soft-tissue": (40.0, 400.0),
+    "lung": (-600.0, 1500.0),
+    "bone": (400.0, 1800.0),
+    "brain": (40.0, 80.0),
+}
+
+_FILL_ALPHA = 0.7
+
+#: colours of the pixels the second map adds, removes and moves to another class
+DIFF_COLORS = {"added": "#00c8ff", "removed": "#ffe600", "relabelled": "#ff2bd6"}
+
+#: which way the display's columns and rows run for each plane (radiological convention:
+#: the patient's left on the image's right; anterior, or superior, at the top)
+_PLANES = {
+    "axial": ("SI", "LR", "L", "AP", "P"),
+    "coronal": ("AP", "LR", "L", "SI", "I"),
+    "sagittal": ("LR", "AP", "P", "SI", "I"),
+}
+_OPPOSITE = {"L": "R", "R": "L", "A": "P", "P": "A", "S": "I", "I": "S"}
+
+
+@dataclass(frozen=True)
+class OrientedSlice:
+    """A 2-D slice ready for :meth:`~matplotlib.axes.Axes.imshow`.
+
+    Attributes
+    ----------
+    data : ndarray
+        The slice, rows top to bottom and columns left to right as displayed (any
+        leading axes of the input are kept in front).
+    aspect : float
+        Height / width of one displayed pixel (the ``aspect=`` of ``imshow``): 1 without
+        spacing.
+    axis : int or None
+        Array axis sliced (None for a 2-D input).
+    index : int or None
+        Index along ``axis``.
+    plane : str or None
+        ``'axial'``, ``'coronal'`` or ``'sagittal'`` when an affine gave the
+        orientation.
+    edges : tuple of str or None
+        Patient directions at the ``(left, right, top, bottom)`` edges of the display,
+        e.g. ``('R', 'L', 'A', 'P')`` for an axial slice; None without an affine.
+    spacing : tuple of float or None
+        Voxel size (mm) along each array axis of the input, if known.
+    """
+
+    data: np.ndarray
+    aspect: float
+    axis: int | None
+    index: int | None
+    plane: str | None
+    edges: tuple[str, str, str, str] | None
+    spacing: tuple[float, ...] | None
+
+
+def _geometry_affine(affine: Any, ndim: int) -> np.ndarray:
+    """Return a 4 x 4 RAS affine for the array axes, from an array or a reader's geometry."""
+    if hasattr(affine, "affine"):  # nibabel image, rankseg.io NIfTI reference
+        affine = affine.affine
+    elif all(hasattr(affine, k) for k in ("spacing", "origin", "direction")) or all(
+        hasattr(affine, k) for k in ("GetSpacing", "GetOrigin", "GetDirection")
+    ):  # ITK geometry (SimpleITK image, rankseg.io reference): array order (Z, Y, X)
+        get = (
+            (lambda k: getattr(affine, "Get" + k.capitalize())())
+            if hasattr(affine, "GetSpacing")
+            else (lambda k: getattr(affine, k))
+        )
+        sp = np.asarray(get("spacing"), dtype=np.float64).ravel()
+        n = sp.size
+        if n != 3:
+            raise ValueError(f"an affine orients 3-D volumes; got an ITK geometry of {n} axes")
+        # as rankseg.io._nifti._sitk_affine (a higher layer): ITK's LPS direction, columns
+        # scaled by the spacing, to RAS; then the columns in the array's (Z, Y, X) order
+        xyz = np.eye(4)
+        xyz[:3, :3] = np.diag([-1.0, -1.0, 1.0]) @ (
+            np.asarray(get("direction"), dtype=np.float64).reshape(3, 3) * sp
+        )
+        xyz[:3, 3] = np.diag([-1.0, -1.0, 1.0]) @ np.asarray(get("origin"), dtype=np.float64)
+        affine = xyz[:, [2, 1, 0, 3]]
+    aff = np.asarray(affine, dtype=np.float64)
+    if aff.shape != (4, 4) or not np.all(np.isfinite(aff)):
+        raise ValueError(f"affine must be a finite 4 x 4 array; got shape {aff.shape}")
+    if ndim != 3:
+        raise ValueError(f"an affine orients 3-D volumes; got {ndim} spatial axes")
+    if abs(np.linalg.det(aff[:3, :3])) < 1e-12:
+        raise ValueError("affine is singular")
+    return aff
+
+
+def _axcodes(aff: np.ndarray) -> tuple[str, ...]:
+    try:
+        from nibabel.orientations import aff2axcodes
+    except ImportError as exc:  # pragma: no cover - nibabel is in the test extra
+        raise ImportError(
+            "orienting a slice by its affine needs nibabel: pip install 'rankseg[nifti]'"
+        ) from exc
+    return tuple(aff2axcodes(aff))
+
+
+def _slice_plan(
+    shape: tuple[int, ...],
+    axis: int | str,
+    index: int | None,
+    affine: Any,
+    spacing: Any,
+    default_index: Any = None,
+) -> tuple[Any, OrientedSlice]:
+    """``(apply, template)``: ``apply(arr)`` slices and orients arr's trailing axes."""
+    ndim = len(shape)
+    if ndim not in (2, 3):
+        raise ValueError(f"expected a 2-D image or a 3-D volume; got spatial shape {shape}")
+    if affine is not None and spacing is not None:
+        raise TypeError("pass affine or spacing, not both (the affine holds the spacing)")
+    codes = None
+    if affine is not None:
+        aff = _geometry_affine(affine, ndim)
+        sp = tuple(float(s) for s in np.sqrt((aff[:3, :3] ** 2).sum(axis=0)))
+        codes = _axcodes(aff)
+    elif spacing is not None:
+        sp = tuple(float(s) for s in np.ravel(np.asarray(spacing, dtype=np.float64)))
+        if len(sp) != ndim or not all(np.isfinite(s) and s > 0 for s in sp):
+            raise ValueError(
+                f"spacing must hold {ndim} positive voxel sizes (one per spatial axis); "
+                f"got {spacing!r}"
+            )
+    else:
+        sp = None
+    if ndim == 2:
+
+        def apply2(arr: np.ndarray) -> np.ndarray:
+            return arr
+
+        aspect = 1.0 if sp is None else sp[0] / sp[1]
+        return apply2, OrientedSlice(np.empty(0), aspect, None, None, None, None, sp)
+
+    if isinstance(axis, str):
+        name = axis.strip().lower()
+        if name not in _PLANES:
+            raise ValueError(f"axis must be 0, 1, 2 or one of {', '.join(map(repr, _PLANES))}")
+        if codes is None:
+            raise ValueError(f"axis={axis!r} needs an affine to know which axis is {name}")
+        group = _PLANES[name][0]
+        axis = next(i for i, c in enumerate(codes) if c in group)
+    axis = v.check_int(axis, "axis")
+    if not -3 <= axis < 3:
+        raise ValueError(f"axis must be in [-3, 3) for a 3-D volume; got {axis}")
+    axis %= 3
+    n = shape[axis]
+    if index is None:
+        index = n // 2 if default_index is None else int(default_index(axis))
+    index = v.check_int(index, "index")
+    if not -n <= index < n:
+        raise ValueError(f"index {index} is out of range for axis {axis} of length {n}")
+    index %= n
+    rest = [i for i in range(3) if i != axis]
+    transpose, flips, plane, edges = False, (False, False), None, None
+    if codes is not None:
+        plane = next(p for p, spec in _PLANES.items() if codes[axis] in spec[0])
+        _, col_group, col_to, row_group, row_to = _PLANES[plane]
+        if codes[rest[0]] in col_group:  # columns must come second
+            rest = rest[::-1]
+            transpose = True
+        assert codes[rest[1]] in col_group and codes[rest[0]] in row_group
+        flips = (codes[rest[0]] != row_to, codes[rest[1]] != col_to)
+        edges = (_OPPOSITE[col_to], col_to, _OPPOSITE[row_to], row_to)
+    aspect = 1.0 if sp is None else sp[rest[0]] / sp[rest[1]]
+
+    def apply3(arr: np.ndarray) -> np.ndarray:
+        out = np.take(arr, index, axis=arr.ndim - 3 + axis)
+        if transpose:
+            out = np.swapaxes(out, -1, -2)
+        if flips[0]:
+            out = out[..., ::-1, :]
+        if flips[1]:
+            out = out[..., ::-1]
+        return out
+
+    return apply3, OrientedSlice(np.empty(0), aspect, axis, index, plane, edges, sp)
+
+
+def oriented_slice(
+    volume: Any,
+    axis: int | str = 0,
+    index: int | None = None,
+    *,
+    affine: Any = None,
+    spacing: Sequence[float] | None = None,
+) -> OrientedSlice:
+    """Take a 2-D slice of a volume, oriented for display, with its pixel aspect.
+
+    With an ``affine``, the slice is shown in the radiological convention whatever
+    the array's axis order and directions: the patient's left on the image's right;
+    anterior at the top of an axial slice, superior at the top of coronal and sagittal
+    slices (anterior on the left of a sagittal slice).  Without one, the slice keeps
+    the array order (rows: the first remaining axis).
+
+    Parameters
+    ----------
+    volume : array-like
+        A 3-D volume ``(*spatial)``, or a 2-D image (returned as is).  Leading axes
+        (e.g. the classes of masks ``(C, Z, Y, X)``) are kept: the last three axes are
+        the volume.
+    axis : int or {'axial', 'coronal', 'sagittal'}
+        Array axis to slice across (of the spatial axes), or the plane (needs
+        ``affine``).
+    index : int, optional
+        Index along ``axis`` in the array as given (default: the middle).
+    affine : array-like or image, optional
+        The voxel-to-world affine in nibabel's RAS+ convention (``img.affine``, a
+        nibabel image, or a :mod:`rankseg.io` reference), or an ITK geometry (a
+        SimpleITK image or anything with ``spacing``, ``origin``, ``direction``) whose
+        array is in ITK's ``(Z, Y, X)`` order.  Orients the slice and gives the spacing.
+    spacing : sequence of float, optional
+        Voxel size along each spatial array axis (no orientation), for the aspect.
+
+    Returns
+    -------
+    OrientedSlice
+        The slice and how it was taken (axis, index, plane, edge directions, aspect).
+
+    Raises
+    ------
+    ValueError
+        For a volume that is not 2-D or 3-D, an index out of range, a malformed
+        affine or spacing, or a named plane without an affine.
+    TypeError
+        If both ``affine`` and ``spacing`` are given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rankseg.plot import oriented_slice
+    >>> vol = np.zeros((4, 5, 6))  # axes run toward the patient's left, anterior, superior
+    >>> s = oriented_slice(vol, "axial", affine=np.diag([-1.0, 1.0, 2.5, 1.0]))
+    >>> s.data.shape, s.plane, s.edges, s.index
+    ((5, 4), 'axial', ('R', 'L', 'A', 'P'), 3)
+    """
+    arr = np.asarray(volume)
+    nsp = 3 if arr.ndim >= 3 else arr.ndim
+    apply, tmpl = _slice_plan(arr.shape[arr.ndim - nsp :], axis, index, affine, spacing)
+    return replace(tmpl, data=apply(arr))
+
+
+def _check_window(window: Any) -> tuple[float, float] | None:
+    if window is None:
+        return None
+    if isinstance(window, str):
+        name = window.strip().lower()
+        if name not in WINDOWS:
+            raise ValueError(
+                f"unknown window {window!r}; choose one of {', '.join(map(repr, WINDOWS))} "
+                "or pass (level, width)"
+            )
+        return WINDOWS[name]
+    try:
+        level, width = (float(x) for x in window)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"window must be a preset name or (level, width); got {window!r}"
+        ) from None
+    if not (np.isfinite(level) and np.isfinite(width) and width > 0):
+        raise ValueError(
+            f"window (level, width) needs a finite level and a width > 0; got {window!r}"
+        )
+    return level, width
+
+
+def _display_range(img: np.ndarray, window: Any, percentiles: Any) -> tuple[float, float]:
+    win = _check_window(window)
+    if win is not None:
+        level, width = win
+        return level - width / 2.0, level + width / 2.0
+    try:
+        lo, hi = (float(x) for x in percentiles)
+    except (TypeError, ValueError):
+        raise ValueError(f"percentiles must be (low, high); got {percentiles!r}") from None
+    if not 0.0 <= lo < hi <= 100.0:
+        raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100; got {percentiles!r}")
+    finite = img[np.isfinite(img)]
+    if not finite.size:
+        return 0.0, 1.0
+    vmin, vmax = np.percentile(finite, [lo, hi])
+    if vmax <= vmin:
+        vmax = vmin + 1.0
+    return float(vmin), float(vmax)
+
+
+def _label_inputs(labels_a: Any, labels_b: Any, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(labels_a), np.asarray(labels_b)
+    if a.shape != b.shape:
+        raise ValueError(f"labels_a {a.shape} and labels_b {b.shape} must have the same shape")
+    top = 4 if mode == "multiclass" else 5
+    if a.ndim == top and a.shape[0] == 1:  # B = 1 as predict returns it
+        a, b = a[0], b[0]
+    if mode == "multiclass":
+        if a.ndim not in (2, 3) or a.dtype.kind not in "iu" or b.dtype.kind not in "iu":
+            raise ValueError(
+                "multiclass labels must be integer label maps (H, W) or (Z, Y, X) (or one "
+                f"(1, ...) sample); got shape {a.shape} and dtypes {a.dtype}, {b.dtype}"
+            )
+    else:
+        if a.ndim not in (3, 4) or a.dtype.kind not in "biu" or b.dtype.kind not in "biu":
+            raise ValueError(
+                "multilabel labels must be masks (C, H, W) or (C, Z, Y, X) (or one "
+                f"(1, C, ...) sample); got shape {a.shape} and dtypes {a.dtype}, {b.dtype}"
+            )
+        a, b = a != 0, b != 0
+    return a, b
+
+
+def _changes(a: np.ndarray, b: np.ndarray, mode: str) -> dict[str, np.ndarray]:
+    """Pixels whose class set gains a class only, loses one only, or both."""
+    if mode == "multiclass":
+        differ = a != b
+        gained, lost = differ & (b != 0), differ & (a != 0)
+    else:
+        gained, lost = (b & ~a).any(axis=0), (a & ~b).any(axis=0)
+    return {"added": gained & ~lost, "removed": lost & ~gained, "relabelled": gained & lost}
+
+
+def _amount(n: int, voxel: float | None, unit: str, ndim: int) -> str:
+    text = f"{n:,} {unit}"
+    if voxel is not None:
+        text += f", {n * voxel / 1000:.2f} mL" if ndim == 3 else f", {n * voxel:.1f} mm²"
+    return text
+
+
+def plot_difference(
+    labels_a: Any,
+    labels_b: Any,
+    *,
+    image: Any = None,
+    window: str | tuple[float, float] | None = None,
+    percentiles: tuple[float, float] = (1.0, 99.0),
+    axis: int | str = 0,
+    index: int | None = None,
+    class_names: Sequence[str] | None = None,
+    spacing: Sequence[float] | None = None,
+    affine: Any = None,
+    output_mode: str = "multiclass",
+    decision: str | None = None,
+    names: Sequence[str] = ("argmax", "RankSEG"),
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Axes:
+    """Show what a second segmentation changes: pixels added and removed, over the image.
+
+    The decision ``labels_b`` is drawn per class (contours over an image, filled
+    regions without one); the pixels where it differs from ``labels_a`` are filled
+    in three colours (:data:`DIFF_COLORS`): *added* (a class gained, none lost --
+    background became foreground), *removed* (a class lost, none gained) and
+    *relabelled* (one foreground class replaced by another; shown only when present).
+    The legend names the classes and gives the counts of each change in the slice
+    (in mL, or mm² for a 2-D image, when the spacing is known) and, for a volume, in
+    the whole volume.
+
+    Parameters
+    ----------
+    labels_a, labels_b : array-like
+        The reference (e.g. argmax) and the decision (e.g. RankSEG), one sample: for
+        ``output_mode='multiclass'`` integer label maps ``(H, W)`` or ``(Z, Y, X)``
+        (class 0 is the background); for ``'multilabel'`` masks ``(C, H, W)`` or
+        ``(C, Z, Y, X)``.  A leading axis of length 1 (``B = 1`` as
+        :func:`rankseg.predict` returns) is dropped from ``(1, Z, Y, X)`` label maps
+        and ``(1, C, Z, Y, X)`` masks; for a 2-D sample pass ``labels[0]``.
+    image : array-like, optional
+        The image underneath, of the labels' spatial shape (CT in HU, MR, EM, ...),
+        shown in grey.  Without it the background is dark grey.
+    window : str or (float, float), optional
+        Display window ``(level, width)`` or a CT preset (:data:`WINDOWS`:
+        ``'soft-tissue'`` 40/400, ``'lung'`` −600/1500, ``'bone'`` 400/1800,
+        ``'brain'`` 40/80).  Default: ``percentiles``.
+    percentiles : (float, float)
+        Without ``window``, the grey scale spans these percentiles of the shown
+        slice's finite values.
+    axis : int or {'axial', 'coronal', 'sagittal'}
+        For a volume: the array axis to slice across, or the plane (needs ``affine``).
+    index : int, optional
+        For a volume: the slice along ``axis`` (default: the slice with the most
+        changed pixels; the middle one when the maps agree).
+    class_names : sequence of str, optional
+        Legend name of each class, indexed by class (``class_names[0]`` names the
+        background in multiclass mode, the first channel in multilabel mode).
+        Default: ``'class 1'``, ...
+    spacing : sequence of float, optional
+        Voxel size (mm) along each spatial array axis: sets the pixel aspect and the
+        volumes in the legend.
+    affine : array-like or image, optional
+        Voxel-to-world geometry (see :func:`oriented_slice`): orients the slice in the
+        radiological convention (the patient's left on the right, anterior or
+        superior at the top), marks the edges with the patient directions, and gives
+        the spacing.  Not with ``spacing``.
+    output_mode : {'multiclass', 'multilabel'}
+        The kind of labels.
+    decision : {'contour', 'fill'}, optional
+        How ``labels_b``'s classes are drawn (default: contours over an image, fills
+        without).
+    names : sequence of str
+        Names of ``labels_a`` and ``labels_b`` (legend and title).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw (default: a new Figure).
+    title : str, optional
+        Title (a second line gives the axis, index and plane of a volume's slice).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The Axes drawn on; ``ax.images[0]`` is the background image.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not fit, or for an unknown window, mode or decision style,
+        bad percentiles, spacing, affine, axis or index.
+    TypeError
+        If ``ax`` is not an Axes, or both ``affine`` and ``spacing`` are given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rankseg.plot import plot_difference
+    >>> a = np.zeros((8, 8), dtype=int)
+    >>> a[2:6, 2:6] = 1
+    >>> b = a.copy()
+    >>> b[1, 2:6] = 1  # one row added
+    >>> b[5, 2:6] = 0  # one row removed
+    >>> ax = plot_difference(a, b, class_names=["background", "organ"])
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['organ', 'added: 4 px', 'removed: 4 px']
+    """
+    mode = v.check_name(output_mode, "output_mode", ("multiclass", "multilabel"))
+    a, b = _label_inputs(labels_a, labels_b, mode)
+    spatial = a.shape if mode == "multiclass" else a.shape[1:]
+    changes = _changes(a, b, mode)
+    changed = changes["added"] | changes["removed"] | changes["relabelled"]
+
+    def busiest(ax_: int) -> int:
+        per = changed.sum(axis=tuple(i for i in range(3) if i != ax_))
+        return int(np.argmax(per)) if per.any() else spatial[ax_] // 2
+
+    apply, sl = _slice_plan(spatial, axis, index, affine, spacing, busiest)
+    ndim = len(spatial)
+    if image is not None:
+        img = np.asarray(image, dtype=np.float64)
+        if img.shape != spatial:
+            raise ValueError(f"image has shape {img.shape}; expected {spatial} like the labels")
+        img2 = apply(img)
+        vmin, vmax = _display_range(img2, window, percentiles)
+    else:
+        _check_window(window)
+        img2 = np.full(apply(changed).shape, 0.2)  # dark: the yellow marks stay visible
+        vmin, vmax = 0.0, 1.0
+    style = decision if decision is not None else ("contour" if image is not None else "fill")
+    style = v.check_name(style, "decision", ("contour", "fill"))
+    seg = apply(b)
+    if mode == "multiclass":
+        shown_a = apply(a)
+        present = sorted(int(c) for c in np.union1d(np.unique(shown_a), np.unique(seg)) if c)
+        masks = {c: seg == c for c in present}
+        color_of = _class_color
+    else:
+        shown_a = apply(a)
+        present = [c for c in range(b.shape[0]) if seg[c].any() or shown_a[c].any()]
+        masks = {c: seg[c] for c in present}
+
+        def color_of(c: int) -> Any:
+            return _class_color(c + 1)  # tab10 from orange, as multiclass class 1
+
+    if class_names is not None:
+        class_names = [str(n) for n in class_names]
+        need = int(max(a.max(initial=0), b.max(initial=0))) + 1
+        need = need if mode == "multiclass" else b.shape[0]
+        if len(class_names) < need:
+            raise ValueError(f"class_names has {len(class_names)} names; the labels need {need}")
+
+    def cname(c: int) -> str:
+        return class_names[c] if class_names is not None else f"class {c}"
+
+    own = ax is None
+    ax = _new_axes(ax, (8.5, 5.5))
+    if own:  # the image box left-aligned: the free width goes to the legend on its right
+        ax.set_anchor("W")
+    ax.imshow(img2, cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest", aspect=sl.aspect)
+    handles: list[Any] = []
+    fill = np.zeros(img2.shape + (4,))
+    fill_alpha = _FILL_ALPHA if image is not None else 1.0  # nothing to see through
+    for c in present:
+        mask = masks[c]
+        color = color_of(c)
+        if style == "fill":
+            fill[mask] = matplotlib.colors.to_rgba(color, fill_alpha)
+        elif mask.any() and not mask.all():
+            ax.contour(  # above the change layer: the outline stays visible on a change
+                *_contour_grid(mask), levels=[0.5], colors=[color], linewidths=0.8, zorder=4
+            )
+        alpha = fill_alpha if style == "fill" else 1.0
+        handles.append(Patch(facecolor=color, edgecolor=color, alpha=alpha, label=cname(c)))
+    if style == "fill":
+        ax.imshow(fill, interpolation="nearest", aspect=sl.aspect)
+    diff = np.zeros(img2.shape + (4,))
+    voxel = None if sl.spacing is None else float(np.prod(sl.spacing))
+    unit = "px" if ndim == 2 else "voxels"
+    for kind, mask in changes.items():
+        shown = apply(mask)
+        n_slice, n_all = int(shown.sum()), int(mask.sum())
+        if kind == "relabelled" and n_all == 0:
+            continue
+        diff[shown] = matplotlib.colors.to_rgba(DIFF_COLORS[kind], 0.9)
+        label = f"{kind}: {_amount(n_slice, voxel, unit, ndim)}"
+        if ndim == 3:
+            label += f"\n  volume: {_amount(n_all, voxel, unit, ndim)}"
+        handles.append(Patch(facecolor=DIFF_COLORS[kind], edgecolor="black", label=label))
+    ax.imshow(diff, interpolation="nearest", aspect=sl.aspect, zorder=3)
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        fontsize="small",
+        title=f"{names[-1]} vs {names[0]}" + (" (slice)" if ndim == 3 else ""),
+        title_fontsize="small",
+        frameon=False,
+    )
+    if sl.edges is not None:
+        spots = (
+            (0.01, 0.5, "left", "center"),
+            (0.99, 0.5, "right", "center"),
+            (0.5, 0.99, "center", "top"),
+            (0.5, 0.01, "center", "bottom"),
+        )
+        for letter, (x, y, ha, va) in zip(sl.edges, spots, strict=True):
+            ax.text(
+                x,
+                y,
+                letter,
+                transform=ax.transAxes,
+                ha=ha,
+                va=va,
+                color="white",
+                fontsize="medium",
+                fontweight="bold",
+                bbox={"facecolor": "black", "alpha": 0.5, "pad": 1.5, "linewidth": 0},
+            )
+    ax.set_xticks([])
+    ax.set_yticks([])
+    parts = [title if title else f"{names[-1]} − {names[0]}"]
+    if sl.axis is not None:
+        where = f"axis {sl.axis}, index {sl.index} of {spatial[sl.axis]}"
+        parts.append(f"{sl.plane} slice, {where}" if sl.plane else where)
+    ax.set_title("\n".join(parts), fontsize="medium")  # two short lines fit narrow panels
     return ax

@@ -253,3 +253,71 @@ def test_dice_matches_torchmetrics(rng):
     theirs = np.stack([t.numpy() for t in theirs])
     np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
     np.testing.assert_allclose(ours[~np.isnan(ours)], theirs[~np.isnan(theirs)], atol=1e-6)
+
+
+# -- a (Z, Y, X) volume passed where (B, H, W) label maps are expected ---------------
+
+
+def ct_volume():
+    from rankseg.datasets import ct3d
+
+    probs = ct3d(shape=(1, 4, 32, 48, 48))
+    return rankseg_predict(probs)[0], probs.argmax(1)[0]
+
+
+def rankseg_predict(probs):
+    from rankseg import predict
+
+    return predict(probs)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        dice_score,
+        iou_score,
+        samplewise_score,
+        lambda p, t, **kw: samplewise_counts(p, t, **kw)[..., 0],
+    ],
+)
+def test_volume_as_batch_warns(fn):
+    from rankseg.metrics import VolumeAsBatchWarning
+
+    pred, target = ct_volume()
+    with pytest.warns(VolumeAsBatchWarning, match=r"pred\[None\] and target\[None\]") as rec:
+        per_slice = fn(pred, target)
+    assert per_slice.shape[0] == 32  # still read as 32 items: the warning says so
+    assert "(32, 48, 48) were read as a batch of 32 2-D maps of 48 x 48" in str(rec[0].message)
+    if fn in (dice_score, iou_score, samplewise_score):
+        assert rec[0].filename == __file__  # points at the caller
+    one = fn(pred, target, batch=False)  # one volume: no warning
+    np.testing.assert_array_equal(one, fn(pred[None], target[None]))
+    assert one.shape[0] == 1
+    np.testing.assert_array_equal(fn(pred, target, batch=True), per_slice)  # no warning
+
+
+def test_genuine_batches_do_not_warn(rng):
+    """Independent 2-D maps, identical copies, empty maps and short stacks stay silent
+    (pytest turns warnings into errors)."""
+    from rankseg.datasets import ct3d, voc2d
+
+    for seed in range(3):
+        labels = voc2d(seed, shape=(16, 21, 48, 48)).argmax(1)
+        dice_score(labels, labels[::-1].copy())
+    slices = ct3d(1, shape=(12, 4, 1, 48, 48)).argmax(1)[:, 0]  # 2-D cases, one per volume
+    dice_score(slices, slices)
+    one = slices[:1].repeat(10, axis=0)
+    dice_score(one, one)  # identical items: nothing changes along the stack
+    dice_score(np.zeros((20, 8, 8), int), np.zeros((20, 8, 8), int))
+    pred, target = ct_volume()
+    dice_score(pred[:7], target[:7])  # under 8 items: not checked
+    dice_score(rng.integers(0, 3, (16, 9, 9)), rng.integers(0, 3, (16, 9, 9)))  # noise
+
+
+def test_batch_keyword_checks():
+    with pytest.raises(TypeError, match="batch must be True, False or None; got str"):
+        dice_score(np.zeros((1, 3), int), np.zeros((1, 3), int), batch="no")
+    masks = np.zeros((2, 4, 4), bool)  # (C, H, W) of one sample
+    masks[1, :2] = True
+    got = dice_score(masks, masks, batch=False)
+    np.testing.assert_array_equal(got, [[NAN, 1.0]])

@@ -183,3 +183,282 @@ def test_demo_plot(tmp_path):
     img = check_png(tmp_path / "demo.png", min_size=(800, 300))
     assert img.shape[1] > img.shape[0]  # two panels side by side
     assert [f.name for f in tmp_path.iterdir()] == ["demo.png"]  # no temporary left
+
+
+# -- plot_difference / oriented_slice ------------------------------------------------
+
+from matplotlib.colors import to_rgba  # noqa: E402
+
+from rankseg.plot import DIFF_COLORS, WINDOWS, oriented_slice, plot_difference  # noqa: E402
+
+nib = pytest.importorskip("nibabel")
+
+
+def legend_texts(ax):
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def two_maps():
+    a = np.zeros((10, 12), dtype=np.int64)
+    a[2:7, 3:9] = 1
+    a[7:9, 3:9] = 2
+    b = a.copy()
+    b[1, 3:9] = 1  # 6 added (background -> class 1)
+    b[2:7, 8] = 0  # 5 removed (class 1 -> background)
+    b[7, 3:5] = 1  # 2 relabelled (class 2 -> class 1)
+    return a, b
+
+
+def test_plot_difference_2d_counts_colours_legend(tmp_path):
+    a, b = two_maps()
+    image = np.linspace(0.0, 1.0, a.size).reshape(a.shape)
+    ax = plot_difference(a, b, image=image, class_names=["bg", "liver", "spleen"])
+    assert legend_texts(ax) == [
+        "liver",
+        "spleen",
+        "added: 6 px",
+        "removed: 5 px",
+        "relabelled: 2 px",
+    ]
+    handles = ax.get_legend().legend_handles
+    added, removed, relabelled = (h.get_facecolor() for h in handles[2:])
+    assert added == to_rgba(DIFF_COLORS["added"]) and removed == to_rgba(DIFF_COLORS["removed"])
+    assert len({added, removed, relabelled}) == 3
+    assert ax.get_legend().get_title().get_text() == "RankSEG vs argmax"
+    np.testing.assert_array_equal(ax.images[0].get_array(), image)  # the image underneath
+    diff = np.asarray(ax.images[-1].get_array())  # the change layer: RGBA per pixel
+    assert tuple(diff[1, 4, :3]) == pytest.approx(to_rgba(DIFF_COLORS["added"])[:3])
+    assert tuple(diff[3, 8, :3]) == pytest.approx(to_rgba(DIFF_COLORS["removed"])[:3])
+    assert diff[5, 5, 3] == 0  # unchanged pixels are not covered
+    assert ax.get_title() == "RankSEG − argmax"
+    ax.figure.savefig(tmp_path / "diff.png")
+    check_png(tmp_path / "diff.png")
+
+
+def test_plot_difference_spacing_gives_area_and_aspect():
+    a, b = two_maps()
+    ax = plot_difference(a, b, spacing=(2.0, 0.5), names=("old", "new"))
+    assert legend_texts(ax)[2] == "added: 6 px, 6.0 mm²"  # 6 px of 1 mm²
+    assert ax.get_aspect() == pytest.approx(4.0)
+    assert legend_texts(ax)[0] == "class 1"
+    assert ax.get_legend().get_title().get_text() == "new vs old"
+
+
+def test_plot_difference_volume_slice_title_and_ml():
+    a = np.zeros((6, 8, 8), dtype=np.uint8)
+    a[1:5, 2:6, 2:6] = 1
+    b = a.copy()
+    b[3, 1, 2:6] = 1  # 4 voxels added in slice 3
+    b[1, 6, 2:4] = 1  # 2 more elsewhere
+    ax = plot_difference(a, b, spacing=(2.0, 1.0, 1.0))  # 2 mm³ voxels
+    assert "axis 0, index 3 of 6" in ax.get_title()  # default: the busiest slice
+    texts = legend_texts(ax)
+    assert texts[1] == "added: 4 voxels, 0.01 mL\n  volume: 6 voxels, 0.01 mL"
+    ax = plot_difference(a, b, axis=2, index=-4, title="case 7")
+    assert ax.get_title() == "case 7\naxis 2, index 4 of 8"
+    assert ax.images[0].get_array().shape == (6, 8)
+    ax = plot_difference(a[None], b[None])  # B = 1 as predict returns it
+    assert "index 3 of 6" in ax.get_title()
+
+
+def test_plot_difference_multilabel():
+    a = np.zeros((2, 8, 8), dtype=bool)
+    a[0, 2:5, 2:5] = True
+    b = a.copy()
+    b[0, 5, 2:5] = True  # 3 added
+    b[1, 0, 0] = True  # 1 added in channel 1
+    a[1, 7, 7] = True  # 1 removed in channel 1
+    ax = plot_difference(a, b, output_mode="multilabel", class_names=["tumour", "edema"])
+    assert legend_texts(ax) == ["tumour", "edema", "added: 4 px", "removed: 1 px"]
+    # the channels keep the multiclass colours of classes 1, 2 (channel 0 is not blue)
+    colors = [h.get_facecolor()[:3] for h in ax.get_legend().legend_handles[:2]]
+    assert colors[0] == pytest.approx(matplotlib.colormaps["tab10"](1)[:3])
+
+
+def test_plot_difference_windows():
+    a, b = two_maps()
+    hu = np.linspace(-1000.0, 1000.0, a.size).reshape(a.shape)
+    for name, (level, width) in WINDOWS.items():
+        ax = plot_difference(a, b, image=hu, window=name)
+        assert ax.images[0].get_clim() == (level - width / 2, level + width / 2)
+    ax = plot_difference(a, b, image=hu, window=(-600, 1500))
+    assert ax.images[0].get_clim() == (-1350.0, 150.0)
+    ax = plot_difference(a, b, image=hu, percentiles=(0, 100))
+    assert ax.images[0].get_clim() == (-1000.0, 1000.0)
+
+
+def test_plot_difference_errors():
+    a, b = two_maps()
+    with pytest.raises(ValueError, match="unknown window 'liver'"):
+        plot_difference(a, b, image=a, window="liver")
+    with pytest.raises(ValueError, match="width > 0"):
+        plot_difference(a, b, image=a, window=(40, 0))
+    with pytest.raises(ValueError, match="percentiles must satisfy"):
+        plot_difference(a, b, image=a, percentiles=(99, 1))
+    with pytest.raises(ValueError, match="same shape"):
+        plot_difference(a, b[:5])
+    with pytest.raises(ValueError, match="image has shape"):
+        plot_difference(a, b, image=a[:5])
+    with pytest.raises(ValueError, match="integer label maps"):
+        plot_difference(a.astype(float), b.astype(float))
+    with pytest.raises(ValueError, match="class_names has 2 names; the labels need 3"):
+        plot_difference(a, b, class_names=["bg", "x"])
+    with pytest.raises(ValueError, match="spacing must hold 2"):
+        plot_difference(a, b, spacing=(1.0, 1.0, 1.0))
+    with pytest.raises(TypeError, match="not both"):
+        plot_difference(a[None], b[None], spacing=(1, 1, 1), affine=np.eye(4))
+    with pytest.raises(ValueError, match="needs an affine"):
+        plot_difference(a[None], b[None], axis="axial")
+    with pytest.raises(ValueError, match="out of range"):
+        plot_difference(a[None], b[None], index=1)
+    with pytest.raises(ValueError, match="orients 3-D volumes"):
+        plot_difference(a, b, affine=np.eye(4))
+    with pytest.raises(ValueError, match="decision"):
+        plot_difference(a, b, decision="dots")
+
+
+# A phantom in the patient's frame: a blob in the left-anterior-superior region.  In a
+# RAS+ array (axes toward Right, Anterior, Superior) "left" is a low first index.
+def las_phantom():
+    vol = np.zeros((20, 24, 16), dtype=np.int16)  # (R, A, S)
+    vol[2:7, 16:22, 10:14] = 1
+    return vol
+
+
+# reorientations of the RAS array: nibabel orientation rows (new axis -> old axis, flip)
+ORIENTATIONS = {
+    "RAS": [[0, 1], [1, 1], [2, 1]],
+    "LPS": [[0, -1], [1, -1], [2, 1]],
+    "LAS": [[0, -1], [1, 1], [2, 1]],
+    "PIR": [[1, -1], [2, -1], [0, 1]],  # axes: P, I, R
+    "SRA": [[2, 1], [0, 1], [1, 1]],  # (Z, X, Y)-like order
+}
+
+
+def where_blob(data):
+    rows, cols = np.nonzero(np.asarray(data) > 0)
+    h, w = np.asarray(data).shape
+    return ("top" if rows.mean() < h / 2 else "bottom"), (
+        "left" if cols.mean() < w / 2 else "right"
+    )
+
+
+@pytest.mark.parametrize("name", list(ORIENTATIONS))
+def test_radiological_orientation_through_nibabel(tmp_path, name):
+    spacing = np.array([0.7, 0.8, 3.0])  # R, A, S voxel sizes
+    img = nib.Nifti1Image(las_phantom(), np.diag([*spacing, 1.0]))
+    # nibabel's ornt rows are per *input* axis: [new axis, flip]; build from our rows
+    inv = np.zeros((3, 2))
+    for new, (old, flip) in enumerate(ORIENTATIONS[name]):
+        inv[old] = [new, flip]
+    img = img.as_reoriented(inv)
+    assert "".join(nib.aff2axcodes(img.affine)) == name
+    nib.save(img, tmp_path / "phantom.nii.gz")
+    img = nib.load(tmp_path / "phantom.nii.gz")
+    vol = np.asarray(img.dataobj)
+    # the radiologist's view: patient's left on the image's right, anterior/superior up
+    expect = {"axial": ("top", "right"), "coronal": ("top", "right"), "sagittal": ("top", "left")}
+    edges = {
+        "axial": ("R", "L", "A", "P"),
+        "coronal": ("R", "L", "S", "I"),
+        "sagittal": ("A", "P", "S", "I"),
+    }
+    index_ras = {"axial": 12, "coronal": 18, "sagittal": 4}
+    ras_axis = {"axial": 2, "coronal": 1, "sagittal": 0}
+    for plane, want in expect.items():
+        axis = next(i for i, (old, _) in enumerate(ORIENTATIONS[name]) if old == ras_axis[plane])
+        n = vol.shape[axis]
+        index = index_ras[plane] if ORIENTATIONS[name][axis][1] > 0 else n - 1 - index_ras[plane]
+        s = oriented_slice(vol, plane, index, affine=img)
+        assert (s.plane, s.axis, s.index, s.edges) == (plane, axis, index, edges[plane])
+        assert where_blob(s.data) == want, (name, plane)
+        ax = plot_difference(
+            np.zeros_like(vol), vol, image=vol, affine=img.affine, axis=plane, index=index
+        )
+        shown = ax.images[0].get_array()
+        np.testing.assert_array_equal(shown, s.data)
+        assert where_blob(shown) == want
+        assert f"{plane} slice, axis {axis}, index {index}" in ax.get_title()
+        letters = [t.get_text() for t in ax.texts]
+        assert letters == list(edges[plane])
+        # aspect: height / width of a displayed pixel from the voxel sizes
+        sp = {"axial": (0.8, 0.7), "coronal": (3.0, 0.7), "sagittal": (3.0, 0.8)}[plane]
+        assert ax.get_aspect() == pytest.approx(sp[0] / sp[1])
+    added = [t for t in legend_texts(ax) if t.startswith("added")][0]
+    n_blob = int(vol.sum())
+    assert f"volume: {n_blob} voxels, {n_blob * 0.7 * 0.8 * 3.0 / 1000:.2f} mL" in added
+
+
+def test_oriented_slice_itk_geometry():
+    """An ITK geometry (LPS, identity direction) with the array in (Z, Y, X) order."""
+
+    class Geometry:
+        spacing = (0.7, 0.8, 3.0)  # x, y, z
+        origin = (0.0, 0.0, 0.0)
+        direction = (1, 0, 0, 0, 1, 0, 0, 0, 1)
+
+    vol = np.zeros((16, 24, 20))  # (Z: toward S, Y: toward P, X: toward L)
+    vol[10:14, 2:8, 13:18] = 1  # superior, anterior (low Y), left (high X)
+    s = oriented_slice(vol, "axial", 12, affine=Geometry())
+    assert (s.axis, s.edges) == (0, ("R", "L", "A", "P"))
+    assert where_blob(s.data) == ("top", "right")
+    assert s.aspect == pytest.approx(0.8 / 0.7)
+    s = oriented_slice(vol, 2, 15, affine=Geometry())  # across X: sagittal
+    assert s.plane == "sagittal" and where_blob(s.data) == ("top", "left")
+
+
+def test_oriented_slice_without_affine_keeps_array_order():
+    vol = np.arange(24).reshape(2, 3, 4)
+    s = oriented_slice(vol, 1, 2, spacing=(2.0, 1.0, 0.5))
+    np.testing.assert_array_equal(s.data, vol[:, 2, :])
+    assert (s.plane, s.edges, s.aspect) == (None, None, 4.0)
+    assert oriented_slice(vol[0]).data is not None and oriented_slice(vol).index == 1
+    masks = np.stack([vol, -vol])  # (C, Z, Y, X): the class axis is kept
+    s = oriented_slice(masks, 2, 1)
+    np.testing.assert_array_equal(s.data, masks[:, :, :, 1])
+
+
+def test_plot_difference_ct3d_example(tmp_path):
+    """The realistic case: ct3d argmax vs RankSEG over a windowed image, both styles."""
+    from rankseg.datasets import ct3d
+
+    probs = ct3d(shape=(1, 4, 24, 48, 48))
+    a, b = probs.argmax(1), predict(probs)
+    hu = np.where(a[0] > 0, 60.0, -100.0)
+    ax = plot_difference(a, b, image=hu, window="soft-tissue", spacing=(2.5, 0.8, 0.8))
+    assert ax.collections  # the decision's contours
+    ax.figure.savefig(tmp_path / "ct.png")
+    check_png(tmp_path / "ct.png")
+    ax = plot_difference(a, b, axis=1, decision="fill")
+    ax.figure.savefig(tmp_path / "fill.png")
+    check_png(tmp_path / "fill.png")
+
+
+def test_plot_overlay_class_key(rng):
+    p = probs_slice(rng)
+    a = p.argmax(0)
+    ax = plot_overlay(p, a, a, class_names=["bg", "liver", "spleen"])
+    drawn = [f"{n}" for c, n in enumerate(["bg", "liver", "spleen"]) if (a == c).any() and c]
+    assert legend_texts(ax) == ["argmax", "RankSEG", *drawn]
+    colors = [h.get_facecolor() for h in ax.get_legend().legend_handles[2:]]
+    assert len(set(colors)) == len(drawn)
+    with pytest.raises(ValueError, match="class 2 is drawn"):
+        plot_overlay(p, a, class_names=["bg", "liver"])
+
+
+def test_itk_geometry_matches_the_io_affine(rng):
+    """The ITK path of plot agrees with rankseg.io's ITK -> RAS conversion."""
+    from rankseg.io._nifti import _sitk_affine
+
+    class Geometry:
+        spacing = (0.7, 0.9, 2.0)
+        origin = (10.0, -5.0, 3.0)
+        direction = (0, -1, 0, 0, 0, 1, 1, 0, 0)  # a permutation with a flip
+
+    vol = rng.random((7, 8, 9))
+    aff = _sitk_affine(Geometry.spacing, Geometry.origin, Geometry.direction)[:, [2, 1, 0, 3]]
+    for axis in range(3):
+        s_itk = oriented_slice(vol, axis, 3, affine=Geometry())
+        s_aff = oriented_slice(vol, axis, 3, affine=aff)
+        np.testing.assert_array_equal(s_itk.data, s_aff.data)
+        assert (s_itk.plane, s_itk.edges, s_itk.aspect) == (s_aff.plane, s_aff.edges, s_aff.aspect)
