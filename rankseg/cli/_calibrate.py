@@ -276,9 +276,10 @@ def validation_pairs(
     return pairs
 
 
-def _fail(log: _Log, msg: str, output: str) -> int:
+def fail(log: _Log, msg: str, output: str, command: str = "calibrate") -> int:
+    """Log a failure of ``rankseg COMMAND`` that wrote nothing; return its exit status."""
     log.error(f"error: {msg}")
-    log.error(f"rankseg calibrate: nothing written to {output}")
+    log.error(f"rankseg {command}: nothing written to {output}")
     return _EXIT_FAILED
 
 
@@ -319,13 +320,13 @@ def _cmd_calibrate(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
             log.error(f"rankseg calibrate: interrupted; nothing written to {args.output}")
             return _EXIT_INTERRUPTED
         except _CaseFailed as exc:
-            return _fail(log, str(exc), args.output)
+            return fail(log, str(exc), args.output)
         except Exception as exc:
             msg = _CASE_PREFIX.sub("", _one_line(exc)).replace(
                 "mode='multilabel'", "--output-mode multilabel"
             )
             where = state["case"]
-            return _fail(log, f"{where}: {msg}" if where is not None else msg, args.output)
+            return fail(log, f"{where}: {msg}" if where is not None else msg, args.output)
         finally:
             if bar is not None:
                 bar.close()
@@ -335,7 +336,7 @@ def _cmd_calibrate(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
     try:
         model.save(args.output)
     except Exception as exc:
-        return _fail(log, f"{args.output}: {_one_line(exc)}", args.output)
+        return fail(log, f"{args.output}: {_one_line(exc)}", args.output)
     log.info(f"rankseg calibrate: wrote {args.output}")
     return 0
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from rankseg.cli._calibrate import add_case_input_args
 from rankseg.cli._common import (
-    _EXIT_FAILED,
     _EXIT_INTERRUPTED,
     _check_output_file,
     _Log,
@@ -90,16 +89,10 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
     add_case_input_args(p)
 
 
-def _fail(log: _Log, msg: str, output: str) -> int:
-    log.error(f"error: {msg}")
-    log.error(f"rankseg tune: nothing written to {output}")
-    return _EXIT_FAILED
-
-
 def _cmd_tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run ``rankseg tune``; return the exit status."""
     from rankseg import RankSEG
-    from rankseg.cli._calibrate import _CaseFailed, _default_mode, _stream, validation_pairs
+    from rankseg.cli._calibrate import _CaseFailed, _default_mode, _stream, fail, validation_pairs
     from rankseg.cli._predict import _progress
     from rankseg.tuning import tune
 
@@ -135,7 +128,7 @@ def _cmd_tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         log.error(f"rankseg tune: interrupted; nothing written to {args.output}")
         return _EXIT_INTERRUPTED
     except _CaseFailed as exc:
-        return _fail(log, str(exc), args.output)
+        return fail(log, str(exc), args.output, "tune")
     finally:
         if bar is not None:
             bar.close()
@@ -168,11 +161,11 @@ def _cmd_tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             k, rest = msg[5:].split(":", 1)
             if k.strip().isdigit() and int(k) < len(files):
                 msg = f"{files[int(k)]}:{rest}"
-        return _fail(log, msg, args.output)
+        return fail(log, msg, args.output, "tune")
     print(rule.report.to_markdown())
     try:
         rule.save(args.output)
     except OSError as exc:
-        return _fail(log, f"{args.output}: {_one_line(exc)}", args.output)
+        return fail(log, f"{args.output}: {_one_line(exc)}", args.output, "tune")
     log.info(f"rankseg tune: wrote {args.output}")
     return 0
