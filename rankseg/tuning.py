@@ -853,6 +853,11 @@ def tune(
     nc = cases.probs[0].shape[1]
     if output_mode == "multiclass" and nc < 2:
         raise ValueError("multiclass tuning needs at least 2 classes; use multilabel for C = 1")
+    if not include_background and nc < 2:
+        raise ValueError(
+            "include_background=False leaves no class to score with C = 1 (a single "
+            "foreground map is class 0 here); keep include_background=True"
+        )
     k = min(int(folds), nb)
     fold_idx = _folds(nb, k, seed)
     everyone = np.arange(nb)

@@ -189,6 +189,12 @@ def test_bad_input(mutate, kw, err, match):
         tune(p, y, n_boot=10, **kw)
 
 
+def test_a_single_map_without_its_background_has_nothing_to_score():
+    p, m = binary_cases(4, seed=3, size=16)
+    with pytest.raises(ValueError, match="leaves no class to score"):
+        tune(m, (p > 0.5).astype(np.uint8), output_mode="multilabel", include_background=False)
+
+
 def test_void_pixels_are_left_out():
     pred = np.array([[0, 1, 1, 1]])
     truth = np.array([[0, 1, 255, 255]])
