@@ -96,7 +96,10 @@ class RankSEG:
         presence decisions of argmax.  A fitted :class:`rankseg.tuning.PresenceModel`
         (``empty='one'`` only): the empty mask is kept when ``P(absent) >=
         P(present) · score``, the score being the solver's expected metric of the
-        class's mask.  ``'argmax'`` and a model need the CPU backend.
+        class's mask; ``info.score`` is then the expected score under the
+        convention (``P(absent)`` for an empty mask).  With ``'argmax'`` a pruned
+        row's ``info.score`` stays 0 (``P(absent)`` needs a model).  ``'argmax'`` and
+        a model need the CPU backend.
     **solver_params
         ``unassigned_policy`` ({'max_score', 'void'}, multiclass Dice/IoU only),
         ``void_index`` (int outside ``[0, C)``, default 255, only with
