@@ -29,7 +29,7 @@ import numpy as np
 try:
     import matplotlib
     from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure, FigureBase
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 except ImportError as exc:  # pragma: no cover - matplotlib is in the test extra
@@ -42,6 +42,7 @@ __all__ = [
     "DIFF_COLORS",
     "WINDOWS",
     "OrientedSlice",
+    "class_color",
     "oriented_slice",
     "plot_case",
     "plot_difference",
@@ -66,6 +67,43 @@ def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
 
 def _class_color(c: int) -> Any:
     return matplotlib.colormaps["tab10"](c % 10)
+
+
+def class_color(c: int, output_mode: str = "multiclass") -> tuple[float, float, float, float]:
+    """Return the colour the figures of this module give class (or channel) ``c``.
+
+    Use it to match a figure of your own (a bar per class, a table) to
+    :func:`plot_difference`, :func:`plot_case` and :func:`plot_overlay`.
+
+    Parameters
+    ----------
+    c : int
+        Class index (multiclass: class 0 is the background, never filled) or channel
+        index (multilabel: channel 0 gets the colour of multiclass class 1).
+    output_mode : {'multiclass', 'multilabel'}
+        The kind of labels.
+
+    Returns
+    -------
+    tuple of float
+        RGBA in [0, 1] (matplotlib's ``tab10``, cycling every 10 classes).
+
+    Raises
+    ------
+    ValueError
+        For a negative index or an unknown mode.
+
+    Examples
+    --------
+    >>> from rankseg.plot import class_color
+    >>> class_color(1) == class_color(0, "multilabel")
+    True
+    """
+    mode = v.check_name(output_mode, "output_mode", ("multiclass", "multilabel"))
+    c = v.check_int(c, "c")
+    if c < 0:
+        raise ValueError(f"class index must be >= 0; got {c}")
+    return tuple(float(x) for x in _class_color(c if mode == "multiclass" else c + 1))
 
 
 def _as_masks(labels: Any, what: str, shape: tuple[int, ...] | None) -> dict[int, np.ndarray]:
@@ -377,6 +415,7 @@ def plot_gains(
     names: Sequence[str] = ("argmax", "RankSEG"),
     class_names: Sequence[str] | None = None,
     metric: str = "Dice",
+    colors: Sequence[Any] | None = None,
     ax: Axes | None = None,
 ) -> Axes:
     """Bar chart of the per-class gain ``scores_b - scores_a`` (mean ± standard error).
@@ -393,6 +432,9 @@ def plot_gains(
         Tick labels (default: the class indices).
     metric : str
         Metric name for the axis label.
+    colors : sequence of colours, optional
+        The colour of each class's bar, e.g. ``[class_color(c) for c in classes]`` to
+        match a :func:`plot_case` figure (default: green for a gain, red for a loss).
     ax : matplotlib.axes.Axes, optional
         Where to draw (default: a new Figure).
 
@@ -404,7 +446,7 @@ def plot_gains(
     Raises
     ------
     ValueError
-        If the shapes differ or ``class_names`` has the wrong length.
+        If the shapes differ or ``class_names`` or ``colors`` has the wrong length.
     TypeError
         If ``ax`` is not an Axes.
 
@@ -434,8 +476,11 @@ def plot_gains(
         raise ValueError(f"class_names has {len(labels)} names for {nc} classes")
     ax = _new_axes(ax, (max(4.0, 0.6 * nc + 2), 4.0))
     x = np.arange(nc)
-    colors = ["C2" if m >= 0 else "C3" for m in np.nan_to_num(mean)]
-    ax.bar(x, np.nan_to_num(mean), yerr=se, color=colors, capsize=3)
+    if colors is None:
+        colors = ["C2" if m >= 0 else "C3" for m in np.nan_to_num(mean)]
+    elif len(colors) != nc:
+        raise ValueError(f"colors has {len(colors)} colours for {nc} classes")
+    ax.bar(x, np.nan_to_num(mean), yerr=se, color=list(colors), capsize=3)
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xticks(x, labels)
     ax.set_xlabel("class")
@@ -1222,8 +1267,8 @@ def plot_case(
     metric: str = "Dice",
     top: int = 4,
     title: str | None = None,
-    fig: Figure | None = None,
-) -> Figure:
+    fig: FigureBase | None = None,
+) -> FigureBase:
     """One case side by side: the image, argmax, RankSEG and what RankSEG changes.
 
     Four panels in a row, all of the same slice: the image (or, without one, the
@@ -1268,12 +1313,13 @@ def plot_case(
         in the title; the others are counted (``+2 more``).
     title : str, optional
         Figure title (the slice of a volume is added to it).
-    fig : matplotlib.figure.Figure, optional
-        An empty Figure to draw on (default: a new one).
+    fig : matplotlib.figure.Figure or SubFigure, optional
+        An empty Figure (or SubFigure, to place the case in a larger figure) to draw
+        on (default: a new Figure).
 
     Returns
     -------
-    matplotlib.figure.Figure
+    matplotlib.figure.Figure or SubFigure
         The figure; ``fig.axes[:4]`` are the image, ``labels_a``, ``labels_b`` and the
         difference panel, ``fig.axes[4]`` holds the legend (the class key and the
         counts of :func:`plot_difference`).
@@ -1308,7 +1354,7 @@ def plot_case(
     top = v.check_int(top, "top")
     if top < 1:
         raise ValueError(f"top must be >= 1; got {top}")
-    if fig is not None and not isinstance(fig, Figure):
+    if fig is not None and not isinstance(fig, FigureBase):
         raise TypeError(f"fig must be a matplotlib Figure; got {type(fig).__name__}")
     nc, spatial = p.shape[0], p.shape[1:]
     if labels_a is None:

@@ -167,6 +167,11 @@ def test_plot_gains(rng, tmp_path):
     assert ax.get_ylabel() == "IoU: RankSEG − argmax"
     ax.figure.savefig(tmp_path / "gains.png")
     check_png(tmp_path / "gains.png")
+    colors = ["red", "blue", "green", "black"]
+    bars = plot_gains(a, b, colors=colors).patches
+    assert [b.get_facecolor() for b in bars] == [to_rgba(c) for c in colors]
+    with pytest.raises(ValueError, match="colors has 1 colours for 4 classes"):
+        plot_gains(a, b, colors=["red"])
     # one row of scores (C,) works too
     assert len(plot_gains([0.5, 0.6], [0.6, 0.6]).patches) == 2
     with pytest.raises(ValueError, match="same \\(N, C\\) shape"):
@@ -181,8 +186,43 @@ def test_demo_plot(tmp_path):
     report = demo((6, 24, 24), 3, draws=2, repeat=1, plot=tmp_path / "demo.png")
     assert f"plot written to {tmp_path / 'demo.png'}" in report
     img = check_png(tmp_path / "demo.png", min_size=(800, 300))
-    assert img.shape[1] > img.shape[0]  # two panels side by side
+    assert img.shape[1] > img.shape[0]  # the case panels above the gains
     assert [f.name for f in tmp_path.iterdir()] == ["demo.png"]  # no temporary left
+
+
+def test_demo_plot_shows_where_the_decision_changed(tmp_path):
+    from rankseg import RankSEG
+    from rankseg.cli._demo import _demo_plot
+    from rankseg.datasets import make_probs
+    from rankseg.plot import class_color
+
+    probs = make_probs((1, 4, 6, 3, 20, 20), kind="softmax", smoothness=3.0, seed=1)
+    a = probs.argmax(1)
+    b, info = RankSEG(pruning_prob=0.0).predict(probs, return_info=True)
+    b[0, 3, 1, 0, :5] = 1  # 5 voxels more in the middle of axis 0, slice 1 of axis 1
+    gains = np.random.default_rng(0).random((3, 3)) * 0.01
+    fig = _demo_plot(
+        tmp_path / "d.png", probs, a, b, info.score[0], "rankseg dice (rma)", 0 * gains, gains
+    )
+    case, bottom = fig.subfigs
+    title = case.get_suptitle()
+    assert title.startswith("demo volume (6, 3, 20, 20), rankseg dice (rma) vs argmax")
+    assert title.endswith("(axis 0 index 3 of 6): axis 0, index 1 of 3")  # the most changed
+    assert "index 1 of 3" in case.axes[3].get_title()
+    shown = [c for c in (1, 2, 3) if (b[0, 3, 1] == c).any()]
+    assert case.axes[2].get_title().startswith("RankSEG\nE[Dice]: ")
+    for c in shown[:2]:
+        assert f"class {c} {info.score[0, c]:.2f}" in case.axes[2].get_title()
+    bars = [ax for ax in bottom.axes if ax.patches][0].patches
+    assert [tuple(p.get_facecolor()) for p in bars] == [class_color(c) for c in (1, 2, 3)]
+    key = case.axes[4].get_legend()
+    colors = {
+        t.get_text(): h.get_facecolor()
+        for t, h in zip(key.get_texts(), key.legend_handles, strict=True)
+    }
+    for c in shown:
+        assert tuple(colors[f"class {c}"]) == class_color(c)  # bars match the panels' key
+    check_png(tmp_path / "d.png", min_size=(800, 500))
 
 
 # -- plot_difference / oriented_slice ------------------------------------------------
@@ -556,3 +596,14 @@ def test_plot_case_errors(rng):
     fig.add_subplot()
     with pytest.raises(ValueError, match="fig must be empty"):
         plot_case(p, fig=fig)
+
+
+def test_class_color():
+    from rankseg.plot import class_color
+
+    assert class_color(1) == tuple(matplotlib.colormaps["tab10"](1))
+    assert class_color(0, "multilabel") == class_color(1) and class_color(11) == class_color(1)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        class_color(-1)
+    with pytest.raises(ValueError, match="output_mode"):
+        class_color(1, "binary")
