@@ -66,7 +66,12 @@ def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
 
 
 def _class_color(c: int) -> Any:
-    return matplotlib.colormaps["tab10"](c % 10)
+    """``tab10`` for classes 0-9, then ten darker ``tab20b`` colours (CamVid has 11)."""
+    c %= 20
+    if c < 10:
+        return matplotlib.colormaps["tab10"](c)
+    k = c - 10
+    return matplotlib.colormaps["tab20b"](4 * (k % 5) + 2 * (k // 5))
 
 
 def class_color(c: int, output_mode: str = "multiclass") -> tuple[float, float, float, float]:
@@ -86,7 +91,8 @@ def class_color(c: int, output_mode: str = "multiclass") -> tuple[float, float, 
     Returns
     -------
     tuple of float
-        RGBA in [0, 1] (matplotlib's ``tab10``, cycling every 10 classes).
+        RGBA in [0, 1]: matplotlib's ``tab10`` for classes 0-9, ten darker colours
+        of ``tab20b`` for classes 10-19, cycling every 20 classes.
 
     Raises
     ------

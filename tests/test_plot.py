@@ -602,7 +602,8 @@ def test_class_color():
     from rankseg.plot import class_color
 
     assert class_color(1) == tuple(matplotlib.colormaps["tab10"](1))
-    assert class_color(0, "multilabel") == class_color(1) and class_color(11) == class_color(1)
+    assert class_color(0, "multilabel") == class_color(1) and class_color(21) == class_color(1)
+    assert len({class_color(c) for c in range(20)}) == 20  # 11 CamVid classes stay apart
     with pytest.raises(ValueError, match="must be >= 0"):
         class_color(-1)
     with pytest.raises(ValueError, match="output_mode"):
