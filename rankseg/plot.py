@@ -1,5 +1,7 @@
 """Pictures of RankSEG decisions (needs matplotlib: ``pip install 'rankseg[plot]'``).
 
+* :func:`plot_case`: one case for a report, side by side -- the image, argmax, RankSEG
+  (expected Dice per class in its title) and their difference, on one slice.
 * :func:`plot_difference`: what a second label map (RankSEG) changes against a first
   (argmax): the pixels added, removed and relabelled, with counts and volumes, over a
   windowed image; a volume's slice in the radiological convention
@@ -15,7 +17,8 @@
 Each function draws on ``ax`` when given, else on a new
 :class:`matplotlib.figure.Figure` (not registered with pyplot, so nothing opens a
 window or accumulates); it returns the Axes -- ``ax.figure.savefig("out.png")``
-writes it.  No global matplotlib state (backend, style) is changed.
+writes it (:func:`plot_case` returns its Figure).  :func:`class_color` gives the
+colour of a class in every figure.  No global matplotlib state (backend, style) is changed.
 """
 
 from __future__ import annotations
