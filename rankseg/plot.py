@@ -1272,7 +1272,7 @@ def plot_case(
     spacing: Sequence[float] | None = None,
     affine: Any = None,
     output_mode: str = "multiclass",
-    names: Sequence[str] = ("argmax", "RankSEG"),
+    names: Sequence[str] | None = None,
     metric: str = "Dice",
     top: int = 4,
     title: str | None = None,
@@ -1313,8 +1313,9 @@ def plot_case(
         Name of each class (channel), as in :func:`plot_difference`.
     output_mode : {'multiclass', 'multilabel'}
         The kind of decisions (and of the default ``rankseg.predict``).
-    names : sequence of str
-        Names of the two decisions.
+    names : sequence of str, optional
+        Names of the two decisions (default: ``('argmax', 'RankSEG')``, in multilabel
+        mode ``('p > 0.5', 'RankSEG')``).
     metric : str
         Metric name of the scores in the title (``E[Dice]``).
     top : int
@@ -1366,6 +1367,8 @@ def plot_case(
     if fig is not None and not isinstance(fig, FigureBase):
         raise TypeError(f"fig must be a matplotlib Figure; got {type(fig).__name__}")
     nc, spatial = p.shape[0], p.shape[1:]
+    if names is None:
+        names = ("argmax" if mode == "multiclass" else "p > 0.5", "RankSEG")
     if labels_a is None:
         labels_a = p.argmax(axis=0) if mode == "multiclass" else p > 0.5
     if labels_b is None:
@@ -1442,7 +1445,7 @@ def plot_case(
         ax.imshow(fill, interpolation="nearest", aspect=sl.aspect)
         label = name
         if k == 1 and scores is not None:
-            shown_c = [c for c in fg if sizes[c] > 0 or (mode == "multiclass" and (b == c).any())]
+            shown_c = [c for c in fg if (b == c if mode == "multiclass" else b[c]).any()]
             text = _score_title(scores, shown_c, sizes, cname, metric, top)
             label = f"{name}\n{text}" if text else name
         ax.set_title(label, fontsize="medium")

@@ -566,6 +566,7 @@ def test_plot_case_multilabel_top_classes():
     p = rng.random((6, 12, 12)) ** 2
     fig = plot_case(p, output_mode="multilabel", top=2, metric="IoU")
     title = fig.axes[2].get_title()
+    assert fig.axes[1].get_title() == "p > 0.5"  # the multilabel default labels_a
     assert title.startswith("RankSEG\nE[IoU]: class ") and title.endswith("more")
     assert title.count(" 0.") == 2  # the two largest masks
     masks = predict(p[None], output_mode="multilabel")[0]
