@@ -4,6 +4,7 @@ Build with ``python -m sphinx -W --keep-going -b html docs docs/_build/html``; t
 examples run with ``-b doctest`` (``tests/test_docs.py`` does both).
 """
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -40,6 +41,22 @@ exclude_patterns = ["_build"]
 templates_path = []
 html_theme = "alabaster"
 html_static_path = []
+
+# The gallery's figures (docs/gallery.py) are made from real probability maps that are
+# not in the repository: with RANKSEG_REALDATA naming their folder the build remakes
+# them; without it the committed PNGs in _static/gallery/ are shown as they are.
+_REALDATA = os.environ.get("RANKSEG_REALDATA")
+if _REALDATA:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import gallery  # noqa: E402
+
+    for _png in gallery.main(_REALDATA):
+        print(f"gallery: wrote {_png}")
+else:
+    print(
+        "gallery: RANKSEG_REALDATA is not set; the committed figures in "
+        "docs/_static/gallery/ are used (RANKSEG_REALDATA=../shared/realdata remakes them)"
+    )
 
 doctest_global_setup = """
 import numpy as np

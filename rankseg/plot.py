@@ -1,5 +1,7 @@
 """Pictures of RankSEG decisions (needs matplotlib: ``pip install 'rankseg[plot]'``).
 
+* :func:`plot_case`: one case for a report, side by side -- the image, argmax, RankSEG
+  (expected Dice per class in its title) and their difference, on one slice.
 * :func:`plot_difference`: what a second label map (RankSEG) changes against a first
   (argmax): the pixels added, removed and relabelled, with counts and volumes, over a
   windowed image; a volume's slice in the radiological convention
@@ -15,7 +17,8 @@
 Each function draws on ``ax`` when given, else on a new
 :class:`matplotlib.figure.Figure` (not registered with pyplot, so nothing opens a
 window or accumulates); it returns the Axes -- ``ax.figure.savefig("out.png")``
-writes it.  No global matplotlib state (backend, style) is changed.
+writes it (:func:`plot_case` returns its Figure).  :func:`class_color` gives the
+colour of a class in every figure.  No global matplotlib state (backend, style) is changed.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import numpy as np
 try:
     import matplotlib
     from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure, FigureBase
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 except ImportError as exc:  # pragma: no cover - matplotlib is in the test extra
@@ -42,7 +45,9 @@ __all__ = [
     "DIFF_COLORS",
     "WINDOWS",
     "OrientedSlice",
+    "class_color",
     "oriented_slice",
+    "plot_case",
     "plot_difference",
     "plot_gains",
     "plot_overlay",
@@ -64,7 +69,50 @@ def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
 
 
 def _class_color(c: int) -> Any:
-    return matplotlib.colormaps["tab10"](c % 10)
+    """``tab10`` for classes 0-9, then ten darker ``tab20b`` colours (CamVid has 11)."""
+    c %= 20
+    if c < 10:
+        return matplotlib.colormaps["tab10"](c)
+    k = c - 10
+    return matplotlib.colormaps["tab20b"](4 * (k % 5) + 2 * (k // 5))
+
+
+def class_color(c: int, output_mode: str = "multiclass") -> tuple[float, float, float, float]:
+    """Return the colour the figures of this module give class (or channel) ``c``.
+
+    Use it to match a figure of your own (a bar per class, a table) to
+    :func:`plot_difference`, :func:`plot_case` and :func:`plot_overlay`.
+
+    Parameters
+    ----------
+    c : int
+        Class index (multiclass: class 0 is the background, never filled) or channel
+        index (multilabel: channel 0 gets the colour of multiclass class 1).
+    output_mode : {'multiclass', 'multilabel'}
+        The kind of labels.
+
+    Returns
+    -------
+    tuple of float
+        RGBA in [0, 1]: matplotlib's ``tab10`` for classes 0-9, ten darker colours
+        of ``tab20b`` for classes 10-19, cycling every 20 classes.
+
+    Raises
+    ------
+    ValueError
+        For a negative index or an unknown mode.
+
+    Examples
+    --------
+    >>> from rankseg.plot import class_color
+    >>> class_color(1) == class_color(0, "multilabel")
+    True
+    """
+    mode = v.check_name(output_mode, "output_mode", ("multiclass", "multilabel"))
+    c = v.check_int(c, "c")
+    if c < 0:
+        raise ValueError(f"class index must be >= 0; got {c}")
+    return tuple(float(x) for x in _class_color(c if mode == "multiclass" else c + 1))
 
 
 def _as_masks(labels: Any, what: str, shape: tuple[int, ...] | None) -> dict[int, np.ndarray]:
@@ -376,6 +424,7 @@ def plot_gains(
     names: Sequence[str] = ("argmax", "RankSEG"),
     class_names: Sequence[str] | None = None,
     metric: str = "Dice",
+    colors: Sequence[Any] | None = None,
     ax: Axes | None = None,
 ) -> Axes:
     """Bar chart of the per-class gain ``scores_b - scores_a`` (mean ± standard error).
@@ -392,6 +441,9 @@ def plot_gains(
         Tick labels (default: the class indices).
     metric : str
         Metric name for the axis label.
+    colors : sequence of colours, optional
+        The colour of each class's bar, e.g. ``[class_color(c) for c in classes]`` to
+        match a :func:`plot_case` figure (default: green for a gain, red for a loss).
     ax : matplotlib.axes.Axes, optional
         Where to draw (default: a new Figure).
 
@@ -403,7 +455,7 @@ def plot_gains(
     Raises
     ------
     ValueError
-        If the shapes differ or ``class_names`` has the wrong length.
+        If the shapes differ or ``class_names`` or ``colors`` has the wrong length.
     TypeError
         If ``ax`` is not an Axes.
 
@@ -433,8 +485,11 @@ def plot_gains(
         raise ValueError(f"class_names has {len(labels)} names for {nc} classes")
     ax = _new_axes(ax, (max(4.0, 0.6 * nc + 2), 4.0))
     x = np.arange(nc)
-    colors = ["C2" if m >= 0 else "C3" for m in np.nan_to_num(mean)]
-    ax.bar(x, np.nan_to_num(mean), yerr=se, color=colors, capsize=3)
+    if colors is None:
+        colors = ["C2" if m >= 0 else "C3" for m in np.nan_to_num(mean)]
+    elif len(colors) != nc:
+        raise ValueError(f"colors has {len(colors)} colours for {nc} classes")
+    ax.bar(x, np.nan_to_num(mean), yerr=se, color=list(colors), capsize=3)
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xticks(x, labels)
     ax.set_xlabel("class")
@@ -937,6 +992,31 @@ def _amount(n: int, voxel: float | None, unit: str, ndim: int) -> str:
     return text
 
 
+def _edge_letters(ax: Axes, edges: tuple[str, str, str, str] | None) -> None:
+    """Mark the patient directions at the (left, right, top, bottom) edges of ``ax``."""
+    if edges is None:
+        return
+    spots = (
+        (0.01, 0.5, "left", "center"),
+        (0.99, 0.5, "right", "center"),
+        (0.5, 0.99, "center", "top"),
+        (0.5, 0.01, "center", "bottom"),
+    )
+    for letter, (x, y, ha, va) in zip(edges, spots, strict=True):
+        ax.text(
+            x,
+            y,
+            letter,
+            transform=ax.transAxes,
+            ha=ha,
+            va=va,
+            color="white",
+            fontsize="medium",
+            fontweight="bold",
+            bbox={"facecolor": "black", "alpha": 0.5, "pad": 1.5, "linewidth": 0},
+        )
+
+
 def plot_difference(
     labels_a: Any,
     labels_b: Any,
@@ -1132,26 +1212,7 @@ def plot_difference(
         title_fontsize="small",
         frameon=False,
     )
-    if sl.edges is not None:
-        spots = (
-            (0.01, 0.5, "left", "center"),
-            (0.99, 0.5, "right", "center"),
-            (0.5, 0.99, "center", "top"),
-            (0.5, 0.01, "center", "bottom"),
-        )
-        for letter, (x, y, ha, va) in zip(sl.edges, spots, strict=True):
-            ax.text(
-                x,
-                y,
-                letter,
-                transform=ax.transAxes,
-                ha=ha,
-                va=va,
-                color="white",
-                fontsize="medium",
-                fontweight="bold",
-                bbox={"facecolor": "black", "alpha": 0.5, "pad": 1.5, "linewidth": 0},
-            )
+    _edge_letters(ax, sl.edges)
     ax.set_xticks([])
     ax.set_yticks([])
     parts = [title if title else f"{names[-1]} − {names[0]}"]
@@ -1160,3 +1221,270 @@ def plot_difference(
         parts.append(f"{sl.plane} slice, {where}" if sl.plane else where)
     ax.set_title("\n".join(parts), fontsize="medium")  # two short lines fit narrow panels
     return ax
+
+
+# -- per-case figure ----------------------------------------------------------------
+
+
+def _case_scores(info: Any, nc: int) -> np.ndarray | None:
+    """Per-class expected scores ``(C,)`` from a PredictInfo (one sample) or an array."""
+    if info is None:
+        return None
+    score = getattr(info, "score", info)
+    arr = np.asarray(score, dtype=np.float64)
+    if arr.ndim == 2 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.shape != (nc,):
+        raise ValueError(
+            f"info must be the PredictInfo of one sample (score (1, {nc})) or {nc} scores; "
+            f"got scores of shape {np.shape(score)}"
+        )
+    return arr
+
+
+def _score_title(
+    scores: np.ndarray, shown: Sequence[int], sizes: np.ndarray, name: Any, metric: str, top: int
+) -> str:
+    """``E[Dice]: liver 0.91, tumour 0.62`` for the ``top`` largest masks, in class order."""
+    cand = [c for c in shown if np.isfinite(scores[c])]
+    if not cand:
+        return ""
+    keep = sorted(sorted(cand, key=lambda c: -sizes[c])[:top])
+    items = [f"{name(c)} {scores[c]:.2f}" for c in keep]
+    if len(cand) > len(keep):
+        items.append(f"+{len(cand) - len(keep)} more")
+    lines = [", ".join(items[i : i + 2]) for i in range(0, len(items), 2)]
+    return f"E[{metric}]: " + ",\n".join(lines)
+
+
+def plot_case(
+    probs: Any,
+    *,
+    labels_a: Any = None,
+    labels_b: Any = None,
+    info: Any = None,
+    image: Any = None,
+    window: str | tuple[float, float] | None = None,
+    percentiles: tuple[float, float] = (1.0, 99.0),
+    axis: int | str = 0,
+    index: int | None = None,
+    class_names: Sequence[str] | None = None,
+    spacing: Sequence[float] | None = None,
+    affine: Any = None,
+    output_mode: str = "multiclass",
+    names: Sequence[str] | None = None,
+    metric: str = "Dice",
+    top: int = 4,
+    title: str | None = None,
+    fig: FigureBase | None = None,
+) -> FigureBase:
+    """One case side by side: the image, argmax, RankSEG and what RankSEG changes.
+
+    Four panels in a row, all of the same slice: the image (or, without one, the
+    largest class probability per pixel), the decision ``labels_a`` (argmax), the
+    decision ``labels_b`` (RankSEG) with the expected score of its classes in the
+    title, and :func:`plot_difference` of the two (added, removed and relabelled
+    pixels; its legend is the class key of all panels).  Classes keep one colour in
+    every panel.
+
+    Parameters
+    ----------
+    probs : array-like, shape (C, *spatial)
+        The probabilities of one sample, 2-D ``(C, H, W)`` or 3-D ``(C, Z, Y, X)``.
+    labels_a : array-like, optional
+        The first decision (default: the argmax of ``probs`` in multiclass mode,
+        ``probs > 0.5`` in multilabel mode): a label map ``(*spatial)`` or masks
+        ``(C, *spatial)`` as in :func:`plot_difference`.
+    labels_b : array-like, optional
+        The second decision (default: :func:`rankseg.predict` of ``probs`` with
+        ``return_info=True``, whose info then gives the scores).
+    info : PredictInfo or array-like, optional
+        The expected score of each class of ``labels_b``: the
+        :class:`~rankseg.PredictInfo` of one sample (``score`` of shape ``(1, C)``)
+        or ``C`` scores.  Without it (and with ``labels_b`` given) the title has no
+        scores.
+    image : array-like, optional
+        The image ``(*spatial)`` shown in grey in the first panel and under the
+        decisions; default: the largest class probability.
+    window, percentiles, axis, index, spacing, affine
+        As in :func:`plot_difference`; the default ``index`` is the slice with the
+        most changed pixels (the middle one when the decisions agree).
+    class_names : sequence of str, optional
+        Name of each class (channel), as in :func:`plot_difference`.
+    output_mode : {'multiclass', 'multilabel'}
+        The kind of decisions (and of the default ``rankseg.predict``).
+    names : sequence of str, optional
+        Names of the two decisions (default: ``('argmax', 'RankSEG')``, in multilabel
+        mode ``('p > 0.5', 'RankSEG')``).
+    metric : str
+        Metric name of the scores in the title (``E[Dice]``).
+    top : int
+        At most this many classes (the largest masks in the slice) have their score
+        in the title; the others are counted (``+2 more``).
+    title : str, optional
+        Figure title (the slice of a volume is added to it).
+    fig : matplotlib.figure.Figure or SubFigure, optional
+        An empty Figure (or SubFigure, to place the case in a larger figure) to draw
+        on (default: a new Figure).
+
+    Returns
+    -------
+    matplotlib.figure.Figure or SubFigure
+        The figure; ``fig.axes[:4]`` are the image, ``labels_a``, ``labels_b`` and the
+        difference panel, ``fig.axes[4]`` holds the legend (the class key and the
+        counts of :func:`plot_difference`).
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not fit, for a malformed ``info`` or ``top < 1``, and the
+        errors of :func:`plot_difference`.
+    TypeError
+        If ``fig`` is not a Figure, and as :func:`plot_difference`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rankseg.plot import plot_case
+    >>> rng = np.random.default_rng(0)
+    >>> probs = rng.dirichlet([0.5, 0.5, 0.5], (24, 24)).transpose(2, 0, 1)
+    >>> fig = plot_case(probs, class_names=["background", "liver", "tumour"])
+    >>> [ax.get_title().split(chr(10))[0] for ax in fig.axes[:4]]
+    ['max probability', 'argmax', 'RankSEG', 'RankSEG − argmax']
+    >>> fig.axes[2].get_title().split(chr(10))[1].startswith("E[Dice]: liver 0.")
+    True
+    """
+    mode = v.check_name(output_mode, "output_mode", ("multiclass", "multilabel"))
+    p = np.asarray(probs)
+    if p.ndim not in (3, 4) or p.dtype.kind not in "fiu" or p.shape[0] < 1:
+        raise ValueError(
+            "probs must be the probabilities of one sample, (C, H, W) or (C, Z, Y, X); "
+            f"got shape {p.shape} and dtype {p.dtype}"
+        )
+    top = v.check_int(top, "top")
+    if top < 1:
+        raise ValueError(f"top must be >= 1; got {top}")
+    if fig is not None and not isinstance(fig, FigureBase):
+        raise TypeError(f"fig must be a matplotlib Figure; got {type(fig).__name__}")
+    nc, spatial = p.shape[0], p.shape[1:]
+    if names is None:
+        names = ("argmax" if mode == "multiclass" else "p > 0.5", "RankSEG")
+    if labels_a is None:
+        labels_a = p.argmax(axis=0) if mode == "multiclass" else p > 0.5
+    if labels_b is None:
+        from rankseg import predict
+
+        out, got = predict(p[None], output_mode=mode, return_info=True)
+        labels_b = out[0]
+        info = got if info is None else info
+    scores = _case_scores(info, nc)
+    a, b = _label_inputs(labels_a, labels_b, mode)
+    if (a.shape if mode == "multiclass" else a.shape[1:]) != spatial or (
+        mode == "multilabel" and a.shape[0] != nc
+    ):
+        raise ValueError(
+            f"the decisions have shape {a.shape}; expected "
+            f"{spatial if mode == 'multiclass' else (nc, *spatial)} for probs {p.shape}"
+        )
+    changed = sum(_changes(a, b, mode).values()).astype(bool)
+
+    def busiest(ax_: int) -> int:
+        per = changed.sum(axis=tuple(i for i in range(3) if i != ax_))
+        return int(np.argmax(per)) if per.any() else spatial[ax_] // 2
+
+    apply, sl = _slice_plan(spatial, axis, index, affine, spacing, busiest)
+    if image is not None:
+        img = np.asarray(image, dtype=np.float64)
+        if img.shape != spatial:
+            raise ValueError(f"image has shape {img.shape}; expected {spatial} like probs")
+        back = apply(img)
+        vmin, vmax = _display_range(back, window, percentiles)
+        first = "image"
+    else:
+        _check_window(window)
+        back = apply(p.max(axis=0).astype(np.float64))
+        vmin, vmax = 0.0, 1.0
+        first = "max probability"
+
+    if class_names is not None:
+        class_names = [str(n) for n in class_names]
+        if len(class_names) < nc:
+            raise ValueError(f"class_names has {len(class_names)} names for {nc} classes")
+
+    def cname(c: int) -> str:
+        return class_names[c] if class_names is not None else f"class {c}"
+
+    if fig is None:
+        ratio = min(2.0, max(0.4, sl.aspect * back.shape[0] / back.shape[1]))
+        fig = Figure(figsize=(15.0, 2.9 * ratio + 1.3), layout="constrained")
+    elif fig.axes:
+        raise ValueError("fig must be empty (plot_case adds its panels)")
+    axes = fig.subplots(1, 5, width_ratios=(1.0, 1.0, 1.0, 1.0, 0.6))
+    shown = axes[0].imshow(
+        back, cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest", aspect=sl.aspect
+    )
+    if image is None:
+        fig.colorbar(shown, ax=axes[0], shrink=0.7, location="left")
+    axes[0].set_title(first, fontsize="medium")
+    fg = range(1, nc) if mode == "multiclass" else range(nc)
+    sizes = np.zeros(nc)
+    for k, (lab, name) in enumerate(((a, names[0]), (b, names[-1]))):
+        ax = axes[k + 1]
+        seg = apply(lab)
+        base = back if image is not None else np.full(back.shape, 0.2)
+        lo, hi = (vmin, vmax) if image is not None else (0.0, 1.0)
+        ax.imshow(base, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest", aspect=sl.aspect)
+        fill = np.zeros(seg.shape[-2:] + (4,))
+        alpha = _FILL_ALPHA if image is not None else 1.0
+        for c in fg:
+            mask = seg == c if mode == "multiclass" else seg[c]
+            color = _class_color(c if mode == "multiclass" else c + 1)
+            fill[mask] = matplotlib.colors.to_rgba(color, alpha)
+            if k == 1:
+                sizes[c] = mask.sum()
+        ax.imshow(fill, interpolation="nearest", aspect=sl.aspect)
+        label = name
+        if k == 1 and scores is not None:
+            shown_c = [c for c in fg if (b == c if mode == "multiclass" else b[c]).any()]
+            text = _score_title(scores, shown_c, sizes, cname, metric, top)
+            label = f"{name}\n{text}" if text else name
+        ax.set_title(label, fontsize="medium")
+    for ax in axes[:3]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        _edge_letters(ax, sl.edges)
+    plot_difference(
+        a,
+        b,
+        image=image,
+        window=window,
+        percentiles=percentiles,
+        axis=sl.axis if sl.axis is not None else 0,
+        index=sl.index,
+        class_names=class_names,
+        spacing=spacing,
+        affine=affine,
+        output_mode=mode,
+        names=names,
+        ax=axes[3],
+        title=f"{names[-1]} − {names[0]}",
+    )
+    old = axes[3].get_legend()  # the class key of every panel, in its own column
+    axes[4].legend(
+        handles=old.legend_handles,
+        labels=[t.get_text() for t in old.get_texts()],
+        loc="center left",
+        fontsize="small",
+        title=old.get_title().get_text(),
+        title_fontsize="small",
+        frameon=False,
+    )
+    old.remove()
+    axes[4].set_axis_off()
+    if sl.axis is not None:
+        where = f"axis {sl.axis}, index {sl.index} of {spatial[sl.axis]}"
+        where = f"{sl.plane} slice, {where}" if sl.plane else where
+        fig.suptitle(f"{title}: {where}" if title else where)
+    elif title:
+        fig.suptitle(title)
+    return fig

@@ -167,6 +167,11 @@ def test_plot_gains(rng, tmp_path):
     assert ax.get_ylabel() == "IoU: RankSEG − argmax"
     ax.figure.savefig(tmp_path / "gains.png")
     check_png(tmp_path / "gains.png")
+    colors = ["red", "blue", "green", "black"]
+    bars = plot_gains(a, b, colors=colors).patches
+    assert [b.get_facecolor() for b in bars] == [to_rgba(c) for c in colors]
+    with pytest.raises(ValueError, match="colors has 1 colours for 4 classes"):
+        plot_gains(a, b, colors=["red"])
     # one row of scores (C,) works too
     assert len(plot_gains([0.5, 0.6], [0.6, 0.6]).patches) == 2
     with pytest.raises(ValueError, match="same \\(N, C\\) shape"):
@@ -181,8 +186,43 @@ def test_demo_plot(tmp_path):
     report = demo((6, 24, 24), 3, draws=2, repeat=1, plot=tmp_path / "demo.png")
     assert f"plot written to {tmp_path / 'demo.png'}" in report
     img = check_png(tmp_path / "demo.png", min_size=(800, 300))
-    assert img.shape[1] > img.shape[0]  # two panels side by side
+    assert img.shape[1] > img.shape[0]  # the case panels above the gains
     assert [f.name for f in tmp_path.iterdir()] == ["demo.png"]  # no temporary left
+
+
+def test_demo_plot_shows_where_the_decision_changed(tmp_path):
+    from rankseg import RankSEG
+    from rankseg.cli._demo import _demo_plot
+    from rankseg.datasets import make_probs
+    from rankseg.plot import class_color
+
+    probs = make_probs((1, 4, 6, 3, 20, 20), kind="softmax", smoothness=3.0, seed=1)
+    a = probs.argmax(1)
+    b, info = RankSEG(pruning_prob=0.0).predict(probs, return_info=True)
+    b[0, 3, 1, 0, :5] = 1  # 5 voxels more in the middle of axis 0, slice 1 of axis 1
+    gains = np.random.default_rng(0).random((3, 3)) * 0.01
+    fig = _demo_plot(
+        tmp_path / "d.png", probs, a, b, info.score[0], "rankseg dice (rma)", 0 * gains, gains
+    )
+    case, bottom = fig.subfigs
+    title = case.get_suptitle()
+    assert title.startswith("demo volume (6, 3, 20, 20), rankseg dice (rma) vs argmax")
+    assert title.endswith("(axis 0 index 3 of 6): axis 0, index 1 of 3")  # the most changed
+    assert "index 1 of 3" in case.axes[3].get_title()
+    shown = [c for c in (1, 2, 3) if (b[0, 3, 1] == c).any()]
+    assert case.axes[2].get_title().startswith("RankSEG\nE[Dice]: ")
+    for c in shown[:2]:
+        assert f"class {c} {info.score[0, c]:.2f}" in case.axes[2].get_title()
+    bars = [ax for ax in bottom.axes if ax.patches][0].patches
+    assert [tuple(p.get_facecolor()) for p in bars] == [class_color(c) for c in (1, 2, 3)]
+    key = case.axes[4].get_legend()
+    colors = {
+        t.get_text(): h.get_facecolor()
+        for t, h in zip(key.get_texts(), key.legend_handles, strict=True)
+    }
+    for c in shown:
+        assert tuple(colors[f"class {c}"]) == class_color(c)  # bars match the panels' key
+    check_png(tmp_path / "d.png", min_size=(800, 500))
 
 
 # -- plot_difference / oriented_slice ------------------------------------------------
@@ -462,3 +502,110 @@ def test_itk_geometry_matches_the_io_affine(rng):
         s_aff = oriented_slice(vol, axis, 3, affine=aff)
         np.testing.assert_array_equal(s_itk.data, s_aff.data)
         assert (s_itk.plane, s_itk.edges, s_itk.aspect) == (s_aff.plane, s_aff.edges, s_aff.aspect)
+
+
+# -- plot_case ------------------------------------------------------------------------
+
+from rankseg.plot import plot_case  # noqa: E402
+
+
+def test_plot_case_panels_and_expected_dice_titles(rng, tmp_path):
+    p = probs_slice(rng, c=3, h=20, w=24)
+    fig = plot_case(p, class_names=["bg", "liver", "tumour"])
+    labels, info = predict(p[None], return_info=True)
+    titles = [ax.get_title() for ax in fig.axes[:4]]
+    assert titles[0] == "max probability" and titles[1] == "argmax"
+    assert titles[3] == "RankSEG − argmax"
+    shown = [c for c in (1, 2) if (labels[0] == c).any()]
+    expected = ", ".join(f"{['bg', 'liver', 'tumour'][c]} {info.score[0, c]:.2f}" for c in shown)
+    assert titles[2] == f"RankSEG\nE[Dice]: {expected}"
+    # every panel shows the whole 2-D slice; the background panel is the max probability
+    np.testing.assert_allclose(fig.axes[0].images[0].get_array(), p.max(0))
+    for ax in fig.axes[:4]:
+        assert ax.images[0].get_array().shape == (20, 24)
+    # the decisions are filled with the class colours of plot_difference's key
+    key = fig.axes[4].get_legend()
+    names = [t.get_text() for t in key.get_texts()]
+    for c in shown:
+        color = key.legend_handles[names.index(["bg", "liver", "tumour"][c])].get_facecolor()
+        fill = np.asarray(fig.axes[2].images[1].get_array())
+        y, x = np.argwhere(labels[0] == c)[0]
+        assert tuple(fill[y, x, :3]) == pytest.approx(color[:3])
+    fill_a = np.asarray(fig.axes[1].images[1].get_array())
+    assert (fill_a[..., 3] > 0).sum() == (p.argmax(0) > 0).sum()
+    assert fig.axes[3].get_legend() is None  # moved to the key column
+    fig.savefig(tmp_path / "case.png")
+    check_png(tmp_path / "case.png", min_size=(800, 200))
+
+
+def test_plot_case_volume_same_slice_everywhere():
+    p = np.full((2, 5, 6, 7), 0.1)
+    p[1, 1:4, 1:5, 1:6] = 0.8  # a block; argmax gets it
+    p[0] = 1.0 - p[1]
+    a = p.argmax(0)
+    b = a.copy()
+    b[3, 0, 1:6] = 1  # slice 3 gains 5 voxels
+    b[1, 0, 1:3] = 1  # slice 1 gains 2
+    image = np.arange(a.size, dtype=float).reshape(a.shape)
+    fig = plot_case(p, labels_a=a, labels_b=b, info=[0.5, 0.75], image=image, title="case 7")
+    assert fig.get_suptitle() == "case 7: axis 0, index 3 of 5"
+    np.testing.assert_array_equal(fig.axes[0].images[0].get_array(), image[3])
+    for ax in fig.axes[1:4]:
+        np.testing.assert_array_equal(ax.images[0].get_array(), image[3])
+    assert "index 3 of 5" in fig.axes[3].get_title()
+    assert fig.axes[2].get_title() == "RankSEG\nE[Dice]: class 1 0.75"
+    fig = plot_case(p, labels_a=a, labels_b=b, axis=2, index=-1, names=("p>0.5", "tuned"))
+    assert fig.get_suptitle() == "axis 2, index 6 of 7"
+    assert fig.axes[1].get_title() == "p>0.5" and fig.axes[2].get_title() == "tuned"  # no info
+    assert "index 6 of 7" in fig.axes[3].get_title()
+    assert fig.axes[0].images[0].get_array().shape == (5, 6)
+
+
+def test_plot_case_multilabel_top_classes():
+    rng = np.random.default_rng(3)
+    p = rng.random((6, 12, 12)) ** 2
+    fig = plot_case(p, output_mode="multilabel", top=2, metric="IoU")
+    title = fig.axes[2].get_title()
+    assert fig.axes[1].get_title() == "p > 0.5"  # the multilabel default labels_a
+    assert title.startswith("RankSEG\nE[IoU]: class ") and title.endswith("more")
+    assert title.count(" 0.") == 2  # the two largest masks
+    masks = predict(p[None], output_mode="multilabel")[0]
+    assert (np.asarray(fig.axes[2].images[1].get_array())[..., 3] > 0).sum() == masks.any(0).sum()
+
+
+def test_plot_case_errors(rng):
+    p = probs_slice(rng, c=3, h=8, w=8)
+    with pytest.raises(ValueError, match="probabilities of one sample"):
+        plot_case(p[0])
+    with pytest.raises(ValueError, match="probabilities of one sample"):
+        plot_case(p[None, :, None])
+    with pytest.raises(ValueError, match="the decisions have shape"):
+        plot_case(p, labels_a=p.argmax(0)[:4], labels_b=p.argmax(0)[:4])
+    with pytest.raises(ValueError, match="same shape"):
+        plot_case(p, labels_b=p.argmax(0)[:4])
+    with pytest.raises(ValueError, match="info must be the PredictInfo"):
+        plot_case(p, labels_b=p.argmax(0), info=[0.5, 0.5])
+    with pytest.raises(ValueError, match="top must be >= 1"):
+        plot_case(p, top=0)
+    with pytest.raises(ValueError, match="image has shape"):
+        plot_case(p, image=p[0, :4])
+    with pytest.raises(ValueError, match="class_names has 2 names for 3 classes"):
+        plot_case(p, class_names=["a", "b"])
+    with pytest.raises(TypeError, match="fig must be a matplotlib Figure"):
+        plot_case(p, fig="fig")
+    fig = Figure()
+    fig.add_subplot()
+    with pytest.raises(ValueError, match="fig must be empty"):
+        plot_case(p, fig=fig)
+
+
+def test_class_color():
+    from rankseg.plot import class_color
+
+    assert class_color(1) == tuple(matplotlib.colormaps["tab10"](1))
+    assert class_color(0, "multilabel") == class_color(1) and class_color(21) == class_color(1)
+    assert len({class_color(c) for c in range(20)}) == 20  # 11 CamVid classes stay apart
+    with pytest.raises(ValueError, match="must be >= 0"):
+        class_color(-1)
+    with pytest.raises(ValueError, match="output_mode"):
+        class_color(1, "binary")

@@ -94,8 +94,10 @@ def demo(
     repeat : int
         Timing repetitions (median reported, interleaved across methods).
     plot : path-like, optional
-        Also write a PNG: a middle slice with argmax vs RankSEG contours and the
-        per-class Dice gains (needs matplotlib).
+        Also write a PNG: where the decision changed (the most changed slice:
+        the confidence, argmax, RankSEG Dice with the expected Dice per class, and
+        the voxels it added, removed, relabelled; :func:`rankseg.plot.plot_case`) over
+        the per-class Dice gains in the classes' colours (needs matplotlib).
 
     Returns
     -------

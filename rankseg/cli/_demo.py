@@ -6,6 +6,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -126,11 +127,14 @@ def run_demo(
     if plot is not None:
         best = next((n for n in methods if n.startswith("rankseg dice")), None)
         if best is not None:
+            solver = best[best.index("(") + 1 : -1]
+            lab_b, info = RankSEG(metric="dice", solver=solver).predict(probs, return_info=True)
             _demo_plot(
                 plot,
                 probs,
                 labels["argmax"],
-                labels[best],
+                lab_b,
+                info.score[0],
                 best,
                 np.array(realized["argmax"]["dice"]),
                 np.array(realized[best]["dice"]),
@@ -144,30 +148,52 @@ def _demo_plot(
     probs: np.ndarray,
     lab_a: np.ndarray,
     lab_b: np.ndarray,
+    scores: np.ndarray,
     name_b: str,
     dice_a: np.ndarray,
     dice_b: np.ndarray,
-) -> None:
+) -> Any:
+    """Where the decision changed (the most changed slice) over the per-class Dice gains.
+
+    Writes the figure to ``path`` and returns it.
+    """
     from matplotlib.figure import Figure
 
-    from rankseg.plot import plot_gains, plot_overlay
+    from rankseg.plot import class_color, plot_case, plot_gains
 
     p = probs[0]
     a, b = lab_a[0], lab_b[0]
-    while p.ndim > 3:  # middle slice along the leading spatial axes
+    fixed = []
+    while p.ndim > 4:  # the middle of the leading spatial axes: a 3-D volume remains
         mid = p.shape[1] // 2
+        fixed.append(f"axis {len(fixed)} index {mid} of {p.shape[1]}")
         p, a, b = p[:, mid], a[mid], b[mid]
     if p.ndim == 2:  # 1-D signals: one row
         p, a, b = p[:, None, :], a[None, :], b[None, :]
-    fig = Figure(figsize=(11.0, 4.8), layout="constrained")
-    ax1, ax2 = fig.subplots(1, 2, width_ratios=(1.2, 1.0))
-    plot_overlay(p, a, b, names=("argmax", name_b), ax=ax1, title="middle slice")
+    nc = p.shape[0]
+    fig = Figure(figsize=(15.0, 8.0), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=(1.35, 1.0))
+    title = f"demo volume {probs.shape[2:]}, {name_b} vs argmax"
+    if fixed:
+        title += " (" + ", ".join(fixed) + ")"
+    names = ["background"] + [f"class {c}" for c in range(1, nc)]
+    plot_case(p, labels_a=a, labels_b=b, info=scores, class_names=names, title=title, fig=top)
+    for ax in top.axes[:4]:
+        if ax.images:
+            ax.set_aspect("auto" if min(ax.images[0].get_array().shape) == 1 else "equal")
+    ax2 = bottom.subplots(1, 3, width_ratios=(0.5, 1.0, 0.5))[1]
+    bottom.axes[0].set_axis_off()
+    bottom.axes[2].set_axis_off()
     plot_gains(
         dice_a,
         dice_b,
         names=("argmax", name_b),
-        class_names=[str(c) for c in range(1, dice_a.shape[1] + 1)],
+        class_names=names[1:],
+        colors=[class_color(c) for c in range(1, nc)],
         ax=ax2,
     )
-    ax2.set_title("Dice gain per class (mean ± s.e. over draws)")
+    ax2.set_title(
+        f"Dice gain per class, whole volume (mean ± s.e. over {dice_a.shape[0]} drawn truths)"
+    )
     rio.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100))
+    return fig
