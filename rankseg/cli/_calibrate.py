@@ -59,19 +59,7 @@ def add_calibrate_args(p: argparse.ArgumentParser) -> None:
         choices=("temperature", "vector"),
         help="one temperature for every class (default), or a scale and bias per class",
     )
-    g.add_argument(
-        "--output-mode",
-        type=str.lower,
-        choices=("multiclass", "multilabel"),
-        help="softmax classes (default) or one sigmoid per class (the default for "
-        "region-based nnU-Net output); use the mode `rankseg predict` will decide in",
-    )
-    g.add_argument(
-        "--ignore-index",
-        type=int,
-        metavar="LABEL",
-        help="ground-truth label left out of the fit and the metrics (a void label)",
-    )
+    add_case_layout_args(g)
     g.add_argument(
         "--max-pixels",
         type=int,
@@ -88,6 +76,29 @@ def add_calibrate_args(p: argparse.ArgumentParser) -> None:
         help="confidence bins of the ECE printed before -> after (default: 15)",
     )
     add_case_input_args(p)
+
+
+def add_case_layout_args(g: Any) -> None:
+    """Add ``--output-mode`` and ``--ignore-index`` (``calibrate``, ``tune``) to ``g``.
+
+    Parameters
+    ----------
+    g : argparse argument group or parser
+        Where the options go.
+    """
+    g.add_argument(
+        "--output-mode",
+        type=str.lower,
+        choices=("multiclass", "multilabel"),
+        help="softmax classes (default) or one sigmoid per class (the default for "
+        "region-based nnU-Net output); use the mode `rankseg predict` will decide in",
+    )
+    g.add_argument(
+        "--ignore-index",
+        type=int,
+        metavar="LABEL",
+        help="ground-truth label left out of the fit and the scores (a void label)",
+    )
 
 
 def add_case_input_args(p: argparse.ArgumentParser) -> None:

@@ -13,7 +13,7 @@ import argparse
 import sys
 from typing import Any
 
-from rankseg.cli._calibrate import add_case_input_args
+from rankseg.cli._calibrate import add_case_input_args, add_case_layout_args
 from rankseg.cli._common import (
     _EXIT_INTERRUPTED,
     _check_output_file,
@@ -62,19 +62,7 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
         "the mask is empty too (MONAI ignore_empty=False), or left out (ignore_empty=True, "
         "nnU-Net-like)",
     )
-    g.add_argument(
-        "--output-mode",
-        type=str.lower,
-        choices=("multiclass", "multilabel"),
-        help="one label map (default) or one mask per class (the default for region-based "
-        "nnU-Net output)",
-    )
-    g.add_argument(
-        "--ignore-index",
-        type=int,
-        metavar="LABEL",
-        help="ground-truth label left out of the fit and the scores (a void label)",
-    )
+    add_case_layout_args(g)
     g.add_argument(
         "--exclude-background",
         action="store_true",
