@@ -50,7 +50,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-from rankseg._config import SERIAL_SIZE, imported_numba
+from rankseg._config import SERIAL_SIZE
+from rankseg._compile.jit import imported_numba
 from rankseg._validation import check_threads
 
 __all__ = [

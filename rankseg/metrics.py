@@ -23,7 +23,7 @@ import numpy as np
 from numba import prange
 
 from rankseg import _validation as v
-from rankseg._config import pjit
+from rankseg._compile.jit import pjit
 from rankseg._validation import VolumeAsBatchWarning
 
 #: the default num_classes (largest label + 1) stops here: a stray huge label would

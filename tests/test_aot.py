@@ -1,9 +1,11 @@
-"""The kernels compiled ahead of time (``rankseg._kernels_aot``, :mod:`rankseg.kernels._aot`).
+"""The kernels compiled ahead of time (``rankseg._kernels_aot``, :mod:`rankseg._compile.aot`).
 
-The install builds the module (setup.py); these tests fail when it is missing or
-unusable, unless ``RANKSEG_AOT_BUILD=0`` says the install skipped it on purpose.  An
-editable install whose kernels were edited since needs a rebuild:
-``pip install -e .`` again (or ``python setup.py build_ext --inplace``).
+A source install does not build the module (``RANKSEG_AOT=1`` does, as the wheels
+of a release do): the tests that need it skip without it, unless
+``RANKSEG_EXPECT_AOT=1`` says it must be there -- the wheel check
+(``noxfile.py``, session ``wheel``) sets it, and then a missing or unusable module
+fails them.  An editable install whose kernels were edited since needs a rebuild:
+``RANKSEG_AOT=1 pip install -e .`` again.
 """
 
 from __future__ import annotations
@@ -19,20 +21,18 @@ import pytest
 
 import rankseg
 from rankseg import _threads
-from rankseg.kernels import _aot
+from rankseg._compile import aot as _aot
 
-SKIPPED = os.environ.get("RANKSEG_AOT_BUILD") == "0"
+EXPECTED = os.environ.get("RANKSEG_EXPECT_AOT") == "1"
 
 
 def _require_table() -> dict:
-    if SKIPPED:
-        pytest.skip("RANKSEG_AOT_BUILD=0: installed without the compiled module")
     table = _aot.table()
     if not table:
-        pytest.fail(
-            "rankseg._kernels_aot is missing or unusable here (built from other kernel "
-            "sources, another numba, or other CPU features): reinstall (pip install -e .)"
-        )
+        reason = _aot.info()["reason"]
+        if not EXPECTED:
+            pytest.skip(f"no compiled kernels in this install: {reason}")
+        pytest.fail(f"RANKSEG_EXPECT_AOT=1 but rankseg._kernels_aot is not used: {reason}")
     return table
 
 
@@ -42,8 +42,10 @@ def test_the_module_loads_and_matches_this_install():
 
     index = json.loads(mod.index())
     assert index["source"] == _aot.source_digest()
-    assert index["versions"] == _aot._versions()
+    assert set(index["versions"]) == {"numba", "llvmlite"}
     assert len(table) == len(index["exports"]) > 50
+    info = _aot.info()
+    assert info["built"] and info["used"] and info["exports"] == len(table)
 
 
 def test_its_wrappers_release_the_gil():
@@ -110,17 +112,56 @@ def test_a_signature_it_lacks_goes_to_numba():
         assert _aot.find(_threshold_tasks, args) is _threshold_tasks
 
 
-def test_a_module_from_other_sources_is_not_used(monkeypatch):
+def test_a_module_from_other_sources_is_not_used_and_says_so(monkeypatch, capsys):
     _require_table()
     assert _aot._load()
+    assert capsys.readouterr().err == ""
     monkeypatch.setattr(_aot, "source_digest", lambda: "edited since the build")
     assert _aot._load() == {}
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "not used (built from other kernel sources)" in err and "first use" in err
+    assert _aot.info()["reason"] == "built from other kernel sources"
 
 
-def test_a_module_for_missing_cpu_features_is_not_used(monkeypatch):
+def test_a_module_for_missing_cpu_features_is_not_used_and_says_so(monkeypatch, capsys):
     _require_table()
     monkeypatch.setattr(_aot, "_host_features", lambda: "-avx,-avx2,-sse4.2")
     assert _aot._load() == {}
+    err = capsys.readouterr().err
+    assert "built for CPU features this machine lacks: " in err and "sse4.2" in err
+
+
+def test_unusable_names_what_is_wrong(monkeypatch):
+    monkeypatch.setattr(_aot, "_host_features", lambda: "+sse4.2,+popcnt,-avx2")
+    ok = {"source": _aot.source_digest(), "features": "+sse4.2,+popcnt"}
+    assert _aot.unusable(ok) is None
+    assert _aot.unusable({**ok, "source": "x"}) == "built from other kernel sources"
+    assert _aot.unusable({**ok, "features": "+sse4.2,+avx2,+fma"}).endswith("lacks: avx2, fma")
+
+
+def test_a_portable_build_targets_the_x86_64_v2_baseline(monkeypatch):
+    import platform
+
+    from rankseg._compile import build
+
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    cpu, features = build.portable_target()
+    assert cpu == "x86-64-v2"
+    assert set(features.split(",")) == {
+        "+cx16", "+popcnt", "+sahf", "+sse3", "+sse4.1", "+sse4.2", "+ssse3"
+    }
+    monkeypatch.setattr(platform, "machine", lambda: "aarch64")
+    assert build.portable_target() == ("", "")
+
+
+def test_the_module_targets_what_its_index_says():
+    _require_table()
+    import rankseg._kernels_aot as mod
+
+    index = json.loads(mod.index())
+    if index["cpu"] == "x86-64-v2":  # a portable build (the default): v2 features only
+        assert not {f for f in index["features"].split(",") if "avx" in f}
 
 
 def test_switched_off_by_the_environment(monkeypatch):
@@ -256,7 +297,7 @@ def test_calls_the_module_answers_never_import_numba(tmp_path):
         import sys
         import numpy as np
         import rankseg
-        from rankseg import _config
+        from rankseg._compile import jit as _config
         p = np.linspace(0.0, 1.0, 64, dtype=np.float32).reshape(1, 1, 8, 8)
         x = np.concatenate([p, 1 - p], axis=1)
         big = np.concatenate([x] * 4096, axis=0)  # several work items and threads
@@ -274,7 +315,7 @@ def test_lazy_kernels_become_their_dispatchers():
     code = """
         import pickle
         import rankseg
-        from rankseg import _config
+        from rankseg._compile import jit as _config
         from rankseg.kernels import rma
         lazy = rma.rma_objective
         print(isinstance(lazy, _config.LazyKernel), pickle.loads(pickle.dumps(lazy)) is lazy)
@@ -298,7 +339,8 @@ def test_thread_count_without_numba():
         import sys
         import numpy as np
         import rankseg
-        from rankseg import _config, _threads
+        from rankseg import _threads
+        from rankseg._compile import jit as _config
         print(_threads._numba_cap(), _threads.threads())
         with rankseg.num_threads(1):
             print(_threads.threads())

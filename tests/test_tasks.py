@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from rankseg._config import jit
+from rankseg._compile.jit import jit
 from rankseg._threads import num_threads
 from rankseg.kernels._tasks import run_tasks
 

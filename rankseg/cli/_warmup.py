@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from rankseg._api import AVAILABLE, SOLVERS, predict
-from rankseg.kernels import _aot
+from rankseg._compile import aot as _aot
 
 __all__ = ["warmup"]
 

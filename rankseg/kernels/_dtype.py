@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rankseg._config import on_live
+from rankseg._compile.jit import on_live
 
 __all__ = ["as_f64"]
 

@@ -25,8 +25,8 @@ from collections.abc import Callable
 from typing import Any
 
 from rankseg import _threads
-from rankseg._config import jit
-from rankseg.kernels import _aot
+from rankseg._compile.jit import jit
+from rankseg._compile import aot as _aot
 
 __all__ = ["run_tasks", "work_item"]
 
@@ -65,7 +65,7 @@ def run_tasks(body: Callable[..., Any], ntasks: int, *args: Any) -> None:
     ``threads - 1`` pool threads take ranges (about four per thread) from a shared
     counter until none is left; the first exception raised by a range is re-raised.
     ``body`` is looked up among the kernels compiled ahead of time first
-    (:func:`rankseg.kernels._aot.find`).
+    (:func:`rankseg._compile.aot.find`).
     """
     body = _aot.find(body, (0, 0, *args))
     nthreads = min(_threads.threads(), ntasks)

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rankseg._config import jit
+from rankseg._compile.jit import jit
 from rankseg.kernels.refined_normal import rna_params
 from rankseg.kernels.rna_moments import (
     _NMOM,

@@ -53,7 +53,7 @@ import math
 
 import numpy as np
 
-from rankseg._config import jit
+from rankseg._compile.jit import jit
 from rankseg.kernels._dtype import as_f64
 from rankseg.kernels.quadrature import (
     H_STEP,

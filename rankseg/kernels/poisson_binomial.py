@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rankseg._config import jit
+from rankseg._compile.jit import jit
 
 __all__ = [
     "exact_dice_objective_dp",

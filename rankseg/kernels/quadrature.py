@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from rankseg._config import jit
+from rankseg._compile.jit import jit
 
 __all__ = ["H_STEP", "TAIL_POINTS", "TAIL_T", "TAIL_WEIGHTS"]
 

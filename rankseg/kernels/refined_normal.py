@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from rankseg._config import jit
+from rankseg._compile.jit import jit
 
 __all__ = [
     "VAR_FLOOR",

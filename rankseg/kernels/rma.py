@@ -26,7 +26,7 @@ pixel that could be selected.
 
 from __future__ import annotations
 
-from rankseg._config import jit
+from rankseg._compile.jit import jit
 
 __all__ = ["DICE", "IOU", "rma_bounds", "rma_objective", "rma_rise_threshold"]
 

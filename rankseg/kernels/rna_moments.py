@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rankseg._config import jit
+from rankseg._compile.jit import jit
 from rankseg.kernels.refined_normal import rna_params, rna_pmf_window, rna_window
 from rankseg.kernels.summary import SUM_D, SUM_M3, SUM_MU, SUM_VAR
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from rankseg._config import jit
+from rankseg._compile.jit import jit
 from rankseg.kernels._tasks import run_tasks
 from rankseg.kernels.exact import SUM_D
 from rankseg.kernels.search import (

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rankseg._config import jit
-from rankseg.kernels import _aot
+from rankseg._compile.jit import jit
+from rankseg._compile import aot as _aot
 from rankseg.kernels._dtype import as_f64
 from rankseg.kernels._tasks import run_tasks, work_item
 from rankseg.kernels.rma import DICE, rma_bounds, rma_objective

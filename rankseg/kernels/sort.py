@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rankseg._config import jit
+from rankseg._compile.jit import jit
 
 __all__ = ["_sort_descending"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rankseg._config import jit
+from rankseg._compile.jit import jit
 from rankseg.kernels._dtype import as_f64
 
 __all__ = [

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rankseg._config import jit
+from rankseg._compile.jit import jit
 from rankseg.kernels.refined_normal import refined_g, refined_g_raw, rna_params, rna_pmf_window
 from rankseg.kernels.rna_moments import (
     _NMOM,

@@ -1,19 +1,22 @@
 """Kernels compiled ahead of time: the first call without numba's compile.
 
-``pip install`` builds the extension module ``rankseg._kernels_aot`` (``setup.py``,
-:mod:`rankseg._aot_build`) with numba's ``pycc`` from the same kernel source, for
-the argument types the in-memory NumPy path passes (float16/32/64 input, the usual
-label dtypes).  At run time :func:`find` looks a kernel and the numba types of its
-arguments up in that module: a compiled match runs at once; anything else (another
-dtype, a layout, the chunked path) is compiled by numba as before, into its cache.
-Both run the same source through the same LLVM, for this machine's CPU features, so
-their results are identical (tests/test_aot.py).
+A build asked for with ``RANKSEG_AOT=1`` (``setup.py``, :mod:`rankseg._compile.build`)
+makes the extension module ``rankseg._kernels_aot`` with numba's ``pycc`` from the
+same kernel source, for the argument types the in-memory NumPy path passes
+(float16/32/64 input, the usual label dtypes), for a portable baseline of the
+platform's CPUs (x86-64-v2 on x86-64).  The module needs no numba at run time.  At
+run time :func:`find` looks a kernel and the numba types of its arguments up in that
+module: a compiled match runs at once; anything else (another dtype, a layout, the
+chunked path) is compiled by numba as before, into its cache.  Both run the same
+source through LLVM without fast-math, so their results are identical
+(tests/test_aot.py).
 
 The module is not used when ``RANKSEG_AOT=0`` is set, under ``NUMBA_DISABLE_JIT``
-or ``NUMBA_BOUNDSCHECK`` (its code has no bounds checks), when it was not built (no
-C compiler at install time), when it was built with another numba or llvmlite, from
-other kernel sources (an editable install edited since), or for CPU features this
-machine lacks (a wheel or image built on another machine).
+or ``NUMBA_BOUNDSCHECK`` (its code has no bounds checks), when it was not built (the
+default source install), when it was built from other kernel sources (an editable
+install edited since), or for CPU features this machine lacks.  The last two say so
+once, on stderr, at the first call (:func:`table`); the numba and llvmlite of the
+build need not be the ones installed.
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from rankseg._config import imported_numba
+from rankseg._compile.jit import imported_numba
 
 __all__ = [
     "call",
+    "info",
+    "unusable",
     "cpu_features_ok",
     "enabled",
     "find",
@@ -60,7 +65,7 @@ if hasattr(os, "register_at_fork"):  # POSIX
 
 #: While not None, :func:`find` appends ``(module, qualname, argument types,
 #: signature_key)`` of every lookup: the build's discovery run
-#: (:mod:`rankseg._aot_build`).
+#: (:mod:`rankseg._compile.build`).
 RECORD: list[tuple[str, str, tuple, str | None]] | None = None
 
 
@@ -132,23 +137,28 @@ def cpu_features_ok(built: str, here: str) -> bool:
 def source_digest() -> str:
     """Hash the sources compiled into the kernels, as installed (SHA-256).
 
-    The files are ``rankseg/kernels/*.py``, ``rankseg/_config.py`` and
-    ``rankseg/_records.py``.  The build stores it; a module built from other
-    sources (an editable install whose kernels were edited since) is not used.
+    The files are ``rankseg/kernels/*.py``, ``rankseg/_config.py``,
+    ``rankseg/_records.py`` and ``rankseg/_compile/jit.py`` (the JIT options).  The
+    build stores it; a module built from other sources (an editable install whose
+    kernels were edited since) is not used.
 
     Returns
     -------
     str
         The hex digest.
     """
-    here = os.path.dirname(os.path.abspath(__file__))
-    files = sorted([os.path.join(here, f) for f in os.listdir(here) if f.endswith(".py")]) + [
-        os.path.join(here, os.pardir, f) for f in ("_config.py", "_records.py")
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    kernels = os.path.join(package, "kernels")
+    files = sorted(os.path.join(kernels, f) for f in os.listdir(kernels) if f.endswith(".py"))
+    files += [
+        os.path.join(package, f)
+        for f in ("_config.py", "_records.py", os.path.join("_compile", "jit.py"))
     ]
     digest = hashlib.sha256()
     for path in files:
         with open(path, "rb") as fh:
-            digest.update(os.path.basename(path).encode() + b"\0" + fh.read())
+            name = os.path.relpath(path, package).replace(os.sep, "/")
+            digest.update(name.encode() + b"\0" + fh.read())
     return digest.hexdigest()
 
 
@@ -189,16 +199,46 @@ def _load() -> dict[tuple[str, str, str], Callable]:
         import importlib
 
         mod = importlib.import_module(MODULE)
-    except ImportError:
+    except ImportError:  # not built: the default source install
         return {}
     index = json.loads(mod.index())
-    if (
-        index.get("versions") != _versions()
-        or index.get("source") != source_digest()
-        or not cpu_features_ok(index["features"], _host_features())
-    ):
+    reason = unusable(index)
+    if reason is not None:
+        import sys
+
+        print(
+            f"rankseg: the compiled kernels of this install are not used ({reason}); "
+            "numba compiles the kernels at their first use instead",
+            file=sys.stderr,
+        )
         return {}
     return {(e["module"], e["name"], e["key"]): getattr(mod, e["symbol"]) for e in index["exports"]}
+
+
+def unusable(index: dict[str, Any]) -> str | None:
+    """Say why a compiled module's ``index()`` rules it out here, or None when it fits.
+
+    Parameters
+    ----------
+    index : dict
+        The module's index (:mod:`rankseg._compile.build`).
+
+    Returns
+    -------
+    str or None
+        ``"built from other kernel sources"`` or ``"built for CPU features this
+        machine lacks: ..."``; None when the module can be used.
+    """
+    if index.get("source") != source_digest():
+        return "built from other kernel sources"
+    here = _host_features()
+    if not cpu_features_ok(index["features"], here):
+        enabled_here = {f[1:] for f in here.split(",") if f.startswith("+")}
+        missing = [
+            f[1:] for f in index["features"].split(",") if f.startswith("+") and f[1:] not in enabled_here
+        ]
+        return f"built for CPU features this machine lacks: {', '.join(missing)}"
+    return None
 
 
 def table() -> dict[tuple[str, str, str], Callable]:
@@ -219,13 +259,50 @@ def table() -> dict[tuple[str, str, str], Callable]:
     return _table
 
 
+def info() -> dict[str, Any]:
+    """Describe the compiled kernels of this install (``rankseg --version``).
+
+    Returns
+    -------
+    dict
+        ``built`` (the module exists), ``used`` (calls go to it), ``reason`` (why
+        not, else None), and for a built module ``cpu`` (its target), ``versions``
+        (the numba and llvmlite it was built with) and ``exports`` (how many kernel
+        signatures it holds).
+    """
+    import importlib
+
+    try:
+        mod = importlib.import_module(MODULE)
+    except ImportError:
+        return {
+            "built": False,
+            "used": False,
+            "reason": "not built (a source install; RANKSEG_AOT=1 at install builds it)",
+        }
+    index = json.loads(mod.index())
+    reason = unusable(index)
+    if reason is None and os.environ.get("RANKSEG_AOT", "1") == "0":
+        reason = "RANKSEG_AOT=0"
+    if reason is None and (_numba_setting("DISABLE_JIT") or _numba_setting("BOUNDSCHECK")):
+        reason = "NUMBA_DISABLE_JIT or NUMBA_BOUNDSCHECK is set"
+    return {
+        "built": True,
+        "used": reason is None,
+        "reason": reason,
+        "cpu": index.get("cpu", "host"),
+        "versions": index.get("versions", {}),
+        "exports": len(index["exports"]),
+    }
+
+
 def find(kernel: Callable, args: Sequence[Any]) -> Callable:
     """Return the compiled version of ``kernel`` for ``args``, else ``kernel`` itself.
 
     Parameters
     ----------
     kernel : numba dispatcher
-        A kernel built by :func:`rankseg._config.jit`.
+        A kernel built by :func:`rankseg._compile.jit.jit`.
     args : sequence
         The arguments it is about to be called with.
 
@@ -255,7 +332,7 @@ def call(kernel: Callable, *args: Any) -> Any:
     Parameters
     ----------
     kernel : numba dispatcher
-        A kernel built by :func:`rankseg._config.jit`.
+        A kernel built by :func:`rankseg._compile.jit.jit`.
     *args
         Its arguments.
 

@@ -1,23 +1,27 @@
 """Build ``rankseg._kernels_aot``: the kernels of ``rankseg.predict``, compiled ahead of time.
 
-Run by ``setup.py`` at install time (``python -m rankseg._aot_build --output FILE``);
-see :mod:`rankseg.kernels._aot` for how the module is used.
+Run by ``setup.py`` when the install or wheel build asks for it with ``RANKSEG_AOT=1``
+(``python -m rankseg._compile.build --output FILE [--cpu portable|host|NAME]``); see
+:mod:`rankseg._compile.aot` for how the module is used.
 
 1. *Discovery*: a child interpreter with ``NUMBA_DISABLE_JIT=1`` (kernels run as
    plain Python, nothing compiles) calls :func:`rankseg.predict` on small inputs over
    :data:`DTYPES` x metrics x solvers x modes x smoothing x label dtypes, with ties,
    pruned rows and read-only input, and records the numba types of every kernel
-   call the kernels' callers make (:data:`rankseg.kernels._aot.RECORD`).
+   call the kernels' callers make (:data:`rankseg._compile.aot.RECORD`).
 2. *Build*: numba's ``pycc`` compiles those kernels for those types into one
-   extension module, for this machine's CPU and its features (like numba's JIT),
+   extension module, for a portable baseline CPU of the platform (x86-64-v2 on
+   x86-64; ``--cpu host`` targets this machine's CPU and features, like numba's JIT),
    with wrappers that release the GIL (the kernels are ``nogil``, and
    :func:`rankseg.kernels._tasks.run_tasks` runs them on several threads).  The
-   module's ``index()`` lists the exports, the numba and llvmlite versions, the
-   digest of the kernel sources and the CPU features.
+   module's ``index()`` lists the exports, the numba and llvmlite versions of the
+   build (for ``rankseg --version``; the module does not need them at run time), the
+   digest of the kernel sources, the target CPU and the features it requires.
 
 ``pycc`` is pending deprecation in numba; if it goes, or the build fails (no C
-compiler), ``setup.py`` installs without the module and every kernel is compiled by
-numba at its first call, as before.
+compiler), ``setup.py`` says so in one line and installs without the module
+(``RANKSEG_AOT=require`` makes that an error); every kernel is then compiled by numba
+at its first use.
 """
 
 from __future__ import annotations
@@ -89,15 +93,15 @@ def discover() -> list[tuple[str, str, tuple, str]]:
     Raises
     ------
     RuntimeError
-        When :func:`rankseg.kernels._aot.signature_key` cannot key a call, or gives
+        When :func:`rankseg._compile.aot.signature_key` cannot key a call, or gives
         two numba signatures of one kernel the same key.
     """
     env = dict(os.environ, NUMBA_DISABLE_JIT="1", RANKSEG_AOT="0")
     code = (
         "import pickle, sys\n"
-        "from rankseg.kernels import _aot\n"
+        "from rankseg._compile import aot as _aot\n"
         "_aot.RECORD = []\n"
-        "from rankseg._aot_build import _discovery_calls\n"
+        "from rankseg._compile.build import _discovery_calls\n"
         "_discovery_calls()\n"
         "sys.stdout.buffer.write(pickle.dumps(_aot.RECORD))\n"
     )
@@ -115,25 +119,27 @@ def discover() -> list[tuple[str, str, tuple, str]]:
     return list(seen)
 
 
-def _patch_pycc() -> None:
-    """Make pycc's wrappers release the GIL and its code use the host's CPU features.
+def portable_target() -> tuple[str, str]:
+    """Return the LLVM CPU name and the features a portable build targets on this platform.
 
-    Both are what numba's JIT does for these kernels (``nogil=True``; the features
-    of the host CPU); pycc leaves the GIL held and uses the CPU model's default
-    features.
+    x86-64: ``x86-64-v2`` (SSE4.2 and POPCNT: every x86-64 CPU since about 2009);
+    elsewhere the platform's generic model.  The features are what the module's
+    index records, so that a machine lacking them uses numba's JIT instead.
+
+    Returns
+    -------
+    (str, str)
+        The CPU name and an LLVM feature string (``"+sse4.2,..."``).
     """
-    import numba.pycc.compiler as pycc_compiler
-    from numba.core.codegen import AOTCPUCodegen
-    from numba.core.compiler import Flags
+    import platform
 
-    class _NogilFlags(Flags):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.release_gil = True
-            self.error_model = "numpy"
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        return "x86-64-v2", ",".join(f"+{f}" for f in X86_64_V2)
+    return "", ""
 
-    pycc_compiler.Flags = _NogilFlags
-    AOTCPUCodegen._customize_tm_features = AOTCPUCodegen._get_host_cpu_features
+
+#: the features the x86-64-v2 level adds to x86-64 (LLVM names)
+X86_64_V2 = ("cx16", "popcnt", "sahf", "sse3", "sse4.1", "sse4.2", "ssse3")
 
 
 def _forwarder(kernel, nargs: int):
@@ -149,7 +155,9 @@ def _forwarder(kernel, nargs: int):
     return namespace["forward"]
 
 
-def build(output: Path, entries: Sequence[tuple[str, str, tuple, str]]) -> None:
+def build(
+    output: Path, entries: Sequence[tuple[str, str, tuple, str]], cpu: str = "portable"
+) -> None:
     """Compile ``entries`` into the extension module file ``output``.
 
     Parameters
@@ -158,6 +166,9 @@ def build(output: Path, entries: Sequence[tuple[str, str, tuple, str]]) -> None:
         The extension's file (e.g. ``rankseg/_kernels_aot.cpython-311-x86_64-linux-gnu.so``).
     entries : sequence of (module, qualname, argument types, signature key)
         What :func:`discover` returned.
+    cpu : str
+        ``"portable"`` (:func:`portable_target`: for wheels), ``"host"`` (this
+        machine's CPU and features, like numba's JIT) or an LLVM CPU name.
     """
     import importlib
 
@@ -166,12 +177,14 @@ def build(output: Path, entries: Sequence[tuple[str, str, tuple, str]]) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pycc's pending-deprecation warning
         from numba.pycc import CC
-    _patch_pycc()
+    from rankseg._compile.numba_internals import patch_pycc
 
-    from rankseg._config import KERNELS, go_live
+    patch_pycc(cpu)
+
+    from rankseg._compile.jit import KERNELS, go_live
 
     go_live()  # the dispatchers, which the forwarders call
-    from rankseg.kernels._aot import MODULE, _host_features, _versions, source_digest
+    from rankseg._compile.aot import MODULE, _host_features, _versions, source_digest
 
     for module, *_ in entries:
         importlib.import_module(module)
@@ -179,7 +192,13 @@ def build(output: Path, entries: Sequence[tuple[str, str, tuple, str]]) -> None:
     partial = output.with_name(f".{output.name}.partial")  # renamed when complete
     cc.output_dir = str(output.parent)
     cc.output_file = partial.name
-    cc.target_cpu = "host"
+    if cpu == "portable":
+        target, features = portable_target()
+    elif cpu == "host":
+        target, features = "host", _host_features()
+    else:
+        target, features = cpu, ""
+    cc.target_cpu = target
     cc.verbose = False
     exports = []
     for k, (module, name, argtypes, key) in enumerate(entries):
@@ -198,7 +217,8 @@ def build(output: Path, entries: Sequence[tuple[str, str, tuple, str]]) -> None:
         {
             "versions": _versions(),
             "source": source_digest(),
-            "features": _host_features(),
+            "features": features,
+            "cpu": target or "generic",
             "exports": exports,
         }
     )
@@ -217,6 +237,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Discover and build; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, required=True, help="the extension file")
+    parser.add_argument(
+        "--cpu",
+        default=os.environ.get("RANKSEG_AOT_CPU", "portable"),
+        help="portable (default: x86-64-v2 on x86-64, for wheels), host, or an LLVM CPU name",
+    )
     args = parser.parse_args(argv)
     if not _log.handlers:  # this summary to stderr; pycc's own logging stays quiet
         _log.addHandler(logging.StreamHandler())
@@ -224,10 +249,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     entries = discover()
     found = time.perf_counter()
-    build(args.output.resolve(), entries)
+    build(args.output.resolve(), entries, cpu=args.cpu)
     _log.info(
-        "rankseg: compiled %d kernel signatures ahead of time (discovery %.0f s, build %.0f s)",
+        "rankseg: compiled %d kernel signatures ahead of time for CPU %s "
+        "(discovery %.0f s, build %.0f s)",
         len(entries),
+        args.cpu,
         found - start,
         time.perf_counter() - found,
     )
