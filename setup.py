@@ -1,12 +1,15 @@
-"""Build hook: compile the kernels of ``rankseg.predict`` ahead of time (optional).
+"""Build hook: compile the kernels of ``rankseg.predict`` ahead of time, when asked.
 
-Everything else about the package is declared in pyproject.toml and setup.cfg.  The
-one extension, ``rankseg._kernels_aot``, is built by ``python -m rankseg._aot_build``
-(numba's ``pycc``; docs/performance.rst, "The first call") in a child process.  If
-that fails (no C compiler, a numba without ``pycc``), the package installs without
-it and numba compiles the kernels at their first call instead; set
-``RANKSEG_AOT_BUILD=require`` to make the failure an error, ``RANKSEG_AOT_BUILD=0``
-to skip the build.
+Everything else about the package is declared in pyproject.toml and setup.cfg.  A
+plain ``pip install .`` builds nothing: numba compiles each kernel at its first use
+and caches it (docs/performance.rst, "The first call").  ``RANKSEG_AOT=1`` adds the
+extension ``rankseg._kernels_aot``, built by ``python -m rankseg._compile.build``
+(numba's ``pycc``) in a child process, for a portable baseline CPU
+(``RANKSEG_AOT_CPU=host`` for this machine's): the wheels of a release carry it.
+If that build fails (no C compiler, a numba without ``pycc``) the install goes on
+without it and says so in one line; ``RANKSEG_AOT=require`` makes the failure an
+error.  The in-tree build backend (``_build_backend/backend.py``) adds numba and
+numpy to the build requirements only then.
 """
 
 from __future__ import annotations
@@ -23,19 +26,18 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
 AOT_MODULE = "rankseg._kernels_aot"
+MODE = os.environ.get("RANKSEG_AOT", "0")
+if MODE not in ("0", "1", "require"):
+    sys.exit(f"rankseg: RANKSEG_AOT must be 0, 1 or require; got {MODE!r}")
 
 
 class BuildKernels(build_ext):
     """``build_ext`` that makes ``rankseg._kernels_aot`` with pycc instead of a C compiler call."""
 
     def build_extension(self, ext: Extension) -> None:
-        """Build ``ext``: the kernels' module by ``rankseg._aot_build``, others as usual."""
+        """Build ``ext``: the kernels' module by ``rankseg._compile.build``, others as usual."""
         if ext.name != AOT_MODULE:
             super().build_extension(ext)
-            return
-        mode = os.environ.get("RANKSEG_AOT_BUILD", "1")
-        if mode == "0":
-            print("rankseg: RANKSEG_AOT_BUILD=0, kernels not compiled ahead of time")
             return
         target = Path(self.get_ext_fullpath(ext.name)).resolve()
         env = dict(os.environ)
@@ -44,22 +46,24 @@ class BuildKernels(build_ext):
         # the file of the function it loads) must not end up in the module
         cache = tempfile.mkdtemp(prefix="rankseg-aot-cache-")
         env["NUMBA_CACHE_DIR"] = cache
-        cmd = [sys.executable, "-m", "rankseg._aot_build", "--output", str(target)]
+        env["RANKSEG_QUIET_COMPILE"] = "1"  # the build compiles everything: no notice
+        cmd = [sys.executable, "-m", "rankseg._compile.build", "--output", str(target)]
         try:
             subprocess.run(cmd, check=True, env=env, cwd=ROOT)
         except (OSError, subprocess.CalledProcessError) as exc:
-            if mode == "require":
+            if MODE == "require":
                 raise
             print(
-                f"rankseg: compiling the kernels ahead of time failed ({exc}); numba will "
-                "compile them at their first call",
+                f"rankseg: RANKSEG_AOT=1 but compiling the kernels ahead of time failed "
+                f"({exc}); installed without them: numba compiles each kernel at its first use",
                 file=sys.stderr,
             )
         finally:
             shutil.rmtree(cache, ignore_errors=True)
 
 
-setup(
-    ext_modules=[Extension(AOT_MODULE, sources=[], optional=True)],
-    cmdclass={"build_ext": BuildKernels},
-)
+ext_modules = []
+if MODE in ("1", "require"):
+    ext_modules.append(Extension(AOT_MODULE, sources=[], optional=MODE != "require"))
+
+setup(ext_modules=ext_modules, cmdclass={"build_ext": BuildKernels})

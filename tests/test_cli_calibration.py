@@ -302,7 +302,7 @@ def test_reliability_without_matplotlib(val, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert (
         exc.value.code == 2
-        and "--reliability needs matplotlib (pip install 'rankseg[plot]')" in err
+        and "--reliability needs matplotlib (pip install 'rankseg-numba[plot]')" in err
     )
 
 

@@ -3,7 +3,7 @@
 Each library is run on the same random label maps (classes absent from a sample,
 false positives on an empty target, void labels) and the differences are exactly
 the conventions tabulated in docs/conventions.rst.  Skipped where a library is not
-installed (``pip install 'rankseg[test-integrations]'``).
+installed (``pip install 'rankseg-numba[test-integrations]'``).
 """
 
 import numpy as np

@@ -1,6 +1,6 @@
 """rankseg.monai: RankSEG / RankSEGd as drop-ins for AsDiscrete / AsDiscreted.
 
-Skipped without MONAI (``pip install 'rankseg[test-integrations]'``).
+Skipped without MONAI (``pip install 'rankseg-numba[test-integrations]'``).
 """
 
 import importlib

@@ -9,7 +9,7 @@ the folder, and each label map must be the file nnU-Net's own ``write_seg`` writ
 for the same labels: voxels, shape, dtype, spacing, origin, direction, affine,
 qform/sform codes and units.  nnU-Net's evaluation must accept the folder as is.
 
-Skipped when nnU-Net (``pip install 'rankseg[test-integrations]'``) is not installed.
+Skipped when nnU-Net (``pip install 'rankseg-numba[test-integrations]'``) is not installed.
 The volumes are tiny (4 x 5 x 6) so that 3 x 48 cases take seconds.
 """
 

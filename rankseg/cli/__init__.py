@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rankseg import io as rio
 from rankseg._api import AVAILABLE, SOLVERS
@@ -73,6 +73,7 @@ def demo(
     draws: int = 20,
     repeat: int = 5,
     plot: str | os.PathLike[str] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> str:
     """Run the demo: argmax vs every available RankSEG solver on a generated volume.
 
@@ -98,6 +99,10 @@ def demo(
         the confidence, argmax, RankSEG Dice with the expected Dice per class, and
         the voxels it added, removed, relabelled; :func:`rankseg.plot.plot_case`) over
         the per-class Dice gains in the classes' colours (needs matplotlib).
+    progress : callable, optional
+        Called with a line for each step (the volume, each method's first call with
+        its time -- compiling the kernels at the first use in an environment --,
+        the timing rounds, the scoring); ``rankseg demo`` prints them to stderr.
 
     Returns
     -------
@@ -120,6 +125,7 @@ def demo(
         repeat=repeat,
         plot=plot,
         solvers=available_solvers,
+        progress=progress,
     )
 
 
@@ -143,6 +149,7 @@ def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             draws=args.draws,
             repeat=args.repeat,
             plot=args.plot,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
         )
     )
     return 0
@@ -182,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rankseg",
         description="RankSEG: label maps that maximize the expected Dice or IoU of each case. "
         "Without a command, runs the demo.",
+    )
+    parser.add_argument(
+        "--version",
+        action="store_true",
+        help="print the version, numba's, whether compiled kernels are in use, and CUDA; exit",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -471,8 +483,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         (argparse's behaviour: the message is printed to stderr first).
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if not args_list or (args_list[0].startswith("-") and args_list[0] not in ("-h", "--help")):
+    if args_list == ["--version"]:
+        from rankseg.cli._version import version_report
+
+        print(version_report())
+        return 0
+    if not args_list or (
+        args_list[0].startswith("-") and args_list[0] not in ("-h", "--help", "--version")
+    ):
         args_list = ["demo", *args_list]
     parser = build_parser()
     args = parser.parse_args(args_list)
+    if args.version:
+        parser.error("--version takes no other arguments")
     return int(args.handler(args, args.subparser))

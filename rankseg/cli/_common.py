@@ -76,7 +76,7 @@ def _check_picture_path(path: str, option: str) -> str | None:
     try:
         from matplotlib.backend_bases import FigureCanvasBase
     except ImportError:
-        return f"{option} needs matplotlib (pip install 'rankseg[plot]')"
+        return f"{option} needs matplotlib (pip install 'rankseg-numba[plot]')"
     kinds = FigureCanvasBase.get_supported_filetypes()
     suffix = Path(path).suffix.lower().lstrip(".")
     if suffix not in kinds:

@@ -40,6 +40,7 @@ def run_demo(
     repeat: int,
     plot: str | os.PathLike[str] | None,
     solvers: Callable[[str], Sequence[str]],
+    progress: Callable[[str], None] | None = None,
 ) -> str:
     """Run the demo for :func:`rankseg.cli.demo` (see it for the parameters and the report).
 
@@ -50,6 +51,9 @@ def run_demo(
     solvers : callable
         ``solvers(metric)`` lists the solvers of ``'dice'`` / ``'iou'`` to run
         (:func:`rankseg.cli.available_solvers`, looked up when the demo runs).
+    progress : callable, optional
+        Called with a line saying what the demo is doing, step by step (the
+        command prints these to stderr).
 
     Returns
     -------
@@ -69,7 +73,9 @@ def run_demo(
         raise ValueError(f"spatial shape must have sizes >= 1; got {spatial}")
     if classes < 2 or draws < 2 or repeat < 1:
         raise ValueError("need classes >= 2, draws >= 2 and repeat >= 1")
+    say = progress if progress is not None else (lambda line: None)
     shape = (1, classes, *spatial)
+    say(f"rankseg demo: a softmax volume {shape} (float32, seed {seed})")
     bias = np.zeros(classes, dtype=np.float32)
     bias[0] = 4.0  # a dominant background, organs/lesions as foreground classes
     probs = make_probs(shape, kind="softmax", smoothness=5.0, sharpness=3.0, bias=bias, seed=seed)
@@ -78,7 +84,12 @@ def run_demo(
         for solver in solvers(metric):
             model = RankSEG(metric=metric, solver=solver)
             methods[f"rankseg {metric} ({solver})"] = lambda m=model: m.predict(probs)
-    labels = {name: fn() for name, fn in methods.items()}  # also compiles / loads the JIT cache
+    labels = {}
+    for name, fn in methods.items():  # the first call also compiles / loads the JIT cache
+        t0 = time.perf_counter()
+        labels[name] = fn()
+        say(f"  {name}: first call {time.perf_counter() - t0:.2f} s")
+    say(f"timing {repeat} interleaved rounds of {len(methods)} methods")
     times: dict[str, list[float]] = {name: [] for name in methods}
     for _ in range(repeat):  # interleaved, so every method sees the same machine load
         for name, fn in methods.items():
@@ -87,6 +98,7 @@ def run_demo(
             times[name].append(time.perf_counter() - t0)
     t_argmax = float(np.median(times["argmax"]))
     ratios = {name: float(np.median(t)) / t_argmax for name, t in times.items()}
+    say(f"scoring against {draws} ground truths drawn from the probabilities")
     rng = np.random.default_rng(seed + 1)
     realized: dict[str, dict[str, list[np.ndarray]]] = {n: {"dice": [], "iou": []} for n in methods}
     for _ in range(draws):

@@ -94,7 +94,7 @@ def save_reliability(path: str, curve: Any, mode: str, n_bins: int, label: str) 
         from rankseg.plot import plot_reliability
     except ImportError as exc:
         raise ImportError(
-            f"the reliability diagram needs matplotlib (pip install 'rankseg[plot]'): {exc}"
+            f"the reliability diagram needs matplotlib (pip install 'rankseg-numba[plot]'): {exc}"
         ) from None
     ax = plot_reliability(curve=curve, mode=mode, kind="top-label", n_bins=n_bins, label=label)
 

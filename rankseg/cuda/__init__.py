@@ -45,7 +45,7 @@ def load() -> Any:
         import numba.cuda as cuda
     except ImportError as exc:
         raise ImportError(
-            "device='cuda' needs the numba-cuda package (pip install 'rankseg[cuda]', i.e. "
+            "device='cuda' needs the numba-cuda package (pip install 'rankseg-numba[cuda]', i.e. "
             f"numba-cuda>=0.10); importing numba.cuda failed: {exc}"
         ) from exc
     if not cuda.is_available():

@@ -3,7 +3,7 @@
 nnU-Net datasets whose ``file_ending`` is not NIfTI are read and written through
 SimpleITK.  Their label maps are written here exactly as ``SimpleITKIO.write_seg``
 does: the array in nnU-Net's ``(Z, Y, X)`` order, spacing, origin and direction of
-the case, compressed.  SimpleITK is the optional extra ``rankseg[itk]``.
+the case, compressed.  SimpleITK is the optional extra ``rankseg-numba[itk]``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def _sitk() -> Any:
     except ImportError as exc:
         raise ImportError(
             "writing nnU-Net's .mha/.nrrd/.gipl label maps needs SimpleITK: "
-            "pip install 'rankseg[itk]'"
+            "pip install 'rankseg-numba[itk]'"
         ) from exc
     return SimpleITK
 

