@@ -72,7 +72,12 @@ def _check_family(outputs: Any, accepted: frozenset[str], adapter: str) -> None:
 
 
 def _size(size: Any, name: str) -> tuple[int, int]:
-    """One ``(height, width)``: a pair, a tensor of 2 integers or ``{'height', 'width'}``."""
+    """One ``(height, width)``: a pair, a tensor of 2 integers, ``{'height', 'width'}``.
+
+    A processor's ``pad_size`` (a ``SizeDict`` with ``height`` and ``width``) is one too.
+    """
+    if not isinstance(size, (Mapping, Sequence, torch.Tensor)) and hasattr(size, "height"):
+        size = {"height": size.height, "width": getattr(size, "width", None)}  # a SizeDict
     if isinstance(size, Mapping):
         if "height" not in size or "width" not in size:
             raise ValueError(
