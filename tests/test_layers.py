@@ -42,7 +42,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     (
         "adapters",
-        ("rankseg._xarray_task", "rankseg.xarray", "rankseg.dask", "rankseg.plot", "rankseg.monai"),
+        (
+            "rankseg._xarray_task",
+            "rankseg.xarray",
+            "rankseg.dask",
+            "rankseg.plot",
+            "rankseg.monai",
+            "rankseg.integration",
+        ),
     ),
     ("io", ("rankseg.io",)),
     # the build of the ahead-of-time kernels drives rankseg.predict: a tool on top
