@@ -47,7 +47,8 @@ STALE_EMPTY = 10.0
 #: Test-only hook, read by pool workers and dask tasks (never in the main process):
 #: ``NAME=ACTION[;NAME=ACTION...]`` with NAME a case name or ``*`` and ACTION
 #: ``kill`` (SIGKILL the worker, as the out-of-memory killer does), ``kill-once:PATH``
-#: (the same, once: when PATH can be created) or ``sleep:SECONDS``.  Not an interface:
+#: (the same, once: when PATH can be created), ``mark:DIR`` (create ``DIR/CASE.PID``)
+#: or ``sleep:SECONDS``.  Not an interface:
 #: tests/test_cli_batch.py uses it to kill workers at a known case.
 TEST_HOOK_ENV = "_RANKSEG_TEST_WORKER_HOOK"
 
@@ -198,7 +199,7 @@ class Claims:
 
 
 def _leftover(out: Path) -> re.Pattern[str]:
-    """The names that the atomic writers give the temporary files of ``out``."""
+    """Return the pattern of the names the atomic writers give the temporary files of ``out``."""
     suffix = _suffix(out)
     stem = out.name[: len(out.name) - len(suffix)] if suffix else out.name
     token = "[0-9a-f]{12}"
@@ -208,10 +209,26 @@ def _leftover(out: Path) -> re.Pattern[str]:
     )
 
 
-def sweep(out: Path) -> list[Path]:
+def leftovers(folder: Path) -> set[str]:
+    """Names in ``folder`` that may be temporary files of the atomic writers."""
+    try:
+        return {n for n in os.listdir(folder) if n.startswith(".") and ".rankseg-" in n}
+    except OSError:
+        return set()
+
+
+def sweep(out: Path, names: set[str] | None = None) -> list[Path]:
     """Remove what killed runs left of the output ``out``: its hidden temporary files.
 
     Call it only while holding the case's claim: then no live run writes them.
+
+    Parameters
+    ----------
+    out : Path
+        The output file of the case.
+    names : set of str, optional
+        The candidates (:func:`leftovers` of the folder, listed once per run rather
+        than once per case); default: the folder listed now.
 
     Returns
     -------
@@ -220,11 +237,7 @@ def sweep(out: Path) -> list[Path]:
     """
     pattern = _leftover(out)
     removed = []
-    try:
-        names = os.listdir(out.parent)
-    except OSError:
-        return removed
-    for name in names:
+    for name in list(leftovers(out.parent) if names is None else names):
         if pattern.fullmatch(name):
             p = out.parent / name
             if p.is_dir() and not p.is_symlink():
@@ -254,6 +267,8 @@ def _test_hook(case: str) -> None:
             except FileExistsError:
                 continue
             os.kill(os.getpid(), signal.SIGKILL)
+        elif action.startswith("mark:"):
+            Path(action[5:], f"{case}.{os.getpid()}").touch()
         elif action.startswith("sleep:"):
             time.sleep(float(action[6:]))
 
@@ -310,7 +325,9 @@ Before = Callable[[Any], Any]  # job -> a result instead of running it, or None
 After = Callable[[Any], None]
 
 
-def run_serial(jobs: list[Any], run: Callable[[Any], Any], before: Before, after: After) -> Iterator[Any]:
+def run_serial(
+    jobs: list[Any], run: Callable[[Any], Any], before: Before, after: After
+) -> Iterator[Any]:
     """Run ``jobs`` one after the other in this process."""
     for job in jobs:
         res = before(job)
@@ -470,7 +487,7 @@ def run_dask(
     token = uuid.uuid4().hex[:8]
     queue = deque(jobs)
     pending: dict[Any, Any] = {}
-    done = as_completed()
+    done = as_completed(loop=client.loop)
 
     def fill() -> Iterator[Any]:
         limit = max(2, 2 * sum(client.nthreads().values()))

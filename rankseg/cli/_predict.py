@@ -349,9 +349,10 @@ class _Dispatch:
     written it since the listing); ``after(job)`` releases the claim.
     """
 
-    def __init__(self, resume: bool) -> None:
+    def __init__(self, resume: bool, outdir: Path) -> None:
         self.resume = resume
         self.claims = _batch.Claims()
+        self.leftovers = _batch.leftovers(outdir)  # listed once, not once per case
 
     def before(self, job: _Job) -> _Result | None:
         out = Path(job.out_path)
@@ -359,7 +360,7 @@ class _Dispatch:
         if holder is not None:
             why = f"claimed by another run ({holder})"
             return _Result(job.index, job.path, True, why, skipped="claimed")
-        _batch.sweep(out)
+        _batch.sweep(out, self.leftovers)
         if self.resume and (out.exists() or out.is_symlink()):
             self.claims.release(out)
             return _Result(job.index, job.path, True, skipped="exists")
@@ -616,9 +617,7 @@ def _connect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
     try:
         from distributed import Client
     except ImportError:
-        parser.error(
-            f"running on {where} needs dask.distributed (pip install 'rankseg[dask]')"
-        )
+        parser.error(f"running on {where} needs dask.distributed (pip install 'rankseg[dask]')")
     if sched_file and not Path(sched_file).is_file():
         parser.error(f"--scheduler-file {sched_file}: no such file (start the scheduler first)")
     try:
@@ -743,7 +742,7 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     bar = _progress(len(jobs), show)
     log.bar = bar
     results: list[_Result] = []
-    dispatch = _Dispatch(args.resume)
+    dispatch = _Dispatch(args.resume, outdir)
     try:
         for res in _run_jobs(jobs, args.jobs, dispatch, client):
             results.append(res)
