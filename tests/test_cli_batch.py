@@ -446,3 +446,30 @@ def test_scheduler_options_are_checked(tmp_path, capsys, monkeypatch):
         main([*base, "-j", "2"])
     assert exc.value.code == 2
     assert "DASK_SCHEDULER_ADDRESS" in capsys.readouterr().err
+
+
+def test_a_dask_task_shares_its_workers_threads(monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    from rankseg import get_num_threads
+
+    class State:
+        nthreads = 4
+        executing_count = 2  # this case and one other
+
+    class Worker:
+        state = State()
+
+    class Job:
+        path = "case.npy"
+
+    def probe(job):
+        return get_num_threads(), dask.config.get("scheduler")
+
+    monkeypatch.delenv(HOOK, raising=False)
+    monkeypatch.delenv("RANKSEG_NUM_THREADS", raising=False)
+    monkeypatch.setattr(distributed, "get_worker", lambda: Worker())
+    assert _batch._run_on_dask_worker(probe, Job()) == (2, "synchronous")
+    State.executing_count = 1
+    assert _batch._run_on_dask_worker(probe, Job()) == (4, "synchronous")

@@ -743,8 +743,9 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     log.bar = bar
     results: list[_Result] = []
     dispatch = _Dispatch(args.resume, outdir)
+    runner = _run_jobs(jobs, args.jobs, dispatch, client)
     try:
-        for res in _run_jobs(jobs, args.jobs, dispatch, client):
+        for res in runner:
             results.append(res)
             if res.skipped == "claimed":
                 log.info(f"skipped: {res.path}: {res.message}")
@@ -759,6 +760,7 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         log.error("rankseg predict: interrupted (finished outputs are complete; no partial files)")
         return _EXIT_INTERRUPTED
     finally:
+        runner.close()  # stops the workers (at once after an interrupt)
         dispatch.claims.release_all()
         if client is not None:
             client.close()
