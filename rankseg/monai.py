@@ -29,7 +29,7 @@ A CUDA tensor is copied to the host, decided by the CPU backend and the result
 copied back to its device (the labels are small next to the probabilities); the
 decision is the same as on the CPU.
 
-MONAI and PyTorch are not dependencies of rankseg: ``pip install 'rankseg[monai]'``.
+MONAI and PyTorch are not dependencies of rankseg: ``pip install 'rankseg-numba[monai]'``.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ try:
     from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "rankseg.monai needs MONAI and PyTorch; install them with pip install 'rankseg[monai]'"
+        "rankseg.monai needs MONAI and PyTorch; install them with pip install 'rankseg-numba[monai]'"
     ) from exc
 
 from rankseg._api import RankSEG as _RankSEG

@@ -1,4 +1,4 @@
-"""Pictures of RankSEG decisions (needs matplotlib: ``pip install 'rankseg[plot]'``).
+"""Pictures of RankSEG decisions (needs matplotlib: ``pip install 'rankseg-numba[plot]'``).
 
 * :func:`plot_case`: one case for a report, side by side -- the image, argmax, RankSEG
   (expected Dice per class in its title) and their difference, on one slice.
@@ -36,7 +36,7 @@ try:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 except ImportError as exc:  # pragma: no cover - matplotlib is in the test extra
-    raise ImportError("rankseg.plot needs matplotlib: pip install 'rankseg[plot]'") from exc
+    raise ImportError("rankseg.plot needs matplotlib: pip install 'rankseg-numba[plot]'") from exc
 
 from rankseg import _validation as v
 
@@ -759,7 +759,7 @@ def _axcodes(aff: np.ndarray) -> tuple[str, ...]:
         from nibabel.orientations import aff2axcodes
     except ImportError as exc:  # pragma: no cover - nibabel is in the test extra
         raise ImportError(
-            "orienting a slice by its affine needs nibabel: pip install 'rankseg[nifti]'"
+            "orienting a slice by its affine needs nibabel: pip install 'rankseg-numba[nifti]'"
         ) from exc
     return tuple(aff2axcodes(aff))
 

@@ -27,8 +27,8 @@ try:
     import xarray as xr
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "rankseg.xarray needs xarray; install it with pip install 'rankseg[xarray]' "
-        "(or 'rankseg[dask]' to scale out with dask)"
+        "rankseg.xarray needs xarray; install it with pip install 'rankseg-numba[xarray]' "
+        "(or 'rankseg-numba[dask]' to scale out with dask)"
     ) from exc
 
 import rankseg

@@ -298,6 +298,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--continue", dest="resume", action="store_true", help="skip cases whose output exists"
     )
     g.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing outputs (without it or --continue, existing outputs are a "
+        "usage error and nothing is written)",
+    )
+    g.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the cases as tasks on this dask.distributed scheduler, e.g. "
+        "tcp://node1:8786 (default: DASK_SCHEDULER_ADDRESS / dask config "
+        "scheduler-address, else locally); OUTDIR must be reachable by the workers",
+    )
+    g.add_argument(
+        "--scheduler-file",
+        metavar="JSON",
+        help="the same, through the file `dask scheduler --scheduler-file` wrote "
+        "(dask-jobqueue, SLURM)",
+    )
+    g.add_argument(
         "--num-parts",
         type=int,
         default=1,

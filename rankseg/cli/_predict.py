@@ -19,6 +19,7 @@ import numpy as np
 from rankseg import io as rio
 from rankseg._api import RankSEG
 from rankseg._config import MAX_BAND_BYTES
+from rankseg.cli import _batch
 from rankseg.cli._common import (
     _EXIT_FAILED,
     _EXIT_INTERRUPTED,
@@ -59,6 +60,7 @@ class _Result:
     ok: bool
     message: str = ""
     rows: list[tuple[Any, ...]] = field(default_factory=list)
+    skipped: str = ""  # "exists" (--continue) or "claimed" (another run holds the case)
 
 
 def _label_range(nc: int, model: RankSEG) -> tuple[int, int]:
@@ -320,35 +322,73 @@ def _init_worker(threads: int) -> None:
     # ``threads`` is this worker's share of os.cpu_count(); the same share of the CPUs
     # the process may use (affinity, cgroup quota) caps its automatic thread count,
     # with the load rule below it.  RANKSEG_NUM_THREADS, inherited, still wins.
+    # A zarr/netCDF graph runs in the worker's own thread (dask's synchronous
+    # scheduler), its kernels on the worker's threads: not a dask thread pool of
+    # os.cpu_count() threads in every worker.
     from rankseg import _threads
 
     share = threads / (os.cpu_count() or 1)
     _threads.cap_threads(max(1, int(share * _threads.cpu_count())))
-
-
-def _run_jobs(jobs: list[_Job], workers: int) -> Iterator[_Result]:
-    if workers <= 1 or len(jobs) <= 1:
-        for job in jobs:
-            yield _run_job(job)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    ctx = multiprocessing.get_context("spawn")  # no fork of a process with Numba threads
-    ex = ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(threads,)
-    )
     try:
-        futures = {ex.submit(_run_job, job): job for job in jobs}
-        for fut in as_completed(futures):
-            job = futures[fut]
-            try:
-                yield fut.result()
-            except Exception as exc:  # a worker died (e.g. killed for memory)
-                yield _Result(job.index, job.path, False, f"worker process failed ({exc})")
-    finally:
-        ex.shutdown(wait=True, cancel_futures=True)
+        import dask
+    except ImportError:
+        return
+    dask.config.set(scheduler="synchronous")
+
+
+def _failed(job: _Job, message: str) -> _Result:
+    return _Result(job.index, job.path, False, message)
+
+
+class _Dispatch:
+    """What happens around each case: its claim, leftovers of killed runs, skipping.
+
+    ``before(job)`` claims the case (a case another live run holds is skipped),
+    removes the hidden temporary files that killed runs left of its output, and
+    with ``--continue`` skips it when its output exists (another run may have
+    written it since the listing); ``after(job)`` releases the claim.
+    """
+
+    def __init__(self, resume: bool, outdir: Path) -> None:
+        self.resume = resume
+        self.claims = _batch.Claims()
+        self.leftovers = _batch.leftovers(outdir)  # listed once, not once per case
+
+    def before(self, job: _Job) -> _Result | None:
+        out = Path(job.out_path)
+        holder = self.claims.take(out)
+        if holder is not None:
+            why = f"claimed by another run ({holder})"
+            return _Result(job.index, job.path, True, why, skipped="claimed")
+        _batch.sweep(out, self.leftovers)
+        if self.resume and (out.exists() or out.is_symlink()):
+            self.claims.release(out)
+            return _Result(job.index, job.path, True, skipped="exists")
+        return None
+
+    def after(self, job: _Job) -> None:
+        self.claims.release(Path(job.out_path))
+
+
+def _run_jobs(
+    jobs: list[_Job], workers: int, dispatch: _Dispatch, client: Any = None
+) -> Iterator[_Result]:
+    if client is not None:
+        yield from _batch.run_dask(jobs, client, _run_job, dispatch.before, dispatch.after, _failed)
+    elif workers <= 1 or len(jobs) <= 1:
+        yield from _batch.run_serial(jobs, _run_job, dispatch.before, dispatch.after)
+    else:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        yield from _batch.run_pool(
+            jobs,
+            workers,
+            _run_job,
+            dispatch.before,
+            dispatch.after,
+            _failed,
+            _init_worker,
+            (threads,),
+        )
 
 
 def _progress(total: int, enabled: bool) -> Any:
@@ -507,6 +547,87 @@ def _load_tuned(args: argparse.Namespace, parser: argparse.ArgumentParser) -> An
     return tuned
 
 
+def _redone(jobs: list[_Job], results: list[_Result], exists: set[int]) -> set[str]:
+    """Names of the cases this run set out to redo: not skipped (their --info rows go).
+
+    ``exists``: the cases whose output existed when listed (``--continue``), skipped
+    unless they vanished since; after an interrupt they may have no result.
+    """
+    ran = {r.index for r in results if not r.skipped}
+    skipped = ({r.index for r in results if r.skipped} | exists) - ran
+    return {rio.case_name(j.path) for j in jobs if j.index not in skipped}
+
+
+def _absolute(job: _Job) -> _Job:
+    """``job`` with absolute paths, for workers whose working folder is not ours."""
+    return dataclasses.replace(
+        job,
+        path=os.path.abspath(job.path),
+        out_path=os.path.abspath(job.out_path),
+        members=tuple(os.path.abspath(m) for m in job.members),
+    )
+
+
+def scheduler_address(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """Return ``(address, scheduler_file)`` of the dask cluster to use, or ``(None, None)``.
+
+    ``--scheduler`` or ``--scheduler-file``, else dask's configuration key
+    ``scheduler-address`` (the ``DASK_SCHEDULER_ADDRESS`` environment variable or a
+    dask YAML file), read only when dask is installed.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``predict`` options.
+
+    Returns
+    -------
+    tuple
+        The scheduler address and the scheduler file; at most one is not None.
+    """
+    if args.scheduler or args.scheduler_file:
+        return args.scheduler, args.scheduler_file
+    if os.environ.get("DASK_SCHEDULER_ADDRESS"):
+        return os.environ["DASK_SCHEDULER_ADDRESS"], None
+    import importlib.util
+
+    if importlib.util.find_spec("dask") is None:
+        return None, None
+    import dask
+
+    address = dask.config.get("scheduler-address", None)
+    return (str(address) if address else None), None
+
+
+def _connect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
+    """Connect to the dask cluster of :func:`scheduler_address`, or return None."""
+    if args.scheduler and args.scheduler_file:
+        parser.error("give --scheduler or --scheduler-file, not both")
+    address, sched_file = scheduler_address(args)
+    if address is None and sched_file is None:
+        return None
+    where = f"--scheduler-file {sched_file}" if sched_file else f"the scheduler at {address}"
+    if not (args.scheduler or args.scheduler_file):
+        where += " (DASK_SCHEDULER_ADDRESS / dask config scheduler-address)"
+    if args.jobs > 1:
+        parser.error(
+            f"-j {args.jobs} starts local workers, but the cases go to {where}; drop -j "
+            "(the cluster's workers run the cases) or unset the scheduler"
+        )
+    try:
+        from distributed import Client
+    except ImportError:
+        parser.error(f"running on {where} needs dask.distributed (pip install 'rankseg[dask]')")
+    if sched_file and not Path(sched_file).is_file():
+        parser.error(f"--scheduler-file {sched_file}: no such file (start the scheduler first)")
+    try:
+        if sched_file:
+            return Client(scheduler_file=sched_file, timeout=30, set_as_default=False)
+        return Client(address, timeout=30, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        parser.error(f"cannot connect to {where}: {_one_line(exc)}")
+
+
 def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     log = _Log(args.quiet)
     tuned = _load_tuned(args, parser) if args.tuned else None
@@ -528,6 +649,8 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         )
     if args.jobs < 1:
         parser.error(f"-j must be >= 1; got {args.jobs}")
+    if args.overwrite and args.resume:
+        parser.error("--overwrite replaces existing outputs, --continue keeps them; pick one")
     calibration = _load_calibration(args, parser) if args.calibration else None
     if tuned is not None:
         calibration = tuned.calibration
@@ -555,9 +678,9 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         parser.error(why)
 
     jobs: list[_Job] = []
-    skipped = 0
+    exists_early: list[int] = []
+    existing: list[Path] = []
     claimed: dict[Path, str] = {}
-    redone: set[str] = set()
     for i, (path, fmt) in enumerate(cases):
         try:
             fmt = rio.detect_format(path) if fmt == "auto" else fmt
@@ -580,9 +703,9 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             continue
         claimed[key] = str(path)
         if args.resume and out.exists():
-            skipped += 1
-            continue
-        redone.add(rio.case_name(path))
+            exists_early.append(i)  # still a job: its claim, leftovers, then skipped
+        elif not args.overwrite and (out.exists() or out.is_symlink()):
+            existing.append(out)
         jobs.append(
             _Job(
                 i,
@@ -604,13 +727,28 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             )
         )
 
+    if existing:
+        log.error(
+            f"rankseg predict: error: {len(existing)} output(s) exist already in {outdir} "
+            f"(e.g. {existing[0].name}); pass --overwrite to replace them, or --continue "
+            "to skip those cases (nothing was written)"
+        )
+        return _EXIT_USAGE
+    client = _connect(args, parser)
+    if client is not None:  # the workers run elsewhere: absolute paths
+        jobs = [_absolute(job) for job in jobs]
+
     show = not (args.no_progress or args.quiet) and sys.stderr.isatty()
     bar = _progress(len(jobs), show)
     log.bar = bar
     results: list[_Result] = []
+    dispatch = _Dispatch(args.resume, outdir)
+    runner = _run_jobs(jobs, args.jobs, dispatch, client)
     try:
-        for res in _run_jobs(jobs, args.jobs):
+        for res in runner:
             results.append(res)
+            if res.skipped == "claimed":
+                log.info(f"skipped: {res.path}: {res.message}")
             if not res.ok:
                 failed.append(f"{res.path}: {res.message}")
                 log.error(f"error: {failed[-1]}")
@@ -618,19 +756,26 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
                 bar.update(1)
     except KeyboardInterrupt:
         if args.info and any(r.ok for r in results):  # a --continue run skips these cases
-            _save_info(args, results, redone, failed, log)
+            _save_info(args, results, _redone(jobs, results, set(exists_early)), failed, log)
         log.error("rankseg predict: interrupted (finished outputs are complete; no partial files)")
         return _EXIT_INTERRUPTED
     finally:
+        runner.close()  # stops the workers (at once after an interrupt)
+        dispatch.claims.release_all()
+        if client is not None:
+            client.close()
         if bar is not None:
             bar.close()
         log.bar = None
-    written = sum(r.ok for r in results)
+    written = sum(r.ok and not r.skipped for r in results)
+    skipped = sum(r.skipped == "exists" for r in results)
+    elsewhere = sum(r.skipped == "claimed" for r in results)
     if args.info:
-        _save_info(args, results, redone, failed, log)
+        _save_info(args, results, _redone(jobs, results, set(exists_early)), failed, log)
     total = len(cases) + unpaired
+    others = f", {elsewhere} left to another run" if elsewhere else ""
     log.info(
-        f"rankseg predict: {written} written, {skipped} skipped (output exists), "
+        f"rankseg predict: {written} written, {skipped} skipped (output exists){others}, "
         f"{len(failed)} failed, of {total} case(s) -> {outdir}"
     )
     return _EXIT_FAILED if failed else 0
