@@ -245,9 +245,9 @@ class RankSEG:
             return False
         if isinstance(value, (bool, np.bool_)):
             value = bool(value)
-        elif isinstance(value, str):
-            value = v.check_name(value, "safe_screening", ("auto",))
-        else:
+        elif isinstance(value, str) and value.strip().lower() == "auto":
+            value = "auto"
+        else:  # TypeError, as the torch package raises
             raise TypeError(
                 f"safe_screening must be a bool or 'auto'; got {type(value).__name__} {value!r}"
             )
