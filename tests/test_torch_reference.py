@@ -143,9 +143,14 @@ def test_distribution_equals_the_torch_package():
 def test_live_against_the_torch_package(tmp_path):
     out = tmp_path / "fresh.npz"
     python = os.environ["RANKSEG_REFERENCE_PYTHON"]
-    # run outside the repository so that it imports the installed rankseg 0.0.8
+    # outside the repository and without PYTHONPATH: it must import the installed 0.0.8
+    env = {k: val for k, val in os.environ.items() if k != "PYTHONPATH"}
     subprocess.run(
-        [python, str(HERE / "record.py"), str(out)], check=True, cwd=tmp_path, timeout=600
+        [python, str(HERE / "record.py"), str(out)],
+        check=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
     )
     arrays, meta = load(out)
     assert check_results(arrays, meta) > 500
