@@ -373,3 +373,12 @@ def test_monai_bfloat16_and_grad_items():
     np.testing.assert_array_equal(MonaiRankSEG()(item.bfloat16()).numpy(), got.numpy())
     grad = item.clone().requires_grad_(True)
     np.testing.assert_array_equal(MonaiRankSEG()(grad).numpy(), want.numpy())
+
+
+def test_torch_parity_benchmark_runs_without_upstream(capsys, tmp_path):
+    from benchmarks import torch_parity
+
+    missing = str(tmp_path / "no-venv" / "bin" / "python")
+    assert torch_parity.main(["--upstream-python", missing, "--quick", "--repeat", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "upstream skipped" in out and "round trip" in out and "tensor in/out" in out
