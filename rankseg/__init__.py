@@ -30,7 +30,11 @@ __all__ = [
 __version__ = "0.1.0.dev0"
 
 #: loaded on first use: rankseg.distribution imports scipy.stats (~0.3 s)
-_LAZY = {"distribution": None, "RefinedNormal": "RefinedNormal", "RefinedNormalPB": "RefinedNormalPB"}
+_LAZY = {
+    "distribution": None,
+    "RefinedNormal": "RefinedNormal",
+    "RefinedNormalPB": "RefinedNormalPB",
+}
 
 
 def __getattr__(name: str) -> Any:

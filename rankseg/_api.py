@@ -65,8 +65,9 @@ class RankSEG:
     Parameters
     ----------
     metric : {'dice', 'iou', 'acc'}
-        The metric to optimize (case-insensitive; ``'accuracy'`` is ``'acc'``).  ``'acc'`` gives the usual
-        argmax (multiclass) or ``p > 0.5`` (multilabel) rule.
+        The metric to optimize (case-insensitive; ``'accuracy'`` is ``'acc'``).
+        ``'acc'`` gives the usual argmax (multiclass) or ``p > 0.5`` (multilabel)
+        rule.
     smooth : float
         Smoothing ``γ >= 0`` of the metric; ``γ > 0`` credits empty-vs-empty.
     output_mode : {'multiclass', 'multilabel'}
@@ -235,7 +236,7 @@ class RankSEG:
         return name
 
     def _check_safe_screening(self, value: Any) -> bool | str:
-        """The torch package's ``safe_screening`` (False, True or 'auto'): accepted, no effect.
+        """Check the torch package's ``safe_screening`` (False, True, 'auto'): no effect.
 
         Our RMA always screens, exactly: the pixels it decides without sorting are
         the ones every optimal cut decides the same way (SPEC §2), so the masks are
@@ -462,7 +463,9 @@ class RankSEG:
             from rankseg.cuda import backend
 
             driver = backend()
-            host_out = None if out is None else v.check_out(out, out_shape, out_dtype, arr, original)
+            host_out = (
+                None if out is None else v.check_out(out, out_shape, out_dtype, arr, original)
+            )
             return driver.predict(self, arr, (out_shape, out_dtype, host_out), return_info)
         if out is None:
             result = np.empty(out_shape, dtype=out_dtype)

@@ -62,7 +62,7 @@ _OTHER = ArrayKind("other")
 
 
 def _loaded(name: str) -> Any:
-    """The module ``name`` if the process has imported it, else None (never imports)."""
+    """Return the module ``name`` if the process has imported it, else None."""
     return sys.modules.get(name)
 
 
@@ -210,7 +210,7 @@ def as_numpy_dtype(dtype: Any) -> Any:
 
 
 def _owner(res: Any, cls: type) -> Any:
-    """The library array that owns a numba device array's memory, if it is exactly it."""
+    """Return the library array owning a numba device array's memory, if it is exactly it."""
     owner = getattr(getattr(res, "gpu_data", None), "owner", None)
     if not isinstance(owner, cls):
         return None

@@ -176,7 +176,6 @@ class RankSEG(Transform):
         out, *_ = convert_to_dst_type(res.to(self.dtype), img, dtype=self.dtype)
         return out
 
-
     def _on_gpu(self) -> bool:
         """Whether a CUDA item can be decided on its GPU (else on the host, same result)."""
         if self.model.presence is not None:  # presence rules run on the CPU path only

@@ -12,13 +12,14 @@ import types
 
 import numpy as np
 import pytest
-from _optional import import_or_skip
 from test_torch_reference import META, bad_inputs
 
 import rankseg
 from rankseg import RankSEG, _arrays, predict
 from rankseg.functional import rankdice_ba, rankseg_rma
 from rankseg.functional import rankseg as rankseg_fn
+
+from _optional import import_or_skip
 
 torch = import_or_skip("torch")
 

@@ -8,9 +8,9 @@ repository's rankseg (it must import the reference package)::
     /tmp/rs008venv/bin/pip install rankseg==0.0.8 --no-deps
     cd tests/torch_reference && /tmp/rs008venv/bin/python record.py
 
-It writes ``fixtures.npz`` beside this file (or the path given as its argument): the inputs (a seeded grid of small
-probability maps: softmax and sigmoid maps, ties, exact 0/1 values, soft maps,
-float16 and float32, 2-D and 3-D), every configuration the torch package supports
+It writes ``fixtures.npz`` beside this file (or the path given as its argument):
+the inputs (a seeded grid of small probability maps: softmax and sigmoid maps, ties,
+exact 0/1 values, soft maps, float16/32/64, 2-D and 3-D), every configuration the torch package supports
 (each solver, metric and output mode; ``smooth``, ``pruning_prob``,
 ``unassigned_policy``, ``void_index``, ``eps``, ``safe_screening``), its output for
 each, the exception type it raises for bad inputs, and values of its
@@ -47,9 +47,7 @@ def inputs() -> dict[str, np.ndarray]:
     z = rng.normal(scale=2.5, size=(3, 4, 6, 7))
     out["softmax"] = softmax(z).astype(np.float32)
     out["softmax_f16"] = softmax(z).astype(np.float16)
-    out["sigmoid"] = (1 / (1 + np.exp(-rng.normal(scale=3, size=(2, 3, 5, 6))))).astype(
-        np.float32
-    )
+    out["sigmoid"] = (1 / (1 + np.exp(-rng.normal(scale=3, size=(2, 3, 5, 6))))).astype(np.float32)
     # ties: probabilities on a coarse grid (many equal values within a row)
     out["ties"] = (np.round(softmax(rng.normal(scale=2, size=(2, 3, 5, 5))) * 8) / 8).astype(
         np.float32
@@ -158,7 +156,9 @@ def distribution_values() -> dict[str, np.ndarray]:
     loc = torch.tensor([3.2, 10.0, 0.4, 40.0], dtype=torch.float64)
     scale = torch.tensor([1.1, 2.5, 0.5, 4.0], dtype=torch.float64)
     skew = torch.tensor([0.3, -0.1, 1.2, 0.02], dtype=torch.float64)
-    rv = RefinedNormalPB(dim=torch.tensor(60.0, dtype=torch.float64), loc=loc, scale=scale, skew=skew)
+    rv = RefinedNormalPB(
+        dim=torch.tensor(60.0, dtype=torch.float64), loc=loc, scale=scale, skew=skew
+    )
     k = torch.arange(0, 60, dtype=torch.float64).view(1, -1).expand(4, -1)
     out = {
         "dist/loc": loc.numpy(),
@@ -167,7 +167,9 @@ def distribution_values() -> dict[str, np.ndarray]:
         "dist/cdf": rv.cdf(k).numpy(),
         "dist/pmf": rv.pmf(k).numpy(),
         "dist/pdf": rv.pdf(k).numpy(),
-        "dist/icdf": rv.icdf(torch.tensor([[0.1, 0.5, 0.9]], dtype=torch.float64).expand(4, -1)).numpy(),
+        "dist/icdf": rv.icdf(
+            torch.tensor([[0.1, 0.5, 0.9]], dtype=torch.float64).expand(4, -1)
+        ).numpy(),
     }
     for eps in (1e-4, 1e-2, 0.2):
         lq, uq = rv.interval(eps)
