@@ -364,7 +364,7 @@ class RefinedNormalPB:
         lq, uq = np.minimum(lq, self._dim), np.minimum(uq, self._dim)
         kind = self._kind
         if kind.torch is None:
-            return lq.astype(np.int32), uq.astype(np.int32)
+            return np.asarray(lq).astype(np.int32), np.asarray(uq).astype(np.int32)
         return kind(lq, kind.torch.int32), kind(uq, kind.torch.int32)
 
     def __repr__(self) -> str:

@@ -10,8 +10,8 @@ repository's rankseg (it must import the reference package)::
 
 It writes ``fixtures.npz`` beside this file (or the path given as its argument):
 the inputs (a seeded grid of small probability maps: softmax and sigmoid maps, ties,
-exact 0/1 values, soft maps, float16/32/64, 2-D and 3-D), every configuration the torch package supports
-(each solver, metric and output mode; ``smooth``, ``pruning_prob``,
+exact 0/1 values, soft maps, float16/32/64, 2-D and 3-D), every configuration the
+torch package supports (each solver, metric and output mode; ``smooth``, ``pruning_prob``,
 ``unassigned_policy``, ``void_index``, ``eps``, ``safe_screening``), its output for
 each, the exception type it raises for bad inputs, and values of its
 ``rankseg.distribution`` classes.  ``tests/test_torch_reference.py`` checks ours
