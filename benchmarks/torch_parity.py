@@ -18,7 +18,9 @@ defaults of both ``RankSEG(metric='dice')``).  In one run this script times
 * ``np.argmax(axis=1)`` in each process, the yardstick of the machine's speed.
 
 It prints medians, the speed-ups (upstream median / ours on the tensor), the round
-trip's overhead, and the 1-minute load average before and after.  Without a usable
+trip's overhead (by median and by minimum: on a loaded machine the medians of two
+3 ms calls scatter by more than the round trip's ~10 µs), and the 1-minute load
+average before and after.  Without a usable
 upstream environment the upstream rows are skipped and ours are still timed.
 """
 
@@ -36,6 +38,7 @@ import os  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+import timeit  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -44,6 +47,7 @@ import rankseg  # noqa: E402
 from benchmarks import interleaved_times, load_workload  # noqa: E402
 from benchmarks.compare import machine_line  # noqa: E402
 from benchmarks.compare_upstream import _run_upstream, probe_upstream  # noqa: E402
+from rankseg import _arrays  # noqa: E402
 
 # Runs in the upstream interpreter: argv = npy path, repeat.  Prints one JSON object
 # {"argmax": [...], "False": [...], "auto": [...]} (seconds) on its last line.
@@ -92,7 +96,15 @@ def measure_ours(probs: np.ndarray, repeat: int) -> dict[str, list[float]]:
     np.testing.assert_array_equal(out.numpy(), funcs["numpy"]())
     for func in funcs.values():  # warm-up (JIT compiled by the calls above)
         func()
-    return interleaved_times(funcs, repeat)
+    times = interleaved_times(funcs, repeat)
+    # the round trip alone (rankseg._arrays: view in, from_numpy out), best of 5 x 1000
+    labels = funcs["numpy"]()
+
+    def trip() -> None:
+        _arrays.restore(labels, _arrays.prepare(tensor)[1])
+
+    times["trip"] = [min(timeit.repeat(trip, number=1000, repeat=5)) / 1000]
+    return times
 
 
 def _ms(seconds: list[float]) -> str:
@@ -159,7 +171,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra = f"  ours {speedup:6.0f}x faster" if speedup else ""
         print(f"{label:<45} {_ms(times)}{extra}")
     overhead = tensor / statistics.median(ours["numpy"]) - 1
-    print(f"round trip (tensor vs NumPy, same rounds): {100 * overhead:+.1f} %")
+    best = min(ours["tensor"]) / min(ours["numpy"]) - 1
+    print(
+        f"round trip (tensor vs NumPy, same rounds): {100 * overhead:+.1f} % by median, "
+        f"{100 * best:+.1f} % by minimum; the conversions alone (best of 5000): "
+        f"{1e6 * ours['trip'][0]:.1f} µs = "
+        f"{100 * ours['trip'][0] / min(ours['numpy']):.2f} % of the fastest NumPy call"
+    )
     return 0
 
 
