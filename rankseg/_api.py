@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from rankseg import _arrays
 from rankseg import _validation as v
 from rankseg._config import CHUNK
 from rankseg._presence import presence_features
@@ -64,8 +65,9 @@ class RankSEG:
     Parameters
     ----------
     metric : {'dice', 'iou', 'acc'}
-        The metric to optimize (case-insensitive).  ``'acc'`` gives the usual
-        argmax (multiclass) or ``p > 0.5`` (multilabel) rule.
+        The metric to optimize (case-insensitive; ``'accuracy'`` is ``'acc'``).
+        ``'acc'`` gives the usual argmax (multiclass) or ``p > 0.5`` (multilabel)
+        rule.
     smooth : float
         Smoothing ``γ >= 0`` of the metric; ``γ > 0`` credits empty-vs-empty.
     output_mode : {'multiclass', 'multilabel'}
@@ -105,8 +107,11 @@ class RankSEG:
         ``void_index`` (int outside ``[0, C)``, default 255, only with
         ``unassigned_policy='void'``), ``eps`` (tail mass outside the refined
         normal window, in (0, 1), default 1e-4; only for ``'ba'``, ``'trna'``,
-        ``'ba+trna'``).  A parameter that does not apply to the chosen solver and
-        output mode raises ValueError.
+        ``'ba+trna'``), ``safe_screening`` (False, True or ``'auto'``; RMA only:
+        accepted for code written for the torch package, no effect -- our RMA
+        screens exactly, so the masks are those of the full sort either way).  A
+        parameter that does not apply to the chosen solver and output mode raises
+        ValueError.
 
     Examples
     --------
@@ -129,6 +134,8 @@ class RankSEG:
         presence: Any = None,
         **solver_params: Any,
     ) -> None:
+        if isinstance(metric, str) and metric.strip().lower() == "accuracy":
+            metric = "acc"  # the torch package's other name for it
         self.metric = v.check_name(metric, "metric", METRICS)
         self.empty = v.check_name(empty, "empty", EMPTY_CONVENTIONS)
         self.output_mode = v.check_name(output_mode, "output_mode", OUTPUT_MODES)
@@ -148,11 +155,15 @@ class RankSEG:
             else v.check_real(pruning_prob, "pruning_prob", lo=0.0, hi=1.0)
         )
         self.solver = self._check_solver(solver)
+        screening = solver_params.pop("safe_screening", None)
         params = self._check_solver_params(solver_params)
+        self.safe_screening = self._check_safe_screening(screening)
         self.unassigned_policy: str = params["unassigned_policy"]
         self.void_index: int = params["void_index"]
         self.eps: float = params["eps"]
         self._given = dict(solver_params)
+        if screening is not None:
+            self._given["safe_screening"] = self.safe_screening
 
     # -- parameter checks ---------------------------------------------------
     def _check_presence(self, presence: Any) -> Any:
@@ -224,12 +235,36 @@ class RankSEG:
                 )
         return name
 
+    def _check_safe_screening(self, value: Any) -> bool | str:
+        """Check the torch package's ``safe_screening`` (False, True, 'auto'): no effect.
+
+        Our RMA always screens, exactly: the pixels it decides without sorting are
+        the ones every optimal cut decides the same way (SPEC §2), so the masks are
+        those of the full sort, whatever this says.
+        """
+        if value is None:
+            return False
+        if isinstance(value, (bool, np.bool_)):
+            value = bool(value)
+        elif isinstance(value, str) and value.strip().lower() == "auto":
+            value = "auto"
+        else:  # TypeError, as the torch package raises
+            raise TypeError(
+                f"safe_screening must be a bool or 'auto'; got {type(value).__name__} {value!r}"
+            )
+        if self.solver != "rma":
+            raise ValueError(
+                f"safe_screening applies to solver 'rma' only; got solver={self.solver!r}"
+            )
+        return value
+
     def _check_solver_params(self, params: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(params) - set(SOLVER_PARAMS))
         if unknown:
             raise TypeError(
                 f"unexpected keyword argument(s) {', '.join(repr(k) for k in unknown)}; "
-                f"solver parameters are {', '.join(repr(k) for k in SOLVER_PARAMS)}"
+                f"solver parameters are {', '.join(repr(k) for k in SOLVER_PARAMS)}, "
+                "'safe_screening'"
             )
         out: dict[str, Any] = {"unassigned_policy": "max_score", "void_index": 255, "eps": 1e-4}
         resolves = self.metric != "acc" and self.output_mode == "multiclass"
@@ -297,33 +332,66 @@ class RankSEG:
         ----------
         probs : array-like, shape (B, C, *spatial)
             float16/float32/float64 probabilities in [0, 1] (NumPy arrays,
-            memmaps, CPU torch tensors).  A C-contiguous input is used in place;
-            another layout is copied once in its own dtype to view it as
+            memmaps, torch tensors, CuPy arrays).  A C-contiguous input is used in
+            place; another layout is copied once in its own dtype to view it as
             ``(B, C, prod(spatial))``.  It is never modified.  CUDA arrays
             (``__cuda_array_interface__``: CuPy, torch CUDA tensors, numba device
             arrays; C-contiguous) are read in place on the GPU (docs/gpu.rst).
+            Torch tensors are detached (``requires_grad`` is fine, autograd is
+            never touched); ``bfloat16`` is decided in float32 (one converted
+            copy); tensors on devices other than the CPU and CUDA raise
+            ValueError (docs/coming_from_torch.rst).
         return_info : bool
-            Also return a :class:`PredictInfo` (Dice/IoU only).
+            Also return a :class:`PredictInfo` (Dice/IoU only; NumPy arrays).
         dtype : integer dtype, optional
-            Label map dtype (multiclass only); default int64.
-        out : ndarray, optional
+            Label map dtype (multiclass only); default int64.  A torch dtype
+            (``torch.int32``) works too.
+        out : ndarray or CPU torch tensor, optional
             Preallocated C-contiguous output (memmaps work) of the output's shape
-            and dtype; returned filled.  Host output only.
+            and dtype; ``out`` itself is returned filled, whatever the input's
+            kind.  Host output only (for CUDA input leave it unset).
         device : {'cpu', 'cuda'} or None
-            Where to compute; None: where ``probs`` lives.  The output lives where
-            the input does: a numba device array for CUDA input, a NumPy array for
-            host input (``device='cuda'`` copies host input to the GPU and the
-            result back).  Every solver runs on CUDA; ``'exact'``, ``'ba'``,
-            ``'trna'`` and ``'ba+trna'`` make their passes over the input on the
-            GPU and solve each row's candidates on the host (docs/gpu.rst).
+            Where to compute; None: where ``probs`` lives.  The output is of the
+            input's kind and on its device (``device='cuda'`` copies host input
+            to the GPU and the result back).  Every solver runs on CUDA;
+            ``'exact'``, ``'ba'``, ``'trna'`` and ``'ba+trna'`` make their passes
+            over the input on the GPU and solve each row's candidates on the host
+            (docs/gpu.rst).
 
         Returns
         -------
-        ndarray or numba device array, or a tuple with a PredictInfo
-            Labels ``(B, *spatial)`` (multiclass) or boolean masks
-            ``(B, C, *spatial)`` (multilabel), with the info (NumPy arrays) when
-            requested.
+        array of the input's kind, or a tuple with a PredictInfo
+            Labels ``(B, *spatial)`` (multiclass, int64 unless ``dtype``) or
+            boolean masks ``(B, C, *spatial)`` (multilabel): a NumPy array for
+            NumPy (and other host array-like) input, a torch tensor on the
+            input's device for a tensor (zero-copy: ``torch.from_numpy`` on the
+            CPU, the backend's own tensor on CUDA), a CuPy array for CuPy input,
+            a numba device array for a numba device array.  With the info
+            (NumPy arrays) when requested.
         """
+        arr, kind = _arrays.prepare(probs)
+        host_out = _arrays.prepare_out(out)
+        res = self._predict_native(
+            arr, return_info, _arrays.as_numpy_dtype(dtype), host_out, device, probs
+        )
+        if out is not None:  # out itself, whatever its kind (NumPy array or CPU tensor)
+            return (out, res[1]) if return_info else out
+        if return_info:
+            return _arrays.restore(res[0], kind), res[1]
+        return _arrays.restore(res, kind)
+
+    __call__ = predict
+
+    def _predict_native(
+        self,
+        probs: Any,
+        return_info: bool,
+        dtype: Any,
+        out: np.ndarray | None,
+        device: str | None,
+        original: Any,
+    ) -> Any:
+        """:meth:`predict` on NumPy or numba device arrays (``original``: the caller's input)."""
         if not isinstance(return_info, (bool, np.bool_)):
             raise TypeError(f"return_info must be a bool; got {type(return_info).__name__}")
         if return_info and self.metric == "acc":
@@ -344,8 +412,8 @@ class RankSEG:
             from rankseg.cuda import backend
 
             driver = backend()
-            res = self.predict(
-                driver.to_host(arr), return_info=return_info, dtype=dtype, device="cpu"
+            res = self._predict_native(
+                driver.to_host(arr), return_info, dtype, None, "cpu", original
             )
             if return_info:
                 return driver.to_device(res[0]), res[1]
@@ -395,20 +463,20 @@ class RankSEG:
             from rankseg.cuda import backend
 
             driver = backend()
-            host_out = None if out is None else v.check_out(out, out_shape, out_dtype, arr, probs)
+            host_out = (
+                None if out is None else v.check_out(out, out_shape, out_dtype, arr, original)
+            )
             return driver.predict(self, arr, (out_shape, out_dtype, host_out), return_info)
         if out is None:
             result = np.empty(out_shape, dtype=out_dtype)
         else:
-            result = v.check_out(out, out_shape, out_dtype, arr, probs)
+            result = v.check_out(out, out_shape, out_dtype, arr, original)
         if nb == 0:
             return (result, self._empty_info(nc)) if return_info else result
         # one Numba thread for small inputs, and no more threads than there are idle
         # cores (call_threads; docs/performance.rst)
         with num_threads(call_threads(arr.size)):
             return self._predict_host(arr, result, void, return_info)
-
-    __call__ = predict
 
     def check_pruning_rule(self, where: str) -> None:
         """Raise unless the presence decision is ``pruning_prob`` (what every backend runs).

@@ -25,9 +25,11 @@ otherwise.  The output is
 * ``output_mode='multilabel'``: one mask per class ``(C, *spatial)``, the RankSEG
   counterpart of ``AsDiscrete(threshold=0.5)`` after a sigmoid.
 
-A CUDA tensor is copied to the host, decided by the CPU backend and the result
-copied back to its device (the labels are small next to the probabilities); the
-decision is the same as on the CPU.
+A CUDA tensor is decided on its GPU by the CUDA backend (read in place; the result
+is a tensor on the same device) when that backend works (numba-cuda, a driver, a
+GPU); otherwise, and for the ``presence`` rules, it is copied to the host, decided by
+the CPU backend and the result copied back to its device.  The decision is the same
+either way.  Tensors on other devices (MPS, ...) take the host path.
 
 MONAI and PyTorch are not dependencies of rankseg: ``pip install 'rankseg-numba[monai]'``.
 """
@@ -157,10 +159,12 @@ class RankSEG(Transform):
                 f"to_onehot={self.to_onehot} but the input has {nc} classes; one-hot labels "
                 "of RankSEG have one channel per input class"
             )
-        probs = t.detach().cpu().numpy()  # a view for a CPU tensor: never written
-        if not self.batch:
-            probs = probs[None]
-        res = torch.from_numpy(self.model.predict(probs))
+        probs = t if self.batch else t[None]  # views: the input is never written
+        if probs.device.type == "cuda" and self._on_gpu():
+            probs = probs.contiguous()  # the GPU backend reads C-contiguous input in place
+        elif probs.device.type != "cpu":
+            probs = probs.detach().cpu()
+        res = self.model.predict(probs)  # a tensor on probs' device (rankseg._arrays)
         if self.model.output_mode == "multiclass":
             if self.to_onehot is not None:
                 classes = torch.arange(nc).view(1, nc, *([1] * (res.ndim - 1)))
@@ -171,6 +175,18 @@ class RankSEG(Transform):
             res = res[0]
         out, *_ = convert_to_dst_type(res.to(self.dtype), img, dtype=self.dtype)
         return out
+
+    def _on_gpu(self) -> bool:
+        """Whether a CUDA item can be decided on its GPU (else on the host, same result)."""
+        if self.model.presence is not None:  # presence rules run on the CPU path only
+            return False
+        from rankseg.cuda import load
+
+        try:
+            load()
+        except (ImportError, RuntimeError):  # no numba-cuda, driver or GPU
+            return False
+        return True
 
 
 class RankSEGd(MapTransform):

@@ -25,7 +25,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("records", ("rankseg._records", "rankseg._config")),
     (
         "checks",
-        ("rankseg._validation", "rankseg._presence", "rankseg._textfile", "rankseg._threads"),
+        (
+            "rankseg._validation",
+            "rankseg._arrays",
+            "rankseg._presence",
+            "rankseg._textfile",
+            "rankseg._threads",
+        ),
     ),
     ("kernels", ("rankseg.kernels",)),
     ("cuda", ("rankseg.cuda",)),
@@ -38,6 +44,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "rankseg.datasets",
             "rankseg.calibration",
             "rankseg.tuning",
+            "rankseg.functional",
+            "rankseg.distribution",
         ),
     ),
     (
