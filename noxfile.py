@@ -10,13 +10,13 @@ order (``nox -s NAME`` runs one):
   outside the checkout, with an empty numba cache (first-call times, compiled kernels
   in use, ``pip check``).
 - ``tests``: the wheel of ``dist/`` (so the compiled kernels are tested too) with the
-  ``test`` extra -- no torch -- then the whole suite on two processes, the CUDA tests
-  in numba's simulator, and the large-ties tests with numba's bounds checking on; the
-  tests that need torch & co. skip here.
-- ``integration``: the same wheel with ``test-integrations`` (torch and torchvision
-  as a matching pair, nnU-Net, MONAI, TorchMetrics, transformers), running only the
-  tests marked ``integration`` (``tests/conftest.py``).
-- ``lint``: ``ruff check``, ``ruff format --check`` and ``mypy rankseg``.
+  ``test`` extra -- no torch -- then ``ruff check``, ``ruff format --check`` and
+  ``mypy rankseg``, the whole suite on two processes (the tests that need torch & co.
+  skip), the CUDA tests in numba's simulator, and the large-ties tests with numba's
+  bounds checking on; then ``test-integrations`` is added (torch and torchvision as
+  a matching pair, nnU-Net, MONAI, TorchMetrics, transformers) and the tests marked
+  ``integration`` (``tests/conftest.py``) run.
+- ``integration`` and ``lint`` run those parts alone (not in the default run).
 
 The tests run with the ``pytest`` executable, not ``python -m pytest``: the checkout's
 ``rankseg/`` folder is then not on ``sys.path`` and the installed wheel is what they
@@ -31,7 +31,7 @@ import shutil
 
 import nox
 
-nox.options.sessions = ["wheel", "tests", "integration", "lint"]
+nox.options.sessions = ["wheel", "tests"]
 nox.options.reuse_existing_virtualenvs = False
 nox.options.error_on_missing_interpreters = True
 
@@ -81,25 +81,37 @@ def _suite(session: nox.Session, extra: str) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The whole suite without torch; then the CUDA simulator; then bounds checking."""
+    """Lint; the whole suite without torch; CUDA simulator; bounds checks; integration.
+
+    The integration tests run last in the same virtualenv, after their dependencies
+    are added to it: the core tests have run without torch by then, and the common
+    dependencies are installed once (``nox -s integration`` runs them alone).
+    """
     _suite(session, "test")
+    session.install("ruff", "mypy")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy", "rankseg")
     env = {"RANKSEG_EXPECT_AOT": "1"}
     session.run("pytest", "-q", "-n", "2", env=env)
     session.run("pytest", "-q", "-n", "2", "tests/cuda", env={"NUMBA_ENABLE_CUDASIM": "1"})
     session.run("pytest", "-q", "tests/test_large_ties.py", env={"NUMBA_BOUNDSCHECK": "1"})
+    session.install(*TORCH)
+    _suite(session, "test,test-integrations")
+    session.run("pytest", "-q", "-n", "2", "-m", "integration", env=env)
 
 
 @nox.session
 def integration(session: nox.Session) -> None:
-    """The tests that use torch, nnU-Net, MONAI, TorchMetrics and transformers."""
+    """The tests that use torch, nnU-Net, MONAI, TorchMetrics and transformers, alone."""
     session.install(*TORCH)
     _suite(session, "test,test-integrations")
-    session.run("pytest", "-q", "-n", "2", "-m", "integration")
+    session.run("pytest", "-q", "-n", "2", "-m", "integration", env={"RANKSEG_EXPECT_AOT": "1"})
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check, ruff format --check, mypy."""
+    """ruff check, ruff format --check, mypy, alone (the tests session runs them first)."""
     session.install(f"{_wheel()}[test]", "ruff", "mypy")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")

@@ -26,6 +26,8 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
 AOT_MODULE = "rankseg._kernels_aot"
+#: written beside the package when the asked-for build failed (rankseg._compile.aot)
+FAILED_NOTE = "_kernels_aot.failed"
 MODE = os.environ.get("RANKSEG_AOT", "0")
 if MODE not in ("0", "1", "require"):
     sys.exit(f"rankseg: RANKSEG_AOT must be 0, 1 or require; got {MODE!r}")
@@ -49,15 +51,26 @@ class BuildKernels(build_ext):
         env["RANKSEG_QUIET_COMPILE"] = "1"  # the build compiles everything: no notice
         cmd = [sys.executable, "-m", "rankseg._compile.build", "--output", str(target)]
         try:
-            subprocess.run(cmd, check=True, env=env, cwd=ROOT)
-        except (OSError, subprocess.CalledProcessError) as exc:
+            done = subprocess.run(cmd, env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+            sys.stderr.write(done.stderr)
+            if done.returncode != 0:
+                # the exception's line of the child's traceback says what went wrong
+                lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+                errors = [line for line in lines if line.split(":")[0].endswith("Error")]
+                why = errors[-1] if errors else lines[-1] if lines else ""
+                raise RuntimeError(why or f"exit status {done.returncode}")
+        except (OSError, RuntimeError) as exc:
             if MODE == "require":
                 raise
+            why = f"compiling the kernels ahead of time failed ({exc})"
             print(
-                f"rankseg: RANKSEG_AOT=1 but compiling the kernels ahead of time failed "
-                f"({exc}); installed without them: numba compiles each kernel at its first use",
+                f"rankseg: RANKSEG_AOT=1 but {why}; installed without them: numba compiles "
+                "each kernel at its first use",
                 file=sys.stderr,
             )
+            # pip hides a successful build's output: the package says it at first use
+            # (rankseg._compile.aot reads this file)
+            target.with_name(FAILED_NOTE).write_text(why + "\n", encoding="utf-8")
         finally:
             shutil.rmtree(cache, ignore_errors=True)
 

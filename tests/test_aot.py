@@ -361,3 +361,11 @@ def test_thread_count_without_numba():
         "False None",
         "True None",  # numba imported, its threads not started: never by rankseg
     ]
+
+
+def test_a_failed_build_is_said_not_hidden(tmp_path, monkeypatch):
+    """pip hides the output of a build that went on without the module: the note
+    setup.py leaves beside the package is what says so, at first use and in --version."""
+    assert _aot.build_failure(str(tmp_path)) is None
+    (tmp_path / "_kernels_aot.failed").write_text("compiling failed (no C compiler)\n")
+    assert _aot.build_failure(str(tmp_path)) == "compiling failed (no C compiler)"

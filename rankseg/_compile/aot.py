@@ -34,6 +34,7 @@ import numpy as np
 from rankseg._compile.jit import imported_numba
 
 __all__ = [
+    "build_failure",
     "call",
     "info",
     "unusable",
@@ -199,7 +200,16 @@ def _load() -> dict[tuple[str, str, str], Callable]:
         import importlib
 
         mod = importlib.import_module(MODULE)
-    except ImportError:  # not built: the default source install
+    except ImportError:  # not built: the default source install, or a failed build
+        failed = build_failure()
+        if failed is not None:
+            import sys
+
+            print(
+                f"rankseg: this install asked for compiled kernels (RANKSEG_AOT=1) but "
+                f"{failed}; numba compiles the kernels at their first use instead",
+                file=sys.stderr,
+            )
         return {}
     index = json.loads(mod.index())
     reason = unusable(index)
@@ -213,6 +223,31 @@ def _load() -> dict[tuple[str, str, str], Callable]:
         )
         return {}
     return {(e["module"], e["name"], e["key"]): getattr(mod, e["symbol"]) for e in index["exports"]}
+
+
+def build_failure(package: str | None = None) -> str | None:
+    """Return why the ahead-of-time build asked for at install failed, or None.
+
+    ``setup.py`` writes ``rankseg/_kernels_aot.failed`` when ``RANKSEG_AOT=1``
+    asked for the module and its build failed (pip hides the build's own output).
+
+    Parameters
+    ----------
+    package : str, optional
+        The folder of the ``rankseg`` package (default: the installed one).
+
+    Returns
+    -------
+    str or None
+        The first line of that file.
+    """
+    if package is None:
+        package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        with open(os.path.join(package, "_kernels_aot.failed"), encoding="utf-8") as fh:
+            return fh.readline().strip() or "its build failed"
+    except OSError:
+        return None
 
 
 def unusable(index: dict[str, Any]) -> str | None:
@@ -275,11 +310,13 @@ def info() -> dict[str, Any]:
     try:
         mod = importlib.import_module(MODULE)
     except ImportError:
-        return {
-            "built": False,
-            "used": False,
-            "reason": "not built (a source install; RANKSEG_AOT=1 at install builds it)",
-        }
+        failed = build_failure()
+        reason = (
+            f"the build asked for (RANKSEG_AOT=1) failed: {failed}"
+            if failed is not None
+            else "not built (a source install; RANKSEG_AOT=1 at install builds it)"
+        )
+        return {"built": False, "used": False, "reason": reason}
     index = json.loads(mod.index())
     reason = unusable(index)
     if reason is None and os.environ.get("RANKSEG_AOT", "1") == "0":
