@@ -50,8 +50,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-from rankseg._config import SERIAL_SIZE
 from rankseg._compile.jit import imported_numba
+from rankseg._config import SERIAL_SIZE
 from rankseg._validation import check_threads
 
 __all__ = [
@@ -407,7 +407,7 @@ def _read_sample(proc: str, mask: set[int] | None, now: float) -> _Sample | None
             own_stat = f.read()
         fields = own_stat[own_stat.rindex(b")") + 2 :].split()
         own = int(fields[11]) + int(fields[12])  # utime, stime
-        cpus = {}
+        cpus: dict[int, tuple[int, int]] = {}
         for line in stat.splitlines():
             if not line.startswith(b"cpu") or line[3:4] == b" ":
                 if cpus:

@@ -55,7 +55,7 @@ class _Where:
         if m is None:
             return message
         flat = int(np.asarray(index).reshape(-1)[int(m[1])])
-        pos = [*np.unravel_index(flat, self.shape), int(m[2])]
+        pos: list[int | np.integer[Any]] = [*np.unravel_index(flat, self.shape), int(m[2])]
         parts = []
         for dim, labels, i in zip(self.dims, self.labels, pos, strict=True):
             if labels is None:

@@ -29,7 +29,7 @@ import math
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from scipy import optimize, special
@@ -371,7 +371,8 @@ def _collect(
             reservoir = _Reservoir(max_pixels, n_classes, mode == "multilabel", seed)
         n_counted = 0
         for _, _, x, yc, counted in case.chunks():
-            pixel = counted if counted.ndim == 1 else counted.any(axis=0)
+            # any over axis 0 of a 2-d array: an array (numpy types it as maybe a scalar)
+            pixel = counted if counted.ndim == 1 else cast(np.ndarray, counted.any(axis=0))
             n_counted += int(pixel.sum())
             if mode == "multilabel":
                 yc = np.where(counted, yc, -1).astype(np.int8)  # -1: void entry
@@ -1006,7 +1007,7 @@ class VectorScaling(_Calibrator):
 
 
 #: the calibration classes by the name in the JSON's ``"method"`` field
-METHODS: dict[str, type[_Calibrator]] = {
+METHODS: dict[str, type[TemperatureScaling] | type[VectorScaling]] = {
     "temperature": TemperatureScaling,
     "vector": VectorScaling,
 }

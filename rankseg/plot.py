@@ -25,16 +25,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 
 try:
     import matplotlib
+    from matplotlib.artist import Artist
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure, FigureBase
     from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
+    from matplotlib.patches import Patch, StepPatch
 except ImportError as exc:  # pragma: no cover - matplotlib is in the test extra
     raise ImportError("rankseg.plot needs matplotlib: pip install 'rankseg-numba[plot]'") from exc
 
@@ -112,7 +113,8 @@ def class_color(c: int, output_mode: str = "multiclass") -> tuple[float, float, 
     c = v.check_int(c, "c")
     if c < 0:
         raise ValueError(f"class index must be >= 0; got {c}")
-    return tuple(float(x) for x in _class_color(c if mode == "multiclass" else c + 1))
+    rgba = tuple(float(x) for x in _class_color(c if mode == "multiclass" else c + 1))
+    return cast(tuple[float, float, float, float], rgba)  # matplotlib's RGBA: 4 floats
 
 
 def _as_masks(labels: Any, what: str, shape: tuple[int, ...] | None) -> dict[int, np.ndarray]:
@@ -218,9 +220,13 @@ def plot_overlay(
     shown = ax.imshow(img, cmap="gray", interpolation="nearest")
     if label is not None:
         ax.figure.colorbar(shown, ax=ax, shrink=0.8, label=label)
-    handles = []
+    handles: list[Artist] = []
     drawn: set[int] = set()
-    for labels, style, name in ((labels_a, "solid", names[0]), (labels_b, "dashed", names[-1])):
+    passes: tuple[tuple[Any, Literal["solid", "dashed"], str], ...] = (
+        (labels_a, "solid", names[0]),
+        (labels_b, "dashed", names[-1]),
+    )
+    for labels, style, name in passes:
         if labels is None:
             continue
         for c, mask in _as_masks(labels, name, img.shape).items():
@@ -530,7 +536,11 @@ def _counts_axes(ax: Axes) -> Axes | None:
 def _scale_counts_axes(counts_ax: Axes) -> None:
     """Log scale fitted to every histogram drawn: the bars fill the lower third."""
     values = np.concatenate(
-        [np.asarray(p.get_data().values, dtype=np.float64) for p in counts_ax.patches]
+        # the histograms are the axes' only patches, drawn by Axes.stairs
+        [
+            np.asarray(cast(StepPatch, p).get_data()[0], dtype=np.float64)  # StairData.values
+            for p in counts_ax.patches
+        ]
     )
     values = values[values > 0]
     if not values.size:
@@ -1386,7 +1396,8 @@ def plot_case(
             f"the decisions have shape {a.shape}; expected "
             f"{spatial if mode == 'multiclass' else (nc, *spatial)} for probs {p.shape}"
         )
-    changed = sum(_changes(a, b, mode).values()).astype(bool)
+    # a sum of (three) arrays: an array, not sum()'s start value 0
+    changed = cast(np.ndarray, sum(_changes(a, b, mode).values())).astype(bool)
 
     def busiest(ax_: int) -> int:
         per = changed.sum(axis=tuple(i for i in range(3) if i != ax_))

@@ -530,7 +530,10 @@ class TunedRankSEG:
         if cal is not None:
             from rankseg.calibration import TemperatureScaling, VectorScaling
 
-            kinds = {"temperature": TemperatureScaling, "vector": VectorScaling}
+            kinds: dict[str, type[TemperatureScaling] | type[VectorScaling]] = {
+                "temperature": TemperatureScaling,
+                "vector": VectorScaling,
+            }
             if not isinstance(cal, dict) or cal.get("method") not in kinds:
                 raise ValueError(f"the tuned rule's calibration is not one of {list(kinds)}")
             cal = kinds[cal["method"]].from_dict(cal)

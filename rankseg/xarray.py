@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Hashable, Iterable
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -264,6 +264,69 @@ _OBJECTIVE = {"dice": "Dice", "iou": "IoU", "acc": "accuracy"}
 
 
 # -- public API -------------------------------------------------------------------
+@overload
+def predict(
+    da: xr.DataArray,
+    *,
+    class_dim: Hashable | None = ...,
+    sample_dims: Hashable | Iterable[Hashable] | None = ...,
+    spatial_dims: Hashable | Iterable[Hashable] | None = ...,
+    metric: str = ...,
+    smooth: float = ...,
+    output_mode: str = ...,
+    solver: str | None = ...,
+    pruning_prob: float | None = ...,
+    return_info: Literal[False] = ...,
+    dtype: Any = ...,
+    threads_per_task: int = ...,
+    spatial_chunks: str = ...,
+    max_band_bytes: int = ...,
+    **solver_params: Any,
+) -> xr.DataArray: ...
+
+
+@overload
+def predict(
+    da: xr.DataArray,
+    *,
+    class_dim: Hashable | None = ...,
+    sample_dims: Hashable | Iterable[Hashable] | None = ...,
+    spatial_dims: Hashable | Iterable[Hashable] | None = ...,
+    metric: str = ...,
+    smooth: float = ...,
+    output_mode: str = ...,
+    solver: str | None = ...,
+    pruning_prob: float | None = ...,
+    return_info: Literal[True],
+    dtype: Any = ...,
+    threads_per_task: int = ...,
+    spatial_chunks: str = ...,
+    max_band_bytes: int = ...,
+    **solver_params: Any,
+) -> tuple[xr.DataArray, xr.Dataset]: ...
+
+
+@overload
+def predict(
+    da: xr.DataArray,
+    *,
+    class_dim: Hashable | None = ...,
+    sample_dims: Hashable | Iterable[Hashable] | None = ...,
+    spatial_dims: Hashable | Iterable[Hashable] | None = ...,
+    metric: str = ...,
+    smooth: float = ...,
+    output_mode: str = ...,
+    solver: str | None = ...,
+    pruning_prob: float | None = ...,
+    return_info: bool = ...,
+    dtype: Any = ...,
+    threads_per_task: int = ...,
+    spatial_chunks: str = ...,
+    max_band_bytes: int = ...,
+    **solver_params: Any,
+) -> xr.DataArray | tuple[xr.DataArray, xr.Dataset]: ...
+
+
 def predict(
     da: xr.DataArray,
     *,
@@ -437,18 +500,19 @@ def predict(
         out_core += [[class_dim]] * len(_INFO_FIELDS)
         out_dtypes += list(_INFO_DTYPES)
 
-    lazy = da.chunks is not None
-    if lazy and any(c != c for chunks in da.chunks for c in chunks):  # NaN: unknown sizes
+    da_chunks = da.chunks
+    lazy = da_chunks is not None
+    if da_chunks is not None and any(c != c for chunks in da_chunks for c in chunks):  # NaN
         raise ValueError(
             f"the DataArray {da.name or ''!s} has unknown chunk sizes {da.chunks}; call "
             "compute_chunk_sizes() on its dask array first (da.copy(data=da.data."
             "compute_chunk_sizes()))"
         )
-    keep = lazy and (
+    keep = da_chunks is not None and (
         spatial_chunks == "keep"
         or (
             spatial_chunks == "auto"
-            and any(len(da.chunks[da.get_axis_num(d)]) > 1 for d in spatial)
+            and any(len(da_chunks[da.get_axis_num(d)]) > 1 for d in spatial)
         )
     )
     if keep:
@@ -572,7 +636,7 @@ def _predict_chunked(
         if message == str(exc):
             raise
         raise ValueError(message) from None
-    preds, info = res if return_info else (res, None)
+    preds, info = res if isinstance(res, tuple) else (res, None)  # a tuple: return_info
     lead = tuple(src.shape[:nloop])
     preds = preds.reshape(lead + preds.shape[1:])
     multiclass = params.get("output_mode", "multiclass") == "multiclass"
@@ -628,4 +692,5 @@ class _DatasetAccessor:
 
     def predict(self, **kwargs: Any) -> xr.DataArray | tuple[xr.DataArray, xr.Dataset]:
         """Raise: a Dataset holds several variables, pick the probabilities first."""
-        return predict(self._obj, **kwargs)
+        ds: Any = self._obj  # predict's own check raises the TypeError for a Dataset
+        return predict(ds, **kwargs)

@@ -145,7 +145,7 @@ def patch_pycc(cpu: str) -> None:
     cpu : str
         The build's target CPU (``"host"`` or an LLVM CPU name).
     """
-    pycc_compiler = importlib.import_module(INTERNALS["pycc.Flags"].module)
+    pycc_compiler: Any = importlib.import_module(INTERNALS["pycc.Flags"].module)
     flags_cls = resolve("pycc.Flags")
 
     class _NogilFlags(flags_cls):  # type: ignore[misc, valid-type]

@@ -104,7 +104,8 @@ def is_simulator() -> bool:
     """
     from numba.core import config
 
-    return bool(config.ENABLE_CUDASIM)
+    # numba.core.config sets its settings at run time (from the environment), unseen by mypy
+    return bool(config.ENABLE_CUDASIM)  # type: ignore[attr-defined]
 
 
 def _is_simulated(obj: Any) -> bool:

@@ -163,7 +163,7 @@ def device_twin(cpu_kernel: Any, **replace: Any) -> Callable:
     """
     from numba import cuda
 
-    from rankseg._config import go_live
+    from rankseg._compile.jit import go_live
 
     go_live()  # the globals copied below are the kernels' dispatchers, not lazy kernels
     fn = cpu_kernel.py_func

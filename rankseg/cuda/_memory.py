@@ -107,7 +107,7 @@ def _alloc_output(cuda: Any, arr: Any, shape: tuple[int, ...], dtype: Any) -> An
     microseconds where numba's ``device_array`` calls the driver; the result is a
     numba view that keeps the library's array alive.
     """
-    owner = getattr(getattr(arr, "gpu_data", None), "owner", None)
+    owner: Any = getattr(getattr(arr, "gpu_data", None), "owner", None)
     lib = type(owner).__module__.split(".")[0]
     mod = sys.modules.get(lib) if lib in ("cupy", "torch") else None  # loaded by the caller
     try:

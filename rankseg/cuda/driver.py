@@ -136,7 +136,8 @@ def _quiet_low_occupancy() -> Iterator[Any]:
     configuration module.
     """
     try:
-        from numba.cuda.core import config
+        # numba-cuda's package is reached through a redirect mypy does not follow
+        from numba.cuda.core import config  # type: ignore[import-not-found]
     except ImportError:  # older numba-cuda: numba's own config module
         from numba.core import config
     if not hasattr(config, "CUDA_LOW_OCCUPANCY_WARNINGS"):
@@ -213,16 +214,16 @@ def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
         fused = nc <= min(_config.FUSED_CLASSES, _config.MAX_FUSED_CLASSES)
         cfg, ntiles, tile = _config.launch_tiles(nb, d)
         part = ws.get("safe", (nrow, ntiles, 2))  # (sum, count) of each safe set
-        tile = np.int64(tile)
-        pass_a_kernel[cfg](x, nc, rowd, jcut, tile, np.bool_(fused), flat, status, part)
+        tile64 = np.int64(tile)
+        pass_a_kernel[cfg](x, nc, rowd, jcut, tile64, np.bool_(fused), flat, status, part)
         if not fused:
             ucfg, _, _ = _config.launch_tiles(nrow, d)
-            safe_sums_kernel[ucfg](x, nc, tile, flat, status, part)
+            safe_sums_kernel[ucfg](x, nc, tile64, flat, status, part)
         sums = ws.get("sums", (nrow, 2))
         _rows_launch(reduce_parts_kernel, nrow)(part, np.int64(0), sums)
         void = model.unassigned_policy == "void"
         pparams = (metric, gamma, np.bool_(void), np.int64(model.void_index))
-        pass_b_kernel[cfg](x, nc, rowd, jcut, sums, pparams, tile, flat, status)
+        pass_b_kernel[cfg](x, nc, rowd, jcut, sums, pparams, tile64, flat, status)
     else:
         write_masks_kernel[cfg](x, rowd, jcut, np.int64(tile), flat)
     result = _finish(res, host, out)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import types
+from typing import Any
 
 from numba import cuda, float64, int32, int64, uint64
 
@@ -40,7 +41,7 @@ __all__ = ["RADIX_DIGITS", "candidate_bound", "certified_range_kernel", "sort_ro
 candidate_bound = device_twin(_cpu.candidate_bound)
 
 # ``np.sqrt`` / ``np.exp`` of the CPU code on scalars, as the CUDA target knows them
-_np_scalar = types.ModuleType("_np_scalar")
+_np_scalar: Any = types.ModuleType("_np_scalar")
 _np_scalar.sqrt = math.sqrt
 _np_scalar.exp = math.exp
 _inv_bound = device_twin(_cpu._inv_bound, np=_np_scalar)

@@ -31,7 +31,7 @@ driving them in :mod:`rankseg.dask._cuts` (RMA) and :mod:`rankseg.dask._search`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 import dask.array as da
 import numpy as np
@@ -75,6 +75,54 @@ def _check_dask(probs: Any) -> da.Array:
             "be >= 1"
         )
     return probs
+
+
+@overload
+def predict(
+    probs: da.Array,
+    metric: str = ...,
+    smooth: float = ...,
+    output_mode: str = ...,
+    solver: str | None = ...,
+    pruning_prob: float | None = ...,
+    *,
+    return_info: Literal[False] = ...,
+    dtype: Any = ...,
+    max_band_bytes: int = ...,
+    **solver_params: Any,
+) -> da.Array: ...
+
+
+@overload
+def predict(
+    probs: da.Array,
+    metric: str = ...,
+    smooth: float = ...,
+    output_mode: str = ...,
+    solver: str | None = ...,
+    pruning_prob: float | None = ...,
+    *,
+    return_info: Literal[True],
+    dtype: Any = ...,
+    max_band_bytes: int = ...,
+    **solver_params: Any,
+) -> tuple[da.Array, PredictInfo]: ...
+
+
+@overload
+def predict(
+    probs: da.Array,
+    metric: str = ...,
+    smooth: float = ...,
+    output_mode: str = ...,
+    solver: str | None = ...,
+    pruning_prob: float | None = ...,
+    *,
+    return_info: bool = ...,
+    dtype: Any = ...,
+    max_band_bytes: int = ...,
+    **solver_params: Any,
+) -> da.Array | tuple[da.Array, PredictInfo]: ...
 
 
 def predict(
@@ -183,8 +231,10 @@ def predict(
     if model.metric == "acc":
         drop = (1,) if multiclass else ()
         meta = np.empty((0,) * (x.ndim - len(drop)), out_dtype)
-        return x.map_blocks(
-            _acc_block, layout, multiclass, out_dtype, dtype=out_dtype, drop_axis=drop, meta=meta
+        # da.map_blocks(f, x, ...) is what x.map_blocks(f, ...) calls; typeshed's
+        # functools.wraps loses the method's self, so mypy cannot check the method form
+        return da.map_blocks(
+            _acc_block, x, layout, multiclass, out_dtype, dtype=out_dtype, drop_axis=drop, meta=meta
         )
     blk = _Blocks(x)
     cuts = find_cuts(blk, layout, model, int(max_band_bytes))
@@ -197,13 +247,13 @@ def predict(
     }
     if multiclass:
         kw["m"], kw["n"] = _safe_sums(blk, layout, cuts)
-        metric = DICE if model.metric == "dice" else IOU
+        metric_code = DICE if model.metric == "dice" else IOU
         void = model.unassigned_policy == "void"
-        kw["policy"] = (metric, model.smooth, void, np.int64(model.void_index if void else 0))
+        kw["policy"] = (metric_code, model.smooth, void, np.int64(model.void_index if void else 0))
         meta = np.empty((0,) * (x.ndim - 1), out_dtype)
-        out = x.map_blocks(_write_block, dtype=out_dtype, drop_axis=1, meta=meta, **kw)
+        out = da.map_blocks(_write_block, x, dtype=out_dtype, drop_axis=1, meta=meta, **kw)
     else:
-        out = x.map_blocks(_write_block, dtype=bool, meta=np.empty((0,) * x.ndim, bool), **kw)
+        out = da.map_blocks(_write_block, x, dtype=bool, meta=np.empty((0,) * x.ndim, bool), **kw)
     if not return_info:
         return out
     tau = cuts["tau"]

@@ -96,7 +96,7 @@ class _Row:
             neq = _count_equal(self, nodes, vals, lo, t) if tau > 0 and not full else 0
             self.result = (int(tau), float(t), float(score), int(k_in), bool(full), neq)
             return None
-        out = []
+        out: list[tuple[str, tuple, int]] = []
         for i in np.flatnonzero(need).tolist():
             b = int(lo[i])
             width = int(self.width[int(np.searchsorted(self.lo, b))])

@@ -58,7 +58,7 @@ class _Layout:
     def scalars(self) -> tuple[Any, Any]:
         return self.udtype(self.one), self.udtype(self.sign)
 
-    def value(self, bits: np.ndarray) -> np.ndarray:
+    def value(self, bits: np.ndarray | int) -> np.ndarray:
         """Float64 values of bit patterns."""
         return np.asarray(bits).astype(self.udtype).view(self.dtype).astype(np.float64)
 
@@ -146,8 +146,8 @@ def _hist_task(block: np.ndarray, layout: _Layout, where: tuple, summaries: bool
     # the whole-row summary of the exact/RNA solvers: every entry is a sum over pixels,
     # so the block summaries add up (in a fixed order: the tree below)
     summ = np.zeros((x.shape[0], SUM_HEAD + DEFAULT_NPOW))
-    for q in range(x.shape[0]):
-        row_summary(x[q], summ[q])
+    for i in range(x.shape[0]):
+        row_summary(x[i], summ[i])
     return stats, summ
 
 
@@ -278,7 +278,8 @@ def _refine(
         if not local:
             continue
         for kind, items in local.items():  # the kernels want rows, then ranges, ascending
-            perm = sorted(range(len(items)), key=lambda i, it=items: (it[i][0], it[i][1]))
+            sort_keys = [(it[0], it[1]) for it in items]
+            perm = sorted(range(len(items)), key=sort_keys.__getitem__)
             local[kind] = [items[i] for i in perm]
             numbers[kind] = [numbers[kind][i] for i in perm]
         req = {}
@@ -295,8 +296,8 @@ def _refine(
     results = dask.compute(*[_tree(groups[k], _combine_refine) for k in keys])
     answers: dict[str, list] = {kind: [None] * len(reqs) for kind, reqs in requests.items()}
     for k, res in zip(keys, results, strict=True):
-        for kind, numbers in order[k].items():
-            for pos, n in enumerate(numbers):
+        for kind, nums in order[k].items():
+            for pos, n in enumerate(nums):
                 if kind == "sub":
                     answers[kind][n] = tuple(s[pos] for s in res[kind])
                 else:
@@ -359,6 +360,8 @@ def _safe_sums(blk: _Blocks, layout: _Layout, cuts: dict) -> tuple[np.ndarray, n
 # -- the write pass ----------------------------------------------------------------------
 def _write_block(block: np.ndarray, block_info: dict | None = None, **kw: Any) -> np.ndarray:
     layout: _Layout = kw["layout"]
+    if block_info is None:  # dask's map_blocks always passes it
+        raise TypeError("_write_block needs dask's block_info (called by map_blocks)")
     loc = block_info[0]["array-location"]
     shape = kw["shape"]
     x, bits = _views(block, layout)

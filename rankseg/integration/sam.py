@@ -379,8 +379,8 @@ class Sam3:
         threshold = float(threshold)
         if not math.isfinite(threshold) or not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1]; got {threshold!r}")
-        self.rankseg_kwargs = rankseg_kwargs
-        self.threshold = threshold
+        self.rankseg_kwargs: dict[str, Any] | None = rankseg_kwargs
+        self.threshold: float = threshold
 
     def restore_instance_mask_probs(
         self, outputs: Any, *, target_sizes: Any = None, original_sizes: Any = None

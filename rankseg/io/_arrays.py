@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -101,7 +101,7 @@ def _to_layout(arr: np.ndarray, class_axis: int | None, batch: bool) -> tuple[np
     return np.moveaxis(arr, ca, 0)[None], ca
 
 
-def _load_npy(path: Path, mmap_mode: str | None = None) -> np.ndarray:
+def _load_npy(path: Path, mmap_mode: Literal["r+", "r", "w+", "c"] | None = None) -> np.ndarray:
     """``np.load`` of a ``.npy`` file, with errors that say what the file is not.
 
     Without NumPy's magic header, ``np.load`` would try the file as a pickle and

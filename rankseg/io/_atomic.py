@@ -23,7 +23,7 @@ def check_folder(final: Path) -> None:
         )
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) -> Path:
     """Write a file atomically: ``write(tmp)`` then rename ``tmp`` to ``path``.
 
     Parameters
@@ -32,7 +32,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
         The final file name.
     write : callable
         Called with a temporary path in the same folder, ending with the same
-        suffix as ``path`` (so writers that choose a format from the name work).
+        suffix as ``path`` (so writers that choose a format from the name work);
+        what it returns is ignored.
 
     Returns
     -------

@@ -161,7 +161,8 @@ def save_labels(
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as f:
-                np.savez_compressed(f, **{name: arr})
+                arrays: dict[str, Any] = {name: arr}  # a str key could be allow_pickle
+                np.savez_compressed(f, **arrays)
     elif suffix in _NIFTI_SUFFIXES:
         data = arr.astype(np.uint8) if arr.dtype == bool else arr
         ref = like.reference if like is not None else None

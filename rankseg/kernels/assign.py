@@ -179,18 +179,18 @@ def assign_labels(
     nrow, d = x.shape
     nb = nrow // ncls
     nch = (d + chunk - 1) // chunk
-    ncls = np.int64(ncls)
+    ncls64 = np.int64(ncls)
     rcut = (t, jcut, active, np.int64(chunk))
-    sums = (np.empty((nb * nch, ncls)), np.empty((nb * nch, ncls)))
+    sums = (np.empty((nb * nch, ncls64)), np.empty((nb * nch, ncls64)))
     status = np.empty((nb, d), dtype=np.uint8)
     # pass A: exclusive pixels are final; conflicts are marked for pass B
-    run_tasks(_exclusive_tasks, nb * nch, x, ncls, rcut, out, status, sums)
+    run_tasks(_exclusive_tasks, nb * nch, x, ncls64, rcut, out, status, sums)
     # per sample: safe sums and counts, the work items added in order (as one loop
     # would: np.add.accumulate is sequential), and whether any class is active
-    m, n = (np.add.accumulate(a.reshape(nb, nch, ncls), axis=1)[:, -1].copy() for a in sums)
-    safe = (m, n, active.reshape(nb, ncls).any(axis=1))
+    m, n = (np.add.accumulate(a.reshape(nb, nch, ncls64), axis=1)[:, -1].copy() for a in sums)
+    safe = (m, n, active.reshape(nb, ncls64).any(axis=1))
     # pass B: conflicts and unassigned pixels by the largest increment
-    run_tasks(_conflict_tasks, nb * nch, x, ncls, rcut, mu, params, status, safe, out)
+    run_tasks(_conflict_tasks, nb * nch, x, ncls64, rcut, mu, params, status, safe, out)
 
 
 @jit

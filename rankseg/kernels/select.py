@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rankseg._compile.jit import jit
 from rankseg._compile import aot as _aot
+from rankseg._compile.jit import jit
 from rankseg.kernels._dtype import as_f64
 from rankseg.kernels._tasks import run_tasks, work_item
 from rankseg.kernels.rma import DICE, rma_bounds, rma_objective
@@ -460,9 +460,9 @@ def rma_cuts(
         The cut of each requested row (see the module docstring).
     """
     na = rows.shape[0]
-    metric = np.int64(metric)
+    metric64 = np.int64(metric)
     gamma = float(gamma)
-    lo, hi = _aot.call(_rma_bounds_rows, stats, rows, metric, gamma, np.int64(x.shape[1]))
+    lo, hi = _aot.call(_rma_bounds_rows, stats, rows, metric64, gamma, np.int64(x.shape[1]))
     # pass 2a: count the band, sum the forced set (vectorized, see _band_counts)
     nband, nforce, sforce, fbits = _band_counts(x, xb, rows, (lo, hi), chunk)
     # the forced set of each row: count, sum (chunks added in order, as one loop
@@ -488,7 +488,7 @@ def rma_cuts(
             x,
             stats,
             rows,
-            (metric, gamma, lo, hi),
+            (metric64, gamma, lo, hi),
             band,
             (start, nforce, sforce, mforce),
             out,
