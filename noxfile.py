@@ -103,7 +103,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def integration(session: nox.Session) -> None:
-    """The tests that use torch, nnU-Net, MONAI, TorchMetrics and transformers, alone."""
+    """Run the tests that use torch, nnU-Net, MONAI, TorchMetrics, transformers alone."""
     session.install(*TORCH)
     _suite(session, "test,test-integrations")
     session.run("pytest", "-q", "-n", "2", "-m", "integration", env={"RANKSEG_EXPECT_AOT": "1"})
@@ -111,7 +111,7 @@ def integration(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check, ruff format --check, mypy, alone (the tests session runs them first)."""
+    """Ruff check, ruff format --check, mypy, alone (the tests session runs them first)."""
     session.install(f"{_wheel()}[test]", "ruff", "mypy")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")

@@ -46,8 +46,12 @@ def first_call(solver: str, where: str) -> dict:
     env = dict(os.environ, NUMBA_CACHE_DIR=cache)
     env.pop("PYTHONPATH", None)
     out = subprocess.run(
-        [sys.executable, "-c", CODE, solver], cwd=where, env=env, check=True,
-        capture_output=True, text=True,
+        [sys.executable, "-c", CODE, solver],
+        cwd=where,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["cache_files"] = sum(len(files) for _, _, files in os.walk(cache))
@@ -60,7 +64,10 @@ def main() -> int:
     where = os.environ.get("RANKSEG_CHECK_DIR") or tempfile.mkdtemp()
     version = subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "rankseg"), "--version"],
-        cwd=where, check=True, capture_output=True, text=True,
+        cwd=where,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     print(version.rstrip())
     failed = []
@@ -76,7 +83,7 @@ def main() -> int:
             if not r["used"]:
                 failed.append(f"{solver}: the compiled kernels are not used ({r['stderr']})")
             if r["numba"] or r["cache_files"]:
-                failed.append(f"{solver}: the first call compiled (numba imported or cache written)")
+                failed.append(f"{solver}: the first call compiled (numba imported or cached)")
             if "site-packages" not in r["file"]:
                 failed.append(f"{solver}: imported {r['file']}, not the installed wheel")
         if median > SLACK * target:

@@ -42,5 +42,6 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         module = importlib.import_module("rankseg.distribution")
-        return module if _LAZY[name] is None else getattr(module, _LAZY[name])
+        attribute = _LAZY[name]
+        return module if attribute is None else getattr(module, attribute)
     raise AttributeError(f"module 'rankseg' has no attribute {name!r}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -317,6 +317,50 @@ class RankSEG:
         return f"RankSEG({', '.join(parts)})"
 
     # -- prediction -----------------------------------------------------------
+    @overload
+    def predict(
+        self,
+        probs: np.ndarray,
+        *,
+        return_info: Literal[False] = ...,
+        dtype: Any = ...,
+        out: np.ndarray | None = ...,
+        device: str | None = ...,
+    ) -> np.ndarray: ...
+
+    @overload
+    def predict(
+        self,
+        probs: np.ndarray,
+        *,
+        return_info: Literal[True],
+        dtype: Any = ...,
+        out: np.ndarray | None = ...,
+        device: str | None = ...,
+    ) -> tuple[np.ndarray, PredictInfo]: ...
+
+    @overload
+    def predict(
+        self,
+        probs: Any,
+        *,
+        return_info: Literal[True],
+        dtype: Any = ...,
+        out: np.ndarray | None = ...,
+        device: str | None = ...,
+    ) -> tuple[Any, PredictInfo]: ...
+
+    @overload
+    def predict(
+        self,
+        probs: Any,
+        *,
+        return_info: bool = ...,
+        dtype: Any = ...,
+        out: np.ndarray | None = ...,
+        device: str | None = ...,
+    ) -> Any: ...
+
     def predict(
         self,
         probs: Any,
@@ -612,6 +656,82 @@ def _row_stats(arr: np.ndarray, x: np.ndarray) -> np.ndarray:
             v.raise_bad_values(arr, int(r))
         stats[r, STAT_MAX] = row.max()
     return stats
+
+
+@overload
+def predict(
+    probs: np.ndarray,
+    metric: str = ...,
+    smooth: float = ...,
+    output_mode: str = ...,
+    solver: str | None = ...,
+    pruning_prob: float | None = ...,
+    *,
+    empty: str = ...,
+    presence: Any = ...,
+    return_info: Literal[False] = ...,
+    dtype: Any = ...,
+    out: np.ndarray | None = ...,
+    device: str | None = ...,
+    **solver_params: Any,
+) -> np.ndarray: ...
+
+
+@overload
+def predict(
+    probs: np.ndarray,
+    metric: str = ...,
+    smooth: float = ...,
+    output_mode: str = ...,
+    solver: str | None = ...,
+    pruning_prob: float | None = ...,
+    *,
+    empty: str = ...,
+    presence: Any = ...,
+    return_info: Literal[True],
+    dtype: Any = ...,
+    out: np.ndarray | None = ...,
+    device: str | None = ...,
+    **solver_params: Any,
+) -> tuple[np.ndarray, PredictInfo]: ...
+
+
+@overload
+def predict(
+    probs: Any,
+    metric: str = ...,
+    smooth: float = ...,
+    output_mode: str = ...,
+    solver: str | None = ...,
+    pruning_prob: float | None = ...,
+    *,
+    empty: str = ...,
+    presence: Any = ...,
+    return_info: Literal[True],
+    dtype: Any = ...,
+    out: np.ndarray | None = ...,
+    device: str | None = ...,
+    **solver_params: Any,
+) -> tuple[Any, PredictInfo]: ...
+
+
+@overload
+def predict(
+    probs: Any,
+    metric: str = ...,
+    smooth: float = ...,
+    output_mode: str = ...,
+    solver: str | None = ...,
+    pruning_prob: float | None = ...,
+    *,
+    empty: str = ...,
+    presence: Any = ...,
+    return_info: bool = ...,
+    dtype: Any = ...,
+    out: np.ndarray | None = ...,
+    device: str | None = ...,
+    **solver_params: Any,
+) -> Any: ...
 
 
 def predict(

@@ -209,9 +209,9 @@ def as_numpy_dtype(dtype: Any) -> Any:
         return dtype
 
 
-def _owner(res: Any, cls: type) -> Any:
+def _owner(res: Any, cls: Any) -> Any:
     """Return the library array owning a numba device array's memory, if it is exactly it."""
-    owner = getattr(getattr(res, "gpu_data", None), "owner", None)
+    owner: Any = getattr(getattr(res, "gpu_data", None), "owner", None)
     if not isinstance(owner, cls):
         return None
     cai = owner.__cuda_array_interface__

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, SupportsInt, cast
 
 import numpy as np
 
@@ -107,7 +107,7 @@ def check_real(
     try:
         v = float(value)
     except OverflowError:  # an int beyond the float range: outside every interval here
-        digits = len(str(abs(int(value))))
+        digits = len(str(abs(int(cast(SupportsInt, value)))))  # numbers.Real lacks __int__
         raise ValueError(
             f"{param} must be in {interval}; got an integer of {digits} digits"
         ) from None
@@ -255,13 +255,14 @@ def is_cuda_array(obj: Any) -> bool:
     )
 
 
-def raise_bad_values(arr: np.ndarray, row: int) -> None:
+def raise_bad_values(arr: Any, row: int) -> None:
     """Raise the error describing invalid values found in ``row`` of ``arr``.
 
     Parameters
     ----------
     arr : ndarray, shape (B, C, *spatial)
-        The probabilities.
+        The probabilities (or any object with ``shape`` whose ``arr[b, c]`` is
+        array-like: the CUDA driver's view of device rows).
     row : int
         Flat index ``b * C + c`` of a row known to hold a NaN, an infinity or a
         value outside [0, 1].

@@ -49,7 +49,8 @@ try:
     from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
-        "rankseg.monai needs MONAI and PyTorch; install them with pip install 'rankseg-numba[monai]'"
+        "rankseg.monai needs MONAI and PyTorch; "
+        "install them with pip install 'rankseg-numba[monai]'"
     ) from exc
 
 from rankseg._api import RankSEG as _RankSEG

@@ -55,7 +55,7 @@ def rng():
 #: without them (it skips), the ``integration`` session runs only these.
 INTEGRATION_PACKAGES = ("torch", "monai", "nnunetv2", "torchmetrics", "transformers", "cupy")
 _NEEDS = re.compile(
-    r"""(?:import_or_skip|importorskip)\(\s*["'](%s)\b""" % "|".join(INTEGRATION_PACKAGES)
+    r"""(?:import_or_skip|importorskip)\(\s*["']({})\b""".format("|".join(INTEGRATION_PACKAGES))
 )
 
 

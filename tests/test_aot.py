@@ -149,7 +149,13 @@ def test_a_portable_build_targets_the_x86_64_v2_baseline(monkeypatch):
     cpu, features = build.portable_target()
     assert cpu == "x86-64-v2"
     assert set(features.split(",")) == {
-        "+cx16", "+popcnt", "+sahf", "+sse3", "+sse4.1", "+sse4.2", "+ssse3"
+        "+cx16",
+        "+popcnt",
+        "+sahf",
+        "+sse3",
+        "+sse4.1",
+        "+sse4.2",
+        "+ssse3",
     }
     monkeypatch.setattr(platform, "machine", lambda: "aarch64")
     assert build.portable_target() == ("", "")

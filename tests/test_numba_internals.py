@@ -12,8 +12,14 @@ from rankseg._compile import numba_internals
 
 ROOT = Path(__file__).resolve().parents[1] / "rankseg"
 #: numba's non-public namespaces: an import from one needs an entry in INTERNALS
-PRIVATE = ("numba.core", "numba.np", "numba.pycc", "numba.misc", "numba.cuda.core",
-           "numba.cuda.cudadrv")
+PRIVATE = (
+    "numba.core",
+    "numba.np",
+    "numba.pycc",
+    "numba.misc",
+    "numba.cuda.core",
+    "numba.cuda.cudadrv",
+)
 
 
 @pytest.mark.parametrize("name", sorted(numba_internals.INTERNALS))
@@ -50,8 +56,9 @@ def test_no_private_numba_import_outside_the_table():
     listed = {f"{e.module}.{e.attribute.split('.')[0]}" for e in numba_internals.INTERNALS.values()}
     listed |= {e.module for e in numba_internals.INTERNALS.values()}
     unlisted = sorted(
-        (where, mod) for where, mod in _private_imports()
-        if mod not in listed and not any(l.startswith(mod + ".") for l in listed)
+        (where, mod)
+        for where, mod in _private_imports()
+        if mod not in listed and not any(name.startswith(mod + ".") for name in listed)
     )
     assert unlisted == [], f"add these numba internals to numba_internals.INTERNALS: {unlisted}"
 

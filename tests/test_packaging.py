@@ -79,14 +79,37 @@ def test_a_default_build_is_a_pure_wheel_with_type_hints(tmp_path):
         ROOT,
         src,
         ignore=shutil.ignore_patterns(
-            ".git", ".venv", ".nox", "dist", "build", "*.egg-info", ".numba_cache", "__pycache__",
-            "*.so", "docs", "benchmarks", ".hypothesis", ".pytest_cache",
+            ".git",
+            ".venv",
+            ".nox",
+            "dist",
+            "build",
+            "*.egg-info",
+            ".numba_cache",
+            "__pycache__",
+            "*.so",
+            "docs",
+            "benchmarks",
+            ".hypothesis",
+            ".pytest_cache",
         ),
     )
     out = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path / "w"), str(src)],
-        env=env, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "w"),
+            str(src),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     if out.returncode != 0 and "No module named" in out.stderr:
         pytest.skip(f"cannot build here: {out.stderr.strip().splitlines()[-1]}")

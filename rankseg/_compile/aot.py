@@ -269,9 +269,8 @@ def unusable(index: dict[str, Any]) -> str | None:
     here = _host_features()
     if not cpu_features_ok(index["features"], here):
         enabled_here = {f[1:] for f in here.split(",") if f.startswith("+")}
-        missing = [
-            f[1:] for f in index["features"].split(",") if f.startswith("+") and f[1:] not in enabled_here
-        ]
+        wanted = [f[1:] for f in index["features"].split(",") if f.startswith("+")]
+        missing = [f for f in wanted if f not in enabled_here]
         return f"built for CPU features this machine lacks: {', '.join(missing)}"
     return None
 
@@ -311,7 +310,7 @@ def info() -> dict[str, Any]:
         mod = importlib.import_module(MODULE)
     except ImportError:
         failed = build_failure()
-        reason = (
+        reason: str | None = (
             f"the build asked for (RANKSEG_AOT=1) failed: {failed}"
             if failed is not None
             else "not built (a source install; RANKSEG_AOT=1 at install builds it)"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -83,7 +84,7 @@ def run_demo(
     for metric in ("dice", "iou"):
         for solver in solvers(metric):
             model = RankSEG(metric=metric, solver=solver)
-            methods[f"rankseg {metric} ({solver})"] = lambda m=model: m.predict(probs)
+            methods[f"rankseg {metric} ({solver})"] = functools.partial(model.predict, probs)
     labels = {}
     for name, fn in methods.items():  # the first call also compiles / loads the JIT cache
         t0 = time.perf_counter()
@@ -175,7 +176,7 @@ def _demo_plot(
 
     p = probs[0]
     a, b = lab_a[0], lab_b[0]
-    fixed = []
+    fixed: list[str] = []
     while p.ndim > 4:  # the middle of the leading spatial axes: a 3-D volume remains
         mid = p.shape[1] // 2
         fixed.append(f"axis {len(fixed)} index {mid} of {p.shape[1]}")
@@ -184,7 +185,8 @@ def _demo_plot(
         p, a, b = p[:, None, :], a[None, :], b[None, :]
     nc = p.shape[0]
     fig = Figure(figsize=(15.0, 8.0), layout="constrained")
-    top, bottom = fig.subfigures(2, 1, height_ratios=(1.35, 1.0))
+    # 2 x 1 subfigures: an array (matplotlib types it as SubFigure | ndarray)
+    top, bottom = cast(np.ndarray, fig.subfigures(2, 1, height_ratios=(1.35, 1.0)))
     title = f"demo volume {probs.shape[2:]}, {name_b} vs argmax"
     if fixed:
         title += " (" + ", ".join(fixed) + ")"

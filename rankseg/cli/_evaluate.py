@@ -314,9 +314,9 @@ def _report(
     rows = []
     fg: list[int] = [c for c in sc.shown if sc.cases[0].masks or c != 0]
     for c in sc.shown:
-        d, i = sc.dice[:, c], sc.iou[:, c]
+        d, iou = sc.dice[:, c], sc.iou[:, c]
         n = int((~np.isnan(sc.scores[:, c])).sum())
-        rows.append([str(c), str(n), _f(_nanmean(d)), _f(_nanmean(i))])
+        rows.append([str(c), str(n), _f(_nanmean(d)), _f(_nanmean(iou))])
     fg_d = [_nanmean(sc.dice[:, c]) for c in fg]
     fg_i = [_nanmean(sc.iou[:, c]) for c in fg]
     rows.append(

@@ -9,7 +9,7 @@ import io as _stdio
 import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -372,7 +372,7 @@ class _Dispatch:
 
 def _run_jobs(
     jobs: list[_Job], workers: int, dispatch: _Dispatch, client: Any = None
-) -> Iterator[_Result]:
+) -> Generator[_Result, None, None]:
     if client is not None:
         yield from _batch.run_dask(jobs, client, _run_job, dispatch.before, dispatch.after, _failed)
     elif workers <= 1 or len(jobs) <= 1:
@@ -470,9 +470,9 @@ def _ensemble_cases(
     folders = [Path(f) for f in args.inputs]
     if len(folders) < 2:
         parser.error("--ensemble needs at least two prediction folders")
-    for f in folders:
-        if not f.is_dir():
-            parser.error(f"--ensemble takes prediction folders; {f} is not a folder")
+    for folder in folders:
+        if not folder.is_dir():
+            parser.error(f"--ensemble takes prediction folders; {folder} is not a folder")
     if args.format not in ("auto", "npz", "nnunet"):
         parser.error(f"--ensemble averages .npz probability maps, not --format {args.format}")
     fmt = "npz" if args.format == "npz" else "auto"
@@ -483,7 +483,7 @@ def _ensemble_cases(
     cases = list(per_folder[0].values())
     members: dict[Path, tuple[Path, ...]] = {}
     failed: list[str] = []
-    keep = []
+    keep: list[tuple[Path, str]] = []
     for path, f in cases:
         missing = [
             str(folders[k]) for k in range(1, len(folders)) if path.name not in per_folder[k]

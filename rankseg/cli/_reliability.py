@@ -12,12 +12,15 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from rankseg import io as rio
 from rankseg.cli._common import _Log, _one_line
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 class Pooled:
@@ -36,7 +39,7 @@ class Pooled:
         """Measure one case (a batch) and pool it."""
         from rankseg import calibration as cal
 
-        kw = {"mode": self.mode, "ignore_index": self.ignore_index}
+        kw: dict[str, Any] = {"mode": self.mode, "ignore_index": self.ignore_index}
         conf, freq, count = cal.reliability_curve(
             probs, labels, kind="top-label", n_bins=self.n_bins, **kw
         )
@@ -99,7 +102,10 @@ def save_reliability(path: str, curve: Any, mode: str, n_bins: int, label: str) 
     ax = plot_reliability(curve=curve, mode=mode, kind="top-label", n_bins=n_bins, label=label)
 
     def write(tmp: Path) -> None:
-        ax.figure.savefig(tmp, dpi=120, bbox_inches="tight", format=tmp.suffix.lstrip(".") or None)
+        # plot_reliability draws on a Figure of its own (not a SubFigure)
+        cast("Figure", ax.figure).savefig(
+            tmp, dpi=120, bbox_inches="tight", format=tmp.suffix.lstrip(".") or None
+        )
 
     rio.atomic_write(path, write)
 

@@ -15,6 +15,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -76,7 +77,7 @@ def nnunet_summary(cases: Sequence[CaseCounts], classes: Sequence[int], empty: s
         ``metric_per_case``, ``mean`` and ``foreground_mean``, with integer class keys
         (written as strings, as nnU-Net's ``save_summary_json`` does).
     """
-    per_case = []
+    per_case: list[dict[str, Any]] = []
     for case in cases:
         metrics = {}
         for c in classes:

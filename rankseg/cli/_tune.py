@@ -150,6 +150,8 @@ def _cmd_tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             if k.strip().isdigit() and int(k) < len(files):
                 msg = f"{files[int(k)]}:{rest}"
         return fail(log, msg, args.output, "tune")
+    if rule.report is None:  # tune() always attaches its report
+        raise AttributeError("the tuned rule has no report; expected tune() to attach one")
     print(rule.report.to_markdown())
     try:
         rule.save(args.output)

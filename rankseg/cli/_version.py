@@ -19,7 +19,9 @@ def _installed(name: str) -> str:
 
 def _cuda_line() -> str:
     if _installed("numba-cuda") == "not installed":
-        return "CUDA: not available (numba-cuda is not installed: pip install 'rankseg-numba[cuda]')"
+        return (
+            "CUDA: not available (numba-cuda is not installed: pip install 'rankseg-numba[cuda]')"
+        )
     from rankseg import cuda
 
     try:

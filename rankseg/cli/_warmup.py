@@ -115,8 +115,8 @@ def _cmd_warmup(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     if not args.quiet:
         for dtype, metric, solver, mode, seconds in rows:
             print(f"{dtype:8s} {metric:5s} {solver:8s} {mode:11s} {seconds:7.2f} s")
-        where: Any = (
-            numba.config.CACHE_DIR or "numba's default (beside the package, else the user cache)"
-        )
+        # numba.config sets its settings at run time (from the environment), unseen by mypy
+        cache_dir = numba.config.CACHE_DIR  # type: ignore[attr-defined]
+        where: Any = cache_dir or "numba's default (beside the package, else the user cache)"
         print(f"{len(rows)} calls in {time.perf_counter() - start:.1f} s; cache: {where}")
     return 0

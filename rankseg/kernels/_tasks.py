@@ -25,8 +25,8 @@ from collections.abc import Callable
 from typing import Any
 
 from rankseg import _threads
-from rankseg._compile.jit import jit
 from rankseg._compile import aot as _aot
+from rankseg._compile.jit import jit
 
 __all__ = ["run_tasks", "work_item"]
 

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from rankseg._compile import aot as _aot
 from rankseg._compile.jit import jit
 from rankseg._records import BA, BA_TRNA, EXACT, TRNA
-from rankseg._compile import aot as _aot
 from rankseg.kernels._dtype import as_f64
 from rankseg.kernels._tasks import run_tasks
 from rankseg.kernels.ba_trna import (

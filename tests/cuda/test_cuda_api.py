@@ -207,8 +207,7 @@ def test_concurrent_calls_leave_the_warning_filters_alone(cuda):
         got = []
         driver._LOCK.acquire()  # both calls wait for it, as behind a running call
         threads = [
-            threading.Thread(target=lambda: got.append(predict(p, device="cuda")))
-            for _ in range(2)
+            threading.Thread(target=lambda: got.append(predict(p, device="cuda"))) for _ in range(2)
         ]
         for t in threads:
             t.start()
