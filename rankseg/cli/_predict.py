@@ -7,7 +7,6 @@ import csv
 import dataclasses
 import io as _stdio
 import os
-import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from rankseg.cli._common import (
     _EXIT_FAILED,
     _EXIT_INTERRUPTED,
     _EXIT_USAGE,
+    Progress,
     _check_output_file,
     _Log,
     _one_line,
@@ -351,16 +351,6 @@ def _run_jobs(jobs: list[_Job], workers: int) -> Iterator[_Result]:
         ex.shutdown(wait=True, cancel_futures=True)
 
 
-def _progress(total: int, enabled: bool) -> Any:
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, unit="case", file=sys.stderr, dynamic_ncols=True)
-
-
 def _write_info(path: Path, rows: list[tuple[Any, ...]], keep_old: set[str] | None) -> None:
     """Write the info table; with ``keep_old``, keep old rows of cases not redone now."""
     old_rows: list[list[str]] = []
@@ -604,9 +594,12 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             )
         )
 
-    show = not (args.no_progress or args.quiet) and sys.stderr.isatty()
-    bar = _progress(len(jobs), show)
-    log.bar = bar
+    log.debug(
+        f"rankseg predict: {len(jobs)} case(s) to decide, {args.jobs} worker(s); "
+        f"decision {params}, output mode {args.output_mode or 'by input'}"
+    )
+    outs = {job.index: job.out_path for job in jobs}
+    progress = Progress(len(jobs), log, bar=not args.no_progress, lines=not args.no_progress)
     results: list[_Result] = []
     try:
         for res in _run_jobs(jobs, args.jobs):
@@ -614,17 +607,14 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             if not res.ok:
                 failed.append(f"{res.path}: {res.message}")
                 log.error(f"error: {failed[-1]}")
-            if bar is not None:
-                bar.update(1)
+            progress.step(f"{res.path} -> {outs[res.index]}" if res.ok else f"{res.path}: failed")
     except KeyboardInterrupt:
         if args.info and any(r.ok for r in results):  # a --continue run skips these cases
             _save_info(args, results, redone, failed, log)
         log.error("rankseg predict: interrupted (finished outputs are complete; no partial files)")
         return _EXIT_INTERRUPTED
     finally:
-        if bar is not None:
-            bar.close()
-        log.bar = None
+        progress.close()
     written = sum(r.ok for r in results)
     if args.info:
         _save_info(args, results, redone, failed, log)
