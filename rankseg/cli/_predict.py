@@ -181,15 +181,25 @@ def _load_calibration(args: argparse.Namespace, parser: argparse.ArgumentParser)
     return cal
 
 
+#: dim names read as spatial (or time) axes: a store whose other dims all have such
+#: names is one volume however many there are
+SPATIAL_DIM_NAMES = frozenset(
+    ("x", "y", "z", "t", "time", "height", "width", "depth", "row", "col", "column", "slice")
+)
+
+
 def store_layout(dims: list[Any], class_axis: int | None, batch: bool) -> tuple[Any, list[Any]]:
     """Return the class dim and the sample dims of a zarr/netCDF variable's ``dims``.
 
     ``--class-axis`` names the class dim by position, else the dim named like one
-    (``class``, ``channel``, ``label``: :func:`rankseg.xarray.named_dims`), else the
-    first dim (the second with ``--batch``).  With ``--batch`` the first other dim is
-    the sample dim; without it, the dims named like one (``case``, ``sample``,
-    ``batch``, ``subject``, ``patient``) are: a store of several cases is never
-    decided as one volume.
+    (``class``, ``channel``, ``label``: :func:`rankseg.xarray.named_dims`), else, with
+    ``--batch``, the second dim; without any of these the layout is refused.  With
+    ``--batch`` the first other dim is the sample dim; without it, the dims named like
+    one (``case``, ``sample``, ``batch``, ``subject``, ``patient``) are: a store of
+    several cases is never decided as one volume.  Without a sample dim, four or more
+    other dims are refused unless every one is named like a spatial or time axis
+    (``x``, ``y``, ``z``, ``t``, ...): ``(case, class, z, y, x)`` with unnamed dims
+    would otherwise be one 4-D volume.
 
     Parameters
     ----------
@@ -204,6 +214,12 @@ def store_layout(dims: list[Any], class_axis: int | None, batch: bool) -> tuple[
     -------
     tuple
         ``(class_dim, sample_dims)``.
+
+    Raises
+    ------
+    ValueError
+        If the layout is not given and cannot be read from the dims' names; the
+        message names the flags to pass.
     """
     from rankseg.xarray import named_dims
 
@@ -215,10 +231,26 @@ def store_layout(dims: list[Any], class_axis: int | None, batch: bool) -> tuple[
         try:
             class_dim, _ = named_dims(tuple(dims), None, ())
         except ValueError:
-            class_dim = dims[1 if batch else 0]
+            if not batch:
+                raise ValueError(
+                    f"no dim of {tuple(dims)} is named class/channel/label, so the class dim "
+                    "is unknown: pass --class-axis N (its position), and --batch when the "
+                    "first dim holds the cases"
+                ) from None
+            class_dim = dims[1]
     if batch:
         return class_dim, [d for d in dims if d != class_dim][:1]
     _, samples = named_dims(tuple(dims), class_dim, None)
+    others = [d for d in dims if d != class_dim]
+    if not samples and len(others) >= 4:
+        unnamed = [d for d in others if not (isinstance(d, str) and d.lower() in SPATIAL_DIM_NAMES)]
+        if unnamed:
+            raise ValueError(
+                f"dims {tuple(dims)}: {len(others)} dims besides the class dim and none named "
+                f"case/sample/batch/subject/patient, so {unnamed[0]!r} may hold cases or be a "
+                "spatial axis: pass --batch if the first dim holds the cases (or name the dims: "
+                "case, class, z, y, x)"
+            )
     return class_dim, list(samples)
 
 

@@ -39,7 +39,9 @@ def load_probabilities(
         the end.
     batch : bool
         The stored ``.npy``/``.npz`` array is a batch ``(B, C, *spatial)`` (never
-        guessed from the number of dimensions).
+        guessed from the number of dimensions).  An array of 5 or more dimensions
+        needs ``batch=True`` or an explicit ``class_axis``: ``(B, C, Z, Y, X)`` and one
+        case with four spatial axes look the same.
 
     Returns
     -------
@@ -54,7 +56,8 @@ def load_probabilities(
     TypeError
         If the data are not float16/32/64.
     ValueError
-        If the format is unknown or the shape does not fit the layout.
+        If the format is unknown, the shape does not fit the layout, or the layout of
+        an array of 5 or more dimensions is not given.
     KeyError
         If an ``.npz`` lacks the array.
     ImportError
@@ -102,6 +105,14 @@ def load_probabilities(
     if not isinstance(arr, np.ndarray):
         raise ValueError("expected one array in the file")
     _check_float(arr, "the array")
+    if arr.ndim >= 5 and not batch and class_axis is None:
+        # (B, C, Z, Y, X) or one case (C, *4 spatial axes): nothing in the file says which
+        raise ValueError(
+            f"the {arr.ndim}-D array {arr.shape} of {p.name} is a batch (B, C, *spatial) or "
+            f"one case (C, *spatial) with {arr.ndim - 1} spatial axes, and the file does not "
+            "say which: pass batch=True (--batch) for a batch, or class_axis=0 (--class-axis 0) "
+            "for one case"
+        )
     probs, ca = _to_layout(arr, class_axis, batch)
     return ProbabilityMap(
         probs=probs,
