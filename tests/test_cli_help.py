@@ -93,6 +93,8 @@ def test_progress_lines_quiet_and_verbose(three_cases, capsys):
     code = main(["-v", "predict", str(d / "c0.npy"), "-o", str(d / "o4"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 0 and "1 case(s) to decide, 1 worker(s)" in err and "[1/1]" in err
+    # the library's own DEBUG lines (rankseg.io) reach the same handler
+    assert f"{d / 'c0.npy'}: read as npy, class axis 0 -> probabilities (1, 3, 4, 6, 5)" in err
     code = main(["predict", str(d / "c0.npy"), "-o", str(d / "o5"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 0 and "[1/1]" not in err and "to decide" not in err and "1 written" in err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,22 @@ from rankseg.io._arrays import ProbabilityMap, _check_float, _load_npy, _npz_arr
 from rankseg.io._naming import FORMATS, detect_format
 from rankseg.io._nifti import _load_nifti
 from rankseg.io._nnunet import _load_nnunet
+
+_LOG = logging.getLogger(__name__)  # no handler here: `rankseg -v` shows these
+
+
+def _read(pm: ProbabilityMap) -> ProbabilityMap:
+    """Log how a file was read (DEBUG) and return its map."""
+    _LOG.debug(
+        "%s: read as %s, class axis %s%s -> probabilities %s %s",
+        pm.path,
+        pm.format,
+        pm.class_axis,
+        ", a batch" if pm.batch else "",
+        tuple(pm.probs.shape),
+        pm.probs.dtype,
+    )
+    return pm
 
 
 def load_probabilities(
@@ -90,9 +107,9 @@ def load_probabilities(
     if fmt == "nnunet":
         if class_axis is not None:
             raise ValueError("class_axis does not apply to nnU-Net output (always (C, Z, Y, X))")
-        return _load_nnunet(p, key)
+        return _read(_load_nnunet(p, key))
     if fmt == "nifti":
-        return _load_nifti(p, class_axis)
+        return _read(_load_nifti(p, class_axis))
     if fmt in ("zarr", "netcdf"):
         raise ValueError(
             f"{fmt} input is read lazily: use rankseg.io.load_dataarray and "
@@ -114,14 +131,16 @@ def load_probabilities(
             "for one case"
         )
     probs, ca = _to_layout(arr, class_axis, batch)
-    return ProbabilityMap(
-        probs=probs,
-        path=p,
-        format=fmt,
-        batch=batch,
-        class_axis=ca,
-        output_name=p.name,
-        sources=(p,),
+    return _read(
+        ProbabilityMap(
+            probs=probs,
+            path=p,
+            format=fmt,
+            batch=batch,
+            class_axis=ca,
+            output_name=p.name,
+            sources=(p,),
+        )
     )
 
 
