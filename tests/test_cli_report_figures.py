@@ -187,3 +187,53 @@ def test_report_figure_of_a_multilabel_nifti_case(tmp_path, capsys):
     assert code == 0, err
     assert (tmp_path / "r_cases" / "k.png").is_file()
     assert f"k: {changed:,} of" in (tmp_path / "r.md").read_text()
+
+
+def test_report_figure_of_an_nnunet_case_is_axial_with_the_label_names(tmp_path, capsys):
+    import json
+    import pickle
+
+    nib = pytest.importorskip("nibabel")
+    nn, gt = tmp_path / "nnunet_out", tmp_path / "gt"
+    nn.mkdir()
+    gt.mkdir()
+    labels = {"background": 0, "liver": 1, "tumour": 2}
+    (nn / "dataset.json").write_text(json.dumps({"file_ending": ".nii.gz", "labels": labels}))
+    affine = np.diag([-0.8, -0.8, 2.5, 1.0])
+    probs = ct3d(seed=0, shape=(1, 3, 8, 20, 16))[0]  # nnU-Net's (C, Z, Y, X)
+    np.savez_compressed(nn / "case_000.npz", probabilities=probs)
+    props = {"sitk_stuff": {"spacing": (0.8, 0.8, 2.5), "origin": (0.0, 0.0, 0.0),
+                            "direction": (1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0)}}  # fmt: skip
+    (nn / "case_000.pkl").write_bytes(pickle.dumps(props))
+    seg = nib.Nifti1Image(probs.argmax(0).T.astype(np.uint8), affine)  # (X, Y, Z)
+    nib.save(seg, nn / "case_000.nii.gz")
+    nib.save(seg, gt / "case_000.nii.gz")
+    assert main(["predict", str(nn), "-o", str(tmp_path / "rs"), "-q"]) == 0
+    import rankseg.plot
+
+    drawn = []
+    real = rankseg.plot.plot_case
+
+    def spy(p, **kw):
+        drawn.append(real(p, **kw))
+        return drawn[-1]
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(rankseg.plot, "plot_case", spy)
+    try:
+        code = main(["evaluate", str(tmp_path / "rs"), "--target", str(gt), "--probs", str(nn),
+                     "--report", str(tmp_path / "r.md"), "-q"])  # fmt: skip
+    finally:
+        mp.undo()
+    assert code == 0, capsys.readouterr().err
+    ours = np.asarray(nib.load(tmp_path / "rs" / "case_000.nii.gz").dataobj).T  # (Z, Y, X)
+    changed = int((ours != probs.argmax(0)).sum())
+    assert changed and len(drawn) == 1
+    fig = drawn[0]
+    # nnU-Net's array axis 0 is Z: the axial plane, oriented by the case's geometry
+    assert fig.get_suptitle().startswith(f"case_000 ({changed:,} voxels changed): axial slice")
+    assert "axis 0" in fig.get_suptitle()
+    assert "liver" in fig.axes[2].get_title() or "tumour" in fig.axes[2].get_title()
+    key = [t.get_text() for t in fig.axes[4].get_legend().get_texts()]
+    assert key[:2] == ["liver", "tumour"]
+    assert (tmp_path / "r_cases" / "case_000.png").is_file()

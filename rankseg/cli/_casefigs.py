@@ -134,6 +134,25 @@ def _plot_affine(pm: Any) -> Any:
     return None
 
 
+def _class_names(pm: Any, nc: int) -> list[str] | None:
+    """Return the label names of an nnU-Net case's ``dataset.json`` (by value), else None."""
+    if pm.format != "nnunet" or pm.regions is not None:
+        return None
+    from rankseg.io._nnunet import _nnunet_info
+
+    _, ds = _nnunet_info(pm.path)
+    labels = (ds or {}).get("labels")
+    if not isinstance(labels, dict):
+        return None
+    try:
+        by_value = {int(v): str(k) for k, v in labels.items() if k != "ignore"}
+    except (TypeError, ValueError):
+        return None
+    if sorted(by_value) != list(range(nc)):
+        return None
+    return [by_value[c] for c in range(nc)]
+
+
 def case_figures(
     args: argparse.Namespace,
     preds: dict[str, Path],
@@ -216,6 +235,7 @@ def case_figures(
                 info=scores,
                 output_mode=mode,
                 names=("argmax", "prediction"),
+                class_names=_class_names(pm, nc),
                 metric=metric,
                 title=f"{case} ({changed:,} voxels changed)",
             )
