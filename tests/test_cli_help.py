@@ -151,3 +151,23 @@ def test_warmup_prints_its_table_unless_quiet(capsys, monkeypatch):
         "float32", "acc", "tr", "multilabel", "0.25", "s"
     ]  # fmt: skip
     assert out.out.splitlines()[1].startswith("1 calls in ")
+
+
+def test_a_terminal_gets_the_tqdm_bar_else_the_lines(three_cases, capsys, monkeypatch):
+    import sys
+
+    d = three_cases
+    inputs = [str(d / f"c{k}.npy") for k in range(3)]
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    try:
+        import tqdm
+    except ImportError:  # the base install: only the second half applies
+        tqdm = None
+    if tqdm is not None:
+        assert main(["predict", *inputs, "-o", str(d / "a")]) == 0
+        err = capsys.readouterr().err
+        assert "3/3 [" in err and "[1/3]" not in err  # tqdm's bar, not the lines
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # the base install: no tqdm
+    assert main(["predict", *inputs, "-o", str(d / "b")]) == 0
+    err = capsys.readouterr().err
+    assert "[1/3]" in err and "[3/3]" in err
