@@ -447,7 +447,7 @@ def test_calibrate_progress_and_help(val, tmp_path, capsys, monkeypatch):
     )
     assert code == 0 and "5/5" not in err
     for cmd, example in (
-        ("calibrate", "example: rankseg calibrate fold_0/validation"),
+        ("calibrate", "Example: rankseg calibrate fold_0/validation"),
         ("predict", "--calibration calibration.json"),
         ("evaluate", "--json summary.json"),
     ):

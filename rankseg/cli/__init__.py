@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -22,6 +23,7 @@ from rankseg import io as rio
 from rankseg._api import AVAILABLE, SOLVERS
 from rankseg._config import MAX_BAND_BYTES
 from rankseg.cli._calibrate import _cmd_calibrate, add_calibrate_args
+from rankseg.cli._common import add_verbosity, configure_logging
 from rankseg.cli._demo import run_demo
 from rankseg.cli._evaluate import _cmd_evaluate
 from rankseg.cli._predict import INFO_COLUMNS as INFO_COLUMNS  # the --info CSV header
@@ -31,6 +33,51 @@ from rankseg.cli._warmup import _cmd_warmup, add_warmup_args
 
 __all__ = ["available_solvers", "build_parser", "demo", "main"]
 
+
+class _Formatter(argparse.HelpFormatter):
+    """Wrap descriptions and option help; keep text with line breaks (the examples) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+#: the example at the end of each command's --help (tests/test_cli_help.py runs them)
+_EXAMPLES = {
+    "rankseg": """\
+Examples:
+  rankseg predict nnunet_out -o rankseg_out --info rankseg_out/info.csv
+  rankseg evaluate rankseg_out --target gt --json summary.json
+  rankseg -v predict probs/ -o labels     (-v: debugging details; -q: warnings only)
+  rankseg COMMAND -h                      (every option of a command)""",
+    "predict": """\
+Examples:
+  rankseg predict nnunet_out -o rankseg_out --info rankseg_out/info.csv -j 4
+  rankseg predict probs.npy -o labels --batch --metric iou
+  rankseg predict fold_0 fold_1 --ensemble --calibration calibration.json -o labels""",
+    "evaluate": """\
+Examples:
+  rankseg evaluate rankseg_out --target gt --json summary.json
+  rankseg evaluate labels --target gt --info info.csv --probs nnunet_out \\
+      --reliability reliability.png --report report.html --report-cases 5""",
+    "calibrate": """\
+Example:
+  rankseg calibrate fold_0/validation fold_1/validation \\
+      --target nnUNet_preprocessed/Dataset001/gt_segmentations -o calibration.json""",
+    "tune": """\
+Example:
+  rankseg tune fold_0/validation fold_1/validation \\
+      --target nnUNet_preprocessed/Dataset001/gt_segmentations --empty ignore -o tuned.json""",
+    "demo": """\
+Example:
+  rankseg demo --shape 32 64 64 --classes 4 --plot demo.png""",
+    "warmup": """\
+Example:
+  NUMBA_CACHE_DIR=/opt/numba-cache rankseg warmup --dtypes float32 float16""",
+}
+
+_VERBOSITY = re.compile(r"-v+|--verbose|-q|--quiet")
 _DTYPES = ("uint8", "uint16", "uint32", "int8", "int16", "int32", "int64")
 
 
@@ -189,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rankseg",
         description="RankSEG: label maps that maximize the expected Dice or IoU of each case. "
         "Without a command, runs the demo.",
+        epilog=_EXAMPLES["rankseg"],
+        formatter_class=_Formatter,
     )
     parser.add_argument(
         "--version",
@@ -202,8 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="probability maps on disk -> label maps",
         description="Decide label maps for saved probability maps (.npy, .npz, nnU-Net "
         "output folders, 4-D NIfTI, zarr/netCDF). Output names mirror the inputs in OUTDIR.",
-        epilog="examples: rankseg predict nnunet_out -o labels --info info.csv;  rankseg "
-        "predict fold_0 fold_1 --ensemble --calibration calibration.json -o labels",
+        epilog=_EXAMPLES["predict"],
+        formatter_class=_Formatter,
     )
     pp.add_argument("inputs", nargs="+", metavar="INPUT", help="files or folders")
     pp.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
@@ -342,7 +391,6 @@ def build_parser() -> argparse.ArgumentParser:
         "default such a case is an error: the usual cause is a wrong --class-axis)",
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    g.add_argument("--quiet", action="store_true", help="only errors")
     g = pp.add_argument_group("calibration")
     g.add_argument(
         "--calibration",
@@ -364,8 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="Dice/IoU of label maps against targets",
         description="Samplewise Dice or IoU of predicted label maps (or masks) against targets, "
         "paired by case name.",
-        epilog="example: rankseg evaluate labels --target gt --json summary.json --info "
-        "info.csv --probs nnunet_out --reliability reliability.png --report report.html",
+        epilog=_EXAMPLES["evaluate"],
+        formatter_class=_Formatter,
     )
     pe.add_argument("preds", nargs="+", metavar="PRED", help="prediction files or folders")
     pe.add_argument(
@@ -424,6 +472,15 @@ def build_parser() -> argparse.ArgumentParser:
         "worst cases, expected vs realized, calibration, e.g. --report report.html",
     )
     g.add_argument(
+        "--report-cases",
+        type=int,
+        metavar="N",
+        help="with --report and --probs: a figure (PNG beside the report) of each of the N "
+        "cases where RankSEG changed argmax's decision most: image or confidence, argmax, "
+        "RankSEG with the expected Dice per class, the difference (default: 6; 0: none; needs "
+        "matplotlib)",
+    )
+    g.add_argument(
         "--n-bins",
         type=int,
         default=15,
@@ -436,7 +493,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LABEL",
         help="with --probs: target pixels with this label are left out of NLL/Brier/ECE",
     )
-    pe.add_argument("--quiet", action="store_true", help="only the table and errors")
 
     pc = sub.add_parser(
         "calibrate",
@@ -447,8 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--calibration`.  Prints the fitted parameters and NLL, Brier score and ECE of the "
         "cases before -> after.  Exit status 0, 1 when a case cannot be read or paired "
         "(nothing is written), 2 for a usage error.",
-        epilog="example: rankseg calibrate fold_0/validation fold_1/validation "
-        "--target nnUNet_preprocessed/Dataset001/gt_segmentations -o calibration.json",
+        epilog=_EXAMPLES["calibrate"],
+        formatter_class=_Formatter,
     )
     add_calibrate_args(pc)
     pc.set_defaults(handler=_cmd_calibrate, subparser=pc)
@@ -462,12 +518,20 @@ def build_parser() -> argparse.ArgumentParser:
         "and writes the rule as JSON for `rankseg predict --tuned`.  The cases are held in "
         "memory.  Exit status 0, 1 when a case cannot be read or paired (nothing is "
         "written), 2 for a usage error.",
-        epilog="example: rankseg tune fold_0/validation fold_1/validation --target "
-        "nnUNet_preprocessed/Dataset001/gt_segmentations --empty ignore -o tuned.json",
+        epilog=_EXAMPLES["tune"],
+        formatter_class=_Formatter,
     )
     add_tune_args(pt)
     pt.set_defaults(handler=_cmd_tune, subparser=pt)
-    pd = sub.add_parser("demo", help="argmax vs RankSEG on a generated 3-D volume (default)")
+    pd = sub.add_parser(
+        "demo",
+        help="argmax vs RankSEG on a generated 3-D volume (default)",
+        description="Label a seeded softmax volume with np.argmax and with every available "
+        "Dice/IoU solver; print the expected and realized Dice and IoU of each against "
+        "truths drawn from the probabilities, and the time as a ratio to argmax.",
+        epilog=_EXAMPLES["demo"],
+        formatter_class=_Formatter,
+    )
     _add_demo_args(pd)
     pp.set_defaults(handler=_cmd_predict, subparser=pp)
     pe.set_defaults(handler=_cmd_evaluate, subparser=pe)
@@ -475,9 +539,17 @@ def build_parser() -> argparse.ArgumentParser:
     pw = sub.add_parser(
         "warmup",
         help="compile the kernels into numba's disk cache (once per install: Docker, clusters)",
+        description="Compile the kernels into numba's disk cache by one tiny call of every "
+        "solver, so that later processes load machine code instead of compiling it.  Each "
+        "call's time is logged; the summary line names the cache.",
+        epilog=_EXAMPLES["warmup"],
+        formatter_class=_Formatter,
     )
     add_warmup_args(pw)
     pw.set_defaults(handler=_cmd_warmup, subparser=pw)
+    add_verbosity(parser)
+    for sp in (pp, pe, pc, pt, pd, pw):
+        add_verbosity(sp)
     return parser
 
 
@@ -507,12 +579,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(version_report())
         return 0
-    if not args_list or (
-        args_list[0].startswith("-") and args_list[0] not in ("-h", "--help", "--version")
-    ):
-        args_list = ["demo", *args_list]
+    lead = 0  # -v/-q before the command: rankseg -v predict ...
+    while lead < len(args_list) and _VERBOSITY.fullmatch(args_list[lead]):
+        lead += 1
+    rest = args_list[lead:]
+    if not rest or (rest[0].startswith("-") and rest[0] not in ("-h", "--help", "--version")):
+        args_list = [*args_list[:lead], "demo", *rest]
     parser = build_parser()
     args = parser.parse_args(args_list)
-    if args.version:
+    if getattr(args, "version", False):
         parser.error("--version takes no other arguments")
-    return int(args.handler(args, args.subparser))
+    # -v/-q may come before or after the command (their defaults are suppressed)
+    args.verbose = int(getattr(args, "verbose", 0) or 0)
+    args.quiet = bool(getattr(args, "quiet", False))
+    with configure_logging(args.verbose, args.quiet):
+        return int(args.handler(args, args.subparser))

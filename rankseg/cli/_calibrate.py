@@ -134,7 +134,6 @@ def add_case_input_args(p: argparse.ArgumentParser) -> None:
         "target then holds (B, *spatial)",
     )
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
-    g.add_argument("--quiet", action="store_true", help="only the result and errors")
 
 
 class _CaseFailed(Exception):
@@ -295,7 +294,7 @@ def fail(log: _Log, msg: str, output: str, command: str = "calibrate") -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from rankseg.cli._predict import _progress
+    from rankseg.cli._common import _progress
     from rankseg.cli._reliability import Pooled, metrics_table
 
     log = _Log(args.quiet)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from rankseg import io as rio
+from rankseg.cli._casefigs import CaseFigure, case_figures
 from rankseg.cli._common import (
     _EXIT_FAILED,
     _check_output_file,
@@ -124,6 +125,28 @@ def _check_options(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
             parser.error(why)
     if args.n_bins < 1:
         parser.error(f"--n-bins must be >= 1; got {args.n_bins}")
+    if args.report_cases is not None:
+        if args.report_cases < 0:
+            parser.error(f"--report-cases must be >= 0; got {args.report_cases}")
+        if not (args.report and args.probs):
+            parser.error(
+                "--report-cases needs --report REPORT and --probs PROBS (the figures compare "
+                "the predictions with the argmax of their probabilities)"
+            )
+        if args.report_cases > 0 and not _have_matplotlib():
+            parser.error("--report-cases needs matplotlib (pip install 'rankseg[plot]')")
+
+
+#: figures of --report with --probs when --report-cases is not given
+DEFAULT_REPORT_CASES = 6
+
+
+def _have_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -188,7 +211,7 @@ def _cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             if calib is not None:
                 print()
                 print(calib.text())
-        _write_outputs(args, sc, er, calib, failed, log)
+        _write_outputs(args, sc, er, calib, failed, log, info)
     log.info(f"rankseg evaluate: {len(cases)} case(s) evaluated, {len(failed)} failed")
     return _EXIT_FAILED if failed else 0
 
@@ -262,6 +285,7 @@ def _write_outputs(
     calib: Any,
     failed: list[str],
     log: _Log,
+    info: dict[tuple[str, int], tuple[float, bool]] | None = None,
 ) -> None:
     """Write --csv, --json, --reliability and --report (each atomic; a failure is named)."""
 
@@ -284,8 +308,22 @@ def _write_outputs(
         if attempt("--reliability", args.reliability, lambda: calib.save_plot(args.reliability)):
             picture = args.reliability
     if args.report:
+        figs: list[CaseFigure] | None = None
+        ncases = DEFAULT_REPORT_CASES if args.report_cases is None else args.report_cases
+        if args.probs and ncases > 0:
+            if _have_matplotlib():
+                preds = {c.name: c.pred for c in sc.cases}
+                figs = case_figures(
+                    argparse.Namespace(**{**vars(args), "report_cases": ncases}),
+                    preds,
+                    info,
+                    failed,
+                    log,
+                )
+            else:
+                log.info("note: --report without case figures (they need matplotlib)")
         kind = report_kind(args.report) or "md"
-        text = render(_report(args, sc, er, calib, picture, len(failed)), kind)
+        text = render(_report(args, sc, er, calib, picture, len(failed), figs), kind)
         attempt("--report", args.report, lambda: atomic_text(args.report, text))
 
 
@@ -300,6 +338,7 @@ def _report(
     calib: Any,
     picture: str | None,
     nfailed: int,
+    figs: list[CaseFigure] | None = None,
 ) -> Report:
     metric = {"dice": "Dice", "iou": "IoU"}[args.metric]
     rep = Report("rankseg evaluate report")
@@ -385,7 +424,39 @@ def _report(
         if picture is not None:
             rel = os.path.relpath(Path(picture).resolve(), Path(args.report).resolve().parent)
             rep.image(Path(rel).as_posix(), "reliability diagram")
+    if figs is not None:
+        _report_figures(args, rep, figs, metric)
     return rep
+
+
+def _report_figures(
+    args: argparse.Namespace, rep: Report, figs: list[CaseFigure], metric: str
+) -> None:
+    """Add the section of the case figures (``--report-cases``)."""
+    rep.heading("Where the decision differs from argmax")
+    if not figs:
+        rep.para(
+            "No evaluated case with a --probs map differs from the argmax of its "
+            "probabilities: nothing to draw."
+        )
+        return
+    sources = sorted({f.source for f in figs})
+    rep.para(
+        f"The {len(figs)} case(s) whose prediction differs most from the argmax of its "
+        "probabilities (--probs), most changed first.  Panels: the largest class "
+        "probability, argmax, the evaluated prediction with the expected "
+        f"{metric} of its classes (from {' and '.join(sources)}), and the voxels the "
+        "prediction added, removed and relabelled against argmax, on the slice with the "
+        "most changes."
+    )
+    base = Path(args.report).resolve().parent
+    for f in figs:
+        rel = Path(os.path.relpath(f.png.resolve(), base)).as_posix()
+        rep.image(rel, f"{f.name}: prediction vs argmax")
+        rep.para(
+            f"{f.name}: {f.changed:,} of {f.voxels:,} voxels changed "
+            f"({100.0 * f.changed / f.voxels:.2f} %)."
+        )
 
 
 def _nanmean(x: np.ndarray) -> float:

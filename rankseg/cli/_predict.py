@@ -7,7 +7,6 @@ import csv
 import dataclasses
 import io as _stdio
 import os
-import sys
 import warnings
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from rankseg.cli._common import (
     _EXIT_FAILED,
     _EXIT_INTERRUPTED,
     _EXIT_USAGE,
+    Progress,
     _check_output_file,
     _Log,
     _one_line,
@@ -183,15 +183,25 @@ def _load_calibration(args: argparse.Namespace, parser: argparse.ArgumentParser)
     return cal
 
 
+#: dim names read as spatial (or time) axes: a store whose other dims all have such
+#: names is one volume however many there are
+SPATIAL_DIM_NAMES = frozenset(
+    ("x", "y", "z", "t", "time", "height", "width", "depth", "row", "col", "column", "slice")
+)
+
+
 def store_layout(dims: list[Any], class_axis: int | None, batch: bool) -> tuple[Any, list[Any]]:
     """Return the class dim and the sample dims of a zarr/netCDF variable's ``dims``.
 
     ``--class-axis`` names the class dim by position, else the dim named like one
-    (``class``, ``channel``, ``label``: :func:`rankseg.xarray.named_dims`), else the
-    first dim (the second with ``--batch``).  With ``--batch`` the first other dim is
-    the sample dim; without it, the dims named like one (``case``, ``sample``,
-    ``batch``, ``subject``, ``patient``) are: a store of several cases is never
-    decided as one volume.
+    (``class``, ``channel``, ``label``: :func:`rankseg.xarray.named_dims`), else, with
+    ``--batch``, the second dim; without any of these the layout is refused.  With
+    ``--batch`` the first other dim is the sample dim; without it, the dims named like
+    one (``case``, ``sample``, ``batch``, ``subject``, ``patient``) are: a store of
+    several cases is never decided as one volume.  Without a sample dim, four or more
+    other dims are refused unless every one is named like a spatial or time axis
+    (``x``, ``y``, ``z``, ``t``, ...): ``(case, class, z, y, x)`` with unnamed dims
+    would otherwise be one 4-D volume.
 
     Parameters
     ----------
@@ -206,6 +216,12 @@ def store_layout(dims: list[Any], class_axis: int | None, batch: bool) -> tuple[
     -------
     tuple
         ``(class_dim, sample_dims)``.
+
+    Raises
+    ------
+    ValueError
+        If the layout is not given and cannot be read from the dims' names; the
+        message names the flags to pass.
     """
     from rankseg.xarray import named_dims
 
@@ -217,10 +233,26 @@ def store_layout(dims: list[Any], class_axis: int | None, batch: bool) -> tuple[
         try:
             class_dim, _ = named_dims(tuple(dims), None, ())
         except ValueError:
-            class_dim = dims[1 if batch else 0]
+            if not batch:
+                raise ValueError(
+                    f"no dim of {tuple(dims)} is named class/channel/label, so the class dim "
+                    "is unknown: pass --class-axis N (its position), and --batch when the "
+                    "first dim holds the cases"
+                ) from None
+            class_dim = dims[1]
     if batch:
         return class_dim, [d for d in dims if d != class_dim][:1]
     _, samples = named_dims(tuple(dims), class_dim, None)
+    others = [d for d in dims if d != class_dim]
+    if not samples and len(others) >= 4:
+        unnamed = [d for d in others if not (isinstance(d, str) and d.lower() in SPATIAL_DIM_NAMES)]
+        if unnamed:
+            raise ValueError(
+                f"dims {tuple(dims)}: {len(others)} dims besides the class dim and none named "
+                f"case/sample/batch/subject/patient, so {unnamed[0]!r} may hold cases or be a "
+                "spatial axis: pass --batch if the first dim holds the cases (or name the dims: "
+                "case, class, z, y, x)"
+            )
     return class_dim, list(samples)
 
 
@@ -389,16 +421,6 @@ def _run_jobs(
             _init_worker,
             (threads,),
         )
-
-
-def _progress(total: int, enabled: bool) -> Any:
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, unit="case", file=sys.stderr, dynamic_ncols=True)
 
 
 def _write_info(path: Path, rows: list[tuple[Any, ...]], keep_old: set[str] | None) -> None:
@@ -738,9 +760,12 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     if client is not None:  # the workers run elsewhere: absolute paths
         jobs = [_absolute(job) for job in jobs]
 
-    show = not (args.no_progress or args.quiet) and sys.stderr.isatty()
-    bar = _progress(len(jobs), show)
-    log.bar = bar
+    log.debug(
+        f"rankseg predict: {len(jobs)} case(s) to decide, {args.jobs} worker(s); "
+        f"decision {params}, output mode {args.output_mode or 'by input'}"
+    )
+    outs = {job.index: job.out_path for job in jobs}
+    progress = Progress(len(jobs), log, bar=not args.no_progress, lines=not args.no_progress)
     results: list[_Result] = []
     dispatch = _Dispatch(args.resume, outdir)
     runner = _run_jobs(jobs, args.jobs, dispatch, client)
@@ -752,8 +777,7 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             if not res.ok:
                 failed.append(f"{res.path}: {res.message}")
                 log.error(f"error: {failed[-1]}")
-            if bar is not None:
-                bar.update(1)
+            progress.step(f"{res.path} -> {outs[res.index]}" if res.ok else f"{res.path}: failed")
     except KeyboardInterrupt:
         if args.info and any(r.ok for r in results):  # a --continue run skips these cases
             _save_info(args, results, _redone(jobs, results, set(exists_early)), failed, log)
@@ -764,9 +788,7 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         dispatch.claims.release_all()
         if client is not None:
             client.close()
-        if bar is not None:
-            bar.close()
-        log.bar = None
+        progress.close()
     written = sum(r.ok and not r.skipped for r in results)
     skipped = sum(r.skipped == "exists" for r in results)
     elsewhere = sum(r.skipped == "claimed" for r in results)

@@ -81,7 +81,7 @@ def _cmd_tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run ``rankseg tune``; return the exit status."""
     from rankseg import RankSEG
     from rankseg.cli._calibrate import _CaseFailed, _default_mode, _stream, fail, validation_pairs
-    from rankseg.cli._predict import _progress
+    from rankseg.cli._common import _progress
     from rankseg.tuning import tune
 
     log = _Log(args.quiet)

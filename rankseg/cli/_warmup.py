@@ -104,7 +104,6 @@ def add_warmup_args(parser: argparse.ArgumentParser) -> None:
         default=["multiclass", "multilabel"],
         help="output modes (default: both)",
     )
-    parser.add_argument("--quiet", action="store_true", help="print nothing")
 
 
 def _cmd_warmup(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,22 @@ from rankseg.io._arrays import ProbabilityMap, _check_float, _load_npy, _npz_arr
 from rankseg.io._naming import FORMATS, detect_format
 from rankseg.io._nifti import _load_nifti
 from rankseg.io._nnunet import _load_nnunet
+
+_LOG = logging.getLogger(__name__)  # no handler here: `rankseg -v` shows these
+
+
+def _read(pm: ProbabilityMap) -> ProbabilityMap:
+    """Log how a file was read (DEBUG) and return its map."""
+    _LOG.debug(
+        "%s: read as %s, class axis %s%s -> probabilities %s %s",
+        pm.path,
+        pm.format,
+        pm.class_axis,
+        ", a batch" if pm.batch else "",
+        tuple(pm.probs.shape),
+        pm.probs.dtype,
+    )
+    return pm
 
 
 def load_probabilities(
@@ -39,7 +56,9 @@ def load_probabilities(
         the end.
     batch : bool
         The stored ``.npy``/``.npz`` array is a batch ``(B, C, *spatial)`` (never
-        guessed from the number of dimensions).
+        guessed from the number of dimensions).  An array of 5 or more dimensions
+        needs ``batch=True`` or an explicit ``class_axis``: ``(B, C, Z, Y, X)`` and one
+        case with four spatial axes look the same.
 
     Returns
     -------
@@ -54,7 +73,8 @@ def load_probabilities(
     TypeError
         If the data are not float16/32/64.
     ValueError
-        If the format is unknown or the shape does not fit the layout.
+        If the format is unknown, the shape does not fit the layout, or the layout of
+        an array of 5 or more dimensions is not given.
     KeyError
         If an ``.npz`` lacks the array.
     ImportError
@@ -87,9 +107,9 @@ def load_probabilities(
     if fmt == "nnunet":
         if class_axis is not None:
             raise ValueError("class_axis does not apply to nnU-Net output (always (C, Z, Y, X))")
-        return _load_nnunet(p, key)
+        return _read(_load_nnunet(p, key))
     if fmt == "nifti":
-        return _load_nifti(p, class_axis)
+        return _read(_load_nifti(p, class_axis))
     if fmt in ("zarr", "netcdf"):
         raise ValueError(
             f"{fmt} input is read lazily: use rankseg.io.load_dataarray and "
@@ -102,15 +122,25 @@ def load_probabilities(
     if not isinstance(arr, np.ndarray):
         raise ValueError("expected one array in the file")
     _check_float(arr, "the array")
+    if arr.ndim >= 5 and not batch and class_axis is None:
+        # (B, C, Z, Y, X) or one case (C, *4 spatial axes): nothing in the file says which
+        raise ValueError(
+            f"the {arr.ndim}-D array {arr.shape} of {p.name} is a batch (B, C, *spatial) or "
+            f"one case (C, *spatial) with {arr.ndim - 1} spatial axes, and the file does not "
+            "say which: pass batch=True (--batch) for a batch, or class_axis=0 (--class-axis 0) "
+            "for one case"
+        )
     probs, ca = _to_layout(arr, class_axis, batch)
-    return ProbabilityMap(
-        probs=probs,
-        path=p,
-        format=fmt,
-        batch=batch,
-        class_axis=ca,
-        output_name=p.name,
-        sources=(p,),
+    return _read(
+        ProbabilityMap(
+            probs=probs,
+            path=p,
+            format=fmt,
+            batch=batch,
+            class_axis=ca,
+            output_name=p.name,
+            sources=(p,),
+        )
     )
 
 
