@@ -134,7 +134,7 @@ def _check_options(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
                 "the predictions with the argmax of their probabilities)"
             )
         if args.report_cases > 0 and not _have_matplotlib():
-            parser.error("--report-cases needs matplotlib (pip install 'rankseg[plot]')")
+            parser.error("--report-cases needs matplotlib (pip install 'rankseg-numba[plot]')")
 
 
 #: figures of --report with --probs when --report-cases is not given
