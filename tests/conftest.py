@@ -11,7 +11,6 @@ one).  The key includes ``NUMBA_BOUNDSCHECK``, which numba's own cache index ign
 
 import hashlib
 import os
-import re
 import shutil
 import time
 from pathlib import Path
@@ -48,45 +47,16 @@ def rng():
     return np.random.default_rng(20261126)
 
 
-#: the packages whose own code some tests use as oracles or inputs (the test
-#: extra ``test-integrations``; nox session ``integration``).  A test that imports one
-#: of them with ``import_or_skip``/``pytest.importorskip`` -- in its body, or at the
-#: top of its module -- is marked ``integration``: the ``tests`` session runs it
-#: without them (it skips), the ``integration`` session runs only these.
-INTEGRATION_PACKAGES = ("torch", "monai", "nnunetv2", "torchmetrics", "transformers", "cupy")
-_NEEDS = re.compile(
-    r"""(?:import_or_skip|importorskip)\(\s*["']({})\b""".format("|".join(INTEGRATION_PACKAGES))
-)
-
-
-def _module_level_source(path: Path) -> str:
-    """The top-level statements of a test module (function and class bodies left out)."""
-    import ast
-
-    source = path.read_text(encoding="utf-8")
-    tree = ast.parse(source)
-    lines = source.splitlines()
-    keep = [
-        "\n".join(lines[node.lineno - 1 : node.end_lineno])
-        for node in tree.body
-        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-    ]
-    return "\n".join(keep)
-
-
-def needs_integration(function_source: str, module_source: str) -> bool:
-    """Whether a test needs a package of :data:`INTEGRATION_PACKAGES`."""
-    return bool(_NEEDS.search(function_source) or _NEEDS.search(module_source))
-
-
 def pytest_collection_modifyitems(config, items):
     import inspect
+
+    from _integration import module_level_source, needs_integration
 
     modules: dict[Path, str] = {}
     for item in items:
         path = Path(str(item.fspath))
         if path not in modules:
-            modules[path] = _module_level_source(path)
+            modules[path] = module_level_source(path)
         function = getattr(item, "function", None)
         try:
             body = inspect.getsource(function) if function is not None else ""

@@ -120,7 +120,7 @@ def test_missing_monai_names_the_extra(monkeypatch):
     for name in [m for m in sys.modules if m == "monai" or m.startswith("monai.")]:
         monkeypatch.setitem(sys.modules, name, None)  # None: "import monai..." fails
     monkeypatch.delitem(sys.modules, "rankseg.monai")
-    with pytest.raises(ImportError, match=r"pip install 'rankseg\[monai\]'"):
+    with pytest.raises(ImportError, match=r"pip install 'rankseg-numba\[monai\]'"):
         importlib.import_module("rankseg.monai")
     monkeypatch.undo()
     importlib.import_module("rankseg.monai")

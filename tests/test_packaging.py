@@ -161,6 +161,6 @@ def test_the_tests_import_the_install_they_check():
     ],
 )
 def test_integration_tests_are_marked_by_what_they_import(body, module, marked):
-    from conftest import needs_integration
+    from _integration import needs_integration
 
     assert needs_integration("def test():\n" + body, module) is marked
