@@ -639,7 +639,9 @@ def _connect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
     try:
         from distributed import Client
     except ImportError:
-        parser.error(f"running on {where} needs dask.distributed (pip install 'rankseg-numba[dask]')")
+        parser.error(
+            f"running on {where} needs dask.distributed (pip install 'rankseg-numba[dask]')"
+        )
     if sched_file and not Path(sched_file).is_file():
         parser.error(f"--scheduler-file {sched_file}: no such file (start the scheduler first)")
     try:
