@@ -36,9 +36,9 @@ def __getattr__(name: str) -> Any:
 def _rankseg_model(rankseg_kwargs: Any, *, default_output_mode: str) -> Any:
     """Build a :class:`rankseg.RankSEG` from the torch package's ``rankseg_kwargs``.
 
-    ``None`` means no keywords; ``output_mode`` defaults to ``default_output_mode``;
-    ``metric``/``solver`` names are matched case-insensitively (``'accuracy'`` is
-    ``'acc'``); ``safe_screening`` (False, True or ``'auto'``) is checked and dropped.
+    ``None`` means no keywords; ``output_mode`` defaults to ``default_output_mode``.
+    The torch package's spellings (names in any case, ``'accuracy'``,
+    ``safe_screening``) are :class:`rankseg.RankSEG`'s own: decided there, once.
     """
     from rankseg._api import RankSEG
 
@@ -51,15 +51,6 @@ def _rankseg_model(rankseg_kwargs: Any, *, default_output_mode: str) -> Any:
         )
     kwargs = dict(rankseg_kwargs)  # the caller's dict is never modified
     kwargs.setdefault("output_mode", default_output_mode)
-    screening = kwargs.pop("safe_screening", False)
-    is_auto = isinstance(screening, str) and screening.strip().lower() == "auto"
-    if not isinstance(screening, bool) and not is_auto:
-        raise TypeError(f"safe_screening must be a bool or 'auto'; got {screening!r}")
-    for name in ("metric", "solver"):
-        if isinstance(kwargs.get(name), str):
-            kwargs[name] = kwargs[name].strip().lower()
-    if kwargs.get("metric") == "accuracy":
-        kwargs["metric"] = "acc"
     return RankSEG(**kwargs)
 
 
