@@ -12,6 +12,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy.special import log_softmax, softmax
 
 from rankseg.__main__ import main
 from rankseg.cli import _batch
@@ -53,14 +54,15 @@ def errors(err):
     return [line for line in err.splitlines() if line.startswith("error:")]
 
 
-def softmax(x, axis=0):
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def draw_labels(rng, p):
-    u = rng.random(p.shape[1:])
-    return np.minimum((u[None] > np.cumsum(p, axis=0)).sum(0), p.shape[0] - 1).astype(np.uint8)
+def same_file_both_ways(capsys, here, sched, *args):
+    """Run ``rankseg ARGS -o JSON`` locally and on the cluster: the same file, the same output."""
+    code, out_local, err = run(capsys, *args, "-o", "local.json")
+    assert code == 0, err
+    code, out_remote, err = run(capsys, *args, "-o", "remote.json", "--scheduler-file", sched)
+    assert code == 0, err
+    assert (here / "remote.json").read_bytes() == (here / "local.json").read_bytes()
+    assert out_remote == out_local
+    return out_local
 
 
 @pytest.fixture
@@ -77,10 +79,10 @@ def val(rng, here):
     (here / "val").mkdir()
     (here / "gt").mkdir()
     for k in range(6):
-        p = softmax(rng.standard_normal((3, 5, 24, 20)) * 1.5)
-        y = draw_labels(rng, p)
+        logp = log_softmax(rng.standard_normal((3, 5, 24, 20)) * 1.5, axis=0)
+        y = np.argmax(logp + rng.gumbel(size=logp.shape), axis=0).astype(np.uint8)  # a draw
         y[:, :2] = 255
-        np.save(here / "val" / f"case{k}.npy", softmax(2.0 * np.log(p)).astype(np.float32))
+        np.save(here / "val" / f"case{k}.npy", softmax(2.0 * logp, axis=0).astype(np.float32))
         np.save(here / "gt" / f"case{k}.npy", y)
     return [f"case{k}" for k in range(6)]
 
@@ -157,23 +159,25 @@ def test_calibrate_on_a_cluster_equals_a_local_run(
     from rankseg.cli import _calibrate
 
     sched, workers, marks = cluster
-    common = ["calibrate", "val", "--target", "gt", "--method", method, *extra]
-    code, out_local, err = run(capsys, *common, "-o", "local.json")
-    assert code == 0, err
-    local = (here / "local.json").read_bytes()
+    local_stream, local_collect = _calibrate._stream, cal._collect
+    reads = []
 
-    def not_here(*args, **kwargs):
-        raise AssertionError("a case was read in the driving process")
+    def recorded(real):
+        def wrapper(*args, **kwargs):
+            reads.append(real.__name__)
+            return real(*args, **kwargs)
+
+        return wrapper
 
     # on the cluster nothing is read or subsampled here: the workers do it
-    monkeypatch.setattr(_calibrate, "_stream", not_here)
-    monkeypatch.setattr(cal, "_collect", not_here)
-    code, out_remote, err = run(capsys, *common, "-o", "remote.json", "--scheduler-file", sched)
-    assert code == 0, err
-    assert (here / "remote.json").read_bytes() == local
-    assert out_remote == out_local  # parameters, pixels kept and seen, NLL/Brier/ECE
+    monkeypatch.setattr(_calibrate, "_stream", recorded(local_stream))
+    monkeypatch.setattr(cal, "_collect", recorded(local_collect))
+    common = ["calibrate", "val", "--target", "gt", "--method", method, *extra]
+    # the same parameters, pixels kept and seen, NLL/Brier/ECE
+    out = same_file_both_ways(capsys, here, sched, *common)
+    assert reads == ["_stream", "_collect", "_stream"]  # the local run only
     if "3000" in extra:
-        assert "fitted on 3000 of" in out_local
+        assert "fitted on 3000 of" in out
     ran_on(marks, val)  # the check pass: one task per case
 
 
@@ -187,13 +191,8 @@ def test_calibrate_multilabel_on_a_cluster(rng, here, capsys, cluster):
         np.save(here / "val" / f"m{k}.npy", (1 / (1 + np.exp(-2 * z))).astype(np.float32))
         np.save(here / "gt" / f"m{k}.npy", y)
     common = ["calibrate", "val", "--target", "gt", "--output-mode", "multilabel"]
-    common += ["--max-pixels", "1000"]
-    code, out_local, err = run(capsys, *common, "-o", "local.json")
-    assert code == 0, err
-    code, out_remote, err = run(capsys, *common, "-o", "remote.json", "--scheduler-file", sched)
-    assert code == 0, err
-    assert (here / "remote.json").read_bytes() == (here / "local.json").read_bytes()
-    assert out_remote == out_local
+    out = same_file_both_ways(capsys, here, sched, *common, "--max-pixels", "1000")
+    assert "fitted on 1000 of" in out
     ran_on(marks, [f"m{k}" for k in range(4)])
 
 
@@ -219,12 +218,7 @@ def test_calibrate_failures_on_a_cluster_are_those_of_a_local_run(val, here, cap
 def test_tune_on_a_cluster_equals_a_local_run(val, here, capsys, cluster):
     sched, _, marks = cluster
     common = ["tune", "val", "--target", "gt", "--ignore-index", "255", "--folds", "2"]
-    code, out_local, err = run(capsys, *common, "-o", "local.json")
-    assert code == 0, err
-    code, out_remote, err = run(capsys, *common, "-o", "remote.json", "--scheduler-file", sched)
-    assert code == 0, err
-    assert (here / "remote.json").read_bytes() == (here / "local.json").read_bytes()
-    assert out_remote == out_local
+    same_file_both_ways(capsys, here, sched, *common)
     ran_on(marks, val)
 
 

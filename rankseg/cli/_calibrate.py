@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from rankseg import io as rio
-from rankseg.cli._cluster import add_scheduler_args, connect, in_flight, in_order
+from rankseg.cli._cluster import add_scheduler_args, as_given, connected, in_flight, in_order
 from rankseg.cli._common import (
     _EXIT_FAILED,
     _EXIT_INTERRUPTED,
@@ -372,12 +372,8 @@ def _cmd_calibrate(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         _calibrator(args, args.output_mode or "multiclass")
     except (TypeError, ValueError) as exc:
         parser.error(_one_line(exc).replace("max_pixels", "--max-pixels"))
-    client = connect(args, parser)
-    try:
+    with connected(args, parser) as client:
         return _calibrate(args, parser, log, client)
-    finally:
-        if client is not None:
-            client.close()
 
 
 def _calibrate(
@@ -415,7 +411,7 @@ def _calibrate(
                     pairs, in_order(client, run, jobs, _task_failed), strict=True
                 ):
                     if isinstance(res, str):
-                        raise _CaseFailed(_as_given(res, path, target))
+                        raise _CaseFailed(as_given(res, path, target))
                     for b, a in res:
                         before.pool(b)
                         after.pool(a)
@@ -445,13 +441,6 @@ def _calibrate(
 
 
 # -- on a dask cluster: the cases are read (and sampled, measured) by the workers --------
-def _as_given(message: str, path: Path, target: Path) -> str:
-    """``message`` of a worker (absolute paths) with the files named as given."""
-    for given in (path, target):
-        message = message.replace(os.path.abspath(given), str(given))
-    return message
-
-
 def _task_failed(job: _CaseJob, message: str) -> str:
     return f"{job.path}: {message}"
 
@@ -533,7 +522,7 @@ def _fit_on_cluster(
         try:
             return fut.result()
         except Exception as exc:
-            msg = _as_given(f"{job.path}: {task_failure(exc)}", *given[job.path])
+            msg = as_given(f"{job.path}: {task_failure(exc)}", *given[job.path])
             raise _CaseFailed(msg) from None
 
     def parts() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
@@ -548,11 +537,11 @@ def _fit_on_cluster(
                     job, fut, summary = loading.popleft()
                     error, counted = result(job, summary)
                     if error:
-                        raise _CaseFailed(_as_given(error, *given[job.path]))
+                        raise _CaseFailed(as_given(error, *given[job.path]))
                     for nc, _ in counted:
                         if n_classes is not None and nc != n_classes:
                             msg = _fit_message(cal._class_count_error(index, nc, n_classes))
-                            raise _CaseFailed(_as_given(f"{job.path}: {msg}", *given[job.path]))
+                            raise _CaseFailed(as_given(f"{job.path}: {msg}", *given[job.path]))
                         n_classes, index = nc, index + 1
                     seen = sum(m for _, m in counted)
                     if counted:  # (a store without samples adds nothing)

@@ -12,6 +12,7 @@ variable or a dask YAML file).  This module defines the options once
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -127,6 +128,53 @@ def connect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
         return Client(address, timeout=30, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         parser.error(f"cannot connect to {where}: {_one_line(exc)}")
+
+
+@contextlib.contextmanager
+def connected(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Iterator[Any]:
+    """Give the client of :func:`connect` (or None) for the ``with`` block, then close it.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of the command.
+    parser : argparse.ArgumentParser
+        The command's parser, for usage errors.
+
+    Yields
+    ------
+    distributed.Client or None
+        The cluster, or None for a local run.
+    """
+    client = connect(args, parser)
+    try:
+        yield client
+    finally:
+        if client is not None:
+            client.close()
+
+
+def as_given(message: str, *paths: str | os.PathLike[str]) -> str:
+    """Return a worker's ``message`` with ``paths`` named as given, not absolute.
+
+    The workers get absolute paths (their working folder is not ours); the error
+    lines of a cluster run then read as those of a local run.
+
+    Parameters
+    ----------
+    message : str
+        The message, written on a worker.
+    *paths : path-like
+        The files of the case, as the user gave them.
+
+    Returns
+    -------
+    str
+        The message with each path's absolute form replaced by the path.
+    """
+    for given in paths:
+        message = message.replace(os.path.abspath(given), str(given))
+    return message
 
 
 def in_flight(client: Any) -> int:

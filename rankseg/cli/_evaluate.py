@@ -22,7 +22,7 @@ import numpy as np
 
 from rankseg import io as rio
 from rankseg.cli._casefigs import CaseFigure, case_figures
-from rankseg.cli._cluster import connect, in_order
+from rankseg.cli._cluster import as_given, connected, in_order
 from rankseg.cli._common import (
     _EXIT_FAILED,
     _check_output_file,
@@ -219,8 +219,7 @@ def _cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             info = read_info(args.info)
         except (OSError, ValueError) as exc:
             parser.error(_one_line(exc))
-    client = connect(args, parser)  # a usage error before any file is read
-    try:
+    with connected(args, parser) as client:  # a usage error before any file is read
         failed: list[str] = []
         pairs = _pair_by_name(preds, targets, failed, log)
         jobs = [_Pair(str(p), str(t), args.key, args.num_classes) for _, p, t in pairs]
@@ -236,14 +235,8 @@ def _cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
                 cases.append(CaseCounts(name, p, t, res.counts, res.voxels, res.masks))
                 continue
             which, message = res
-            # the workers read absolute paths: the error names the files as given
-            for given in (p, t):
-                message = message.replace(os.path.abspath(given), str(given))
-            failed.append(f"{p if which == 'path' else t}: {message}")
+            failed.append(f"{p if which == 'path' else t}: {as_given(message, p, t)}")
             log.error(f"error: {failed[-1]}")
-    finally:
-        if client is not None:
-            client.close()
     if cases:
         sc = _scores(args, cases)
         print(_table(args, sc))

@@ -82,7 +82,7 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
 def _cmd_tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run ``rankseg tune``; return the exit status."""
     from rankseg import RankSEG
-    from rankseg.cli._cluster import connect
+    from rankseg.cli._cluster import connected
 
     log = _Log(args.quiet)
     if why := _check_output_file(args.output, "-o"):
@@ -98,17 +98,12 @@ def _cmd_tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         )
     except (TypeError, ValueError) as exc:
         parser.error(_one_line(exc))
-    client = connect(args, parser)
-    try:
+    with connected(args, parser) as client:
         return _tune(args, parser, log, client)
-    finally:
-        if client is not None:
-            client.close()
 
 
 def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser, log: _Log, client: Any) -> int:
     from rankseg.cli._calibrate import (
-        _as_given,
         _CaseFailed,
         _default_mode,
         _stream,
@@ -118,7 +113,7 @@ def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser, log: _Log, 
         read_case,
         validation_pairs,
     )
-    from rankseg.cli._cluster import in_order
+    from rankseg.cli._cluster import as_given, in_order
     from rankseg.cli._common import _progress
     from rankseg.tuning import tune
 
@@ -143,7 +138,7 @@ def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser, log: _Log, 
                 pairs, in_order(client, read_case, jobs, _task_failed), strict=True
             ):
                 if isinstance(res, str):
-                    raise _CaseFailed(_as_given(res, path, target))
+                    raise _CaseFailed(as_given(res, path, target))
                 probs += [p for p, _ in res]
                 labels += [y for _, y in res]
                 if bar is not None:
