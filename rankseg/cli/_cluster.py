@@ -136,10 +136,8 @@ def connected(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Iter
 
     Parameters
     ----------
-    args : argparse.Namespace
-        The parsed options of the command.
-    parser : argparse.ArgumentParser
-        The command's parser, for usage errors.
+    args, parser
+        The command's options and parser, as for :func:`connect`.
 
     Yields
     ------
