@@ -170,10 +170,7 @@ class _Case:
                 f"shape {p.shape} (probs and labels must have the same spatial shape)"
             )
         if n_classes is not None and nc != n_classes:
-            raise ValueError(
-                f"{where}: probs has C={nc} classes; expected C={n_classes} like the cases "
-                "before it"
-            )
+            raise _class_count_error(index, nc, n_classes)
         self.n_classes = nc
         self.n_batch = nb
         self.d = math.prod(p.shape[2:])
@@ -254,6 +251,12 @@ def _features(x: np.ndarray, mode: str, from_logits: bool) -> np.ndarray:
     return np.log(q) - np.log1p(-q)
 
 
+def _class_count_error(index: int, nc: int, n_classes: int) -> ValueError:
+    return ValueError(
+        f"case {index}: probs has C={nc} classes; expected C={n_classes} like the cases before it"
+    )
+
+
 def _case_error_empty(case: _Case) -> ValueError:
     return ValueError(
         f"case {case.index} has no counted pixel: every label equals "
@@ -294,8 +297,15 @@ class _Reservoir:
         if m == 0:
             return
         self.seen += m
-        keys = self.rng.random(m)
-        cols = np.flatnonzero(pixel)
+        self.offer(self.rng.random(m), np.flatnonzero(pixel), feats, y)
+
+    def offer(self, keys: np.ndarray, cols: np.ndarray, feats: np.ndarray, y: np.ndarray) -> None:
+        """Offer the pixels ``cols`` of ``feats`` (C, n) and ``y`` with their ``keys``.
+
+        :meth:`add` draws the keys; a merge of the subsamples of several parts of a
+        stream (:func:`_case_sample`) offers the parts' kept pixels with their keys.
+        ``seen`` is not changed.
+        """
         take = keys < self.threshold
         if not take.all():
             cols, keys = cols[take], keys[take]
@@ -340,6 +350,11 @@ class _Reservoir:
             self._compact()
         return self.x[: self.n], self.y[: self.n]
 
+    def keyed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return ``(keys, x, y)`` of the subsample, in stream order."""
+        x, y = self.result()
+        return self.keys[: self.n], x, y
+
 
 def _collect(
     cases: Any,
@@ -369,21 +384,82 @@ def _collect(
         n_classes = case.n_classes
         if reservoir is None:
             reservoir = _Reservoir(max_pixels, n_classes, mode == "multilabel", seed)
-        n_counted = 0
-        for _, _, x, yc, counted in case.chunks():
-            # any over axis 0 of a 2-d array: an array (numpy types it as maybe a scalar)
-            pixel = counted if counted.ndim == 1 else cast(np.ndarray, counted.any(axis=0))
-            n_counted += int(pixel.sum())
-            if mode == "multilabel":
-                yc = np.where(counted, yc, -1).astype(np.int8)  # -1: void entry
-            reservoir.add(_features(x, mode, from_logits), yc, pixel)
-        if n_counted == 0 and case.n_batch * case.d > 0:
-            raise _case_error_empty(case)
+        _offer_case(case, reservoir)
     if n_cases == 0:
         raise ValueError("empty validation set: no cases; expected at least one (probs, labels)")
     if reservoir is None or reservoir.seen == 0:
         raise ValueError("empty validation set: the cases hold no pixels")
     assert n_classes is not None
+    x, y = reservoir.result()
+    return x, y, n_classes, reservoir.seen
+
+
+def _offer_case(case: _Case, reservoir: _Reservoir | None) -> int:
+    """Offer the counted pixels of ``case`` to ``reservoir`` in pixel order.
+
+    With ``reservoir`` None the case is only checked (values, labels) and counted.
+    Returns the number of counted pixels (a pixel of a multilabel case counts when
+    any of its classes does); a case without one is an error.
+    """
+    mode = case.mode
+    n_counted = 0
+    for _, _, x, yc, counted in case.chunks():
+        # any over axis 0 of a 2-d array: an array (numpy types it as maybe a scalar)
+        pixel = counted if counted.ndim == 1 else cast(np.ndarray, counted.any(axis=0))
+        n_counted += int(pixel.sum())
+        if reservoir is not None:
+            if mode == "multilabel":
+                yc = np.where(counted, yc, -1).astype(np.int8)  # -1: void entry
+            reservoir.add(_features(x, mode, case.from_logits), yc, pixel)
+    if n_counted == 0 and case.n_batch * case.d > 0:
+        raise _case_error_empty(case)
+    return n_counted
+
+
+def _case_sample(
+    cases: list[_Case], offset: int, max_pixels: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return ``(keys, x, y)``: the pixels of ``cases`` that may enter a fit's subsample.
+
+    ``cases`` are consecutive cases of a stream whose counted pixels start at
+    ``offset`` (the counted pixels of the cases before them, :func:`_offer_case`).
+    Their keys are the draws the whole stream's generator gives them (it is advanced
+    past the ``offset`` draws before), and only the ``max_pixels`` smallest are kept:
+    :func:`_merge_samples` of the parts of a stream, in stream order, gives the
+    subsample of :meth:`_Calibrator.fit` on the whole stream.  This is how
+    ``rankseg calibrate`` spreads the cases over a dask cluster.
+    """
+    nc = cases[0].n_classes
+    reservoir = _Reservoir(max_pixels, nc, cases[0].mode == "multilabel", seed)
+    # default_rng(seed) is Generator(PCG64(seed)); one float64 draw is one PCG64 step
+    reservoir.rng = np.random.Generator(np.random.PCG64(seed).advance(offset))
+    for case in cases:
+        _offer_case(case, reservoir)
+    return reservoir.keyed()
+
+
+def _merge_samples(
+    parts: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray, int]],
+    *,
+    mode: str,
+    max_pixels: int,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Merge the :func:`_case_sample` of each part of a stream (with its counted pixels).
+
+    Returns ``(x, y, n_classes, n_seen)`` as :func:`_collect` of the whole stream does.
+    """
+    reservoir: _Reservoir | None = None
+    for keys, x, y, seen in parts:
+        if reservoir is None:
+            reservoir = _Reservoir(max_pixels, x.shape[1], mode == "multilabel", seed)
+        reservoir.seen += seen
+        reservoir.offer(keys, np.arange(len(keys)), x.T, y.T)
+    if reservoir is None:
+        raise ValueError("empty validation set: no cases; expected at least one (probs, labels)")
+    if reservoir.seen == 0:
+        raise ValueError("empty validation set: the cases hold no pixels")
+    n_classes = reservoir.x.shape[1]
     x, y = reservoir.result()
     return x, y, n_classes, reservoir.seen
 
@@ -570,6 +646,10 @@ class _Calibrator:
             max_pixels=self.max_pixels,
             seed=self.seed,
         )
+        return self._fit_sample(x, y, n_classes, seen)
+
+    def _fit_sample(self: _Self, x: np.ndarray, y: np.ndarray, n_classes: int, seen: int) -> _Self:
+        """Fit on the subsample ``x, y`` of ``seen`` counted pixels (:func:`_collect`)."""
         n_terms = _n_terms(y, self.mode)
         if n_terms == 0:
             raise ValueError("empty validation set: every sampled label is ignore_index")

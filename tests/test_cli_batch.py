@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +16,8 @@ from rankseg import predict
 from rankseg.__main__ import main
 from rankseg.cli import _batch
 
-ROOT = Path(__file__).resolve().parents[1]
+from _dask_cluster import dask_cluster, env
+
 HOOK = _batch.TEST_HOOK_ENV
 
 
@@ -31,14 +31,6 @@ def run(capsys, *args):
     code = main([str(a) for a in args])
     out = capsys.readouterr()
     return code, out.out, out.err
-
-
-def env(**extra):
-    """The environment of a subprocess: this checkout first on the path."""
-    e = dict(os.environ)
-    e["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [e.get("PYTHONPATH")])])
-    e.update(extra)
-    return e
 
 
 def make_cases(rng, folder, n):
@@ -306,71 +298,13 @@ def test_leftovers_of_killed_runs_are_removed(rng, tmp_path, capsys):
 # ------------------------------------------------------------------ dask cluster
 
 
-def _wait_file(path, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.is_file() and path.stat().st_size > 0:
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"{path} did not appear in {timeout} s")
-
-
 @pytest.fixture
 def cluster(tmp_path):
     """A `dask scheduler` and two `dask worker --nthreads 1` processes (no nanny)."""
-    pytest.importorskip("distributed")
-    sched_file = tmp_path / "scheduler.json"
-    bindir = Path(sys.executable).parent
-    dask_cmd = [str(bindir / "dask")] if (bindir / "dask").exists() else None
-    if dask_cmd is None:
-        pytest.skip("the dask command line is not installed")
-    procs = []
     marks = tmp_path / "marks"  # CASE.PID: which worker started which case
     marks.mkdir()
-    e = env(**{HOOK: f"*=mark:{marks};*=sleep:1"})
-    try:
-        procs.append(
-            subprocess.Popen(
-                [
-                    *dask_cmd,
-                    "scheduler",
-                    "--port",
-                    "0",
-                    "--dashboard-address",
-                    ":0",
-                    "--scheduler-file",
-                    str(sched_file),
-                ],  # fmt: skip
-                env=e,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        _wait_file(sched_file, 30)
-        for _ in range(2):
-            procs.append(
-                subprocess.Popen(
-                    [
-                        *dask_cmd,
-                        "worker",
-                        "--scheduler-file",
-                        str(sched_file),
-                        "--nthreads",
-                        "1",
-                        "--no-nanny",
-                        "--no-dashboard",
-                    ],  # fmt: skip
-                    env=e,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
-        yield sched_file, procs[1:], marks
-    finally:
-        for p in reversed(procs):
-            p.kill()
-        for p in procs:
-            p.wait(timeout=10)
+    with dask_cluster(tmp_path, **{HOOK: f"*=mark:{marks};*=sleep:1"}) as (sched_file, workers):
+        yield sched_file, workers, marks
 
 
 def test_predict_on_a_dask_cluster_survives_a_lost_worker(rng, tmp_path, capsys, cluster):

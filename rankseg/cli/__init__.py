@@ -23,6 +23,7 @@ from rankseg import io as rio
 from rankseg._api import AVAILABLE, SOLVERS
 from rankseg._config import MAX_BAND_BYTES
 from rankseg.cli._calibrate import _cmd_calibrate, add_calibrate_args
+from rankseg.cli._cluster import add_scheduler_args
 from rankseg.cli._common import add_verbosity, configure_logging
 from rankseg.cli._demo import run_demo
 from rankseg.cli._evaluate import _cmd_evaluate
@@ -352,19 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace existing outputs (without it or --continue, existing outputs are a "
         "usage error and nothing is written)",
     )
-    g.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="run the cases as tasks on this dask.distributed scheduler, e.g. "
-        "tcp://node1:8786 (default: DASK_SCHEDULER_ADDRESS / dask config "
-        "scheduler-address, else locally); OUTDIR must be reachable by the workers",
-    )
-    g.add_argument(
-        "--scheduler-file",
-        metavar="JSON",
-        help="the same, through the file `dask scheduler --scheduler-file` wrote "
-        "(dask-jobqueue, SLURM)",
-    )
+    add_scheduler_args(g, workers_write=True)
     g.add_argument(
         "--num-parts",
         type=int,
@@ -493,6 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LABEL",
         help="with --probs: target pixels with this label are left out of NLL/Brier/ECE",
     )
+    add_scheduler_args(pe.add_argument_group("running"))
 
     pc = sub.add_parser(
         "calibrate",

@@ -467,6 +467,28 @@ def _run_on_dask_worker(run: Callable[[Any], Any], job: Any) -> Any:
         return run(job)
 
 
+def task_failure(exc: BaseException) -> str:
+    """Describe a dask task that failed outside a case's own error handling.
+
+    Parameters
+    ----------
+    exc : BaseException
+        What ``future.result()`` raised.
+
+    Returns
+    -------
+    str
+        The message of the case's error line (a memory hint for ``KilledWorker``).
+    """
+    name = type(exc).__name__
+    hint = (
+        "; the workers running it died (memory? start the workers with more memory per thread)"
+        if name == "KilledWorker"
+        else ""
+    )
+    return f"dask task failed ({name}: {exc}){hint}"
+
+
 def run_dask(
     jobs: list[Any],
     client: Any,
@@ -516,14 +538,7 @@ def run_dask(
             try:
                 res = fut.result()
             except Exception as exc:
-                name = type(exc).__name__
-                hint = (
-                    "; the workers running it died (memory? start the workers with more "
-                    "memory per thread)"
-                    if name == "KilledWorker"
-                    else ""
-                )
-                res = failed(job, f"dask task failed ({name}: {exc}){hint}")
+                res = failed(job, task_failure(exc))
             after(job)
             yield res
             yield from fill()

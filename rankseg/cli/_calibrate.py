@@ -11,15 +11,20 @@ and the fit succeeded.
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import re
 import sys
+from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rankseg import io as rio
+from rankseg.cli._cluster import add_scheduler_args, as_given, connected, in_flight, in_order
 from rankseg.cli._common import (
     _EXIT_FAILED,
     _EXIT_INTERRUPTED,
@@ -30,6 +35,7 @@ from rankseg.cli._common import (
 )
 
 _CASE_PREFIX = re.compile(r"^case \d+(, sample \d+)?: ")
+_CASE_NUMBER = re.compile(r"^case \d+ ")
 
 
 def add_calibrate_args(p: argparse.ArgumentParser) -> None:
@@ -76,6 +82,7 @@ def add_calibrate_args(p: argparse.ArgumentParser) -> None:
         help="confidence bins of the ECE printed before -> after (default: 15)",
     )
     add_case_input_args(p)
+    add_scheduler_args(p.add_argument_group("running"))
 
 
 def add_case_layout_args(g: Any) -> None:
@@ -162,42 +169,97 @@ def _default_mode(pairs: list[tuple[Path, str, Path]]) -> str:
     return "multiclass"
 
 
-def _stream(
-    args: argparse.Namespace,
-    pairs: list[tuple[Path, str, Path]],
-    mode: str,
-    state: dict[str, Any],
-    bar: Any,
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield ``(probs, labels)`` per case; ``state['case']`` names the case being read."""
+@dataclass(frozen=True)
+class _CaseJob:
+    """How to read one validation case (a task on a cluster)."""
+
+    path: str  # the probability map
+    format: str
+    target: str
+    mode: str
+    key: str | None
+    class_axis: int | None
+    batch: bool
+    ignore_index: int | None
+
+
+def case_jobs(
+    args: argparse.Namespace, pairs: list[tuple[Path, str, Path]], mode: str, client: Any = None
+) -> list[_CaseJob]:
+    """Return the reading jobs of the validation ``pairs`` (absolute paths for a cluster).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``key``, ``class_axis``, ``batch`` and ``ignore_index`` of the command.
+    pairs : list
+        ``(probability file, format, target)`` per case (:func:`validation_pairs`).
+    mode : {'multiclass', 'multilabel'}
+        The calibration mode.
+    client : distributed.Client, optional
+        The cluster whose workers read the files: the paths are made absolute.
+
+    Returns
+    -------
+    list of _CaseJob
+        One job per case, in the order of ``pairs``.
+    """
+    fix = os.path.abspath if client is not None else str
+    return [
+        _CaseJob(
+            fix(str(path)),
+            fmt,
+            fix(str(target)),
+            mode,
+            args.key,
+            args.class_axis,
+            args.batch,
+            args.ignore_index,
+        )
+        for path, fmt, target in pairs
+    ]
+
+
+def _case_items(job: _CaseJob) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield the ``(probs, labels)`` batches of one case (the samples of a store).
+
+    Raises
+    ------
+    _CaseFailed
+        If the case cannot be read or does not fit its target.
+    """
     from rankseg.cli._cases import target_like
 
-    for path, fmt, target in pairs:
-        state["case"] = path
-        try:
-            kind = rio.detect_format(path) if fmt == "auto" else fmt
-            if kind in ("zarr", "netcdf"):
-                yield from _store_cases(args, path, kind, target, mode)
-                if bar is not None:
-                    bar.update(1)
-                continue
-            pm = rio.load_probabilities(
-                path, format=fmt, key=args.key, class_axis=args.class_axis, batch=args.batch
-            )
-            y = target_like(pm, target, mode, args.ignore_index)
-        except _CaseFailed:
-            raise
-        except Exception as exc:
-            raise _CaseFailed(f"{path}: {_one_line(exc)}") from None
-        yield pm.probs, y
+    path = Path(job.path)
+    try:
+        kind = rio.detect_format(path) if job.format == "auto" else job.format
+        if kind in ("zarr", "netcdf"):
+            yield from _store_cases(job, path, kind)
+            return
+        pm = rio.load_probabilities(
+            path, format=job.format, key=job.key, class_axis=job.class_axis, batch=job.batch
+        )
+        y = target_like(pm, Path(job.target), job.mode, job.ignore_index)
+    except _CaseFailed:
+        raise
+    except Exception as exc:
+        raise _CaseFailed(f"{path}: {_one_line(exc)}") from None
+    yield pm.probs, y
+
+
+def _stream(
+    jobs: list[_CaseJob], state: dict[str, Any], bar: Any
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(probs, labels)`` per case; ``state['case']`` names the case being read."""
+    for job in jobs:
+        state["case"] = job.path
+        yield from _case_items(job)
         if bar is not None:
             bar.update(1)
     state["case"] = None
 
 
-def _store_cases(
-    args: argparse.Namespace, path: Path, kind: str, target: Path, mode: str
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _store_cases(job: _CaseJob, path: Path, kind: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield the samples of a zarr/netCDF store, one ``(probs, labels)`` batch each.
 
     The variable's layout is taken as ``rankseg predict`` takes it (``store_layout``);
@@ -209,8 +271,8 @@ def _store_cases(
     from rankseg.cli._predict import store_layout
 
     try:
-        da = rio.load_dataarray(path, format=kind, key=args.key)
-        class_dim, sample_dims = store_layout(list(da.dims), args.class_axis, args.batch)
+        da = rio.load_dataarray(path, format=kind, key=job.key)
+        class_dim, sample_dims = store_layout(list(da.dims), job.class_axis, job.batch)
         rest = [d for d in da.dims if d != class_dim and d not in sample_dims]
         da = da.transpose(*sample_dims, class_dim, *rest)
         shape = da.shape if sample_dims else (1, *da.shape)
@@ -218,7 +280,7 @@ def _store_cases(
         like = rio.ProbabilityMap(
             np.broadcast_to(np.zeros((), da.dtype), shape), path, kind, bool(sample_dims)
         )
-        y = target_like(like, target, mode, args.ignore_index)
+        y = target_like(like, Path(job.target), job.mode, job.ignore_index)
     except Exception as exc:
         raise _CaseFailed(f"{path}: {_one_line(exc)}") from None
     for b in range(shape[0]):
@@ -293,10 +355,14 @@ def fail(log: _Log, msg: str, output: str, command: str = "calibrate") -> int:
     return _EXIT_FAILED
 
 
-def _cmd_calibrate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from rankseg.cli._common import _progress
-    from rankseg.cli._reliability import Pooled, metrics_table
+def _fit_message(exc: BaseException) -> str:
+    """Word an error of the fit for a line that names the case's file."""
+    msg = _CASE_PREFIX.sub("", _one_line(exc))
+    msg = _CASE_NUMBER.sub("the case ", msg)  # the stream's numbering means nothing here
+    return msg.replace("mode='multilabel'", "--output-mode multilabel")
 
+
+def _cmd_calibrate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     log = _Log(args.quiet)
     if why := _check_output_file(args.output, "-o"):
         parser.error(why)
@@ -306,11 +372,22 @@ def _cmd_calibrate(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         _calibrator(args, args.output_mode or "multiclass")
     except (TypeError, ValueError) as exc:
         parser.error(_one_line(exc).replace("max_pixels", "--max-pixels"))
+    with connected(args, parser) as client:
+        return _calibrate(args, parser, log, client)
+
+
+def _calibrate(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, log: _Log, client: Any
+) -> int:
+    from rankseg.cli._common import _progress
+    from rankseg.cli._reliability import Pooled, metrics_table
+
     pairs = validation_pairs(args, parser, log, "calibrate")
     if isinstance(pairs, int):
         return pairs
     mode = args.output_mode or _default_mode(pairs)
     model = _calibrator(args, mode)
+    jobs = case_jobs(args, pairs, mode, client)
     show = not (args.no_progress or args.quiet) and sys.stderr.isatty()
     state: dict[str, Any] = {"case": None}
     before = Pooled(mode, args.n_bins, args.ignore_index)
@@ -320,21 +397,33 @@ def _cmd_calibrate(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         bar = _progress(len(pairs), show)
         log.bar = bar
         try:
-            if step == "fit":
-                model.fit(_stream(args, pairs, mode, state, bar))
-            else:
-                for probs, y in _stream(args, pairs, mode, state, bar):
+            if step == "fit" and client is None:
+                model.fit(_stream(jobs, state, bar))
+            elif step == "fit":
+                _fit_on_cluster(client, model, jobs, pairs, bar)
+            elif client is None:
+                for probs, y in _stream(jobs, state, bar):
                     before.add(probs, y)
                     after.add(model.transform(probs), y)
+            else:
+                run = functools.partial(_measure, model=model, n_bins=args.n_bins)
+                for (path, _, target), res in zip(
+                    pairs, in_order(client, run, jobs, _task_failed), strict=True
+                ):
+                    if isinstance(res, str):
+                        raise _CaseFailed(as_given(res, path, target))
+                    for b, a in res:
+                        before.pool(b)
+                        after.pool(a)
+                    if bar is not None:
+                        bar.update(1)
         except KeyboardInterrupt:
             log.error(f"rankseg calibrate: interrupted; nothing written to {args.output}")
             return _EXIT_INTERRUPTED
         except _CaseFailed as exc:
             return fail(log, str(exc), args.output)
         except Exception as exc:
-            msg = _CASE_PREFIX.sub("", _one_line(exc)).replace(
-                "mode='multilabel'", "--output-mode multilabel"
-            )
+            msg = _fit_message(exc)
             where = state["case"]
             return fail(log, f"{where}: {msg}" if where is not None else msg, args.output)
         finally:
@@ -349,6 +438,166 @@ def _cmd_calibrate(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         return fail(log, f"{args.output}: {_one_line(exc)}", args.output)
     log.info(f"rankseg calibrate: wrote {args.output}")
     return 0
+
+
+# -- on a dask cluster: the cases are read (and sampled, measured) by the workers --------
+def _task_failed(job: _CaseJob, message: str) -> str:
+    return f"{job.path}: {message}"
+
+
+def _case_error(job: _CaseJob, exc: Exception) -> str:
+    """Return the error line of a case that failed on a worker, as a local run words it."""
+    if isinstance(exc, _CaseFailed):
+        return str(exc)
+    return f"{job.path}: {_fit_message(exc)}"
+
+
+@dataclass
+class _Loaded:
+    """A case read and checked on a worker, kept there for its sampling task."""
+
+    cases: list[Any]  # rankseg.calibration._Case, one per batch (a store's samples)
+    counted: list[tuple[int, int]]  # (classes, counted pixels) of each
+    error: str = ""
+
+
+def _load(job: _CaseJob) -> _Loaded:
+    """Read one case, check it and count its pixels as the fit does (never raises)."""
+    from rankseg import calibration as cal
+
+    cases, counted = [], []
+    try:
+        for i, (probs, y) in enumerate(_case_items(job)):
+            case = cal._Case(
+                i,
+                probs,
+                y,
+                mode=job.mode,
+                from_logits=False,
+                ignore_index=job.ignore_index,
+                n_classes=None,
+            )
+            counted.append((case.n_classes, cal._offer_case(case, None)))
+            cases.append(case)
+    except Exception as exc:
+        return _Loaded([], [], _case_error(job, exc))
+    return _Loaded(cases, counted)
+
+
+def _summary(loaded: _Loaded) -> tuple[str, list[tuple[int, int]]]:
+    return loaded.error, loaded.counted
+
+
+def _sample(
+    loaded: _Loaded, offset: int, max_pixels: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from rankseg import calibration as cal
+
+    return cal._case_sample(loaded.cases, offset, max_pixels, seed)
+
+
+def _fit_on_cluster(
+    client: Any, model: Any, jobs: list[_CaseJob], pairs: list[tuple[Path, str, Path]], bar: Any
+) -> None:
+    """Fit ``model`` on the cases of ``jobs`` read by the cluster's workers.
+
+    Each case is read, checked and counted by one task (:func:`_load`), whose result
+    stays on its worker; once the cases before it are counted, the counted pixels
+    before it are known and a second task draws the case's keys as the local run's
+    generator would and keeps its own subsample (:func:`rankseg.calibration._case_sample`).
+    The subsamples are merged here in case order, so the fit -- here too -- is that
+    of a local run with the same seed, to the last bit.  The first failing case (in
+    case order) is the error, as in a local run.
+    """
+    from rankseg import calibration as cal
+    from rankseg.cli._batch import task_failure
+
+    limit = in_flight(client)
+    given = {job.path: (path, target) for job, (path, _, target) in zip(jobs, pairs, strict=True)}
+    todo = deque(jobs)
+    loading: deque[tuple[_CaseJob, Any, Any]] = deque()
+    sampling: deque[tuple[_CaseJob, Any, int]] = deque()
+
+    def result(job: _CaseJob, fut: Any) -> Any:
+        try:
+            return fut.result()
+        except Exception as exc:
+            msg = as_given(f"{job.path}: {task_failure(exc)}", *given[job.path])
+            raise _CaseFailed(msg) from None
+
+    def parts() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
+        offset, n_classes, index = 0, None, 0
+        try:
+            while todo or loading or sampling:
+                while todo and len(loading) + len(sampling) < limit:
+                    job = todo.popleft()
+                    fut = client.submit(_load, job, pure=False, retries=1)
+                    loading.append((job, fut, client.submit(_summary, fut, pure=False)))
+                if loading:
+                    job, fut, summary = loading.popleft()
+                    error, counted = result(job, summary)
+                    if error:
+                        raise _CaseFailed(as_given(error, *given[job.path]))
+                    for nc, _ in counted:
+                        if n_classes is not None and nc != n_classes:
+                            msg = _fit_message(cal._class_count_error(index, nc, n_classes))
+                            raise _CaseFailed(as_given(f"{job.path}: {msg}", *given[job.path]))
+                        n_classes, index = nc, index + 1
+                    seen = sum(m for _, m in counted)
+                    if counted:  # (a store without samples adds nothing)
+                        args = (fut, offset, model.max_pixels, model.seed)
+                        sampling.append((job, client.submit(_sample, *args, pure=False), seen))
+                    offset += seen
+                    del fut  # the sampling task holds the case until it ends
+                while sampling and (sampling[0][1].done() or not loading):
+                    job, fut, seen = sampling.popleft()
+                    keys, x, y = result(job, fut)
+                    yield keys, x, y, seen
+                    if bar is not None:
+                        bar.update(1)
+        finally:
+            for _, *futs in [*loading, *sampling]:
+                for f in futs:
+                    if hasattr(f, "cancel"):
+                        f.cancel()
+
+    x, y, n_classes, seen = cal._merge_samples(
+        parts(), mode=model.mode, max_pixels=model.max_pixels, seed=model.seed
+    )
+    model._fit_sample(x, y, n_classes, seen)
+
+
+def _measure(job: _CaseJob, model: Any, n_bins: int) -> list[tuple[Any, Any]] | str:
+    """NLL, Brier score and reliability of one case before and after ``model`` (a task)."""
+    from rankseg.cli._reliability import Pooled
+
+    pooled = Pooled(job.mode, n_bins, job.ignore_index)
+    try:
+        return [
+            (pooled.measure(probs, y), pooled.measure(model.transform(probs), y))
+            for probs, y in _case_items(job)
+        ]
+    except Exception as exc:
+        return _case_error(job, exc)
+
+
+def read_case(job: _CaseJob) -> list[tuple[np.ndarray, np.ndarray]] | str:
+    """Return the ``(probs, labels)`` batches of one case, or its error line (a task).
+
+    Parameters
+    ----------
+    job : _CaseJob
+        The case (:func:`case_jobs`).
+
+    Returns
+    -------
+    list or str
+        The batches, or the error line of the case (as a local run words it).
+    """
+    try:
+        return list(_case_items(job))
+    except Exception as exc:
+        return _case_error(job, exc)
 
 
 def _describe(model: Any, mode: str) -> str:

@@ -14,7 +14,7 @@ import io as _stdio
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import numpy as np
 
 from rankseg import io as rio
 from rankseg.cli._casefigs import CaseFigure, case_figures
+from rankseg.cli._cluster import as_given, connected, in_order
 from rankseg.cli._common import (
     _EXIT_FAILED,
     _check_output_file,
@@ -149,9 +150,63 @@ def _have_matplotlib() -> bool:
     return True
 
 
-def _cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+@dataclass(frozen=True)
+class _Pair:
+    """One case to score: a prediction and its target (a task on a cluster)."""
+
+    path: str  # the prediction
+    target: str
+    key: str | None
+    num_classes: int | None
+
+
+@dataclass(frozen=True)
+class _Counted:
+    """The counts of a scored case (:class:`CaseCounts` without the files)."""
+
+    counts: np.ndarray
+    voxels: int
+    masks: bool
+
+
+def _score_pair(pair: _Pair) -> _Counted | tuple[str, str]:
+    """Load a prediction and its target and count ``|P|, |T|, |P∩T|`` per class.
+
+    Never raises: a failure is ``(which, message)``, ``which`` naming the file the
+    problem is about: ``"path"`` (the prediction) or ``"target"``.
+    """
     from rankseg.metrics import samplewise_counts
 
+    where = "path"
+    try:
+        pred = rio.load_labels(pair.path, key=pair.key)
+        where = "target"
+        target = rio.load_labels(pair.target)
+        where = "path"
+        t = pair.target
+        if (pred.dtype == bool) != (target.dtype == bool):
+            raise ValueError(
+                f"cannot compare {'masks' if pred.dtype == bool else 'a label map'} with "
+                f"{'masks' if target.dtype == bool else 'a label map'} ({t})"
+            )
+        if pred.shape != target.shape:
+            raise ValueError(f"shape {pred.shape} differs from the target's {target.shape} ({t})")
+        nc = pair.num_classes
+        if nc is None and pred.dtype != bool:
+            nc = int(max(pred.max(initial=0), target.max(initial=0))) + 1
+        masks = pred.dtype == bool
+        voxels = math.prod(pred.shape[1:] if masks else pred.shape)
+        counts = samplewise_counts(pred[None], target[None], nc)[0]
+    except Exception as exc:
+        return where, _one_line(exc)
+    return _Counted(counts, voxels, masks)
+
+
+def _pair_failed(pair: _Pair, message: str) -> tuple[str, str]:
+    return "path", message
+
+
+def _cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     log = _Log(args.quiet)
     preds = _label_files(args.preds)
     targets = _label_files(args.target)
@@ -164,34 +219,23 @@ def _cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
             info = read_info(args.info)
         except (OSError, ValueError) as exc:
             parser.error(_one_line(exc))
-    failed: list[str] = []
-    pairs = _pair_by_name(preds, targets, failed, log)
-    cases: list[CaseCounts] = []
-    for name, p, t in pairs:
-        where = p  # the file an error is about
-        try:
-            pred = rio.load_labels(p, key=args.key)
-            where = t
-            target = rio.load_labels(t)
-            where = p
-            if (pred.dtype == bool) != (target.dtype == bool):
-                raise ValueError(
-                    f"cannot compare {'masks' if pred.dtype == bool else 'a label map'} with "
-                    f"{'masks' if target.dtype == bool else 'a label map'} ({t})"
-                )
-            if pred.shape != target.shape:
-                raise ValueError(
-                    f"shape {pred.shape} differs from the target's {target.shape} ({t})"
-                )
-            nc = args.num_classes
-            if nc is None and pred.dtype != bool:
-                nc = int(max(pred.max(initial=0), target.max(initial=0))) + 1
-            masks = pred.dtype == bool
-            voxels = math.prod(pred.shape[1:] if masks else pred.shape)
-            counts = samplewise_counts(pred[None], target[None], nc)[0]
-            cases.append(CaseCounts(name, p, t, counts, voxels, masks))
-        except Exception as exc:
-            failed.append(f"{where}: {_one_line(exc)}")
+    with connected(args, parser) as client:  # a usage error before any file is read
+        failed: list[str] = []
+        pairs = _pair_by_name(preds, targets, failed, log)
+        jobs = [_Pair(str(p), str(t), args.key, args.num_classes) for _, p, t in pairs]
+        if client is not None:  # the workers' working folder is not ours
+            jobs = [
+                replace(j, path=os.path.abspath(j.path), target=os.path.abspath(j.target))
+                for j in jobs
+            ]
+        cases: list[CaseCounts] = []
+        results = in_order(client, _score_pair, jobs, _pair_failed)
+        for (name, p, t), res in zip(pairs, results, strict=True):
+            if isinstance(res, _Counted):
+                cases.append(CaseCounts(name, p, t, res.counts, res.voxels, res.masks))
+                continue
+            which, message = res
+            failed.append(f"{p if which == 'path' else t}: {as_given(message, p, t)}")
             log.error(f"error: {failed[-1]}")
     if cases:
         sc = _scores(args, cases)

@@ -19,6 +19,7 @@ from rankseg import io as rio
 from rankseg._api import RankSEG
 from rankseg._config import MAX_BAND_BYTES
 from rankseg.cli import _batch
+from rankseg.cli._cluster import connect
 from rankseg.cli._common import (
     _EXIT_FAILED,
     _EXIT_INTERRUPTED,
@@ -590,68 +591,6 @@ def _absolute(job: _Job) -> _Job:
     )
 
 
-def scheduler_address(args: argparse.Namespace) -> tuple[str | None, str | None]:
-    """Return ``(address, scheduler_file)`` of the dask cluster to use, or ``(None, None)``.
-
-    ``--scheduler`` or ``--scheduler-file``, else dask's configuration key
-    ``scheduler-address`` (the ``DASK_SCHEDULER_ADDRESS`` environment variable or a
-    dask YAML file), read only when dask is installed.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed ``predict`` options.
-
-    Returns
-    -------
-    tuple
-        The scheduler address and the scheduler file; at most one is not None.
-    """
-    if args.scheduler or args.scheduler_file:
-        return args.scheduler, args.scheduler_file
-    if os.environ.get("DASK_SCHEDULER_ADDRESS"):
-        return os.environ["DASK_SCHEDULER_ADDRESS"], None
-    import importlib.util
-
-    if importlib.util.find_spec("dask") is None:
-        return None, None
-    import dask
-
-    address = dask.config.get("scheduler-address", None)
-    return (str(address) if address else None), None
-
-
-def _connect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
-    """Connect to the dask cluster of :func:`scheduler_address`, or return None."""
-    if args.scheduler and args.scheduler_file:
-        parser.error("give --scheduler or --scheduler-file, not both")
-    address, sched_file = scheduler_address(args)
-    if address is None and sched_file is None:
-        return None
-    where = f"--scheduler-file {sched_file}" if sched_file else f"the scheduler at {address}"
-    if not (args.scheduler or args.scheduler_file):
-        where += " (DASK_SCHEDULER_ADDRESS / dask config scheduler-address)"
-    if args.jobs > 1:
-        parser.error(
-            f"-j {args.jobs} starts local workers, but the cases go to {where}; drop -j "
-            "(the cluster's workers run the cases) or unset the scheduler"
-        )
-    try:
-        from distributed import Client
-    except ImportError:
-        parser.error(
-            f"running on {where} needs dask.distributed (pip install 'rankseg-numba[dask]')"
-        )
-    if sched_file and not Path(sched_file).is_file():
-        parser.error(f"--scheduler-file {sched_file}: no such file (start the scheduler first)")
-    try:
-        if sched_file:
-            return Client(scheduler_file=sched_file, timeout=30, set_as_default=False)
-        return Client(address, timeout=30, set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as exc:
-        parser.error(f"cannot connect to {where}: {_one_line(exc)}")
-
-
 def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     log = _Log(args.quiet)
     tuned = _load_tuned(args, parser) if args.tuned else None
@@ -758,7 +697,7 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             "to skip those cases (nothing was written)"
         )
         return _EXIT_USAGE
-    client = _connect(args, parser)
+    client = connect(args, parser)
     if client is not None:  # the workers run elsewhere: absolute paths
         jobs = [_absolute(job) for job in jobs]
 

@@ -37,6 +37,14 @@ class Pooled:
 
     def add(self, probs: Any, labels: Any) -> None:
         """Measure one case (a batch) and pool it."""
+        self.pool(self.measure(probs, labels))
+
+    def measure(self, probs: Any, labels: Any) -> tuple[Any, ...] | None:
+        """Return what one case (a batch) adds to the pool, or None (every pixel void).
+
+        :meth:`pool` adds it: measured on a cluster's worker and pooled here in case
+        order, the sums are those of :meth:`add` in that order, to the last bit.
+        """
         from rankseg import calibration as cal
 
         kw: dict[str, Any] = {"mode": self.mode, "ignore_index": self.ignore_index}
@@ -45,13 +53,22 @@ class Pooled:
         )
         k = int(count.sum())
         if k == 0:  # every pixel void: nothing to pool
+            return None
+        nll = cal.nll(probs, labels, **kw) * k
+        brier = cal.brier(probs, labels, **kw) * k
+        return k, nll, brier, count, np.nan_to_num(conf) * count, np.nan_to_num(freq) * count
+
+    def pool(self, part: tuple[Any, ...] | None) -> None:
+        """Add the :meth:`measure` of one case."""
+        if part is None:
             return
-        self.nll_sum += cal.nll(probs, labels, **kw) * k
-        self.brier_sum += cal.brier(probs, labels, **kw) * k
+        k, nll, brier, count, conf, freq = part
+        self.nll_sum += nll
+        self.brier_sum += brier
         self.terms += k
         self.bins[0] += count
-        self.bins[1] += np.nan_to_num(conf) * count
-        self.bins[2] += np.nan_to_num(freq) * count
+        self.bins[1] += conf
+        self.bins[2] += freq
 
     def nll(self) -> float:
         """Return the pooled mean NLL."""

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from rankseg.cli._calibrate import add_case_input_args, add_case_layout_args
+from rankseg.cli._cluster import add_scheduler_args
 from rankseg.cli._common import (
     _EXIT_INTERRUPTED,
     _check_output_file,
@@ -75,14 +76,13 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--seed", type=int, default=0, help="seed of folds and subsample (default: 0)")
     add_case_input_args(p)
+    add_scheduler_args(p.add_argument_group("running"))
 
 
 def _cmd_tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run ``rankseg tune``; return the exit status."""
     from rankseg import RankSEG
-    from rankseg.cli._calibrate import _CaseFailed, _default_mode, _stream, fail, validation_pairs
-    from rankseg.cli._common import _progress
-    from rankseg.tuning import tune
+    from rankseg.cli._cluster import connected
 
     log = _Log(args.quiet)
     if why := _check_output_file(args.output, "-o"):
@@ -98,6 +98,25 @@ def _cmd_tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         )
     except (TypeError, ValueError) as exc:
         parser.error(_one_line(exc))
+    with connected(args, parser) as client:
+        return _tune(args, parser, log, client)
+
+
+def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser, log: _Log, client: Any) -> int:
+    from rankseg.cli._calibrate import (
+        _CaseFailed,
+        _default_mode,
+        _stream,
+        _task_failed,
+        case_jobs,
+        fail,
+        read_case,
+        validation_pairs,
+    )
+    from rankseg.cli._cluster import as_given, in_order
+    from rankseg.cli._common import _progress
+    from rankseg.tuning import tune
+
     pairs = validation_pairs(args, parser, log, "tune")
     if isinstance(pairs, int):
         return pairs
@@ -108,10 +127,22 @@ def _cmd_tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     log.bar = bar
     probs, labels = [], []
     log.info(f"rankseg tune: reading {len(pairs)} case(s)")
+    jobs = case_jobs(args, pairs, mode, client)
     try:
-        for p, y in _stream(args, pairs, mode, state, bar):
-            probs.append(p)
-            labels.append(y)
+        if client is None:
+            for p, y in _stream(jobs, state, bar):
+                probs.append(p)
+                labels.append(y)
+        else:  # the workers read the cases, in parallel; they arrive in case order
+            for (path, _, target), res in zip(
+                pairs, in_order(client, read_case, jobs, _task_failed), strict=True
+            ):
+                if isinstance(res, str):
+                    raise _CaseFailed(as_given(res, path, target))
+                probs += [p for p, _ in res]
+                labels += [y for _, y in res]
+                if bar is not None:
+                    bar.update(1)
     except KeyboardInterrupt:
         log.error(f"rankseg tune: interrupted; nothing written to {args.output}")
         return _EXIT_INTERRUPTED
