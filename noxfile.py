@@ -92,7 +92,9 @@ def tests(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy", "rankseg")
-    env = {"RANKSEG_EXPECT_AOT": "1"}
+    # PYTHONSAFEPATH: the tests' fresh interpreters (python -c) must not import the
+    # checkout's rankseg/ from the current folder instead of the installed wheel
+    env = {"RANKSEG_EXPECT_AOT": "1", "PYTHONSAFEPATH": "1"}
     session.run("pytest", "-q", "-n", "2", env=env)
     session.run("pytest", "-q", "-n", "2", "tests/cuda", env={"NUMBA_ENABLE_CUDASIM": "1"})
     session.run("pytest", "-q", "tests/test_large_ties.py", env={"NUMBA_BOUNDSCHECK": "1"})
@@ -106,7 +108,8 @@ def integration(session: nox.Session) -> None:
     """Run the tests that use torch, nnU-Net, MONAI, TorchMetrics, transformers alone."""
     session.install(*TORCH)
     _suite(session, "test,test-integrations")
-    session.run("pytest", "-q", "-n", "2", "-m", "integration", env={"RANKSEG_EXPECT_AOT": "1"})
+    env = {"RANKSEG_EXPECT_AOT": "1", "PYTHONSAFEPATH": "1"}
+    session.run("pytest", "-q", "-n", "2", "-m", "integration", env=env)
 
 
 @nox.session

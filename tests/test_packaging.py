@@ -147,7 +147,13 @@ def test_the_tests_import_the_install_they_check():
     # checkout's rankseg/ folder must not shadow it
     if os.environ.get("RANKSEG_EXPECT_AOT") != "1":
         pytest.skip("only in the nox sessions that test the built wheel")
-    assert not Path(rankseg.__file__).resolve().is_relative_to(ROOT)
+    here = Path(rankseg.__file__).resolve()
+    assert "site-packages" in here.parts and not here.is_relative_to(ROOT / "rankseg")
+    # and the fresh interpreters the tests start import it too (PYTHONSAFEPATH: the
+    # current folder, the checkout, is not put first on their path)
+    code = "import rankseg; print(rankseg.__file__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert Path(out.stdout.strip()).resolve() == here
 
 
 @pytest.mark.parametrize(
