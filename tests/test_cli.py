@@ -12,19 +12,9 @@ from rankseg import io as rio
 from rankseg.__main__ import main
 from rankseg.metrics import dice_score, iou_score
 
+from _cli_helpers import run, softmax
+
 nib = pytest.importorskip("nibabel")
-
-
-def softmax(rng, shape, axis=0, dtype=np.float32):
-    x = rng.standard_normal(shape) * 3
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return (e / e.sum(axis=axis, keepdims=True)).astype(dtype)
-
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def read_csv(path):

@@ -16,21 +16,10 @@ from rankseg import predict
 from rankseg.__main__ import main
 from rankseg.cli import _batch
 
+from _cli_helpers import run, softmax
 from _dask_cluster import dask_cluster, env
 
 HOOK = _batch.TEST_HOOK_ENV
-
-
-def softmax(rng, shape, axis=0, dtype=np.float32):
-    x = rng.standard_normal(shape) * 3
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return (e / e.sum(axis=axis, keepdims=True)).astype(dtype)
-
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def make_cases(rng, folder, n):
