@@ -174,8 +174,11 @@ def test_first_call_cold_and_warm(monkeypatch):
     monkeypatch.setitem(
         bench_first_call.FIRST_CALLS, "tr", 'metric="acc", output_mode="multilabel"'
     )
+    # the children import the rankseg these tests import (the checkout, or an
+    # installed wheel with its compiled kernels)
+    here = str(Path(rankseg.__file__).resolve().parents[1])
     monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        "PYTHONPATH", os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
     )
     bench = bench_first_call.FirstCall()
     for cache, solver, kernels in itertools.product(*bench.params):
