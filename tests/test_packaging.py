@@ -101,7 +101,6 @@ def test_a_default_build_is_a_pure_wheel_with_type_hints(tmp_path):
             "pip",
             "wheel",
             "--no-deps",
-            "--no-build-isolation",
             "-q",
             "-w",
             str(tmp_path / "w"),
