@@ -16,6 +16,7 @@ import pytest
 from rankseg import predict
 from rankseg.__main__ import main
 
+from _nnunet_plans import nnunet_plans
 from _optional import import_or_skip
 
 cal = import_or_skip("rankseg.calibration")
@@ -313,37 +314,7 @@ SHAPE = (10, 14, 12)  # voxel axes (X, Y, Z) of the image files
 
 
 def _nnunet_plans(io_name, spacing):
-    return {
-        "dataset_name": "Dataset998_Calib",
-        "plans_name": "nnUNetPlans",
-        "image_reader_writer": io_name,
-        "transpose_forward": [0, 1, 2],
-        "transpose_backward": [0, 1, 2],
-        "label_manager": "LabelManager",
-        "original_median_spacing_after_transp": list(spacing),
-        "original_median_shape_after_transp": list(SHAPE),
-        "configurations": {
-            "3d_fullres": {
-                "spacing": list(spacing),
-                "patch_size": [4, 4, 4],
-                "data_identifier": "nnUNetPlans_3d_fullres",
-                "preprocessor_name": "DefaultPreprocessor",
-                "batch_size": 2,
-                "resampling_fn_probabilities": "resample_data_or_seg_to_shape",
-                "resampling_fn_probabilities_kwargs": {
-                    "is_seg": False,
-                    "order": 1,
-                    "order_z": 0,
-                    "force_separate_z": None,
-                },  # fmt: skip
-                "architecture": {
-                    "network_class_name": "unused",
-                    "arch_kwargs": {},
-                    "_kw_requires_import": [],
-                },
-            }
-        },
-    }
+    return nnunet_plans(io_name, spacing, SHAPE, "Dataset998_Calib")
 
 
 @pytest.mark.parametrize("io_name", ["SimpleITKIO", "NibabelIOWithReorient"])
