@@ -3,7 +3,8 @@
 The grid (workloads voc2d, ct3d, tumor3d; ``time_``, ``peakmem_`` and a ``track_``
 ratio for each):
 
-- ``RMA``: metric dice/iou x output mode multiclass/multilabel, ratio to ``np.argmax``;
+- ``RMA``: metric dice/iou x output mode multiclass/multilabel, ratio to ``np.argmax``
+  and to one read of the input (``p.max()``);
 - ``Solver``: exact (dice, iou), ba, trna, ba+trna x both output modes, ratio to our
   ``rma`` with the same metric and output mode;
 - ``Accuracy``: the ``acc`` solvers ``argmax`` (multiclass) and ``tr`` (multilabel),
@@ -109,6 +110,23 @@ class RMA(_RMASetup):
         return _ratio_to_argmax(self.probs, self.kwargs)
 
     track_ratio_to_argmax.unit = "x argmax"
+
+    def track_ratio_to_read(self, workload, metric, output_mode):
+        """Median time of ``predict`` over that of one read (``p.max()``), interleaved.
+
+        The memory-limit yardstick of ``benchmarks/limit.py`` (docs/performance.rst,
+        "Near the memory limit"): RMA's floor is about two reads and one write.
+        """
+        times = interleaved_times(
+            {
+                "read": self.probs.max,
+                "predict": lambda: rankseg.predict(self.probs, **self.kwargs),
+            },
+            repeat=5,
+        )
+        return statistics.median(times["predict"]) / statistics.median(times["read"])
+
+    track_ratio_to_read.unit = "x read"
 
 
 class RMAMemory(_RMASetup):

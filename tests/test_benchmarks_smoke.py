@@ -24,6 +24,7 @@ from benchmarks import (  # noqa: E402
     bench_scaling,
     compare,
     first_call,
+    limit,
     loaded,
     scaling,
 )
@@ -74,6 +75,7 @@ def test_suite_has_the_expected_benchmarks():
         "ArgmaxMemory.peakmem_argmax",
         "RMA.time_rma",
         "RMA.track_ratio_to_argmax",
+        "RMA.track_ratio_to_read",
         "RMAMemory.peakmem_rma",
         "Solver.time_solver",
         "Solver.track_ratio_to_rma",
@@ -101,7 +103,16 @@ def test_scripts_define_no_asv_benchmarks():
     # benchmark and fail ``asv check`` (compare_upstream once had ``time_upstream``).
     from benchmarks import compare_upstream
 
-    for module in (benchmarks, accuracy, compare, compare_upstream, first_call, loaded, scaling):
+    for module in (
+        benchmarks,
+        accuracy,
+        compare,
+        compare_upstream,
+        first_call,
+        limit,
+        loaded,
+        scaling,
+    ):
         names = [n for n in vars(module) if n.startswith(BENCH_PREFIXES)]
         names += [n for n in vars(module) if n[:1].isupper() and n.startswith("Timeraw")]
         assert names == [], module.__name__
@@ -533,3 +544,32 @@ def test_dask_chunked_script_runs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "identical to rankseg.predict: True" in out
     assert res["ratio"] > 0
+
+
+def test_limit_quick(capsys):
+    assert limit.main(["--quick", "--repeat", "2", "--workloads", "voc2d", "tumor3d"]) == 0
+    out = capsys.readouterr().out
+    assert "load average (1 min) before:" in out and "after:" in out
+    rows = {}
+    for line in out.splitlines():
+        label = line[:28].strip()
+        if label in limit.CONFIGS or label in ("read", "copy"):
+            rows.setdefault(label, []).append(line.split())
+    assert len(rows["read"]) == 2  # one per workload
+    assert all(float(r[-2 if len(r) < 5 else 2]) == 1.0 for r in rows["read"])  # x read of read
+    assert len(rows["rma dice multiclass"]) == 1  # tumor3d (C = 1) has no multiclass rows
+    assert len(rows["rma dice multilabel"]) == 2
+    for label in limit.CONFIGS:
+        for r in rows[label]:
+            ratio = float(r[len(label.split()) + 1])
+            assert ratio > 0
+            assert r[-1] in ("ok", "over")
+    assert "fixed cost, shape (1, 4, 32, 32)" in out
+    assert "RankSEG.predict (rma dice)" in out
+
+
+def test_limit_rejects_bad_arguments(capsys):
+    for bad in (["--repeat", "0"], ["--threads", "0"], ["--workloads", "nope"]):
+        with pytest.raises(SystemExit):
+            limit.main(["--quick", *bad])
+    capsys.readouterr()

@@ -1,0 +1,175 @@
+"""How close each solver comes to the memory limit: times as multiples of one read.
+
+Usage::
+
+    python benchmarks/limit.py [--workloads voc2d ct3d ct_full tumor3d] [--repeat N]
+                               [--threads N] [--quick]
+
+For each workload this script times, in interleaved rounds on the same array,
+
+* ``read``: one streaming read of the input, ``p.max()`` (the yardstick);
+* ``copy``: ``np.copyto(buf, p)``, one read and one write of the input's size;
+* ``np.argmax(axis=1)``;
+* every configuration of :data:`CONFIGS` (RMA Dice/IoU in both output modes, the
+  exact solver, BA, TRNA, BA+TRNA, multilabel),
+
+and prints each median as a multiple of the read's and of the copy's median.  A
+second table gives the fixed cost of a call: ``RankSEG.predict`` on a tiny
+(1, 4, 32, 32) softmax map against ``np.argmax`` on it (microseconds).  The 1-minute
+load average is printed before and after: only a quiet run (load well below the
+number of cores) says something about the kernels.
+
+The physical floor of RMA is about two reads and one write (row statistics in one
+pass, the labels in a second one).  docs/performance.rst ("Near the memory limit")
+holds the table of a quiet run.  ``--quick`` uses tiny arrays (for the smoke test).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __name__ == "__main__":  # run as a script: use this checkout, not an installed copy
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import rankseg  # noqa: E402
+from benchmarks import interleaved_times, warmup_input  # noqa: E402
+from benchmarks.compare import machine_line  # noqa: E402
+from rankseg.datasets import ct3d, make_probs, tumor3d, voc2d  # noqa: E402
+
+#: name -> (generator, full shape, quick shape)
+WORKLOADS: dict[str, tuple[Callable[..., np.ndarray], tuple[int, ...], tuple[int, ...]]] = {
+    "voc2d": (voc2d, (4, 21, 256, 256), (2, 21, 32, 32)),
+    "ct3d": (ct3d, (1, 8, 64, 128, 128), (1, 8, 8, 16, 16)),
+    "ct_full": (ct3d, (1, 14, 128, 192, 192), (1, 14, 8, 12, 12)),
+    "tumor3d": (tumor3d, (1, 1, 96, 128, 128), (1, 1, 12, 16, 16)),
+}
+
+#: label -> predict keyword arguments
+CONFIGS: dict[str, dict[str, str]] = {
+    "rma dice multiclass": {"metric": "dice", "output_mode": "multiclass"},
+    "rma iou multiclass": {"metric": "iou", "output_mode": "multiclass"},
+    "rma dice multilabel": {"metric": "dice", "output_mode": "multilabel"},
+    "rma iou multilabel": {"metric": "iou", "output_mode": "multilabel"},
+    "exact dice multilabel": {"metric": "dice", "output_mode": "multilabel", "solver": "exact"},
+    "exact iou multilabel": {"metric": "iou", "output_mode": "multilabel", "solver": "exact"},
+    "ba dice multilabel": {"metric": "dice", "output_mode": "multilabel", "solver": "ba"},
+    "trna dice multilabel": {"metric": "dice", "output_mode": "multilabel", "solver": "trna"},
+    "ba+trna dice multilabel": {
+        "metric": "dice",
+        "output_mode": "multilabel",
+        "solver": "ba+trna",
+    },
+}
+
+#: the issue's goals, as multiples of one read
+GOALS = {"rma": 3.0, "exact": 6.0, "ba": 8.0, "trna": 8.0, "ba+trna": 8.0}
+
+TINY_SHAPE = (1, 4, 32, 32)
+
+
+def load_average() -> str:
+    """The 1-minute load average, or ``n/a``."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except (AttributeError, OSError):
+        return "n/a"
+
+
+def _configs_for(probs: np.ndarray) -> dict[str, dict[str, str]]:
+    single = probs.shape[1] == 1
+    return {k: v for k, v in CONFIGS.items() if not (single and v["output_mode"] == "multiclass")}
+
+
+def measure_workload(probs: np.ndarray, repeat: int) -> dict[str, float]:
+    """Median seconds of the yardsticks and of every configuration, interleaved."""
+    buf = np.empty_like(probs)
+    models = {k: rankseg.RankSEG(**kw) for k, kw in _configs_for(probs).items()}
+    warm = warmup_input(probs)
+    for model in models.values():  # compile (or load) every kernel before timing
+        model.predict(warm)
+        model.predict(probs)
+    funcs: dict[str, Callable[[], object]] = {
+        "read": probs.max,
+        "copy": lambda: np.copyto(buf, probs),
+        "np.argmax(axis=1)": lambda: np.argmax(probs, axis=1),
+    }
+    for label, model in models.items():
+        funcs[label] = lambda m=model: m.predict(probs)
+    times = interleaved_times(funcs, repeat)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def measure_tiny(repeat: int) -> dict[str, float]:
+    """Median seconds of one call on a tiny input: fixed cost against ``np.argmax``."""
+    probs = make_probs(TINY_SHAPE, kind="softmax", seed=3, dtype=np.float32)
+    model = rankseg.RankSEG(metric="dice")
+    model.predict(probs)
+    funcs: dict[str, Callable[[], object]] = {
+        "np.argmax(axis=1)": lambda: np.argmax(probs, axis=1),
+        "RankSEG.predict (rma dice)": lambda: model.predict(probs),
+    }
+    times = interleaved_times(funcs, repeat)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def goal_of(label: str) -> float:
+    """The issue's goal for a configuration label (multiple of one read)."""
+    return GOALS[label.split()[0]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the tables; return the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS))
+    parser.add_argument("--repeat", type=int, default=15, help="interleaved rounds (default 15)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="kernel threads (default: rankseg's rule)"
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny arrays, for the smoke test")
+    args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1; got {args.repeat}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1; got {args.threads}")
+
+    print(machine_line())
+    print(f"load average (1 min) before: {load_average()}")
+    ctx = rankseg.num_threads(args.threads) if args.threads else None
+    if ctx is not None:
+        ctx.__enter__()
+    try:
+        for name in args.workloads:
+            make, full, quick = WORKLOADS[name]
+            shape = quick if args.quick else full
+            probs = make(seed=0, shape=shape).astype(np.float32, copy=False)
+            med = measure_workload(probs, args.repeat)
+            print(f"\n{name}: shape {shape}, {probs.nbytes / 2**20:.1f} MiB float32")
+            print(f"  {'configuration':<26} {'median ms':>10} {'x read':>8} {'x copy':>8}  goal")
+            for label, t in med.items():
+                goal = "" if label in ("read", "copy", "np.argmax(axis=1)") else goal_of(label)
+                mark = "" if goal == "" else ("ok" if t / med["read"] <= goal else "over")
+                print(
+                    f"  {label:<26} {t * 1e3:>10.3f} {t / med['read']:>8.2f} "
+                    f"{t / med['copy']:>8.2f}  {goal and f'<= {goal:g}x ' + mark}"
+                )
+        tiny = measure_tiny(args.repeat * 20)
+        print(f"\nfixed cost, shape {TINY_SHAPE} float32 (median of {args.repeat * 20} calls):")
+        for label, t in tiny.items():
+            print(f"  {label:<28} {t * 1e6:>9.1f} us")
+    finally:
+        if ctx is not None:
+            ctx.__exit__(None, None, None)
+    print(f"\nload average (1 min) after: {load_average()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
