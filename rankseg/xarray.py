@@ -485,65 +485,72 @@ def predict(
         **solver_params,
     }
     model = RankSEG(**params)
-    # Check every remaining parameter now (also for lazy input) and learn the output
-    # dtype, by running the NumPy API on an empty batch of the same class/spatial shape.
+    out_dtype = _output_dtype(model, da, class_dim, spatial, return_info, dtype)
+    if _keeps_chunks(da, spatial, spatial_chunks):
+        params = {**params, "max_band_bytes": max_band_bytes}
+        result = _predict_chunked(da, class_dim, spatial, params, return_info, dtype)
+    else:
+        kw = {"params": params, "return_info": return_info, "dtype": dtype}
+        result = _predict_merged(
+            da, class_dim, spatial, model, out_dtype, threads_per_task, return_info, kw
+        )
+    outputs = result if return_info else (result,)
+    base = {k: v for k, v in da.attrs.items() if k not in _VALUE_ATTRS}
+    run = _param_attrs(model, solver_params)
+    preds = _labeled_output(outputs[0], da, class_dim, model, out_dtype, base, run)
+    if not return_info:
+        return preds
+    return preds, _info_dataset(outputs[1:], samples, class_dim, model, base, run)
+
+
+def _output_dtype(
+    model: RankSEG,
+    da: xr.DataArray,
+    class_dim: Hashable,
+    spatial: tuple[Hashable, ...],
+    return_info: bool,
+    dtype: Any,
+) -> np.dtype:
+    """Check every remaining parameter now (also for lazy input); the output dtype.
+
+    The NumPy API runs on an empty batch of the same class/spatial shape.
+    """
     nc = da.sizes[class_dim]
     empty = np.empty((0, nc, *(da.sizes[d] for d in spatial)), dtype=da.dtype)
     res = model.predict(empty, return_info=return_info, dtype=dtype)
-    out_dtype = (res[0] if return_info else res).dtype
+    return (res[0] if return_info else res).dtype
 
-    multiclass = model.output_mode == "multiclass"
-    core = [class_dim, *spatial]
-    out_core = [list(spatial) if multiclass else core]
-    out_dtypes = [out_dtype]
-    if return_info:
-        out_core += [[class_dim]] * len(_INFO_FIELDS)
-        out_dtypes += list(_INFO_DTYPES)
 
+def _keeps_chunks(da: xr.DataArray, spatial: tuple[Hashable, ...], spatial_chunks: str) -> bool:
+    """Whether a dask-backed ``da`` is decided from its chunks (``rankseg.dask``)."""
     da_chunks = da.chunks
-    lazy = da_chunks is not None
     if da_chunks is not None and any(c != c for chunks in da_chunks for c in chunks):  # NaN
         raise ValueError(
             f"the DataArray {da.name or ''!s} has unknown chunk sizes {da.chunks}; call "
             "compute_chunk_sizes() on its dask array first (da.copy(data=da.data."
             "compute_chunk_sizes()))"
         )
-    keep = da_chunks is not None and (
+    return da_chunks is not None and (
         spatial_chunks == "keep"
         or (
             spatial_chunks == "auto"
             and any(len(da_chunks[da.get_axis_num(d)]) > 1 for d in spatial)
         )
     )
-    if keep:
-        result = _predict_chunked(
-            da, class_dim, spatial, {**params, "max_band_bytes": max_band_bytes}, return_info, dtype
-        )
-    else:
-        kw = {"params": params, "return_info": return_info, "dtype": dtype}
-        result = _predict_merged(da, core, out_core, out_dtypes, lazy, threads_per_task, kw)
-    outputs = result if return_info else (result,)
 
-    base = {k: v for k, v in da.attrs.items() if k not in _VALUE_ATTRS}
-    run = _param_attrs(model, solver_params)
+
+def _labeled_output(
+    preds: xr.DataArray,
+    da: xr.DataArray,
+    class_dim: Hashable,
+    model: RankSEG,
+    out_dtype: np.dtype,
+    base: dict[Hashable, Any],
+    run: dict[str, Any],
+) -> xr.DataArray:
+    """Name the labels (CF categorical attrs) or masks; put them in the input's dim order."""
     objective = _OBJECTIVE[model.metric]
-    preds = outputs[0]
-    if multiclass:
-        names = _class_names(da, class_dim)
-        values = list(range(nc))
-        if model.metric != "acc" and model.unassigned_policy == "void":
-            values.append(model.void_index)
-            names.append("void")
-        preds = preds.transpose(*(d for d in da.dims if d != class_dim))
-        preds.attrs = {
-            **base,
-            "long_name": f"class labels maximizing the expected {objective} (RankSEG)",
-            "flag_values": np.array(values, dtype=out_dtype),
-            "flag_meanings": " ".join(names),
-            **run,
-        }
-        preds.name = "labels"
-    else:
+    if model.output_mode != "multiclass":
         preds = preds.transpose(*da.dims)
         preds.attrs = {
             **base,
@@ -551,9 +558,34 @@ def predict(
             **run,
         }
         preds.name = "masks"
-    if not return_info:
         return preds
+    names = _class_names(da, class_dim)
+    values = list(range(da.sizes[class_dim]))
+    if model.metric != "acc" and model.unassigned_policy == "void":
+        values.append(model.void_index)
+        names.append("void")
+    preds = preds.transpose(*(d for d in da.dims if d != class_dim))
+    preds.attrs = {
+        **base,
+        "long_name": f"class labels maximizing the expected {objective} (RankSEG)",
+        "flag_values": np.array(values, dtype=out_dtype),
+        "flag_meanings": " ".join(names),
+        **run,
+    }
+    preds.name = "labels"
+    return preds
 
+
+def _info_dataset(
+    fields: Iterable[xr.DataArray],
+    samples: tuple[Hashable, ...],
+    class_dim: Hashable,
+    model: RankSEG,
+    base: dict[Hashable, Any],
+    run: dict[str, Any],
+) -> xr.Dataset:
+    """Gather the per-(sample, class) info into a Dataset of described variables."""
+    objective = _OBJECTIVE[model.metric]
     descriptions = {
         "tau": "selected volume (pixels) of the class mask before multiclass resolution",
         "threshold": "smallest selected probability (NaN for an empty mask)",
@@ -561,25 +593,31 @@ def predict(
         "pruned": "class skipped because its largest probability is <= pruning_prob",
     }
     info_vars = {}
-    for field, arr in zip(_INFO_FIELDS, outputs[1:], strict=True):
+    for field, arr in zip(_INFO_FIELDS, fields, strict=True):
         arr = arr.transpose(*samples, class_dim)
         arr.attrs = {"long_name": descriptions[field]}
         info_vars[field] = arr.rename(field)
-    info = xr.Dataset(info_vars, attrs={**base, **run})
-    return preds, info
+    return xr.Dataset(info_vars, attrs={**base, **run})
 
 
 def _predict_merged(
     da: xr.DataArray,
-    core: list[Hashable],
-    out_core: list[list[Hashable]],
-    out_dtypes: list[np.dtype],
-    lazy: bool,
+    class_dim: Hashable,
+    spatial: tuple[Hashable, ...],
+    model: RankSEG,
+    out_dtype: np.dtype,
     threads_per_task: int,
+    return_info: bool,
     kw: dict[str, Any],
 ) -> Any:
     """Run the NumPy API on whole samples through ``xr.apply_ufunc``."""
-    class_dim = core[0]
+    core = [class_dim, *spatial]
+    out_core = [list(spatial) if model.output_mode == "multiclass" else core]
+    out_dtypes = [out_dtype]
+    if return_info:
+        out_core += [[class_dim]] * len(_INFO_FIELDS)
+        out_dtypes += list(_INFO_DTYPES)
+    lazy = da.chunks is not None
     if lazy:
         # one chunk per sample along the class and spatial dims (the rule needs the
         # whole volume); sample chunks are left as they are.  Only the data is
