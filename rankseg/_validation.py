@@ -12,6 +12,8 @@ from typing import Any, SupportsInt, cast
 
 import numpy as np
 
+from rankseg._records import FLOAT_DTYPES
+
 __all__ = [
     "as_probs",
     "check_band_bytes",
@@ -23,8 +25,6 @@ __all__ = [
     "label_dtype",
     "raise_bad_values",
 ]
-
-_FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _quote(choices: Sequence[str]) -> str:
@@ -203,7 +203,7 @@ def as_probs(probs: Any) -> Any:
                 f"({exc}); pass a NumPy array or a detached CPU tensor of "
                 "float16/float32/float64"
             ) from exc
-    if arr.dtype.newbyteorder("=") not in _FLOAT_DTYPES:
+    if arr.dtype.newbyteorder("=") not in FLOAT_DTYPES:
         raise TypeError(
             f"probs must have dtype float16, float32 or float64; got {arr.dtype}"
             + (

@@ -17,6 +17,7 @@ import dask.array as da
 import numpy as np
 
 from rankseg._config import CHUNK
+from rankseg._records import BITS_DTYPES, bits_view, kernel_view
 from rankseg._threads import num_threads
 from rankseg.kernels.assign import argmax_labels
 from rankseg.kernels.chunked import (
@@ -32,12 +33,12 @@ from rankseg.kernels.chunked import (
 from rankseg.kernels.masks import write_masks, write_threshold_masks
 from rankseg.kernels.summary import DEFAULT_NPOW, SUM_HEAD, row_summary
 
-#: per dtype: unsigned type, mantissa bits, exponent bias, bin shift (32 bins per
-#: octave for float16/32, 8 for float64 so a row's histogram stays ~330 kB)
+#: per dtype width: mantissa bits, exponent bias, bin shift (32 bins per octave for
+#: float16/32, 8 for float64 so a row's histogram stays ~330 kB)
 _LAYOUT = {
-    2: (np.uint16, 10, 15, 5),
-    4: (np.uint32, 23, 127, 18),
-    8: (np.uint64, 52, 1023, 49),
+    2: (10, 15, 5),
+    4: (23, 127, 18),
+    8: (52, 1023, 49),
 }
 _FAN_IN = 8  # blocks combined per task of the tree reductions
 
@@ -48,7 +49,8 @@ class _Layout:
 
     def __init__(self, dtype: np.dtype) -> None:
         self.dtype = dtype
-        self.udtype, self.mbits, self.bias, self.shift = _LAYOUT[dtype.itemsize]
+        self.udtype = BITS_DTYPES[dtype.itemsize].type
+        self.mbits, self.bias, self.shift = _LAYOUT[dtype.itemsize]
         self.one = int(np.array(1.0, dtype=dtype).view(self.udtype))
         self.half = int(np.array(0.5, dtype=dtype).view(self.udtype))
         self.sign = 1 << (8 * dtype.itemsize - 1)
@@ -130,8 +132,7 @@ def _views(block: np.ndarray, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
     """View the block as rows ``(R, n)``: values for the kernels, and bit patterns."""
     arr = np.ascontiguousarray(block)
     arr = arr.reshape(arr.shape[0] * arr.shape[1], -1)
-    bits = arr.view(layout.udtype)
-    return (bits if arr.dtype == np.float16 else arr), bits
+    return kernel_view(arr), bits_view(arr)
 
 
 # -- pass 1: histogram -----------------------------------------------------------------
