@@ -41,7 +41,7 @@ from rankseg._records import (
     label_values,
     void_label,
 )
-from rankseg._validation import check_band_bytes, check_name, check_threads
+from rankseg._validation import BadValuesError, check_band_bytes, check_name, check_threads
 from rankseg._xarray_task import _INFO_FIELDS, _predict_block, _Where
 
 __all__ = ["RankSEGAccessor", "predict"]
@@ -635,11 +635,8 @@ def _predict_chunked(
     where = _Where(da, loop, class_dim)
     try:
         res = rankseg.dask.predict(data, return_info=return_info, dtype=dtype, **params)
-    except ValueError as exc:
-        message = where(str(exc), np.arange(data.shape[0]))
-        if message == str(exc):
-            raise
-        raise ValueError(message) from None
+    except BadValuesError as exc:
+        raise where(exc, np.arange(data.shape[0])) from None
     preds, info = res if isinstance(res, tuple) else (res, None)  # a tuple: return_info
     lead = tuple(src.shape[:nloop])
     preds = preds.reshape(lead + preds.shape[1:])

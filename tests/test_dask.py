@@ -513,8 +513,13 @@ def test_bad_value_names_sample_class_and_chunk(rng, bad, what):
         ValueError,
         match=rf"{what}.*sample 1, class 0, in chunk \(1, 0, 1, 1\) "
         r"\(spatial \[4:8, 4:8\]\)",
-    ):
+    ) as err:
         rd.predict(x)
+    e = err.value
+    assert type(e) is rankseg.BadValuesError
+    assert (e.sample, e.class_, e.chunk, e.spatial) == (1, 0, (1, 0, 1, 1), ((4, 8), (4, 8)))
+    block = np.asarray(x.blocks[e.chunk])  # the chunk named holds the bad value
+    assert not ((block >= 0) & (block <= 1)).all()
 
 
 @pytest.mark.parametrize("solver", ["rma", *SEARCH])
@@ -593,7 +598,9 @@ def test_xarray_chunked_errors_name_coordinates(rng):
         dims=("case", "class", "y", "x"),
         coords={"case": ["a", "b"]},
     )
-    with pytest.raises(ValueError, match=r"NaN at case='b', class\[0\], in chunk \(1, 0, 1, 0\)"):
+    with pytest.raises(
+        ValueError, match=r"NaN \(first at case='b', class\[0\], in chunk \(1, 0, 1, 0\)"
+    ):
         arr.rankseg.predict(sample_dims="case")
     with pytest.raises(
         ValueError, match=r"unknown spatial_chunks .split.; expected one of .auto., .keep., .merge."

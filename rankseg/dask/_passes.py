@@ -19,6 +19,7 @@ import numpy as np
 from rankseg._config import CHUNK
 from rankseg._records import BITS_DTYPES, bits_view, kernel_view
 from rankseg._threads import num_threads
+from rankseg._validation import bad_values_error
 from rankseg.kernels.assign import argmax_labels
 from rankseg.kernels.chunked import (
     LOW_BITS,
@@ -156,19 +157,7 @@ def _raise_bad(block: np.ndarray, q: int, j: int, where: tuple) -> None:
     idx, rows, box, nc = where
     b, c = divmod(int(rows[q]), nc)
     row = np.ascontiguousarray(block).reshape(-1, int(np.prod(block.shape[2:])))[q]
-    vals = row.astype(np.float64)
-    spatial = ", ".join(f"{a}:{e}" for a, e in box[2:])
-    at = f"sample {b}, class {c}, in chunk {tuple(idx)} (spatial [{spatial}])"
-    if np.isnan(vals).any():
-        what = "contains NaN"
-    elif np.isinf(vals).any():
-        what = "contains inf"
-    else:
-        what = f"has values outside [0, 1] (min {vals.min():g}, max {vals.max():g})"
-    raise ValueError(
-        f"probs {what} at {at}; expected finite probabilities in [0, 1] (apply softmax or "
-        "sigmoid to logits first)"
-    )
+    raise bad_values_error(row, b, c, tuple(idx), tuple(box[2:]))
 
 
 def _combine_stats(*parts: tuple) -> tuple:
