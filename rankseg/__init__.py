@@ -5,11 +5,12 @@ from typing import Any
 from rankseg import functional
 from rankseg._api import PredictInfo, RankSEG, predict
 from rankseg._threads import get_num_threads, num_threads, set_num_threads
-from rankseg._validation import ClassSumWarning
+from rankseg._validation import BadValuesError, ClassSumWarning
 from rankseg.functional import rankdice_ba, rankseg_rma
 from rankseg.tuning import TunedRankSEG, tune
 
 __all__ = [
+    "BadValuesError",
     "ClassSumWarning",
     "PredictInfo",
     "RankSEG",

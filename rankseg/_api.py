@@ -22,13 +22,17 @@ from rankseg._records import (
     SOLVER_PARAMS,
     SOLVERS,
     PredictInfo,
+    bits_view,
+    kernel_view,
+    label_range,
+    metric_code,
+    void_label,
 )
 from rankseg._records import EPS_SOLVERS as _EPS_SOLVERS
 from rankseg._records import SOLVER_CODE as _SOLVER_CODE
 from rankseg._threads import call_threads, num_threads
 from rankseg.kernels.assign import argmax_labels, assign_labels
 from rankseg.kernels.masks import write_masks, write_threshold_masks
-from rankseg.kernels.rma import DICE, IOU
 from rankseg.kernels.search import empty_scores, solver_cuts
 from rankseg.kernels.select import STAT_MAX, STAT_MU, rma_cuts, row_stats
 
@@ -470,7 +474,7 @@ class RankSEG:
                 "multiclass output needs at least 2 classes; got C = 1. For a single "
                 "foreground class use output_mode='multilabel' (boolean mask)"
             )
-        void = multiclass and self.metric != "acc" and self.unassigned_policy == "void"
+        void = void_label(self) is not None
         if void and 0 <= self.void_index < nc:
             raise ValueError(
                 f"void_index must lie outside [0, {nc}) so it cannot be confused with a class; "
@@ -479,7 +483,7 @@ class RankSEG:
         if out is not None and not isinstance(out, np.ndarray):
             raise TypeError(f"out must be a NumPy array (or memmap); got {type(out).__name__}")
         if multiclass:
-            labels = [0, nc - 1] + ([self.void_index] if void else [])
+            lo, hi = label_range(nc, self)
             if dtype is None and out is not None and out.dtype.kind not in "iu":
                 raise TypeError(
                     f"out has dtype {out.dtype}; expected an integer dtype for the label map "
@@ -491,7 +495,7 @@ class RankSEG:
                     f"machine's byte order (e.g. {out.dtype.newbyteorder('=')})"
                 )
             out_dtype = v.label_dtype(
-                dtype if dtype is not None or out is None else out.dtype, max(labels), min(labels)
+                dtype if dtype is not None or out is None else out.dtype, hi, lo
             )
             out_shape = (nb, *spatial)
         else:
@@ -554,9 +558,7 @@ class RankSEG:
         stats = _row_stats(arr, x)
         if multiclass:  # a layout check from the row sums just computed (docs/conventions)
             v.check_class_sums(stats[:, STAT_MU].reshape(nb, nc), d)
-        xb = x.view(_UINT[x.itemsize])
-        if x.dtype == np.float16:
-            x = xb
+        xb, x = bits_view(x), kernel_view(x)
         flat_out = result.reshape(nb, d) if multiclass else result.reshape(nb * nc, d)
 
         if self.metric == "acc":
@@ -566,7 +568,7 @@ class RankSEG:
                 write_threshold_masks(x, flat_out, CHUNK)
             return result
 
-        metric = DICE if self.metric == "dice" else IOU
+        metric = metric_code(self.metric)
         gamma = self.smooth
         mu = stats[:, STAT_MU]
         if self.presence is None:
@@ -625,9 +627,6 @@ class RankSEG:
         )
 
 
-_UINT = {2: np.uint16, 4: np.uint32, 8: np.uint64}
-
-
 def _wins(
     x: np.ndarray, rows: np.ndarray, nc: int, flat_out: np.ndarray, multiclass: bool
 ) -> np.ndarray:
@@ -645,8 +644,8 @@ def _wins(
 
 def _row_stats(arr: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Row statistics with the maxima filled in; raises on NaN, inf or values outside [0, 1]."""
-    bits = x.view(_UINT[x.itemsize])
-    stats, maxbits = row_stats(bits if x.dtype == np.float16 else x, bits, CHUNK)
+    bits = bits_view(x)
+    stats, maxbits = row_stats(kernel_view(x), bits, CHUNK)
     one = np.array(1.0, dtype=x.dtype).view(bits.dtype)
     stats[:, STAT_MAX] = maxbits.astype(bits.dtype).view(x.dtype)
     for r in np.flatnonzero(maxbits > one):

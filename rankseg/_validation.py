@@ -12,8 +12,13 @@ from typing import Any, SupportsInt, cast
 
 import numpy as np
 
+from rankseg._records import FLOAT_DTYPES
+
 __all__ = [
+    "BadValuesError",
+    "ClassSumWarning",
     "as_probs",
+    "bad_values_error",
     "check_band_bytes",
     "check_int",
     "check_name",
@@ -23,8 +28,6 @@ __all__ = [
     "label_dtype",
     "raise_bad_values",
 ]
-
-_FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _quote(choices: Sequence[str]) -> str:
@@ -203,7 +206,7 @@ def as_probs(probs: Any) -> Any:
                 f"({exc}); pass a NumPy array or a detached CPU tensor of "
                 "float16/float32/float64"
             ) from exc
-    if arr.dtype.newbyteorder("=") not in _FLOAT_DTYPES:
+    if arr.dtype.newbyteorder("=") not in FLOAT_DTYPES:
         raise TypeError(
             f"probs must have dtype float16, float32 or float64; got {arr.dtype}"
             + (
@@ -269,26 +272,47 @@ def raise_bad_values(arr: Any, row: int) -> None:
 
     Raises
     ------
-    ValueError
+    BadValuesError
         Always.
     """
-    nb, nc = arr.shape[:2]
+    nc = arr.shape[1]
     b, c = divmod(row, nc)
-    vals = np.asarray(arr[b, c], dtype=np.float64)
-    where = f"sample {b}, class {c}"
+    raise bad_values_error(arr[b, c], b, c)
+
+
+def bad_values_error(
+    values: Any,
+    sample: int,
+    class_: int,
+    chunk: tuple[int, ...] | None = None,
+    spatial: tuple[tuple[int, int], ...] | None = None,
+) -> BadValuesError:
+    """Return the :class:`BadValuesError` describing the invalid ``values`` of a row.
+
+    Parameters
+    ----------
+    values : array_like
+        The row's probabilities (or the part of it in ``chunk``), known to hold a NaN,
+        an infinity or a value outside [0, 1].
+    sample, class_ : int
+        The row's sample (within the batch predicted) and class.
+    chunk, spatial : tuple or None
+        For dask input: the block index of the chunk, and its ``(start, stop)`` on
+        each spatial axis.
+
+    Returns
+    -------
+    BadValuesError
+        NaN before inf before out-of-range, as the message says; for out-of-range
+        values ``low`` and ``high`` are the min and max of ``values``.
+    """
+    vals = np.asarray(values, dtype=np.float64)
     if np.isnan(vals).any():
-        raise ValueError(
-            f"probs contains NaN (first at {where}); expected finite probabilities in [0, 1]"
-        )
+        return BadValuesError("nan", sample, class_, chunk, spatial)
     if np.isinf(vals).any():
-        raise ValueError(
-            f"probs contains inf (first at {where}); expected finite probabilities in [0, 1]"
-        )
-    lo, hi = vals.min(), vals.max()
-    raise ValueError(
-        f"probs has values outside [0, 1] (at {where}: min {lo:g}, max {hi:g}); expected "
-        "probabilities: apply softmax (multiclass) or sigmoid (multilabel) to logits first"
-    )
+        return BadValuesError("inf", sample, class_, chunk, spatial)
+    lo, hi = float(vals.min()), float(vals.max())
+    return BadValuesError("range", sample, class_, chunk, spatial, lo, hi)
 
 
 def label_dtype(dtype: Any, max_label: int, min_label: int = 0) -> np.dtype:
@@ -390,6 +414,121 @@ def check_out(
             "out overlaps probs; the input is never modified, so pass a separate array"
         )
     return out
+
+
+class BadValuesError(ValueError):
+    """Probabilities that hold a NaN, an infinity or a value outside [0, 1].
+
+    Raised by :func:`rankseg.predict` and :meth:`rankseg.RankSEG.predict` (CPU and
+    GPU), by :func:`rankseg.dask.predict` and by :func:`rankseg.xarray.predict` (for
+    dask-backed input when the result is computed).  It is a :class:`ValueError`, so
+    ``except ValueError`` catches it too; its attributes say which row is bad without
+    parsing the message.
+
+    Parameters
+    ----------
+    kind : {'nan', 'inf', 'range'}
+        What was found: a NaN, an infinity, or a finite value outside [0, 1] (checked
+        in that order: a row holding both NaN and 1.5 is reported as NaN).
+    sample : int
+        The sample (index along the batch axis of the array predicted; for
+        :func:`rankseg.xarray.predict` the flat, C-order number over the sample dims).
+    class_ : int
+        The class (index along the class axis).  Spelled with a trailing underscore
+        because ``class`` is a Python keyword.
+    chunk : tuple of int or None
+        For :func:`rankseg.dask.predict`: the block index (``x.blocks[chunk]``) of the
+        chunk where the values were found; None for in-memory input.
+    spatial : tuple of (int, int) or None
+        For dask input: the chunk's ``(start, stop)`` on each spatial axis; else None.
+    low, high : float
+        For ``kind='range'``: the min and max of the row (for dask input: of its part
+        in ``chunk``); NaN otherwise.
+    where : str or None
+        How the message names the row; default ``"sample {sample}, class {class_}"``
+        (:func:`rankseg.xarray.predict` names dims and coordinates instead:
+        ``case='p5', class='liver'``).
+
+    Attributes
+    ----------
+    kind, sample, class_, chunk, spatial, low, high, where
+        As given (``where`` resolved to its default).
+
+    Examples
+    --------
+    >>> import numpy as np, rankseg
+    >>> p = np.full((2, 3, 4), 1 / 3)
+    >>> p[1, 2, 0] = np.nan
+    >>> try:
+    ...     rankseg.predict(p)
+    ... except rankseg.BadValuesError as err:
+    ...     print(err.kind, err.sample, err.class_, err.chunk)
+    nan 1 2 None
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        sample: int,
+        class_: int,
+        chunk: tuple[int, ...] | None = None,
+        spatial: tuple[tuple[int, int], ...] | None = None,
+        low: float = math.nan,
+        high: float = math.nan,
+        where: str | None = None,
+    ) -> None:
+        if kind not in ("nan", "inf", "range"):
+            raise ValueError(f"kind must be 'nan', 'inf' or 'range'; got {kind!r}")
+        self.kind = kind
+        self.sample = int(sample)
+        self.class_ = int(class_)
+        self.chunk = None if chunk is None else tuple(int(i) for i in chunk)
+        self.spatial = None if spatial is None else tuple((int(a), int(e)) for a, e in spatial)
+        self.low = float(low)
+        self.high = float(high)
+        self.where = f"sample {self.sample}, class {self.class_}" if where is None else where
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        at = self.where
+        if self.chunk is not None:
+            at += f", in chunk {self.chunk}"
+            if self.spatial is not None:
+                at += f" (spatial [{', '.join(f'{a}:{e}' for a, e in self.spatial)}])"
+        if self.kind != "range":
+            what = "NaN" if self.kind == "nan" else "inf"
+            return f"probs contains {what} (first at {at}); expected finite probabilities in [0, 1]"
+        return (
+            f"probs has values outside [0, 1] (at {at}: min {self.low:g}, max {self.high:g}); "
+            "expected probabilities: apply softmax (multiclass) or sigmoid (multilabel) to "
+            "logits first"
+        )
+
+    def relocated(self, sample: int, where: str) -> BadValuesError:
+        """Return the same error naming its row otherwise.
+
+        Parameters
+        ----------
+        sample : int
+            The row's sample in the larger array the caller sees (the batch predicted
+            was one block of it).
+        where : str
+            How the message names the row (e.g. ``"case='p5', class='liver'"``).
+
+        Returns
+        -------
+        BadValuesError
+            A new error; ``kind``, ``class_``, ``chunk``, ``spatial``, ``low`` and
+            ``high`` are kept.
+        """
+        return BadValuesError(
+            self.kind, sample, self.class_, self.chunk, self.spatial, self.low, self.high, where
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled by dask's distributed scheduler: rebuild from the attributes
+        args = (self.kind, self.sample, self.class_, self.chunk, self.spatial)
+        return (type(self), (*args, self.low, self.high, self.where))
 
 
 class ClassSumWarning(UserWarning):

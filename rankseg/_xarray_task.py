@@ -20,7 +20,6 @@ path calls the NumPy API directly, which decides its threads itself
 
 from __future__ import annotations
 
-import re
 from collections.abc import Hashable
 from typing import Any
 
@@ -28,11 +27,9 @@ import numpy as np
 
 from rankseg._api import RankSEG
 from rankseg._threads import num_threads
+from rankseg._validation import BadValuesError
 
 _INFO_FIELDS = ("tau", "threshold", "score", "pruned")
-
-#: where the NumPy API's value errors say which row is bad
-_AT_ROW = re.compile(r"sample (\d+), class (\d+)")
 
 
 class _Where:
@@ -50,12 +47,10 @@ class _Where:
         self.shape = tuple(int(da.sizes[d]) for d in loop)
         self.labels = [np.asarray(da[d].values) if d in da.coords else None for d in self.dims]
 
-    def __call__(self, message: str, index: np.ndarray) -> str:
-        m = _AT_ROW.search(message)
-        if m is None:
-            return message
-        flat = int(np.asarray(index).reshape(-1)[int(m[1])])
-        pos: list[int | np.integer[Any]] = [*np.unravel_index(flat, self.shape), int(m[2])]
+    def __call__(self, exc: BadValuesError, index: np.ndarray) -> BadValuesError:
+        """Return ``exc`` naming its row in the DataArray (``index``: the block's samples)."""
+        flat = int(np.asarray(index).reshape(-1)[exc.sample])
+        pos: list[int | np.integer[Any]] = [*np.unravel_index(flat, self.shape), exc.class_]
         parts = []
         for dim, labels, i in zip(self.dims, self.labels, pos, strict=True):
             if labels is None:
@@ -63,7 +58,7 @@ class _Where:
             else:
                 value = labels[int(i)]
                 parts.append(f"{dim}={value.item() if hasattr(value, 'item') else value!r}")
-        return message[: m.start()] + ", ".join(parts) + message[m.end() :]
+        return exc.relocated(flat, ", ".join(parts))
 
 
 def _predict_block(
@@ -92,11 +87,8 @@ def _predict_block(
         else:
             with num_threads(task_threads):
                 res = model.predict(batch, return_info=return_info, dtype=dtype)
-    except ValueError as exc:
-        message = where(str(exc), index)
-        if message == str(exc):
-            raise
-        raise ValueError(message) from None
+    except BadValuesError as exc:
+        raise where(exc, index) from None
     preds, info = res if return_info else (res, None)
     preds = preds.reshape(loop + preds.shape[1:])
     if info is None:

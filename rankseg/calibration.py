@@ -35,6 +35,7 @@ import numpy as np
 from scipy import optimize, special
 
 from rankseg import _validation as v
+from rankseg._records import FLOAT_DTYPES
 from rankseg._textfile import write_text_atomic
 
 __all__ = [
@@ -549,7 +550,7 @@ def _check_out(out: Any, probs: np.ndarray) -> np.ndarray:
         raise TypeError(f"out must be a NumPy array; got {type(out).__name__}")
     if out.shape != probs.shape:
         raise ValueError(f"out has shape {out.shape}; expected {probs.shape} like probs")
-    if out.dtype not in (np.float16, np.float32, np.float64):
+    if out.dtype not in FLOAT_DTYPES:
         raise TypeError(f"out must have dtype float16, float32 or float64; got {out.dtype}")
     if not out.flags.c_contiguous or not out.flags.writeable:
         raise ValueError("out must be a writeable C-contiguous array")

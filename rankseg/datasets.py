@@ -28,10 +28,11 @@ import scipy.fft
 from numpy.typing import ArrayLike, DTypeLike
 from scipy.special import expit
 
+from rankseg._records import FLOAT_DTYPES
+
 __all__ = ["WORKLOADS", "ct3d", "make_probs", "sample_truth", "tumor3d", "voc2d"]
 
 _KINDS = ("softmax", "sigmoid")
-_FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -58,7 +59,7 @@ def _check_shape(shape: Sequence[int], min_classes: int = 1) -> tuple[int, ...]:
 
 def _check_dtype(dtype: DTypeLike) -> np.dtype:
     dtype = np.dtype(dtype)
-    if dtype not in _FLOAT_DTYPES:
+    if dtype not in FLOAT_DTYPES:
         raise TypeError(f"dtype must be float16, float32 or float64, got {dtype}")
     return dtype
 

@@ -34,13 +34,18 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 import rankseg
 from rankseg._api import RankSEG
 from rankseg._config import MAX_BAND_BYTES
-from rankseg._records import CLASS_DIM_NAMES, SAMPLE_DIM_NAMES
-from rankseg._validation import check_band_bytes, check_name, check_threads
+from rankseg._records import (
+    CLASS_DIM_NAMES,
+    FLOAT_DTYPES,
+    SAMPLE_DIM_NAMES,
+    label_values,
+    void_label,
+)
+from rankseg._validation import BadValuesError, check_band_bytes, check_name, check_threads
 from rankseg._xarray_task import _INFO_FIELDS, _predict_block, _Where
 
 __all__ = ["RankSEGAccessor", "predict"]
 
-_FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 _INFO_DTYPES = (np.dtype(np.int64), np.dtype(np.float64), np.dtype(np.float64), np.dtype(bool))
 #: attributes that describe the *probability values* and would be wrong on labels/masks
 _VALUE_ATTRS = frozenset(
@@ -82,7 +87,7 @@ def _check_dataarray(da: Any) -> xr.DataArray:
             f"{name!r} ({var.dtype}, dims {tuple(var.dims)!r})"
             for name, var in da.data_vars.items()
         ]
-        floats = [name for name, var in da.data_vars.items() if var.dtype in _FLOAT_DTYPES]
+        floats = [name for name, var in da.data_vars.items() if var.dtype in FLOAT_DTYPES]
         hint = f"ds[{floats[0]!r}]" if floats else "ds['<variable>']"
         raise TypeError(
             "predict needs a DataArray of probabilities, got a Dataset; pick the probability "
@@ -94,7 +99,7 @@ def _check_dataarray(da: Any) -> xr.DataArray:
             "predict needs an xarray.DataArray of probabilities; got "
             f"{type(da).__name__} (use rankseg.predict for NumPy arrays)"
         )
-    if da.dtype.newbyteorder("=") not in _FLOAT_DTYPES:
+    if da.dtype.newbyteorder("=") not in FLOAT_DTYPES:
         label = f"DataArray {da.name!r}" if da.name is not None else "the DataArray"
         raise TypeError(
             f"{label} has dtype {da.dtype}; expected float16, float32 or float64 probabilities"
@@ -252,7 +257,7 @@ def _param_attrs(model: RankSEG, solver_params: dict[str, Any]) -> dict[str, Any
             attrs["rankseg_empty"] = model.empty
         if model.output_mode == "multiclass":
             attrs["rankseg_unassigned_policy"] = model.unassigned_policy
-            if model.unassigned_policy == "void":
+            if void_label(model) is not None:
                 attrs["rankseg_void_index"] = model.void_index
     for key, value in sorted(solver_params.items()):
         attrs.setdefault(f"rankseg_{key}", getattr(model, key, value))
@@ -560,9 +565,8 @@ def _labeled_output(
         preds.name = "masks"
         return preds
     names = _class_names(da, class_dim)
-    values = list(range(da.sizes[class_dim]))
-    if model.metric != "acc" and model.unassigned_policy == "void":
-        values.append(model.void_index)
+    values = label_values(da.sizes[class_dim], model)
+    if void_label(model) is not None:
         names.append("void")
     preds = preds.transpose(*(d for d in da.dims if d != class_dim))
     preds.attrs = {
@@ -669,11 +673,8 @@ def _predict_chunked(
     where = _Where(da, loop, class_dim)
     try:
         res = rankseg.dask.predict(data, return_info=return_info, dtype=dtype, **params)
-    except ValueError as exc:
-        message = where(str(exc), np.arange(data.shape[0]))
-        if message == str(exc):
-            raise
-        raise ValueError(message) from None
+    except BadValuesError as exc:
+        raise where(exc, np.arange(data.shape[0])) from None
     preds, info = res if isinstance(res, tuple) else (res, None)  # a tuple: return_info
     lead = tuple(src.shape[:nloop])
     preds = preds.reshape(lead + preds.shape[1:])

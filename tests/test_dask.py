@@ -173,7 +173,7 @@ def test_scan_gathers_only_the_bins_around_the_cut(seed, metric, gamma):
     """Bins between the forced set and the cut, where F rises at every step, are crossed
     without their values; answering the bins the scan asks for gives the cut of the
     full scan and of the sort-based oracle."""
-    from rankseg.kernels.rma import DICE, IOU
+    from rankseg._records import DICE, IOU
 
     rng = np.random.default_rng(seed)
     # confident pixels (forced, p >= 1/2) and an uncertain band in [0.3, 0.5) cut into
@@ -429,7 +429,7 @@ def test_a_small_budget_splits_the_gathers_into_passes(rng, monkeypatch):
 
 
 def _band_bound(p2d, metric, smooth):
-    from rankseg.kernels.rma import DICE, IOU
+    from rankseg._records import DICE, IOU
     from rankseg.kernels.search import candidate_bound
 
     row = p2d.ravel()
@@ -513,8 +513,13 @@ def test_bad_value_names_sample_class_and_chunk(rng, bad, what):
         ValueError,
         match=rf"{what}.*sample 1, class 0, in chunk \(1, 0, 1, 1\) "
         r"\(spatial \[4:8, 4:8\]\)",
-    ):
+    ) as err:
         rd.predict(x)
+    e = err.value
+    assert type(e) is rankseg.BadValuesError
+    assert (e.sample, e.class_, e.chunk, e.spatial) == (1, 0, (1, 0, 1, 1), ((4, 8), (4, 8)))
+    block = np.asarray(x.blocks[e.chunk])  # the chunk named holds the bad value
+    assert not ((block >= 0) & (block <= 1)).all()
 
 
 @pytest.mark.parametrize("solver", ["rma", *SEARCH])
@@ -593,7 +598,9 @@ def test_xarray_chunked_errors_name_coordinates(rng):
         dims=("case", "class", "y", "x"),
         coords={"case": ["a", "b"]},
     )
-    with pytest.raises(ValueError, match=r"NaN at case='b', class\[0\], in chunk \(1, 0, 1, 0\)"):
+    with pytest.raises(
+        ValueError, match=r"NaN \(first at case='b', class\[0\], in chunk \(1, 0, 1, 0\)"
+    ):
         arr.rankseg.predict(sample_dims="case")
     with pytest.raises(
         ValueError, match=r"unknown spatial_chunks .split.; expected one of .auto., .keep., .merge."

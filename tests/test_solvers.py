@@ -296,8 +296,8 @@ def test_solve_candidates_matches_the_cpu_path(rng, metric):
     """The host solve of the GPU path: same cut as the CPU, rows in parallel
     (solve_packed), growing a short prefix from the whole row when the exact kernel
     asks for more (p_need; solve_candidates)."""
+    from rankseg._records import DICE, IOU
     from rankseg.kernels.exact import new_summary, row_summary
-    from rankseg.kernels.rma import DICE, IOU
     from rankseg.kernels.search import EXACT, candidate_bound
     from rankseg.kernels.search_host import solve_candidates, solve_packed
 

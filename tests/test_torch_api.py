@@ -177,7 +177,11 @@ def test_bad_tensors_raise_the_torch_package_types(name):
     before = t.clone()
     with pytest.raises(Exception) as info:
         predict(t)
-    assert type(info.value).__name__ == META["bad_inputs"][name]
+    # ours may be a subclass (BadValuesError): the torch package's callers catch the builtin
+    builtin = next(c for c in type(info.value).__mro__ if c.__module__ == "builtins")
+    assert builtin.__name__ == META["bad_inputs"][name]
+    if name in ("nan", "negative", "above_one"):
+        assert type(info.value) is rankseg.BadValuesError
     assert torch.equal(t, before) or name == "nan"  # nan != nan
     if name in ("int", "bool"):
         assert "dtype" in str(info.value)

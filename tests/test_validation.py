@@ -78,9 +78,50 @@ def test_bad_values(probs, value, match, dtype):
     p = probs.astype(dtype)
     p[1, 2, 3, 4] = value
     before = p.copy()
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=match) as err:
         predict(p, output_mode="multilabel")
     np.testing.assert_array_equal(p, before)
+    # a BadValuesError (still a ValueError) that says the row without its message parsed
+    assert type(err.value) is rankseg.BadValuesError
+    e = err.value
+    assert (e.sample, e.class_, e.chunk, e.spatial) == (1, 2, None, None)
+    assert e.kind == ("nan" if np.isnan(value) else "inf" if np.isinf(value) else "range")
+    if e.kind == "range":  # the row's min and max, as the message says
+        row = p[1, 2].astype(np.float64)
+        assert (e.low, e.high) == (row.min(), row.max())
+    else:
+        assert np.isnan(e.low) and np.isnan(e.high)
+
+
+@pytest.mark.parametrize("metric", ["dice", "iou", "acc"])
+@pytest.mark.parametrize("output_mode", ["multiclass", "multilabel"])
+def test_bad_values_error_every_path(rng, metric, output_mode):
+    p = rng.dirichlet(np.ones(3), size=(2, 5, 6)).transpose(0, 3, 1, 2)
+    p[0, 1, 4, 5] = 2.0
+    with pytest.raises(rankseg.BadValuesError) as err:
+        predict(p, metric=metric, output_mode=output_mode)
+    assert (err.value.kind, err.value.sample, err.value.class_) == ("range", 0, 1)
+    assert err.value.high == 2.0
+
+
+def test_bad_values_error_pickles_and_relocates():
+    import pickle
+
+    err = rankseg.BadValuesError("range", 3, 1, (0, 1, 2), ((4, 8), (0, 4)), -0.5, 1.0)
+    assert str(err) == (
+        "probs has values outside [0, 1] (at sample 3, class 1, in chunk (0, 1, 2) "
+        "(spatial [4:8, 0:4]): min -0.5, max 1); expected probabilities: apply softmax "
+        "(multiclass) or sigmoid (multilabel) to logits first"
+    )
+    back = pickle.loads(pickle.dumps(err))  # dask's distributed scheduler pickles errors
+    assert type(back) is rankseg.BadValuesError and str(back) == str(err)
+    assert vars(back) == vars(err) and back.args == err.args
+    moved = err.relocated(7, "case='p7', class='liver'")
+    assert (moved.sample, moved.class_, moved.chunk, moved.low) == (7, 1, (0, 1, 2), -0.5)
+    assert "at case='p7', class='liver', in chunk (0, 1, 2)" in str(moved)
+    assert isinstance(moved, ValueError)
+    with pytest.raises(ValueError, match=r"kind must be 'nan', 'inf' or 'range'; got 'big'"):
+        rankseg.BadValuesError("big", 0, 0)
 
 
 def test_bad_values_acc_metric(probs):

@@ -303,17 +303,22 @@ def test_invalid_values_raise_when_computed(rng):
     bad[1, 0, 0, 0, 0] = np.nan
     lazy = rx.predict(bad.chunk(case=1), sample_dims="case")  # no error yet: nothing read
     # the error names the sample of the whole DataArray (not of the dask block), by label
-    with pytest.raises(ValueError, match=r"NaN \(first at case='case01', class='background'\)"):
+    with pytest.raises(
+        ValueError, match=r"NaN \(first at case='case01', class='background'\)"
+    ) as err:
         lazy.compute(scheduler="synchronous")
+    assert type(err.value) is rankseg.BadValuesError
+    assert (err.value.sample, err.value.class_, err.value.kind) == (1, 0, "nan")
     with pytest.raises(ValueError, match=r"first at case='case01', class='background'"):
         rx.predict(bad, sample_dims="case")  # in memory: one block
     plain = bad.drop_vars(["case", "class"])  # no coordinate labels: positions
     with pytest.raises(ValueError, match=r"first at case\[1\], class\[0\]"):
         rx.predict(plain.chunk(case=1), sample_dims="case").compute(scheduler="synchronous")
     two = xr.concat([plain, plain.isel(case=[0, 2, 1])], dim="run")  # two loop dims
-    with pytest.raises(ValueError, match=r"first at run\[1\], case\[2\], class\[0\]"):
+    with pytest.raises(ValueError, match=r"first at run\[1\], case\[2\], class\[0\]") as err:
         two[0] = plain.isel(case=[0, 2, 0]).values  # only run 1 holds the NaN
         rx.predict(two.chunk(case=2, run=1), sample_dims=("run", "case")).compute()
+    assert err.value.sample == 1 * 3 + 2  # flat over (run, case), C order
 
 
 # -- dask -------------------------------------------------------------------------------

@@ -38,8 +38,10 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from rankseg._records import FLOAT_DTYPE_NAMES
+
 #: input dtypes compiled ahead of time (float16 reaches the kernels as uint16 bits)
-DTYPES = ("float16", "float32", "float64")
+DTYPES = FLOAT_DTYPE_NAMES
 #: label dtypes of multiclass output compiled ahead of time (int64 is the default)
 LABEL_DTYPES = ("int64", "int32", "uint8")
 

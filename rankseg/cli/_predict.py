@@ -18,6 +18,7 @@ import numpy as np
 from rankseg import io as rio
 from rankseg._api import RankSEG
 from rankseg._config import MAX_BAND_BYTES
+from rankseg._records import label_range
 from rankseg.cli import _batch
 from rankseg.cli._cluster import connect
 from rankseg.cli._common import (
@@ -62,13 +63,6 @@ class _Result:
     message: str = ""
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     skipped: str = ""  # "exists" (--continue) or "claimed" (another run holds the case)
-
-
-def _label_range(nc: int, model: RankSEG) -> tuple[int, int]:
-    labels = [0, nc - 1]
-    if model.metric != "acc" and model.unassigned_policy == "void":
-        labels.append(model.void_index)
-    return max(labels), min(labels)
 
 
 def _info_rows(name: str, batch: bool, info: Any) -> list[tuple[Any, ...]]:
@@ -133,7 +127,7 @@ def _run_numpy_job(job: _Job) -> list[tuple[Any, ...]]:
         pm = dataclasses.replace(pm, probs=_calibrated(job, pm.probs, mode))
     dtype: Any = None
     if mode == "multiclass":
-        hi, lo = _label_range(nc, model)
+        lo, hi = label_range(nc, model)
         dtype = np.dtype(job.dtype) if job.dtype else rio.smallest_label_dtype(hi, lo)
     rows: list[tuple[Any, ...]] = []
     if job.info:
@@ -273,7 +267,7 @@ def _run_xarray_job(job: _Job) -> list[tuple[Any, ...]]:
     model = RankSEG(output_mode=mode, **job.params)  # checks the parameters
     dtype: Any = None
     if mode == "multiclass":
-        hi, lo = _label_range(nc, model)
+        lo, hi = label_range(nc, model)
         dtype = np.dtype(job.dtype) if job.dtype else rio.smallest_label_dtype(hi, lo)
     kwargs = dict(job.params, output_mode=mode, dtype=dtype, max_band_bytes=job.max_band_bytes)
     name = rio.case_name(job.path)

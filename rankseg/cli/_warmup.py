@@ -23,10 +23,9 @@ import numpy as np
 
 from rankseg._api import AVAILABLE, SOLVERS, predict
 from rankseg._compile import aot as _aot
+from rankseg._records import FLOAT_DTYPE_NAMES
 
 __all__ = ["warmup"]
-
-_DTYPES = ("float16", "float32", "float64")
 
 
 def warmup(
@@ -56,7 +55,7 @@ def warmup(
         For an unknown dtype, metric or output mode.
     """
     for name, given, allowed in (
-        ("dtype", dtypes, _DTYPES),
+        ("dtype", dtypes, FLOAT_DTYPE_NAMES),
         ("metric", metrics, tuple(SOLVERS)),
         ("output mode", output_modes, ("multiclass", "multilabel")),
     ):
@@ -86,7 +85,7 @@ def add_warmup_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dtypes",
         nargs="+",
-        choices=_DTYPES,
+        choices=FLOAT_DTYPE_NAMES,
         default=["float32"],
         help="input dtypes to compile for (default: float32)",
     )

@@ -30,7 +30,14 @@ from typing import Any
 import numpy as np
 
 from rankseg import _validation as v
-from rankseg._records import SOLVER_CODE, PredictInfo
+from rankseg._records import (
+    SOLVER_CODE,
+    PredictInfo,
+    bits_view,
+    kernel_view,
+    metric_code,
+    void_label,
+)
 from rankseg.cuda import _config, load
 from rankseg.cuda._memory import (
     _BUFFERS,  # noqa: F401  (tests read driver._BUFFERS)
@@ -45,7 +52,6 @@ from rankseg.cuda._memory import (
 from rankseg.cuda.assign import argmax_kernel, pass_a_kernel, pass_b_kernel, safe_sums_kernel
 from rankseg.cuda.exact import MAX_NODES, NPOW, NSUM, TAU_CHUNK, quadrature_kernel, summary_kernel
 from rankseg.cuda.masks import write_masks_kernel, write_threshold_masks_kernel
-from rankseg.cuda.rma import DICE, IOU
 from rankseg.cuda.search import certified_range_kernel, sort_rows_kernel
 from rankseg.cuda.select import (
     BAND_FORCED_NEG_MIN,
@@ -176,7 +182,7 @@ def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
     flat = res.reshape(nb, d) if multiclass else res.reshape(nrow, d)
 
     acc = model.metric == "acc"
-    metric = np.int64(-1 if acc else DICE if model.metric == "dice" else IOU)
+    metric = np.int64(metric_code(model.metric))
     gamma = np.float64(model.smooth)
     cfg, ntiles, tile = _config.launch_tiles(nrow, d)
     part = ws.get("stats", (nrow, ntiles, NSTAT))
@@ -221,7 +227,7 @@ def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
             safe_sums_kernel[ucfg](x, nc, tile64, flat, status, part)
         sums = ws.get("sums", (nrow, 2))
         _rows_launch(reduce_parts_kernel, nrow)(part, np.int64(0), sums)
-        void = model.unassigned_policy == "void"
+        void = void_label(model) is not None
         pparams = (metric, gamma, np.bool_(void), np.int64(model.void_index))
         pass_b_kernel[cfg](x, nc, rowd, jcut, sums, pparams, tile64, flat, status)
     else:
@@ -305,7 +311,7 @@ def _solver_cuts(
     those rows when ``γ > 0``).
     """
     nrow, d = x.shape
-    metric = DICE if model.metric == "dice" else IOU
+    metric = metric_code(model.metric)
     gamma = float(model.smooth)
     sparams = (SOLVER_CODE[model.solver], metric, gamma, float(model.eps))
     rows, start, caps = ws.rows(nrow, 0)  # a zero buffer: count only
@@ -356,9 +362,7 @@ def _solver_cuts(
     scores = np.zeros(nrow)
     pruned = np.flatnonzero(rh[:, R_ACTIVE] == 0)
     if gamma > 0 and pruned.size:
-        host_rows = np.stack([x[r].copy_to_host() for r in pruned])
-        if host_rows.dtype == np.float16:
-            host_rows = host_rows.view(np.uint16)
+        host_rows = kernel_view(np.stack([x[r].copy_to_host() for r in pruned]))
         scores[pruned] = empty_scores(host_rows, np.arange(pruned.size), sparams)
     return rh, scores
 
@@ -378,7 +382,7 @@ def _exact_on_device(
     first = ws.put("ex_first", packed)
     rows = ws.put("ex_rows", active.astype(np.int64))
     summaries = ws.put("ex_summary", summary)
-    keys = cand.view(np.uint64 if cand.dtype.itemsize == 8 else np.uint32)
+    keys = bits_view(cand)
     tmp = ws.get("ex_keys", (cand.shape[0],), keys.dtype)
     nbits = np.int64(8 * cand.dtype.itemsize)
     _rows_launch(sort_rows_kernel, n, _config.SORT_THREADS)(keys, tmp, first, nbits)
@@ -406,8 +410,7 @@ def _solve_on_host(
     """Solve row ``r`` on the host from its candidates ``q`` (copying the whole row if asked)."""
 
     def whole_row() -> np.ndarray:
-        row = x[r].copy_to_host()
-        return row.view(np.uint16) if row.dtype == np.float16 else row
+        return kernel_view(x[r].copy_to_host())
 
     res = solve_candidates(q.copy(), summary[r], sparams, rh[r, R_LO], whole_row)
     rh[r, R_TAU], rh[r, R_T], rh[r, R_SCORE], rh[r, R_KIN], rh[r, R_FULL] = res

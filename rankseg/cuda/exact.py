@@ -27,6 +27,7 @@ import math
 
 from numba import cuda, float64, int64
 
+from rankseg._records import IOU
 from rankseg.cuda._block import block_argmax, block_max, block_scan, block_sum
 from rankseg.cuda._config import MAX_SORT_THREADS, MAX_THREADS, device_twin
 from rankseg.cuda._dtype import as_f64
@@ -42,7 +43,6 @@ from rankseg.cuda.select import (
 )
 from rankseg.kernels import exact as _cpu
 from rankseg.kernels.quadrature import H_STEP, TAIL_POINTS
-from rankseg.kernels.rma import IOU
 from rankseg.kernels.summary import DEFAULT_NPOW, SUM_MU
 
 __all__ = ["MAX_NODES", "NPOW", "NSUM", "TAU_CHUNK", "quadrature_kernel", "summary_kernel"]

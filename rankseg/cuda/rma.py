@@ -9,10 +9,7 @@ from __future__ import annotations
 from rankseg.cuda._config import device_twin
 from rankseg.kernels import rma as _cpu
 
-__all__ = ["DICE", "IOU", "rma_bounds", "rma_objective"]
-
-DICE = _cpu.DICE
-IOU = _cpu.IOU
+__all__ = ["rma_bounds", "rma_objective"]
 
 rma_objective = device_twin(_cpu.rma_objective)
 _ratio = device_twin(_cpu._ratio)

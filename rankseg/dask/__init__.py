@@ -38,14 +38,12 @@ import numpy as np
 
 from rankseg._api import PredictInfo, RankSEG
 from rankseg._config import MAX_BAND_BYTES
+from rankseg._records import FLOAT_DTYPES, metric_code, void_label
 from rankseg._validation import check_band_bytes
 from rankseg.dask._cuts import find_cuts
 from rankseg.dask._passes import _acc_block, _Blocks, _Layout, _safe_sums, _write_block
-from rankseg.kernels.rma import DICE, IOU
 
 __all__ = ["predict"]
-
-_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
 # -- public API ------------------------------------------------------------------------------
@@ -56,7 +54,7 @@ def _check_dask(probs: Any) -> da.Array:
             f"{type(probs).__name__} (use rankseg.predict for NumPy arrays, "
             "rankseg.xarray.predict for DataArrays)"
         )
-    if probs.dtype.newbyteorder("=") not in _FLOATS:
+    if probs.dtype.newbyteorder("=") not in FLOAT_DTYPES:
         raise TypeError(f"probs must have dtype float16, float32 or float64; got {probs.dtype}")
     if not probs.dtype.isnative:
         probs = probs.astype(probs.dtype.newbyteorder("="))
@@ -247,9 +245,9 @@ def predict(
     }
     if multiclass:
         kw["m"], kw["n"] = _safe_sums(blk, layout, cuts)
-        metric_code = DICE if model.metric == "dice" else IOU
-        void = model.unassigned_policy == "void"
-        kw["policy"] = (metric_code, model.smooth, void, np.int64(model.void_index if void else 0))
+        code = metric_code(model.metric)
+        void = void_label(model)
+        kw["policy"] = (code, model.smooth, void is not None, np.int64(void or 0))
         meta = np.empty((0,) * (x.ndim - 1), out_dtype)
         out = da.map_blocks(_write_block, x, dtype=out_dtype, drop_axis=1, meta=meta, **kw)
     else:

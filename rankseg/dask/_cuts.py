@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 
 from rankseg._api import RankSEG
-from rankseg._records import SOLVER_CODE
+from rankseg._records import SOLVER_CODE, metric_code
 from rankseg.dask._passes import _Blocks, _histograms, _Layout, _refine
 from rankseg.dask._search import BAND_BYTES_PER_VALUE, BandRow, EmptyRow, SearchContext
 from rankseg.kernels.chunked import scan_nodes
-from rankseg.kernels.rma import DICE, IOU, rma_bounds
+from rankseg.kernels.rma import rma_bounds
 
 #: a bin with at most this many values (16 MB of float64) is gathered; a larger one
 #: is split into sub-bins of about GATHER / 16 values (2**_NSUB_BITS to
@@ -130,7 +130,7 @@ def find_cuts(
     # bins share exponents in runs: sum the mantissa sums per exponent (exact, int64)
     first = np.flatnonzero(np.r_[True, ee[1:] != ee[:-1]])
     exps = ee[first]
-    metric = DICE if model.metric == "dice" else IOU
+    metric = metric_code(model.metric)
     gamma = model.smooth
     mu = np.empty(nrow)
     pmax = np.empty(nrow)

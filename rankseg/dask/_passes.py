@@ -17,7 +17,9 @@ import dask.array as da
 import numpy as np
 
 from rankseg._config import CHUNK
+from rankseg._records import BITS_DTYPES, bits_view, kernel_view
 from rankseg._threads import num_threads
+from rankseg._validation import bad_values_error
 from rankseg.kernels.assign import argmax_labels
 from rankseg.kernels.chunked import (
     LOW_BITS,
@@ -32,12 +34,12 @@ from rankseg.kernels.chunked import (
 from rankseg.kernels.masks import write_masks, write_threshold_masks
 from rankseg.kernels.summary import DEFAULT_NPOW, SUM_HEAD, row_summary
 
-#: per dtype: unsigned type, mantissa bits, exponent bias, bin shift (32 bins per
-#: octave for float16/32, 8 for float64 so a row's histogram stays ~330 kB)
+#: per dtype width: mantissa bits, exponent bias, bin shift (32 bins per octave for
+#: float16/32, 8 for float64 so a row's histogram stays ~330 kB)
 _LAYOUT = {
-    2: (np.uint16, 10, 15, 5),
-    4: (np.uint32, 23, 127, 18),
-    8: (np.uint64, 52, 1023, 49),
+    2: (10, 15, 5),
+    4: (23, 127, 18),
+    8: (52, 1023, 49),
 }
 _FAN_IN = 8  # blocks combined per task of the tree reductions
 
@@ -48,7 +50,8 @@ class _Layout:
 
     def __init__(self, dtype: np.dtype) -> None:
         self.dtype = dtype
-        self.udtype, self.mbits, self.bias, self.shift = _LAYOUT[dtype.itemsize]
+        self.udtype = BITS_DTYPES[dtype.itemsize].type
+        self.mbits, self.bias, self.shift = _LAYOUT[dtype.itemsize]
         self.one = int(np.array(1.0, dtype=dtype).view(self.udtype))
         self.half = int(np.array(0.5, dtype=dtype).view(self.udtype))
         self.sign = 1 << (8 * dtype.itemsize - 1)
@@ -130,8 +133,7 @@ def _views(block: np.ndarray, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
     """View the block as rows ``(R, n)``: values for the kernels, and bit patterns."""
     arr = np.ascontiguousarray(block)
     arr = arr.reshape(arr.shape[0] * arr.shape[1], -1)
-    bits = arr.view(layout.udtype)
-    return (bits if arr.dtype == np.float16 else arr), bits
+    return kernel_view(arr), bits_view(arr)
 
 
 # -- pass 1: histogram -----------------------------------------------------------------
@@ -155,19 +157,7 @@ def _raise_bad(block: np.ndarray, q: int, j: int, where: tuple) -> None:
     idx, rows, box, nc = where
     b, c = divmod(int(rows[q]), nc)
     row = np.ascontiguousarray(block).reshape(-1, int(np.prod(block.shape[2:])))[q]
-    vals = row.astype(np.float64)
-    spatial = ", ".join(f"{a}:{e}" for a, e in box[2:])
-    at = f"sample {b}, class {c}, in chunk {tuple(idx)} (spatial [{spatial}])"
-    if np.isnan(vals).any():
-        what = "contains NaN"
-    elif np.isinf(vals).any():
-        what = "contains inf"
-    else:
-        what = f"has values outside [0, 1] (min {vals.min():g}, max {vals.max():g})"
-    raise ValueError(
-        f"probs {what} at {at}; expected finite probabilities in [0, 1] (apply softmax or "
-        "sigmoid to logits first)"
-    )
+    raise bad_values_error(row, b, c, tuple(idx), tuple(box[2:]))
 
 
 def _combine_stats(*parts: tuple) -> tuple:

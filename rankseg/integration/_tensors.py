@@ -11,7 +11,11 @@ from typing import Any
 
 import torch
 
-FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+from rankseg._records import FLOAT_DTYPE_NAMES
+
+#: the torch dtypes of the model outputs decided: NumPy's float dtypes, and bfloat16
+#: (decided in float32)
+TORCH_FLOAT_DTYPES = (*(getattr(torch, name) for name in FLOAT_DTYPE_NAMES), torch.bfloat16)
 SAM_OUTPUTS = frozenset(
     {
         "SamImageSegmentationOutput",
@@ -52,7 +56,7 @@ def check_tensor(
     ndims = (ndim,) if isinstance(ndim, int) else ndim
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"outputs.{name} must be a torch.Tensor; got {type(value).__name__}")
-    if value.dtype not in FLOAT_DTYPES:
+    if value.dtype not in TORCH_FLOAT_DTYPES:
         raise TypeError(f"outputs.{name} must have a real floating dtype; got {value.dtype}")
     if value.ndim not in ndims:
         raise ValueError(f"outputs.{name} must have shape {shape}; got {tuple(value.shape)}")

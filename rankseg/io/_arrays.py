@@ -9,9 +9,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from rankseg._records import FLOAT_DTYPES
 from rankseg.io._naming import NPZ_KEYS, case_name
-
-_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ class ProbabilityMap:
 
 
 def _check_float(arr: np.ndarray, what: str) -> None:
-    if arr.dtype.newbyteorder("=") in _FLOATS:
+    if arr.dtype.newbyteorder("=") in FLOAT_DTYPES:
         return
     hint = ""
     if arr.dtype.kind in "iub":

@@ -54,6 +54,7 @@ import math
 import numpy as np
 
 from rankseg._compile.jit import jit
+from rankseg._records import DICE, IOU
 from rankseg.kernels._dtype import as_f64
 from rankseg.kernels.quadrature import (
     H_STEP,
@@ -94,8 +95,8 @@ __all__ = [
 ]
 
 #: Objective modes of the shared driver.
-_DICE = 0
-_IOU = 1
+_DICE = DICE
+_IOU = IOU
 #: the modes of :func:`quadrature_objective` for Dice and IoU (public names)
 QUAD_DICE = _DICE
 QUAD_IOU = _IOU

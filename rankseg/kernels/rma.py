@@ -27,11 +27,9 @@ pixel that could be selected.
 from __future__ import annotations
 
 from rankseg._compile.jit import jit
+from rankseg._records import DICE
 
-__all__ = ["DICE", "IOU", "rma_bounds", "rma_objective", "rma_rise_threshold"]
-
-DICE = 0
-IOU = 1
+__all__ = ["rma_bounds", "rma_objective", "rma_rise_threshold"]
 
 _WIDEN = 1e-12
 

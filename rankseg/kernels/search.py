@@ -25,7 +25,7 @@ import numpy as np
 
 from rankseg._compile import aot as _aot
 from rankseg._compile.jit import jit
-from rankseg._records import BA, BA_TRNA, EXACT, TRNA
+from rankseg._records import BA, BA_TRNA, DICE, EXACT, TRNA
 from rankseg.kernels._dtype import as_f64
 from rankseg.kernels._tasks import run_tasks
 from rankseg.kernels.ba_trna import (
@@ -45,7 +45,7 @@ from rankseg.kernels.exact import (
     quadrature_objective,
     row_summary,
 )
-from rankseg.kernels.rma import DICE, rma_objective
+from rankseg.kernels.rma import rma_objective
 from rankseg.kernels.select import (
     STAT_MAX,
     STAT_MU,

@@ -23,9 +23,10 @@ import numpy as np
 
 from rankseg._compile import aot as _aot
 from rankseg._compile.jit import jit
+from rankseg._records import DICE
 from rankseg.kernels._dtype import as_f64
 from rankseg.kernels._tasks import run_tasks, work_item
-from rankseg.kernels.rma import DICE, rma_bounds, rma_objective
+from rankseg.kernels.rma import rma_bounds, rma_objective
 from rankseg.kernels.sort import _sort_descending
 
 __all__ = [

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from cuda_parity import host, values
 
+import rankseg
 from rankseg import RankSEG, predict
 
 
@@ -80,6 +81,9 @@ def test_bad_values_same_message_as_cpu(cuda, probs, bad, match):
         predict(cuda.to_device(probs))
     assert str(gpu_err.value) == str(cpu_err.value)
     assert "sample 1, class 2" in str(gpu_err.value)
+    assert type(gpu_err.value) is type(cpu_err.value) is rankseg.BadValuesError
+    g, c = gpu_err.value, cpu_err.value
+    assert (g.kind, g.sample, g.class_, g.chunk) == (c.kind, c.sample, c.class_, c.chunk)
 
 
 def test_negative_zero_is_valid(cuda):

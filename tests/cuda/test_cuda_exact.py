@@ -15,11 +15,11 @@ if UNAVAILABLE:
 from numba import cuda as _cuda  # noqa: E402
 
 from rankseg import predict  # noqa: E402
+from rankseg._records import DICE, IOU  # noqa: E402
 from rankseg.cuda import driver  # noqa: E402
 from rankseg.cuda import search as gpu_search  # noqa: E402
 from rankseg.kernels import search as cpu_search  # noqa: E402
 from rankseg.kernels.exact import new_summary, row_summary  # noqa: E402
-from rankseg.kernels.rma import DICE, IOU  # noqa: E402
 
 
 @pytest.mark.parametrize("threads", [1, 4, 8])
