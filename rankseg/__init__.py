@@ -3,7 +3,7 @@
 from typing import Any
 
 from rankseg import functional
-from rankseg._api import PredictInfo, RankSEG, predict
+from rankseg._api import PredictInfo, PredictPlan, RankSEG, predict
 from rankseg._threads import get_num_threads, num_threads, set_num_threads
 from rankseg._validation import ClassSumWarning
 from rankseg.functional import rankdice_ba, rankseg_rma
@@ -12,6 +12,7 @@ from rankseg.tuning import TunedRankSEG, tune
 __all__ = [
     "ClassSumWarning",
     "PredictInfo",
+    "PredictPlan",
     "RankSEG",
     "RefinedNormal",
     "RefinedNormalPB",

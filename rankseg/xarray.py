@@ -486,11 +486,10 @@ def predict(
     }
     model = RankSEG(**params)
     # Check every remaining parameter now (also for lazy input) and learn the output
-    # dtype, by running the NumPy API on an empty batch of the same class/spatial shape.
+    # dtype from the plan of a batch of the same class/spatial shape (no data read).
     nc = da.sizes[class_dim]
-    empty = np.empty((0, nc, *(da.sizes[d] for d in spatial)), dtype=da.dtype)
-    res = model.predict(empty, return_info=return_info, dtype=dtype)
-    out_dtype = (res[0] if return_info else res).dtype
+    shape = (0, nc, *(da.sizes[d] for d in spatial))
+    out_dtype = model.plan(shape, da.dtype, return_info=return_info, out_dtype=dtype).out_dtype
 
     multiclass = model.output_mode == "multiclass"
     core = [class_dim, *spatial]
