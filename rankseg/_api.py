@@ -1,4 +1,4 @@
-"""The NumPy front end: parameters, validation, dispatch and output allocation."""
+"""The NumPy front end: parameters, validation, the plan of a call, and the choice of driver."""
 
 from __future__ import annotations
 
