@@ -419,7 +419,7 @@ class RankSEG:
     ) -> PredictPlan:
         """Validate a call of :meth:`predict` on an input of ``shape`` and ``dtype``.
 
-        No data is read or written: adapters (xarray, dask, the command line) learn
+        No data is read or written: adapters (xarray, dask) learn
         the output's shape and dtype, and get the errors :meth:`predict` would raise
         for this shape and dtype, before any data is computed.
 
