@@ -17,7 +17,7 @@ same phase: the yardstick sees the same load as the solvers.
 With ``--nice`` the busy processes run under ``nice -n 19`` (background jobs): the
 load rule of :mod:`rankseg._threads` does not count niced time, so calls should keep
 every thread and the ratios of the quiet phase.  Each phase reports the thread counts
-its calls used (large inputs; counted by wrapping ``rankseg._api.call_threads``), and
+its calls used (large inputs; counted by wrapping ``rankseg.cpu.driver.call_threads``), and
 a last table puts the quiet and loaded ratios side by side.
 
 Run as a script it imports the ``rankseg`` of this checkout.
@@ -41,7 +41,7 @@ from collections import Counter  # noqa: E402
 from collections.abc import Iterator, Sequence  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 
-import rankseg._api as _api  # noqa: E402
+import rankseg.cpu.driver as _driver  # noqa: E402
 from benchmarks import WORKLOAD_NAMES, load_workload  # noqa: E402
 from benchmarks.compare import (  # noqa: E402
     CONFIGS,
@@ -108,7 +108,7 @@ def selected_funcs(probs) -> dict:
 def counting_threads() -> Iterator[Counter]:
     """Count the thread counts that rankseg's calls on large inputs choose in the body."""
     seen: Counter = Counter()
-    real = _api.call_threads
+    real = _driver.call_threads
 
     def counted(size: int) -> int:
         n = real(size)
@@ -116,11 +116,11 @@ def counting_threads() -> Iterator[Counter]:
             seen[n] += 1
         return n
 
-    _api.call_threads = counted
+    _driver.call_threads = counted
     try:
         yield seen
     finally:
-        _api.call_threads = real
+        _driver.call_threads = real
 
 
 def _threads_line(seen: Counter) -> str:

@@ -3,7 +3,7 @@
 from typing import Any
 
 from rankseg import functional
-from rankseg._api import PredictInfo, RankSEG, predict
+from rankseg._api import PredictInfo, PredictPlan, RankSEG, predict
 from rankseg._threads import get_num_threads, num_threads, set_num_threads
 from rankseg._validation import BadValuesError, ClassSumWarning
 from rankseg.functional import rankdice_ba, rankseg_rma
@@ -13,6 +13,7 @@ __all__ = [
     "BadValuesError",
     "ClassSumWarning",
     "PredictInfo",
+    "PredictPlan",
     "RankSEG",
     "RefinedNormal",
     "RefinedNormalPB",

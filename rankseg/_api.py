@@ -1,4 +1,4 @@
-"""The NumPy front end: parameters, validation, dispatch and output allocation."""
+"""The NumPy front end: parameters, validation, the plan of a call, and the choice of driver."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ import numpy as np
 
 from rankseg import _arrays
 from rankseg import _validation as v
-from rankseg._config import CHUNK
-from rankseg._presence import presence_features
 from rankseg._records import AVAILABLE as AVAILABLE  # the CLI's and tests' import
 from rankseg._records import (
     DEVICES,
@@ -22,21 +20,14 @@ from rankseg._records import (
     SOLVER_PARAMS,
     SOLVERS,
     PredictInfo,
-    bits_view,
-    kernel_view,
+    PredictPlan,
     label_range,
-    metric_code,
     void_label,
 )
 from rankseg._records import EPS_SOLVERS as _EPS_SOLVERS
-from rankseg._records import SOLVER_CODE as _SOLVER_CODE
-from rankseg._threads import call_threads, num_threads
-from rankseg.kernels.assign import argmax_labels, assign_labels
-from rankseg.kernels.masks import write_masks, write_threshold_masks
-from rankseg.kernels.search import empty_scores, solver_cuts
-from rankseg.kernels.select import STAT_MAX, STAT_MU, rma_cuts, row_stats
+from rankseg.cpu import driver as cpu_driver
 
-__all__ = ["PredictInfo", "RankSEG", "predict"]
+__all__ = ["PredictInfo", "PredictPlan", "RankSEG", "predict"]
 
 
 def _device_view(probs: Any) -> Any:
@@ -51,16 +42,6 @@ def _device_view(probs: Any) -> Any:
     from rankseg.cuda import as_device_array  # lazy: the CPU path never imports CUDA
 
     return as_device_array(probs)
-
-
-def _is_bool_dtype(dtype: Any) -> bool:
-    try:
-        return np.dtype(dtype) == np.bool_
-    except TypeError:  # not a dtype at all
-        raise TypeError(
-            "dtype applies to multiclass label maps; multilabel masks are bool, got "
-            f"dtype={dtype!r}, which is not a dtype"
-        ) from None
 
 
 class RankSEG:
@@ -430,6 +411,88 @@ class RankSEG:
 
     __call__ = predict
 
+    def plan(
+        self,
+        shape: tuple[int, ...],
+        dtype: Any,
+        *,
+        return_info: bool = False,
+        out_dtype: Any = None,
+    ) -> PredictPlan:
+        """Validate a call of :meth:`predict` on an input of ``shape`` and ``dtype``.
+
+        No data is read or written: adapters (xarray, dask) learn
+        the output's shape and dtype, and get the errors :meth:`predict` would raise
+        for this shape and dtype, before any data is computed.
+
+        Parameters
+        ----------
+        shape : tuple of int
+            The input's shape ``(B, C, *spatial)`` (B may be 0).
+        dtype : dtype-like
+            The input's dtype: float16, float32 or float64.
+        return_info : bool
+            As for :meth:`predict`.
+        out_dtype : integer dtype, optional
+            The label dtype asked for (:meth:`predict`'s ``dtype``; a torch dtype
+            works too); multiclass only.
+
+        Returns
+        -------
+        PredictPlan
+            The output's shape and dtype, and how the call runs.
+
+        Raises
+        ------
+        TypeError
+            If ``return_info`` is not a bool, ``dtype`` is not a float dtype, or
+            ``out_dtype`` is not an integer dtype (multiclass) or not a dtype.
+        ValueError
+            If the shape is not ``(B, C, *spatial)`` with C >= 1 and non-empty
+            spatial axes, a label map is asked of one class, ``void_index`` lies
+            in ``[0, C)``, ``out_dtype`` cannot hold every label or is not bool
+            (multilabel), or ``return_info=True`` with ``metric='acc'``.
+
+        Examples
+        --------
+        >>> from rankseg import RankSEG
+        >>> plan = RankSEG().plan((2, 3, 64, 64), "float32", out_dtype="uint8")
+        >>> plan.out_shape, plan.out_dtype
+        ((2, 64, 64), dtype('uint8'))
+        """
+        v.check_return_info(return_info, self.metric)
+        out_dtype = _arrays.as_numpy_dtype(out_dtype)
+        try:
+            in_dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(
+                f"dtype must be the input's dtype (float16, float32 or float64); got {dtype!r}"
+            ) from None
+        v.check_probs_dtype(in_dtype)
+        shape = tuple(int(n) for n in shape)
+        v.check_probs_shape(shape)
+        nb, nc = shape[:2]
+        spatial = shape[2:]
+        multiclass = self.output_mode == "multiclass"
+        void = void_label(self) is not None
+        v.check_classes(nc, multiclass, void_label(self))
+        if multiclass:
+            lo, hi = label_range(nc, self)
+            label = v.label_dtype(out_dtype, hi, lo)
+            out = (label, (nb, *spatial))
+        else:
+            v.check_mask_dtype(out_dtype)
+            out = (np.dtype(np.bool_), (nb, nc, *spatial))
+        return PredictPlan(
+            shape=shape,
+            dtype=in_dtype.newbyteorder("="),
+            out_shape=out[1],
+            out_dtype=out[0],
+            multiclass=multiclass,
+            void=void,
+            return_info=bool(return_info),
+        )
+
     def _predict_native(
         self,
         probs: Any,
@@ -439,92 +502,41 @@ class RankSEG:
         device: str | None,
         original: Any,
     ) -> Any:
-        """:meth:`predict` on NumPy or numba device arrays (``original``: the caller's input)."""
-        if not isinstance(return_info, (bool, np.bool_)):
-            raise TypeError(f"return_info must be a bool; got {type(return_info).__name__}")
-        if return_info and self.metric == "acc":
-            raise ValueError(
-                "return_info=True needs metric 'dice' or 'iou'; accuracy solvers have no "
-                "per-class objective to report"
-            )
+        """:meth:`predict` on NumPy or numba device arrays (``original``: the caller's input).
+
+        Validate, plan (:meth:`plan`), then run the CPU or the GPU driver (the same
+        call for both: :func:`rankseg.cpu.driver.predict`,
+        :func:`rankseg.cuda.driver.predict`).
+        """
+        v.check_return_info(return_info, self.metric)
         if device is not None:
             device = v.check_name(device, "device", DEVICES)
         arr = v.as_probs(_device_view(probs))
         on_cuda = not isinstance(arr, np.ndarray)
         device = device or ("cuda" if on_cuda else "cpu")
-        if on_cuda and out is not None:
-            raise TypeError(
-                "out applies to host output; a CUDA input gives a new numba device array"
-            )
+        if out is not None:
+            v.check_out_kind(out, on_cuda)
         if on_cuda and device == "cpu":
             from rankseg.cuda import backend
 
-            driver = backend()
-            res = self._predict_native(
-                driver.to_host(arr), return_info, dtype, None, "cpu", original
-            )
+            gpu = backend()
+            res = self._predict_native(gpu.to_host(arr), return_info, dtype, None, "cpu", original)
             if return_info:
-                return driver.to_device(res[0]), res[1]
-            return driver.to_device(res)
-        nb, nc = arr.shape[:2]
-        spatial = arr.shape[2:]
-        multiclass = self.output_mode == "multiclass"
-        if multiclass and nc == 1:
-            raise ValueError(
-                "multiclass output needs at least 2 classes; got C = 1. For a single "
-                "foreground class use output_mode='multilabel' (boolean mask)"
-            )
-        void = void_label(self) is not None
-        if void and 0 <= self.void_index < nc:
-            raise ValueError(
-                f"void_index must lie outside [0, {nc}) so it cannot be confused with a class; "
-                f"got {self.void_index}"
-            )
-        if out is not None and not isinstance(out, np.ndarray):
-            raise TypeError(f"out must be a NumPy array (or memmap); got {type(out).__name__}")
-        if multiclass:
-            lo, hi = label_range(nc, self)
-            if dtype is None and out is not None and out.dtype.kind not in "iu":
-                raise TypeError(
-                    f"out has dtype {out.dtype}; expected an integer dtype for the label map "
-                    "(e.g. int64)"
-                )
-            if dtype is None and out is not None and not out.dtype.isnative:
-                raise ValueError(
-                    f"out has dtype {out.dtype.str}; expected an integer dtype in this "
-                    f"machine's byte order (e.g. {out.dtype.newbyteorder('=')})"
-                )
-            out_dtype = v.label_dtype(
-                dtype if dtype is not None or out is None else out.dtype, hi, lo
-            )
-            out_shape = (nb, *spatial)
-        else:
-            if dtype is not None and not _is_bool_dtype(dtype):
-                raise ValueError(
-                    "dtype applies to multiclass label maps; multilabel masks are bool, "
-                    f"got dtype={dtype!r}"
-                )
-            out_dtype = np.dtype(np.bool_)
-            out_shape = (nb, nc, *spatial)
+                return gpu.to_device(res[0]), res[1]
+            return gpu.to_device(res)
+        if dtype is None and out is not None and self.output_mode == "multiclass":
+            dtype = v.out_label_dtype(out)
+        plan = self.plan(arr.shape, arr.dtype, return_info=return_info, out_dtype=dtype)
         if device == "cuda":
             self.check_pruning_rule("the CUDA backend")
             from rankseg.cuda import backend
 
-            driver = backend()
-            host_out = (
-                None if out is None else v.check_out(out, out_shape, out_dtype, arr, original)
-            )
-            return driver.predict(self, arr, (out_shape, out_dtype, host_out), return_info)
-        if out is None:
-            result = np.empty(out_shape, dtype=out_dtype)
+            driver: Any = backend()
         else:
-            result = v.check_out(out, out_shape, out_dtype, arr, original)
-        if nb == 0:
-            return (result, self._empty_info(nc)) if return_info else result
-        # one Numba thread for small inputs, and no more threads than there are idle
-        # cores (call_threads; docs/performance.rst)
-        with num_threads(call_threads(arr.size)):
-            return self._predict_host(arr, result, void, return_info)
+            driver = cpu_driver
+        if out is not None:
+            out = v.check_out(out, plan.out_shape, plan.out_dtype, arr, original)
+        return driver.predict(self, arr, (plan.out_shape, plan.out_dtype, out), return_info)
 
     def check_pruning_rule(self, where: str) -> None:
         """Raise unless the presence decision is ``pruning_prob`` (what every backend runs).
@@ -546,115 +558,6 @@ class RankSEG:
                 f"in-memory CPU path only, not on {where}; give pruning_prob instead, or "
                 "use rankseg.predict on the host"
             )
-
-    def _predict_host(
-        self, arr: np.ndarray, result: np.ndarray, void: bool, return_info: bool
-    ) -> Any:
-        """Run the kernels on a validated host input of shape ``(B, C, *spatial)``."""
-        nb, nc = arr.shape[:2]
-        multiclass = self.output_mode == "multiclass"
-        d = int(np.prod(arr.shape[2:]))
-        x = arr.reshape(nb * nc, d)
-        stats = _row_stats(arr, x)
-        if multiclass:  # a layout check from the row sums just computed (docs/conventions)
-            v.check_class_sums(stats[:, STAT_MU].reshape(nb, nc), d)
-        xb, x = bits_view(x), kernel_view(x)
-        flat_out = result.reshape(nb, d) if multiclass else result.reshape(nb * nc, d)
-
-        if self.metric == "acc":
-            if multiclass:
-                argmax_labels(x, nc, flat_out, CHUNK)
-            else:
-                write_threshold_masks(x, flat_out, CHUNK)
-            return result
-
-        metric = metric_code(self.metric)
-        gamma = self.smooth
-        mu = stats[:, STAT_MU]
-        if self.presence is None:
-            pruned = stats[:, STAT_MAX] <= self.pruning_prob
-        else:
-            wins = _wins(x, arr.reshape(nb * nc, d), nc, flat_out, multiclass)
-            pruned = wins == 0 if self.presence == "argmax" else np.zeros(nb * nc, dtype=bool)
-        rows = np.flatnonzero(~pruned).astype(np.int64)
-        t = np.full(nb * nc, np.inf)
-        jcut = np.full(nb * nc, -1, dtype=np.int64)
-        tau = np.zeros(nb * nc, dtype=np.int64)
-        score = np.zeros(nb * nc)
-        if gamma > 0:
-            score[:] = gamma / (mu + gamma)
-        if gamma > 0 and self.solver != "rma" and pruned.any():
-            empty = np.flatnonzero(pruned).astype(np.int64)
-            params = (_SOLVER_CODE[self.solver], metric, gamma, self.eps)
-            score[empty] = empty_scores(x, empty, params)
-        if rows.size and self.solver == "rma":
-            tau_a, t_a, jcut_a, score_a = rma_cuts(x, xb, stats, rows, metric, gamma, CHUNK)
-        elif rows.size:
-            params = (_SOLVER_CODE[self.solver], metric, gamma, self.eps)
-            tau_a, t_a, jcut_a, score_a = solver_cuts(x, xb, stats, rows, params, CHUNK)
-        if rows.size:
-            tau[rows], t[rows], jcut[rows], score[rows] = tau_a, t_a, jcut_a, score_a
-        if self.presence is not None and not isinstance(self.presence, str):
-            # the presence model: keep the empty mask when P(absent) >= P(present) * score
-            rows_f = arr.reshape(nb * nc, d)
-            feats = presence_features(rows_f, stats[:, STAT_MAX], mu, wins)
-            present = self.presence.predict_proba(feats)
-            pruned = (1.0 - present) >= present * score
-            t[pruned], jcut[pruned], tau[pruned] = np.inf, -1, 0
-            score = np.where(pruned, 1.0 - present, present * score)
-        if multiclass:
-            policy = (metric, gamma, void, np.int64(self.void_index))
-            assign_labels(x, nc, (t, jcut, ~pruned), mu, policy, flat_out, CHUNK)
-        else:
-            write_masks(x, t, jcut, flat_out, CHUNK)
-        if not return_info:
-            return result
-        info = PredictInfo(
-            tau=tau.reshape(nb, nc),
-            threshold=np.where(tau > 0, t, np.nan).reshape(nb, nc),
-            score=score.reshape(nb, nc),
-            pruned=pruned.reshape(nb, nc),
-        )
-        return result, info
-
-    @staticmethod
-    def _empty_info(nc: int) -> PredictInfo:
-        return PredictInfo(
-            tau=np.zeros((0, nc), dtype=np.int64),
-            threshold=np.zeros((0, nc)),
-            score=np.zeros((0, nc)),
-            pruned=np.zeros((0, nc), dtype=bool),
-        )
-
-
-def _wins(
-    x: np.ndarray, rows: np.ndarray, nc: int, flat_out: np.ndarray, multiclass: bool
-) -> np.ndarray:
-    """Pixels each (sample, class) row wins: argmax over classes, or ``p > 0.5``.
-
-    ``x`` is the kernels' view of the rows (float16 as bits), ``rows`` their float view.
-    Multiclass: the argmax labels are written into ``flat_out`` (the label map, later
-    overwritten by the decision) and counted per sample.
-    """
-    if multiclass:
-        argmax_labels(x, nc, flat_out, CHUNK)
-        return np.stack([np.bincount(row, minlength=nc)[:nc] for row in flat_out]).reshape(-1)
-    return np.array([np.count_nonzero(row > 0.5) for row in rows], dtype=np.int64)
-
-
-def _row_stats(arr: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Row statistics with the maxima filled in; raises on NaN, inf or values outside [0, 1]."""
-    bits = bits_view(x)
-    stats, maxbits = row_stats(kernel_view(x), bits, CHUNK)
-    one = np.array(1.0, dtype=x.dtype).view(bits.dtype)
-    stats[:, STAT_MAX] = maxbits.astype(bits.dtype).view(x.dtype)
-    for r in np.flatnonzero(maxbits > one):
-        # a pattern above 1.0's: NaN, inf, a value outside [0, 1] -- or only -0.0
-        row = x[r].astype(np.float64)
-        if np.isnan(row).any() or (row < 0).any() or (row > 1).any():
-            v.raise_bad_values(arr, int(r))
-        stats[r, STAT_MAX] = row.max()
-    return stats
 
 
 @overload

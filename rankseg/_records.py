@@ -55,6 +55,8 @@ __all__ = [
     "label_values",
     "metric_code",
     "void_label",
+    "PredictPlan",
+    "empty_info",
 ]
 
 #: the probability dtypes every entry point accepts (any byte order; the checks compare
@@ -274,3 +276,61 @@ class PredictInfo:
     threshold: np.ndarray
     score: np.ndarray
     pruned: np.ndarray
+
+
+def empty_info(nc: int) -> PredictInfo:
+    """Return the :class:`PredictInfo` of an empty batch (``B = 0``) of ``nc`` classes.
+
+    Parameters
+    ----------
+    nc : int
+        Number of classes C.
+
+    Returns
+    -------
+    PredictInfo
+        Arrays of shape ``(0, nc)`` of each field's dtype.
+    """
+    return PredictInfo(
+        tau=np.zeros((0, nc), dtype=np.int64),
+        threshold=np.zeros((0, nc)),
+        score=np.zeros((0, nc)),
+        pruned=np.zeros((0, nc), dtype=bool),
+    )
+
+
+@dataclass(frozen=True)
+class PredictPlan:
+    """What :meth:`rankseg.RankSEG.predict` makes of an input of one shape and dtype.
+
+    Returned by :meth:`rankseg.RankSEG.plan`, which validates the parameters against
+    the shape and dtype without reading any data.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        The input's shape ``(B, C, *spatial)``.
+    dtype : numpy.dtype
+        The input's dtype (float16, float32 or float64, native byte order: the
+        kernels read the input in this dtype).
+    out_shape : tuple of int
+        Shape of the predictions: ``(B, *spatial)`` (multiclass) or
+        ``(B, C, *spatial)`` (multilabel).
+    out_dtype : numpy.dtype
+        Dtype of the predictions: the label dtype (multiclass), or bool.
+    multiclass : bool
+        Whether the predictions are a label map.
+    void : bool
+        Whether pixels no class selects get ``void_index`` (multiclass Dice/IoU with
+        ``unassigned_policy='void'``).
+    return_info : bool
+        Whether a :class:`PredictInfo` of shape ``(B, C)`` comes with the predictions.
+    """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    out_shape: tuple[int, ...]
+    out_dtype: np.dtype
+    multiclass: bool
+    void: bool
+    return_info: bool

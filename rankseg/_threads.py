@@ -1,7 +1,7 @@
 """One home for the threads of a call: how many, and the pool that runs them.
 
 The kernels are serial ``nogil`` functions over fixed work items
-(:mod:`rankseg.kernels._tasks`); a call hands ranges of items to the calling thread
+(:mod:`rankseg.cpu.tasks`); a call hands ranges of items to the calling thread
 and to the threads of one process-wide pool (:func:`pool`).  How many threads a
 call uses (:func:`call_threads`) is decided here and nowhere else:
 

@@ -20,12 +20,19 @@ __all__ = [
     "as_probs",
     "bad_values_error",
     "check_band_bytes",
+    "check_classes",
     "check_int",
+    "check_mask_dtype",
     "check_name",
     "check_out",
+    "check_out_kind",
+    "check_probs_dtype",
+    "check_probs_shape",
     "check_real",
+    "check_return_info",
     "is_cuda_array",
     "label_dtype",
+    "out_label_dtype",
     "raise_bad_values",
 ]
 
@@ -206,30 +213,12 @@ def as_probs(probs: Any) -> Any:
                 f"({exc}); pass a NumPy array or a detached CPU tensor of "
                 "float16/float32/float64"
             ) from exc
-    if arr.dtype.newbyteorder("=") not in FLOAT_DTYPES:
-        raise TypeError(
-            f"probs must have dtype float16, float32 or float64; got {arr.dtype}"
-            + (
-                " (integer or boolean input: convert label maps to probabilities first)"
-                if arr.dtype.kind in "iub"
-                else ""
-            )
-        )
+    check_probs_dtype(arr.dtype)
     if not arr.dtype.isnative:
         if on_cuda:
             raise TypeError(f"probs is a CUDA array of non-native byte order {arr.dtype}")
         arr = arr.astype(arr.dtype.newbyteorder("="))
-    if arr.ndim < 3:
-        raise ValueError(
-            "probs must have shape (B, C, *spatial) with at least one spatial axis; "
-            f"got shape {arr.shape} ({arr.ndim} dimensions)"
-        )
-    if arr.shape[1] == 0:
-        raise ValueError(f"probs has zero classes (shape {arr.shape}); expected C >= 1 on axis 1")
-    if any(s == 0 for s in arr.shape[2:]):
-        raise ValueError(
-            f"probs has an empty spatial axis (shape {arr.shape}); every spatial size must be >= 1"
-        )
+    check_probs_shape(arr.shape)
     if on_cuda and not arr.is_c_contiguous():
         raise ValueError(
             "probs is a non-contiguous CUDA array; the GPU backend reads C-contiguous input "
@@ -237,6 +226,197 @@ def as_probs(probs: Any) -> Any:
             "tensor.contiguous())"
         )
     return arr
+
+
+def check_probs_dtype(dtype: Any) -> None:
+    """Check the dtype of probabilities: float16, float32 or float64, any byte order.
+
+    Parameters
+    ----------
+    dtype : numpy.dtype
+        The input's dtype.
+
+    Raises
+    ------
+    TypeError
+        If it is not one of the three float dtypes.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.newbyteorder("=") not in FLOAT_DTYPES:
+        raise TypeError(
+            f"probs must have dtype float16, float32 or float64; got {dtype}"
+            + (
+                " (integer or boolean input: convert label maps to probabilities first)"
+                if dtype.kind in "iub"
+                else ""
+            )
+        )
+
+
+def check_probs_shape(shape: tuple[int, ...]) -> None:
+    """Check the shape of probabilities: ``(B, C, *spatial)``, C >= 1, spatial sizes >= 1.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The input's shape (B may be 0).
+
+    Raises
+    ------
+    ValueError
+        If there is no spatial axis, no class, or an empty spatial axis.
+    """
+    shape = tuple(shape)
+    if len(shape) < 3:
+        raise ValueError(
+            "probs must have shape (B, C, *spatial) with at least one spatial axis; "
+            f"got shape {shape} ({len(shape)} dimensions)"
+        )
+    if shape[1] == 0:
+        raise ValueError(f"probs has zero classes (shape {shape}); expected C >= 1 on axis 1")
+    if any(s == 0 for s in shape[2:]):
+        raise ValueError(
+            f"probs has an empty spatial axis (shape {shape}); every spatial size must be >= 1"
+        )
+
+
+def check_return_info(return_info: Any, metric: str) -> None:
+    """Check ``return_info``: a bool, True only for a metric with an objective.
+
+    Parameters
+    ----------
+    return_info : object
+        The caller's ``return_info=``.
+    metric : str
+        The checked metric name.
+
+    Raises
+    ------
+    TypeError
+        If ``return_info`` is not a bool.
+    ValueError
+        If it is True with ``metric='acc'`` (no per-class objective to report).
+    """
+    if not isinstance(return_info, (bool, np.bool_)):
+        raise TypeError(f"return_info must be a bool; got {type(return_info).__name__}")
+    if return_info and metric == "acc":
+        raise ValueError(
+            "return_info=True needs metric 'dice' or 'iou'; accuracy solvers have no "
+            "per-class objective to report"
+        )
+
+
+def check_classes(nc: int, multiclass: bool, void_index: int | None) -> None:
+    """Check the number of classes against the output mode and the void label.
+
+    Parameters
+    ----------
+    nc : int
+        Number of classes C.
+    multiclass : bool
+        Whether the output is a label map.
+    void_index : int or None
+        The label of unassigned pixels when they get one (``unassigned_policy='void'``).
+
+    Raises
+    ------
+    ValueError
+        If a label map is asked of one class, or ``void_index`` lies in ``[0, C)``.
+    """
+    if multiclass and nc == 1:
+        raise ValueError(
+            "multiclass output needs at least 2 classes; got C = 1. For a single "
+            "foreground class use output_mode='multilabel' (boolean mask)"
+        )
+    if void_index is not None and 0 <= void_index < nc:
+        raise ValueError(
+            f"void_index must lie outside [0, {nc}) so it cannot be confused with a class; "
+            f"got {void_index}"
+        )
+
+
+def check_mask_dtype(dtype: Any) -> None:
+    """Check ``dtype=`` for multilabel output: None or bool (masks are bool).
+
+    Parameters
+    ----------
+    dtype : dtype-like or None
+        The caller's ``dtype=``.
+
+    Raises
+    ------
+    TypeError
+        If ``dtype`` is not a dtype at all.
+    ValueError
+        If it is a dtype other than bool.
+    """
+    if dtype is None:
+        return
+    try:
+        is_bool = np.dtype(dtype) == np.bool_
+    except TypeError:  # not a dtype at all
+        raise TypeError(
+            "dtype applies to multiclass label maps; multilabel masks are bool, got "
+            f"dtype={dtype!r}, which is not a dtype"
+        ) from None
+    if not is_bool:
+        raise ValueError(
+            "dtype applies to multiclass label maps; multilabel masks are bool, "
+            f"got dtype={dtype!r}"
+        )
+
+
+def check_out_kind(out: Any, on_cuda: bool) -> None:
+    """Check that ``out=`` is a host NumPy array, given for host output only.
+
+    Parameters
+    ----------
+    out : object
+        The caller's ``out=`` (after CPU tensors were viewed as NumPy arrays), not None.
+    on_cuda : bool
+        Whether the input is a CUDA array (its output is a new device array).
+
+    Raises
+    ------
+    TypeError
+        If the input is on CUDA, or ``out`` is not a NumPy array.
+    """
+    if on_cuda:
+        raise TypeError("out applies to host output; a CUDA input gives a new numba device array")
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a NumPy array (or memmap); got {type(out).__name__}")
+
+
+def out_label_dtype(out: np.ndarray) -> np.dtype:
+    """Return the label dtype an ``out=`` array asks for (multiclass output, no ``dtype=``).
+
+    Parameters
+    ----------
+    out : ndarray
+        The caller's ``out=``.
+
+    Returns
+    -------
+    numpy.dtype
+        ``out.dtype`` (its range is checked by :func:`label_dtype`).
+
+    Raises
+    ------
+    TypeError
+        If ``out`` is not of an integer dtype.
+    ValueError
+        If its dtype is not in this machine's byte order.
+    """
+    if out.dtype.kind not in "iu":
+        raise TypeError(
+            f"out has dtype {out.dtype}; expected an integer dtype for the label map (e.g. int64)"
+        )
+    if not out.dtype.isnative:
+        raise ValueError(
+            f"out has dtype {out.dtype.str}; expected an integer dtype in this "
+            f"machine's byte order (e.g. {out.dtype.newbyteorder('=')})"
+        )
+    return out.dtype
 
 
 def is_cuda_array(obj: Any) -> bool:

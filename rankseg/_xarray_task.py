@@ -11,7 +11,7 @@ Each dask task runs the kernels with ``threads_per_task`` threads (default 1: da
 provides the parallelism), through the thread-local :func:`rankseg.num_threads`
 (restored when the task ends), so *n* dask threads run *n* x ``threads_per_task``
 kernel threads.  The kernels are serial ``nogil`` numba functions run on Python
-threads (:mod:`rankseg.kernels._tasks`), never numba parallel regions, so any
+threads (:mod:`rankseg.cpu.tasks`), never numba parallel regions, so any
 number of dask threads may call them at once under every numba threading layer
 (``workqueue`` included: ``tests/test_xarray.py``).  The in-memory (NumPy-backed)
 path calls the NumPy API directly, which decides its threads itself

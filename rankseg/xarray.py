@@ -518,12 +518,10 @@ def _output_dtype(
 ) -> np.dtype:
     """Check every remaining parameter now (also for lazy input); the output dtype.
 
-    The NumPy API runs on an empty batch of the same class/spatial shape.
+    From the plan of a batch of the same class/spatial shape (no data read).
     """
-    nc = da.sizes[class_dim]
-    empty = np.empty((0, nc, *(da.sizes[d] for d in spatial)), dtype=da.dtype)
-    res = model.predict(empty, return_info=return_info, dtype=dtype)
-    return (res[0] if return_info else res).dtype
+    shape = (0, da.sizes[class_dim], *(da.sizes[d] for d in spatial))
+    return model.plan(shape, da.dtype, return_info=return_info, out_dtype=dtype).out_dtype
 
 
 def _keeps_chunks(da: xr.DataArray, spatial: tuple[Hashable, ...], spatial_chunks: str) -> bool:

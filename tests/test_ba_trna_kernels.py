@@ -25,10 +25,10 @@ from rankseg.kernels.ba_trna import (
     trna_dice_objective,
 )
 from rankseg.kernels.exact import SUM_M3, SUM_MU, SUM_VAR, new_summary, row_summary
-from rankseg.kernels.poisson_binomial import exact_dice_objective_dp
 
 from naive import d0_bound as d0_ref
 from naive_solvers import ba_dice_naive, rna_window, trna_dice_naive
+from poisson_binomial import exact_dice_objective_dp
 
 
 @pytest.fixture

@@ -369,7 +369,7 @@ def test_compare_upstream_skips_without_upstream(capsys, tmp_path):
 
 @pytest.mark.parametrize("metric", ["dice", "iou"])
 def test_accuracy_expected_scores_match_the_dp(metric):
-    from rankseg.kernels.poisson_binomial import exact_dice_objective_dp, exact_iou_objective_dp
+    from poisson_binomial import exact_dice_objective_dp, exact_iou_objective_dp
 
     dp = exact_dice_objective_dp if metric == "dice" else exact_iou_objective_dp
     rng = np.random.default_rng(3)
@@ -493,15 +493,15 @@ class _Entered:
 
 def test_loaded_nice_counts_threads(capsys):
     """--nice: the busy processes run under nice -n 19; the calls' thread counts reported."""
-    import rankseg._api
+    import rankseg.cpu.driver
 
-    real = rankseg._api.call_threads
+    real = rankseg.cpu.driver.call_threads
     args = ["--quick", "--repeat", "1", "--busy", "1", "--busy-seconds", "30", "--nice"]
     assert loaded.main([*args, "--workloads", "tumor3d", "--phases", "loaded"]) == 0
     out = capsys.readouterr().out
     assert "== loaded, niced (1 busy processes under nice -n 19)" in out
     assert "threads per call" in out
-    assert rankseg._api.call_threads is real  # the counter is gone
+    assert rankseg.cpu.driver.call_threads is real  # the counter is gone
     assert loaded._busy_command(1.0, 19)[:3] == ["nice", "-n", "19"]
     with loaded.counting_threads() as seen:
         rankseg.predict(np.full((1, 4, rankseg._config.SERIAL_SIZE // 4), 0.25, np.float32))

@@ -25,9 +25,9 @@ from rankseg.kernels.exact import (
     new_summary,
     row_summary,
 )
-from rankseg.kernels.poisson_binomial import exact_dice_objective_dp, exact_iou_objective_dp
 
 from naive import brute_force_best, exact_pi_enum, poisson_binomial_pmf, rma_objective
+from poisson_binomial import exact_dice_objective_dp, exact_iou_objective_dp
 
 GAMMAS = [0.0, 0.5, 1.0, 10.0]
 TOL = 1e-12

@@ -34,6 +34,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("kernels", ("rankseg.kernels",)),
+    # the CPU backend's host side (driver, launchers, work items on threads): below the
+    # GPU driver, which solves some rows on the host with the same launchers
+    ("cpu", ("rankseg.cpu",)),
     ("cuda", ("rankseg.cuda",)),
     (
         "api",
@@ -204,3 +207,59 @@ def test_design_doc_shows_these_layers():
 def test_low_modules_import_no_cuda(name):
     # _validation recognizes a CUDA array by __cuda_array_interface__ alone
     assert not [t for _, t in imported(name, MODULES[name].read_text()) if "cuda" in t]
+
+
+#: the functions of ``rankseg/kernels/`` that are not compiled, and why each may stay:
+#: ``as_f64`` is the Python stub numba's overload replaces inside kernels,
+#: ``_register`` registers that overload, ``_tail_rule`` computes a module constant
+#: at import, ``new_summary`` allocates one zeroed buffer of the summary's length
+KERNEL_HELPERS = {
+    ("_dtype", "as_f64"),
+    ("_dtype", "_register"),
+    ("quadrature", "_tail_rule"),
+    ("summary", "new_summary"),
+}
+
+
+def _jit_decorated(node: ast.FunctionDef) -> bool:
+    for dec in node.decorator_list:
+        target = dec.func if isinstance(dec, ast.Call) else dec
+        name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+        if name in ("jit", "pjit"):
+            return True
+    return False
+
+
+def kernel_functions(source: str, module: str) -> list[tuple[str, str]]:
+    """``(module, function)`` of every top-level function of ``source`` not compiled."""
+    tree = ast.parse(source)
+    return [
+        (module, node.name)
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and not (isinstance(node, ast.FunctionDef) and _jit_decorated(node))
+    ]
+
+
+def test_kernels_hold_compiled_code_only():
+    # host orchestration (launchers, run_tasks, threads) lives in rankseg.cpu
+    # (docs/design.rst): every top-level function of rankseg/kernels/ is a @jit/@pjit
+    # kernel or one of the few listed helpers, and no kernel module runs tasks
+    found = []
+    for path in sorted((PACKAGE / "kernels").glob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        found += kernel_functions(source, path.stem)
+        name = module_name(path)
+        threads = [t for _, t in imported(name, source) if t.startswith("rankseg._threads")]
+        assert threads == [], f"{name} reaches the thread pool"
+    assert [f for f in found if f not in KERNEL_HELPERS] == []
+    assert KERNEL_HELPERS <= set(found)  # the list shrinks with the code
+
+
+def test_kernel_check_sees_a_launcher():
+    source = (
+        "@jit\ndef _body(i0, i1, x):\n    pass\n\n"
+        "@jit(inline='always')\ndef helper(a):\n    return a\n\n"
+        "def launch(x):\n    run_tasks(_body, 1, x)\n"
+    )
+    assert kernel_functions(source, "m") == [("m", "launch")]

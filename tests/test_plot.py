@@ -120,7 +120,7 @@ def test_score_curve_other_solvers_match_predict(rng, metric, solver):
 
 
 def test_score_curve_exact_agrees_with_dp(rng):
-    from rankseg.kernels.poisson_binomial import exact_dice_objective_dp
+    from poisson_binomial import exact_dice_objective_dp
 
     row = rng.random(30) ** 2
     got = score_curve(row, "dice", "exact")

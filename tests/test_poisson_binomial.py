@@ -7,7 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rankseg.kernels.poisson_binomial import (
+from naive import exact_pi_dp, exact_pi_enum
+from naive import poisson_binomial_pmf as pmf_conv
+from naive_solvers import pb_pmf_enum
+from poisson_binomial import (
     exact_dice_objective_dp,
     exact_iou_objective_dp,
     loo_pmf,
@@ -15,10 +18,6 @@ from rankseg.kernels.poisson_binomial import (
     poisson_binomial_pmf,
     poisson_binomial_pmf_into,
 )
-
-from naive import exact_pi_dp, exact_pi_enum
-from naive import poisson_binomial_pmf as pmf_conv
-from naive_solvers import pb_pmf_enum
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rankseg
-import rankseg._api as api
+import rankseg.cpu.driver as cpu_driver
 from rankseg import predict
 
 import naive
@@ -176,7 +176,7 @@ def test_dtype_independence(probs, metric, gamma):
 
 def _big_case(rng):
     """Rows longer than the kernel chunk, with ties across chunk borders."""
-    d = 3 * api.CHUNK + 17
+    d = 3 * cpu_driver.CHUNK + 17
     probs = np.empty((1, 3, d), dtype=np.float32)
     probs[0, 0] = rng.random(d)
     probs[0, 1] = rng.integers(0, 20, d) / 19  # heavy ties, band overflows slots
@@ -230,8 +230,8 @@ def test_thread_count_independence(rng):
 @given(probs=prob_arrays(min_classes=2), metric=metrics, gamma=gammas, chunk=st.integers(1, 7))
 def test_small_chunks_match_oracle(probs, metric, gamma, chunk):
     """Splitting rows into many work items (tiny chunks) keeps the oracle's answer."""
-    old = api.CHUNK
-    api.CHUNK = chunk
+    old = cpu_driver.CHUNK
+    cpu_driver.CHUNK = chunk
     try:
         masks, info = predict(
             probs,
@@ -243,7 +243,7 @@ def test_small_chunks_match_oracle(probs, metric, gamma, chunk):
         )
         labels = predict(probs, metric=metric, smooth=gamma, pruning_prob=0.0)
     finally:
-        api.CHUNK = old
+        cpu_driver.CHUNK = old
     _check_masks(probs, masks, info, metric, gamma, 0.0)
     ref = predict(probs, metric=metric, smooth=gamma, pruning_prob=0.0)
     ref_masks = predict(

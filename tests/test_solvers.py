@@ -26,9 +26,9 @@ from rankseg.kernels.exact import (
     new_summary,
     row_summary,
 )
-from rankseg.kernels.poisson_binomial import exact_dice_objective_dp, exact_iou_objective_dp
 
 import naive
+from poisson_binomial import exact_dice_objective_dp, exact_iou_objective_dp
 
 TOL = 1e-12
 SOLVERS = [
@@ -138,9 +138,9 @@ def test_solvers_match_full_sort_reference(d, kind, seed, gamma, solver_metric):
 @pytest.mark.parametrize("solver, metric", SOLVERS)
 def test_realistic_rows(rng, solver, metric):
     """Long, confident rows (screening leaves few candidates) across several work items."""
-    import rankseg._api as api
+    from rankseg._config import CHUNK
 
-    d = 2 * api.CHUNK + 33
+    d = 2 * CHUNK + 33
     probs = np.empty((1, 2, d))
     probs[0, 0] = _row(rng, "confident", d)
     probs[0, 1] = _row(rng, "skewed", d) * 0.6 + (_row(rng, "confident", d) > 0.5) * 0.4
@@ -236,7 +236,7 @@ def test_pruned_score_is_the_empty_mask_objective(rng, solver, metric):
 def test_thread_count_independence(rng, solver, metric, monkeypatch):
     probs = np.stack([_row(rng, "confident", 5000) for _ in range(4)]).reshape(2, 2, 50, 100)
     # keep every thread (the thread-count rule would give one to this small input)
-    monkeypatch.setattr("rankseg._api.call_threads", lambda size: numba.get_num_threads())
+    monkeypatch.setattr("rankseg.cpu.driver.call_threads", lambda size: numba.get_num_threads())
     old = numba.get_num_threads()
     try:
         res = []
@@ -297,9 +297,9 @@ def test_solve_candidates_matches_the_cpu_path(rng, metric):
     (solve_packed), growing a short prefix from the whole row when the exact kernel
     asks for more (p_need; solve_candidates)."""
     from rankseg._records import DICE, IOU
+    from rankseg.cpu.launchers import solve_candidates, solve_packed
     from rankseg.kernels.exact import new_summary, row_summary
     from rankseg.kernels.search import EXACT, candidate_bound
-    from rankseg.kernels.search_host import solve_candidates, solve_packed
 
     code = DICE if metric == "dice" else IOU
     params = (EXACT, code, 0.0, 0.0)

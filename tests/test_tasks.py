@@ -1,4 +1,4 @@
-"""The work-item driver of the kernels (rankseg.kernels._tasks.run_tasks)."""
+"""The work-item driver of the kernels (rankseg.cpu.tasks.run_tasks)."""
 
 import threading
 
@@ -7,7 +7,7 @@ import pytest
 
 from rankseg._compile.jit import jit
 from rankseg._threads import num_threads
-from rankseg.kernels._tasks import run_tasks
+from rankseg.cpu.tasks import run_tasks
 
 
 @jit

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import rankseg
-import rankseg._api as api
+import rankseg.cpu.driver as cpu_driver
 from rankseg import RankSEG, _threads, predict
 from rankseg._config import CHUNK, SERIAL_SIZE
 from rankseg._threads import call_threads, num_threads, set_num_threads
@@ -62,13 +62,13 @@ def machine(monkeypatch):
 def _spy_threads(monkeypatch):
     """Record the thread count each time the kernels' first pass is entered."""
     seen = []
-    row_stats = api._row_stats
+    row_stats = cpu_driver.checked_row_stats
 
     def spy(arr, x):
         seen.append(_threads.threads())
         return row_stats(arr, x)
 
-    monkeypatch.setattr(api, "_row_stats", spy)
+    monkeypatch.setattr(cpu_driver, "checked_row_stats", spy)
     return seen
 
 
@@ -277,7 +277,7 @@ def test_results_identical_with_and_without_the_rule(
     model = RankSEG(metric, output_mode=output_mode, solver=solver, **params)
     info = metric != "acc"
     serial = model.predict(probs, return_info=info)
-    monkeypatch.setattr(api, "call_threads", lambda size: 2)  # rule off
+    monkeypatch.setattr(cpu_driver, "call_threads", lambda size: 2)  # rule off
     parallel = model.predict(probs, return_info=info)
     if not info:
         serial, parallel = (serial, None), (parallel, None)

@@ -13,7 +13,7 @@ Run by ``setup.py`` when the install or wheel build asks for it with ``RANKSEG_A
    extension module, for a portable baseline CPU of the platform (x86-64-v2 on
    x86-64; ``--cpu host`` targets this machine's CPU and features, like numba's JIT),
    with wrappers that release the GIL (the kernels are ``nogil``, and
-   :func:`rankseg.kernels._tasks.run_tasks` runs them on several threads).  The
+   :func:`rankseg.cpu.tasks.run_tasks` runs them on several threads).  The
    module's ``index()`` lists the exports, the numba and llvmlite versions of the
    build (for ``rankseg --version``; the module does not need them at run time), the
    digest of the kernel sources, the target CPU and the features it requires.

@@ -34,10 +34,12 @@ from rankseg._records import (
     SOLVER_CODE,
     PredictInfo,
     bits_view,
+    empty_info,
     kernel_view,
     metric_code,
     void_label,
 )
+from rankseg.cpu.launchers import empty_scores, solve_candidates, solve_packed
 from rankseg.cuda import _config, load
 from rankseg.cuda._memory import (
     _BUFFERS,  # noqa: F401  (tests read driver._BUFFERS)
@@ -78,8 +80,7 @@ from rankseg.cuda.select import (
     row_stats_kernel,
     tie_count_kernel,
 )
-from rankseg.kernels.search import EXACT, empty_scores
-from rankseg.kernels.search_host import solve_candidates, solve_packed
+from rankseg.kernels.search import EXACT
 from rankseg.kernels.summary import SUM_D, SUM_HEAD, SUM_MU
 
 __all__ = ["predict", "release_buffers", "to_device", "to_host"]
@@ -170,7 +171,7 @@ def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
         result = out if out is not None else np.empty(out_shape, dtype=out_dtype)
         if not host:
             result = cuda.device_array(out_shape, dtype=out_dtype)
-        return (result, model._empty_info(nc)) if return_info else result
+        return (result, empty_info(nc)) if return_info else result
 
     xdev = cuda.to_device(np.ascontiguousarray(arr)) if host else arr
     x = xdev.reshape(nrow, d)
@@ -305,7 +306,7 @@ def _solver_cuts(
     ``rowd``; a row it flags (``R_OVER``: the quadrature needs more of the row than
     its candidates, or too many nodes) is solved on the host.  BA, TRNA and BA+TRNA
     are solved on the host, rows in parallel
-    (:func:`rankseg.kernels.search.solve_packed`).  Returns the host ``rowd`` with the
+    (:func:`rankseg.cpu.launchers.solve_packed`).  Returns the host ``rowd`` with the
     cut columns and ``R_JCUT`` filled in (written back to the device), and the
     scores of the pruned rows (``π(0)``, the CPU's ``empty_scores`` on host copies of
     those rows when ``γ > 0``).

@@ -38,7 +38,7 @@ import numpy as np
 
 from rankseg._api import PredictInfo, RankSEG
 from rankseg._config import MAX_BAND_BYTES
-from rankseg._records import FLOAT_DTYPES, metric_code, void_label
+from rankseg._records import FLOAT_DTYPES, empty_info, metric_code, void_label
 from rankseg._validation import check_band_bytes
 from rankseg.dask._cuts import find_cuts
 from rankseg.dask._passes import _acc_block, _Blocks, _Layout, _safe_sums, _write_block
@@ -214,18 +214,17 @@ def predict(
     x = _check_dask(probs)
     max_band_bytes = check_band_bytes(max_band_bytes)
     # every remaining check (return_info, dtype, void_index against C, C = 1 with
-    # multiclass) by the NumPy API on an empty batch of the same shape
-    empty = np.empty((0, *x.shape[1:]), dtype=x.dtype)
-    res = model.predict(empty, return_info=return_info, dtype=dtype)
-    out_dtype = (res[0] if return_info else res).dtype
+    # multiclass) by the plan of the NumPy API for this shape (no data read)
+    plan = model.plan(x.shape, x.dtype, return_info=return_info, out_dtype=dtype)
+    out_dtype = plan.out_dtype
     multiclass = model.output_mode == "multiclass"
     layout = _Layout(x.dtype)
     nb, nc = x.shape[:2]
     if multiclass and len(x.chunks[1]) > 1:
         x = x.rechunk({1: -1})
     if nb == 0:
-        out = da.from_array(res[0] if return_info else res)
-        return (out, res[1]) if return_info else out
+        out = da.from_array(np.empty(plan.out_shape, dtype=out_dtype))
+        return (out, empty_info(nc)) if return_info else out
     if model.metric == "acc":
         drop = (1,) if multiclass else ()
         meta = np.empty((0,) * (x.ndim - len(drop)), out_dtype)

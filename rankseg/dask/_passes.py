@@ -20,7 +20,7 @@ from rankseg._config import CHUNK
 from rankseg._records import BITS_DTYPES, bits_view, kernel_view
 from rankseg._threads import num_threads
 from rankseg._validation import bad_values_error
-from rankseg.kernels.assign import argmax_labels
+from rankseg.cpu.launchers import argmax_labels, write_masks, write_threshold_masks
 from rankseg.kernels.chunked import (
     LOW_BITS,
     assign_block,
@@ -31,7 +31,6 @@ from rankseg.kernels.chunked import (
     block_tie_gather,
     block_tie_hist,
 )
-from rankseg.kernels.masks import write_masks, write_threshold_masks
 from rankseg.kernels.summary import DEFAULT_NPOW, SUM_HEAD, row_summary
 
 #: per dtype width: mantissa bits, exponent bias, bin shift (32 bins per octave for

@@ -1,6 +1,6 @@
 """The exact, BA, TRNA and BA+TRNA solvers of :mod:`rankseg.dask`: rows from gathered bands.
 
-The in-memory path (:func:`rankseg.kernels.search.solver_cuts`) decides a row from
+The in-memory path (:func:`rankseg.cpu.launchers.solver_cuts`) decides a row from
 two things: its whole-row summary (moments and power sums, every entry a sum over
 pixels, so the blocks' summaries add up; computed in the histogram pass) and the
 band ``q`` of its values above the candidate bound ``θ``

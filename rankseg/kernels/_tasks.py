@@ -1,37 +1,17 @@
-"""Parallel work items on Python threads, over serial ``nogil`` kernels.
+"""Work items of the CPU passes: which pixels of which row one item covers.
 
 The passes of a call are split into fixed work items (a ``chunk`` of one row, or one
 row), and every work item writes its own slots of the outputs, so results do not
 depend on how items are spread over threads.  A pass is a serial ``@jit`` kernel
-over a range of items, ``body(i0, i1, *args)``; :func:`run_tasks` hands ranges to
-the calling thread and the threads of one shared pool, which take the next range
-when they are done (a thread the OS pauses holds up only the range it is on).
-
-Why not ``parallel=True``: numba compiles a ``prange`` kernel in about twice the
-time of the same kernel without it (docs/performance.rst, "The first call"), and
-its workqueue threading layer aborts when two threads enter parallel kernels at
-once (dask workers); serial kernels have neither problem.  They release the GIL
-(``nogil=True``), so Python threads run them in parallel.
-
-The thread count is :func:`rankseg._threads.threads` in the calling thread (inside
-:func:`rankseg.predict`: the count :func:`rankseg._threads.call_threads` chose), and
-the pool is :func:`rankseg._threads.pool` (reset in a forked child).
+over a range of items, ``body(i0, i1, *args)``; the host side that hands ranges of
+items to threads is :func:`rankseg.cpu.tasks.run_tasks`.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
-from typing import Any
-
-from rankseg import _threads
-from rankseg._compile import aot as _aot
 from rankseg._compile.jit import jit
 
-__all__ = ["run_tasks", "work_item"]
-
-#: ranges handed out per thread: a few, so that a slow thread can be helped
-_RANGES_PER_THREAD = 4
+__all__ = ["work_item"]
 
 
 @jit(inline="always")
@@ -43,50 +23,3 @@ def work_item(task: int, nch: int, chunk: int, d: int) -> tuple[int, int, int]:
     """
     j0 = (task % nch) * chunk
     return task // nch, j0, min(d, j0 + chunk)
-
-
-def run_tasks(body: Callable[..., Any], ntasks: int, *args: Any) -> None:
-    """Run ``body(i0, i1, *args)`` over ``[0, ntasks)`` in contiguous ranges, in parallel.
-
-    Parameters
-    ----------
-    body : callable
-        A serial ``nogil`` kernel that processes work items ``i0 <= i < i1``; items
-        must write disjoint outputs.
-    ntasks : int
-        Number of work items.
-    *args
-        Passed to every call of ``body``.
-
-    Notes
-    -----
-    With one thread allowed (:func:`rankseg._threads.threads`) or one item, ``body`` runs
-    once in the calling thread.  Otherwise the calling thread and up to
-    ``threads - 1`` pool threads take ranges (about four per thread) from a shared
-    counter until none is left; the first exception raised by a range is re-raised.
-    ``body`` is looked up among the kernels compiled ahead of time first
-    (:func:`rankseg._compile.aot.find`).
-    """
-    body = _aot.find(body, (0, 0, *args))
-    nthreads = min(_threads.threads(), ntasks)
-    if nthreads <= 1:
-        body(0, ntasks, *args)
-        return
-    nranges = min(ntasks, _RANGES_PER_THREAD * nthreads)
-    edges = [ntasks * k // nranges for k in range(nranges + 1)]
-    counter = itertools.count()  # next() on it is atomic under the GIL
-
-    def work() -> None:
-        while True:
-            k = next(counter)
-            if k >= nranges:
-                return
-            body(edges[k], edges[k + 1], *args)
-
-    pool = _threads.pool(nthreads - 1)
-    futures = [pool.submit(work) for _ in range(nthreads - 1)]
-    try:
-        work()
-    finally:
-        for fut in futures:
-            fut.result()

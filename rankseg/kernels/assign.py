@@ -14,11 +14,11 @@ import numpy as np
 
 from rankseg._compile.jit import jit
 from rankseg.kernels._dtype import as_f64
-from rankseg.kernels._tasks import run_tasks, work_item
+from rankseg.kernels._tasks import work_item
 from rankseg.kernels.masks import is_selected
-from rankseg.kernels.rma import DICE
+from rankseg._records import DICE
 
-__all__ = ["argmax_labels", "assign_labels", "increment"]
+__all__ = ["increment"]
 
 
 @jit(inline="always")
@@ -59,7 +59,7 @@ def increment(metric: int, p: float, m: float, n: float, mu: float, gamma: float
 
 @jit
 def _exclusive_tasks(i0, i1, x, ncls, cut, out, status, sums):
-    """Pass A of :func:`assign_labels` over work items ``i0 <= task < i1``.
+    """Pass A of :func:`rankseg.cpu.launchers.assign_labels` over work items ``i0 <= task < i1``.
 
     Pixels selected by exactly one class are final; the others are marked in
     ``status`` (1: no class, 2: several) for pass B.  Each work item writes the sums
@@ -112,7 +112,7 @@ def _exclusive_tasks(i0, i1, x, ncls, cut, out, status, sums):
 
 @jit
 def _conflict_tasks(i0, i1, x, ncls, cut, mu, params, status, safe, out):
-    """Pass B of :func:`assign_labels`: conflicts and unassigned pixels by increment."""
+    """Pass B of :func:`~rankseg.cpu.launchers.assign_labels`: conflicts, unassigned pixels."""
     t, jcut, active, chunk = cut
     metric, gamma, void_policy, void_index = params
     m, n, anyact = safe
@@ -144,58 +144,9 @@ def _conflict_tasks(i0, i1, x, ncls, cut, mu, params, status, safe, out):
             out[b, j] = bc
 
 
-def assign_labels(
-    x: np.ndarray,
-    ncls: int,
-    cut: tuple,
-    mu: np.ndarray,
-    params: tuple,
-    out: np.ndarray,
-    chunk: int,
-) -> None:
-    """Resolve per-class cuts into a label map.
-
-    Parameters
-    ----------
-    x : ndarray, shape (B*C, d)
-        Probabilities (float32/float64, or float16 as uint16 bits).
-    ncls : int
-        Number of classes C.
-    cut : tuple of (t, jcut, active)
-        Per row (length B*C): smallest selected value (``inf`` if empty), tie
-        cut index, and whether the class is active (not pruned).
-    mu : ndarray, shape (B*C,)
-        Sum of probabilities of each row.
-    params : tuple of (metric, gamma, void_policy, void_index)
-        ``void_policy`` true writes ``void_index`` where no class selects a pixel.
-    out : ndarray of int, shape (B, d)
-        Destination label map.
-    chunk : int
-        Pixels per work item.
-    """
-    t, jcut, active = cut
-    metric, gamma, void_policy, void_index = params
-    params = (np.int64(metric), float(gamma), bool(void_policy), np.int64(void_index))
-    nrow, d = x.shape
-    nb = nrow // ncls
-    nch = (d + chunk - 1) // chunk
-    ncls64 = np.int64(ncls)
-    rcut = (t, jcut, active, np.int64(chunk))
-    sums = (np.empty((nb * nch, ncls64)), np.empty((nb * nch, ncls64)))
-    status = np.empty((nb, d), dtype=np.uint8)
-    # pass A: exclusive pixels are final; conflicts are marked for pass B
-    run_tasks(_exclusive_tasks, nb * nch, x, ncls64, rcut, out, status, sums)
-    # per sample: safe sums and counts, the work items added in order (as one loop
-    # would: np.add.accumulate is sequential), and whether any class is active
-    m, n = (np.add.accumulate(a.reshape(nb, nch, ncls64), axis=1)[:, -1].copy() for a in sums)
-    safe = (m, n, active.reshape(nb, ncls64).any(axis=1))
-    # pass B: conflicts and unassigned pixels by the largest increment
-    run_tasks(_conflict_tasks, nb * nch, x, ncls64, rcut, mu, params, status, safe, out)
-
-
 @jit
 def _argmax_tasks(i0, i1, x, ncls, out, chunk):
-    """Work items ``i0 <= task < i1`` of :func:`argmax_labels`."""
+    """Work items ``i0 <= task < i1`` of :func:`rankseg.cpu.launchers.argmax_labels`."""
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
     for task in range(i0, i1):
@@ -216,22 +167,3 @@ def _argmax_tasks(i0, i1, x, ncls, out, chunk):
         dst = out[b, j0:j1]
         for j in range(dst.shape[0]):
             dst[j] = idx[j]
-
-
-def argmax_labels(x: np.ndarray, ncls: int, out: np.ndarray, chunk: int) -> None:
-    """Write the argmax over classes (first maximum wins) into ``out``.
-
-    Parameters
-    ----------
-    x : ndarray, shape (B*C, d)
-        Probabilities (float32/float64, or float16 as uint16 bits).
-    ncls : int
-        Number of classes C.
-    out : ndarray of int, shape (B, d)
-        Destination label map.
-    chunk : int
-        Pixels per work item.
-    """
-    nrow, d = x.shape
-    ntask = (nrow // ncls) * ((d + chunk - 1) // chunk)
-    run_tasks(_argmax_tasks, ntask, x, np.int64(ncls), out, np.int64(chunk))

@@ -535,7 +535,7 @@ def assign_block(x, ncls, cut, mn, params, out):
         Per row: safe sum, safe count and row sum; per sample: whether any class
         is active.
     params : tuple of (metric, gamma, void_policy, void_index)
-        As for :func:`rankseg.kernels.assign.assign_labels`.
+        As for :func:`rankseg.cpu.launchers.assign_labels`.
     out : ndarray of int, shape (nb, n)
         Destination.
     """

@@ -400,7 +400,7 @@ def exact_dice_objective(q, summary, gamma, tau_lo, tau_hi, out):
     ``pi(tau) = 2 sum_{j <= tau} p_(j) E[1 / (tau + 1 + gamma + Gamma_{-(j)})]
     + gamma E[1 / (tau + gamma + Gamma)]`` (SPEC.md section 2), evaluated as
     ``int_0^1 x**(tau + gamma - 1) G(x) [2 H_tau(x) + gamma] dx``.  Agrees with
-    :func:`rankseg.kernels.poisson_binomial.exact_dice_objective_dp` to about
+    ``exact_dice_objective_dp`` (tests/poisson_binomial.py) to about
     ``1e-15`` (``tests/test_exact_kernels.py``).
     """
     # the mode as a run-time value: one compile of _objective serves every mode

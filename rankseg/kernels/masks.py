@@ -6,9 +6,9 @@ import numpy as np
 
 from rankseg._compile.jit import jit
 from rankseg.kernels._dtype import as_f64
-from rankseg.kernels._tasks import run_tasks, work_item
+from rankseg.kernels._tasks import work_item
 
-__all__ = ["is_selected", "write_masks", "write_threshold_masks"]
+__all__ = ["is_selected"]
 
 
 @jit(inline="always")
@@ -37,7 +37,7 @@ def is_selected(v: float, j: int, t: float, jcut: int) -> bool:
 
 @jit
 def _write_masks_tasks(i0, i1, x, t, jcut, out, chunk):
-    """Work items ``i0 <= task < i1`` of :func:`write_masks`."""
+    """Work items ``i0 <= task < i1`` of :func:`rankseg.cpu.launchers.write_masks`."""
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
     for task in range(i0, i1):
@@ -59,30 +59,9 @@ def _write_masks_tasks(i0, i1, x, t, jcut, out, chunk):
                 dst[j] = is_selected(as_f64(row[j]), j, tr, jc)
 
 
-def write_masks(
-    x: np.ndarray, t: np.ndarray, jcut: np.ndarray, out: np.ndarray, chunk: int
-) -> None:
-    """Write ``out[r, j] = is_selected(x[r, j], j, t[r], jcut[r])`` for every row.
-
-    Parameters
-    ----------
-    x : ndarray, shape (R, d)
-        Probabilities (float32/float64, or float16 as uint16 bits).
-    t, jcut : ndarray, shape (R,)
-        The cut of each row; ``t = inf`` writes an all-False row without reading ``x``.
-    out : ndarray of bool, shape (R, d)
-        Destination.
-    chunk : int
-        Pixels per work item.
-    """
-    nrow, d = x.shape
-    ntask = nrow * ((d + chunk - 1) // chunk)
-    run_tasks(_write_masks_tasks, ntask, x, t, jcut, out, np.int64(chunk))
-
-
 @jit
 def _threshold_tasks(i0, i1, x, out, chunk):
-    """Work items ``i0 <= task < i1`` of :func:`write_threshold_masks`."""
+    """Work items ``i0 <= task < i1`` of :func:`rankseg.cpu.launchers.write_threshold_masks`."""
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
     for task in range(i0, i1):
@@ -91,20 +70,3 @@ def _threshold_tasks(i0, i1, x, out, chunk):
         dst = out[r, j0:j1]
         for j in range(row.shape[0]):
             dst[j] = as_f64(row[j]) > 0.5
-
-
-def write_threshold_masks(x: np.ndarray, out: np.ndarray, chunk: int) -> None:
-    """Write ``out = x > 0.5`` (the accuracy rule ``tr`` for multilabel output).
-
-    Parameters
-    ----------
-    x : ndarray, shape (R, d)
-        Probabilities (float32/float64, or float16 as uint16 bits).
-    out : ndarray of bool, shape (R, d)
-        Destination.
-    chunk : int
-        Pixels per work item.
-    """
-    nrow, d = x.shape
-    ntask = nrow * ((d + chunk - 1) // chunk)
-    run_tasks(_threshold_tasks, ntask, x, out, np.int64(chunk))

@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from rankseg._compile import aot as _aot
 from rankseg._compile.jit import jit
 from rankseg._records import BA, BA_TRNA, DICE, EXACT, TRNA
 from rankseg.kernels._dtype import as_f64
-from rankseg.kernels._tasks import run_tasks
 from rankseg.kernels.ba_trna import (
     ba_dice_objective,
     ba_trna_use_ba,
@@ -38,6 +36,7 @@ from rankseg.kernels.exact import (
     DEFAULT_NPOW,
     QUAD_DICE,
     QUAD_IOU,
+    SUM_D,
     SUM_HEAD,
     SUM_MU,
     SUM_VAR,
@@ -51,9 +50,6 @@ from rankseg.kernels.select import (
     STAT_MU,
     STAT_NHALF,
     STAT_SHALF,
-    _band_counts,
-    gather_between,
-    locate_ties,
 )
 from rankseg.kernels.sort import _sort_descending
 
@@ -63,8 +59,6 @@ __all__ = [
     "EXACT",
     "TRNA",
     "candidate_bound",
-    "empty_scores",
-    "solver_cuts",
 ]
 
 _SHRINK = 1.0 - 1e-12
@@ -297,7 +291,7 @@ def _store_cut(i, q, best, val, d, out):
 
 @jit
 def _exact_rows_tasks(i0, i1, x, rows, problem, band, start, out):
-    """Rows ``i0 <= i < i1`` of :func:`solver_cuts` under the exact solver."""
+    """Rows ``i0 <= i < i1`` of :func:`rankseg.cpu.launchers.solver_cuts` under the exact solver."""
     metric, gamma, lo = problem
     d = x.shape[1]
     nch = (start.shape[0] - 1) // rows.shape[0]
@@ -321,7 +315,7 @@ def _exact_rows_tasks(i0, i1, x, rows, problem, band, start, out):
 
 @jit
 def _rna_rows_tasks(i0, i1, x, rows, problem, band, start, out):
-    """Rows ``i0 <= i < i1`` of :func:`solver_cuts` under BA, TRNA or BA+TRNA."""
+    """Rows ``i0 <= i < i1`` of ``cpu.launchers.solver_cuts`` under BA, TRNA or BA+TRNA."""
     solver, gamma, eps = problem
     d = x.shape[1]
     nch = (start.shape[0] - 1) // rows.shape[0]
@@ -332,55 +326,6 @@ def _rna_rows_tasks(i0, i1, x, rows, problem, band, start, out):
         _sort_descending(q)
         best, val = _solve_rna(solver, q, summary, (gamma, eps), _search_end(solver, q, d, gamma))
         _store_cut(i, q, best, val, d, out)
-
-
-def solver_cuts(
-    x: np.ndarray, xb: np.ndarray, stats: np.ndarray, rows: np.ndarray, params: tuple, chunk: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Cuts of the stable descending order for each active row under a non-RMA solver.
-
-    Parameters
-    ----------
-    x : ndarray, shape (R, d)
-        Probabilities (float32/float64, or float16 as uint16 bits).
-    xb : ndarray, shape (R, d)
-        The same buffer as unsigned integers of the same width.
-    stats : ndarray, shape (R, 4)
-        Row statistics with maxima (see :func:`rankseg.kernels.select.row_stats`).
-    rows : ndarray of int64
-        The rows to solve.
-    params : tuple of (solver, metric, gamma, eps)
-        ``EXACT``/``BA``/``TRNA``/``BA_TRNA``, ``DICE``/``IOU``, smoothing, RNA window
-        tail mass.
-    chunk : int
-        Pixels per work item.
-
-    Returns
-    -------
-    tau, t, jcut, score : ndarrays of shape (len(rows),)
-        As :func:`rankseg.kernels.select.rma_cuts`.
-    """
-    solver, metric, gamma, eps = params
-    solver, metric, gamma, eps = np.int64(solver), np.int64(metric), float(gamma), float(eps)
-    na = rows.shape[0]
-    lo = _aot.call(_candidate_bounds, stats, rows, metric, gamma, np.int64(x.shape[1]))
-    hi = np.full(na, np.inf)
-    ncand, _, _, _ = _band_counts(x, xb, rows, (lo, hi), chunk)
-    cand, start = gather_between(x, rows, (lo, hi), ncand, chunk)
-    out = (
-        np.zeros(na, dtype=np.int64),
-        np.full(na, np.inf),
-        np.full(na, -1, dtype=np.int64),
-        np.zeros(na),
-        np.zeros(na, dtype=np.int64),
-    )
-    if na and solver == EXACT:
-        run_tasks(_exact_rows_tasks, na, x, rows, (metric, gamma, lo), cand, start, out)
-    elif na:
-        run_tasks(_rna_rows_tasks, na, x, rows, (solver, gamma, eps), cand, start, out)
-    tau, t, jcut, score, ktie = out
-    locate_ties(x, rows, t, jcut, ktie)
-    return tau, t, jcut, score
 
 
 @jit
@@ -427,7 +372,7 @@ def _prefix_above(row, theta):
 
 @jit
 def _empty_exact_tasks(i0, i1, x, rows, gamma, out):
-    """Rows ``i0 <= i < i1`` of :func:`empty_scores` under the exact solver."""
+    """Rows ``i0 <= i < i1`` of ``cpu.launchers.empty_scores`` under the exact solver."""
     for i in range(i0, i1):
         row = x[rows[i]]
         summary = np.zeros(SUM_HEAD + DEFAULT_NPOW)
@@ -451,7 +396,7 @@ def _empty_exact_tasks(i0, i1, x, rows, gamma, out):
 
 @jit
 def _empty_rna_tasks(i0, i1, x, rows, gamma, eps, out):
-    """Rows ``i0 <= i < i1`` of :func:`empty_scores` under BA, TRNA or BA+TRNA."""
+    """Rows ``i0 <= i < i1`` of ``cpu.launchers.empty_scores`` under BA, TRNA or BA+TRNA."""
     for i in range(i0, i1):
         summary = np.zeros(SUM_HEAD + DEFAULT_NPOW)
         row_summary(x[rows[i]], summary)
@@ -460,28 +405,21 @@ def _empty_rna_tasks(i0, i1, x, rows, gamma, eps, out):
         out[i] = val[0]
 
 
-def empty_scores(x: np.ndarray, rows: np.ndarray, params: tuple) -> np.ndarray:
-    """Return the solver's objective of the empty mask, ``π(0)``, per row (``γ > 0``).
-
-    Parameters
-    ----------
-    x : ndarray, shape (R, d)
-        Probabilities (float32/float64, or float16 as uint16 bits).
-    rows : ndarray of int64
-        The rows (typically the pruned ones).
-    params : tuple of (solver, metric, gamma, eps)
-        As for :func:`solver_cuts`; ``gamma > 0``.
-
-    Returns
-    -------
-    ndarray of float64
-        ``γ E[1/(γ+Γ)]`` for ``EXACT`` (Dice and IoU agree at τ = 0), the RNA
-        version for ``BA``/``TRNA``/``BA_TRNA``.
-    """
-    solver, _, gamma, eps = params
-    out = np.empty(rows.shape[0])
-    if solver == EXACT:
-        run_tasks(_empty_exact_tasks, rows.shape[0], x, rows, float(gamma), out)
-    else:
-        run_tasks(_empty_rna_tasks, rows.shape[0], x, rows, float(gamma), float(eps), out)
-    return out
+@jit
+def _packed_tasks(i0, i1, cand, first, summaries, params, out):
+    """Rows ``i0 <= i < i1`` of :func:`rankseg.cpu.launchers.solve_packed`."""
+    solver, metric, gamma, eps = params
+    tau, t, score, k_in, full, need = out
+    for i in range(i0, i1):
+        q = cand[first[i] : first[i + 1]]
+        summary = summaries[i]
+        _sort_descending(q)
+        tau_hi = _search_end(solver, q, np.int64(summary[SUM_D]), gamma)
+        best, val, p_need = _solve_row(solver, metric, q, summary, (gamma, eps), tau_hi)
+        if p_need > 0.0:
+            need[i] = True
+            continue
+        tau[i] = best
+        score[i] = val
+        if best > 0:
+            t[i], k_in[i], full[i] = _cut_of(q, best)

@@ -1,9 +1,10 @@
-"""Rank-search plumbing shared by every Dice/IoU solver.
+"""Rank-search plumbing shared by every Dice/IoU solver: the compiled passes.
 
-One call of :func:`row_stats` streams every row once (sum, max, validity count,
-count and sum of ``p >= 1/2``).  :func:`rma_cuts` then decides, per active row,
-the cut of the stable descending order: it gathers only the band of undecided
-pixels ``lo < p < hi``, sorts that band, scans the objective and returns
+One pass of :func:`rankseg.cpu.launchers.row_stats` streams every row once (sum,
+max, validity count, count and sum of ``p >= 1/2``).
+:func:`rankseg.cpu.launchers.rma_cuts` then decides, per active row, the cut of the
+stable descending order: it gathers only the band of undecided pixels
+``lo < p < hi``, sorts that band, scans the objective and returns
 
 * ``tau``: the selected volume τ*, the first maximizer,
 * ``t``: the smallest selected probability (``inf`` when τ* = 0),
@@ -21,11 +22,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from rankseg._compile import aot as _aot
 from rankseg._compile.jit import jit
 from rankseg._records import DICE
 from rankseg.kernels._dtype import as_f64
-from rankseg.kernels._tasks import run_tasks, work_item
+from rankseg.kernels._tasks import work_item
 from rankseg.kernels.rma import rma_bounds, rma_objective
 from rankseg.kernels.sort import _sort_descending
 
@@ -34,10 +34,6 @@ __all__ = [
     "STAT_MU",
     "STAT_NHALF",
     "STAT_SHALF",
-    "gather_between",
-    "locate_ties",
-    "rma_cuts",
-    "row_stats",
     "solve_band",
 ]
 
@@ -57,7 +53,7 @@ _PER_BUCKET = 16
 # result does not depend on the number of threads.
 @jit(fastmath={"reassoc"})
 def _row_stats_tasks(i0, i1, x, xb, chunk, part, pbits):
-    """Work items ``i0 <= task < i1`` of :func:`row_stats` (one chunk of a row each)."""
+    """Work items ``i0 <= task < i1`` of ``cpu.launchers.row_stats`` (a chunk of a row each)."""
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
     for task in range(i0, i1):
@@ -81,43 +77,6 @@ def _row_stats_tasks(i0, i1, x, xb, chunk, part, pbits):
         part[task, 2] = nh
         part[task, 3] = sh
         pbits[task] = mb
-
-
-def row_stats(x: np.ndarray, xb: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
-    """One streaming pass over every row.
-
-    Parameters
-    ----------
-    x : ndarray, shape (R, d)
-        Probabilities (float32/float64, or float16 as uint16 bits).
-    xb : ndarray, shape (R, d)
-        The same buffer viewed as unsigned integers of the same width.  For
-        values in [+0, 1] the bit patterns are ordered like the values, and every
-        NaN, infinity, negative number (even -0.0) or value above 1 has a larger
-        pattern than 1.0: the maximum pattern both validates the row and gives its
-        maximum.
-    chunk : int
-        Pixels per work item.
-
-    Returns
-    -------
-    stats : ndarray, shape (R, 4)
-        Per row: ``μ``, 0 (the API fills in the maximum), count of ``p >= 1/2``
-        and their sum (columns ``STAT_*``).
-    maxbits : ndarray of uint64, shape (R,)
-        The largest bit pattern of each row.
-    """
-    nrow, d = x.shape
-    nch = (d + chunk - 1) // chunk
-    part = np.empty((nrow * nch, _NSTAT))
-    pbits = np.empty(nrow * nch, dtype=np.uint64)
-    run_tasks(_row_stats_tasks, nrow * nch, x, xb, np.int64(chunk), part, pbits)
-    # the chunks of a row added in order, left to right (np.add.accumulate is
-    # sequential), as one loop would: the same sums for any thread count
-    part = part.reshape(nrow, nch, _NSTAT)
-    out = np.add.accumulate(part, axis=1)[:, -1].copy() if nch else np.zeros((nrow, _NSTAT))
-    maxbits = pbits.reshape(nrow, nch).max(axis=1) if nch else np.zeros(nrow, np.uint64)
-    return out, maxbits
 
 
 @jit
@@ -239,7 +198,7 @@ def solve_band(vals, lo, hi, forced, mu, metric, gamma):
 
 @jit(fastmath={"reassoc"})
 def _band_counts_tasks(i0, i1, x, xb, rows, bounds, chunk, out):
-    """Work items ``i0 <= task < i1`` of :func:`_band_counts`.
+    """Work items ``i0 <= task < i1`` of :func:`rankseg.cpu.launchers.band_counts`.
 
     Branch-free and vectorized (reassociated sums; the minimum is taken over bit
     patterns, which order like the values for probabilities in [0, 1]).
@@ -273,24 +232,9 @@ def _band_counts_tasks(i0, i1, x, xb, rows, bounds, chunk, out):
         fbits[task] = mb
 
 
-def _band_counts(
-    x: np.ndarray, xb: np.ndarray, rows: np.ndarray, bounds: tuple, chunk: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per work item: band size, forced count and sum, smallest forced bit pattern."""
-    ntask = rows.shape[0] * ((x.shape[1] + chunk - 1) // chunk)
-    out = (
-        np.empty(ntask, dtype=np.int64),
-        np.empty(ntask, dtype=np.int64),
-        np.empty(ntask),
-        np.empty(ntask, dtype=xb.dtype),
-    )
-    run_tasks(_band_counts_tasks, ntask, x, xb, rows, bounds, np.int64(chunk), out)
-    return out
-
-
 @jit
 def _gather_tasks(i0, i1, x, rows, bounds, chunk, start, values):
-    """Work items ``i0 <= task < i1`` of :func:`gather_between`."""
+    """Work items ``i0 <= task < i1`` of :func:`rankseg.cpu.launchers.gather_between`."""
     lo, hi = bounds
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
@@ -309,44 +253,9 @@ def _gather_tasks(i0, i1, x, rows, bounds, chunk, start, values):
                 pos += 1
 
 
-def gather_between(
-    x: np.ndarray, rows: np.ndarray, bounds: tuple, counts: np.ndarray, chunk: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Gather the values ``lo < p < hi`` of each row into one exactly sized buffer.
-
-    Parameters
-    ----------
-    x : ndarray, shape (R, d)
-        Probabilities (float32/float64, or float16 as uint16 bits).
-    rows : ndarray of int64
-        The rows to gather from.
-    bounds : tuple of (lo, hi)
-        Per-row bounds (arrays of ``len(rows)``).
-    counts : ndarray of int64
-        Values to gather per work item (``len(rows) * n_chunks``), from
-        :func:`_band_counts`; work items with none are not read.
-    chunk : int
-        Pixels per work item.
-
-    Returns
-    -------
-    values : ndarray of float64
-        Row ``i``'s values in ``values[start[i * nch] : start[(i + 1) * nch]]``,
-        ``-0.0`` stored as ``+0.0``.
-    start : ndarray of int64
-        Offsets of each work item.
-    """
-    ntask = counts.shape[0]
-    start = np.zeros(ntask + 1, dtype=np.int64)
-    np.cumsum(counts, out=start[1:])
-    values = np.empty(int(start[ntask]))
-    run_tasks(_gather_tasks, ntask, x, rows, bounds, np.int64(chunk), start, values)
-    return values, start
-
-
 @jit
 def _ties_tasks(i0, i1, x, rows, partial, t, jcut, ktie):
-    """Rows ``partial[i0:i1]`` of :func:`locate_ties`."""
+    """Rows ``partial[i0:i1]`` of :func:`rankseg.cpu.launchers.locate_ties`."""
     d = x.shape[1]
     for q in range(i0, i1):
         i = partial[q]
@@ -359,19 +268,6 @@ def _ties_tasks(i0, i1, x, rows, partial, t, jcut, ktie):
                 if cnt == ktie[i]:
                     jcut[i] = j
                     break
-
-
-def locate_ties(
-    x: np.ndarray, rows: np.ndarray, t: np.ndarray, jcut: np.ndarray, ktie: np.ndarray
-) -> None:
-    """Resolve rows whose cut splits a run of equal values (``jcut == -2``).
-
-    Sets ``jcut[i]`` to the flat index of the ``ktie[i]``-th pixel equal to ``t[i]``
-    in row ``rows[i]``: the stable order selects ties by increasing index.
-    """
-    partial = np.flatnonzero(jcut == -2)
-    if partial.size:
-        run_tasks(_ties_tasks, partial.size, x, rows, partial, t, jcut, ktie)
 
 
 @jit
@@ -396,7 +292,7 @@ def _rma_bounds_rows(stats, rows, metric, gamma, d):
 
 @jit
 def _rma_rows_tasks(i0, i1, x, stats, rows, problem, band, counts, out):
-    """Rows ``i0 <= i < i1`` of :func:`rma_cuts`: solve each row's band."""
+    """Rows ``i0 <= i < i1`` of :func:`rankseg.cpu.launchers.rma_cuts`: solve each row's band."""
     metric, gamma, lo, hi = problem
     start, nforce, sforce, mforce = counts
     nch = (start.shape[0] - 1) // rows.shape[0]
@@ -425,75 +321,3 @@ def _rma_rows_tasks(i0, i1, x, stats, rows, problem, band, counts, out):
         else:
             jcut[i] = -2  # a tie straddles the cut: resolved below
             ktie[i] = k_in
-
-
-def rma_cuts(
-    x: np.ndarray,
-    xb: np.ndarray,
-    stats: np.ndarray,
-    rows: np.ndarray,
-    metric: int,
-    gamma: float,
-    chunk: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Cut of the stable descending order for each active row under RMA.
-
-    Parameters
-    ----------
-    x : ndarray, shape (R, d)
-        Probabilities (float32/float64, or float16 as uint16 bits).
-    xb : ndarray, shape (R, d)
-        The same buffer as unsigned integers of the same width.
-    stats : ndarray, shape (R, 4)
-        Output of :func:`row_stats` with the row maxima filled in.
-    rows : ndarray of int64
-        The rows to solve (the others are left untouched in the outputs).
-    metric : int
-        ``DICE`` or ``IOU``.
-    gamma : float
-        Smoothing ``γ``.
-    chunk : int
-        Pixels per work item.
-
-    Returns
-    -------
-    tau, t, jcut, score : ndarrays of shape (len(rows),)
-        The cut of each requested row (see the module docstring).
-    """
-    na = rows.shape[0]
-    metric64 = np.int64(metric)
-    gamma = float(gamma)
-    lo, hi = _aot.call(_rma_bounds_rows, stats, rows, metric64, gamma, np.int64(x.shape[1]))
-    # pass 2a: count the band, sum the forced set (vectorized, see _band_counts)
-    nband, nforce, sforce, fbits = _band_counts(x, xb, rows, (lo, hi), chunk)
-    # the forced set of each row: count, sum (chunks added in order, as one loop
-    # would: np.add.accumulate is sequential) and smallest value (from its bits)
-    nch = (x.shape[1] + chunk - 1) // chunk
-    nforce = nforce.reshape(na, nch).sum(axis=1)
-    sforce = np.add.accumulate(sforce.reshape(na, nch), axis=1)[:, -1].copy()
-    mforce = fbits.reshape(na, nch).min(axis=1).view(f"f{fbits.itemsize}")  # float16: bits
-    mforce = np.where(nforce > 0, mforce.astype(np.float64), np.inf)
-    # pass 2b: gather the band (exactly sized: O(candidates) memory)
-    band, start = gather_between(x, rows, (lo, hi), nband, chunk)
-    out = (
-        np.empty(na, dtype=np.int64),
-        np.empty(na),
-        np.empty(na, dtype=np.int64),
-        np.empty(na),
-        np.zeros(na, dtype=np.int64),
-    )
-    if na:
-        run_tasks(
-            _rma_rows_tasks,
-            na,
-            x,
-            stats,
-            rows,
-            (metric64, gamma, lo, hi),
-            band,
-            (start, nforce, sforce, mforce),
-            out,
-        )
-    tau, t, jcut, score, ktie = out
-    locate_ties(x, rows, t, jcut, ktie)
-    return tau, t, jcut, score

@@ -1,7 +1,7 @@
 """In-place descending sort of a row's candidates (float64, finite, >= 0).
 
 Used by every non-RMA solver (:mod:`rankseg.kernels.search`) and the GPU path's host
-solve (:mod:`rankseg.kernels.search_host`).
+solve (:func:`rankseg.cpu.launchers.solve_packed`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Poisson-binomial distribution kernels: the exact reference for the ``exact`` solvers.
+"""Poisson-binomial dynamic programmes: the tests' exact reference for the ``exact`` solvers.
+
+A test-only oracle (it lived in ``rankseg.kernels`` before; no module of the package
+uses it), compiled with numba like the kernels so that it can check rows of
+thousands of pixels.
 
 ``Gamma = sum_j Y_j`` with independent ``Y_j ~ Bernoulli(p_j)`` (SPEC.md section 2).
 Its probability mass function is built by the stable convex-combination recursion
@@ -16,14 +20,17 @@ factor at most one, so the error stays bounded (measured: below ``1e-15`` in
 The dynamic programs :func:`exact_dice_objective_dp` and :func:`exact_iou_objective_dp`
 evaluate the exact expected Dice and IoU of the top-``tau`` masks.  They cost
 ``O(d * tau_max)`` (Dice) and ``O(d**2)`` (IoU) and serve as the reference for the fast
-quadrature in :mod:`rankseg.kernels.exact`.
+quadrature in :mod:`rankseg.kernels.exact`.  The numba options are the kernels'
+(``rankseg._compile.jit``): cached, no fast-math, numpy's error model.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
-from rankseg._compile.jit import jit
+#: the kernels' options (rankseg._compile.jit), for an oracle outside the package
+_jit = njit(cache=True, nogil=True, error_model="numpy")
 
 __all__ = [
     "exact_dice_objective_dp",
@@ -35,7 +42,7 @@ __all__ = [
 ]
 
 
-@jit
+@_jit
 def poisson_binomial_pmf_into(p, out):
     """Write the Poisson-binomial pmf of ``p`` into ``out``.
 
@@ -65,7 +72,7 @@ def poisson_binomial_pmf_into(p, out):
     return out
 
 
-@jit
+@_jit
 def poisson_binomial_pmf(p):
     """Return the pmf of ``Gamma = sum_j Y_j``, ``Y_j ~ Bernoulli(p_j)`` independent.
 
@@ -84,7 +91,7 @@ def poisson_binomial_pmf(p):
     return poisson_binomial_pmf_into(p, out)
 
 
-@jit
+@_jit
 def loo_pmf_into(pmf, q, out):
     """Deconvolve one Bernoulli(``q``) term out of a Poisson-binomial pmf.
 
@@ -140,7 +147,7 @@ def loo_pmf_into(pmf, q, out):
     return out
 
 
-@jit
+@_jit
 def loo_pmf(pmf, q):
     """Return the leave-one-out pmf of ``Gamma - Y_j`` where ``Y_j ~ Bernoulli(q)``.
 
@@ -160,7 +167,7 @@ def loo_pmf(pmf, q):
     return loo_pmf_into(pmf, q, out)
 
 
-@jit
+@_jit
 def exact_dice_objective_dp(q_sorted, gamma, tau_max):
     """Exact expected Dice of the top-``tau`` masks by the Poisson-binomial DP.
 
@@ -213,7 +220,7 @@ def exact_dice_objective_dp(q_sorted, gamma, tau_max):
     return out
 
 
-@jit
+@_jit
 def exact_iou_objective_dp(q_sorted, gamma, tau_max):
     """Exact expected IoU of the top-``tau`` masks by the Poisson-binomial DP.
 

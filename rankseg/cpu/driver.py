@@ -1,0 +1,201 @@
+"""Host driver of the CPU backend: the twin of :mod:`rankseg.cuda.driver`.
+
+:func:`predict` runs one validated call of :meth:`rankseg.RankSEG.predict` on the
+host, with the same signature as the GPU driver's.  The input is read in place as
+``(B*C, d)`` rows (float16 as its uint16 bits); each pass is a launcher of
+:mod:`rankseg.cpu.launchers` over the compiled kernels of :mod:`rankseg.kernels`:
+
+1. :func:`~rankseg.cpu.launchers.row_stats`: one streaming pass over every row
+   (sums, maxima, validity; invalid values raise here);
+2. pruning (``pruning_prob``) or the presence rule, then the cut of each active row
+   (:func:`~rankseg.cpu.launchers.rma_cuts`, or
+   :func:`~rankseg.cpu.launchers.solver_cuts` for the other solvers);
+3. the mask writer, or the multiclass resolution
+   (:func:`~rankseg.cpu.launchers.assign_labels`).
+
+The thread count of the call is decided here (:func:`rankseg._threads.call_threads`:
+one thread for small inputs, no more than the idle cores).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rankseg import _validation as v
+from rankseg._config import CHUNK
+from rankseg._presence import presence_features
+from rankseg._records import (
+    SOLVER_CODE,
+    PredictInfo,
+    bits_view,
+    empty_info,
+    kernel_view,
+    metric_code,
+    void_label,
+)
+from rankseg._threads import call_threads, num_threads
+from rankseg.cpu.launchers import (
+    argmax_labels,
+    assign_labels,
+    empty_scores,
+    rma_cuts,
+    row_stats,
+    solver_cuts,
+    write_masks,
+    write_threshold_masks,
+)
+from rankseg.kernels.select import STAT_MAX, STAT_MU
+
+__all__ = ["checked_row_stats", "predict"]
+
+
+def predict(model: Any, arr: np.ndarray, target: tuple, return_info: bool) -> Any:
+    """Run a validated prediction on the host.
+
+    Parameters
+    ----------
+    model : RankSEG
+        The (validated) parameters.
+    arr : ndarray, shape (B, C, *spatial)
+        Validated probabilities (float16/float32/float64, native byte order).
+    target : tuple of (shape, dtype, out)
+        Output shape and dtype (:meth:`rankseg.RankSEG.plan`), and the checked
+        ``out`` array (or None: a new array is allocated).
+    return_info : bool
+        Also return a :class:`rankseg.PredictInfo`.
+
+    Returns
+    -------
+    ndarray, or a tuple with the info
+        The label map or masks (``out`` itself when given).
+    """
+    out_shape, out_dtype, out = target
+    result = np.empty(out_shape, dtype=out_dtype) if out is None else out
+    nb, nc = arr.shape[:2]
+    if nb == 0:
+        return (result, empty_info(nc)) if return_info else result
+    # one thread for small inputs, and no more threads than there are idle cores
+    # (call_threads; docs/performance.rst)
+    with num_threads(call_threads(arr.size)):
+        return _predict(model, arr, result, return_info)
+
+
+def _predict(model: Any, arr: np.ndarray, result: np.ndarray, return_info: bool) -> Any:
+    """Run the passes on a validated input of shape ``(B, C, *spatial)`` with ``B > 0``."""
+    nb, nc = arr.shape[:2]
+    multiclass = model.output_mode == "multiclass"
+    d = int(np.prod(arr.shape[2:]))
+    x = arr.reshape(nb * nc, d)
+    stats = checked_row_stats(arr, x)
+    if multiclass:  # a layout check from the row sums just computed (docs/conventions)
+        v.check_class_sums(stats[:, STAT_MU].reshape(nb, nc), d)
+    xb, x = bits_view(x), kernel_view(x)
+    flat_out = result.reshape(nb, d) if multiclass else result.reshape(nb * nc, d)
+
+    if model.metric == "acc":
+        if multiclass:
+            argmax_labels(x, nc, flat_out, CHUNK)
+        else:
+            write_threshold_masks(x, flat_out, CHUNK)
+        return result
+
+    metric = metric_code(model.metric)
+    gamma = model.smooth
+    mu = stats[:, STAT_MU]
+    if model.presence is None:
+        pruned = stats[:, STAT_MAX] <= model.pruning_prob
+    else:
+        wins = _wins(x, arr.reshape(nb * nc, d), nc, flat_out, multiclass)
+        pruned = wins == 0 if model.presence == "argmax" else np.zeros(nb * nc, dtype=bool)
+    rows = np.flatnonzero(~pruned).astype(np.int64)
+    t = np.full(nb * nc, np.inf)
+    jcut = np.full(nb * nc, -1, dtype=np.int64)
+    tau = np.zeros(nb * nc, dtype=np.int64)
+    score = np.zeros(nb * nc)
+    if gamma > 0:
+        score[:] = gamma / (mu + gamma)
+    if gamma > 0 and model.solver != "rma" and pruned.any():
+        empty = np.flatnonzero(pruned).astype(np.int64)
+        params = (SOLVER_CODE[model.solver], metric, gamma, model.eps)
+        score[empty] = empty_scores(x, empty, params)
+    if rows.size and model.solver == "rma":
+        tau_a, t_a, jcut_a, score_a = rma_cuts(x, xb, stats, rows, metric, gamma, CHUNK)
+    elif rows.size:
+        params = (SOLVER_CODE[model.solver], metric, gamma, model.eps)
+        tau_a, t_a, jcut_a, score_a = solver_cuts(x, xb, stats, rows, params, CHUNK)
+    if rows.size:
+        tau[rows], t[rows], jcut[rows], score[rows] = tau_a, t_a, jcut_a, score_a
+    if model.presence is not None and not isinstance(model.presence, str):
+        # the presence model: keep the empty mask when P(absent) >= P(present) * score
+        rows_f = arr.reshape(nb * nc, d)
+        feats = presence_features(rows_f, stats[:, STAT_MAX], mu, wins)
+        present = model.presence.predict_proba(feats)
+        pruned = (1.0 - present) >= present * score
+        t[pruned], jcut[pruned], tau[pruned] = np.inf, -1, 0
+        score = np.where(pruned, 1.0 - present, present * score)
+    if multiclass:
+        void = void_label(model) is not None
+        policy = (metric, gamma, void, np.int64(model.void_index))
+        assign_labels(x, nc, (t, jcut, ~pruned), mu, policy, flat_out, CHUNK)
+    else:
+        write_masks(x, t, jcut, flat_out, CHUNK)
+    if not return_info:
+        return result
+    info = PredictInfo(
+        tau=tau.reshape(nb, nc),
+        threshold=np.where(tau > 0, t, np.nan).reshape(nb, nc),
+        score=score.reshape(nb, nc),
+        pruned=pruned.reshape(nb, nc),
+    )
+    return result, info
+
+
+def _wins(
+    x: np.ndarray, rows: np.ndarray, nc: int, flat_out: np.ndarray, multiclass: bool
+) -> np.ndarray:
+    """Pixels each (sample, class) row wins: argmax over classes, or ``p > 0.5``.
+
+    ``x`` is the kernels' view of the rows (float16 as bits), ``rows`` their float view.
+    Multiclass: the argmax labels are written into ``flat_out`` (the label map, later
+    overwritten by the decision) and counted per sample.
+    """
+    if multiclass:
+        argmax_labels(x, nc, flat_out, CHUNK)
+        return np.stack([np.bincount(row, minlength=nc)[:nc] for row in flat_out]).reshape(-1)
+    return np.array([np.count_nonzero(row > 0.5) for row in rows], dtype=np.int64)
+
+
+def checked_row_stats(arr: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Row statistics with the maxima filled in, raising on invalid values.
+
+    Parameters
+    ----------
+    arr : ndarray, shape (B, C, *spatial)
+        The input (for the error message).
+    x : ndarray, shape (B*C, d)
+        Its rows, in its own float dtype.
+
+    Returns
+    -------
+    ndarray of float64, shape (B*C, 4)
+        The columns ``STAT_*`` of :mod:`rankseg.kernels.select`, maxima included.
+
+    Raises
+    ------
+    ValueError
+        If a row holds NaN, an infinity or a value outside [0, 1]
+        (:func:`rankseg._validation.raise_bad_values`).
+    """
+    bits = bits_view(x)
+    stats, maxbits = row_stats(kernel_view(x), bits, CHUNK)
+    one = np.array(1.0, dtype=x.dtype).view(bits.dtype)
+    stats[:, STAT_MAX] = maxbits.astype(bits.dtype).view(x.dtype)
+    for r in np.flatnonzero(maxbits > one):
+        # a pattern above 1.0's: NaN, inf, a value outside [0, 1] -- or only -0.0
+        row = x[r].astype(np.float64)
+        if np.isnan(row).any() or (row < 0).any() or (row > 1).any():
+            v.raise_bad_values(arr, int(r))
+        stats[r, STAT_MAX] = row.max()
+    return stats

@@ -1,0 +1,515 @@
+"""Host launchers of the CPU kernels: one function per pass over the rows.
+
+Each launcher allocates the pass's outputs, cuts the work into fixed items (a
+``chunk`` of one row, or one row) and runs the serial ``nogil`` kernel of
+:mod:`rankseg.kernels` over them with :func:`rankseg.cpu.tasks.run_tasks`.  The
+kernels themselves (the ``*_tasks`` bodies, the solvers) stay in
+:mod:`rankseg.kernels`, which holds compiled code only; the driver
+(:mod:`rankseg.cpu.driver`) strings these launchers together for one call, and the
+GPU driver (:mod:`rankseg.cuda.driver`) reuses :func:`solve_packed` and
+:func:`solve_candidates` for the rows it solves on the host.
+
+Conventions shared by the launchers: ``x`` is the ``(R, d)`` view of the rows
+(float32/float64, or float16 as its uint16 bits), ``xb`` the same buffer as
+unsigned integers of the same width, and a cut is ``(tau, t, jcut, score)`` as
+described in :mod:`rankseg.kernels.select`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from rankseg._compile import aot as _aot
+from rankseg._records import EXACT
+from rankseg.cpu.tasks import run_tasks
+from rankseg.kernels.assign import _argmax_tasks, _conflict_tasks, _exclusive_tasks
+from rankseg.kernels.exact import SUM_D
+from rankseg.kernels.masks import _threshold_tasks, _write_masks_tasks
+from rankseg.kernels.search import (
+    _candidate_bounds,
+    _cut_of,
+    _empty_exact_tasks,
+    _empty_rna_tasks,
+    _exact_rows_tasks,
+    _next_theta,
+    _packed_tasks,
+    _prefix_above,
+    _rna_rows_tasks,
+    _search_end,
+    _solve_row,
+)
+from rankseg.kernels.select import (
+    _NSTAT,
+    _band_counts_tasks,
+    _gather_tasks,
+    _rma_bounds_rows,
+    _rma_rows_tasks,
+    _row_stats_tasks,
+    _ties_tasks,
+)
+from rankseg.kernels.sort import _sort_descending
+
+__all__ = [
+    "argmax_labels",
+    "assign_labels",
+    "band_counts",
+    "empty_scores",
+    "gather_between",
+    "locate_ties",
+    "rma_cuts",
+    "row_stats",
+    "solve_candidates",
+    "solve_packed",
+    "solver_cuts",
+    "write_masks",
+    "write_threshold_masks",
+]
+
+
+# -- row statistics and the RMA cut (kernels/select.py) ------------------------------
+def row_stats(x: np.ndarray, xb: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """One streaming pass over every row.
+
+    Parameters
+    ----------
+    x : ndarray, shape (R, d)
+        Probabilities (float32/float64, or float16 as uint16 bits).
+    xb : ndarray, shape (R, d)
+        The same buffer viewed as unsigned integers of the same width.  For
+        values in [+0, 1] the bit patterns are ordered like the values, and every
+        NaN, infinity, negative number (even -0.0) or value above 1 has a larger
+        pattern than 1.0: the maximum pattern both validates the row and gives its
+        maximum.
+    chunk : int
+        Pixels per work item.
+
+    Returns
+    -------
+    stats : ndarray, shape (R, 4)
+        Per row: ``μ``, 0 (the API fills in the maximum), count of ``p >= 1/2``
+        and their sum (columns ``STAT_*``).
+    maxbits : ndarray of uint64, shape (R,)
+        The largest bit pattern of each row.
+    """
+    nrow, d = x.shape
+    nch = (d + chunk - 1) // chunk
+    part = np.empty((nrow * nch, _NSTAT))
+    pbits = np.empty(nrow * nch, dtype=np.uint64)
+    run_tasks(_row_stats_tasks, nrow * nch, x, xb, np.int64(chunk), part, pbits)
+    # the chunks of a row added in order, left to right (np.add.accumulate is
+    # sequential), as one loop would: the same sums for any thread count
+    part = part.reshape(nrow, nch, _NSTAT)
+    out = np.add.accumulate(part, axis=1)[:, -1].copy() if nch else np.zeros((nrow, _NSTAT))
+    maxbits = pbits.reshape(nrow, nch).max(axis=1) if nch else np.zeros(nrow, np.uint64)
+    return out, maxbits
+
+
+def band_counts(
+    x: np.ndarray, xb: np.ndarray, rows: np.ndarray, bounds: tuple, chunk: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per work item: band size, forced count and sum, smallest forced bit pattern."""
+    ntask = rows.shape[0] * ((x.shape[1] + chunk - 1) // chunk)
+    out = (
+        np.empty(ntask, dtype=np.int64),
+        np.empty(ntask, dtype=np.int64),
+        np.empty(ntask),
+        np.empty(ntask, dtype=xb.dtype),
+    )
+    run_tasks(_band_counts_tasks, ntask, x, xb, rows, bounds, np.int64(chunk), out)
+    return out
+
+
+def gather_between(
+    x: np.ndarray, rows: np.ndarray, bounds: tuple, counts: np.ndarray, chunk: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gather the values ``lo < p < hi`` of each row into one exactly sized buffer.
+
+    Parameters
+    ----------
+    x : ndarray, shape (R, d)
+        Probabilities (float32/float64, or float16 as uint16 bits).
+    rows : ndarray of int64
+        The rows to gather from.
+    bounds : tuple of (lo, hi)
+        Per-row bounds (arrays of ``len(rows)``).
+    counts : ndarray of int64
+        Values to gather per work item (``len(rows) * n_chunks``), from
+        :func:`band_counts`; work items with none are not read.
+    chunk : int
+        Pixels per work item.
+
+    Returns
+    -------
+    values : ndarray of float64
+        Row ``i``'s values in ``values[start[i * nch] : start[(i + 1) * nch]]``,
+        ``-0.0`` stored as ``+0.0``.
+    start : ndarray of int64
+        Offsets of each work item.
+    """
+    ntask = counts.shape[0]
+    start = np.zeros(ntask + 1, dtype=np.int64)
+    np.cumsum(counts, out=start[1:])
+    values = np.empty(int(start[ntask]))
+    run_tasks(_gather_tasks, ntask, x, rows, bounds, np.int64(chunk), start, values)
+    return values, start
+
+
+def locate_ties(
+    x: np.ndarray, rows: np.ndarray, t: np.ndarray, jcut: np.ndarray, ktie: np.ndarray
+) -> None:
+    """Resolve rows whose cut splits a run of equal values (``jcut == -2``).
+
+    Sets ``jcut[i]`` to the flat index of the ``ktie[i]``-th pixel equal to ``t[i]``
+    in row ``rows[i]``: the stable order selects ties by increasing index.
+    """
+    partial = np.flatnonzero(jcut == -2)
+    if partial.size:
+        run_tasks(_ties_tasks, partial.size, x, rows, partial, t, jcut, ktie)
+
+
+def rma_cuts(
+    x: np.ndarray,
+    xb: np.ndarray,
+    stats: np.ndarray,
+    rows: np.ndarray,
+    metric: int,
+    gamma: float,
+    chunk: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Cut of the stable descending order for each active row under RMA.
+
+    Parameters
+    ----------
+    x : ndarray, shape (R, d)
+        Probabilities (float32/float64, or float16 as uint16 bits).
+    xb : ndarray, shape (R, d)
+        The same buffer as unsigned integers of the same width.
+    stats : ndarray, shape (R, 4)
+        Output of :func:`row_stats` with the row maxima filled in.
+    rows : ndarray of int64
+        The rows to solve (the others are left untouched in the outputs).
+    metric : int
+        ``DICE`` or ``IOU``.
+    gamma : float
+        Smoothing ``γ``.
+    chunk : int
+        Pixels per work item.
+
+    Returns
+    -------
+    tau, t, jcut, score : ndarrays of shape (len(rows),)
+        The cut of each requested row (see the module docstring).
+    """
+    na = rows.shape[0]
+    metric64 = np.int64(metric)
+    gamma = float(gamma)
+    lo, hi = _aot.call(_rma_bounds_rows, stats, rows, metric64, gamma, np.int64(x.shape[1]))
+    # pass 2a: count the band, sum the forced set (vectorized, see band_counts)
+    nband, nforce, sforce, fbits = band_counts(x, xb, rows, (lo, hi), chunk)
+    # the forced set of each row: count, sum (chunks added in order, as one loop
+    # would: np.add.accumulate is sequential) and smallest value (from its bits)
+    nch = (x.shape[1] + chunk - 1) // chunk
+    nforce = nforce.reshape(na, nch).sum(axis=1)
+    sforce = np.add.accumulate(sforce.reshape(na, nch), axis=1)[:, -1].copy()
+    mforce = fbits.reshape(na, nch).min(axis=1).view(f"f{fbits.itemsize}")  # float16: bits
+    mforce = np.where(nforce > 0, mforce.astype(np.float64), np.inf)
+    # pass 2b: gather the band (exactly sized: O(candidates) memory)
+    band, start = gather_between(x, rows, (lo, hi), nband, chunk)
+    out = (
+        np.empty(na, dtype=np.int64),
+        np.empty(na),
+        np.empty(na, dtype=np.int64),
+        np.empty(na),
+        np.zeros(na, dtype=np.int64),
+    )
+    if na:
+        run_tasks(
+            _rma_rows_tasks,
+            na,
+            x,
+            stats,
+            rows,
+            (metric64, gamma, lo, hi),
+            band,
+            (start, nforce, sforce, mforce),
+            out,
+        )
+    tau, t, jcut, score, ktie = out
+    locate_ties(x, rows, t, jcut, ktie)
+    return tau, t, jcut, score
+
+
+# -- the other solvers (kernels/search.py) -----------------------------------------
+def solver_cuts(
+    x: np.ndarray, xb: np.ndarray, stats: np.ndarray, rows: np.ndarray, params: tuple, chunk: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Cuts of the stable descending order for each active row under a non-RMA solver.
+
+    Parameters
+    ----------
+    x : ndarray, shape (R, d)
+        Probabilities (float32/float64, or float16 as uint16 bits).
+    xb : ndarray, shape (R, d)
+        The same buffer as unsigned integers of the same width.
+    stats : ndarray, shape (R, 4)
+        Row statistics with maxima (see :func:`row_stats`).
+    rows : ndarray of int64
+        The rows to solve.
+    params : tuple of (solver, metric, gamma, eps)
+        ``EXACT``/``BA``/``TRNA``/``BA_TRNA``, ``DICE``/``IOU``, smoothing, RNA window
+        tail mass.
+    chunk : int
+        Pixels per work item.
+
+    Returns
+    -------
+    tau, t, jcut, score : ndarrays of shape (len(rows),)
+        As :func:`rma_cuts`.
+    """
+    solver, metric, gamma, eps = params
+    solver, metric, gamma, eps = np.int64(solver), np.int64(metric), float(gamma), float(eps)
+    na = rows.shape[0]
+    lo = _aot.call(_candidate_bounds, stats, rows, metric, gamma, np.int64(x.shape[1]))
+    hi = np.full(na, np.inf)
+    ncand, _, _, _ = band_counts(x, xb, rows, (lo, hi), chunk)
+    cand, start = gather_between(x, rows, (lo, hi), ncand, chunk)
+    out = (
+        np.zeros(na, dtype=np.int64),
+        np.full(na, np.inf),
+        np.full(na, -1, dtype=np.int64),
+        np.zeros(na),
+        np.zeros(na, dtype=np.int64),
+    )
+    if na and solver == EXACT:
+        run_tasks(_exact_rows_tasks, na, x, rows, (metric, gamma, lo), cand, start, out)
+    elif na:
+        run_tasks(_rna_rows_tasks, na, x, rows, (solver, gamma, eps), cand, start, out)
+    tau, t, jcut, score, ktie = out
+    locate_ties(x, rows, t, jcut, ktie)
+    return tau, t, jcut, score
+
+
+def empty_scores(x: np.ndarray, rows: np.ndarray, params: tuple) -> np.ndarray:
+    """Return the solver's objective of the empty mask, ``π(0)``, per row (``γ > 0``).
+
+    Parameters
+    ----------
+    x : ndarray, shape (R, d)
+        Probabilities (float32/float64, or float16 as uint16 bits).
+    rows : ndarray of int64
+        The rows (typically the pruned ones).
+    params : tuple of (solver, metric, gamma, eps)
+        As for :func:`solver_cuts`; ``gamma > 0``.
+
+    Returns
+    -------
+    ndarray of float64
+        ``γ E[1/(γ+Γ)]`` for ``EXACT`` (Dice and IoU agree at τ = 0), the RNA
+        version for ``BA``/``TRNA``/``BA_TRNA``.
+    """
+    solver, _, gamma, eps = params
+    out = np.empty(rows.shape[0])
+    if solver == EXACT:
+        run_tasks(_empty_exact_tasks, rows.shape[0], x, rows, float(gamma), out)
+    else:
+        run_tasks(_empty_rna_tasks, rows.shape[0], x, rows, float(gamma), float(eps), out)
+    return out
+
+
+def solve_packed(
+    cand: np.ndarray, first: np.ndarray, summaries: np.ndarray, params: tuple
+) -> tuple[np.ndarray, ...]:
+    """Solve many rows from their packed candidates in parallel (host side of the GPU path).
+
+    Parameters
+    ----------
+    cand : ndarray of float64
+        Row ``i``'s candidates (``p > θ``, :func:`rankseg.kernels.search.candidate_bound`) in
+        ``cand[first[i]:first[i + 1]]``, any order (sorted here, in place).
+    first : ndarray of int64, shape (n + 1,)
+        Offsets of the rows in ``cand``.
+    summaries : ndarray of float64, shape (n, SUM_HEAD + DEFAULT_NPOW)
+        Whole-row summaries.
+    params : tuple of (solver, metric, gamma, eps)
+        As for :func:`solver_cuts`.
+
+    Returns
+    -------
+    tau, t, score, k_in, full, need : ndarrays of shape (n,)
+        As :func:`solve_candidates`; ``need[i]`` is True when the exact solver asks
+        for more than the candidates (solve that row with :func:`solve_candidates`).
+    """
+    solver, metric, gamma, eps = params
+    params = (np.int64(solver), np.int64(metric), float(gamma), float(eps))
+    n = first.shape[0] - 1
+    out = (
+        np.zeros(n, dtype=np.int64),
+        np.full(n, np.inf),
+        np.zeros(n),
+        np.zeros(n, dtype=np.int64),
+        np.ones(n, dtype=np.bool_),
+        np.zeros(n, dtype=np.bool_),
+    )
+    run_tasks(_packed_tasks, n, cand, first, summaries, params, out)
+    return out
+
+
+def solve_candidates(
+    q: np.ndarray,
+    summary: np.ndarray,
+    params: tuple,
+    theta: float,
+    whole_row: Callable[[], np.ndarray],
+) -> tuple[int, float, float, int, bool]:
+    """Solve one row from its candidates, as :func:`solver_cuts` does.
+
+    For a backend that gathers the candidates elsewhere (the GPU): the same sort,
+    search range, solver and prefix extension as the CPU path.
+
+    Parameters
+    ----------
+    q : ndarray of float64
+        The row's candidates ``p > θ`` in any order (sorted here, in place).
+    summary : ndarray of float64, shape (SUM_HEAD + DEFAULT_NPOW,)
+        The row's whole-row summary (see :func:`rankseg.kernels.exact.row_summary`).
+    params : tuple of (solver, metric, gamma, eps)
+        As for :func:`solver_cuts`.
+    theta : float
+        The candidate bound ``θ`` of :func:`rankseg.kernels.search.candidate_bound`.
+    whole_row : callable
+        Returns the whole row (as :func:`solver_cuts` reads
+        it); called only when the exact solver asks for a longer prefix.
+
+    Returns
+    -------
+    tau, t, score, k_in, full : int, float, float, int, bool
+        The first maximizer ``τ*``, the cut value (``inf`` for ``τ* = 0``), the
+        objective at ``τ*``, the selected values equal to ``t`` and whether every
+        value equal to ``t`` is selected.
+    """
+    solver, metric, gamma, eps = params
+    d = int(summary[SUM_D])
+    _sort_descending(q)
+    tau_hi = _search_end(solver, q, d, gamma)
+    best, val, p_need = _solve_row(solver, metric, q, summary, (gamma, eps), tau_hi)
+    tries = 0
+    row = None
+    while p_need > 0.0 and tries < 5:
+        tries += 1
+        theta = _next_theta(theta, p_need, tries)
+        row = whole_row() if row is None else row
+        q = _prefix_above(row, theta)
+        best, val, p_need = _solve_row(solver, metric, q, summary, (gamma, eps), tau_hi)
+    if best == 0:
+        return 0, np.inf, float(val), 0, True
+    t, k_in, full = _cut_of(q, best)
+    return int(best), float(t), float(val), int(k_in), bool(full)
+
+
+# -- writers (kernels/masks.py, kernels/assign.py) ---------------------------------
+def write_masks(
+    x: np.ndarray, t: np.ndarray, jcut: np.ndarray, out: np.ndarray, chunk: int
+) -> None:
+    """Write ``out[r, j] = is_selected(x[r, j], j, t[r], jcut[r])`` for every row.
+
+    Parameters
+    ----------
+    x : ndarray, shape (R, d)
+        Probabilities (float32/float64, or float16 as uint16 bits).
+    t, jcut : ndarray, shape (R,)
+        The cut of each row; ``t = inf`` writes an all-False row without reading ``x``.
+    out : ndarray of bool, shape (R, d)
+        Destination.
+    chunk : int
+        Pixels per work item.
+    """
+    nrow, d = x.shape
+    ntask = nrow * ((d + chunk - 1) // chunk)
+    run_tasks(_write_masks_tasks, ntask, x, t, jcut, out, np.int64(chunk))
+
+
+def write_threshold_masks(x: np.ndarray, out: np.ndarray, chunk: int) -> None:
+    """Write ``out = x > 0.5`` (the accuracy rule ``tr`` for multilabel output).
+
+    Parameters
+    ----------
+    x : ndarray, shape (R, d)
+        Probabilities (float32/float64, or float16 as uint16 bits).
+    out : ndarray of bool, shape (R, d)
+        Destination.
+    chunk : int
+        Pixels per work item.
+    """
+    nrow, d = x.shape
+    ntask = nrow * ((d + chunk - 1) // chunk)
+    run_tasks(_threshold_tasks, ntask, x, out, np.int64(chunk))
+
+
+def assign_labels(
+    x: np.ndarray,
+    ncls: int,
+    cut: tuple,
+    mu: np.ndarray,
+    params: tuple,
+    out: np.ndarray,
+    chunk: int,
+) -> None:
+    """Resolve per-class cuts into a label map.
+
+    Parameters
+    ----------
+    x : ndarray, shape (B*C, d)
+        Probabilities (float32/float64, or float16 as uint16 bits).
+    ncls : int
+        Number of classes C.
+    cut : tuple of (t, jcut, active)
+        Per row (length B*C): smallest selected value (``inf`` if empty), tie
+        cut index, and whether the class is active (not pruned).
+    mu : ndarray, shape (B*C,)
+        Sum of probabilities of each row.
+    params : tuple of (metric, gamma, void_policy, void_index)
+        ``void_policy`` true writes ``void_index`` where no class selects a pixel.
+    out : ndarray of int, shape (B, d)
+        Destination label map.
+    chunk : int
+        Pixels per work item.
+    """
+    t, jcut, active = cut
+    metric, gamma, void_policy, void_index = params
+    params = (np.int64(metric), float(gamma), bool(void_policy), np.int64(void_index))
+    nrow, d = x.shape
+    nb = nrow // ncls
+    nch = (d + chunk - 1) // chunk
+    ncls64 = np.int64(ncls)
+    rcut = (t, jcut, active, np.int64(chunk))
+    sums = (np.empty((nb * nch, ncls64)), np.empty((nb * nch, ncls64)))
+    status = np.empty((nb, d), dtype=np.uint8)
+    # pass A: exclusive pixels are final; conflicts are marked for pass B
+    run_tasks(_exclusive_tasks, nb * nch, x, ncls64, rcut, out, status, sums)
+    # per sample: safe sums and counts, the work items added in order (as one loop
+    # would: np.add.accumulate is sequential), and whether any class is active
+    m, n = (np.add.accumulate(a.reshape(nb, nch, ncls64), axis=1)[:, -1].copy() for a in sums)
+    safe = (m, n, active.reshape(nb, ncls64).any(axis=1))
+    # pass B: conflicts and unassigned pixels by the largest increment
+    run_tasks(_conflict_tasks, nb * nch, x, ncls64, rcut, mu, params, status, safe, out)
+
+
+def argmax_labels(x: np.ndarray, ncls: int, out: np.ndarray, chunk: int) -> None:
+    """Write the argmax over classes (first maximum wins) into ``out``.
+
+    Parameters
+    ----------
+    x : ndarray, shape (B*C, d)
+        Probabilities (float32/float64, or float16 as uint16 bits).
+    ncls : int
+        Number of classes C.
+    out : ndarray of int, shape (B, d)
+        Destination label map.
+    chunk : int
+        Pixels per work item.
+    """
+    nrow, d = x.shape
+    ntask = (nrow // ncls) * ((d + chunk - 1) // chunk)
+    run_tasks(_argmax_tasks, ntask, x, np.int64(ncls), out, np.int64(chunk))
