@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from rankseg._compile.jit import jit
+from rankseg._records import DICE
 from rankseg.kernels._dtype import as_f64
 from rankseg.kernels._tasks import work_item
 from rankseg.kernels.masks import is_selected
-from rankseg._records import DICE
 
 __all__ = ["increment"]
 
