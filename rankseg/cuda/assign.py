@@ -28,14 +28,19 @@ from rankseg.kernels import assign as _cpu
 
 __all__ = [
     "argmax_kernel",
+    "bid",
     "increment",
     "pass_a_kernel",
     "pass_b_kernel",
     "safe_sums_kernel",
+    "triage",
 ]
 
 #: the SPEC §4 closed forms, same code as the CPU
 increment = device_twin(_cpu.increment)
+#: a class's bid for a pixel of pass B (the CPU's ``bid``, same code)
+triage = device_twin(_cpu.triage)
+bid = device_twin(_cpu.bid, increment=increment, is_selected=is_selected, as_f64=as_f64)
 
 
 @cuda.jit(device=True)
@@ -173,38 +178,27 @@ def pass_b_kernel(x, ncls, rowd, jcut, sums, params, tile, out, status):
     go to the best active class, else to the best class.  (Sample, tile) work items.
     """
     metric, gamma, void_policy, void_index = params
+    objective = (metric, gamma)
     nb, d = out.shape
     ntile = -(-d // tile)
     for w in range(cuda.blockIdx.x, nb * ntile, cuda.gridDim.x):
         b, k, j0, j1 = tile_of(w, ntile, tile, d)
         for j in range(j0 + cuda.threadIdx.x, j1, cuda.blockDim.x):
-            st = status[b, j]
+            st = triage(status, b, j, void_policy, void_index, out)
             if st == 0:
-                continue
-            if st == 1 and void_policy:
-                out[b, j] = void_index
                 continue
             anyact = False
             if st == 1:
                 for c in range(ncls):
                     if rowd[b * ncls + c, R_ACTIVE] != 0.0:
                         anyact = True
-            best = -math.inf
-            bc = 0
+            best = (-math.inf, 0)
             for c in range(ncls):
                 r = b * ncls + c
-                v = as_f64(x[r, j])
                 active = rowd[r, R_ACTIVE] != 0.0
-                if st == 2:
-                    if not (active and is_selected(v, j, rowd[r, R_T], jcut[r])):
-                        continue
-                elif anyact and not active:
-                    continue
-                inc = increment(metric, v, sums[r, 0], sums[r, 1], rowd[r, STAT_MU], gamma)
-                if inc > best:
-                    best = inc
-                    bc = c
-            out[b, j] = bc
+                row = (active, rowd[r, R_T], jcut[r], sums[r, 0], sums[r, 1], rowd[r, STAT_MU])
+                best = bid(c, as_f64(x[r, j]), j, st == 2, anyact, row, objective, best)
+            out[b, j] = best[1]
 
 
 @cuda.jit(device=True)

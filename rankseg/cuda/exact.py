@@ -42,7 +42,8 @@ from rankseg.cuda.select import (
     tile_of,
 )
 from rankseg.kernels import exact as _cpu
-from rankseg.kernels.quadrature import H_STEP, TAIL_POINTS
+from rankseg.kernels import quadrature as _quad
+from rankseg.kernels.quadrature import TAIL_POINTS
 from rankseg.kernels.summary import DEFAULT_NPOW, SUM_MU
 
 __all__ = ["MAX_NODES", "NPOW", "NSUM", "TAU_CHUNK", "quadrature_kernel", "summary_kernel"]
@@ -58,12 +59,19 @@ TAU_CHUNK = 64
 _NTOP = NPOW + 1  # top-block power sums and maximum
 
 _tail_origin = device_twin(_cpu._tail_origin)
-_tail_node = device_twin(_cpu._tail_node)
-_lattice_node = device_twin(_cpu._lattice_node)
+_tail_node = device_twin(_quad._tail_node)
+_lattice_node = device_twin(_quad._lattice_node)
+#: the node sequence (the CPU's ``next_node``, same code)
+next_node = device_twin(_quad.next_node, _tail_node=_tail_node, _lattice_node=_lattice_node)
 _node_bound = device_twin(_cpu._node_bound)
 _log1m = device_twin(_cpu._log1m)
 _ratio = device_twin(_cpu._ratio)
 _shrink = device_twin(_cpu._shrink)
+_need = device_twin(_cpu._need)
+_g0_term = device_twin(_cpu._g0_term)
+#: the per-tau steps of a node (the CPU's ``_accumulate``, same code)
+_iou_step = device_twin(_cpu._iou_step, _shrink=_shrink, as_f64=as_f64)
+_dice_step = device_twin(_cpu._dice_step, _ratio=_ratio, as_f64=as_f64)
 #: ``(x, log G, H_t0)`` at one node (the CPU's ``_node``, same code)
 node = device_twin(_cpu._node, _log1m=_log1m, _ratio=_ratio, as_f64=as_f64)
 
@@ -162,30 +170,16 @@ def _list_nodes(nodes, blk, tau_hi, gamma, mu, c_eff, mu_lb, scale, has_rest, re
     nn = 0
     p_need = 0.0
     cap = nodes.shape[1]
-    for jt in range(TAIL_POINTS - 1, -1, -1):
-        s, wgt = _tail_node(jt, s0)
+    pos = (TAIL_POINTS - 1, i0 + 1)
+    while True:
+        s, wgt, pos, done = next_node(pos, s0, (c_eff, mu_lb, scale))
+        if done:
+            break
         if s != 0.0:
-            cut = rho / -math.expm1(-s)
-            if has_rest and rest_max > cut and (p_need == 0.0 or cut < p_need):
-                p_need = cut
+            p_need = _need(rho / -math.expm1(-s), has_rest, rest_max, p_need)
         if nn < cap:
             nodes[blk, nn, 0] = s
             nodes[blk, nn, 1] = wgt
-        nn += 1
-    i = i0 + 1
-    while True:
-        s, y, keep, stop = _lattice_node(i, c_eff, mu_lb, scale)
-        if stop:
-            break
-        i += 1
-        if not keep:
-            continue
-        cut = rho / y
-        if has_rest and rest_max > cut and (p_need == 0.0 or cut < p_need):
-            p_need = cut
-        if nn < cap:
-            nodes[blk, nn, 0] = s
-            nodes[blk, nn, 1] = H_STEP * s
         nn += 1
     return nn, p_need
 
@@ -259,9 +253,9 @@ def _band_best(q, m, summary, mode, gamma, d, tau_lo, tau_hi, sh, nodes, state, 
         for k in range(tid, nn, nt):
             s = nodes[blk, k, 0]
             wgt = nodes[blk, k, 1]
-            if s == 0.0:  # g(0): x = 1, G = 1, H_tau = S_tau
+            if s == 0.0:
                 for ll in range(cl):
-                    contrib[blk, k, ll] = wgt if iou else wgt * (2.0 * sch[ll] + gamma)
+                    contrib[blk, k, ll] = _g0_term(mode, wgt, sch[ll], gamma)
                 continue
             x = state[blk, k, 0]
             logg = state[blk, k, 1]
@@ -275,18 +269,10 @@ def _band_best(q, m, summary, mode, gamma, d, tau_lo, tau_hi, sh, nodes, state, 
                     continue
                 if iou:
                     contrib[blk, k, ll] = base
-                    if tau < m:
-                        base *= _shrink(float64(q[tau]), x)
+                    base = _iou_step(q, m, tau, x, base)
                 else:
                     contrib[blk, k, ll] = base * (2.0 * hh + gamma)
-                    if tau < m:
-                        hh += _ratio(float64(q[tau]), x)
-                    cnt += 1.0
-                    if cnt == 64.0:
-                        cnt = 0.0
-                        base = wgt * math.exp(logg - (tau + 1 + gamma) * s)
-                    else:
-                        base *= x
+                    base, hh, cnt = _dice_step(q, m, tau, x, (s, wgt, logg), gamma, (base, hh, cnt))
                 if base == 0.0:
                     cnt = -1.0
             state[blk, k, 2] = base

@@ -18,7 +18,7 @@ from rankseg.kernels._dtype import as_f64
 from rankseg.kernels._tasks import work_item
 from rankseg.kernels.masks import is_selected
 
-__all__ = ["increment"]
+__all__ = ["bid", "increment", "triage"]
 
 
 @jit(inline="always")
@@ -55,6 +55,71 @@ def increment(metric: int, p: float, m: float, n: float, mu: float, gamma: float
     b = n + mu - m + gamma
     ratio = a / b if b != 0.0 else 0.0
     return (p - ratio * (1.0 - p)) / (b + 1.0 - p)
+
+
+@jit(inline="always")
+def triage(status, b, j, void_policy, void_index, out):
+    """Pass B's first look at pixel ``j`` of sample ``b``: its status if it needs bids.
+
+    Status 0 (settled by pass A) stays; status 1 (no class selects it) gets
+    ``void_index`` when ``void_policy`` is set.  Both give 0; otherwise the status
+    (1: bids among the active classes, 2: among the selecting ones, :func:`bid`).
+    Shared with the GPU (:func:`rankseg.cuda.assign.triage`, the same code).
+    """
+    st = status[b, j]
+    if st == 1 and void_policy:
+        out[b, j] = void_index
+        return 0
+    return st
+
+
+@jit(inline="always")
+def bid(c, v, j, several, anyact, row, objective, best):
+    """Class ``c``'s bid for pixel ``j``, which its selecting classes did not settle.
+
+    The one source of the multiclass resolution's second pass (SPEC §4) for the
+    in-memory kernels, the dask blocks and the GPU (:func:`rankseg.cuda.assign.bid`,
+    the same code): a pixel selected by several classes goes to the selecting class
+    of largest :func:`increment`; a pixel selected by none to the active class of
+    largest increment (any class when the sample has none active).  The callers fold
+    the classes in ascending order, so ties go to the lowest class index.
+
+    Parameters
+    ----------
+    c : int
+        The class.
+    v : float
+        The pixel's probability for the class.
+    j : int
+        The pixel's flat index in the row (for the tie rule of :func:`is_selected`).
+    several : bool
+        Whether several classes select the pixel (else none does).
+    anyact : bool
+        Whether any class of the sample is active.
+    row : tuple of (active, t, jcut, m, n, mu)
+        The class's row: active, cut value, tie cut index, safe sum and size, sum of
+        probabilities.
+    objective : tuple of (metric, gamma)
+        ``DICE``/``IOU`` and the smoothing.
+    best : tuple of (float, int)
+        The best increment so far and its class (start with ``(-inf, 0)``).
+
+    Returns
+    -------
+    tuple of (float, int)
+        The new best.
+    """
+    active, t, jcut, m, n, mu = row
+    metric, gamma = objective
+    if several:
+        if not (active and is_selected(v, j, t, jcut)):
+            return best
+    elif anyact and not active:
+        return best
+    inc = increment(metric, v, m, n, mu, gamma)
+    if inc > best[0]:
+        return (inc, c)
+    return best
 
 
 @jit
@@ -115,33 +180,22 @@ def _conflict_tasks(i0, i1, x, ncls, cut, mu, params, status, safe, out):
     """Pass B of :func:`~rankseg.cpu.launchers.assign_labels`: conflicts, unassigned pixels."""
     t, jcut, active, chunk = cut
     metric, gamma, void_policy, void_index = params
+    objective = (metric, gamma)
     m, n, anyact = safe
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
     for task in range(i0, i1):
         b, j0, j1 = work_item(task, nch, chunk, d)
         for j in range(j0, j1):
-            st = status[b, j]
+            st = triage(status, b, j, void_policy, void_index, out)
             if st == 0:
                 continue
-            if st == 1 and void_policy:
-                out[b, j] = void_index
-                continue
-            best = -np.inf
-            bc = 0
+            best = (-np.inf, np.int64(0))
             for c in range(ncls):
                 r = b * ncls + c
-                v = as_f64(x[r, j])
-                if st == 2:
-                    if not (active[r] and is_selected(v, j, t[r], jcut[r])):
-                        continue
-                elif anyact[b] and not active[r]:
-                    continue
-                inc = increment(metric, v, m[b, c], n[b, c], mu[r], gamma)
-                if inc > best:
-                    best = inc
-                    bc = c
-            out[b, j] = bc
+                row = (active[r], t[r], jcut[r], m[b, c], n[b, c], mu[r])
+                best = bid(c, as_f64(x[r, j]), j, st == 2, anyact[b], row, objective, best)
+            out[b, j] = best[1]
 
 
 @jit

@@ -32,12 +32,10 @@ import numpy as np
 
 from rankseg._compile.jit import jit
 from rankseg.kernels._dtype import as_f64
-from rankseg.kernels.assign import increment
+from rankseg.kernels.assign import bid
 from rankseg.kernels.masks import is_selected
 from rankseg.kernels.rma import rma_objective, rma_rise_threshold
-
-# the bound of F over a run of values <= vmax: the same as solve_band's buckets
-from rankseg.kernels.select import _bucket_bound as _bin_bound
+from rankseg.kernels.rma_scan import scan_bound, scan_cross, scan_start, scan_values
 
 __all__ = [
     "LOW_BITS",
@@ -404,57 +402,29 @@ def scan_nodes(nodes, vals, forced, mu, objective):
     for k in range(n):
         npix += cnt[k]
     rise_margin = max(1e-9, 64.0 * npix * 2.220446049250313e-16)
-    best = rma_objective(metric, sf, nf, mu, gamma)
-    tau = nf
-    best_tau = nf
-    best_t = mf
-    best_kin = 0
-    best_full = True
-    s = sf
+    objective = (metric, mu, gamma)
+    state = scan_start(forced, objective)
     for k in range(n):
         c = cnt[k]
         if c == 0:
             continue
-        bound = _bin_bound(metric, s, tau, mu, gamma, c, vmax[k])
         single = vmin[k] == vmax[k]
-        if bound < best - 1e-9 * abs(best) or (voff[k] < 0 and not single):
-            if not bound < best - 1e-9 * abs(best):
+        bound, prunable = scan_bound(state, c, vmax[k], objective)
+        if prunable or (voff[k] < 0 and not single):
+            if not prunable:
                 # F rises at every step through the bin when its smallest value is
                 # above the rise threshold of F's largest possible value in it: the
                 # best prefix of the bin is its end, whatever the order inside
+                s, tau = state[0], state[1]
                 fmax = max(bound, rma_objective(metric, s, tau, mu, gamma))
                 rise = rma_rise_threshold(metric, fmax, tau, mu, gamma)
                 if not vmin[k] > rise * (1.0 + rise_margin):
                     need[k] = True  # unknown order inside: cross it, keeping a lower bound
-            tau += c
-            s += ssum[k]
-            f = rma_objective(metric, s, tau, mu, gamma)
-            if f > best:  # a prefix that is attained: a valid lower bound of the best
-                best = f
-                best_tau = tau
-                best_t = vmin[k]
-                best_full = True
-                best_kin = 0
+            # a prefix that is attained: a valid lower bound of the best
+            state = scan_cross(state, c, ssum[k], vmin[k], objective)
             continue
-        for q in range(c):
-            v = vmax[k] if single else vals[voff[k] + q]
-            s += v
-            tau += 1
-            f = rma_objective(metric, s, tau, mu, gamma)
-            if f > best:
-                best = f
-                best_tau = tau
-                best_t = v
-                if single:
-                    best_kin = q + 1
-                    best_full = q + 1 == c
-                else:
-                    k_in = 1
-                    while q - k_in >= 0 and vals[voff[k] + q - k_in] == v:
-                        k_in += 1
-                    best_kin = k_in
-                    best_full = q + 1 == c or vals[voff[k] + q + 1] != v
-    return need, (best_tau, best_t, best, best_kin, best_full)
+        state = scan_values(state, vals, -1 if single else voff[k], c, vmax[k], objective)
+    return need, (state[3], state[4], state[2], state[5], state[6])
 
 
 @jit(inline="always")
@@ -542,6 +512,7 @@ def assign_block(x, ncls, cut, mn, params, out):
     t, jloc, active = cut
     m, nsafe, mu, anyact = mn
     metric, gamma, void_policy, void_index = params
+    objective = (metric, gamma)
     nrow, n = x.shape
     nb = nrow // ncls
     for b in range(nb):
@@ -553,18 +524,9 @@ def assign_block(x, ncls, cut, mn, params, out):
             if k == 0 and void_policy:
                 out[b, j] = void_index
                 continue
-            best = -np.inf
-            bc = 0
+            best = (-np.inf, np.int64(0))
             for c in range(ncls):
                 r = b * ncls + c
-                v = as_f64(x[r, j])
-                if k >= 2:
-                    if not (active[r] and is_selected(v, j, t[r], jloc[r])):
-                        continue
-                elif anyact[b] and not active[r]:
-                    continue
-                inc = increment(metric, v, m[r], nsafe[r], mu[r], gamma)
-                if inc > best:
-                    best = inc
-                    bc = c
-            out[b, j] = bc
+                row = (active[r], t[r], jloc[r], m[r], nsafe[r], mu[r])
+                best = bid(c, as_f64(x[r, j]), j, k >= 2, anyact[b], row, objective, best)
+            out[b, j] = best[1]

@@ -59,9 +59,8 @@ from rankseg.kernels._dtype import as_f64
 from rankseg.kernels.quadrature import (
     H_STEP,
     TAIL_T,
-    _lattice_node,
-    _tail_node,
     _tail_origin,
+    next_node,
 )
 from rankseg.kernels.summary import (
     _BLOCK,
@@ -217,6 +216,54 @@ def _node(s, q, t0, m_sorted, top_pow, summary, ws, mode):
     return x, logg, h_top
 
 
+@jit(inline="always")
+def _need(cut, has_rest, rest_max, p_need):
+    """``p_need`` after a node whose pixel split is at ``cut``.
+
+    A pixel outside the prefix (``has_rest``; at most ``rest_max``) above ``cut``
+    should have been explicit: the smallest such cut is the prefix needed.
+    """
+    if has_rest and rest_max > cut and (p_need == 0.0 or cut < p_need):
+        return cut
+    return p_need
+
+
+@jit(inline="always")
+def _g0_term(mode, wgt, s_tau, gamma):
+    """Contribution of the point ``g(0)`` (``x = 1``, ``G = 1``, ``H_tau = S_tau``) at ``tau``."""
+    if mode != _DICE:
+        return wgt
+    return wgt * (2.0 * s_tau + gamma)
+
+
+@jit(inline="always")
+def _iou_step(q, m_len, tau, x, base):
+    """IoU: a node's ``base`` for ``tau + 1`` from the one at ``tau``."""
+    if tau < m_len:
+        base *= _shrink(as_f64(q[tau]), x)
+    return base
+
+
+@jit(inline="always")
+def _dice_step(q, m_len, tau, x, node, gamma, state):
+    """Dice: a node's ``(base, H, cnt)`` for ``tau + 1`` from those at ``tau``.
+
+    ``node = (s, wgt, log G)``; ``base = wgt x**(tau + gamma) G`` is refreshed from
+    ``log G`` every 64 steps against the rounding of repeated products.
+    """
+    s, wgt, logg = node
+    base, h_tau, cnt = state
+    if tau < m_len:
+        h_tau += _ratio(as_f64(q[tau]), x)
+    cnt += 1
+    if cnt == 64:
+        cnt = 0
+        base = wgt * math.exp(logg - (tau + 1 + gamma) * s)
+    else:
+        base *= x
+    return base, h_tau, cnt
+
+
 @jit
 def _accumulate(s, wgt, q, t0, m_sorted, top_pow, summary, ws, mode, gamma, tau_lo, tau_hi, out):
     """Add ``wgt * g_tau(s)`` to ``out[tau - tau_lo]`` for every tau of the band."""
@@ -228,8 +275,7 @@ def _accumulate(s, wgt, q, t0, m_sorted, top_pow, summary, ws, mode, gamma, tau_
     if mode == _IOU:
         for tau in range(t0, tau_hi + 1):
             out[tau - tau_lo] += base
-            if tau < m_len:
-                base *= _shrink(as_f64(q[tau]), x)
+            base = _iou_step(q, m_len, tau, x, base)
             if base == 0.0:
                 break
     elif mode == _RECIP:
@@ -239,19 +285,12 @@ def _accumulate(s, wgt, q, t0, m_sorted, top_pow, summary, ws, mode, gamma, tau_
             if base == 0.0:
                 break
     else:
-        cnt = 0
+        node = (s, wgt, logg)
+        state = (base, h_tau, 0)
         for tau in range(t0, tau_hi + 1):
-            out[tau - tau_lo] += base * (2.0 * h_tau + gamma)
-            if tau < m_len:
-                h_tau += _ratio(as_f64(q[tau]), x)
-            cnt += 1
-            if cnt == 64:
-                # refresh x**tau against the rounding of repeated products
-                cnt = 0
-                base = wgt * math.exp(logg - (tau + 1 + gamma) * s)
-            else:
-                base *= x
-            if base == 0.0:
+            out[tau - tau_lo] += state[0] * (2.0 * state[1] + gamma)
+            state = _dice_step(q, m_len, tau, x, node, gamma, state)
+            if state[0] == 0.0:
                 break
 
 
@@ -293,7 +332,6 @@ def _objective(q, summary, gamma, tau_lo, tau_hi, mode, out):
         t0 = 1  # pi(0) = 0 by the 0/0 := 0 convention
     if t0 > tau_hi:
         return 0.0
-    h = H_STEP
     rho = 10.0 ** (-16.0 / npow) if npow > 0 else 0.0
 
     # --- prefix statistics -------------------------------------------------------------
@@ -320,45 +358,25 @@ def _objective(q, summary, gamma, tau_lo, tau_hi, mode, out):
     if scale <= 0.0:
         return 0.0
 
-    # --- lower tail: closed-form rule below the lattice node s0 ------------------------
+    # --- the nodes: closed-form rule below the lattice node s0, then the lattice ------
     i0, s0 = _tail_origin(tau_hi, gamma, mu)
     ws = np.zeros((2, max(npow, 1)), dtype=np.float64)
     p_need = 0.0
     m_sorted = 0
-    # interpolation points from s = 0 upward; the last (t = 1) is lattice node i0
-    for jt in range(TAIL_T.shape[0] - 1, -1, -1):
-        s, wgt = _tail_node(jt, s0)
+    pos = (TAIL_T.shape[0] - 1, i0 + 1)
+    while True:
+        s, wgt, pos, done = next_node(pos, s0, (c_eff, mu_lb, scale))
+        if done:
+            break
         if s == 0.0:
-            # g(0): x = 1, G = 1, H_tau = S_tau
             for tau in range(t0, tau_hi + 1):
-                if mode != _DICE:
-                    out[tau - tau_lo] += wgt
-                else:
-                    out[tau - tau_lo] += wgt * (2.0 * s_band[tau - tau_lo] + gamma)
+                out[tau - tau_lo] += _g0_term(mode, wgt, s_band[tau - tau_lo], gamma)
             continue
         cut = rho / -math.expm1(-s)
         while t0 + m_sorted < m_len and as_f64(q[t0 + m_sorted]) > cut:
             m_sorted += 1
-        if has_rest and rest_max > cut and (p_need == 0.0 or cut < p_need):
-            p_need = cut
+        p_need = _need(cut, has_rest, rest_max, p_need)
         _accumulate(s, wgt, q, t0, m_sorted, top_pow, summary, ws, mode, gamma, tau_lo, tau_hi, out)
-    # --- lattice nodes above s0 ---------------------------------------------------------
-    i = i0 + 1
-    while True:
-        s, y, keep, stop = _lattice_node(i, c_eff, mu_lb, scale)
-        if stop:
-            break
-        i += 1
-        if not keep:
-            continue
-        cut = rho / y
-        while t0 + m_sorted < m_len and as_f64(q[t0 + m_sorted]) > cut:
-            m_sorted += 1
-        if has_rest and rest_max > cut and (p_need == 0.0 or cut < p_need):
-            p_need = cut
-        _accumulate(
-            s, h * s, q, t0, m_sorted, top_pow, summary, ws, mode, gamma, tau_lo, tau_hi, out
-        )
     if iou:
         for tau in range(t0, tau_hi + 1):
             out[tau - tau_lo] *= s_band[tau - tau_lo] + gamma

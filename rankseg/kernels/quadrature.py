@@ -16,7 +16,7 @@ import numpy as np
 
 from rankseg._compile.jit import jit
 
-__all__ = ["H_STEP", "TAIL_POINTS", "TAIL_T", "TAIL_WEIGHTS"]
+__all__ = ["H_STEP", "TAIL_POINTS", "TAIL_T", "TAIL_WEIGHTS", "next_node"]
 
 #: Lattice step in u (trapezoid rule); tests show agreement with the DP to ~1e-15.
 H_STEP = 0.2
@@ -102,3 +102,45 @@ def _lattice_node(i, c_eff, mu_lb, scale):
     if bound < _TOL:
         return s, y, False, s * c_eff > 1.0
     return s, y, True, False
+
+
+@jit(inline="always")
+def next_node(pos, s0, lattice):
+    """Return the quadrature node after position ``pos`` of the node sequence.
+
+    The one listing of the nodes for the CPU (:func:`rankseg.kernels.exact._objective`)
+    and the GPU (``rankseg/cuda/exact.py``, the same code): the tail-rule points from
+    ``s = 0`` upward (``jt = TAIL_POINTS - 1, ..., 0``), then the lattice nodes
+    ``i0 + 1, i0 + 2, ...`` that :func:`_lattice_node` keeps, until it stops.
+
+    Parameters
+    ----------
+    pos : tuple of (int, int)
+        ``(jt, i)``: the next tail point (``< 0``: none left) and the next lattice
+        index; start with ``(TAIL_POINTS - 1, i0 + 1)``.
+    s0 : float
+        The tail rule's origin ``exp(i0 h)`` (:func:`_tail_origin`).
+    lattice : tuple of (c_eff, mu_lb, scale)
+        The node bound of :func:`_lattice_node`.
+
+    Returns
+    -------
+    s, wgt : float
+        The node and its weight (``s = 0``: the point ``g(0)``).
+    pos : tuple of (int, int)
+        The position after it.
+    done : bool
+        True when the sequence is over (``s`` and ``wgt`` are then 0).
+    """
+    jt, i = pos
+    if jt >= 0:
+        s, wgt = _tail_node(jt, s0)
+        return s, wgt, (jt - 1, i), False
+    c_eff, mu_lb, scale = lattice
+    while True:
+        s, y, keep, stop = _lattice_node(i, c_eff, mu_lb, scale)
+        if stop:
+            return 0.0, 0.0, (jt, i), True
+        i += 1
+        if keep:
+            return s, H_STEP * s, (jt, i), False

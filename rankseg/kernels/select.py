@@ -23,10 +23,10 @@ from __future__ import annotations
 import numpy as np
 
 from rankseg._compile.jit import jit
-from rankseg._records import DICE
 from rankseg.kernels._dtype import as_f64
 from rankseg.kernels._tasks import work_item
-from rankseg.kernels.rma import rma_bounds, rma_objective
+from rankseg.kernels.rma import rma_bounds
+from rankseg.kernels.rma_scan import scan_bound, scan_cross, scan_start, scan_values
 from rankseg.kernels.sort import _sort_descending
 
 __all__ = [
@@ -80,21 +80,6 @@ def _row_stats_tasks(i0, i1, x, xb, chunk, part, pbits):
 
 
 @jit
-def _bucket_bound(metric, s, tau, mu, gamma, cnt, vmax):
-    """Upper bound of ``F`` over the next ``cnt`` prefixes when each added value <= vmax."""
-    if metric == DICE:
-        d0 = mu + tau + 1.0 + gamma
-        a = 2.0 * s / d0 if tau > 0 else 0.0
-        b = 2.0 * (s + cnt * vmax) / (d0 + cnt)
-        return max(a, b) + gamma / (mu + tau + 1.0 + gamma)
-    num = s + gamma
-    den = mu - s + tau + gamma
-    a = num / den if den > 0.0 else 0.0
-    b = (num + cnt * vmax) / (den + cnt * (1.0 - vmax))
-    return max(a, b)
-
-
-@jit
 def solve_band(vals, lo, hi, forced, mu, metric, gamma):
     """First maximizer of the RMA objective over the prefixes that end in the band.
 
@@ -124,7 +109,6 @@ def solve_band(vals, lo, hi, forced, mu, metric, gamma):
         τ*, the smallest selected value, ``F(τ*)``, how many selected pixels equal
         ``t``, and whether every pixel equal to ``t`` is selected.
     """
-    nf, sf, mf = forced
     nb = vals.shape[0]
     nbuck = max(1, min(_MAX_BUCKETS, nb // _PER_BUCKET))
     width = (hi - lo) / nbuck
@@ -153,47 +137,18 @@ def solve_band(vals, lo, hi, forced, mu, metric, gamma):
         sorted_vals[fill[k]] = vals[q]
         fill[k] += 1
 
-    best = rma_objective(metric, sf, nf, mu, gamma)
-    tau = nf
-    best_tau = nf
-    best_t = mf
-    best_kin = 0
-    best_full = True
-    s = sf
+    objective = (metric, mu, gamma)
+    state = scan_start(forced, objective)
     for k in range(nbuck - 1, -1, -1):
         c = cnt[k]
         if c == 0:
             continue
-        bound = _bucket_bound(metric, s, tau, mu, gamma, c, bmax[k])
-        if bound < best - 1e-9 * abs(best):
-            tau += c
-            s += bsum[k]
-            f = rma_objective(metric, s, tau, mu, gamma)
-            if f > best:  # cannot happen by the bound, kept for safety
-                best = f
-                best_tau = tau
-                best_t = bmin[k]
-                best_full = True
+        if scan_bound(state, c, bmax[k], objective)[1]:
+            state = scan_cross(state, c, bsum[k], bmin[k], objective)
             continue
-        seg = sorted_vals[off[k] : off[k + 1]]  # this bucket's values: scratch
-        _sort_descending(seg)
-        # length of the run of values equal to seg[q] among seg[:q + 1], kept as the
-        # scan goes down: recounting it at each improvement was quadratic in the size
-        # of a run of ties (a million tied pixels took minutes, issue 14)
-        run = 0
-        for q in range(c):
-            tv = seg[q]
-            run = run + 1 if q > 0 and seg[q - 1] == tv else 1
-            s += tv
-            tau += 1
-            f = rma_objective(metric, s, tau, mu, gamma)
-            if f > best:
-                best = f
-                best_tau = tau
-                best_t = tv
-                best_kin = run
-                best_full = q == c - 1 or seg[q + 1] != tv
-    return best_tau, best_t, best, best_kin, best_full
+        _sort_descending(sorted_vals[off[k] : off[k + 1]])  # this bucket's values: scratch
+        state = scan_values(state, sorted_vals, off[k], c, bmax[k], objective)
+    return state[3], state[4], state[2], state[5], state[6]
 
 
 @jit(fastmath={"reassoc"})
