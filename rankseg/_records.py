@@ -204,7 +204,7 @@ def kernel_view(x: np.ndarray) -> np.ndarray:
     return bits_view(x) if x.dtype == np.float16 else x
 
 
-#: solver codes of the kernels of the non-RMA solvers (``rankseg.kernels.search``)
+#: solver codes of the kernels of the non-RMA solvers (``rankseg.kernels.solver_passes``)
 EXACT = 0
 BA = 1
 TRNA = 2

@@ -1,7 +1,7 @@
 """Shared fixtures, and a Numba disk cache keyed by the package's source.
 
 Numba's ``cache=True`` checks only the file of the function it loads: a cached kernel
-in ``kernels/search.py`` keeps the code it inlined from ``kernels/exact.py`` after
+in ``kernels/solver_passes.py`` keeps the code it inlined from ``kernels/exact.py`` after
 ``exact.py`` changes, so a test run after an edit could test the old code.  The
 tests therefore cache under ``.numba_cache/<hash of every rankseg/*.py>`` (set
 before Numba is imported; an explicit ``NUMBA_CACHE_DIR`` wins), and drop the

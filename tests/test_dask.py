@@ -147,7 +147,7 @@ def test_other_solvers_refinement_paths(monkeypatch_module, case):
 
 def _scan_bins(bins, known, forced, mu, objective):
     """scan_nodes over value bins (descending lists), the values of ``known`` bins given."""
-    from rankseg.kernels.chunked import scan_nodes
+    from rankseg.kernels.dask_blocks import scan_nodes
 
     cnt = np.array([len(b) for b in bins], dtype=np.int64)
     ssum = np.array([float(np.sum(b)) for b in bins])
@@ -430,7 +430,7 @@ def test_a_small_budget_splits_the_gathers_into_passes(rng, monkeypatch):
 
 def _band_bound(p2d, metric, smooth):
     from rankseg._records import DICE, IOU
-    from rankseg.kernels.search import candidate_bound
+    from rankseg.kernels.solver_passes import candidate_bound
 
     row = p2d.ravel()
     half = row[row >= 0.5]

@@ -2,7 +2,7 @@
 
 The kernels of one algorithm live in up to three homes: the in-memory CPU kernels
 (``rankseg/kernels``), the dask path's block kernels and drivers
-(``rankseg/kernels/chunked.py``, ``rankseg/dask``) and the GPU (``rankseg/cuda``).  A
+(``rankseg/kernels/dask_blocks.py``, ``rankseg/dask``) and the GPU (``rankseg/cuda``).  A
 step they share is written once, as an ``inline`` helper that the CPU kernels call and
 ``rankseg.cuda._config.device_twin`` compiles for the GPU (docs/design.rst, "One source
 per algorithm").  This test fails when a block of :data:`MIN_STATEMENTS` statements or
@@ -32,7 +32,7 @@ def home_of(relpath: str) -> str:
     """Return the home of a module given as a path inside the package (``cuda/exact.py``)."""
     if relpath.startswith("cuda/"):
         return "gpu"
-    if relpath.startswith("dask/") or relpath == "kernels/chunked.py":
+    if relpath.startswith("dask/") or relpath == "kernels/dask_blocks.py":
         return "dask"
     return "in-memory"
 
@@ -207,6 +207,6 @@ def test_twins_found_up_to_names() -> None:
 
 def test_homes() -> None:
     assert home_of("kernels/exact.py") == "in-memory"
-    assert home_of("kernels/chunked.py") == "dask"
+    assert home_of("kernels/dask_blocks.py") == "dask"
     assert home_of("dask/_cuts.py") == "dask"
     assert home_of("cuda/exact.py") == "gpu"

@@ -299,7 +299,7 @@ def test_solve_candidates_matches_the_cpu_path(rng, metric):
     from rankseg._records import DICE, IOU
     from rankseg.cpu.launchers import solve_candidates, solve_packed
     from rankseg.kernels.exact import new_summary, row_summary
-    from rankseg.kernels.search import EXACT, candidate_bound
+    from rankseg.kernels.solver_passes import EXACT, candidate_bound
 
     code = DICE if metric == "dice" else IOU
     params = (EXACT, code, 0.0, 0.0)

@@ -46,7 +46,7 @@ from rankseg.cpu.launchers import (
     write_masks,
     write_threshold_masks,
 )
-from rankseg.kernels.select import STAT_MAX, STAT_MU
+from rankseg.kernels.rma_passes import STAT_MAX, STAT_MU
 
 __all__ = ["checked_row_stats", "predict"]
 
@@ -180,7 +180,7 @@ def checked_row_stats(arr: np.ndarray, x: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray of float64, shape (B*C, 4)
-        The columns ``STAT_*`` of :mod:`rankseg.kernels.select`, maxima included.
+        The columns ``STAT_*`` of :mod:`rankseg.kernels.rma_passes`, maxima included.
 
     Raises
     ------

@@ -12,7 +12,7 @@ GPU driver (:mod:`rankseg.cuda.driver`) reuses :func:`solve_packed` and
 Conventions shared by the launchers: ``x`` is the ``(R, d)`` view of the rows
 (float32/float64, or float16 as its uint16 bits), ``xb`` the same buffer as
 unsigned integers of the same width, and a cut is ``(tau, t, jcut, score)`` as
-described in :mod:`rankseg.kernels.select`.
+described in :mod:`rankseg.kernels.rma_passes`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,16 @@ from rankseg.cpu.tasks import run_tasks
 from rankseg.kernels.assign import _argmax_tasks, _conflict_tasks, _exclusive_tasks
 from rankseg.kernels.exact import SUM_D
 from rankseg.kernels.masks import _threshold_tasks, _write_masks_tasks
-from rankseg.kernels.search import (
+from rankseg.kernels.rma_passes import (
+    _NSTAT,
+    _band_counts_tasks,
+    _gather_tasks,
+    _rma_bounds_rows,
+    _rma_rows_tasks,
+    _row_stats_tasks,
+    _ties_tasks,
+)
+from rankseg.kernels.solver_passes import (
     _candidate_bounds,
     _cut_of,
     _empty_exact_tasks,
@@ -39,15 +48,6 @@ from rankseg.kernels.search import (
     _rna_rows_tasks,
     _search_end,
     _solve_row,
-)
-from rankseg.kernels.select import (
-    _NSTAT,
-    _band_counts_tasks,
-    _gather_tasks,
-    _rma_bounds_rows,
-    _rma_rows_tasks,
-    _row_stats_tasks,
-    _ties_tasks,
 )
 from rankseg.kernels.sort import _sort_descending
 
@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 
-# -- row statistics and the RMA cut (kernels/select.py) ------------------------------
+# -- row statistics and the RMA cut (kernels/rma_passes.py) ------------------------------
 def row_stats(x: np.ndarray, xb: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
     """One streaming pass over every row.
 
@@ -241,7 +241,7 @@ def rma_cuts(
     return tau, t, jcut, score
 
 
-# -- the other solvers (kernels/search.py) -----------------------------------------
+# -- the other solvers (kernels/solver_passes.py) -----------------------------------------
 def solver_cuts(
     x: np.ndarray, xb: np.ndarray, stats: np.ndarray, rows: np.ndarray, params: tuple, chunk: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -326,7 +326,7 @@ def solve_packed(
     Parameters
     ----------
     cand : ndarray of float64
-        Row ``i``'s candidates (``p > θ``, :func:`rankseg.kernels.search.candidate_bound`) in
+        Row ``i``'s candidates (``p > θ``, :func:`rankseg.kernels.solver_passes.candidate_bound`) in
         ``cand[first[i]:first[i + 1]]``, any order (sorted here, in place).
     first : ndarray of int64, shape (n + 1,)
         Offsets of the rows in ``cand``.
@@ -377,7 +377,7 @@ def solve_candidates(
     params : tuple of (solver, metric, gamma, eps)
         As for :func:`solver_cuts`.
     theta : float
-        The candidate bound ``θ`` of :func:`rankseg.kernels.search.candidate_bound`.
+        The candidate bound ``θ`` of :func:`rankseg.kernels.solver_passes.candidate_bound`.
     whole_row : callable
         Returns the whole row (as :func:`solver_cuts` reads
         it); called only when the exact solver asks for a longer prefix.

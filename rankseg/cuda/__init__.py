@@ -9,8 +9,8 @@ simulator runs the same kernels on the CPU; the tests in ``tests/cuda`` use it.
 Modules mirror ``rankseg/kernels`` file for file: ``_dtype.py`` (reading inputs as
 float64), ``rma.py`` (device twins of the RMA objective and screening bounds),
 ``stats.py`` (row statistics and setup, the tiling and the per-row record),
-``select.py`` (band count/gather, band sort, objective scan, cut), ``masks.py``
-(mask writers), ``assign.py`` (multiclass resolution, argmax), ``search.py`` (the
+``rma_passes.py`` (band count/gather, band sort, objective scan, cut), ``masks.py``
+(mask writers), ``assign.py`` (multiclass resolution, argmax), ``solver_passes.py`` (the
 other solvers' candidate bound; the exact solver's candidate sort and certified
 range), ``exact.py`` (the whole-row summary and the exact quadrature), ``_block.py``
 (block-wide reductions shared by the kernels); ``_config.py`` holds the launch

@@ -1,8 +1,8 @@
 """Block-wide reductions of the CUDA kernels (every thread of the block must call them).
 
 Tree reductions over a shared buffer of at least ``blockDim.x`` entries (a power of
-two); every thread gets the result.  Shared by the passes of :mod:`rankseg.cuda.select`,
-:mod:`rankseg.cuda.assign`, :mod:`rankseg.cuda.search` and :mod:`rankseg.cuda.exact`.
+two); every thread gets the result.  Shared by the passes of :mod:`rankseg.cuda.rma_passes`,
+:mod:`rankseg.cuda.assign`, :mod:`rankseg.cuda.solver_passes` and :mod:`rankseg.cuda.exact`.
 """
 
 from __future__ import annotations

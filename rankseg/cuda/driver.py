@@ -7,9 +7,9 @@ GPU.  The input stays where it is (a CUDA array) or is copied once to the device
 1. :func:`~rankseg.cuda.stats.row_stats_kernel` (per-tile partial statistics), then
    :func:`~rankseg.cuda.stats.row_setup_kernel` (folds them; validity, pruning and
    the screening bounds of each row, in the device record ``rowd``);
-2. :func:`~rankseg.cuda.select.band_kernel` gathers each active row's band into a
+2. :func:`~rankseg.cuda.rma_passes.band_kernel` gathers each active row's band into a
    buffer of :func:`rankseg.cuda._config.band_capacity` values per row, and
-   :func:`~rankseg.cuda.select.cut_kernel` sorts and scans it: the cut of each row;
+   :func:`~rankseg.cuda.rma_passes.cut_kernel` sorts and scans it: the cut of each row;
 3. **one** copy of ``rowd`` to the host (the only synchronization): invalid values
    raise here; the rare rows whose band did not fit are gathered again into an
    exactly sized buffer, and ties straddling a cut are located (both on the host's
@@ -54,8 +54,7 @@ from rankseg.cuda._memory import (
 from rankseg.cuda.assign import argmax_kernel, pass_a_kernel, pass_b_kernel, safe_sums_kernel
 from rankseg.cuda.exact import MAX_NODES, NPOW, NSUM, TAU_CHUNK, quadrature_kernel, summary_kernel
 from rankseg.cuda.masks import write_masks_kernel, write_threshold_masks_kernel
-from rankseg.cuda.search import certified_range_kernel, sort_rows_kernel
-from rankseg.cuda.select import (
+from rankseg.cuda.rma_passes import (
     BAND_FORCED_NEG_MIN,
     BAND_N,
     NBAND,
@@ -80,7 +79,8 @@ from rankseg.cuda.select import (
     row_stats_kernel,
     tie_count_kernel,
 )
-from rankseg.kernels.search import EXACT
+from rankseg.cuda.solver_passes import certified_range_kernel, sort_rows_kernel
+from rankseg.kernels.solver_passes import EXACT
 from rankseg.kernels.summary import SUM_D, SUM_HEAD, SUM_MU
 
 __all__ = ["predict", "release_buffers", "to_device", "to_host"]
@@ -299,8 +299,8 @@ def _solver_cuts(
     The GPU counts and gathers each active row's candidates (``p > θ``, the CPU's
     candidate bound) into an exactly sized buffer and sums the whole-row summary.
     The exact solver then stays on the device: each row's candidates are sorted
-    (:func:`~rankseg.cuda.search.sort_rows_kernel`), its certified range found
-    (:func:`~rankseg.cuda.search.certified_range_kernel`) and the objective
+    (:func:`~rankseg.cuda.solver_passes.sort_rows_kernel`), its certified range found
+    (:func:`~rankseg.cuda.solver_passes.certified_range_kernel`) and the objective
     evaluated by quadrature over that range
     (:func:`~rankseg.cuda.exact.quadrature_kernel`), which writes the cut to
     ``rowd``; a row it flags (``R_OVER``: the quadrature needs more of the row than

@@ -6,7 +6,7 @@
   :func:`rankseg.cuda.stats.reduce_parts_kernel`.
 * :func:`quadrature_kernel` evaluates the exact objective ``π(τ)`` by the
   generating-function quadrature of the CPU's ``_objective`` over each row's
-  certified range (:func:`rankseg.cuda.search.certified_range_kernel`), and ``π(0)``
+  certified range (:func:`rankseg.cuda.solver_passes.certified_range_kernel`), and ``π(0)``
   when ``γ > 0``, and writes the first maximizer's cut to the per-row record.  One
   block per row; the quadrature nodes are listed by one thread (the same sequence
   as on the CPU), evaluated in parallel (a thread per node: the per-node work, the
@@ -31,7 +31,7 @@ from rankseg._records import IOU
 from rankseg.cuda._block import block_argmax, block_max, block_scan, block_sum
 from rankseg.cuda._config import MAX_SORT_THREADS, MAX_THREADS, device_twin
 from rankseg.cuda._dtype import as_f64
-from rankseg.cuda.select import (
+from rankseg.cuda.rma_passes import (
     R_FULL,
     R_KIN,
     R_OVER,
@@ -299,7 +299,7 @@ def quadrature_kernel(q, first, rows, rng, summaries, params, nodes, state, cont
     """Exact cut of each row ``r = rows[i]`` from its sorted candidates.
 
     ``q[first[i]:first[i + 1]]`` holds the row's candidates in descending order,
-    ``rng[i]`` its certified range (:func:`rankseg.cuda.search.certified_range_kernel`),
+    ``rng[i]`` its certified range (:func:`rankseg.cuda.solver_passes.certified_range_kernel`),
     ``summaries[r]`` its whole-row summary; ``params = (metric, gamma, d)``.
     ``nodes`` ``(grid, MAX_NODES, 2)``, ``state`` ``(grid, MAX_NODES, 5)`` and
     ``contrib`` ``(grid, MAX_NODES, TAU_CHUNK)`` are scratch, one slice per block.

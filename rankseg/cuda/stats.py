@@ -16,7 +16,7 @@ record ``rowd`` (``STAT_*`` and ``R_*`` columns, laid out here for every pass).
   computes their bounds (device twins of the CPU's ``rma_bounds``, or of the other
   solvers' ``candidate_bound``).
 
-The band and cut passes that follow are in :mod:`rankseg.cuda.select`.
+The band and cut passes that follow are in :mod:`rankseg.cuda.rma_passes`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from rankseg.cuda._block import block_max, block_sum
 from rankseg.cuda._config import MAX_THREADS
 from rankseg.cuda._dtype import as_f64
 from rankseg.cuda.rma import rma_bounds
-from rankseg.cuda.search import candidate_bound
+from rankseg.cuda.solver_passes import candidate_bound
 
 __all__ = [
     "BAND_FORCED_N",

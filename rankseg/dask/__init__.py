@@ -7,15 +7,15 @@ few map-reduce passes over the blocks (docs/xarray.rst, "Images larger than
 memory"), every solver included:
 
 1. *histogram*: per block and row, a histogram of the values' bit patterns with
-   exact per-bin counts and sums (:mod:`rankseg.kernels.chunked`), tree-reduced.
+   exact per-bin counts and sums (:mod:`rankseg.kernels.dask_blocks`), tree-reduced.
    It gives μ, the maximum (pruning), the forced set and the order of every other
    pixel up to its bin; for the exact and RNA solvers also the whole-row summary
    (moments and power sums, the sum of the blocks' summaries);
 2. *refinement* (usually one small pass, sometimes none): RMA scans the bins
-   (:func:`rankseg.kernels.chunked.scan_nodes`) and names the few it cannot
+   (:func:`rankseg.kernels.dask_blocks.scan_nodes`) and names the few it cannot
    cross, whose values are gathered (or the bins split); the exact and RNA solvers
    gather their candidate band (the values above the bound of
-   :func:`rankseg.kernels.search.candidate_bound`) and solve it as the in-memory
+   :func:`rankseg.kernels.solver_passes.candidate_bound`) and solve it as the in-memory
    path does, with a further gather when the exact solver asks for a longer
    prefix.  When the cut splits a run of equal values, the flat index of the last
    selected one is found by counting ties per flat-index range;
@@ -187,7 +187,7 @@ def predict(
 
     RMA gathers the values of a few histogram bins around the cut.  The other
     solvers gather each row's candidate band (the values above the bound of
-    :func:`rankseg.kernels.search.candidate_bound`: about ``p > p_max/d``, or above
+    :func:`rankseg.kernels.solver_passes.candidate_bound`: about ``p > p_max/d``, or above
     the mean of the pixels ``p >= 1/2`` spread over the row) into the calling
     process, once, plus one pass per longer prefix the exact solver asks for (rare;
     up to the whole row).  Their band is the part of a row that must fit in memory.

@@ -17,7 +17,7 @@ from rankseg._api import RankSEG
 from rankseg._records import SOLVER_CODE, metric_code
 from rankseg.dask._passes import _Blocks, _histograms, _Layout, _refine
 from rankseg.dask._search import BAND_BYTES_PER_VALUE, BandRow, EmptyRow, SearchContext
-from rankseg.kernels.chunked import scan_nodes
+from rankseg.kernels.dask_blocks import scan_nodes
 from rankseg.kernels.rma import rma_bounds
 
 #: a bin with at most this many values (16 MB of float64) is gathered; a larger one

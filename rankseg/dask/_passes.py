@@ -21,7 +21,7 @@ from rankseg._records import BITS_DTYPES, bits_view, kernel_view
 from rankseg._threads import num_threads
 from rankseg._validation import bad_values_error
 from rankseg.cpu.launchers import argmax_labels, write_masks, write_threshold_masks
-from rankseg.kernels.chunked import (
+from rankseg.kernels.dask_blocks import (
     LOW_BITS,
     assign_block,
     block_gather,

@@ -4,7 +4,7 @@ The in-memory path (:func:`rankseg.cpu.launchers.solver_cuts`) decides a row fro
 two things: its whole-row summary (moments and power sums, every entry a sum over
 pixels, so the blocks' summaries add up; computed in the histogram pass) and the
 band ``q`` of its values above the candidate bound ``θ``
-(:func:`rankseg.kernels.search.candidate_bound`), sorted in descending order.  Here
+(:func:`rankseg.kernels.solver_passes.candidate_bound`), sorted in descending order.  Here
 the band is gathered from the blocks (its size is known beforehand from the
 histogram's bin counts), sorted and solved in the calling process by the same jit
 functions; when the exact solver asks for a longer prefix (``p_need > 0``) the values
@@ -25,7 +25,7 @@ import numpy as np
 from rankseg.dask._passes import _Layout
 from rankseg.kernels.ba_trna import ba_dice_objective
 from rankseg.kernels.exact import exact_reciprocal_moments
-from rankseg.kernels.search import (
+from rankseg.kernels.solver_passes import (
     EXACT,
     _cut_of,
     _next_theta,

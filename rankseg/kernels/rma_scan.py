@@ -2,8 +2,8 @@
 
 Both RMA paths find the first maximizer of ``F(τ)`` (:func:`rankseg.kernels.rma.rma_objective`)
 by walking down the values below the forced set, a group at a time: the in-memory
-solver's value buckets (:func:`rankseg.kernels.select.solve_band`) and the dask path's
-bit-pattern bins (:func:`rankseg.kernels.chunked.scan_nodes`).  A group is either
+solver's value buckets (:func:`rankseg.kernels.rma_passes.solve_band`) and the dask path's
+bit-pattern bins (:func:`rankseg.kernels.dask_blocks.scan_nodes`).  A group is either
 crossed in one step (its values are not needed: no prefix ending in it can win, or
 ``F`` rises through it) or scanned one value at a time in descending order.  These
 ``inline`` helpers are those steps; the callers decide only *which* step a group takes
@@ -11,7 +11,7 @@ and where its values come from.
 
 The scan's state is the tuple ``(s, tau, best, best_tau, best_t, best_kin,
 best_full)``: the sum and length of the prefix walked so far, the best ``F`` and its
-cut ``(τ*, t, k_in, full)`` as in :func:`rankseg.kernels.select.solve_band`.  The
+cut ``(τ*, t, k_in, full)`` as in :func:`rankseg.kernels.rma_passes.solve_band`.  The
 objective is ``(metric, mu, gamma)``.
 """
 

@@ -1,6 +1,6 @@
 """In-place descending sort of a row's candidates (float64, finite, >= 0).
 
-Used by every non-RMA solver (:mod:`rankseg.kernels.search`) and the GPU path's host
+Used by every non-RMA solver (:mod:`rankseg.kernels.solver_passes`) and the GPU path's host
 solve (:func:`rankseg.cpu.launchers.solve_packed`).
 """
 

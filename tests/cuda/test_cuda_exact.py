@@ -1,6 +1,6 @@
 """The exact solver on the GPU: candidate sort, certified range, quadrature.
 
-``rankseg/cuda/search.py`` and ``rankseg/cuda/exact.py`` against the CPU functions
+``rankseg/cuda/solver_passes.py`` and ``rankseg/cuda/exact.py`` against the CPU functions
 they twin, then through ``predict``: rows whose candidates suffice are solved on the
 device, rows the quadrature flags (``p_need``, too many nodes) on the host.
 """
@@ -17,8 +17,8 @@ from numba import cuda as _cuda  # noqa: E402
 from rankseg import predict  # noqa: E402
 from rankseg._records import DICE, IOU  # noqa: E402
 from rankseg.cuda import driver  # noqa: E402
-from rankseg.cuda import search as gpu_search  # noqa: E402
-from rankseg.kernels import search as cpu_search  # noqa: E402
+from rankseg.cuda import solver_passes as gpu_search  # noqa: E402
+from rankseg.kernels import solver_passes as cpu_search  # noqa: E402
 from rankseg.kernels.exact import new_summary, row_summary  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""The GPU band sort and block reductions on their own (rankseg/cuda/select.py, _block.py)."""
+"""The GPU band sort and block reductions on their own (rankseg/cuda/rma_passes.py, _block.py)."""
 
 import numpy as np
 import pytest

@@ -1,9 +1,9 @@
-"""GPU rank search of the solvers other than RMA: twin of ``rankseg/kernels/search.py``.
+"""GPU rank search of the solvers other than RMA: twin of ``rankseg/kernels/solver_passes.py``.
 
 The GPU runs the passes over the input of the non-RMA solvers (exact, BA, TRNA,
 BA+TRNA): the row statistics, the candidate bound (:data:`candidate_bound`, in
 :func:`rankseg.cuda.stats.row_setup_kernel`), the candidate gather
-(:func:`rankseg.cuda.select.band_kernel` with no forced set) and the whole-row
+(:func:`rankseg.cuda.rma_passes.band_kernel` with no forced set) and the whole-row
 summary (:mod:`rankseg.cuda.exact`).  For the exact solver the rest runs on the GPU
 as well:
 
@@ -32,12 +32,12 @@ from numba import cuda, float64, int32, int64, uint64
 from rankseg.cuda._block import block_max, block_scan
 from rankseg.cuda._config import MAX_SORT_THREADS, device_twin
 from rankseg.cuda.rma import rma_objective
-from rankseg.kernels import search as _cpu
+from rankseg.kernels import solver_passes as _cpu
 from rankseg.kernels.summary import SUM_MU, SUM_VAR
 
 __all__ = ["RADIX_DIGITS", "candidate_bound", "certified_range_kernel", "sort_rows_kernel"]
 
-#: ``θ`` of :func:`rankseg.kernels.search.candidate_bound`, same code
+#: ``θ`` of :func:`rankseg.kernels.solver_passes.candidate_bound`, same code
 candidate_bound = device_twin(_cpu.candidate_bound)
 
 # ``np.sqrt`` / ``np.exp`` of the CPU code on scalars, as the CUDA target knows them
@@ -45,7 +45,7 @@ _np_scalar: Any = types.ModuleType("_np_scalar")
 _np_scalar.sqrt = math.sqrt
 _np_scalar.exp = math.exp
 _inv_bound = device_twin(_cpu._inv_bound, np=_np_scalar)
-#: upper bound of the exact objective (:func:`rankseg.kernels.search._exact_upper`)
+#: upper bound of the exact objective (:func:`rankseg.kernels.solver_passes._exact_upper`)
 exact_upper = device_twin(_cpu._exact_upper, _inv_bound=_inv_bound)
 
 #: bits per radix digit and digits per pass of :func:`sort_rows_kernel`
@@ -144,7 +144,7 @@ def certified_range_kernel(q, first, rows, summaries, params, rng):
     ``q[first[i]:first[i + 1]]`` holds the row's candidates sorted in descending
     order (the exact solver searches ``τ`` up to their number ``m``);
     ``summaries[r]`` its whole-row summary; ``params = (metric, gamma)``.  Twin of
-    :func:`rankseg.kernels.search._certified_range`: every thread walks a
+    :func:`rankseg.kernels.solver_passes._certified_range`: every thread walks a
     contiguous share of the prefixes, after one block prefix sum of the shares.
     """
     buf = cuda.shared.array(MAX_SORT_THREADS, float64)

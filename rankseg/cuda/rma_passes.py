@@ -1,4 +1,4 @@
-"""GPU rank-search plumbing for RMA: the twin of ``rankseg/kernels/select.py``.
+"""GPU rank-search plumbing for RMA: the twin of ``rankseg/kernels/rma_passes.py``.
 
 The first pass, the tiling of the rows and the layout of the per-row device record
 ``rowd`` are in :mod:`rankseg.cuda.stats` (:func:`row_stats_kernel`,

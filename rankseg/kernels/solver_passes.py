@@ -45,7 +45,7 @@ from rankseg.kernels.exact import (
     row_summary,
 )
 from rankseg.kernels.rma import rma_objective
-from rankseg.kernels.select import (
+from rankseg.kernels.rma_passes import (
     STAT_MAX,
     STAT_MU,
     STAT_NHALF,
