@@ -189,7 +189,7 @@ def test_checker_sees_a_violation():
     ]
     assert found == [("rankseg.cuda.driver", 2, "rankseg._api")]
     assert len(violations(found)) == 1
-    relative = imported("rankseg.kernels.exact", "from ..cuda import select\nfrom . import rma\n")
+    relative = imported("rankseg.kernels.exact", "from ..cuda import rma_passes\nfrom . import rma\n")
     assert relative == [(1, "rankseg.cuda.rma_passes"), (2, "rankseg.kernels.rma")]
 
 
