@@ -8,8 +8,8 @@ import numpy as np
 
 from rankseg import _arrays
 from rankseg import _validation as v
-from rankseg._records import AVAILABLE as AVAILABLE  # the CLI's and tests' import
-from rankseg._records import (
+from rankseg._policies import AVAILABLE as AVAILABLE  # the CLI's and tests' import
+from rankseg._policies import (
     DEVICES,
     EMPTY_CONVENTIONS,
     EMPTY_PRUNING_PROB,
@@ -19,12 +19,11 @@ from rankseg._records import (
     POLICIES,
     SOLVER_PARAMS,
     SOLVERS,
-    PredictInfo,
-    PredictPlan,
     label_range,
     void_label,
 )
-from rankseg._records import EPS_SOLVERS as _EPS_SOLVERS
+from rankseg._policies import EPS_SOLVERS as _EPS_SOLVERS
+from rankseg._records import PredictInfo, PredictPlan
 from rankseg.cpu import driver as cpu_driver
 
 __all__ = ["PredictInfo", "PredictPlan", "RankSEG", "predict"]

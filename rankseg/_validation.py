@@ -12,7 +12,7 @@ from typing import Any, SupportsInt, cast
 
 import numpy as np
 
-from rankseg._records import FLOAT_DTYPES
+from rankseg._policies import FLOAT_DTYPES
 
 __all__ = [
     "BadValuesError",

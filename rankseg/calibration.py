@@ -35,7 +35,7 @@ import numpy as np
 from scipy import optimize, special
 
 from rankseg import _validation as v
-from rankseg._records import FLOAT_DTYPES
+from rankseg._policies import FLOAT_DTYPES
 from rankseg._textfile import write_text_atomic
 
 __all__ = [

@@ -28,7 +28,7 @@ import scipy.fft
 from numpy.typing import ArrayLike, DTypeLike
 from scipy.special import expit
 
-from rankseg._records import FLOAT_DTYPES
+from rankseg._policies import FLOAT_DTYPES
 
 __all__ = ["WORKLOADS", "ct3d", "make_probs", "sample_truth", "tumor3d", "voc2d"]
 

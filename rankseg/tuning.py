@@ -33,8 +33,8 @@ import numpy as np
 
 from rankseg import _validation as v
 from rankseg._api import RankSEG
+from rankseg._policies import EMPTY_CONVENTIONS, OUTPUT_MODES
 from rankseg._presence import PresenceModel, presence_features
-from rankseg._records import EMPTY_CONVENTIONS, OUTPUT_MODES
 from rankseg._textfile import write_text_atomic
 
 __all__ = [

@@ -34,7 +34,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 import rankseg
 from rankseg._api import RankSEG
 from rankseg._config import MAX_BAND_BYTES
-from rankseg._records import (
+from rankseg._policies import (
     CLASS_DIM_NAMES,
     FLOAT_DTYPES,
     SAMPLE_DIM_NAMES,

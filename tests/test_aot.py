@@ -322,7 +322,7 @@ def test_lazy_kernels_become_their_dispatchers():
         import pickle
         import rankseg
         from rankseg._compile import jit as _config
-        from rankseg._records import DICE
+        from rankseg._policies import DICE
         from rankseg.kernels import rma
         lazy = rma.rma_objective
         print(isinstance(lazy, _config.LazyKernel), pickle.loads(pickle.dumps(lazy)) is lazy)

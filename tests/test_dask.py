@@ -173,7 +173,7 @@ def test_scan_gathers_only_the_bins_around_the_cut(seed, metric, gamma):
     """Bins between the forced set and the cut, where F rises at every step, are crossed
     without their values; answering the bins the scan asks for gives the cut of the
     full scan and of the sort-based oracle."""
-    from rankseg._records import DICE, IOU
+    from rankseg._policies import DICE, IOU
 
     rng = np.random.default_rng(seed)
     # confident pixels (forced, p >= 1/2) and an uncertain band in [0.3, 0.5) cut into
@@ -429,7 +429,7 @@ def test_a_small_budget_splits_the_gathers_into_passes(rng, monkeypatch):
 
 
 def _band_bound(p2d, metric, smooth):
-    from rankseg._records import DICE, IOU
+    from rankseg._policies import DICE, IOU
     from rankseg.kernels.solver_passes import candidate_bound
 
     row = p2d.ravel()

@@ -1,6 +1,6 @@
 """One home per policy: a second definition of a shared policy fails here.
 
-``rankseg/_records.py`` is the one home of the accepted float dtypes, the kernels'
+``rankseg/_policies.py`` is the one home of the accepted float dtypes, the kernels'
 metric codes, the label values of a multiclass map (void included) and the
 float16-as-uint16 view (docs/design.rst, "One home per policy").  Every module of
 ``rankseg`` is read with :mod:`ast` and each rule below looks for the shape a copy
@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rankseg import _records
+from rankseg import _policies
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "rankseg"
-HOME = PACKAGE / "_records.py"
+HOME = PACKAGE / "_policies.py"
 
 FLOAT_NAMES = {"float16", "float32", "float64"}
 METRIC_NAMES = {"DICE", "IOU", "ACC"}
@@ -182,19 +182,19 @@ def test_what_is_not_a_copy(source):
 
 
 def test_the_home_agrees_with_numpy():
-    assert [dt.name for dt in _records.FLOAT_DTYPES] == list(_records.FLOAT_DTYPE_NAMES)
-    for dt in _records.FLOAT_DTYPES:
+    assert [dt.name for dt in _policies.FLOAT_DTYPES] == list(_policies.FLOAT_DTYPE_NAMES)
+    for dt in _policies.FLOAT_DTYPES:
         x = np.array([0.25, 1.0], dtype=dt)
-        bits = _records.bits_view(x)
+        bits = _policies.bits_view(x)
         assert bits.dtype.kind == "u" and bits.itemsize == dt.itemsize
         assert np.shares_memory(bits, x) and bits.view(dt).tolist() == [0.25, 1.0]
-        view = _records.kernel_view(x)
+        view = _policies.kernel_view(x)
         if dt == np.float16:  # numba's CPU kernels have no float16: they read the bits
             assert view.dtype == np.uint16 and np.shares_memory(view, x)
         else:
             assert view is x
-    codes = {m: _records.metric_code(m) for m in _records.METRICS}
+    codes = {m: _policies.metric_code(m) for m in _policies.METRICS}
     assert len(set(codes.values())) == len(codes)
     assert codes["acc"] < 0 <= min(codes["dice"], codes["iou"])  # the GPU's "no cut"
     with pytest.raises(ValueError, match=r"unknown metric 'f1'; expected one of 'dice'"):
-        _records.metric_code("f1")
+        _policies.metric_code("f1")

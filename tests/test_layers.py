@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # the compile machinery's run-time half: JIT options, lazy kernels, the lookup of
     # the kernels compiled ahead of time, the table of numba internals
     ("compile", ("rankseg._compile",)),
-    ("records", ("rankseg._records", "rankseg._config")),
+    ("records", ("rankseg._policies", "rankseg._records", "rankseg._config")),
     (
         "checks",
         (
@@ -189,7 +189,9 @@ def test_checker_sees_a_violation():
     ]
     assert found == [("rankseg.cuda.driver", 2, "rankseg._api")]
     assert len(violations(found)) == 1
-    relative = imported("rankseg.kernels.exact", "from ..cuda import rma_passes\nfrom . import rma\n")
+    relative = imported(
+        "rankseg.kernels.exact", "from ..cuda import rma_passes\nfrom . import rma\n"
+    )
     assert relative == [(1, "rankseg.cuda.rma_passes"), (2, "rankseg.kernels.rma")]
 
 
@@ -203,7 +205,7 @@ def test_design_doc_shows_these_layers():
     assert drawn == wanted
 
 
-@pytest.mark.parametrize("name", ["rankseg._records", "rankseg._validation"])
+@pytest.mark.parametrize("name", ["rankseg._policies", "rankseg._records", "rankseg._validation"])
 def test_low_modules_import_no_cuda(name):
     # _validation recognizes a CUDA array by __cuda_array_interface__ alone
     assert not [t for _, t in imported(name, MODULES[name].read_text()) if "cuda" in t]

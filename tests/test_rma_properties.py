@@ -293,7 +293,7 @@ def test_rise_threshold_is_the_increment_test(seed, metric, gamma, d):
     """Adding the next pixel of the sorted row raises F exactly when it is above
     rma_rise_threshold(F(tau)) (decided where the two sides differ by more than
     rounding), and the threshold only grows with its bound f."""
-    from rankseg._records import DICE, IOU
+    from rankseg._policies import DICE, IOU
     from rankseg.kernels.rma import rma_rise_threshold
 
     p = np.sort(np.random.default_rng(seed).uniform(0.0, 1.0, d))[::-1]

@@ -296,7 +296,7 @@ def test_solve_candidates_matches_the_cpu_path(rng, metric):
     """The host solve of the GPU path: same cut as the CPU, rows in parallel
     (solve_packed), growing a short prefix from the whole row when the exact kernel
     asks for more (p_need; solve_candidates)."""
-    from rankseg._records import DICE, IOU
+    from rankseg._policies import DICE, IOU
     from rankseg.cpu.launchers import solve_candidates, solve_packed
     from rankseg.kernels.exact import new_summary, row_summary
     from rankseg.kernels.solver_passes import EXACT, candidate_bound

@@ -139,7 +139,8 @@ def source_digest() -> str:
     """Hash the sources compiled into the kernels, as installed (SHA-256).
 
     The files are ``rankseg/kernels/*.py``, ``rankseg/_config.py``,
-    ``rankseg/_records.py`` and ``rankseg/_compile/jit.py`` (the JIT options).  The
+    ``rankseg/_policies.py`` (the codes the kernels read) and ``rankseg/_compile/jit.py``
+    (the JIT options).  The
     build stores it; a module built from other sources (an editable install whose
     kernels were edited since) is not used.
 
@@ -153,7 +154,7 @@ def source_digest() -> str:
     files = sorted(os.path.join(kernels, f) for f in os.listdir(kernels) if f.endswith(".py"))
     files += [
         os.path.join(package, f)
-        for f in ("_config.py", "_records.py", os.path.join("_compile", "jit.py"))
+        for f in ("_config.py", "_policies.py", os.path.join("_compile", "jit.py"))
     ]
     digest = hashlib.sha256()
     for path in files:

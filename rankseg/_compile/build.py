@@ -38,7 +38,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from rankseg._records import FLOAT_DTYPE_NAMES
+from rankseg._policies import FLOAT_DTYPE_NAMES
 
 #: input dtypes compiled ahead of time (float16 reaches the kernels as uint16 bits)
 DTYPES = FLOAT_DTYPE_NAMES

@@ -18,7 +18,7 @@ import numpy as np
 from rankseg import io as rio
 from rankseg._api import RankSEG
 from rankseg._config import MAX_BAND_BYTES
-from rankseg._records import label_range
+from rankseg._policies import label_range
 from rankseg.cli import _batch
 from rankseg.cli._cluster import connect
 from rankseg.cli._common import (

@@ -23,7 +23,7 @@ import numpy as np
 
 from rankseg._api import AVAILABLE, SOLVERS, predict
 from rankseg._compile import aot as _aot
-from rankseg._records import FLOAT_DTYPE_NAMES
+from rankseg._policies import FLOAT_DTYPE_NAMES
 
 __all__ = ["warmup"]
 

@@ -25,16 +25,9 @@ import numpy as np
 
 from rankseg import _validation as v
 from rankseg._config import CHUNK
+from rankseg._policies import SOLVER_CODE, bits_view, kernel_view, metric_code, void_label
 from rankseg._presence import presence_features
-from rankseg._records import (
-    SOLVER_CODE,
-    PredictInfo,
-    bits_view,
-    empty_info,
-    kernel_view,
-    metric_code,
-    void_label,
-)
+from rankseg._records import PredictInfo, empty_info
 from rankseg._threads import call_threads, num_threads
 from rankseg.cpu.launchers import (
     argmax_labels,

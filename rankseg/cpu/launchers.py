@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from rankseg._compile import aot as _aot
-from rankseg._records import EXACT
+from rankseg._policies import EXACT
 from rankseg.cpu.tasks import run_tasks
 from rankseg.kernels.assign import _argmax_tasks, _conflict_tasks, _exclusive_tasks
 from rankseg.kernels.exact import SUM_D

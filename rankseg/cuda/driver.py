@@ -30,15 +30,8 @@ from typing import Any
 import numpy as np
 
 from rankseg import _validation as v
-from rankseg._records import (
-    SOLVER_CODE,
-    PredictInfo,
-    bits_view,
-    empty_info,
-    kernel_view,
-    metric_code,
-    void_label,
-)
+from rankseg._policies import SOLVER_CODE, bits_view, kernel_view, metric_code, void_label
+from rankseg._records import PredictInfo, empty_info
 from rankseg.cpu.launchers import empty_scores, solve_candidates, solve_packed
 from rankseg.cuda import _config, load
 from rankseg.cuda._memory import (

@@ -27,7 +27,7 @@ import math
 
 from numba import cuda, float64, int64
 
-from rankseg._records import IOU
+from rankseg._policies import IOU
 from rankseg.cuda._block import block_argmax, block_max, block_scan, block_sum
 from rankseg.cuda._config import MAX_SORT_THREADS, MAX_THREADS, device_twin
 from rankseg.cuda._dtype import as_f64

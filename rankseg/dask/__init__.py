@@ -38,7 +38,8 @@ import numpy as np
 
 from rankseg._api import PredictInfo, RankSEG
 from rankseg._config import MAX_BAND_BYTES
-from rankseg._records import FLOAT_DTYPES, empty_info, metric_code, void_label
+from rankseg._policies import FLOAT_DTYPES, metric_code, void_label
+from rankseg._records import empty_info
 from rankseg._validation import check_band_bytes
 from rankseg.dask._cuts import find_cuts
 from rankseg.dask._passes import _acc_block, _Blocks, _Layout, _safe_sums, _write_block

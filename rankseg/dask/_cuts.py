@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from rankseg._api import RankSEG
-from rankseg._records import SOLVER_CODE, metric_code
+from rankseg._policies import SOLVER_CODE, metric_code
 from rankseg.dask._passes import _Blocks, _histograms, _Layout, _refine
 from rankseg.dask._search import BAND_BYTES_PER_VALUE, BandRow, EmptyRow, SearchContext
 from rankseg.kernels.dask_blocks import scan_nodes

@@ -17,7 +17,7 @@ import dask.array as da
 import numpy as np
 
 from rankseg._config import CHUNK
-from rankseg._records import BITS_DTYPES, bits_view, kernel_view
+from rankseg._policies import BITS_DTYPES, bits_view, kernel_view
 from rankseg._threads import num_threads
 from rankseg._validation import bad_values_error
 from rankseg.cpu.launchers import argmax_labels, write_masks, write_threshold_masks

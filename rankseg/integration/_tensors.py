@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from rankseg._records import FLOAT_DTYPE_NAMES
+from rankseg._policies import FLOAT_DTYPE_NAMES
 
 #: the torch dtypes of the model outputs decided: NumPy's float dtypes, and bfloat16
 #: (decided in float32)

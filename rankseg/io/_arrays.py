@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rankseg._records import FLOAT_DTYPES
+from rankseg._policies import FLOAT_DTYPES
 from rankseg.io._naming import NPZ_KEYS, case_name
 
 

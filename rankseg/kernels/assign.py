@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from rankseg._compile.jit import jit
-from rankseg._records import DICE
+from rankseg._policies import DICE
 from rankseg.kernels._dtype import as_f64
 from rankseg.kernels._tasks import work_item
 from rankseg.kernels.masks import is_selected

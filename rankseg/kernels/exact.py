@@ -54,7 +54,7 @@ import math
 import numpy as np
 
 from rankseg._compile.jit import jit
-from rankseg._records import DICE, IOU
+from rankseg._policies import DICE, IOU
 from rankseg.kernels._dtype import as_f64
 from rankseg.kernels.quadrature import (
     H_STEP,

@@ -27,7 +27,7 @@ pixel that could be selected.
 from __future__ import annotations
 
 from rankseg._compile.jit import jit
-from rankseg._records import DICE
+from rankseg._policies import DICE
 
 __all__ = ["rma_bounds", "rma_objective", "rma_rise_threshold"]
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from rankseg._compile.jit import jit
-from rankseg._records import BA, BA_TRNA, DICE, EXACT, TRNA
+from rankseg._policies import BA, BA_TRNA, DICE, EXACT, TRNA
 from rankseg.kernels._dtype import as_f64
 from rankseg.kernels.ba_trna import (
     ba_dice_objective,

@@ -15,7 +15,7 @@ if UNAVAILABLE:
 from numba import cuda as _cuda  # noqa: E402
 
 from rankseg import predict  # noqa: E402
-from rankseg._records import DICE, IOU  # noqa: E402
+from rankseg._policies import DICE, IOU  # noqa: E402
 from rankseg.cuda import driver  # noqa: E402
 from rankseg.cuda import solver_passes as gpu_search  # noqa: E402
 from rankseg.kernels import solver_passes as cpu_search  # noqa: E402
