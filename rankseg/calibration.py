@@ -119,7 +119,7 @@ def _iter_cases(probs: Any, labels: Any) -> Iterator[tuple[int, Any, Any]]:
         yield i, p, y
 
 
-class _Case:
+class Case:
     """One validated (probs, labels) pair viewed as ``(B, C, d)`` and ``(B, [C,] d)``."""
 
     def __init__(
@@ -171,7 +171,7 @@ class _Case:
                 f"shape {p.shape} (probs and labels must have the same spatial shape)"
             )
         if n_classes is not None and nc != n_classes:
-            raise _class_count_error(index, nc, n_classes)
+            raise class_count_error(index, nc, n_classes)
         self.n_classes = nc
         self.n_batch = nb
         self.d = math.prod(p.shape[2:])
@@ -252,13 +252,13 @@ def _features(x: np.ndarray, mode: str, from_logits: bool) -> np.ndarray:
     return np.log(q) - np.log1p(-q)
 
 
-def _class_count_error(index: int, nc: int, n_classes: int) -> ValueError:
+def class_count_error(index: int, nc: int, n_classes: int) -> ValueError:
     return ValueError(
         f"case {index}: probs has C={nc} classes; expected C={n_classes} like the cases before it"
     )
 
 
-def _case_error_empty(case: _Case) -> ValueError:
+def _case_error_empty(case: Case) -> ValueError:
     return ValueError(
         f"case {case.index} has no counted pixel: every label equals "
         f"ignore_index={case.ignore_index}; leave the case out or check ignore_index"
@@ -372,7 +372,7 @@ def _collect(
     n_classes: int | None = None
     n_cases = 0
     for i, p, y in _iter_cases(cases, labels):
-        case = _Case(
+        case = Case(
             i,
             p,
             y,
@@ -385,7 +385,7 @@ def _collect(
         n_classes = case.n_classes
         if reservoir is None:
             reservoir = _Reservoir(max_pixels, n_classes, mode == "multilabel", seed)
-        _offer_case(case, reservoir)
+        offer_case(case, reservoir)
     if n_cases == 0:
         raise ValueError("empty validation set: no cases; expected at least one (probs, labels)")
     if reservoir is None or reservoir.seen == 0:
@@ -395,7 +395,7 @@ def _collect(
     return x, y, n_classes, reservoir.seen
 
 
-def _offer_case(case: _Case, reservoir: _Reservoir | None) -> int:
+def offer_case(case: Case, reservoir: _Reservoir | None) -> int:
     """Offer the counted pixels of ``case`` to ``reservoir`` in pixel order.
 
     With ``reservoir`` None the case is only checked (values, labels) and counted.
@@ -417,8 +417,8 @@ def _offer_case(case: _Case, reservoir: _Reservoir | None) -> int:
     return n_counted
 
 
-def _case_sample(
-    cases: list[_Case], offset: int, max_pixels: int, seed: int
+def case_sample(
+    cases: list[Case], offset: int, max_pixels: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return ``(keys, x, y)``: the pixels of ``cases`` that may enter a fit's subsample.
 
@@ -435,11 +435,11 @@ def _case_sample(
     # default_rng(seed) is Generator(PCG64(seed)); one float64 draw is one PCG64 step
     reservoir.rng = np.random.Generator(np.random.PCG64(seed).advance(offset))
     for case in cases:
-        _offer_case(case, reservoir)
+        offer_case(case, reservoir)
     return reservoir.keyed()
 
 
-def _merge_samples(
+def merge_samples(
     parts: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray, int]],
     *,
     mode: str,
@@ -1153,13 +1153,13 @@ def load(path: str | os.PathLike[str]) -> TemperatureScaling | VectorScaling:
 # --------------------------------------------------------------------------- metrics
 
 
-def _metric_cases(probs: Any, labels: Any, mode: Any, ignore_index: Any) -> Iterator[_Case]:
+def _metric_cases(probs: Any, labels: Any, mode: Any, ignore_index: Any) -> Iterator[Case]:
     mode = _check_mode(mode)
     ii = _check_ignore(ignore_index)
     n_classes = None
     n = 0
     for i, p, y in _iter_cases(probs, labels):
-        case = _Case(i, p, y, mode=mode, from_logits=False, ignore_index=ii, n_classes=n_classes)
+        case = Case(i, p, y, mode=mode, from_logits=False, ignore_index=ii, n_classes=n_classes)
         n_classes = case.n_classes
         n += 1
         yield case

@@ -101,15 +101,15 @@ def test_signature_key_is_as_fine_as_numbas_typing(tmp_path):
 
 
 def test_a_signature_it_lacks_goes_to_numba():
-    from rankseg.kernels.masks import _threshold_tasks
+    from rankseg.kernels.masks import threshold_tasks
 
     _require_table()
     args = (0, 1, np.zeros((1, 4), np.float32), np.zeros((1, 4), np.bool_), np.int64(4))
-    assert _aot.find(_threshold_tasks, args) is not _threshold_tasks
+    assert _aot.find(threshold_tasks, args) is not threshold_tasks
     fortran = (0, 1, np.zeros((2, 4), np.float32, order="F"), args[3], args[4])
-    assert _aot.find(_threshold_tasks, fortran) is _threshold_tasks
+    assert _aot.find(threshold_tasks, fortran) is threshold_tasks
     with _aot.enabled(False):
-        assert _aot.find(_threshold_tasks, args) is _threshold_tasks
+        assert _aot.find(threshold_tasks, args) is threshold_tasks
 
 
 def test_a_module_from_other_sources_is_not_used_and_says_so(monkeypatch, capsys):
@@ -126,14 +126,14 @@ def test_a_module_from_other_sources_is_not_used_and_says_so(monkeypatch, capsys
 
 def test_a_module_for_missing_cpu_features_is_not_used_and_says_so(monkeypatch, capsys):
     _require_table()
-    monkeypatch.setattr(_aot, "_host_features", lambda: "-avx,-avx2,-sse4.2")
+    monkeypatch.setattr(_aot, "host_features", lambda: "-avx,-avx2,-sse4.2")
     assert _aot._load() == {}
     err = capsys.readouterr().err
     assert "built for CPU features this machine lacks: " in err and "sse4.2" in err
 
 
 def test_unusable_names_what_is_wrong(monkeypatch):
-    monkeypatch.setattr(_aot, "_host_features", lambda: "+sse4.2,+popcnt,-avx2")
+    monkeypatch.setattr(_aot, "host_features", lambda: "+sse4.2,+popcnt,-avx2")
     ok = {"source": _aot.source_digest(), "features": "+sse4.2,+popcnt"}
     assert _aot.unusable(ok) is None
     assert _aot.unusable({**ok, "source": "x"}) == "built from other kernel sources"
@@ -241,7 +241,7 @@ def test_read_only_input_and_label_dtypes_use_it(rng, tmp_path, monkeypatch):
     import rankseg._kernels_aot as mod
 
     exports = json.loads(mod.index())["exports"]
-    types = [e["types"] for e in exports if e["name"] == "_exclusive_tasks"]
+    types = [e["types"] for e in exports if e["name"] == "exclusive_tasks"]
     assert any("readonly array(float32" in t for t in types)
     hits = _count_hits(table, monkeypatch)
     np.save(tmp_path / "p.npy", _inputs(rng, "float32", 3, 100)[0])
@@ -250,7 +250,7 @@ def test_read_only_input_and_label_dtypes_use_it(rng, tmp_path, monkeypatch):
         assert any(f"array({label}, 2d, C)" in t for t in types), label
         hits.clear()
         got = rankseg.predict(frozen, dtype=label)
-        assert {k[1] for k in hits} >= {"_row_stats_tasks", "_exclusive_tasks"}, label
+        assert {k[1] for k in hits} >= {"row_stats_tasks", "exclusive_tasks"}, label
         with _aot.enabled(False):
             np.testing.assert_array_equal(got, rankseg.predict(frozen, dtype=label))
 

@@ -393,6 +393,6 @@ def test_a_dask_task_shares_its_workers_threads(monkeypatch):
     monkeypatch.delenv(HOOK, raising=False)
     monkeypatch.delenv("RANKSEG_NUM_THREADS", raising=False)
     monkeypatch.setattr(distributed, "get_worker", lambda: Worker())
-    assert _batch._run_on_dask_worker(probe, Job()) == (2, "synchronous")
+    assert _batch.run_on_dask_worker(probe, Job()) == (2, "synchronous")
     State.executing_count = 1
-    assert _batch._run_on_dask_worker(probe, Job()) == (4, "synchronous")
+    assert _batch.run_on_dask_worker(probe, Job()) == (4, "synchronous")

@@ -159,7 +159,7 @@ def test_calibrate_on_a_cluster_equals_a_local_run(
     from rankseg.cli import _calibrate
 
     sched, workers, marks = cluster
-    local_stream, local_collect = _calibrate._stream, cal._collect
+    local_stream, local_collect = _calibrate.stream, cal._collect
     reads = []
 
     def recorded(real):
@@ -170,7 +170,7 @@ def test_calibrate_on_a_cluster_equals_a_local_run(
         return wrapper
 
     # on the cluster nothing is read or subsampled here: the workers do it
-    monkeypatch.setattr(_calibrate, "_stream", recorded(local_stream))
+    monkeypatch.setattr(_calibrate, "stream", recorded(local_stream))
     monkeypatch.setattr(cal, "_collect", recorded(local_collect))
     common = ["calibrate", "val", "--target", "gt", "--method", method, *extra]
     # the same parameters, pixels kept and seen, NLL/Brier/ECE

@@ -369,13 +369,13 @@ def next_theta_calls(monkeypatch):
     import rankseg.dask._search as rd_search
 
     calls = []
-    real = rd_search._next_theta
+    real = rd_search.next_theta
 
     def counted(theta, p_need, tries):
         calls.append(tries)
         return real(theta, p_need, tries)
 
-    monkeypatch.setattr(rd_search, "_next_theta", counted)
+    monkeypatch.setattr(rd_search, "next_theta", counted)
     return calls
 
 
@@ -410,13 +410,13 @@ def test_pruned_rows_get_the_solvers_empty_score(rng, solver):
 def test_a_small_budget_splits_the_gathers_into_passes(rng, monkeypatch):
     """Rows wait for a later pass when the bands of one pass would exceed the budget."""
     passes = []
-    real = rd_cuts._refine
+    real = rd_cuts.refine
 
     def counted(blk, layout, requests, tie_bins):
         passes.append(sum(len(v) for v in requests.get("gat", [])))
         return real(blk, layout, requests, tie_bins)
 
-    monkeypatch.setattr(rd_cuts, "_refine", counted)
+    monkeypatch.setattr(rd_cuts, "refine", counted)
     p = rng.random((1, 4, 16, 16))  # bands of ~100-200 values per row
     params = {"solver": "ba", "output_mode": "multilabel"}
     _compare(p, (1, 1, 8, 8), params)

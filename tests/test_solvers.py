@@ -277,7 +277,7 @@ def test_eps_changes_the_rna_window(rng):
 
 @pytest.mark.parametrize("n", [10, 5000, 70000])
 def test_sort_descending_radix_and_small(rng, n):
-    from rankseg.kernels.sort import _sort_descending
+    from rankseg.kernels.sort import sort_descending
 
     for a in (
         rng.random(n),
@@ -286,7 +286,7 @@ def test_sort_descending_radix_and_small(rng, n):
     ):
         a[: n // 10] = -0.0 if n > 10 else a[: n // 10]
         b = a.copy()
-        _sort_descending(b)
+        sort_descending(b)
         np.testing.assert_array_equal(b, np.sort(a)[::-1] + 0.0)
         assert not np.signbit(b).any()
 

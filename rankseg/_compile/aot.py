@@ -164,13 +164,13 @@ def source_digest() -> str:
     return digest.hexdigest()
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
     from importlib.metadata import version
 
     return {"numba": version("numba"), "llvmlite": version("llvmlite")}
 
 
-def _host_features() -> str:
+def host_features() -> str:
     import llvmlite.binding as llvm
 
     try:
@@ -267,7 +267,7 @@ def unusable(index: dict[str, Any]) -> str | None:
     """
     if index.get("source") != source_digest():
         return "built from other kernel sources"
-    here = _host_features()
+    here = host_features()
     if not cpu_features_ok(index["features"], here):
         enabled_here = {f[1:] for f in here.split(",") if f.startswith("+")}
         wanted = [f[1:] for f in index["features"].split(",") if f.startswith("+")]

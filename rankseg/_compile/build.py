@@ -186,7 +186,7 @@ def build(
     from rankseg._compile.jit import KERNELS, go_live
 
     go_live()  # the dispatchers, which the forwarders call
-    from rankseg._compile.aot import MODULE, _host_features, _versions, source_digest
+    from rankseg._compile.aot import MODULE, host_features, source_digest, versions
 
     for module, *_ in entries:
         importlib.import_module(module)
@@ -197,7 +197,7 @@ def build(
     if cpu == "portable":
         target, features = portable_target()
     elif cpu == "host":
-        target, features = "host", _host_features()
+        target, features = "host", host_features()
     else:
         target, features = cpu, ""
     cc.target_cpu = target
@@ -217,7 +217,7 @@ def build(
         )
     index = json.dumps(
         {
-            "versions": _versions(),
+            "versions": versions(),
             "source": source_digest(),
             "features": features,
             "cpu": target or "generic",

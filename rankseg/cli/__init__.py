@@ -22,15 +22,15 @@ from collections.abc import Callable, Sequence
 from rankseg import io as rio
 from rankseg._api import AVAILABLE, SOLVERS
 from rankseg._config import MAX_BAND_BYTES
-from rankseg.cli._calibrate import _cmd_calibrate, add_calibrate_args
+from rankseg.cli._calibrate import add_calibrate_args, cmd_calibrate
 from rankseg.cli._cluster import add_scheduler_args
 from rankseg.cli._common import add_verbosity, configure_logging
 from rankseg.cli._demo import run_demo
-from rankseg.cli._evaluate import _cmd_evaluate
+from rankseg.cli._evaluate import cmd_evaluate
 from rankseg.cli._predict import INFO_COLUMNS as INFO_COLUMNS  # the --info CSV header
-from rankseg.cli._predict import _cmd_predict
-from rankseg.cli._tune import _cmd_tune, add_tune_args
-from rankseg.cli._warmup import _cmd_warmup, add_warmup_args
+from rankseg.cli._predict import cmd_predict
+from rankseg.cli._tune import add_tune_args, cmd_tune
+from rankseg.cli._warmup import add_warmup_args, cmd_warmup
 
 __all__ = ["available_solvers", "build_parser", "demo", "main"]
 
@@ -179,9 +179,9 @@ def demo(
 
 def _check_plot_path(path: str) -> str | None:
     """Why the demo could not save its figure to ``path``, or None."""
-    from rankseg.cli._common import _check_picture_path
+    from rankseg.cli._common import check_picture_path
 
-    return _check_picture_path(path, "--plot")
+    return check_picture_path(path, "--plot")
 
 
 def _cmd_demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -497,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     add_calibrate_args(pc)
-    pc.set_defaults(handler=_cmd_calibrate, subparser=pc)
+    pc.set_defaults(handler=cmd_calibrate, subparser=pc)
     pt = sub.add_parser(
         "tune",
         help="tune RankSEG on validation cases (calibration, presence, pruning)",
@@ -512,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     add_tune_args(pt)
-    pt.set_defaults(handler=_cmd_tune, subparser=pt)
+    pt.set_defaults(handler=cmd_tune, subparser=pt)
     pd = sub.add_parser(
         "demo",
         help="argmax vs RankSEG on a generated 3-D volume (default)",
@@ -523,8 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     _add_demo_args(pd)
-    pp.set_defaults(handler=_cmd_predict, subparser=pp)
-    pe.set_defaults(handler=_cmd_evaluate, subparser=pe)
+    pp.set_defaults(handler=cmd_predict, subparser=pp)
+    pe.set_defaults(handler=cmd_evaluate, subparser=pe)
     pd.set_defaults(handler=_cmd_demo, subparser=pd)
     pw = sub.add_parser(
         "warmup",
@@ -536,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     add_warmup_args(pw)
-    pw.set_defaults(handler=_cmd_warmup, subparser=pw)
+    pw.set_defaults(handler=cmd_warmup, subparser=pw)
     add_verbosity(parser)
     for sp in (pp, pe, pc, pt, pd, pw):
         add_verbosity(sp)

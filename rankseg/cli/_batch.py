@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from rankseg.io._naming import _suffix
+from rankseg.io._naming import file_suffix
 
 #: how often (s) a run refreshes the modification time of the claims it holds
 HEARTBEAT = 30.0
@@ -200,7 +200,7 @@ class Claims:
 
 def _leftover(out: Path) -> re.Pattern[str]:
     """Return the pattern of the names the atomic writers give the temporary files of ``out``."""
-    suffix = _suffix(out)
+    suffix = file_suffix(out)
     stem = out.name[: len(out.name) - len(suffix)] if suffix else out.name
     token = "[0-9a-f]{12}"
     return re.compile(
@@ -451,7 +451,7 @@ def run_pool(
             w.stop()
 
 
-def _run_on_dask_worker(run: Callable[[Any], Any], job: Any) -> Any:
+def run_on_dask_worker(run: Callable[[Any], Any], job: Any) -> Any:
     """One case as a task on a dask worker, with the worker's threads (module docstring)."""
     import dask
     from distributed import get_worker
@@ -520,7 +520,7 @@ def run_dask(
                 yield res
                 continue
             fut = client.submit(
-                _run_on_dask_worker,
+                run_on_dask_worker,
                 run,
                 job,
                 key=f"rankseg-case-{token}-{job.index}",

@@ -26,12 +26,12 @@ import numpy as np
 from rankseg import io as rio
 from rankseg.cli._cluster import add_scheduler_args, as_given, connected, in_flight, in_order
 from rankseg.cli._common import (
-    _EXIT_FAILED,
-    _EXIT_INTERRUPTED,
-    _EXIT_USAGE,
-    _check_output_file,
-    _Log,
-    _one_line,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    Log,
+    check_output_file,
+    one_line,
 )
 
 _CASE_PREFIX = re.compile(r"^case \d+(, sample \d+)?: ")
@@ -143,7 +143,7 @@ def add_case_input_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-class _CaseFailed(Exception):
+class CaseFailed(Exception):
     """A case could not be read or paired; the message names it."""
 
 
@@ -154,7 +154,7 @@ def _calibrator(args: argparse.Namespace, mode: str) -> Any:
     return cls(mode, ignore_index=args.ignore_index, max_pixels=args.max_pixels, seed=args.seed)
 
 
-def _default_mode(pairs: list[tuple[Path, str, Path]]) -> str:
+def default_mode(pairs: list[tuple[Path, str, Path]]) -> str:
     """Multilabel for a region-based nnU-Net dataset, else multiclass."""
     from rankseg.cli._cases import nnunet_regions
 
@@ -240,14 +240,14 @@ def _case_items(job: _CaseJob) -> Iterator[tuple[np.ndarray, np.ndarray]]:
             path, format=job.format, key=job.key, class_axis=job.class_axis, batch=job.batch
         )
         y = target_like(pm, Path(job.target), job.mode, job.ignore_index)
-    except _CaseFailed:
+    except CaseFailed:
         raise
     except Exception as exc:
-        raise _CaseFailed(f"{path}: {_one_line(exc)}") from None
+        raise CaseFailed(f"{path}: {one_line(exc)}") from None
     yield pm.probs, y
 
 
-def _stream(
+def stream(
     jobs: list[_CaseJob], state: dict[str, Any], bar: Any
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(probs, labels)`` per case; ``state['case']`` names the case being read."""
@@ -282,14 +282,14 @@ def _store_cases(job: _CaseJob, path: Path, kind: str) -> Iterator[tuple[np.ndar
         )
         y = target_like(like, Path(job.target), job.mode, job.ignore_index)
     except Exception as exc:
-        raise _CaseFailed(f"{path}: {_one_line(exc)}") from None
+        raise CaseFailed(f"{path}: {one_line(exc)}") from None
     for b in range(shape[0]):
         probs = np.asarray(da[b].values if sample_dims else da.values)[None]
         yield probs, y[b : b + 1]
 
 
 def validation_pairs(
-    args: argparse.Namespace, parser: argparse.ArgumentParser, log: _Log, command: str
+    args: argparse.Namespace, parser: argparse.ArgumentParser, log: Log, command: str
 ) -> list[tuple[Path, str, Path]] | int:
     """Pair the validation cases of ``args.inputs`` with ``args.target`` by case name.
 
@@ -313,18 +313,18 @@ def validation_pairs(
         ``(probability file, format, target)`` per case, or the exit status.
     """
     from rankseg.cli._cases import pair_cases
-    from rankseg.cli._evaluate import _label_files
+    from rankseg.cli._evaluate import label_files
 
     cases = rio.find_inputs(args.inputs, args.format)
     if not cases:
         log.error(
             f"rankseg {command}: error: no probability maps found in {', '.join(args.inputs)}"
         )
-        return _EXIT_USAGE
+        return EXIT_USAGE
     missing = [t for t in args.target if not Path(t).exists()]
     if missing:
         parser.error(f"--target {' '.join(missing)}: no such file or folder")
-    targets = _label_files(args.target)
+    targets = label_files(args.target)
     if not targets:
         parser.error(f"no ground-truth files found in --target {' '.join(args.target)}")
     pairs, problems = pair_cases(cases, targets)
@@ -344,48 +344,48 @@ def validation_pairs(
             f"rankseg {command}: {len(problems)} of {len(cases)} case(s) cannot be paired; "
             f"nothing written to {args.output}"
         )
-        return _EXIT_FAILED
+        return EXIT_FAILED
     return pairs
 
 
-def fail(log: _Log, msg: str, output: str, command: str = "calibrate") -> int:
+def fail(log: Log, msg: str, output: str, command: str = "calibrate") -> int:
     """Log a failure of ``rankseg COMMAND`` that wrote nothing; return its exit status."""
     log.error(f"error: {msg}")
     log.error(f"rankseg {command}: nothing written to {output}")
-    return _EXIT_FAILED
+    return EXIT_FAILED
 
 
 def _fit_message(exc: BaseException) -> str:
     """Word an error of the fit for a line that names the case's file."""
-    msg = _CASE_PREFIX.sub("", _one_line(exc))
+    msg = _CASE_PREFIX.sub("", one_line(exc))
     msg = _CASE_NUMBER.sub("the case ", msg)  # the stream's numbering means nothing here
     return msg.replace("mode='multilabel'", "--output-mode multilabel")
 
 
-def _cmd_calibrate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    log = _Log(args.quiet)
-    if why := _check_output_file(args.output, "-o"):
+def cmd_calibrate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    log = Log(args.quiet)
+    if why := check_output_file(args.output, "-o"):
         parser.error(why)
     if args.n_bins < 1:
         parser.error(f"--n-bins must be >= 1; got {args.n_bins}")
     try:  # every parameter checked before a file is read
         _calibrator(args, args.output_mode or "multiclass")
     except (TypeError, ValueError) as exc:
-        parser.error(_one_line(exc).replace("max_pixels", "--max-pixels"))
+        parser.error(one_line(exc).replace("max_pixels", "--max-pixels"))
     with connected(args, parser) as client:
         return _calibrate(args, parser, log, client)
 
 
 def _calibrate(
-    args: argparse.Namespace, parser: argparse.ArgumentParser, log: _Log, client: Any
+    args: argparse.Namespace, parser: argparse.ArgumentParser, log: Log, client: Any
 ) -> int:
-    from rankseg.cli._common import _progress
+    from rankseg.cli._common import progress
     from rankseg.cli._reliability import Pooled, metrics_table
 
     pairs = validation_pairs(args, parser, log, "calibrate")
     if isinstance(pairs, int):
         return pairs
-    mode = args.output_mode or _default_mode(pairs)
+    mode = args.output_mode or default_mode(pairs)
     model = _calibrator(args, mode)
     jobs = case_jobs(args, pairs, mode, client)
     show = not (args.no_progress or args.quiet) and sys.stderr.isatty()
@@ -394,24 +394,24 @@ def _calibrate(
     after = Pooled(mode, args.n_bins, args.ignore_index)
     log.info(f"rankseg calibrate: fitting {args.method} scaling ({mode}) on {len(pairs)} case(s)")
     for step in ("fit", "check"):
-        bar = _progress(len(pairs), show)
+        bar = progress(len(pairs), show)
         log.bar = bar
         try:
             if step == "fit" and client is None:
-                model.fit(_stream(jobs, state, bar))
+                model.fit(stream(jobs, state, bar))
             elif step == "fit":
                 _fit_on_cluster(client, model, jobs, pairs, bar)
             elif client is None:
-                for probs, y in _stream(jobs, state, bar):
+                for probs, y in stream(jobs, state, bar):
                     before.add(probs, y)
                     after.add(model.transform(probs), y)
             else:
                 run = functools.partial(_measure, model=model, n_bins=args.n_bins)
                 for (path, _, target), res in zip(
-                    pairs, in_order(client, run, jobs, _task_failed), strict=True
+                    pairs, in_order(client, run, jobs, task_failed), strict=True
                 ):
                     if isinstance(res, str):
-                        raise _CaseFailed(as_given(res, path, target))
+                        raise CaseFailed(as_given(res, path, target))
                     for b, a in res:
                         before.pool(b)
                         after.pool(a)
@@ -419,8 +419,8 @@ def _calibrate(
                         bar.update(1)
         except KeyboardInterrupt:
             log.error(f"rankseg calibrate: interrupted; nothing written to {args.output}")
-            return _EXIT_INTERRUPTED
-        except _CaseFailed as exc:
+            return EXIT_INTERRUPTED
+        except CaseFailed as exc:
             return fail(log, str(exc), args.output)
         except Exception as exc:
             msg = _fit_message(exc)
@@ -435,19 +435,19 @@ def _calibrate(
     try:
         model.save(args.output)
     except Exception as exc:
-        return fail(log, f"{args.output}: {_one_line(exc)}", args.output)
+        return fail(log, f"{args.output}: {one_line(exc)}", args.output)
     log.info(f"rankseg calibrate: wrote {args.output}")
     return 0
 
 
 # -- on a dask cluster: the cases are read (and sampled, measured) by the workers --------
-def _task_failed(job: _CaseJob, message: str) -> str:
+def task_failed(job: _CaseJob, message: str) -> str:
     return f"{job.path}: {message}"
 
 
 def _case_error(job: _CaseJob, exc: Exception) -> str:
     """Return the error line of a case that failed on a worker, as a local run words it."""
-    if isinstance(exc, _CaseFailed):
+    if isinstance(exc, CaseFailed):
         return str(exc)
     return f"{job.path}: {_fit_message(exc)}"
 
@@ -468,7 +468,7 @@ def _load(job: _CaseJob) -> _Loaded:
     cases, counted = [], []
     try:
         for i, (probs, y) in enumerate(_case_items(job)):
-            case = cal._Case(
+            case = cal.Case(
                 i,
                 probs,
                 y,
@@ -477,7 +477,7 @@ def _load(job: _CaseJob) -> _Loaded:
                 ignore_index=job.ignore_index,
                 n_classes=None,
             )
-            counted.append((case.n_classes, cal._offer_case(case, None)))
+            counted.append((case.n_classes, cal.offer_case(case, None)))
             cases.append(case)
     except Exception as exc:
         return _Loaded([], [], _case_error(job, exc))
@@ -493,7 +493,7 @@ def _sample(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from rankseg import calibration as cal
 
-    return cal._case_sample(loaded.cases, offset, max_pixels, seed)
+    return cal.case_sample(loaded.cases, offset, max_pixels, seed)
 
 
 def _fit_on_cluster(
@@ -523,7 +523,7 @@ def _fit_on_cluster(
             return fut.result()
         except Exception as exc:
             msg = as_given(f"{job.path}: {task_failure(exc)}", *given[job.path])
-            raise _CaseFailed(msg) from None
+            raise CaseFailed(msg) from None
 
     def parts() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, int]]:
         offset, n_classes, index = 0, None, 0
@@ -537,11 +537,11 @@ def _fit_on_cluster(
                     job, fut, summary = loading.popleft()
                     error, counted = result(job, summary)
                     if error:
-                        raise _CaseFailed(as_given(error, *given[job.path]))
+                        raise CaseFailed(as_given(error, *given[job.path]))
                     for nc, _ in counted:
                         if n_classes is not None and nc != n_classes:
-                            msg = _fit_message(cal._class_count_error(index, nc, n_classes))
-                            raise _CaseFailed(as_given(f"{job.path}: {msg}", *given[job.path]))
+                            msg = _fit_message(cal.class_count_error(index, nc, n_classes))
+                            raise CaseFailed(as_given(f"{job.path}: {msg}", *given[job.path]))
                         n_classes, index = nc, index + 1
                     seen = sum(m for _, m in counted)
                     if counted:  # (a store without samples adds nothing)
@@ -561,7 +561,7 @@ def _fit_on_cluster(
                     if hasattr(f, "cancel"):
                         f.cancel()
 
-    x, y, n_classes, seen = cal._merge_samples(
+    x, y, n_classes, seen = cal.merge_samples(
         parts(), mode=model.mode, max_pixels=model.max_pixels, seed=model.seed
     )
     model._fit_sample(x, y, n_classes, seen)

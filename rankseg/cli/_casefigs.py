@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from rankseg import io as rio
-from rankseg.cli._common import _Log, _one_line
+from rankseg.cli._common import Log, one_line
 
 #: the figures' folder beside the report: ``report.html`` -> ``report_cases/``
 FOLDER_SUFFIX = "_cases"
@@ -98,11 +98,11 @@ def _pairs(probs: Sequence[str], preds: dict[str, Path]) -> list[tuple[str, Path
 def _decisions(path: Path, fmt: str, pred: Path) -> tuple[Any, str, np.ndarray, np.ndarray]:
     """Read a case: its ProbabilityMap, mode, argmax (or p > 0.5) and the prediction."""
     from rankseg.cli._cases import target_like
-    from rankseg.cli._reliability import _mode_of
+    from rankseg.cli._reliability import mode_of
 
     pm = rio.load_probabilities(path, format=fmt)
     masks = rio.load_labels(pred).dtype == bool
-    mode = _mode_of(pm, masks)
+    mode = mode_of(pm, masks)
     decided = target_like(pm, pred, mode)  # the prediction in the layout of the probabilities
     nc = pm.probs.shape[1]
     if mode == "multiclass":
@@ -138,9 +138,9 @@ def _class_names(pm: Any, nc: int) -> list[str] | None:
     """Return the label names of an nnU-Net case's ``dataset.json`` (by value), else None."""
     if pm.format != "nnunet" or pm.regions is not None:
         return None
-    from rankseg.io._nnunet import _nnunet_info
+    from rankseg.io._nnunet import nnunet_info
 
-    _, ds = _nnunet_info(pm.path)
+    _, ds = nnunet_info(pm.path)
     labels = (ds or {}).get("labels")
     if not isinstance(labels, dict):
         return None
@@ -158,7 +158,7 @@ def case_figures(
     preds: dict[str, Path],
     info: dict[tuple[str, int], tuple[float, bool]] | None,
     failed: list[str],
-    log: _Log,
+    log: Log,
 ) -> list[CaseFigure]:
     """Draw the ``args.report_cases`` cases whose decision changed most from argmax.
 
@@ -186,7 +186,7 @@ def case_figures(
         try:
             pm, _, argmax, decided = _decisions(path, fmt, pred)
         except Exception as exc:
-            failed.append(f"{path}: --report figure: {_one_line(exc)}")
+            failed.append(f"{path}: --report figure: {one_line(exc)}")
             log.error(f"error: {failed[-1]}")
             continue
         for b in range(pm.probs.shape[0]):
@@ -208,7 +208,7 @@ def case_figures(
     try:
         folder.mkdir(exist_ok=True)
     except OSError as exc:
-        failed.append(f"{folder}: --report figures: {_one_line(exc)}")
+        failed.append(f"{folder}: --report figures: {one_line(exc)}")
         log.error(f"error: {failed[-1]}")
         return []
     metric = {"dice": "Dice", "iou": "IoU"}[args.metric]
@@ -254,6 +254,6 @@ def case_figures(
             voxels = int(np.prod(probs.shape[1:]))
             out.append(CaseFigure(case, png, changed, voxels, source))
         except Exception as exc:
-            failed.append(f"{path}: --report figure: {_one_line(exc)}")
+            failed.append(f"{path}: --report figure: {one_line(exc)}")
             log.error(f"error: {failed[-1]}")
     return out

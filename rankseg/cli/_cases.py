@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from rankseg import io as rio
-from rankseg.io._naming import _ITK_SUFFIXES, _NIFTI_SUFFIXES
+from rankseg.io._naming import ITK_SUFFIXES, NIFTI_SUFFIXES
 
 
 def pair_cases(
@@ -51,9 +51,9 @@ def pair_cases(
 
 def nnunet_regions(path: Path) -> list[tuple[int, ...]] | None:
     """Return the foreground regions of a region-based nnU-Net dataset (label lists), else None."""
-    from rankseg.io._nnunet import _nnunet_info
+    from rankseg.io._nnunet import nnunet_info
 
-    _, ds = _nnunet_info(path)
+    _, ds = nnunet_info(path)
     labels = (ds or {}).get("labels", {})
     if not any(isinstance(v, (list, tuple)) for v in labels.values()):
         return None
@@ -102,7 +102,7 @@ def target_like(
     nb, nc = pm.probs.shape[:2]
     spatial = tuple(pm.probs.shape[2:])
     masks = y.dtype == bool
-    image = rio._suffix(target) in (*_NIFTI_SUFFIXES, *_ITK_SUFFIXES)
+    image = rio.file_suffix(target) in (*NIFTI_SUFFIXES, *ITK_SUFFIXES)
     if pm.format == "nnunet" and image:
         affine = _reoriented(pm)
         if affine is not None and not masks:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from rankseg.cli._common import _one_line
+from rankseg.cli._common import one_line
 
 
 def add_scheduler_args(g: Any, workers_write: bool = False) -> None:
@@ -127,7 +127,7 @@ def connect(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
             return Client(scheduler_file=sched_file, timeout=30, set_as_default=False)
         return Client(address, timeout=30, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
-        parser.error(f"cannot connect to {where}: {_one_line(exc)}")
+        parser.error(f"cannot connect to {where}: {one_line(exc)}")
 
 
 @contextlib.contextmanager
@@ -219,7 +219,7 @@ def in_order(
     import itertools
     import uuid
 
-    from rankseg.cli._batch import _run_on_dask_worker, task_failure
+    from rankseg.cli._batch import run_on_dask_worker, task_failure
 
     token = uuid.uuid4().hex[:8]
     number = itertools.count()
@@ -233,7 +233,7 @@ def in_order(
             if job is None:
                 return
             key = f"rankseg-case-{token}-{next(number)}"
-            fut = client.submit(_run_on_dask_worker, run, job, key=key, pure=False, retries=1)
+            fut = client.submit(run_on_dask_worker, run, job, key=key, pure=False, retries=1)
             window.append((job, fut))
 
     try:

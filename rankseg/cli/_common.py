@@ -18,12 +18,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-_EXIT_FAILED = 1
-_EXIT_USAGE = 2
-_EXIT_INTERRUPTED = 130
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
-def _check_output_file(path: str, option: str) -> str | None:
+def check_output_file(path: str, option: str) -> str | None:
     """Say why ``option`` cannot write ``path`` (missing folder, or a folder), else None.
 
     Checked before any work is done, so a typo does not cost a whole run.
@@ -113,7 +113,7 @@ def configure_logging(verbose: int, quiet: bool) -> Iterator[logging.Logger]:
         root.propagate = saved[1]
 
 
-class _Log:
+class Log:
     """The commands' messages: :data:`LOGGER` at ERROR, WARNING, INFO and DEBUG.
 
     ``bar``: a tqdm bar on screen; messages are written above it while it is set.
@@ -150,7 +150,7 @@ class _Log:
         LOGGER.debug(msg)
 
 
-def _progress(total: int, enabled: bool) -> Any:
+def progress(total: int, enabled: bool) -> Any:
     """Return a tqdm bar over ``total`` cases on stderr, or None (disabled, or no tqdm)."""
     if not enabled or not LOGGER.isEnabledFor(logging.INFO):
         return None
@@ -170,7 +170,7 @@ class Progress:
     """
 
     def __init__(
-        self, total: int, log: _Log, *, unit: str = "case", bar: bool = True, lines: bool = True
+        self, total: int, log: Log, *, unit: str = "case", bar: bool = True, lines: bool = True
     ) -> None:
         self.total = total
         self.done = 0
@@ -207,7 +207,7 @@ class Progress:
             self.bar = None
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """One line describing ``exc`` for an ``error: FILE: ...`` message."""
     if isinstance(exc, FileNotFoundError):
         if exc.filename is not None:  # raised by the OS: name the file it could not find
@@ -227,11 +227,11 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(msg.split())
 
 
-def _check_picture_path(path: str, option: str) -> str | None:
+def check_picture_path(path: str, option: str) -> str | None:
     """Say why matplotlib could not save ``option``'s figure to ``path``, else None."""
     from pathlib import Path
 
-    why = _check_output_file(path, option)
+    why = check_output_file(path, option)
     if why:
         return why
     try:

@@ -24,11 +24,11 @@ from rankseg import io as rio
 from rankseg.cli._casefigs import CaseFigure, case_figures
 from rankseg.cli._cluster import as_given, connected, in_order
 from rankseg.cli._common import (
-    _EXIT_FAILED,
-    _check_output_file,
-    _check_picture_path,
-    _Log,
-    _one_line,
+    EXIT_FAILED,
+    Log,
+    check_output_file,
+    check_picture_path,
+    one_line,
 )
 from rankseg.cli._report import Report, render, report_kind
 from rankseg.cli._summary import (
@@ -41,10 +41,10 @@ from rankseg.cli._summary import (
     read_info,
     summary_json_text,
 )
-from rankseg.io._naming import _ITK_SUFFIXES
+from rankseg.io._naming import ITK_SUFFIXES
 
 
-def _label_files(items: Sequence[str]) -> list[Path]:
+def label_files(items: Sequence[str]) -> list[Path]:
     """Label files of the given files and folders.
 
     In a folder, a case with an image (NIfTI, ``.mha``, ...) and an array file
@@ -52,7 +52,7 @@ def _label_files(items: Sequence[str]) -> list[Path]:
     segmentation is the image, the ``.npz`` its probabilities, which are left out.
     """
     out: list[Path] = []
-    images = (".nii", ".nii.gz", *_ITK_SUFFIXES)
+    images = (".nii", ".nii.gz", *ITK_SUFFIXES)
     for item in items:
         p = Path(item)
         if p.is_dir():
@@ -61,11 +61,13 @@ def _label_files(items: Sequence[str]) -> list[Path]:
                 for f in sorted(p.iterdir())
                 if f.is_file()
                 and not f.name.startswith(".")
-                and rio._suffix(f) in (".npy", ".npz", *images)
+                and rio.file_suffix(f) in (".npy", ".npz", *images)
             ]
-            with_image = {rio.case_name(f) for f in found if rio._suffix(f) in images}
+            with_image = {rio.case_name(f) for f in found if rio.file_suffix(f) in images}
             out += [
-                f for f in found if rio._suffix(f) in images or rio.case_name(f) not in with_image
+                f
+                for f in found
+                if rio.file_suffix(f) in images or rio.case_name(f) not in with_image
             ]
         else:
             out.append(p)
@@ -73,7 +75,7 @@ def _label_files(items: Sequence[str]) -> list[Path]:
 
 
 def _pair_by_name(
-    preds: list[Path], targets: list[Path], failed: list[str], log: _Log
+    preds: list[Path], targets: list[Path], failed: list[str], log: Log
 ) -> list[tuple[str, Path, Path]]:
     """Pair files by case name (one file on each side: paired whatever their names)."""
     if len(preds) == 1 and len(targets) == 1:
@@ -110,7 +112,7 @@ def _check_options(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         parser.error(f"--num-classes must be >= 1; got {args.num_classes}")
     for opt in ("csv", "json", "report"):
         path = getattr(args, opt)
-        if path and (why := _check_output_file(path, f"--{opt}")):
+        if path and (why := check_output_file(path, f"--{opt}")):
             parser.error(why)
     if args.report and report_kind(args.report) is None:
         parser.error(
@@ -122,7 +124,7 @@ def _check_options(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
             parser.error(
                 "--reliability needs --probs PROBS (the probability maps behind the predictions)"
             )
-        if why := _check_picture_path(args.reliability, "--reliability"):
+        if why := check_picture_path(args.reliability, "--reliability"):
             parser.error(why)
     if args.n_bins < 1:
         parser.error(f"--n-bins must be >= 1; got {args.n_bins}")
@@ -198,7 +200,7 @@ def _score_pair(pair: _Pair) -> _Counted | tuple[str, str]:
         voxels = math.prod(pred.shape[1:] if masks else pred.shape)
         counts = samplewise_counts(pred[None], target[None], nc)[0]
     except Exception as exc:
-        return where, _one_line(exc)
+        return where, one_line(exc)
     return _Counted(counts, voxels, masks)
 
 
@@ -206,10 +208,10 @@ def _pair_failed(pair: _Pair, message: str) -> tuple[str, str]:
     return "path", message
 
 
-def _cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    log = _Log(args.quiet)
-    preds = _label_files(args.preds)
-    targets = _label_files(args.target)
+def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    log = Log(args.quiet)
+    preds = label_files(args.preds)
+    targets = label_files(args.target)
     if not preds or not targets:
         parser.error("need at least one prediction and one target file")
     _check_options(args, parser)
@@ -218,7 +220,7 @@ def _cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         try:  # a wrong table is a usage error: nothing has been computed yet
             info = read_info(args.info)
         except (OSError, ValueError) as exc:
-            parser.error(_one_line(exc))
+            parser.error(one_line(exc))
     with connected(args, parser) as client:  # a usage error before any file is read
         failed: list[str] = []
         pairs = _pair_by_name(preds, targets, failed, log)
@@ -257,7 +259,7 @@ def _cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
                 print(calib.text())
         _write_outputs(args, sc, er, calib, failed, log, info)
     log.info(f"rankseg evaluate: {len(cases)} case(s) evaluated, {len(failed)} failed")
-    return _EXIT_FAILED if failed else 0
+    return EXIT_FAILED if failed else 0
 
 
 def _scores(args: argparse.Namespace, cases: list[CaseCounts]) -> _Scores:
@@ -328,7 +330,7 @@ def _write_outputs(
     er: ExpectedRealized | None,
     calib: Any,
     failed: list[str],
-    log: _Log,
+    log: Log,
     info: dict[tuple[str, int], tuple[float, bool]] | None = None,
 ) -> None:
     """Write --csv, --json, --reliability and --report (each atomic; a failure is named)."""
@@ -337,7 +339,7 @@ def _write_outputs(
         try:
             write()
         except Exception as exc:
-            failed.append(f"{path}: {_one_line(exc)}")
+            failed.append(f"{path}: {one_line(exc)}")
             log.error(f"error: {option} {failed[-1]}")
             return False
         return True

@@ -22,15 +22,15 @@ from rankseg._policies import label_range
 from rankseg.cli import _batch
 from rankseg.cli._cluster import connect
 from rankseg.cli._common import (
-    _EXIT_FAILED,
-    _EXIT_INTERRUPTED,
-    _EXIT_USAGE,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    Log,
     Progress,
-    _check_output_file,
-    _Log,
-    _one_line,
+    check_output_file,
+    one_line,
 )
-from rankseg.io._arrays import _to_layout
+from rankseg.io._arrays import to_layout
 
 INFO_COLUMNS = ("case", "class", "tau", "threshold", "score", "pruned")
 
@@ -117,7 +117,7 @@ def _run_numpy_job(job: _Job) -> list[tuple[Any, ...]]:
         if pm.format == "nnunet":
             probs = avg[None]
         else:
-            probs = _to_layout(avg, job.class_axis, job.batch)[0]
+            probs = to_layout(avg, job.class_axis, job.batch)[0]
         pm = dataclasses.replace(pm, probs=probs)
     mode = _mode_for(job, pm.regions is not None)
     nc = pm.probs.shape[1]
@@ -163,7 +163,7 @@ def _load_calibration(args: argparse.Namespace, parser: argparse.ArgumentParser)
         parser.error(f"--calibration {path}: no such file")
     except (OSError, ValueError, TypeError) as exc:
         parser.error(
-            f"--calibration {path}: {_one_line(exc)} (expected a file written by "
+            f"--calibration {path}: {one_line(exc)} (expected a file written by "
             "`rankseg calibrate`)"
         )
     if cal.from_logits:
@@ -341,7 +341,7 @@ def _run_job(job: _Job) -> _Result:
             "to decide it anyway; nothing written for this case",
         )
     except Exception as exc:  # one bad case must not stop the others
-        return _Result(job.index, job.path, False, _one_line(exc))
+        return _Result(job.index, job.path, False, one_line(exc))
     return _Result(job.index, job.path, True, rows=rows)
 
 
@@ -460,7 +460,7 @@ def _save_info(
     results: list[_Result],
     redone: set[str],
     failed: list[str],
-    log: _Log,
+    log: Log,
 ) -> None:
     """Write the ``--info`` rows of the finished cases.
 
@@ -472,7 +472,7 @@ def _save_info(
     try:
         _write_info(Path(args.info), rows, redone if args.resume else None)
     except OSError as exc:
-        failed.append(f"{args.info}: {_one_line(exc)}")
+        failed.append(f"{args.info}: {one_line(exc)}")
         log.error(f"error: {failed[-1]}")
 
 
@@ -552,9 +552,7 @@ def _load_tuned(args: argparse.Namespace, parser: argparse.ArgumentParser) -> An
     try:
         tuned = TunedRankSEG.load(path)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        parser.error(
-            f"--tuned {path}: {_one_line(exc)} (expected a file written by `rankseg tune`)"
-        )
+        parser.error(f"--tuned {path}: {one_line(exc)} (expected a file written by `rankseg tune`)")
     if args.output_mode is not None and args.output_mode != tuned.output_mode:
         parser.error(
             f"--tuned {path} was tuned for --output-mode {tuned.output_mode}; got "
@@ -585,8 +583,8 @@ def _absolute(job: _Job) -> _Job:
     )
 
 
-def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    log = _Log(args.quiet)
+def cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    log = Log(args.quiet)
     tuned = _load_tuned(args, parser) if args.tuned else None
     params = _predict_params(args)
     if tuned is not None:
@@ -594,7 +592,7 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     try:  # check every parameter once, before touching any file
         RankSEG(output_mode=args.output_mode or "multiclass", **params)
     except (TypeError, ValueError) as exc:
-        parser.error(_one_line(exc))
+        parser.error(one_line(exc))
     if args.max_band_bytes < 1:
         parser.error(f"--max-band-bytes must be at least 1 (bytes); got {args.max_band_bytes}")
     if args.info and params["metric"] == "acc":
@@ -619,7 +617,7 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         cases = rio.find_inputs(args.inputs, args.format)
     if not cases and not failed:
         log.error(f"rankseg predict: error: no input cases found in {', '.join(args.inputs)}")
-        return _EXIT_USAGE
+        return EXIT_USAGE
     unpaired = len(failed)  # --ensemble cases missing from some folder
     for line in failed:
         log.error(f"error: {line}")
@@ -631,7 +629,7 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         outdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file of that name, a file on the way, no permission
         parser.error(f"cannot use -o {outdir} as the output folder ({exc.strerror or exc})")
-    if args.info and (why := _check_output_file(args.info, "--info")):  # may be in OUTDIR
+    if args.info and (why := check_output_file(args.info, "--info")):  # may be in OUTDIR
         parser.error(why)
 
     jobs: list[_Job] = []
@@ -646,7 +644,7 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             for m in members.get(path, ()):
                 sources |= {s.resolve() for s in rio.sources_of(m, fmt)}
         except Exception as exc:
-            failed.append(f"{path}: {_one_line(exc)}")
+            failed.append(f"{path}: {one_line(exc)}")
             log.error(f"error: {failed[-1]}")
             continue
         key = out.resolve()
@@ -690,7 +688,7 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             f"(e.g. {existing[0].name}); pass --overwrite to replace them, or --continue "
             "to skip those cases (nothing was written)"
         )
-        return _EXIT_USAGE
+        return EXIT_USAGE
     client = connect(args, parser)
     if client is not None:  # the workers run elsewhere: absolute paths
         jobs = [_absolute(job) for job in jobs]
@@ -717,7 +715,7 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         if args.info and any(r.ok for r in results):  # a --continue run skips these cases
             _save_info(args, results, _redone(jobs, results, set(exists_early)), failed, log)
         log.error("rankseg predict: interrupted (finished outputs are complete; no partial files)")
-        return _EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED
     finally:
         runner.close()  # stops the workers (at once after an interrupt)
         dispatch.claims.release_all()
@@ -735,4 +733,4 @@ def _cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         f"rankseg predict: {written} written, {skipped} skipped (output exists){others}, "
         f"{len(failed)} failed, of {total} case(s) -> {outdir}"
     )
-    return _EXIT_FAILED if failed else 0
+    return EXIT_FAILED if failed else 0

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from rankseg import io as rio
-from rankseg.cli._common import _Log, _one_line
+from rankseg.cli._common import Log, one_line
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -177,14 +177,14 @@ class Calibration:
         save_reliability(path, p.curve(), p.mode, p.n_bins, f"{self.cases} case(s)")
 
 
-def _mode_of(pm: Any, y_masks: bool) -> str:
+def mode_of(pm: Any, y_masks: bool) -> str:
     if pm.regions is not None or pm.probs.shape[1] == 1 or y_masks:
         return "multilabel"
     return "multiclass"
 
 
 def calibration_of(
-    args: argparse.Namespace, targets: dict[str, Path], failed: list[str], log: _Log
+    args: argparse.Namespace, targets: dict[str, Path], failed: list[str], log: Log
 ) -> Calibration | None:
     """Pool the calibration metrics of ``--probs`` against the evaluated cases' targets.
 
@@ -212,12 +212,12 @@ def calibration_of(
             pm = rio.load_probabilities(path, format=fmt)
             if pooled is None:
                 masks = rio.load_labels(target).dtype == bool
-                pooled = Pooled(_mode_of(pm, masks), args.n_bins, args.ignore_index)
+                pooled = Pooled(mode_of(pm, masks), args.n_bins, args.ignore_index)
             y = target_like(pm, target, pooled.mode, args.ignore_index)
             pooled.add(pm.probs, y)
             n += 1
         except Exception as exc:
-            failed.append(f"{path}: {_one_line(exc)}")
+            failed.append(f"{path}: {one_line(exc)}")
             log.error(f"error: {failed[-1]}")
     if pooled is None or not pooled.terms:
         if paired:

@@ -16,10 +16,10 @@ from typing import Any
 from rankseg.cli._calibrate import add_case_input_args, add_case_layout_args
 from rankseg.cli._cluster import add_scheduler_args
 from rankseg.cli._common import (
-    _EXIT_INTERRUPTED,
-    _check_output_file,
-    _Log,
-    _one_line,
+    EXIT_INTERRUPTED,
+    Log,
+    check_output_file,
+    one_line,
 )
 
 
@@ -79,13 +79,13 @@ def add_tune_args(p: argparse.ArgumentParser) -> None:
     add_scheduler_args(p.add_argument_group("running"))
 
 
-def _cmd_tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def cmd_tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run ``rankseg tune``; return the exit status."""
     from rankseg import RankSEG
     from rankseg.cli._cluster import connected
 
-    log = _Log(args.quiet)
-    if why := _check_output_file(args.output, "-o"):
+    log = Log(args.quiet)
+    if why := check_output_file(args.output, "-o"):
         parser.error(why)
     if args.folds < 2:
         parser.error(f"--folds must be >= 2; got {args.folds}")
@@ -97,56 +97,56 @@ def _cmd_tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             empty=args.empty,
         )
     except (TypeError, ValueError) as exc:
-        parser.error(_one_line(exc))
+        parser.error(one_line(exc))
     with connected(args, parser) as client:
         return _tune(args, parser, log, client)
 
 
-def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser, log: _Log, client: Any) -> int:
+def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser, log: Log, client: Any) -> int:
     from rankseg.cli._calibrate import (
-        _CaseFailed,
-        _default_mode,
-        _stream,
-        _task_failed,
+        CaseFailed,
         case_jobs,
+        default_mode,
         fail,
         read_case,
+        stream,
+        task_failed,
         validation_pairs,
     )
     from rankseg.cli._cluster import as_given, in_order
-    from rankseg.cli._common import _progress
+    from rankseg.cli._common import progress
     from rankseg.tuning import tune
 
     pairs = validation_pairs(args, parser, log, "tune")
     if isinstance(pairs, int):
         return pairs
-    mode = args.output_mode or _default_mode(pairs)
+    mode = args.output_mode or default_mode(pairs)
     show = not (args.no_progress or args.quiet) and sys.stderr.isatty()
     state: dict[str, Any] = {"case": None}
-    bar = _progress(len(pairs), show)
+    bar = progress(len(pairs), show)
     log.bar = bar
     probs, labels = [], []
     log.info(f"rankseg tune: reading {len(pairs)} case(s)")
     jobs = case_jobs(args, pairs, mode, client)
     try:
         if client is None:
-            for p, y in _stream(jobs, state, bar):
+            for p, y in stream(jobs, state, bar):
                 probs.append(p)
                 labels.append(y)
         else:  # the workers read the cases, in parallel; they arrive in case order
             for (path, _, target), res in zip(
-                pairs, in_order(client, read_case, jobs, _task_failed), strict=True
+                pairs, in_order(client, read_case, jobs, task_failed), strict=True
             ):
                 if isinstance(res, str):
-                    raise _CaseFailed(as_given(res, path, target))
+                    raise CaseFailed(as_given(res, path, target))
                 probs += [p for p, _ in res]
                 labels += [y for _, y in res]
                 if bar is not None:
                     bar.update(1)
     except KeyboardInterrupt:
         log.error(f"rankseg tune: interrupted; nothing written to {args.output}")
-        return _EXIT_INTERRUPTED
-    except _CaseFailed as exc:
+        return EXIT_INTERRUPTED
+    except CaseFailed as exc:
         return fail(log, str(exc), args.output, "tune")
     finally:
         if bar is not None:
@@ -172,9 +172,9 @@ def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser, log: _Log, 
         )
     except KeyboardInterrupt:
         log.error(f"rankseg tune: interrupted; nothing written to {args.output}")
-        return _EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED
     except (TypeError, ValueError) as exc:
-        msg = _one_line(exc)
+        msg = one_line(exc)
         files = [str(f) for (f, _, _), p in zip(pairs, probs, strict=True) for _ in p]
         if msg.startswith("case ") and ":" in msg:  # name the file of a numbered case
             k, rest = msg[5:].split(":", 1)
@@ -187,6 +187,6 @@ def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser, log: _Log, 
     try:
         rule.save(args.output)
     except OSError as exc:
-        return fail(log, f"{args.output}: {_one_line(exc)}", args.output, "tune")
+        return fail(log, f"{args.output}: {one_line(exc)}", args.output, "tune")
     log.info(f"rankseg tune: wrote {args.output}")
     return 0

@@ -105,7 +105,7 @@ def add_warmup_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _cmd_warmup(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def cmd_warmup(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import numba
 
     start = time.perf_counter()

@@ -24,32 +24,32 @@ import numpy as np
 from rankseg._compile import aot as _aot
 from rankseg._policies import EXACT
 from rankseg.cpu.tasks import run_tasks
-from rankseg.kernels.assign import _argmax_tasks, _conflict_tasks, _exclusive_tasks
+from rankseg.kernels.assign import argmax_tasks, conflict_tasks, exclusive_tasks
 from rankseg.kernels.exact import SUM_D
-from rankseg.kernels.masks import _threshold_tasks, _write_masks_tasks
+from rankseg.kernels.masks import threshold_tasks, write_masks_tasks
 from rankseg.kernels.rma_passes import (
-    _NSTAT,
-    _band_counts_tasks,
-    _gather_tasks,
-    _rma_bounds_rows,
-    _rma_rows_tasks,
-    _row_stats_tasks,
-    _ties_tasks,
+    NSTAT,
+    band_counts_tasks,
+    gather_tasks,
+    rma_bounds_rows,
+    rma_rows_tasks,
+    row_stats_tasks,
+    ties_tasks,
 )
 from rankseg.kernels.solver_passes import (
-    _candidate_bounds,
-    _cut_of,
-    _empty_exact_tasks,
-    _empty_rna_tasks,
-    _exact_rows_tasks,
-    _next_theta,
-    _packed_tasks,
-    _prefix_above,
-    _rna_rows_tasks,
-    _search_end,
-    _solve_row,
+    candidate_bounds,
+    cut_of,
+    empty_exact_tasks,
+    empty_rna_tasks,
+    exact_rows_tasks,
+    next_theta,
+    packed_tasks,
+    prefix_above,
+    rna_rows_tasks,
+    search_end,
+    solve_row,
 )
-from rankseg.kernels.sort import _sort_descending
+from rankseg.kernels.sort import sort_descending
 
 __all__ = [
     "argmax_labels",
@@ -95,13 +95,13 @@ def row_stats(x: np.ndarray, xb: np.ndarray, chunk: int) -> tuple[np.ndarray, np
     """
     nrow, d = x.shape
     nch = (d + chunk - 1) // chunk
-    part = np.empty((nrow * nch, _NSTAT))
+    part = np.empty((nrow * nch, NSTAT))
     pbits = np.empty(nrow * nch, dtype=np.uint64)
-    run_tasks(_row_stats_tasks, nrow * nch, x, xb, np.int64(chunk), part, pbits)
+    run_tasks(row_stats_tasks, nrow * nch, x, xb, np.int64(chunk), part, pbits)
     # the chunks of a row added in order, left to right (np.add.accumulate is
     # sequential), as one loop would: the same sums for any thread count
-    part = part.reshape(nrow, nch, _NSTAT)
-    out = np.add.accumulate(part, axis=1)[:, -1].copy() if nch else np.zeros((nrow, _NSTAT))
+    part = part.reshape(nrow, nch, NSTAT)
+    out = np.add.accumulate(part, axis=1)[:, -1].copy() if nch else np.zeros((nrow, NSTAT))
     maxbits = pbits.reshape(nrow, nch).max(axis=1) if nch else np.zeros(nrow, np.uint64)
     return out, maxbits
 
@@ -117,7 +117,7 @@ def band_counts(
         np.empty(ntask),
         np.empty(ntask, dtype=xb.dtype),
     )
-    run_tasks(_band_counts_tasks, ntask, x, xb, rows, bounds, np.int64(chunk), out)
+    run_tasks(band_counts_tasks, ntask, x, xb, rows, bounds, np.int64(chunk), out)
     return out
 
 
@@ -152,7 +152,7 @@ def gather_between(
     start = np.zeros(ntask + 1, dtype=np.int64)
     np.cumsum(counts, out=start[1:])
     values = np.empty(int(start[ntask]))
-    run_tasks(_gather_tasks, ntask, x, rows, bounds, np.int64(chunk), start, values)
+    run_tasks(gather_tasks, ntask, x, rows, bounds, np.int64(chunk), start, values)
     return values, start
 
 
@@ -166,7 +166,7 @@ def locate_ties(
     """
     partial = np.flatnonzero(jcut == -2)
     if partial.size:
-        run_tasks(_ties_tasks, partial.size, x, rows, partial, t, jcut, ktie)
+        run_tasks(ties_tasks, partial.size, x, rows, partial, t, jcut, ktie)
 
 
 def rma_cuts(
@@ -205,7 +205,7 @@ def rma_cuts(
     na = rows.shape[0]
     metric64 = np.int64(metric)
     gamma = float(gamma)
-    lo, hi = _aot.call(_rma_bounds_rows, stats, rows, metric64, gamma, np.int64(x.shape[1]))
+    lo, hi = _aot.call(rma_bounds_rows, stats, rows, metric64, gamma, np.int64(x.shape[1]))
     # pass 2a: count the band, sum the forced set (vectorized, see band_counts)
     nband, nforce, sforce, fbits = band_counts(x, xb, rows, (lo, hi), chunk)
     # the forced set of each row: count, sum (chunks added in order, as one loop
@@ -226,7 +226,7 @@ def rma_cuts(
     )
     if na:
         run_tasks(
-            _rma_rows_tasks,
+            rma_rows_tasks,
             na,
             x,
             stats,
@@ -271,7 +271,7 @@ def solver_cuts(
     solver, metric, gamma, eps = params
     solver, metric, gamma, eps = np.int64(solver), np.int64(metric), float(gamma), float(eps)
     na = rows.shape[0]
-    lo = _aot.call(_candidate_bounds, stats, rows, metric, gamma, np.int64(x.shape[1]))
+    lo = _aot.call(candidate_bounds, stats, rows, metric, gamma, np.int64(x.shape[1]))
     hi = np.full(na, np.inf)
     ncand, _, _, _ = band_counts(x, xb, rows, (lo, hi), chunk)
     cand, start = gather_between(x, rows, (lo, hi), ncand, chunk)
@@ -283,9 +283,9 @@ def solver_cuts(
         np.zeros(na, dtype=np.int64),
     )
     if na and solver == EXACT:
-        run_tasks(_exact_rows_tasks, na, x, rows, (metric, gamma, lo), cand, start, out)
+        run_tasks(exact_rows_tasks, na, x, rows, (metric, gamma, lo), cand, start, out)
     elif na:
-        run_tasks(_rna_rows_tasks, na, x, rows, (solver, gamma, eps), cand, start, out)
+        run_tasks(rna_rows_tasks, na, x, rows, (solver, gamma, eps), cand, start, out)
     tau, t, jcut, score, ktie = out
     locate_ties(x, rows, t, jcut, ktie)
     return tau, t, jcut, score
@@ -312,9 +312,9 @@ def empty_scores(x: np.ndarray, rows: np.ndarray, params: tuple) -> np.ndarray:
     solver, _, gamma, eps = params
     out = np.empty(rows.shape[0])
     if solver == EXACT:
-        run_tasks(_empty_exact_tasks, rows.shape[0], x, rows, float(gamma), out)
+        run_tasks(empty_exact_tasks, rows.shape[0], x, rows, float(gamma), out)
     else:
-        run_tasks(_empty_rna_tasks, rows.shape[0], x, rows, float(gamma), float(eps), out)
+        run_tasks(empty_rna_tasks, rows.shape[0], x, rows, float(gamma), float(eps), out)
     return out
 
 
@@ -352,7 +352,7 @@ def solve_packed(
         np.ones(n, dtype=np.bool_),
         np.zeros(n, dtype=np.bool_),
     )
-    run_tasks(_packed_tasks, n, cand, first, summaries, params, out)
+    run_tasks(packed_tasks, n, cand, first, summaries, params, out)
     return out
 
 
@@ -391,20 +391,20 @@ def solve_candidates(
     """
     solver, metric, gamma, eps = params
     d = int(summary[SUM_D])
-    _sort_descending(q)
-    tau_hi = _search_end(solver, q, d, gamma)
-    best, val, p_need = _solve_row(solver, metric, q, summary, (gamma, eps), tau_hi)
+    sort_descending(q)
+    tau_hi = search_end(solver, q, d, gamma)
+    best, val, p_need = solve_row(solver, metric, q, summary, (gamma, eps), tau_hi)
     tries = 0
     row = None
     while p_need > 0.0 and tries < 5:
         tries += 1
-        theta = _next_theta(theta, p_need, tries)
+        theta = next_theta(theta, p_need, tries)
         row = whole_row() if row is None else row
-        q = _prefix_above(row, theta)
-        best, val, p_need = _solve_row(solver, metric, q, summary, (gamma, eps), tau_hi)
+        q = prefix_above(row, theta)
+        best, val, p_need = solve_row(solver, metric, q, summary, (gamma, eps), tau_hi)
     if best == 0:
         return 0, np.inf, float(val), 0, True
-    t, k_in, full = _cut_of(q, best)
+    t, k_in, full = cut_of(q, best)
     return int(best), float(t), float(val), int(k_in), bool(full)
 
 
@@ -427,7 +427,7 @@ def write_masks(
     """
     nrow, d = x.shape
     ntask = nrow * ((d + chunk - 1) // chunk)
-    run_tasks(_write_masks_tasks, ntask, x, t, jcut, out, np.int64(chunk))
+    run_tasks(write_masks_tasks, ntask, x, t, jcut, out, np.int64(chunk))
 
 
 def write_threshold_masks(x: np.ndarray, out: np.ndarray, chunk: int) -> None:
@@ -444,7 +444,7 @@ def write_threshold_masks(x: np.ndarray, out: np.ndarray, chunk: int) -> None:
     """
     nrow, d = x.shape
     ntask = nrow * ((d + chunk - 1) // chunk)
-    run_tasks(_threshold_tasks, ntask, x, out, np.int64(chunk))
+    run_tasks(threshold_tasks, ntask, x, out, np.int64(chunk))
 
 
 def assign_labels(
@@ -487,13 +487,13 @@ def assign_labels(
     sums = (np.empty((nb * nch, ncls64)), np.empty((nb * nch, ncls64)))
     status = np.empty((nb, d), dtype=np.uint8)
     # pass A: exclusive pixels are final; conflicts are marked for pass B
-    run_tasks(_exclusive_tasks, nb * nch, x, ncls64, rcut, out, status, sums)
+    run_tasks(exclusive_tasks, nb * nch, x, ncls64, rcut, out, status, sums)
     # per sample: safe sums and counts, the work items added in order (as one loop
     # would: np.add.accumulate is sequential), and whether any class is active
     m, n = (np.add.accumulate(a.reshape(nb, nch, ncls64), axis=1)[:, -1].copy() for a in sums)
     safe = (m, n, active.reshape(nb, ncls64).any(axis=1))
     # pass B: conflicts and unassigned pixels by the largest increment
-    run_tasks(_conflict_tasks, nb * nch, x, ncls64, rcut, mu, params, status, safe, out)
+    run_tasks(conflict_tasks, nb * nch, x, ncls64, rcut, mu, params, status, safe, out)
 
 
 def argmax_labels(x: np.ndarray, ncls: int, out: np.ndarray, chunk: int) -> None:
@@ -512,4 +512,4 @@ def argmax_labels(x: np.ndarray, ncls: int, out: np.ndarray, chunk: int) -> None
     """
     nrow, d = x.shape
     ntask = (nrow // ncls) * ((d + chunk - 1) // chunk)
-    run_tasks(_argmax_tasks, ntask, x, np.int64(ncls), out, np.int64(chunk))
+    run_tasks(argmax_tasks, ntask, x, np.int64(ncls), out, np.int64(chunk))

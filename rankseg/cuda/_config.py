@@ -154,12 +154,18 @@ def device_twin(cpu_kernel: Any, **replace: Any) -> Callable:
     cpu_kernel : numba dispatcher
         The CPU function (scalar arguments, no NumPy allocations).
     **replace
-        Globals of the function to rebind.
+        Globals of the function to rebind; each must be a name its code reads.
 
     Returns
     -------
     callable
         The device function.
+
+    Raises
+    ------
+    ValueError
+        If a key of ``replace`` is not a global the function reads (a helper renamed
+        on one side only).
     """
     from numba import cuda
 
@@ -167,6 +173,13 @@ def device_twin(cpu_kernel: Any, **replace: Any) -> Callable:
 
     go_live()  # the globals copied below are the kernels' dispatchers, not lazy kernels
     fn = cpu_kernel.py_func
+    unused = sorted(set(replace) - set(fn.__code__.co_names))
+    if unused:  # a renamed helper would silently keep calling the CPU dispatcher
+        raise ValueError(
+            f"device_twin({fn.__qualname__}): {', '.join(unused)} not among the globals "
+            f"its code reads ({', '.join(sorted(fn.__code__.co_names))}); rename the keys "
+            "to the names the CPU function calls"
+        )
     env = dict(fn.__globals__)
     env.update(replace)
     twin = types.FunctionType(fn.__code__, env, fn.__name__, fn.__defaults__, fn.__closure__)

@@ -19,7 +19,7 @@ from rankseg.cuda import load
 __all__ = ["release_buffers", "to_device", "to_host"]
 
 
-class _Buffers:
+class Buffers:
     """Device work buffers kept between calls, one named buffer per use.
 
     Allocating and freeing device memory costs far more than the small kernels of a
@@ -68,26 +68,26 @@ class _Buffers:
         return self.index[key]
 
 
-_LOCK = threading.Lock()
+LOCK = threading.Lock()
 
 
-_BUFFERS: dict[Any, _Buffers] = {}
+BUFFERS: dict[Any, Buffers] = {}
 
 
-def _buffers(cuda: Any) -> _Buffers:
+def buffers(cuda: Any) -> Buffers:
     try:
         key = cuda.get_current_device().id
     except Exception:  # the simulator's fake device
         key = None
-    if key not in _BUFFERS:
-        _BUFFERS[key] = _Buffers(cuda)
-    return _BUFFERS[key]
+    if key not in BUFFERS:
+        BUFFERS[key] = Buffers(cuda)
+    return BUFFERS[key]
 
 
 def release_buffers() -> None:
     """Free the device work buffers kept between calls (see :class:`_Buffers`)."""
-    with _LOCK:
-        _BUFFERS.clear()
+    with LOCK:
+        BUFFERS.clear()
 
 
 def to_host(arr: Any) -> np.ndarray:
@@ -100,7 +100,7 @@ def to_device(arr: np.ndarray) -> Any:
     return load().to_device(np.ascontiguousarray(arr))
 
 
-def _alloc_output(cuda: Any, arr: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+def alloc_output(cuda: Any, arr: Any, shape: tuple[int, ...], dtype: Any) -> Any:
     """Allocate the output on the device, with the input's library's allocator if known.
 
     CuPy and PyTorch keep freed memory in a pool, so their allocations cost

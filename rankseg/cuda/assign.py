@@ -40,7 +40,7 @@ __all__ = [
 increment = device_twin(_cpu.increment)
 #: a class's bid for a pixel of pass B (the CPU's ``bid``, same code)
 triage = device_twin(_cpu.triage)
-bid = device_twin(_cpu.bid, increment=increment, is_selected=is_selected, as_f64=as_f64)
+bid = device_twin(_cpu.bid, increment=increment, is_selected=is_selected)
 
 
 @cuda.jit(device=True)

@@ -35,11 +35,11 @@ from rankseg._records import PredictInfo, empty_info
 from rankseg.cpu.launchers import empty_scores, solve_candidates, solve_packed
 from rankseg.cuda import _config, load
 from rankseg.cuda._memory import (
-    _BUFFERS,  # noqa: F401  (tests read driver._BUFFERS)
-    _LOCK,
-    _alloc_output,
-    _Buffers,
-    _buffers,
+    BUFFERS,  # noqa: F401  (tests read driver._BUFFERS)
+    LOCK,
+    Buffers,
+    alloc_output,
+    buffers,
     release_buffers,
     to_device,
     to_host,
@@ -110,7 +110,7 @@ def predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
     numba device array or ndarray, or a tuple with the info
         A device array for device input, a NumPy array for host input.
     """
-    with _LOCK, _quiet_low_occupancy() as config:
+    with LOCK, _quiet_low_occupancy() as config:
         try:
             return _predict(model, arr, target, return_info)
         finally:
@@ -153,7 +153,7 @@ def _quiet_low_occupancy() -> Iterator[Any]:
 
 def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
     cuda = load()
-    ws = _buffers(cuda)
+    ws = buffers(cuda)
     out_shape, out_dtype, out = target
     host = isinstance(arr, np.ndarray)
     nb, nc = arr.shape[:2]
@@ -171,7 +171,7 @@ def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
     res = (
         cuda.device_array(out_shape, dtype=out_dtype)
         if host
-        else _alloc_output(cuda, arr, out_shape, out_dtype)
+        else alloc_output(cuda, arr, out_shape, out_dtype)
     )
     flat = res.reshape(nb, d) if multiclass else res.reshape(nrow, d)
 
@@ -244,7 +244,7 @@ def _predict(model: Any, arr: Any, target: tuple, return_info: bool) -> Any:
 
 
 def _rma_cuts(
-    ws: _Buffers, x: Any, rowd: Any, fill: Any, jcut: Any, mg: tuple, check: Any
+    ws: Buffers, x: Any, rowd: Any, fill: Any, jcut: Any, mg: tuple, check: Any
 ) -> np.ndarray:
     """RMA cuts of every active row on the device; returns ``rowd`` on the host.
 
@@ -285,7 +285,7 @@ def _rma_cuts(
 
 
 def _solver_cuts(
-    ws: _Buffers, x: Any, rowd: Any, fill: Any, jcut: Any, model: Any, check: Any
+    ws: Buffers, x: Any, rowd: Any, fill: Any, jcut: Any, model: Any, check: Any
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cuts of the exact / BA / TRNA / BA+TRNA solvers.
 
@@ -362,7 +362,7 @@ def _solver_cuts(
 
 
 def _exact_on_device(
-    ws: _Buffers,
+    ws: Buffers,
     cand: Any,
     packed: np.ndarray,
     active: np.ndarray,
@@ -411,7 +411,7 @@ def _solve_on_host(
     rh[r, R_OVER] = 0.0
 
 
-def _fold(ws: _Buffers, part: Any, max_mask: int) -> np.ndarray:
+def _fold(ws: Buffers, part: Any, max_mask: int) -> np.ndarray:
     """Per-row totals of a tiled pass on the host (maxima for the bits of ``max_mask``)."""
     out = ws.get("fold", (part.shape[0], part.shape[2]))
     _rows_launch(reduce_parts_kernel, part.shape[0])(part, np.int64(max_mask), out)
@@ -430,7 +430,7 @@ def _check_values(rh: np.ndarray, arr: Any, host: bool, x: Any, nb: int, nc: int
 
 
 def _band(
-    ws: _Buffers, x: Any, rows: Any, rowd: Any, start: Any, cap: Any, fill: Any, values: Any
+    ws: Buffers, x: Any, rows: Any, rowd: Any, start: Any, cap: Any, fill: Any, values: Any
 ) -> Any:
     """Gather the bands of ``rows`` (device arrays) into ``values``; returns the partials."""
     cfg, ntiles, tile = _config.launch_tiles(rows.shape[0], x.shape[1])
@@ -440,7 +440,7 @@ def _band(
 
 
 def _locate_ties(
-    ws: _Buffers, x: Any, rows: np.ndarray, t: np.ndarray, k_in: np.ndarray
+    ws: Buffers, x: Any, rows: np.ndarray, t: np.ndarray, k_in: np.ndarray
 ) -> np.ndarray:
     """Flat index of the ``k_in``-th pixel equal to ``t`` in each row (the CPU's ``jcut``).
 

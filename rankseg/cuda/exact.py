@@ -58,22 +58,22 @@ MAX_NODES = 1024
 TAU_CHUNK = 64
 _NTOP = NPOW + 1  # top-block power sums and maximum
 
-_tail_origin = device_twin(_cpu._tail_origin)
-_tail_node = device_twin(_quad._tail_node)
-_lattice_node = device_twin(_quad._lattice_node)
+_tail_origin = device_twin(_cpu.tail_origin)
+_tail_node = device_twin(_quad.tail_node)
+_lattice_node = device_twin(_quad.lattice_node)
 #: the node sequence (the CPU's ``next_node``, same code)
-next_node = device_twin(_quad.next_node, _tail_node=_tail_node, _lattice_node=_lattice_node)
-_node_bound = device_twin(_cpu._node_bound)
-_log1m = device_twin(_cpu._log1m)
-_ratio = device_twin(_cpu._ratio)
-_shrink = device_twin(_cpu._shrink)
-_need = device_twin(_cpu._need)
-_g0_term = device_twin(_cpu._g0_term)
+next_node = device_twin(_quad.next_node, tail_node=_tail_node, lattice_node=_lattice_node)
+_node_bound = device_twin(_cpu.node_bound)
+_log1m = device_twin(_cpu.log1m)
+_ratio = device_twin(_cpu.ratio)
+_shrink = device_twin(_cpu.shrink)
+_need = device_twin(_cpu.need)
+_g0_term = device_twin(_cpu.g0_term)
 #: the per-tau steps of a node (the CPU's ``_accumulate``, same code)
-_iou_step = device_twin(_cpu._iou_step, _shrink=_shrink, as_f64=as_f64)
-_dice_step = device_twin(_cpu._dice_step, _ratio=_ratio, as_f64=as_f64)
+_iou_step = device_twin(_cpu.iou_step, shrink=_shrink, as_f64=as_f64)
+_dice_step = device_twin(_cpu.dice_step, ratio=_ratio, as_f64=as_f64)
 #: ``(x, log G, H_t0)`` at one node (the CPU's ``_node``, same code)
-node = device_twin(_cpu._node, _log1m=_log1m, _ratio=_ratio, as_f64=as_f64)
+node = device_twin(_cpu.node_term, log1m=_log1m, ratio=_ratio, as_f64=as_f64)
 
 
 @cuda.jit

@@ -12,5 +12,5 @@ from rankseg.kernels import rma as _cpu
 __all__ = ["rma_bounds", "rma_objective"]
 
 rma_objective = device_twin(_cpu.rma_objective)
-_ratio = device_twin(_cpu._ratio)
-rma_bounds = device_twin(_cpu.rma_bounds, _ratio=_ratio)
+_ratio = device_twin(_cpu.ratio)
+rma_bounds = device_twin(_cpu.rma_bounds, ratio=_ratio)

@@ -44,9 +44,9 @@ candidate_bound = device_twin(_cpu.candidate_bound)
 _np_scalar: Any = types.ModuleType("_np_scalar")
 _np_scalar.sqrt = math.sqrt
 _np_scalar.exp = math.exp
-_inv_bound = device_twin(_cpu._inv_bound, np=_np_scalar)
+_inv_bound = device_twin(_cpu.inv_bound, np=_np_scalar)
 #: upper bound of the exact objective (:func:`rankseg.kernels.solver_passes._exact_upper`)
-exact_upper = device_twin(_cpu._exact_upper, _inv_bound=_inv_bound)
+exact_upper = device_twin(_cpu.exact_upper, inv_bound=_inv_bound)
 
 #: bits per radix digit and digits per pass of :func:`sort_rows_kernel`
 RADIX_BITS = 4

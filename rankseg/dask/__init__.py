@@ -42,7 +42,7 @@ from rankseg._policies import FLOAT_DTYPES, metric_code, void_label
 from rankseg._records import empty_info
 from rankseg._validation import check_band_bytes
 from rankseg.dask._cuts import find_cuts
-from rankseg.dask._passes import _acc_block, _Blocks, _Layout, _safe_sums, _write_block
+from rankseg.dask._passes import Blocks, Layout, acc_block, safe_sums, write_block
 
 __all__ = ["predict"]
 
@@ -219,7 +219,7 @@ def predict(
     plan = model.plan(x.shape, x.dtype, return_info=return_info, out_dtype=dtype)
     out_dtype = plan.out_dtype
     multiclass = model.output_mode == "multiclass"
-    layout = _Layout(x.dtype)
+    layout = Layout(x.dtype)
     nb, nc = x.shape[:2]
     if multiclass and len(x.chunks[1]) > 1:
         x = x.rechunk({1: -1})
@@ -232,9 +232,9 @@ def predict(
         # da.map_blocks(f, x, ...) is what x.map_blocks(f, ...) calls; typeshed's
         # functools.wraps loses the method's self, so mypy cannot check the method form
         return da.map_blocks(
-            _acc_block, x, layout, multiclass, out_dtype, dtype=out_dtype, drop_axis=drop, meta=meta
+            acc_block, x, layout, multiclass, out_dtype, dtype=out_dtype, drop_axis=drop, meta=meta
         )
-    blk = _Blocks(x)
+    blk = Blocks(x)
     cuts = find_cuts(blk, layout, model, int(max_band_bytes))
     kw: dict[str, Any] = {
         "layout": layout,
@@ -244,14 +244,14 @@ def predict(
         "out_dtype": out_dtype,
     }
     if multiclass:
-        kw["m"], kw["n"] = _safe_sums(blk, layout, cuts)
+        kw["m"], kw["n"] = safe_sums(blk, layout, cuts)
         code = metric_code(model.metric)
         void = void_label(model)
         kw["policy"] = (code, model.smooth, void is not None, np.int64(void or 0))
         meta = np.empty((0,) * (x.ndim - 1), out_dtype)
-        out = da.map_blocks(_write_block, x, dtype=out_dtype, drop_axis=1, meta=meta, **kw)
+        out = da.map_blocks(write_block, x, dtype=out_dtype, drop_axis=1, meta=meta, **kw)
     else:
-        out = da.map_blocks(_write_block, x, dtype=bool, meta=np.empty((0,) * x.ndim, bool), **kw)
+        out = da.map_blocks(write_block, x, dtype=bool, meta=np.empty((0,) * x.ndim, bool), **kw)
     if not return_info:
         return out
     tau = cuts["tau"]

@@ -15,7 +15,7 @@ import numpy as np
 
 from rankseg._api import RankSEG
 from rankseg._policies import SOLVER_CODE, metric_code
-from rankseg.dask._passes import _Blocks, _histograms, _Layout, _refine
+from rankseg.dask._passes import Blocks, Layout, histograms, refine
 from rankseg.dask._search import BAND_BYTES_PER_VALUE, BandRow, EmptyRow, SearchContext
 from rankseg.kernels.dask_blocks import scan_nodes
 from rankseg.kernels.rma import rma_bounds
@@ -33,7 +33,7 @@ class _Row:
     """RMA refinement state of one active row: its value bins (ascending patterns)."""
 
     def __init__(
-        self, hist: np.ndarray, layout: _Layout, hi: float, mu: float, objective: tuple
+        self, hist: np.ndarray, layout: Layout, hi: float, mu: float, objective: tuple
     ) -> None:
         self.mu = mu
         self.objective = objective  # (metric, gamma)
@@ -116,7 +116,7 @@ class _Row:
 
 
 def find_cuts(
-    blk: _Blocks, layout: _Layout, model: RankSEG, max_band_bytes: int
+    blk: Blocks, layout: Layout, model: RankSEG, max_band_bytes: int
 ) -> dict[str, np.ndarray]:
     """Run passes 1-2: the cut ``(tau, t, jcut, score)`` and the statistics of every row.
 
@@ -124,7 +124,7 @@ def find_cuts(
     solvers, the band of one row (:class:`rankseg.dask._search.SearchContext`).
     """
     search = model.solver != "rma"
-    hist, summ = _histograms(blk, layout, search)
+    hist, summ = histograms(blk, layout, search)
     nrow = hist.shape[0]
     ee = layout.exponent(np.arange(layout.nbins, dtype=np.int64) << layout.shift)
     # bins share exponents in runs: sum the mantissa sums per exponent (exact, int64)
@@ -170,7 +170,7 @@ def find_cuts(
     return cuts
 
 
-def _drive(blk: _Blocks, layout: _Layout, rows: dict[int, Any], cuts: dict, budget: int) -> None:
+def _drive(blk: Blocks, layout: Layout, rows: dict[int, Any], cuts: dict, budget: int) -> None:
     """Refinement passes until every row has its cut (written into ``cuts``).
 
     A row state answers ``requests()`` with the gathers/splits it needs next, each
@@ -216,7 +216,7 @@ def _drive(blk: _Blocks, layout: _Layout, rows: dict[int, Any], cuts: dict, budg
         requests = {k: val for k, val in requests.items() if val}
         if not requests:
             break
-        answers = _refine(blk, layout, requests, _TIE_BINS)
+        answers = refine(blk, layout, requests, _TIE_BINS)
         for kind in ("gat", "sub"):
             for (r, args), val in zip(pending[kind], answers.get(kind, ()), strict=True):
                 rows[r].answer(kind, args, val)

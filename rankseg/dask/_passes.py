@@ -44,7 +44,7 @@ _FAN_IN = 8  # blocks combined per task of the tree reductions
 
 
 # -- layout of the array and its blocks ----------------------------------------------
-class _Layout:
+class Layout:
     """Bit layout of a float dtype: bins of patterns, exponents, conversions."""
 
     def __init__(self, dtype: np.dtype) -> None:
@@ -91,7 +91,7 @@ class _Layout:
         return total / (1 << (self.bias + self.mbits))  # int / int rounds correctly
 
 
-class _Blocks:
+class Blocks:
     """The blocks of a dask array ``(B, C, *spatial)`` and their positions."""
 
     def __init__(self, x: da.Array) -> None:
@@ -128,7 +128,7 @@ def _tree(parts: list[Any], combine: Callable[..., Any]) -> Any:
     return parts[0]
 
 
-def _views(block: np.ndarray, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
+def _views(block: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     """View the block as rows ``(R, n)``: values for the kernels, and bit patterns."""
     arr = np.ascontiguousarray(block)
     arr = arr.reshape(arr.shape[0] * arr.shape[1], -1)
@@ -136,7 +136,7 @@ def _views(block: np.ndarray, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
 
 
 # -- pass 1: histogram -----------------------------------------------------------------
-def _hist_task(block: np.ndarray, layout: _Layout, where: tuple, summaries: bool) -> tuple:
+def _hist_task(block: np.ndarray, layout: Layout, where: tuple, summaries: bool) -> tuple:
     x, bits = _views(block, layout)
     one, sign = layout.scalars()
     stats, bad = block_hist(bits, one, sign, (layout.mbits, layout.shift, layout.nbins))
@@ -180,7 +180,7 @@ def _combine_hist(*parts: tuple) -> tuple:
     return stats, summ
 
 
-def _histograms(blk: _Blocks, layout: _Layout, summaries: bool) -> tuple:
+def histograms(blk: Blocks, layout: Layout, summaries: bool) -> tuple:
     """Pass 1: the merged histogram of every row, as int64 ``(B*C, 5, nbins)``.
 
     With ``summaries``, also the whole-row summaries ``(B*C, SUM_HEAD + DEFAULT_NPOW)``
@@ -208,7 +208,7 @@ def _histograms(blk: _Blocks, layout: _Layout, summaries: bool) -> tuple:
 
 # -- passes 2+: refinement of bins and ties ----------------------------------------------
 def _refine_task(
-    block: np.ndarray, layout: _Layout, base: np.ndarray, req: dict, tie_bins: int
+    block: np.ndarray, layout: Layout, base: np.ndarray, req: dict, tie_bins: int
 ) -> dict:
     x, bits = _views(block, layout)
     one, sign = layout.scalars()
@@ -240,8 +240,8 @@ def _combine_refine(*parts: dict) -> dict:
     return out
 
 
-def _refine(
-    blk: _Blocks, layout: _Layout, requests: dict[str, list], tie_bins: int
+def refine(
+    blk: Blocks, layout: Layout, requests: dict[str, list], tie_bins: int
 ) -> dict[str, list]:
     """One pass answering refinement requests ``kind -> [(row, *args), ...]``.
 
@@ -311,7 +311,7 @@ def _local_jcut(
     return out
 
 
-def _safe_task(block: np.ndarray, layout: _Layout, cut: tuple) -> tuple:
+def _safe_task(block: np.ndarray, layout: Layout, cut: tuple) -> tuple:
     x, bits = _views(block, layout)
     return block_safe_sums(x, bits, block.shape[1], cut, (layout.mbits, layout.nexp))
 
@@ -320,7 +320,7 @@ def _combine_safe(*parts: tuple) -> tuple:
     return sum(p[0] for p in parts[1:]) + parts[0][0], sum(p[1] for p in parts[1:]) + parts[0][1]
 
 
-def _safe_sums(blk: _Blocks, layout: _Layout, cuts: dict) -> tuple[np.ndarray, np.ndarray]:
+def safe_sums(blk: Blocks, layout: Layout, cuts: dict) -> tuple[np.ndarray, np.ndarray]:
     """Per row: the sum and the count of the pixels its class alone selects."""
     groups: dict[int, list] = {}
     task = dask.delayed(_safe_task, pure=True)
@@ -347,8 +347,8 @@ def _safe_sums(blk: _Blocks, layout: _Layout, cuts: dict) -> tuple[np.ndarray, n
 
 
 # -- the write pass ----------------------------------------------------------------------
-def _write_block(block: np.ndarray, block_info: dict | None = None, **kw: Any) -> np.ndarray:
-    layout: _Layout = kw["layout"]
+def write_block(block: np.ndarray, block_info: dict | None = None, **kw: Any) -> np.ndarray:
+    layout: Layout = kw["layout"]
     if block_info is None:  # dask's map_blocks always passes it
         raise TypeError("_write_block needs dask's block_info (called by map_blocks)")
     loc = block_info[0]["array-location"]
@@ -384,7 +384,7 @@ def _base_of(loc: list, spatial: tuple) -> np.ndarray:
     return np.ascontiguousarray(base.reshape(-1) if base.ndim else base.reshape(1))
 
 
-def _acc_block(block: np.ndarray, layout: _Layout, multiclass: bool, dtype: Any) -> np.ndarray:
+def acc_block(block: np.ndarray, layout: Layout, multiclass: bool, dtype: Any) -> np.ndarray:
     x, _ = _views(block, layout)
     with num_threads(1):
         if multiclass:

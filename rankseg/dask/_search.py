@@ -22,18 +22,18 @@ from typing import Any
 
 import numpy as np
 
-from rankseg.dask._passes import _Layout
+from rankseg.dask._passes import Layout
 from rankseg.kernels.ba_trna import ba_dice_objective
 from rankseg.kernels.exact import exact_reciprocal_moments
 from rankseg.kernels.solver_passes import (
     EXACT,
-    _cut_of,
-    _next_theta,
-    _search_end,
-    _solve_row,
     candidate_bound,
+    cut_of,
+    next_theta,
+    search_end,
+    solve_row,
 )
-from rankseg.kernels.sort import _sort_descending
+from rankseg.kernels.sort import sort_descending
 
 #: bytes of memory per value of a band: the values, the radix sort's scratch, and the
 #: objective and prefix sums per volume of the exact/RNA kernels (8 bytes each)
@@ -46,7 +46,7 @@ Result = tuple[int, float, float, int, bool, int]
 class SearchContext:
     """What every row of one call shares: layout, solver parameters, band budget."""
 
-    def __init__(self, layout: _Layout, model: Any, code: int, metric: int, shape: tuple) -> None:
+    def __init__(self, layout: Layout, model: Any, code: int, metric: int, shape: tuple) -> None:
         self.layout = layout
         self.name = model.solver
         self.solver = code
@@ -81,7 +81,7 @@ def _size(nbytes: int) -> str:
     return f"{nbytes:,} bytes"
 
 
-def _count_from(cnt: np.ndarray, layout: _Layout, b0: int, b1: int) -> int:
+def _count_from(cnt: np.ndarray, layout: Layout, b0: int, b1: int) -> int:
     """Upper bound of the values of patterns ``[b0, b1)`` from the bin counts ``cnt``."""
     if b1 <= b0:
         return 0
@@ -124,7 +124,7 @@ class BandRow:
     def answer(self, kind: str, args: tuple, vals: np.ndarray) -> None:
         """Merge the gathered values ``p > θ`` into the band and solve again."""
         q = np.concatenate([self.q, vals])
-        _sort_descending(q)
+        sort_descending(q)
         self.q = q
         self.have = args[0]
         self._solve()
@@ -133,18 +133,18 @@ class BandRow:
         ctx = self.ctx
         q = self.q
         if self.tau_hi < 0:  # from the first band, as solver_cuts
-            self.tau_hi = int(_search_end(ctx.solver, q, ctx.d, ctx.gamma))
-        best, val, p_need = _solve_row(
+            self.tau_hi = int(search_end(ctx.solver, q, ctx.d, ctx.gamma))
+        best, val, p_need = solve_row(
             ctx.solver, ctx.metric, q, self.summary, (ctx.gamma, ctx.eps), self.tau_hi
         )
         if p_need > 0.0 and self.tries < 5:  # the whole row (4th try) never needs more
             self.tries += 1
-            self.theta = float(_next_theta(self.theta, p_need, self.tries))
+            self.theta = float(next_theta(self.theta, p_need, self.tries))
             return
         if best == 0:
             self.result = (0, np.inf, float(val), 0, True, 0)
             return
-        t, k_in, full = _cut_of(q, best)
+        t, k_in, full = cut_of(q, best)
         neq = 0 if full else int(np.count_nonzero(q == t))  # q holds every p >= t
         self.result = (int(best), float(t), float(val), int(k_in), bool(full), neq)
 
@@ -189,7 +189,7 @@ class EmptyRow:
     def answer(self, kind: str, args: tuple, vals: np.ndarray) -> None:
         """Evaluate ``E[1/(γ + Γ)]`` with the gathered prefix."""
         q = vals.copy()
-        _sort_descending(q)
+        sort_descending(q)
         val = np.empty(1)
         p_need = exact_reciprocal_moments(q, self.summary, self.ctx.gamma, 1, val)
         if self.it >= 4 or p_need == 0.0:

@@ -33,7 +33,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _rankseg_model(rankseg_kwargs: Any, *, default_output_mode: str) -> Any:
+def rankseg_model(rankseg_kwargs: Any, *, default_output_mode: str) -> Any:
     """Build a :class:`rankseg.RankSEG` from the torch package's ``rankseg_kwargs``.
 
     ``None`` means no keywords; ``output_mode`` defaults to ``default_output_mode``.
@@ -54,7 +54,7 @@ def _rankseg_model(rankseg_kwargs: Any, *, default_output_mode: str) -> Any:
     return RankSEG(**kwargs)
 
 
-def _predict(model: Any, probs: Any) -> Any:
+def predict_tensor(model: Any, probs: Any) -> Any:
     """``model.predict`` on a torch tensor, the result a tensor on the input's device.
 
     The one place where the adapters cross between torch and NumPy: the probabilities

@@ -47,7 +47,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "rankseg.integration.sam needs PyTorch; install it with pip install torch"
     ) from exc
 
-from rankseg.integration import _predict, _rankseg_model
+from rankseg.integration import predict_tensor, rankseg_model
 from rankseg.integration._tensors import SAM_OUTPUTS, check_tensor, class_names, field, working
 
 __all__ = ["Sam1", "Sam2", "Sam3"]
@@ -162,14 +162,18 @@ def _mask_model(rankseg_kwargs: Any) -> Any:
             "the SAM adapters need output_mode='multilabel': prompt, instance and semantic "
             f"masks are independent binary masks, not classes of one label map; got {mode!r}"
         )
-    return _rankseg_model(rankseg_kwargs, default_output_mode="multilabel")
+    return rankseg_model(rankseg_kwargs, default_output_mode="multilabel")
 
 
 def _decide_masks(rankseg: Any, probs: list[torch.Tensor]) -> list[torch.Tensor]:
     """Bool masks of the shape of each ``(P, N, H, W)`` (or ``(N, H, W)``) probability tensor."""
     out = []
     for p in probs:
-        out.append(_predict(rankseg, p) if p.ndim == 4 else _predict(rankseg, p.unsqueeze(0))[0])
+        out.append(
+            predict_tensor(rankseg, p)
+            if p.ndim == 4
+            else predict_tensor(rankseg, p.unsqueeze(0))[0]
+        )
     return out
 
 
@@ -535,7 +539,7 @@ class Sam3:
                 if len(probs) == 0:
                     masks = probs.to(torch.bool)
                 else:
-                    masks = _predict(rankseg, probs.unsqueeze(1))[:, 0]
+                    masks = predict_tensor(rankseg, probs.unsqueeze(1))[:, 0]
                 results.append({"scores": r["scores"], "boxes": r["boxes"], "masks": masks})
             return results
 
@@ -556,4 +560,4 @@ class Sam3:
                 outputs, target_sizes=target_sizes, original_sizes=original_sizes
             )
             rankseg = _mask_model(self.rankseg_kwargs)
-            return [_predict(rankseg, p.unsqueeze(0))[0, 0] for p in probs]
+            return [predict_tensor(rankseg, p.unsqueeze(0))[0, 0] for p in probs]

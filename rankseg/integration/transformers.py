@@ -49,7 +49,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "rankseg.integration.transformers needs PyTorch; install it with pip install torch"
     ) from exc
 
-from rankseg.integration import _predict, _rankseg_model
+from rankseg.integration import predict_tensor, rankseg_model
 from rankseg.integration._tensors import SAM_OUTPUTS, check_tensor, class_names, field, working
 
 __all__ = ["postprocess", "restore_semantic_probs"]
@@ -311,5 +311,5 @@ def postprocess(
         if not probs:
             return []
         mode = "multilabel" if probs[0].shape[0] == 1 else "multiclass"
-        rankseg = _rankseg_model(rankseg_kwargs, default_output_mode=mode)
-        return [_predict(rankseg, p.unsqueeze(0))[0] for p in probs]
+        rankseg = rankseg_model(rankseg_kwargs, default_output_mode=mode)
+        return [predict_tensor(rankseg, p.unsqueeze(0))[0] for p in probs]

@@ -39,9 +39,9 @@ from rankseg.io._labels import load_labels, save_labels, smallest_label_dtype
 from rankseg.io._naming import (
     FORMATS,
     NPZ_KEYS,
-    _suffix,  # noqa: F401  (used by rankseg.cli)
     case_name,
     detect_format,
+    file_suffix,  # noqa: F401  (used by rankseg.cli)
     find_inputs,
 )
 from rankseg.io._nnunet import output_name, sources_of

@@ -62,7 +62,7 @@ class ProbabilityMap:
         return case_name(self.path)
 
 
-def _check_float(arr: np.ndarray, what: str) -> None:
+def check_float(arr: np.ndarray, what: str) -> None:
     if arr.dtype.newbyteorder("=") in FLOAT_DTYPES:
         return
     hint = ""
@@ -73,7 +73,7 @@ def _check_float(arr: np.ndarray, what: str) -> None:
     )
 
 
-def _to_layout(arr: np.ndarray, class_axis: int | None, batch: bool) -> tuple[np.ndarray, int]:
+def to_layout(arr: np.ndarray, class_axis: int | None, batch: bool) -> tuple[np.ndarray, int]:
     """Move the class axis to 1 (batch) or 0 then add B = 1 (single case)."""
     if batch:
         if arr.ndim < 3:
@@ -100,7 +100,7 @@ def _to_layout(arr: np.ndarray, class_axis: int | None, batch: bool) -> tuple[np
     return np.moveaxis(arr, ca, 0)[None], ca
 
 
-def _load_npy(path: Path, mmap_mode: Literal["r+", "r", "w+", "c"] | None = None) -> np.ndarray:
+def load_npy(path: Path, mmap_mode: Literal["r+", "r", "w+", "c"] | None = None) -> np.ndarray:
     """``np.load`` of a ``.npy`` file, with errors that say what the file is not.
 
     Without NumPy's magic header, ``np.load`` would try the file as a pickle and
@@ -124,7 +124,7 @@ def _load_npy(path: Path, mmap_mode: Literal["r+", "r", "w+", "c"] | None = None
         raise ValueError(f"cannot read the .npy: a damaged file ({exc})") from exc
 
 
-def _npz_array(
+def npz_array(
     path: Path, key: str | None, keys: Sequence[str] = NPZ_KEYS
 ) -> tuple[np.ndarray, str]:
     with np.load(path, allow_pickle=False) as f:

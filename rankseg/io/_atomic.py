@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from rankseg.io._naming import _suffix
+from rankseg.io._naming import file_suffix
 
 
 def check_folder(final: Path) -> None:
@@ -54,7 +54,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) 
     """
     final = Path(path)
     check_folder(final)
-    suffix = _suffix(final)
+    suffix = file_suffix(final)
     stem = final.name[: len(final.name) - len(suffix)] if suffix else final.name
     tmp = final.with_name(f".{stem}.rankseg-tmp-{uuid.uuid4().hex[:12]}{suffix}")
     try:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 
-def _sitk() -> Any:
+def import_sitk() -> Any:
     try:
         import SimpleITK
     except ImportError as exc:
@@ -25,7 +25,7 @@ def _sitk() -> Any:
     return SimpleITK
 
 
-class _SitkReference:
+class SitkReference:
     """ITK geometry of an nnU-Net case: spacing, origin, direction (ITK's LPS, row-major)."""
 
     def __init__(self, spacing: Any, origin: Any, direction: Any) -> None:
@@ -46,9 +46,9 @@ class _SitkReference:
         return len(self.spacing)
 
     @classmethod
-    def from_file(cls, path: Path) -> tuple[_SitkReference, tuple[int, ...]]:
+    def from_file(cls, path: Path) -> tuple[SitkReference, tuple[int, ...]]:
         """Geometry and size ``(X, Y[, Z])`` of an image file (its voxels are not read)."""
-        sitk = _sitk()
+        sitk = import_sitk()
         reader = sitk.ImageFileReader()
         reader.SetFileName(str(path))
         reader.ReadImageInformation()
@@ -56,9 +56,9 @@ class _SitkReference:
         return ref, tuple(int(v) for v in reader.GetSize())
 
 
-def _write_itk(tmp: Path, data: np.ndarray, reference: _SitkReference | None) -> None:
+def write_itk(tmp: Path, data: np.ndarray, reference: SitkReference | None) -> None:
     """Write ``data`` in nnU-Net's array order ``(Z, Y, X)`` as SimpleITKIO does."""
-    sitk = _sitk()
+    sitk = import_sitk()
     if reference is None:
         raise ValueError(
             "an .mha/.nrrd/.gipl label map needs the case geometry (an nnU-Net case with "

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from rankseg.io._arrays import ProbabilityMap, _load_npy, _npz_array
+from rankseg.io._arrays import ProbabilityMap, load_npy, npz_array
 from rankseg.io._atomic import atomic_write
-from rankseg.io._itk import _sitk, _SitkReference, _write_itk
-from rankseg.io._naming import _ITK_SUFFIXES, _NIFTI_SUFFIXES, _suffix
-from rankseg.io._nifti import _nib, _PklReference, _write_nifti
+from rankseg.io._itk import SitkReference, import_sitk, write_itk
+from rankseg.io._naming import ITK_SUFFIXES, NIFTI_SUFFIXES, file_suffix
+from rankseg.io._nifti import PklReference, import_nibabel, write_nifti
 
 
 def smallest_label_dtype(max_label: int, min_label: int = 0) -> np.dtype:
@@ -150,7 +150,7 @@ def save_labels(
         arr = _to_stored(arr, like)
     labelmap = arr.dtype != bool
     arr = _cast_labels(arr, dtype)
-    suffix = _suffix(p)
+    suffix = file_suffix(p)
     if suffix == ".npy":
 
         def write(tmp: Path) -> None:
@@ -163,24 +163,24 @@ def save_labels(
             with open(tmp, "wb") as f:
                 arrays: dict[str, Any] = {name: arr}  # a str key could be allow_pickle
                 np.savez_compressed(f, **arrays)
-    elif suffix in _NIFTI_SUFFIXES:
+    elif suffix in NIFTI_SUFFIXES:
         data = arr.astype(np.uint8) if arr.dtype == bool else arr
         ref = like.reference if like is not None else None
-        if ref is not None and not isinstance(ref, _PklReference) and not hasattr(ref, "affine"):
+        if ref is not None and not isinstance(ref, PklReference) and not hasattr(ref, "affine"):
             ref = None
 
         def write(tmp: Path) -> None:
-            _write_nifti(tmp, np.asarray(data), ref, labelmap)
-    elif suffix in _ITK_SUFFIXES:
+            write_nifti(tmp, np.asarray(data), ref, labelmap)
+    elif suffix in ITK_SUFFIXES:
         ref = like.reference if like is not None else None
-        if not labelmap or not isinstance(ref, _SitkReference):
+        if not labelmap or not isinstance(ref, SitkReference):
             raise ValueError(
                 f"cannot write {p.name!r}: .mha/.nrrd/.gipl outputs are label maps of nnU-Net "
                 "cases with known geometry (a CASE.pkl or segmentation beside the CASE.npz)"
             )
 
         def write(tmp: Path) -> None:
-            _write_itk(tmp, np.asarray(arr), ref)
+            write_itk(tmp, np.asarray(arr), ref)
     else:
         raise ValueError(
             f"cannot write labels to {p.name!r}: unknown suffix {suffix!r}; expected .npy, .npz, "
@@ -219,27 +219,27 @@ def load_labels(path: str | os.PathLike[str], *, key: str | None = None) -> np.n
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"no such file: {p}")
-    suffix = _suffix(p)
+    suffix = file_suffix(p)
     if suffix == ".npy":
-        arr = _load_npy(p)
+        arr = load_npy(p)
     elif suffix == ".npz":
         with np.load(p, allow_pickle=False) as f:
             names = list(f.files)
         if key is None and len(names) == 1:
             key = names[0]
-        arr, _ = _npz_array(p, key, ("labels", "masks", "seg", "segmentation"))
-    elif suffix in _NIFTI_SUFFIXES:
-        arr = np.asanyarray(_nib().load(p).dataobj)
+        arr, _ = npz_array(p, key, ("labels", "masks", "seg", "segmentation"))
+    elif suffix in NIFTI_SUFFIXES:
+        arr = np.asanyarray(import_nibabel().load(p).dataobj)
         if arr.ndim == 4:
             arr = np.moveaxis(arr, 3, 0)
             if arr.dtype.kind in "iuf":
                 if not np.isin(arr, (0, 1)).all():
                     raise ValueError("a 4-D NIfTI must hold 0/1 masks (X, Y, Z, C)")
                 arr = arr.astype(bool)
-    elif suffix in _ITK_SUFFIXES:
+    elif suffix in ITK_SUFFIXES:
         # SimpleITK's (Z, Y, X) array reversed: voxel axes (X, Y, Z), as nibabel gives
         # them, so an .mha prediction pairs with a NIfTI target of the same image
-        arr = _sitk().GetArrayFromImage(_sitk().ReadImage(str(p)))
+        arr = import_sitk().GetArrayFromImage(import_sitk().ReadImage(str(p)))
         arr = arr.transpose(tuple(range(arr.ndim))[::-1])
     else:
         raise ValueError(

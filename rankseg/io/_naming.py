@@ -11,21 +11,21 @@ FORMATS = ("npy", "npz", "nnunet", "nifti", "zarr", "netcdf")
 #: arrays looked up in an ``.npz`` when no key is given, in this order
 NPZ_KEYS = ("probabilities", "softmax")
 
-_NIFTI_SUFFIXES = (".nii.gz", ".nii")
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
 _NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf")
 _NNUNET_MARKERS = ("dataset.json", "plans.json", "predict_from_raw_data_args.json")
 #: single-file endings of nnU-Net datasets (SimpleITKIO) that rankseg writes through
 #: SimpleITK (``.nhdr``/``.mhd`` are left out: their data sit in a second file, which
 #: an atomic rename of one file cannot cover)
-_ITK_SUFFIXES = (".mha", ".nrrd", ".gipl")
+ITK_SUFFIXES = (".mha", ".nrrd", ".gipl")
 #: segmentation endings that make a ``CASE.npz`` beside ``CASE`` + ending an nnU-Net case
-_SEGMENTATION_SUFFIXES = (*_NIFTI_SUFFIXES, *_ITK_SUFFIXES)
+_SEGMENTATION_SUFFIXES = (*NIFTI_SUFFIXES, *ITK_SUFFIXES)
 
 
-def _suffix(path: Path) -> str:
+def file_suffix(path: Path) -> str:
     """Return the format suffix of a file name (``.nii.gz`` counts as one)."""
     name = path.name.lower()
-    for s in _NIFTI_SUFFIXES:
+    for s in NIFTI_SUFFIXES:
         if name.endswith(s):
             return s
     return path.suffix.lower()
@@ -51,11 +51,11 @@ def case_name(path: str | os.PathLike[str]) -> str:
     ('case_001', 'a.b')
     """
     p = Path(path)
-    suffix = _suffix(p)
+    suffix = file_suffix(p)
     return p.name[: len(p.name) - len(suffix)] if suffix else p.name
 
 
-def _segmentation_beside(npz: Path) -> Path | None:
+def segmentation_beside(npz: Path) -> Path | None:
     """nnU-Net's segmentation ``CASE`` + ending beside ``CASE.npz``, if there is one."""
     stem = npz.name[: -len(".npz")]
     for s in _SEGMENTATION_SUFFIXES:
@@ -77,7 +77,7 @@ def _is_nnunet_folder(folder: Path) -> bool:
     if any((folder / m).is_file() for m in _NNUNET_MARKERS):
         return True
     return any(
-        f.with_suffix(".pkl").is_file() or _segmentation_beside(f) is not None
+        f.with_suffix(".pkl").is_file() or segmentation_beside(f) is not None
         for f in folder.glob("*.npz")
     )
 
@@ -103,12 +103,12 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         If the name has no known suffix.
     """
     p = Path(path)
-    suffix = _suffix(p)
+    suffix = file_suffix(p)
     if suffix == ".npy":
         return "npy"
     if suffix == ".npz":
         return "nnunet" if _is_nnunet_folder(p.parent) else "npz"
-    if suffix in _NIFTI_SUFFIXES:
+    if suffix in NIFTI_SUFFIXES:
         return "nifti"
     if suffix == ".zarr":
         return "zarr"
@@ -124,7 +124,7 @@ _FORMAT_SUFFIXES = {
     "npy": (".npy",),
     "npz": (".npz",),
     "nnunet": (".npz",),
-    "nifti": _NIFTI_SUFFIXES,
+    "nifti": NIFTI_SUFFIXES,
     "zarr": (".zarr",),
     "netcdf": _NETCDF_SUFFIXES,
 }
@@ -164,12 +164,12 @@ def find_inputs(
 
     for item in inputs:
         p = Path(item)
-        if p.is_dir() and _suffix(p) != ".zarr":
+        if p.is_dir() and file_suffix(p) != ".zarr":
             nnunet = _is_nnunet_folder(p)
             for f in sorted(p.iterdir()):
                 if f.name.startswith("."):
                     continue  # hidden files, including our own temporary files
-                suffix = _suffix(f)
+                suffix = file_suffix(f)
                 if format == "auto":
                     if nnunet:
                         if suffix == ".npz" and f.is_file():

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from rankseg.io._arrays import ProbabilityMap, _check_float, _to_layout
+from rankseg.io._arrays import ProbabilityMap, check_float, to_layout
 
 
-def _nib() -> Any:
+def import_nibabel() -> Any:
     try:
         import nibabel
     except ImportError as exc:  # pragma: no cover - nibabel is in the test extra
@@ -37,7 +37,7 @@ def _sitk_affine(spacing: Any, origin: Any, direction: Any) -> np.ndarray:
     return aff
 
 
-class _PklReference:
+class PklReference:
     """Geometry of an nnU-Net case taken from its properties file.
 
     ``itk_header`` is set for SimpleITKIO's ``sitk_stuff``: nnU-Net writes those cases
@@ -74,11 +74,11 @@ class _PklReference:
             raise ValueError("the properties file holds an affine that is not 4 x 4")
 
 
-def _load_nifti(path: Path, class_axis: int | None) -> ProbabilityMap:
-    nib = _nib()
+def load_nifti(path: Path, class_axis: int | None) -> ProbabilityMap:
+    nib = import_nibabel()
     img = nib.load(path)
     arr = np.asanyarray(img.dataobj)
-    _check_float(arr, "the NIfTI data")
+    check_float(arr, "the NIfTI data")
     if arr.ndim == 5 and arr.shape[3] == 1:
         arr = arr[:, :, :, 0]  # (X, Y, Z, 1, C): NIfTI's vector layout
     if class_axis is None:
@@ -88,7 +88,7 @@ def _load_nifti(path: Path, class_axis: int | None) -> ProbabilityMap:
                 "(a 3-D NIfTI is a single volume: is it a label map or one class?)"
             )
         class_axis = 3
-    probs, ca = _to_layout(arr, class_axis, batch=False)
+    probs, ca = to_layout(arr, class_axis, batch=False)
     return ProbabilityMap(
         probs=probs,
         path=path,
@@ -114,14 +114,14 @@ def _from_canonical(affine: np.ndarray) -> np.ndarray:
     return ornt_transform(axcodes2ornt("RAS"), io_orientation(affine))
 
 
-def _write_nifti(tmp: Path, data: np.ndarray, reference: Any, labelmap: bool) -> None:
-    nib = _nib()
+def write_nifti(tmp: Path, data: np.ndarray, reference: Any, labelmap: bool) -> None:
+    nib = import_nibabel()
     ndim = getattr(reference, "ndim", None)
     if labelmap and ndim == 2 and data.ndim == 3 and data.shape[2] == 1:
         data = data[:, :, 0]  # a 2-D case: nnU-Net's (1, Y, X) reversed is (X, Y, 1)
     if reference is None:
         img = nib.Nifti1Image(data, np.eye(4))
-    elif isinstance(reference, _PklReference):
+    elif isinstance(reference, PklReference):
         if reference.reoriented is not None:
             img = nib.Nifti1Image(data, reference.reoriented)
             img = img.as_reoriented(_from_canonical(reference.affine))

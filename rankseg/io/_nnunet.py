@@ -8,16 +8,16 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-from rankseg.io._arrays import ProbabilityMap, _check_float, _npz_array
-from rankseg.io._itk import _SitkReference
+from rankseg.io._arrays import ProbabilityMap, check_float, npz_array
+from rankseg.io._itk import SitkReference
 from rankseg.io._naming import (
-    _ITK_SUFFIXES,
-    _NIFTI_SUFFIXES,
-    _segmentation_beside,
+    ITK_SUFFIXES,
+    NIFTI_SUFFIXES,
     case_name,
     detect_format,
+    segmentation_beside,
 )
-from rankseg.io._nifti import _nib, _PklReference
+from rankseg.io._nifti import PklReference, import_nibabel
 
 
 class _SafeUnpickler(pickle.Unpickler):
@@ -61,7 +61,7 @@ def _read_properties(pkl: Path) -> dict[str, Any]:
     return props
 
 
-def _nnunet_info(path: Path) -> tuple[str, dict[str, Any] | None]:
+def nnunet_info(path: Path) -> tuple[str, dict[str, Any] | None]:
     """(file ending, dataset.json) of an nnU-Net case.
 
     Without ``dataset.json`` the ending is that of nnU-Net's segmentation beside the
@@ -69,7 +69,7 @@ def _nnunet_info(path: Path) -> tuple[str, dict[str, Any] | None]:
     """
     ds_file = path.parent / "dataset.json"
     if not ds_file.is_file():
-        seg = _segmentation_beside(path)
+        seg = segmentation_beside(path)
         return (seg.name[len(case_name(path)) :] if seg is not None else ".nii.gz"), None
     with open(ds_file) as f:
         ds = json.load(f)
@@ -110,11 +110,11 @@ def _nnunet_geometry(path: Path) -> tuple[str, Path | None, Path | None]:
     ``.nrrd``, ``.gipl``); other endings (2-D PNG/TIFF datasets) have no geometry
     rankseg writes, and their label maps mirror the ``.npz``.
     """
-    ending, _ = _nnunet_info(path)
+    ending, _ = nnunet_info(path)
     stem = case_name(path)
     seg = path.with_name(stem + ending)
     pkl = path.with_name(stem + ".pkl")
-    known = ending.lower() in _NIFTI_SUFFIXES or ending.lower() in _ITK_SUFFIXES
+    known = ending.lower() in NIFTI_SUFFIXES or ending.lower() in ITK_SUFFIXES
     seg_ok = seg if known and seg.is_file() else None
     pkl_ok = pkl if known and pkl.is_file() else None
     return ending, seg_ok, pkl_ok
@@ -177,14 +177,14 @@ def sources_of(path: str | os.PathLike[str], format: str = "auto") -> tuple[Path
     return tuple(out)
 
 
-def _load_nnunet(path: Path, key: str | None) -> ProbabilityMap:
-    arr, _ = _npz_array(path, key)
-    _check_float(arr, "the probabilities")
+def load_nnunet(path: Path, key: str | None) -> ProbabilityMap:
+    arr, _ = npz_array(path, key)
+    check_float(arr, "the probabilities")
     if arr.ndim < 3:
         raise ValueError(
             f"nnU-Net probabilities must have shape (C, Z, Y, X) or (C, Y, X); got {arr.shape}"
         )
-    ending, ds = _nnunet_info(path)
+    ending, ds = nnunet_info(path)
     regions = _nnunet_regions(ds)
     if regions is not None and len(regions) != arr.shape[0]:
         raise ValueError(
@@ -201,7 +201,7 @@ def _load_nnunet(path: Path, key: str | None) -> ProbabilityMap:
                 "is not the one of this prediction (copy the right one beside the .npz files)"
             )
     _, seg, pkl = _nnunet_geometry(path)
-    known = ending.lower() in _NIFTI_SUFFIXES or ending.lower() in _ITK_SUFFIXES
+    known = ending.lower() in NIFTI_SUFFIXES or ending.lower() in ITK_SUFFIXES
     if known and seg is None and pkl is None:
         stem = case_name(path)
         raise ValueError(
@@ -212,7 +212,7 @@ def _load_nnunet(path: Path, key: str | None) -> ProbabilityMap:
         )
     props = _read_properties(pkl) if pkl is not None else None
     spatial = tuple(arr.shape[1:])
-    if ending.lower() in _ITK_SUFFIXES:
+    if ending.lower() in ITK_SUFFIXES:
         reference = _itk_reference(path, spatial, seg, props)
         reverse = False  # SimpleITK takes nnU-Net's (Z, Y, X) array as it is
     else:
@@ -282,7 +282,7 @@ def _nifti_reference(
         # keeps the original axes) exactly as NibabelIOWithReorient.read_images does
         from nibabel.orientations import io_orientation
 
-        img = _nib().load(seg)
+        img = import_nibabel().load(seg)
         props = {
             "nibabel_stuff": {
                 "original_affine": img.affine,
@@ -291,7 +291,7 @@ def _nifti_reference(
         }
     reoriented = props is not None and "reoriented_affine" in props.get("nibabel_stuff", {})
     if seg is not None and not reoriented:
-        reference = _nib().load(seg)
+        reference = import_nibabel().load(seg)
         if not _fits(tuple(reference.shape), spatial):
             raise ValueError(
                 f"the probabilities (spatial shape {spatial}, nnU-Net's (Z, Y, X)) do not "
@@ -300,7 +300,7 @@ def _nifti_reference(
             )
         return reference
     if props is not None:
-        ref = _checked_geometry(lambda: _PklReference(props))
+        ref = _checked_geometry(lambda: PklReference(props))
         _check_geometry_dims(ref.ndim, spatial)
         return ref
     return None
@@ -308,17 +308,17 @@ def _nifti_reference(
 
 def _itk_reference(
     path: Path, spatial: tuple[int, ...], seg: Path | None, props: dict[str, Any] | None
-) -> _SitkReference | None:
+) -> SitkReference | None:
     """Return the ITK geometry (properties, else segmentation) of an .mha/.nrrd label map."""
     if props is not None and "sitk_stuff" in props:
         st = props["sitk_stuff"]
         _check_geometry_dims(len(st.get("spacing", ())), spatial)
         return _checked_geometry(
-            lambda: _SitkReference(st["spacing"], st["origin"], st["direction"])
+            lambda: SitkReference(st["spacing"], st["origin"], st["direction"])
         )
     if seg is None:
         return None
-    reference, size = _SitkReference.from_file(seg)
+    reference, size = SitkReference.from_file(seg)
     if not _fits(size, spatial):
         raise ValueError(
             f"the probabilities (spatial shape {spatial}, nnU-Net's (Z, Y, X)) do not match "

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rankseg.io._arrays import ProbabilityMap, _check_float, _load_npy, _npz_array, _to_layout
+from rankseg.io._arrays import ProbabilityMap, check_float, load_npy, npz_array, to_layout
 from rankseg.io._naming import FORMATS, detect_format
-from rankseg.io._nifti import _load_nifti
-from rankseg.io._nnunet import _load_nnunet
+from rankseg.io._nifti import load_nifti
+from rankseg.io._nnunet import load_nnunet
 
 _LOG = logging.getLogger(__name__)  # no handler here: `rankseg -v` shows these
 
@@ -107,21 +107,21 @@ def load_probabilities(
     if fmt == "nnunet":
         if class_axis is not None:
             raise ValueError("class_axis does not apply to nnU-Net output (always (C, Z, Y, X))")
-        return _read(_load_nnunet(p, key))
+        return _read(load_nnunet(p, key))
     if fmt == "nifti":
-        return _read(_load_nifti(p, class_axis))
+        return _read(load_nifti(p, class_axis))
     if fmt in ("zarr", "netcdf"):
         raise ValueError(
             f"{fmt} input is read lazily: use rankseg.io.load_dataarray and "
             "rankseg.xarray.predict (the command line does)"
         )
     if fmt == "npy":
-        arr = _load_npy(p, mmap_mode="c")
+        arr = load_npy(p, mmap_mode="c")
     else:
-        arr, _ = _npz_array(p, key)
+        arr, _ = npz_array(p, key)
     if not isinstance(arr, np.ndarray):
         raise ValueError("expected one array in the file")
-    _check_float(arr, "the array")
+    check_float(arr, "the array")
     if arr.ndim >= 5 and not batch and class_axis is None:
         # (B, C, Z, Y, X) or one case (C, *4 spatial axes): nothing in the file says which
         raise ValueError(
@@ -130,7 +130,7 @@ def load_probabilities(
             "say which: pass batch=True (--batch) for a batch, or class_axis=0 (--class-axis 0) "
             "for one case"
         )
-    probs, ca = _to_layout(arr, class_axis, batch)
+    probs, ca = to_layout(arr, class_axis, batch)
     return _read(
         ProbabilityMap(
             probs=probs,
@@ -193,10 +193,10 @@ def average_probabilities(
         if not f.is_file():
             raise FileNotFoundError(f"no such file: {f}")
         try:
-            arr, _ = _npz_array(f, key)
+            arr, _ = npz_array(f, key)
         except KeyError as exc:
             raise KeyError(f"{f}: {exc.args[0]}") from None
-        _check_float(arr, f"the probabilities in {f}")
+        check_float(arr, f"the probabilities in {f}")
         if avg is None:
             avg = arr.astype(np.float32) if arr.dtype != np.float32 else arr
         elif arr.shape != avg.shape:

@@ -123,7 +123,7 @@ def bid(c, v, j, several, anyact, row, objective, best):
 
 
 @jit
-def _exclusive_tasks(i0, i1, x, ncls, cut, out, status, sums):
+def exclusive_tasks(i0, i1, x, ncls, cut, out, status, sums):
     """Pass A of :func:`rankseg.cpu.launchers.assign_labels` over work items ``i0 <= task < i1``.
 
     Pixels selected by exactly one class are final; the others are marked in
@@ -176,7 +176,7 @@ def _exclusive_tasks(i0, i1, x, ncls, cut, out, status, sums):
 
 
 @jit
-def _conflict_tasks(i0, i1, x, ncls, cut, mu, params, status, safe, out):
+def conflict_tasks(i0, i1, x, ncls, cut, mu, params, status, safe, out):
     """Pass B of :func:`~rankseg.cpu.launchers.assign_labels`: conflicts, unassigned pixels."""
     t, jcut, active, chunk = cut
     metric, gamma, void_policy, void_index = params
@@ -199,7 +199,7 @@ def _conflict_tasks(i0, i1, x, ncls, cut, mu, params, status, safe, out):
 
 
 @jit
-def _argmax_tasks(i0, i1, x, ncls, out, chunk):
+def argmax_tasks(i0, i1, x, ncls, out, chunk):
     """Work items ``i0 <= task < i1`` of :func:`rankseg.cpu.launchers.argmax_labels`."""
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk

@@ -37,10 +37,10 @@ import numpy as np
 from rankseg._compile.jit import jit
 from rankseg.kernels.refined_normal import rna_params
 from rankseg.kernels.rna_moments import (
-    _NMOM,
-    _central_moments,
-    _gamma_pmf,
-    _inv_mean,
+    NMOM,
+    central_moments,
+    gamma_pmf,
+    inv_mean,
     rna_window_of_summary,
 )
 from rankseg.kernels.summary import SUM_M3, SUM_MU, SUM_VAR
@@ -142,9 +142,9 @@ def ba_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out):
     int
         Width ``w = uq - lq + 1`` of the window used.
     """
-    lq, uq, pmf = _gamma_pmf(summary, eps)
-    mom = np.zeros(_NMOM, dtype=np.float64)
-    c = _central_moments(pmf, lq, uq, mom)
+    lq, uq, pmf = gamma_pmf(summary, eps)
+    mom = np.zeros(NMOM, dtype=np.float64)
+    c = central_moments(pmf, lq, uq, mom)
     # S_{tau_lo - 1} as the sum of all but one top-block entry (their order is free);
     # the loop adds q[tau - 1]
     s = 0.0
@@ -154,14 +154,14 @@ def ba_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out):
     a_cur = 0.0
     for tau in range(tau_lo, tau_hi + 1):
         if tau == 0:
-            out[0] = gamma * _inv_mean(gamma, pmf, lq, uq, c, mom) if gamma > 0.0 else 0.0
+            out[0] = gamma * inv_mean(gamma, pmf, lq, uq, c, mom) if gamma > 0.0 else 0.0
             continue
         s += float(q[tau - 1])
         if gamma > 0.0:
             if tau == tau_lo or tau == 1:
-                a_cur = _inv_mean(tau + gamma, pmf, lq, uq, c, mom)
+                a_cur = inv_mean(tau + gamma, pmf, lq, uq, c, mom)
             else:
                 a_cur = a_next
-        a_next = _inv_mean(tau + 1.0 + gamma, pmf, lq, uq, c, mom)
+        a_next = inv_mean(tau + 1.0 + gamma, pmf, lq, uq, c, mom)
         out[tau - tau_lo] = 2.0 * s * a_next + gamma * a_cur
     return uq - lq + 1

@@ -59,18 +59,18 @@ from rankseg.kernels._dtype import as_f64
 from rankseg.kernels.quadrature import (
     H_STEP,
     TAIL_T,
-    _tail_origin,
     next_node,
+    tail_origin,
 )
 from rankseg.kernels.summary import (
-    _BLOCK,
+    BLOCK,
     DEFAULT_NPOW,
     SUM_D,
     SUM_HEAD,
     SUM_M3,
     SUM_MU,
     SUM_VAR,
-    _block_powers,
+    block_powers,
     new_summary,
     row_summary,
 )
@@ -106,14 +106,14 @@ _RECIP = 2  # E[1 / (c + Gamma)] for consecutive c
 def _block_power_sums(q, n, top_pow):
     """Add the power sums of ``q[:n]`` to ``top_pow[:K]``; return (sum, max, min, #ones)."""
     npow = top_pow.shape[0] - 1
-    vals = np.empty(_BLOCK, dtype=np.float64)
-    pw = np.empty(_BLOCK, dtype=np.float64)
+    vals = np.empty(BLOCK, dtype=np.float64)
+    pw = np.empty(BLOCK, dtype=np.float64)
     s = 0.0
     vmax = 0.0
     vmin = 1.0
     n_one = 0
-    for start in range(0, n, _BLOCK):
-        m = min(_BLOCK, n - start)
+    for start in range(0, n, BLOCK):
+        m = min(BLOCK, n - start)
         blk = q[start : start + m]
         a = 0.0
         for i in range(m):
@@ -125,12 +125,12 @@ def _block_power_sums(q, n, top_pow):
             vmin = min(vmin, p)
             n_one += p == 1.0
         s += a
-        _block_powers(vals, pw, m, npow, top_pow, np.int64(0))
+        block_powers(vals, pw, m, npow, top_pow, np.int64(0))
     return s, vmax, vmin, n_one
 
 
 @jit
-def _log1m(q, y, x, s):
+def log1m(q, y, x, s):
     """``log(1 - q y)`` with ``x = 1 - y = exp(-s)``, accurate for every q in [0, 1]."""
     qy = q * y
     if qy <= 0.5:
@@ -141,7 +141,7 @@ def _log1m(q, y, x, s):
 
 
 @jit
-def _ratio(q, x):
+def ratio(q, x):
     """``q x / (1 - q + q x)`` (in [0, 1]); exactly 1 for ``q = 1``."""
     if q == 1.0:
         return 1.0
@@ -149,7 +149,7 @@ def _ratio(q, x):
 
 
 @jit
-def _shrink(q, x):
+def shrink(q, x):
     """``x / (1 - q + q x)`` (in [0, 1]); exactly 1 for ``q = 1``."""
     if q == 1.0:
         return 1.0
@@ -157,7 +157,7 @@ def _shrink(q, x):
 
 
 @jit
-def _node(s, q, t0, m_sorted, top_pow, summary, ws, mode):
+def node_term(s, q, t0, m_sorted, top_pow, summary, ws, mode):
     """Evaluate the pixel part of the node at ``s``.
 
     Returns ``(x, log G, H_t0)`` for Dice and ``(x, log G_tail(t0), 0)`` for IoU, with
@@ -184,8 +184,8 @@ def _node(s, q, t0, m_sorted, top_pow, summary, ws, mode):
             for j in range(t0):
                 qj = as_f64(q[j])
                 if qj > cut:
-                    logg += _log1m(qj, y, x, s)
-                    h_top += _ratio(qj, x)
+                    logg += log1m(qj, y, x, s)
+                    h_top += ratio(qj, x)
                     t = qj
                     for k in range(npow):
                         ep[k] += t
@@ -197,7 +197,7 @@ def _node(s, q, t0, m_sorted, top_pow, summary, ws, mode):
         h_top += x * acc
     for j in range(t0, t0 + m_sorted):
         qj = as_f64(q[j])
-        logg += _log1m(qj, y, x, s)
+        logg += log1m(qj, y, x, s)
         t = qj
         for k in range(npow):
             ep2[k] += t
@@ -217,7 +217,7 @@ def _node(s, q, t0, m_sorted, top_pow, summary, ws, mode):
 
 
 @jit(inline="always")
-def _need(cut, has_rest, rest_max, p_need):
+def need(cut, has_rest, rest_max, p_need):
     """``p_need`` after a node whose pixel split is at ``cut``.
 
     A pixel outside the prefix (``has_rest``; at most ``rest_max``) above ``cut``
@@ -229,7 +229,7 @@ def _need(cut, has_rest, rest_max, p_need):
 
 
 @jit(inline="always")
-def _g0_term(mode, wgt, s_tau, gamma):
+def g0_term(mode, wgt, s_tau, gamma):
     """Contribution of the point ``g(0)`` (``x = 1``, ``G = 1``, ``H_tau = S_tau``) at ``tau``."""
     if mode != _DICE:
         return wgt
@@ -237,15 +237,15 @@ def _g0_term(mode, wgt, s_tau, gamma):
 
 
 @jit(inline="always")
-def _iou_step(q, m_len, tau, x, base):
+def iou_step(q, m_len, tau, x, base):
     """IoU: a node's ``base`` for ``tau + 1`` from the one at ``tau``."""
     if tau < m_len:
-        base *= _shrink(as_f64(q[tau]), x)
+        base *= shrink(as_f64(q[tau]), x)
     return base
 
 
 @jit(inline="always")
-def _dice_step(q, m_len, tau, x, node, gamma, state):
+def dice_step(q, m_len, tau, x, node, gamma, state):
     """Dice: a node's ``(base, H, cnt)`` for ``tau + 1`` from those at ``tau``.
 
     ``node = (s, wgt, log G)``; ``base = wgt x**(tau + gamma) G`` is refreshed from
@@ -254,7 +254,7 @@ def _dice_step(q, m_len, tau, x, node, gamma, state):
     s, wgt, logg = node
     base, h_tau, cnt = state
     if tau < m_len:
-        h_tau += _ratio(as_f64(q[tau]), x)
+        h_tau += ratio(as_f64(q[tau]), x)
     cnt += 1
     if cnt == 64:
         cnt = 0
@@ -267,7 +267,7 @@ def _dice_step(q, m_len, tau, x, node, gamma, state):
 @jit
 def _accumulate(s, wgt, q, t0, m_sorted, top_pow, summary, ws, mode, gamma, tau_lo, tau_hi, out):
     """Add ``wgt * g_tau(s)`` to ``out[tau - tau_lo]`` for every tau of the band."""
-    x, logg, h_tau = _node(s, q, t0, m_sorted, top_pow, summary, ws, mode)
+    x, logg, h_tau = node_term(s, q, t0, m_sorted, top_pow, summary, ws, mode)
     m_len = q.shape[0]
     base = wgt * math.exp(logg - (t0 + gamma) * s)
     if base == 0.0:
@@ -275,7 +275,7 @@ def _accumulate(s, wgt, q, t0, m_sorted, top_pow, summary, ws, mode, gamma, tau_
     if mode == _IOU:
         for tau in range(t0, tau_hi + 1):
             out[tau - tau_lo] += base
-            base = _iou_step(q, m_len, tau, x, base)
+            base = iou_step(q, m_len, tau, x, base)
             if base == 0.0:
                 break
     elif mode == _RECIP:
@@ -289,13 +289,13 @@ def _accumulate(s, wgt, q, t0, m_sorted, top_pow, summary, ws, mode, gamma, tau_
         state = (base, h_tau, 0)
         for tau in range(t0, tau_hi + 1):
             out[tau - tau_lo] += state[0] * (2.0 * state[1] + gamma)
-            state = _dice_step(q, m_len, tau, x, node, gamma, state)
+            state = dice_step(q, m_len, tau, x, node, gamma, state)
             if state[0] == 0.0:
                 break
 
 
 @jit
-def _node_bound(mode, s_hi, mu, n_one, t0, tau_hi, gamma):
+def node_bound(mode, s_hi, mu, n_one, t0, tau_hi, gamma):
     """``(scale, mu_lb, c_eff)`` of the bound ``wgt exp(-c_eff s - mu_lb y) scale`` on a node.
 
     The bound is on the node's contribution to the objective, which lies in [0, 1];
@@ -354,12 +354,12 @@ def _objective(q, summary, gamma, tau_lo, tau_hi, mode, out):
     has_rest = m_len < d
 
     # --- bound of a node's contribution: wgt * exp(-c_eff s - mu_lb y) * scale ---------
-    scale, mu_lb, c_eff = _node_bound(mode, s_band[nb - 1], mu, n_one, t0, tau_hi, gamma)
+    scale, mu_lb, c_eff = node_bound(mode, s_band[nb - 1], mu, n_one, t0, tau_hi, gamma)
     if scale <= 0.0:
         return 0.0
 
     # --- the nodes: closed-form rule below the lattice node s0, then the lattice ------
-    i0, s0 = _tail_origin(tau_hi, gamma, mu)
+    i0, s0 = tail_origin(tau_hi, gamma, mu)
     ws = np.zeros((2, max(npow, 1)), dtype=np.float64)
     p_need = 0.0
     m_sorted = 0
@@ -370,12 +370,12 @@ def _objective(q, summary, gamma, tau_lo, tau_hi, mode, out):
             break
         if s == 0.0:
             for tau in range(t0, tau_hi + 1):
-                out[tau - tau_lo] += _g0_term(mode, wgt, s_band[tau - tau_lo], gamma)
+                out[tau - tau_lo] += g0_term(mode, wgt, s_band[tau - tau_lo], gamma)
             continue
         cut = rho / -math.expm1(-s)
         while t0 + m_sorted < m_len and as_f64(q[t0 + m_sorted]) > cut:
             m_sorted += 1
-        p_need = _need(cut, has_rest, rest_max, p_need)
+        p_need = need(cut, has_rest, rest_max, p_need)
         _accumulate(s, wgt, q, t0, m_sorted, top_pow, summary, ws, mode, gamma, tau_lo, tau_hi, out)
     if iou:
         for tau in range(t0, tau_hi + 1):

@@ -36,7 +36,7 @@ def is_selected(v: float, j: int, t: float, jcut: int) -> bool:
 
 
 @jit
-def _write_masks_tasks(i0, i1, x, t, jcut, out, chunk):
+def write_masks_tasks(i0, i1, x, t, jcut, out, chunk):
     """Work items ``i0 <= task < i1`` of :func:`rankseg.cpu.launchers.write_masks`."""
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
@@ -60,7 +60,7 @@ def _write_masks_tasks(i0, i1, x, t, jcut, out, chunk):
 
 
 @jit
-def _threshold_tasks(i0, i1, x, out, chunk):
+def threshold_tasks(i0, i1, x, out, chunk):
     """Work items ``i0 <= task < i1`` of :func:`rankseg.cpu.launchers.write_threshold_masks`."""
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk

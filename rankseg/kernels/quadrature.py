@@ -69,7 +69,7 @@ TAIL_T, TAIL_WEIGHTS = _tail_rule(TAIL_POINTS, H_STEP)
 
 
 @jit
-def _tail_origin(tau_hi, gamma, mu):
+def tail_origin(tau_hi, gamma, mu):
     """Lattice index ``i0`` and node ``s0 = exp(i0 h)`` of the lower-tail rule."""
     a_rate = tau_hi + gamma + mu + TAIL_RATE_FLOOR
     i0 = int(math.floor(math.log(TAIL_SCALE / a_rate) / H_STEP))
@@ -77,7 +77,7 @@ def _tail_origin(tau_hi, gamma, mu):
 
 
 @jit
-def _tail_node(jt, s0):
+def tail_node(jt, s0):
     """Node ``s`` and weight of tail-rule point ``jt`` (``s = 0``: the point ``g(0)``)."""
     wgt = H_STEP * s0 * TAIL_WEIGHTS[jt]
     if jt == 0:
@@ -86,7 +86,7 @@ def _tail_node(jt, s0):
 
 
 @jit
-def _lattice_node(i, c_eff, mu_lb, scale):
+def lattice_node(i, c_eff, mu_lb, scale):
     """``(s, y, keep, stop)`` of lattice node ``i``: ``s = exp(i h)``, ``y = 1 - exp(-s)``.
 
     ``keep``: the node's bound ``h s exp(-c_eff s - mu_lb y) scale`` reaches the
@@ -134,11 +134,11 @@ def next_node(pos, s0, lattice):
     """
     jt, i = pos
     if jt >= 0:
-        s, wgt = _tail_node(jt, s0)
+        s, wgt = tail_node(jt, s0)
         return s, wgt, (jt - 1, i), False
     c_eff, mu_lb, scale = lattice
     while True:
-        s, y, keep, stop = _lattice_node(i, c_eff, mu_lb, scale)
+        s, y, keep, stop = lattice_node(i, c_eff, mu_lb, scale)
         if stop:
             return 0.0, 0.0, (jt, i), True
         i += 1

@@ -98,7 +98,7 @@ def rma_rise_threshold(metric: int, f: float, tau: int, mu: float, gamma: float)
 
 
 @jit(inline="always")
-def _ratio(num: float, den: float) -> float:
+def ratio(num: float, den: float) -> float:
     if den > 0.0:
         return num / den
     return 0.0
@@ -135,9 +135,9 @@ def rma_bounds(
     """
     if metric == DICE:
         c = mu + 1.0 + gamma
-        lo = _ratio(s_half, c + n_half)
-        lo = max(lo, _ratio(mu, c + d))
-        lo = max(lo, _ratio(pmax, c + 1.0))
+        lo = ratio(s_half, c + n_half)
+        lo = max(lo, ratio(mu, c + d))
+        lo = max(lo, ratio(pmax, c + 1.0))
         if gamma > 0.0:
             hi = 0.5 + gamma * (c + 1.0) / (2.0 * c * (c - 1.0))
             hi *= 1.0 + _WIDEN
@@ -145,10 +145,10 @@ def rma_bounds(
             hi = 0.5
     else:
         g2 = 2.0 * gamma
-        lo = _ratio(gamma, mu + g2)
-        lo = max(lo, _ratio(s_half + gamma, mu + n_half + g2))
-        lo = max(lo, _ratio(mu + gamma, mu + d + g2))
-        lo = max(lo, _ratio(pmax + gamma, mu + 1.0 + g2))
+        lo = ratio(gamma, mu + g2)
+        lo = max(lo, ratio(s_half + gamma, mu + n_half + g2))
+        lo = max(lo, ratio(mu + gamma, mu + d + g2))
+        lo = max(lo, ratio(pmax + gamma, mu + 1.0 + g2))
         hi = 0.5
     lo *= 1.0 - _WIDEN
     return lo, hi

@@ -27,7 +27,7 @@ from rankseg.kernels._dtype import as_f64
 from rankseg.kernels._tasks import work_item
 from rankseg.kernels.rma import rma_bounds
 from rankseg.kernels.rma_scan import scan_bound, scan_cross, scan_start, scan_values
-from rankseg.kernels.sort import _sort_descending
+from rankseg.kernels.sort import sort_descending
 
 __all__ = [
     "STAT_MAX",
@@ -41,7 +41,7 @@ STAT_MU = 0
 STAT_MAX = 1
 STAT_NHALF = 2
 STAT_SHALF = 3
-_NSTAT = 4
+NSTAT = 4
 #: bucketing of large bands: at most this many buckets, about this many values each
 _MAX_BUCKETS = 4096
 _PER_BUCKET = 16
@@ -52,7 +52,7 @@ _PER_BUCKET = 16
 # summation order is fixed by the compiled code and the fixed work items, so the
 # result does not depend on the number of threads.
 @jit(fastmath={"reassoc"})
-def _row_stats_tasks(i0, i1, x, xb, chunk, part, pbits):
+def row_stats_tasks(i0, i1, x, xb, chunk, part, pbits):
     """Work items ``i0 <= task < i1`` of ``cpu.launchers.row_stats`` (a chunk of a row each)."""
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
@@ -146,13 +146,13 @@ def solve_band(vals, lo, hi, forced, mu, metric, gamma):
         if scan_bound(state, c, bmax[k], objective)[1]:
             state = scan_cross(state, c, bsum[k], bmin[k], objective)
             continue
-        _sort_descending(sorted_vals[off[k] : off[k + 1]])  # this bucket's values: scratch
+        sort_descending(sorted_vals[off[k] : off[k + 1]])  # this bucket's values: scratch
         state = scan_values(state, sorted_vals, off[k], c, bmax[k], objective)
     return state[3], state[4], state[2], state[5], state[6]
 
 
 @jit(fastmath={"reassoc"})
-def _band_counts_tasks(i0, i1, x, xb, rows, bounds, chunk, out):
+def band_counts_tasks(i0, i1, x, xb, rows, bounds, chunk, out):
     """Work items ``i0 <= task < i1`` of :func:`rankseg.cpu.launchers.band_counts`.
 
     Branch-free and vectorized (reassociated sums; the minimum is taken over bit
@@ -188,7 +188,7 @@ def _band_counts_tasks(i0, i1, x, xb, rows, bounds, chunk, out):
 
 
 @jit
-def _gather_tasks(i0, i1, x, rows, bounds, chunk, start, values):
+def gather_tasks(i0, i1, x, rows, bounds, chunk, start, values):
     """Work items ``i0 <= task < i1`` of :func:`rankseg.cpu.launchers.gather_between`."""
     lo, hi = bounds
     d = x.shape[1]
@@ -209,7 +209,7 @@ def _gather_tasks(i0, i1, x, rows, bounds, chunk, start, values):
 
 
 @jit
-def _ties_tasks(i0, i1, x, rows, partial, t, jcut, ktie):
+def ties_tasks(i0, i1, x, rows, partial, t, jcut, ktie):
     """Rows ``partial[i0:i1]`` of :func:`rankseg.cpu.launchers.locate_ties`."""
     d = x.shape[1]
     for q in range(i0, i1):
@@ -226,7 +226,7 @@ def _ties_tasks(i0, i1, x, rows, partial, t, jcut, ktie):
 
 
 @jit
-def _rma_bounds_rows(stats, rows, metric, gamma, d):
+def rma_bounds_rows(stats, rows, metric, gamma, d):
     """Screening bounds ``(lo, hi)`` of each requested row (:func:`rma_bounds`)."""
     na = rows.shape[0]
     lo = np.empty(na)
@@ -246,7 +246,7 @@ def _rma_bounds_rows(stats, rows, metric, gamma, d):
 
 
 @jit
-def _rma_rows_tasks(i0, i1, x, stats, rows, problem, band, counts, out):
+def rma_rows_tasks(i0, i1, x, stats, rows, problem, band, counts, out):
     """Rows ``i0 <= i < i1`` of :func:`rankseg.cpu.launchers.rma_cuts`: solve each row's band."""
     metric, gamma, lo, hi = problem
     start, nforce, sforce, mforce = counts

@@ -18,8 +18,8 @@ from rankseg.kernels.summary import SUM_D, SUM_M3, SUM_MU, SUM_VAR
 __all__ = ["rna_window_of_summary"]
 
 #: Central moments kept for the series form of A(a) (ratio <= _SERIES_RATIO).
-_NMOM = 16
-_SERIES_RATIO = 0.1  # 0.1**16 = 1e-16 relative truncation error
+NMOM = 16
+SERIES_RATIO = 0.1  # 0.1**16 = 1e-16 relative truncation error
 
 
 @jit
@@ -44,7 +44,7 @@ def rna_window_of_summary(summary, eps):
 
 
 @jit
-def _gamma_pmf(summary, eps):
+def gamma_pmf(summary, eps):
     """Window and renormalized RNA pmf of Gamma."""
     mu = summary[SUM_MU]
     sigma, skew = rna_params(mu, summary[SUM_VAR], summary[SUM_M3])
@@ -55,7 +55,7 @@ def _gamma_pmf(summary, eps):
 
 
 @jit
-def _central_moments(pmf, lq, uq, mom):
+def central_moments(pmf, lq, uq, mom):
     """``mom[m] = sum_k pmf(k) (k - c)**m`` with ``c`` the window centre; returns c."""
     c = 0.5 * (lq + uq)
     for m in range(mom.shape[0]):
@@ -70,15 +70,15 @@ def _central_moments(pmf, lq, uq, mom):
 
 
 @jit
-def _inv_mean(a, pmf, lq, uq, c, mom):
+def inv_mean(a, pmf, lq, uq, c, mom):
     """``A(a) = sum_k pmf(k) / (a + k)`` over the window (``a + lq > 0``)."""
     w = pmf.shape[0]
     b = a + c
-    if w > 2 * _NMOM and 0.5 * (uq - lq) <= _SERIES_RATIO * b:
+    if w > 2 * NMOM and 0.5 * (uq - lq) <= SERIES_RATIO * b:
         # 1/(b + z) = sum_m (-z)**m / b**(m+1), |z| <= (uq - lq)/2 <= 0.1 b
         ib = 1.0 / b
         acc = 0.0
-        for m in range(_NMOM - 1, -1, -1):
+        for m in range(NMOM - 1, -1, -1):
             acc = mom[m] - acc * ib
         return acc * ib
     acc = 0.0

@@ -51,7 +51,7 @@ from rankseg.kernels.rma_passes import (
     STAT_NHALF,
     STAT_SHALF,
 )
-from rankseg.kernels.sort import _sort_descending
+from rankseg.kernels.sort import sort_descending
 
 __all__ = [
     "BA",
@@ -120,7 +120,7 @@ def _rna_objective(solver, q, summary, gamma, eps, tau_lo, tau_hi, out):
 
 
 @jit
-def _search_end(solver, q, d, gamma):
+def search_end(solver, q, d, gamma):
     """Last τ to search: all candidates (exact), or ``d0`` (BA, TRNA), which is ``<= m``."""
     m = q.shape[0]
     if solver == EXACT:
@@ -135,7 +135,7 @@ _LOG_DELTA = 37.0  # tail probability exp(-37) ~ 1e-16 in the Chernoff bound
 
 
 @jit
-def _inv_bound(c, mean, var_proxy):
+def inv_bound(c, mean, var_proxy):
     """Upper bound of ``E[1/(c + X)]`` for a sum X of independent Bernoullis.
 
     ``X`` has mean ``mean`` and ``sum p <= var_proxy``.  The lower tail
@@ -149,7 +149,7 @@ def _inv_bound(c, mean, var_proxy):
 
 
 @jit
-def _exact_upper(metric, s, tau, mu, var, gamma):
+def exact_upper(metric, s, tau, mu, var, gamma):
     """Upper bound of the exact objective at ``τ >= 1`` from ``S_τ`` and row moments.
 
     The smaller of a second-order Taylor bound (tight for large τ; see
@@ -164,14 +164,14 @@ def _exact_upper(metric, s, tau, mu, var, gamma):
             + (gamma * var / (tau + gamma) ** 3 if gamma > 0.0 else 0.0)
         )
         # Gamma_{-j} has mean >= mu - 1; Gamma has mean mu
-        cher = 2.0 * s * _inv_bound(tau + 1.0 + gamma, mu - 1.0, mu)
+        cher = 2.0 * s * inv_bound(tau + 1.0 + gamma, mu - 1.0, mu)
         if gamma > 0.0:
-            cher += gamma * _inv_bound(tau + gamma, mu, mu)
+            cher += gamma * inv_bound(tau + gamma, mu, mu)
         return min(taylor, cher, 1.0)
     tail = max(mu - s, 0.0)  # mean of U_tau
     f = (s + gamma) / (tail + tau + gamma)
     taylor = f + (s + gamma) * var / (tau + gamma) ** 3
-    cher = (s + gamma) * _inv_bound(tau + gamma, tail, tail)
+    cher = (s + gamma) * inv_bound(tau + gamma, tail, tail)
     return min(taylor, cher, 1.0)
 
 
@@ -195,7 +195,7 @@ def _certified_range(metric, q, summary, gamma, tau_hi):
     s = 0.0
     for k in range(1, tau_hi + 1):
         s += q[k - 1]
-        if _exact_upper(metric, s, k, mu, var, gamma) >= best * (1.0 - 1e-9):
+        if exact_upper(metric, s, k, mu, var, gamma) >= best * (1.0 - 1e-9):
             lo = min(lo, k)
             hi = k
     return lo, hi
@@ -243,7 +243,7 @@ def _solve_exact(metric, q, summary, gamma, tau_hi):
 
 
 @jit
-def _solve_row(solver, metric, q, summary, params, tau_hi):
+def solve_row(solver, metric, q, summary, params, tau_hi):
     """First maximizer over ``τ ∈ [0, τ_hi]`` given the sorted prefix ``q``, any solver.
 
     Returns ``(τ*, π(τ*), p_need)``; ``p_need > 0`` asks for a longer prefix.  (It
@@ -257,7 +257,7 @@ def _solve_row(solver, metric, q, summary, params, tau_hi):
 
 
 @jit
-def _candidate_bounds(stats, rows, metric, gamma, d):
+def candidate_bounds(stats, rows, metric, gamma, d):
     """:func:`candidate_bound` of each requested row."""
     lo = np.empty(rows.shape[0])
     for i in range(rows.shape[0]):
@@ -281,7 +281,7 @@ def _store_cut(i, q, best, val, d, out):
     tau[i] = best
     score[i] = val
     if best > 0:
-        t[i], k_in, full = _cut_of(q, best)
+        t[i], k_in, full = cut_of(q, best)
         if full:
             jcut[i] = d
         else:
@@ -290,7 +290,7 @@ def _store_cut(i, q, best, val, d, out):
 
 
 @jit
-def _exact_rows_tasks(i0, i1, x, rows, problem, band, start, out):
+def exact_rows_tasks(i0, i1, x, rows, problem, band, start, out):
     """Rows ``i0 <= i < i1`` of :func:`rankseg.cpu.launchers.solver_cuts` under the exact solver."""
     metric, gamma, lo = problem
     d = x.shape[1]
@@ -300,21 +300,21 @@ def _exact_rows_tasks(i0, i1, x, rows, problem, band, start, out):
         summary = np.zeros(SUM_HEAD + DEFAULT_NPOW)
         row_summary(x[r], summary)
         q = band[start[i * nch] : start[(i + 1) * nch]]
-        _sort_descending(q)
+        sort_descending(q)
         tau_hi = q.shape[0]  # exact: every candidate (the bound proves d0 <= it)
         best, val, p_need = _solve_exact(metric, q, summary, gamma, tau_hi)
         theta = lo[i]
         tries = 0
         while p_need > 0.0 and tries < 5:  # the whole row (4th try) never needs more
             tries += 1
-            theta = _next_theta(theta, p_need, tries)
-            q = _prefix_above(x[r], theta)
+            theta = next_theta(theta, p_need, tries)
+            q = prefix_above(x[r], theta)
             best, val, p_need = _solve_exact(metric, q, summary, gamma, tau_hi)
         _store_cut(i, q, best, val, d, out)
 
 
 @jit
-def _rna_rows_tasks(i0, i1, x, rows, problem, band, start, out):
+def rna_rows_tasks(i0, i1, x, rows, problem, band, start, out):
     """Rows ``i0 <= i < i1`` of ``cpu.launchers.solver_cuts`` under BA, TRNA or BA+TRNA."""
     solver, gamma, eps = problem
     d = x.shape[1]
@@ -323,13 +323,13 @@ def _rna_rows_tasks(i0, i1, x, rows, problem, band, start, out):
         summary = np.zeros(SUM_HEAD + DEFAULT_NPOW)
         row_summary(x[rows[i]], summary)
         q = band[start[i * nch] : start[(i + 1) * nch]]
-        _sort_descending(q)
-        best, val = _solve_rna(solver, q, summary, (gamma, eps), _search_end(solver, q, d, gamma))
+        sort_descending(q)
+        best, val = _solve_rna(solver, q, summary, (gamma, eps), search_end(solver, q, d, gamma))
         _store_cut(i, q, best, val, d, out)
 
 
 @jit
-def _next_theta(theta, p_need, tries):
+def next_theta(theta, p_need, tries):
     """Value bound of the ``tries``-th longer prefix asked for by the exact kernel.
 
     The kernel needs more of the order below the candidates: halve the bound (below
@@ -339,7 +339,7 @@ def _next_theta(theta, p_need, tries):
 
 
 @jit
-def _cut_of(q, best):
+def cut_of(q, best):
     """``(t, k_in, full)`` of the cut after the ``best`` largest of the sorted ``q``.
 
     ``t = q[best - 1]``; ``k_in`` counts the selected values equal to ``t``; ``full``
@@ -354,7 +354,7 @@ def _cut_of(q, best):
 
 
 @jit
-def _prefix_above(row, theta):
+def prefix_above(row, theta):
     """Values of ``row`` above ``theta``, sorted in descending order."""
     n = 0
     for j in range(row.shape[0]):
@@ -366,12 +366,12 @@ def _prefix_above(row, theta):
         if v > theta:
             vals[n] = v
             n += 1
-    _sort_descending(vals)
+    sort_descending(vals)
     return vals
 
 
 @jit
-def _empty_exact_tasks(i0, i1, x, rows, gamma, out):
+def empty_exact_tasks(i0, i1, x, rows, gamma, out):
     """Rows ``i0 <= i < i1`` of ``cpu.launchers.empty_scores`` under the exact solver."""
     for i in range(i0, i1):
         row = x[rows[i]]
@@ -380,7 +380,7 @@ def _empty_exact_tasks(i0, i1, x, rows, gamma, out):
         val = np.empty(1)
         theta = 0.5
         for _ in range(4):
-            q = _prefix_above(row, theta)
+            q = prefix_above(row, theta)
             if q.shape[0] == 0:
                 theta *= 0.5
                 continue
@@ -389,13 +389,13 @@ def _empty_exact_tasks(i0, i1, x, rows, gamma, out):
                 break
             theta = 0.5 * p_need
         else:
-            q = _prefix_above(row, -1.0)
+            q = prefix_above(row, -1.0)
             exact_reciprocal_moments(q, summary, gamma, 1, val)
         out[i] = gamma * val[0]
 
 
 @jit
-def _empty_rna_tasks(i0, i1, x, rows, gamma, eps, out):
+def empty_rna_tasks(i0, i1, x, rows, gamma, eps, out):
     """Rows ``i0 <= i < i1`` of ``cpu.launchers.empty_scores`` under BA, TRNA or BA+TRNA."""
     for i in range(i0, i1):
         summary = np.zeros(SUM_HEAD + DEFAULT_NPOW)
@@ -406,20 +406,20 @@ def _empty_rna_tasks(i0, i1, x, rows, gamma, eps, out):
 
 
 @jit
-def _packed_tasks(i0, i1, cand, first, summaries, params, out):
+def packed_tasks(i0, i1, cand, first, summaries, params, out):
     """Rows ``i0 <= i < i1`` of :func:`rankseg.cpu.launchers.solve_packed`."""
     solver, metric, gamma, eps = params
     tau, t, score, k_in, full, need = out
     for i in range(i0, i1):
         q = cand[first[i] : first[i + 1]]
         summary = summaries[i]
-        _sort_descending(q)
-        tau_hi = _search_end(solver, q, np.int64(summary[SUM_D]), gamma)
-        best, val, p_need = _solve_row(solver, metric, q, summary, (gamma, eps), tau_hi)
+        sort_descending(q)
+        tau_hi = search_end(solver, q, np.int64(summary[SUM_D]), gamma)
+        best, val, p_need = solve_row(solver, metric, q, summary, (gamma, eps), tau_hi)
         if p_need > 0.0:
             need[i] = True
             continue
         tau[i] = best
         score[i] = val
         if best > 0:
-            t[i], k_in[i], full[i] = _cut_of(q, best)
+            t[i], k_in[i], full[i] = cut_of(q, best)

@@ -10,7 +10,7 @@ import numpy as np
 
 from rankseg._compile.jit import jit
 
-__all__ = ["_sort_descending"]
+__all__ = ["sort_descending"]
 
 _RADIX_MIN = 48  # below this, insertion sort is faster
 _RADIX_BITS = 11  # 2048 buckets: the counts stay in L1
@@ -19,7 +19,7 @@ _RADIX_MASK = np.uint64(_RADIX - 1)
 
 
 @jit
-def _sort_descending(a):
+def sort_descending(a):
     """Sort ``a`` (finite, >= 0) in place, largest first.
 
     Large arrays use an LSD radix sort on the IEEE bit patterns (for non-negative

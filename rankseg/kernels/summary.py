@@ -34,7 +34,7 @@ SUM_HEAD = 4  # power sums P_1..P_K follow at SUM_HEAD..SUM_HEAD + K - 1
 #: Default number of power sums.
 DEFAULT_NPOW = 12
 #: Pixels per block of the streaming pass (partial sums keep rounding at ~block size).
-_BLOCK = 256
+BLOCK = 256
 
 
 def new_summary(npow: int = DEFAULT_NPOW) -> np.ndarray:
@@ -54,7 +54,7 @@ def new_summary(npow: int = DEFAULT_NPOW) -> np.ndarray:
 
 
 @jit(fastmath={"reassoc"})
-def _block_powers(vals, pw, m, npow, tot, off):
+def block_powers(vals, pw, m, npow, tot, off):
     """Add ``sum_i vals[i]**k`` for ``k = 1..npow`` to ``tot[off + k - 1]``.
 
     ``pw`` enters equal to ``vals`` and is used as scratch.  Four powers are formed
@@ -125,11 +125,11 @@ def row_summary(row, summary):
     """
     n = row.shape[0]
     npow = summary.shape[0] - SUM_HEAD
-    vals = np.empty(_BLOCK, dtype=np.float64)
-    pw = np.empty(_BLOCK, dtype=np.float64)
+    vals = np.empty(BLOCK, dtype=np.float64)
+    pw = np.empty(BLOCK, dtype=np.float64)
     tot = np.zeros(3 + npow, dtype=np.float64)
-    for start in range(0, n, _BLOCK):
-        m = min(_BLOCK, n - start)
+    for start in range(0, n, BLOCK):
+        m = min(BLOCK, n - start)
         blk = row[start : start + m]
         a0 = 0.0
         a1 = 0.0
@@ -145,7 +145,7 @@ def row_summary(row, summary):
         tot[0] += a0
         tot[1] += a1
         tot[2] += a2
-        _block_powers(vals, pw, m, npow, tot, np.int64(3))  # not a literal: one compile
+        block_powers(vals, pw, m, npow, tot, np.int64(3))  # not a literal: one compile
     summary[SUM_D] = n
     summary[SUM_MU] = tot[0]
     summary[SUM_VAR] = tot[1]

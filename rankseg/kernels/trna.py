@@ -15,11 +15,11 @@ import numpy as np
 from rankseg._compile.jit import jit
 from rankseg.kernels.refined_normal import refined_g, refined_g_raw, rna_params, rna_pmf_window
 from rankseg.kernels.rna_moments import (
-    _NMOM,
-    _SERIES_RATIO,
-    _central_moments,
-    _gamma_pmf,
-    _inv_mean,
+    NMOM,
+    SERIES_RATIO,
+    central_moments,
+    gamma_pmf,
+    inv_mean,
 )
 from rankseg.kernels.summary import SUM_M3, SUM_MU, SUM_VAR
 
@@ -170,19 +170,19 @@ def trna_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out):
     ``sum_k W(k) / (k + a)`` as their series.  Tests bound the difference to the
     pixel-by-pixel definition by ``1e-12``.
     """
-    lq, uq, pmf = _gamma_pmf(summary, eps)
+    lq, uq, pmf = gamma_pmf(summary, eps)
     w = uq - lq + 1
-    mom = np.zeros(_NMOM, dtype=np.float64)
-    c = _central_moments(pmf, lq, uq, mom)
+    mom = np.zeros(NMOM, dtype=np.float64)
+    c = central_moments(pmf, lq, uq, mom)
     if tau_lo == 0:
-        out[0] = gamma * _inv_mean(gamma, pmf, lq, uq, c, mom) if gamma > 0.0 else 0.0
+        out[0] = gamma * inv_mean(gamma, pmf, lq, uq, c, mom) if gamma > 0.0 else 0.0
     if tau_hi == 0:
         return w
     var_min = summary[SUM_VAR] - 0.25
     interp = var_min >= TRNA_SIGMA_INTERP * TRNA_SIGMA_INTERP
     half_w = 0.5 * (uq - lq)
     wacc = np.zeros(w, dtype=np.float64)
-    zmom = np.zeros(_NMOM, dtype=np.float64)  # central moments of W (series phase)
+    zmom = np.zeros(NMOM, dtype=np.float64)  # central moments of W (series phase)
     series = False
     if interp:
         width = min(1.0, _PANEL_X * 2.0 * np.sqrt(var_min))
@@ -195,7 +195,7 @@ def trna_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out):
         irr = np.zeros((n_panel, w), dtype=np.int64)  # irregular counts per panel
         n_irr = np.zeros(n_panel, dtype=np.int64)
         zregs = np.zeros((n_panel, _NCHEB))
-        mregs = np.zeros((n_panel, _NCHEB, _NMOM))
+        mregs = np.zeros((n_panel, _NCHEB, NMOM))
         lw = np.zeros(_NCHEB)
         comb = np.zeros(w)
     else:
@@ -216,15 +216,15 @@ def trna_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out):
     last = -1.0
     for j in range(tau_hi):
         tau = j + 1
-        if not series and w > 2 * _NMOM and half_w <= _SERIES_RATIO * (tau + 1.0 + gamma + c):
+        if not series and w > 2 * NMOM and half_w <= SERIES_RATIO * (tau + 1.0 + gamma + c):
             # switch to the moment representation of W (valid for every later tau)
             series = True
-            for m in range(_NMOM):
+            for m in range(NMOM):
                 zmom[m] = 0.0
             for k in range(w):
                 t = wacc[k]
                 dz = lq + k - c
-                for m in range(_NMOM):
+                for m in range(NMOM):
                     zmom[m] += t
                     t *= dz
         qj = float(q[j])
@@ -263,7 +263,7 @@ def trna_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out):
                 if z > 0.0:
                     f = qj / z
                     if series:
-                        for m in range(_NMOM):
+                        for m in range(NMOM):
                             acc = 0.0
                             for i in range(_NCHEB):
                                 acc += lw[i] * mregs[b, i, m]
@@ -272,7 +272,7 @@ def trna_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out):
                             k = irr[b, ii]
                             t = f * cur[k]
                             dz = lq + k - c
-                            for m in range(_NMOM):
+                            for m in range(NMOM):
                                 zmom[m] += t
                                 t *= dz
                     else:
@@ -295,7 +295,7 @@ def trna_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out):
                     for k in range(w):
                         t = qj * cur[k]
                         dz = lq + k - c
-                        for m in range(_NMOM):
+                        for m in range(NMOM):
                             zmom[m] += t
                             t *= dz
                 else:
@@ -305,7 +305,7 @@ def trna_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out):
             if series:
                 ib = 1.0 / (tau + 1.0 + gamma + c)
                 a = 0.0
-                for m in range(_NMOM - 1, -1, -1):
+                for m in range(NMOM - 1, -1, -1):
                     a = zmom[m] - a * ib
                 a *= ib
             else:
@@ -315,6 +315,6 @@ def trna_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out):
                     a += wacc[k] / (base + k)
             val = 2.0 * a
             if gamma > 0.0:
-                val += gamma * _inv_mean(tau + gamma, pmf, lq, uq, c, mom)
+                val += gamma * inv_mean(tau + gamma, pmf, lq, uq, c, mom)
             out[tau - tau_lo] = val
     return w

@@ -183,8 +183,8 @@ def test_work_buffers_are_reused_and_released(cuda):
             np.testing.assert_array_equal(host(got), want)
         if i == 1:
             driver.release_buffers()
-            assert not driver._BUFFERS
-    assert driver._BUFFERS  # kept after a call
+            assert not driver.BUFFERS
+    assert driver.BUFFERS  # kept after a call
 
 
 def test_concurrent_calls_leave_the_warning_filters_alone(cuda):
@@ -209,7 +209,7 @@ def test_concurrent_calls_leave_the_warning_filters_alone(cuda):
         warnings.simplefilter("default")
         before = list(warnings.filters)
         got = []
-        driver._LOCK.acquire()  # both calls wait for it, as behind a running call
+        driver.LOCK.acquire()  # both calls wait for it, as behind a running call
         threads = [
             threading.Thread(target=lambda: got.append(predict(p, device="cuda"))) for _ in range(2)
         ]
@@ -217,7 +217,7 @@ def test_concurrent_calls_leave_the_warning_filters_alone(cuda):
             t.start()
             time.sleep(0.2)
         warnings.simplefilter("error", UserWarning)  # the user's, while the calls wait
-        driver._LOCK.release()
+        driver.LOCK.release()
         for t in threads:
             t.join()
         assert warnings.filters[0][0] == "error" and warnings.filters[1:] == before

@@ -10,7 +10,8 @@ if UNAVAILABLE:
 # module-level kernels: the simulator swaps the global ``cuda`` for its fake module
 from numba import cuda  # noqa: E402
 
-from rankseg.cuda import _block, select  # noqa: E402
+from rankseg.cuda import _block  # noqa: E402
+from rankseg.cuda import rma_passes as select  # noqa: E402
 
 
 @cuda.jit
