@@ -54,7 +54,6 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     (
         "adapters",
         (
-            "rankseg._xarray_task",
             "rankseg.xarray",
             "rankseg.dask",
             "rankseg.plot",

@@ -21,6 +21,7 @@ import dask.array as dsa  # noqa: E402
 import rankseg  # noqa: E402
 import rankseg.xarray as rx  # noqa: E402
 from rankseg import _threads  # noqa: E402
+from rankseg.xarray._blocks import INFO_FIELDS  # noqa: E402
 
 CLASSES = ["background", "left lung", "tumour core"]
 FLAG_MEANINGS = "background left_lung tumour_core"
@@ -60,7 +61,7 @@ def reference(da, samples, spatial, **params):
     if info is None:
         return preds, None
     return preds, {
-        f: getattr(info, f).reshape(ss + (arr.shape[len(samples)],)) for f in rx._INFO_FIELDS
+        f: getattr(info, f).reshape(ss + (arr.shape[len(samples)],)) for f in INFO_FIELDS
     }
 
 
@@ -77,7 +78,7 @@ def check_parity(da, result, samples, spatial, **params):
     assert got.dtype == want.dtype
     np.testing.assert_array_equal(got, want)
     if want_info is not None:
-        assert set(info.data_vars) == set(rx._INFO_FIELDS)
+        assert set(info.data_vars) == set(INFO_FIELDS)
         for field, expected in want_info.items():
             assert info[field].dims == (*samples, "class")
             np.testing.assert_array_equal(info[field].values, expected)
@@ -361,10 +362,10 @@ def test_dask_tasks_run_their_threads_per_task_and_restore(rng, monkeypatch):
             seen.append(_threads.threads())
             return super().predict(probs, **kwargs)
 
-    from rankseg import _xarray_task
+    from rankseg.xarray import _blocks
 
     monkeypatch.setattr(rx, "RankSEG", Recording)
-    monkeypatch.setattr(_xarray_task, "RankSEG", Recording)  # what the dask tasks run
+    monkeypatch.setattr(_blocks, "RankSEG", Recording)  # what the dask tasks run
     monkeypatch.setattr(_threads, "_process_count", None)
     monkeypatch.delenv(_threads.ENV_VAR, raising=False)
     da, samples, _ = _layout(rng, "channel-first")

@@ -1,9 +1,9 @@
 """What one task of :func:`rankseg.xarray.predict` runs: a block through the NumPy API.
 
-``xr.apply_ufunc`` hands :func:`_predict_block` a block ``(*loop, C, *spatial)``
+``xr.apply_ufunc`` hands :func:`predict_block` a block ``(*loop, C, *spatial)``
 and the flat sample numbers of its samples; the block is folded into a batch,
 predicted, and unfolded.  A value error names its sample in the whole DataArray
-(:class:`_Where`).
+(:class:`Where`).
 
 Threads inside dask tasks
 -------------------------
@@ -29,10 +29,11 @@ from rankseg._api import RankSEG
 from rankseg._threads import num_threads
 from rankseg._validation import BadValuesError
 
-_INFO_FIELDS = ("tau", "threshold", "score", "pruned")
+#: the per-(sample, class) info fields, in the order of the block's outputs
+INFO_FIELDS = ("tau", "threshold", "score", "pruned")
 
 
-class _Where:
+class Where:
     """Names a row of the DataArray by its dims and coordinates, for the value errors.
 
     The NumPy API counts samples within the batch it is given, which for dask input
@@ -61,7 +62,7 @@ class _Where:
         return exc.relocated(flat, ", ".join(parts))
 
 
-def _predict_block(
+def predict_block(
     x: np.ndarray,
     index: np.ndarray,
     *,
@@ -70,7 +71,7 @@ def _predict_block(
     return_info: bool,
     dtype: Any,
     task_threads: int | None,
-    where: _Where,
+    where: Where,
 ) -> np.ndarray | tuple[np.ndarray, ...]:
     """Predict one block of shape ``(*loop, C, *spatial)`` (the layout apply_ufunc gives).
 
@@ -93,4 +94,4 @@ def _predict_block(
     preds = preds.reshape(loop + preds.shape[1:])
     if info is None:
         return preds
-    return (preds, *(getattr(info, f).reshape(loop + (core[0],)) for f in _INFO_FIELDS))
+    return (preds, *(getattr(info, f).reshape(loop + (core[0],)) for f in INFO_FIELDS))
