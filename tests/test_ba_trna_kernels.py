@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 
 from rankseg.kernels.ba_trna import (
     BA_SIGMA,
-    TRNA_SIGMA_INTERP,
     ba_dice_objective,
     ba_trna_use_ba,
     d0_bound,
@@ -25,6 +24,7 @@ from rankseg.kernels.ba_trna import (
     trna_dice_objective,
 )
 from rankseg.kernels.exact import SUM_M3, SUM_MU, SUM_VAR, new_summary, row_summary
+from rankseg.kernels.trna import TRNA_SIGMA_INTERP
 
 from naive import d0_bound as d0_ref
 from naive_solvers import ba_dice_naive, rna_window, trna_dice_naive

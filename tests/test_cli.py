@@ -234,7 +234,7 @@ def test_failed_write_leaves_no_partial_file(cases, tmp_path, capsys, monkeypatc
             raise OSError(28, "No space left on device")
         return real_save(f, arr, **kw)
 
-    monkeypatch.setattr(rio.np, "save", flaky_save)
+    monkeypatch.setattr(np, "save", flaky_save)
     code, _, err = run(capsys, "predict", d, "-o", tmp_path / "out")
     assert code == 1 and "b.npy: cannot read or write (No space left on device)" in err
     assert sorted(f.name for f in (tmp_path / "out").iterdir()) == ["a.npy", "c.npy"]

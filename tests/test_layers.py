@@ -264,3 +264,136 @@ def test_kernel_check_sees_a_launcher():
         "def launch(x):\n    run_tasks(_body, 1, x)\n"
     )
     assert kernel_functions(source, "m") == [("m", "launch")]
+
+
+# -- names between modules ------------------------------------------------------------
+def _resolve_from(name: str, node: ast.ImportFrom) -> str:
+    """The absolute module of a ``from ... import`` in module ``name``."""
+    if not node.level:
+        return node.module or ""
+    pkg = name.split(".") if MODULES[name].name == "__init__.py" else name.split(".")[:-1]
+    pkg = pkg[: len(pkg) - (node.level - 1)]
+    return ".".join(pkg + ([node.module] if node.module else []))
+
+
+def _private(attr: str) -> bool:
+    return attr.startswith("_") and not attr.startswith("__")
+
+
+def private_uses(name: str, source: str) -> list[str]:
+    """Underscore names module ``name`` takes from another package module.
+
+    Both ``from rankseg.x import _name`` and ``alias._name`` (``alias`` an imported
+    package module) count; importing a private *module* (``from rankseg import
+    _validation``) does not: its names are what it exports.
+    """
+    tree = ast.parse(source)
+    aliases: dict[str, str] = {}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = _resolve_from(name, node)
+            if not (base == "rankseg" or base.startswith("rankseg.")):
+                continue
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                if full in MODULES:
+                    aliases[alias.asname or alias.name] = full
+                elif _private(alias.name) and base != name:
+                    found.append(f"{node.lineno}: from {base} import {alias.name}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in MODULES and alias.asname:
+                    aliases[alias.asname] = alias.name
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and aliases[node.value.id] != name
+            and _private(node.attr)
+        ):
+            found.append(f"{node.lineno}: {node.value.id}.{node.attr}")
+    return found
+
+
+def test_private_modules_export_plain_names():
+    # a name another module uses is part of its module's interface: no underscore
+    bad = {
+        name: uses
+        for name, path in MODULES.items()
+        if (uses := private_uses(name, path.read_text(encoding="utf-8")))
+    }
+    assert bad == {}
+
+
+def test_private_use_check_sees_both_forms():
+    source = (
+        "from rankseg.kernels.exact import _node, plain\n"
+        "from rankseg.kernels import quadrature as q\n"
+        "x = q._tail_rule(1) + q.H_STEP\n"
+    )
+    assert private_uses("rankseg.cuda.exact", source) == [
+        "1: from rankseg.kernels.exact import _node",
+        "3: q._tail_rule",
+    ]
+    assert private_uses("rankseg.cuda.exact", "from rankseg import _validation as v\n") == []
+
+
+def reexports(name: str, source: str, imported_from: dict[str, set[str]]) -> list[str]:
+    """Names module ``name`` imports at top level, never uses, and nobody imports from it.
+
+    Such a name is there for the tests only.  Allowed: a public module's ``__all__``
+    (the package's API) and names other package modules import from ``name``.
+    """
+    tree = ast.parse(source)
+    bound: dict[str, int] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                bound[(alias.asname or alias.name).split(".")[0]] = node.lineno
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    exported: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
+        ):
+            exported = {e.value for e in node.value.elts}  # type: ignore[attr-defined]
+    public = not any(part.startswith("_") for part in name.split("."))
+    return [
+        f"{line}: {n}"
+        for n, line in bound.items()
+        if n not in used
+        and n != "annotations"
+        and not (public and n in exported)
+        and n not in imported_from.get(name, set())
+    ]
+
+
+def test_no_reexports_for_tests():
+    imported_from: dict[str, set[str]] = {}
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                base = _resolve_from(name, node)
+                imported_from.setdefault(base, set()).update(a.name for a in node.names)
+    bad = {
+        name: found
+        for name, path in MODULES.items()
+        if (found := reexports(name, path.read_text(encoding="utf-8"), imported_from))
+    }
+    assert bad == {}
+
+
+def test_reexport_check_sees_one():
+    source = "from rankseg.kernels.trna import TRNA_SIGMA_INTERP as TRNA_SIGMA_INTERP\n"
+    assert reexports("rankseg.kernels.ba_trna", source, {}) == ["1: TRNA_SIGMA_INTERP"]
+    # imported by another module from here, or in a public module's __all__: fine
+    assert (
+        reexports(
+            "rankseg.kernels.ba_trna", source, {"rankseg.kernels.ba_trna": {"TRNA_SIGMA_INTERP"}}
+        )
+        == []
+    )
+    public = "from rankseg._api import RankSEG\n__all__ = ['RankSEG']\n"
+    assert reexports("rankseg", public, {}) == []

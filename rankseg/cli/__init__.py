@@ -27,7 +27,6 @@ from rankseg.cli._cluster import add_scheduler_args
 from rankseg.cli._common import add_verbosity, configure_logging
 from rankseg.cli._demo import run_demo
 from rankseg.cli._evaluate import cmd_evaluate
-from rankseg.cli._predict import INFO_COLUMNS as INFO_COLUMNS  # the --info CSV header
 from rankseg.cli._predict import cmd_predict
 from rankseg.cli._tune import add_tune_args, cmd_tune
 from rankseg.cli._warmup import add_warmup_args, cmd_warmup

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from rankseg import io as rio
-from rankseg.io._naming import ITK_SUFFIXES, NIFTI_SUFFIXES
+from rankseg.io._naming import ITK_SUFFIXES, NIFTI_SUFFIXES, file_suffix
 
 
 def pair_cases(
@@ -102,7 +102,7 @@ def target_like(
     nb, nc = pm.probs.shape[:2]
     spatial = tuple(pm.probs.shape[2:])
     masks = y.dtype == bool
-    image = rio.file_suffix(target) in (*NIFTI_SUFFIXES, *ITK_SUFFIXES)
+    image = file_suffix(target) in (*NIFTI_SUFFIXES, *ITK_SUFFIXES)
     if pm.format == "nnunet" and image:
         affine = _reoriented(pm)
         if affine is not None and not masks:

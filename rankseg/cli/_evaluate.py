@@ -41,7 +41,7 @@ from rankseg.cli._summary import (
     read_info,
     summary_json_text,
 )
-from rankseg.io._naming import ITK_SUFFIXES
+from rankseg.io._naming import ITK_SUFFIXES, file_suffix
 
 
 def label_files(items: Sequence[str]) -> list[Path]:
@@ -61,13 +61,11 @@ def label_files(items: Sequence[str]) -> list[Path]:
                 for f in sorted(p.iterdir())
                 if f.is_file()
                 and not f.name.startswith(".")
-                and rio.file_suffix(f) in (".npy", ".npz", *images)
+                and file_suffix(f) in (".npy", ".npz", *images)
             ]
-            with_image = {rio.case_name(f) for f in found if rio.file_suffix(f) in images}
+            with_image = {rio.case_name(f) for f in found if file_suffix(f) in images}
             out += [
-                f
-                for f in found
-                if rio.file_suffix(f) in images or rio.case_name(f) not in with_image
+                f for f in found if file_suffix(f) in images or rio.case_name(f) not in with_image
             ]
         else:
             out.append(p)

@@ -35,7 +35,6 @@ from rankseg._records import PredictInfo, empty_info
 from rankseg.cpu.launchers import empty_scores, solve_candidates, solve_packed
 from rankseg.cuda import _config, load
 from rankseg.cuda._memory import (
-    BUFFERS,  # noqa: F401  (tests read driver._BUFFERS)
     LOCK,
     Buffers,
     alloc_output,

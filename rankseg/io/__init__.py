@@ -29,10 +29,6 @@ leaves a partial file under the final name.
 
 from __future__ import annotations
 
-# ``np`` stays an attribute of this package: callers (and tests) reach NumPy as
-# ``rankseg.io.np``, as they did when this package was a single module.
-import numpy as np  # noqa: F401
-
 from rankseg.io._arrays import ProbabilityMap
 from rankseg.io._atomic import atomic_write
 from rankseg.io._labels import load_labels, save_labels, smallest_label_dtype
@@ -41,7 +37,6 @@ from rankseg.io._naming import (
     NPZ_KEYS,
     case_name,
     detect_format,
-    file_suffix,  # noqa: F401  (used by rankseg.cli)
     find_inputs,
 )
 from rankseg.io._nnunet import output_name, sources_of

@@ -44,7 +44,6 @@ from rankseg.kernels.rna_moments import (
     rna_window_of_summary,
 )
 from rankseg.kernels.summary import SUM_M3, SUM_MU, SUM_VAR
-from rankseg.kernels.trna import TRNA_SIGMA_INTERP as TRNA_SIGMA_INTERP
 from rankseg.kernels.trna import trna_dice_objective
 
 __all__ = [
