@@ -309,7 +309,7 @@ def test_other_solvers_cut_inside_a_run_of_ties(rng, monkeypatch, gather, solver
         calls.append(b)
         return want_tau[b], 0.5, 0.0
 
-    monkeypatch.setattr(rd_search, "_solve_row", solve)
+    monkeypatch.setattr(rd_search, "solve_row", solve)
     x = da.from_array(p, chunks=(1, 1, 4, 3))
     masks, info = rd.predict(
         x, solver=solver, output_mode="multilabel", pruning_prob=0.0, return_info=True
