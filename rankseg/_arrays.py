@@ -93,6 +93,17 @@ def _is_cupy(obj: Any) -> Any:
     return cupy if nd is not None and isinstance(obj, nd) else None
 
 
+_CPU_KIND: dict[int, ArrayKind] = {}
+
+
+def _cpu_tensor_kind(torch: Any) -> ArrayKind:
+    """Return the :class:`ArrayKind` of a CPU tensor (one per torch module, reused)."""
+    kind = _CPU_KIND.get(id(torch))
+    if kind is None:
+        kind = _CPU_KIND[id(torch)] = ArrayKind("torch", torch.device("cpu"))
+    return kind
+
+
 def prepare(probs: Any) -> tuple[Any, ArrayKind]:
     """Return what the front end decides on, and the kind of the caller's input.
 
@@ -119,6 +130,16 @@ def prepare(probs: Any) -> tuple[Any, ArrayKind]:
     if torch is None:
         cupy = _is_cupy(probs)
         return probs, (ArrayKind("cupy") if cupy is not None else _OTHER)
+    if type(probs) is torch.Tensor:
+        # The common case in one torch call: a plain CPU tensor without autograd
+        # history, conj/neg bits or an unusual dtype.  Every torch call costs ~10 us
+        # on a cache the call's pass over the input has just cleared; Tensor.numpy()
+        # raises for everything else (CUDA, MPS, sparse, requires_grad, bfloat16),
+        # which takes the checks below.
+        try:
+            return probs.numpy(), _cpu_tensor_kind(torch)
+        except (TypeError, RuntimeError):
+            pass
     t = probs.detach()  # a view without autograd history; probs keeps requires_grad
     if type(t) is not torch.Tensor:  # a subclass (MetaTensor): plain tensor view
         t = t.as_subclass(torch.Tensor)
@@ -244,7 +265,9 @@ def restore(result: Any, kind: ArrayKind) -> Any:
         torch = sys.modules["torch"]
         if isinstance(result, np.ndarray):
             t = torch.from_numpy(result)
-            return t if kind.device.type == "cpu" else t.to(kind.device)
+            if kind is _CPU_KIND.get(id(torch)) or kind.device.type == "cpu":
+                return t
+            return t.to(kind.device)
         owned = _owner(result, torch.Tensor)
         if owned is not None:
             return owned

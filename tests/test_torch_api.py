@@ -77,6 +77,19 @@ def test_input_is_read_in_place(probs, monkeypatch):
     assert seen["ptr"] == probs.data_ptr()
 
 
+def test_views_with_neg_or_conj_bits_are_resolved(probs):
+    # a plain CPU tensor is read by Tensor.numpy() alone; a tensor numpy() refuses
+    # (here a negated view: its values are right, its memory holds -p) takes the
+    # checked path and is decided on its values
+    neg = torch._neg_view(-probs)
+    assert neg.is_neg()
+    got = predict(neg)
+    assert torch.equal(got, predict(probs))
+    view, kind = _arrays.prepare(probs)
+    assert kind.lib == "torch" and kind.device.type == "cpu"
+    assert np.shares_memory(view, probs.numpy())  # the fast path: no copy
+
+
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
 def test_float_dtypes(probs, dtype):
     t = probs.to(getattr(torch, dtype))
