@@ -22,6 +22,11 @@ number of cores) says something about the kernels.
 The physical floor of RMA is about two reads and one write (row statistics in one
 pass, the labels in a second one).  docs/performance.rst ("Near the memory limit")
 holds the table of a quiet run.  ``--quick`` uses tiny arrays (for the smoke test).
+
+``--passes`` adds, per workload, where one call's time goes: each pass's kernel
+(the compiled ``*_tasks`` functions the CPU launchers run over work items, timed by
+:mod:`cProfile` on one thread, median of 5 calls) as a multiple of one read, and
+the rest of the call (Python, NumPy bookkeeping, allocation) as ``host``.
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ if __name__ == "__main__":  # run as a script: use this checkout, not an install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse  # noqa: E402
+import cProfile  # noqa: E402
 import os  # noqa: E402
+import pstats  # noqa: E402
 import statistics  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 
@@ -120,6 +127,41 @@ def measure_tiny(repeat: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+#: the configurations broken down by ``--passes``
+PASS_CONFIGS = ("rma dice multiclass", "rma dice multilabel", "exact dice multilabel")
+
+
+def pass_breakdown(probs: np.ndarray, label: str, calls: int = 5) -> dict[str, float]:
+    """Seconds per call of each compiled pass of one configuration (one thread).
+
+    Keys are the kernels' names (``*_tasks``, in the order of their cost) and
+    ``host`` (the call's remaining time) and ``total``.
+    """
+    model = rankseg.RankSEG(**CONFIGS[label])
+    with rankseg.num_threads(1):
+        model.predict(probs)
+        per_call: dict[str, list[float]] = {}
+        for _ in range(calls):
+            prof = cProfile.Profile()
+            prof.enable()
+            model.predict(probs)
+            prof.disable()
+            stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+            total = max(v[3] for v in stats.values())  # the outermost call's cumulative
+            kernels = {
+                k[2]: v[3]
+                for k, v in stats.items()
+                if k[2].endswith("_tasks") and os.sep + "kernels" + os.sep in k[0]
+            }
+            kernels["host"] = total - sum(kernels.values())
+            kernels["total"] = total
+            for key, t in kernels.items():
+                per_call.setdefault(key, []).append(t)
+    med = {k: statistics.median(v) for k, v in per_call.items()}
+    order = sorted((k for k in med if k not in ("host", "total")), key=lambda k: -med[k])
+    return {k: med[k] for k in [*order, "host", "total"]}
+
+
 def goal_of(label: str) -> float:
     """The issue's goal for a configuration label (multiple of one read)."""
     return GOALS[label.split()[0]]
@@ -134,6 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--threads", type=int, default=None, help="kernel threads (default: rankseg's rule)"
     )
     parser.add_argument("--quick", action="store_true", help="tiny arrays, for the smoke test")
+    parser.add_argument(
+        "--passes", action="store_true", help="also break each call down by pass (one thread)"
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error(f"--repeat must be at least 1; got {args.repeat}")
@@ -160,6 +205,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"  {label:<26} {t * 1e3:>10.3f} {t / med['read']:>8.2f} "
                     f"{t / med['copy']:>8.2f}  {goal and f'<= {goal:g}x ' + mark}"
                 )
+            if args.passes:
+                for label in PASS_CONFIGS:
+                    if label not in _configs_for(probs):
+                        continue
+                    parts = pass_breakdown(probs, label)
+                    row = ", ".join(f"{k} {v / med['read']:.2f}" for k, v in parts.items())
+                    print(f"  passes of {label} (x read, one thread): {row}")
         tiny = measure_tiny(args.repeat * 20)
         print(f"\nfixed cost, shape {TINY_SHAPE} float32 (median of {args.repeat * 20} calls):")
         for label, t in tiny.items():

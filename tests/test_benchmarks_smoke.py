@@ -547,7 +547,8 @@ def test_dask_chunked_script_runs(tmp_path, capsys):
 
 
 def test_limit_quick(capsys):
-    assert limit.main(["--quick", "--repeat", "2", "--workloads", "voc2d", "tumor3d"]) == 0
+    argv = ["--quick", "--repeat", "2", "--workloads", "voc2d", "tumor3d", "--passes"]
+    assert limit.main(argv) == 0
     out = capsys.readouterr().out
     assert "load average (1 min) before:" in out and "after:" in out
     rows = {}
@@ -564,6 +565,13 @@ def test_limit_quick(capsys):
             ratio = float(r[len(label.split()) + 1])
             assert ratio > 0
             assert r[-1] in ("ok", "over")
+    passes = [line for line in out.splitlines() if "passes of" in line]
+    assert len(passes) == 5  # voc2d: 3 configurations; tumor3d (C = 1): no multiclass
+    for line in passes:
+        parts = dict(p.rsplit(" ", 1) for p in line.split(": ", 1)[1].split(", "))
+        assert "row_stats_tasks" in parts and "host" in parts
+        kernels = sum(float(v) for k, v in parts.items() if k.endswith("_tasks"))
+        assert kernels + float(parts["host"]) == pytest.approx(float(parts["total"]), rel=0.01)
     assert "fixed cost, shape (1, 4, 32, 32)" in out
     assert "RankSEG.predict (rma dice)" in out
 
