@@ -24,9 +24,9 @@ pass, the labels in a second one).  docs/performance.rst ("Near the memory limit
 holds the table of a quiet run.  ``--quick`` uses tiny arrays (for the smoke test).
 
 ``--passes`` adds, per workload, where one call's time goes: each pass's kernel
-(the compiled ``*_tasks`` functions the CPU launchers run over work items, timed by
-:mod:`cProfile` on one thread, median of 5 calls) as a multiple of one read, and
-the rest of the call (Python, NumPy bookkeeping, allocation) as ``host``.
+(the compiled ``*_tasks`` functions the CPU launchers run over work items, each
+launch timed, on one thread, median of 5 calls) as a multiple of one read, and the
+rest of the call (Python, NumPy bookkeeping, allocation) as ``host``.
 """
 
 from __future__ import annotations
@@ -38,10 +38,9 @@ if __name__ == "__main__":  # run as a script: use this checkout, not an install
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse  # noqa: E402
-import cProfile  # noqa: E402
 import os  # noqa: E402
-import pstats  # noqa: E402
 import statistics  # noqa: E402
+import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -134,31 +133,42 @@ PASS_CONFIGS = ("rma dice multiclass", "rma dice multilabel", "exact dice multil
 def pass_breakdown(probs: np.ndarray, label: str, calls: int = 5) -> dict[str, float]:
     """Seconds per call of each compiled pass of one configuration (one thread).
 
-    Keys are the kernels' names (``*_tasks``, in the order of their cost) and
-    ``host`` (the call's remaining time) and ``total``.
+    Every pass is a compiled kernel that :mod:`rankseg.cpu.launchers` hands to
+    ``run_tasks`` (the same whether the kernels were compiled ahead of time or by
+    the JIT); each such call is timed.  Keys are the kernels' names, in the order of
+    their cost, then ``host`` (what the passes' medians leave of the median call)
+    and ``total``.
     """
+    from rankseg.cpu import launchers
+
     model = rankseg.RankSEG(**CONFIGS[label])
-    with rankseg.num_threads(1):
-        model.predict(probs)
-        per_call: dict[str, list[float]] = {}
-        for _ in range(calls):
-            prof = cProfile.Profile()
-            prof.enable()
+    real = launchers.run_tasks
+    spent: dict[str, float] = {}
+
+    def timed(body: Callable[..., object], ntasks: int, *args: object) -> None:
+        start = time.perf_counter()
+        real(body, ntasks, *args)
+        name = getattr(body, "__name__", str(body))
+        spent[name] = spent.get(name, 0.0) + time.perf_counter() - start
+
+    per_call: dict[str, list[float]] = {}
+    launchers.run_tasks = timed
+    try:
+        with rankseg.num_threads(1):
             model.predict(probs)
-            prof.disable()
-            stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
-            total = max(v[3] for v in stats.values())  # the outermost call's cumulative
-            kernels = {
-                k[2]: v[3]
-                for k, v in stats.items()
-                if k[2].endswith("_tasks") and os.sep + "kernels" + os.sep in k[0]
-            }
-            kernels["host"] = total - sum(kernels.values())
-            kernels["total"] = total
-            for key, t in kernels.items():
-                per_call.setdefault(key, []).append(t)
+            for _ in range(calls):
+                spent.clear()
+                start = time.perf_counter()
+                model.predict(probs)
+                total = time.perf_counter() - start
+                for key, t in {**spent, "total": total}.items():
+                    per_call.setdefault(key, []).append(t)
+    finally:
+        launchers.run_tasks = real
     med = {k: statistics.median(v) for k, v in per_call.items()}
-    order = sorted((k for k in med if k not in ("host", "total")), key=lambda k: -med[k])
+    order = sorted((k for k in med if k != "total"), key=lambda k: -med[k])
+    # the host share of the median call: what its passes' medians leave of it
+    med["host"] = med["total"] - sum(med[k] for k in order)
     return {k: med[k] for k in [*order, "host", "total"]}
 
 
