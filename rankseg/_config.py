@@ -6,12 +6,17 @@ how many threads a call uses is decided in :mod:`rankseg._threads`.
 
 from __future__ import annotations
 
-__all__ = ["CHUNK", "MAX_BAND_BYTES", "SERIAL_SIZE"]
+__all__ = ["CHUNK", "MAX_BAND_BYTES", "SERIAL_SIZE", "SUB_BLOCK"]
 
 #: Pixels per work item when a row is split for parallel passes.  It is a fixed
 #: constant (not derived from the thread count) so that partial sums, and hence
 #: every result, are identical for any number of threads.
 CHUNK = 1 << 16
+
+#: Pixels the multiclass resolution counts at a time inside a work item: the
+#: per-pixel counters of a sub-block (2 x 8 KiB) stay in the L1 cache while every
+#: class row streams past.  The work item's sums still add its pixels in order.
+SUB_BLOCK = 2048
 
 #: Inputs with fewer elements (B * C * d) than this run their kernels on one Numba
 #: thread (``RankSEG.predict``): a few work items cannot pay for waking the thread

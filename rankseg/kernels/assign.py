@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from rankseg._compile.jit import jit
+from rankseg._config import SUB_BLOCK
 from rankseg._policies import DICE
 from rankseg.kernels._dtype import as_f64
 from rankseg.kernels._tasks import work_item
@@ -128,7 +129,10 @@ def exclusive_tasks(i0, i1, x, ncls, cut, out, status, sums):
 
     Pixels selected by exactly one class are final; the others are marked in
     ``status`` (1: no class, 2: several) for pass B.  Each work item writes the sums
-    and counts of its exclusive pixels per class to its own row of ``sums``.
+    and counts of its exclusive pixels per class to its own row of ``sums``.  A work
+    item is counted in sub-blocks of ``rankseg._config.SUB_BLOCK`` pixels (every class over a
+    sub-block, then its pixels settled), in pixel order, so the sums add the same
+    values in the same order as one pass over the item would.
     """
     t, jcut, active, chunk = cut
     msum, nsum = sums
@@ -136,40 +140,45 @@ def exclusive_tasks(i0, i1, x, ncls, cut, out, status, sums):
     nch = (d + chunk - 1) // chunk
     lm = np.empty(ncls)
     ln = np.empty(ncls)
+    cnt = np.empty(SUB_BLOCK, dtype=np.int32)
+    who = np.empty(SUB_BLOCK, dtype=np.int32)
     for task in range(i0, i1):
         b, j0, j1 = work_item(task, nch, chunk, d)
-        cnt = np.zeros(j1 - j0, dtype=np.int32)
-        who = np.zeros(j1 - j0, dtype=np.int32)
-        for c in range(ncls):
-            r = b * ncls + c
-            tr = t[r]
-            if not active[r] or tr == np.inf:
-                continue
-            jc = jcut[r] - j0
-            row = x[r, j0:j1]
-            # branch-free so the loop vectorizes
-            for j in range(row.shape[0]):
-                sel = is_selected(as_f64(row[j]), j, tr, jc)
-                cnt[j] += sel
-                who[j] = c if sel else who[j]
-        dst = out[b, j0:j1]
-        st = status[b, j0:j1]
         # task-local sums, written once: rows of neighbouring tasks share cache lines
         for c in range(ncls):
             lm[c] = 0.0
             ln[c] = 0.0
-        for j in range(j1 - j0):
-            k = cnt[j]
-            if k == 1:
-                c = who[j]
-                dst[j] = c
-                lm[c] += as_f64(x[b * ncls + c, j0 + j])
-                ln[c] += 1.0
-                st[j] = 0
-            elif k == 0:
-                st[j] = 1
-            else:
-                st[j] = 2
+        for s0 in range(j0, j1, SUB_BLOCK):
+            n = min(j1, s0 + SUB_BLOCK) - s0
+            for j in range(n):
+                cnt[j] = 0
+                who[j] = 0
+            for c in range(ncls):
+                r = b * ncls + c
+                tr = t[r]
+                if not active[r] or tr == np.inf:
+                    continue
+                jc = jcut[r] - s0
+                row = x[r, s0 : s0 + n]
+                # branch-free so the loop vectorizes
+                for j in range(n):
+                    sel = is_selected(as_f64(row[j]), j, tr, jc)
+                    cnt[j] += sel
+                    who[j] = c if sel else who[j]
+            dst = out[b, s0 : s0 + n]
+            st = status[b, s0 : s0 + n]
+            for j in range(n):
+                k = cnt[j]
+                if k == 1:
+                    c = who[j]
+                    dst[j] = c
+                    lm[c] += as_f64(x[b * ncls + c, s0 + j])
+                    ln[c] += 1.0
+                    st[j] = 0
+                elif k == 0:
+                    st[j] = 1
+                else:
+                    st[j] = 2
         for c in range(ncls):
             msum[task, c] = lm[c]
             nsum[task, c] = ln[c]
