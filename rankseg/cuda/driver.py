@@ -47,6 +47,12 @@ from rankseg.cuda.assign import argmax_kernel, pass_a_kernel, pass_b_kernel, saf
 from rankseg.cuda.exact import MAX_NODES, NPOW, NSUM, TAU_CHUNK, quadrature_kernel, summary_kernel
 from rankseg.cuda.masks import write_masks_kernel, write_threshold_masks_kernel
 from rankseg.cuda.rma_passes import (
+    band_kernel,
+    cut_kernel,
+    tie_count_kernel,
+)
+from rankseg.cuda.solver_passes import certified_range_kernel, sort_rows_kernel
+from rankseg.cuda.stats import (
     BAND_FORCED_NEG_MIN,
     BAND_N,
     NBAND,
@@ -64,14 +70,10 @@ from rankseg.cuda.rma_passes import (
     R_TAU,
     STAT_BAD,
     STAT_MU,
-    band_kernel,
-    cut_kernel,
     reduce_parts_kernel,
     row_setup_kernel,
     row_stats_kernel,
-    tie_count_kernel,
 )
-from rankseg.cuda.solver_passes import certified_range_kernel, sort_rows_kernel
 from rankseg.kernels.solver_passes import EXACT
 from rankseg.kernels.summary import SUM_D, SUM_HEAD, SUM_MU
 

@@ -32,13 +32,15 @@ from rankseg.cuda._block import block_argmax, block_max, block_scan, block_sum
 from rankseg.cuda._config import MAX_SORT_THREADS, MAX_THREADS, device_twin
 from rankseg.cuda._dtype import as_f64
 from rankseg.cuda.rma_passes import (
+    count_above,
+)
+from rankseg.cuda.stats import (
     R_FULL,
     R_KIN,
     R_OVER,
     R_SCORE,
     R_T,
     R_TAU,
-    count_above,
     tile_of,
 )
 from rankseg.kernels import exact as _cpu
