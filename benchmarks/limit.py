@@ -15,7 +15,9 @@ For each workload this script times, in interleaved rounds on the same array,
 
 and prints each median as a multiple of the read's and of the copy's median.  A
 second table gives the fixed cost of a call: ``RankSEG.predict`` on a tiny
-(1, 4, 32, 32) softmax map against ``np.argmax`` on it (microseconds).  The 1-minute
+(1, 4, 32, 32) softmax map against ``np.argmax`` on it (microseconds), once as one
+compiled call (``rankseg.kernels.rma_serial``, compiled first as ``rankseg warmup``
+does) and once on the launchers' path that a larger input takes.  The 1-minute
 load average is printed before and after: only a quiet run (load well below the
 number of cores) says something about the kernels.
 
@@ -115,12 +117,27 @@ def measure_workload(probs: np.ndarray, repeat: int) -> dict[str, float]:
 
 def measure_tiny(repeat: int) -> dict[str, float]:
     """Median seconds of one call on a tiny input: fixed cost against ``np.argmax``."""
+    from rankseg.cpu import driver
+
     probs = make_probs(TINY_SHAPE, kind="softmax", seed=3, dtype=np.float32)
     model = rankseg.RankSEG(metric="dice")
-    model.predict(probs)
+    driver.SERIAL_CALL = "always"  # compile the one compiled call, as `rankseg warmup` does
+    try:
+        model.predict(probs)
+    finally:
+        driver.SERIAL_CALL = "ready"
+
+    def launched() -> object:
+        driver.SERIAL_CALL = "never"
+        try:
+            return model.predict(probs)
+        finally:
+            driver.SERIAL_CALL = "ready"
+
     funcs: dict[str, Callable[[], object]] = {
         "np.argmax(axis=1)": lambda: np.argmax(probs, axis=1),
         "RankSEG.predict (rma dice)": lambda: model.predict(probs),
+        "  the same, launchers' path": launched,
     }
     times = interleaved_times(funcs, repeat)
     return {k: statistics.median(v) for k, v in times.items()}
@@ -139,10 +156,12 @@ def pass_breakdown(probs: np.ndarray, label: str, calls: int = 5) -> dict[str, f
     their cost, then ``host`` (what the passes' medians leave of the median call)
     and ``total``.
     """
-    from rankseg.cpu import launchers
+    from rankseg.cpu import driver, launchers
 
     model = rankseg.RankSEG(**CONFIGS[label])
     real = launchers.run_tasks
+    serial = driver.SERIAL_CALL
+    driver.SERIAL_CALL = "never"  # a small input's one compiled call has no passes to time
     spent: dict[str, float] = {}
 
     def timed(body: Callable[..., object], ntasks: int, *args: object) -> None:
@@ -165,6 +184,7 @@ def pass_breakdown(probs: np.ndarray, label: str, calls: int = 5) -> dict[str, f
                     per_call.setdefault(key, []).append(t)
     finally:
         launchers.run_tasks = real
+        driver.SERIAL_CALL = serial
     med = {k: statistics.median(v) for k, v in per_call.items()}
     order = sorted((k for k in med if k != "total"), key=lambda k: -med[k])
     # the host share of the median call: what its passes' medians leave of it

@@ -6,7 +6,7 @@ how many threads a call uses is decided in :mod:`rankseg._threads`.
 
 from __future__ import annotations
 
-__all__ = ["CHUNK", "MAX_BAND_BYTES", "SERIAL_SIZE", "SUB_BLOCK"]
+__all__ = ["BAND_SLOTS", "CHUNK", "MAX_BAND_BYTES", "SERIAL_SIZE", "SKIP_BLOCK", "SUB_BLOCK"]
 
 #: Pixels per work item when a row is split for parallel passes.  It is a fixed
 #: constant (not derived from the thread count) so that partial sums, and hence
@@ -17,6 +17,16 @@ CHUNK = 1 << 16
 #: per-pixel counters of a sub-block (2 x 8 KiB) stay in the L1 cache while every
 #: class row streams past.  The work item's sums still add its pixels in order.
 SUB_BLOCK = 2048
+
+#: Band values (float64) a work item keeps in its own slots while its chunk is in
+#: the cache (rankseg.cpu.launchers.band_values): the band is a thin layer (0.1-1 %
+#: of the pixels of the workloads of benchmarks/limit.py, 65-650 of a chunk); an
+#: item with more is gathered again from the input.  8 KiB per work item.
+BAND_SLOTS = 1024
+
+#: Values whose band count the gather takes at once (branch-free, vectorized);
+#: a block without band values is not read again.
+SKIP_BLOCK = 64
 
 #: Inputs with fewer elements (B * C * d) than this run their kernels on one Numba
 #: thread (``RankSEG.predict``): a few work items cannot pay for waking the thread

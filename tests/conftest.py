@@ -41,6 +41,19 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def serial_call_always(monkeypatch):
+    """Small RMA calls take their one compiled call whether or not it is compiled yet.
+
+    By default (``"ready"``) a process takes it only once it needs no compile, which
+    would make the path of a test depend on what ran before it; tests/test_rma_serial.py
+    checks both paths against each other and the ``"ready"`` rule itself.
+    """
+    import rankseg.cpu.driver as cpu_driver
+
+    monkeypatch.setattr(cpu_driver, "SERIAL_CALL", "always")
+
+
 @pytest.fixture
 def rng():
     """The one source of randomness of a test: seeded, local, no global state."""

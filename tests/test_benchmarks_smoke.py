@@ -573,6 +573,7 @@ def test_limit_quick(capsys):
         kernels = sum(float(v) for k, v in parts.items() if k.endswith("_tasks"))
         assert kernels + float(parts["host"]) == pytest.approx(float(parts["total"]), rel=0.01)
     assert "fixed cost, shape (1, 4, 32, 32)" in out
+    assert "RankSEG.predict (rma dice)" in out and "the same, launchers' path" in out
     assert "RankSEG.predict (rma dice)" in out
 
 

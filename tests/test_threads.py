@@ -60,15 +60,27 @@ def machine(monkeypatch):
 
 
 def _spy_threads(monkeypatch):
-    """Record the thread count each time the kernels' first pass is entered."""
+    """Record the thread count each time the kernels' first pass is entered.
+
+    The first pass is the row statistics of the launchers, or a small RMA call's
+    one compiled call (which, when it runs, is all of the call).
+    """
     seen = []
     row_stats = cpu_driver.checked_row_stats
+    serial = cpu_driver._predict_serial
 
     def spy(arr, x):
         seen.append(_threads.threads())
         return row_stats(arr, x)
 
+    def serial_spy(*args):
+        done = serial(*args)
+        if done is not None:
+            seen.append(_threads.threads())
+        return done
+
     monkeypatch.setattr(cpu_driver, "checked_row_stats", spy)
+    monkeypatch.setattr(cpu_driver, "_predict_serial", serial_spy)
     return seen
 
 

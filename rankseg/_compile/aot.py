@@ -37,6 +37,7 @@ __all__ = [
     "build_failure",
     "call",
     "info",
+    "ready",
     "unusable",
     "cpu_features_ok",
     "enabled",
@@ -361,6 +362,54 @@ def find(kernel: Callable, args: Sequence[Any]) -> Callable:
     if key is None:
         return kernel
     return compiled.get((py.__module__, py.__qualname__, key), kernel)
+
+
+#: ready() per (module, qualname, signature key): True, or the numba signature that
+#: was neither compiled nor in the disk cache when first asked (then only this
+#: process's compiled overloads are looked at again)
+_ready: dict[tuple[str, str, str], Any] = {}
+
+
+def ready(kernel: Callable, args: Sequence[Any]) -> bool:
+    """Whether ``kernel(*args)`` runs without compiling anything.
+
+    True when the kernels compiled ahead of time answer the call (:func:`find`),
+    under ``NUMBA_DISABLE_JIT`` (plain Python), or when numba has machine code for
+    the argument types: compiled in this process or in its disk cache
+    (:func:`rankseg._compile.numba_internals.has_machine_code`, asked once per
+    signature; after a no, only what this process compiles since is looked at).
+
+    Parameters
+    ----------
+    kernel : numba dispatcher
+        A kernel built by :func:`rankseg._compile.jit.jit`.
+    args : sequence
+        The arguments it would be called with.
+
+    Returns
+    -------
+    bool
+    """
+    if find(kernel, args) is not kernel or _numba_setting("DISABLE_JIT"):
+        return True
+    key = signature_key(args)
+    if key is None:
+        return False
+    py = getattr(kernel, "py_func", kernel)
+    memo = (py.__module__, py.__qualname__, key)
+    known = _ready.get(memo)
+    if known is True:
+        return True
+    dispatcher = getattr(kernel, "dispatcher", kernel)  # a LazyKernel: its dispatcher
+    if known is not None:
+        found = known in dispatcher.overloads
+    else:
+        from rankseg._compile.numba_internals import has_machine_code, numba_signature
+
+        known = numba_signature(args)
+        found = has_machine_code(dispatcher, known)
+    _ready[memo] = True if found else known
+    return found
 
 
 def call(kernel: Callable, *args: Any) -> Any:

@@ -50,9 +50,21 @@ _log = logging.getLogger(__name__)
 
 def _discovery_calls() -> None:
     """Make the calls whose kernel signatures are compiled (under NUMBA_DISABLE_JIT)."""
-    import numpy as np
-
     import rankseg
+    from rankseg.cpu import driver
+
+    for serial in ("always", "never"):
+        # small RMA calls run as one compiled call (rankseg.kernels.rma_serial); the
+        # second round compiles the launchers' kernels, which larger calls run
+        driver.SERIAL_CALL = serial
+        try:
+            _discovery_round(rankseg)
+        finally:
+            driver.SERIAL_CALL = "ready"
+
+
+def _discovery_round(rankseg) -> None:
+    import numpy as np
 
     rng = np.random.default_rng(0)
     solvers = {"dice": ["rma", "exact", "ba", "trna", "ba+trna"], "iou": ["rma", "exact"]}

@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 __all__ = [
     "INTERNALS",
     "Internal",
+    "has_machine_code",
+    "numba_signature",
     "on_compile",
     "patch_pycc",
     "resolve",
@@ -60,6 +62,13 @@ INTERNALS: dict[str, Internal] = {
         "CPUCodegen._get_host_cpu_features",
         "rankseg._compile.build (patch_pycc, RANKSEG_AOT_CPU=host only)",
         "a host-CPU build fails; the portable build is unaffected",
+    ),
+    "caching.Cache.load_overload": Internal(
+        "numba.core.caching",
+        "Cache.load_overload",
+        "rankseg._compile.aot (ready: whether a small RMA call needs no compile)",
+        "small RMA calls take the launchers' path until the one-call kernel is compiled "
+        "in the process",
     ),
     "event.Listener": Internal(
         "numba.core.event",
@@ -184,3 +193,39 @@ def on_compile(callback: Callable[[Any], None]) -> None:
             pass
 
     resolve("event.register")("numba:compile", _Listener())
+
+
+def numba_signature(args: tuple) -> tuple:
+    """Return the numba types of ``args``, as a dispatcher keys its compiled overloads."""
+    import numba
+
+    return tuple(numba.typeof(a) for a in args)
+
+
+def has_machine_code(dispatcher: Any, sig: tuple) -> bool:
+    """Whether ``dispatcher`` runs the argument types ``sig`` without compiling.
+
+    True when the dispatcher has compiled them in this process, or when numba's
+    disk cache holds them (``Cache.load_overload``, what the dispatcher itself
+    tries before it compiles; the call loads the entry again).
+
+    Parameters
+    ----------
+    dispatcher : numba dispatcher
+        A ``numba.njit`` function.
+    sig : tuple of numba types
+        :func:`numba_signature` of the arguments.
+
+    Returns
+    -------
+    bool
+        False as well when the cache cannot be read.
+    """
+    if sig in dispatcher.overloads:
+        return True
+    cache = getattr(dispatcher, "_cache", None)
+    load = resolve("caching.Cache.load_overload")
+    try:
+        return cache is not None and load(cache, sig, dispatcher.targetctx) is not None
+    except Exception:  # an unreadable or stale cache entry: numba would compile
+        return False

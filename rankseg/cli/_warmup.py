@@ -24,6 +24,7 @@ import numpy as np
 from rankseg._api import AVAILABLE, SOLVERS, predict
 from rankseg._compile import aot as _aot
 from rankseg._policies import FLOAT_DTYPE_NAMES
+from rankseg.cpu import driver
 
 __all__ = ["warmup"]
 
@@ -75,7 +76,14 @@ def warmup(
                         continue  # argmax gives labels, tr gives masks: nothing else to compile
                     start = time.perf_counter()
                     with _aot.enabled(False):  # numba's cache is what this fills
-                        predict(probs, metric=metric, solver=solver, output_mode=mode)
+                        # a small RMA call's one compiled call, and the launchers'
+                        # kernels that larger calls run (rankseg.cpu.driver)
+                        for serial in ("always", "never"):
+                            driver.SERIAL_CALL = serial
+                            try:
+                                predict(probs, metric=metric, solver=solver, output_mode=mode)
+                            finally:
+                                driver.SERIAL_CALL = "ready"
                     rows.append((dtype, metric, solver, mode, time.perf_counter() - start))
     return rows
 

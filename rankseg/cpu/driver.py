@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from rankseg import _validation as v
-from rankseg._config import CHUNK
+from rankseg._compile import aot as _aot
+from rankseg._config import CHUNK, SERIAL_SIZE
 from rankseg._policies import SOLVER_CODE, bits_view, kernel_view, metric_code, void_label
 from rankseg._presence import presence_features
 from rankseg._records import PredictInfo, empty_info
@@ -40,6 +41,19 @@ from rankseg.cpu.launchers import (
     write_threshold_masks,
 )
 from rankseg.kernels.rma_passes import STAT_MAX, STAT_MU
+from rankseg.kernels.rma_serial import rma_labels_serial, rma_masks_serial
+
+#: The bit pattern of 1.0 per input width in bytes (float16, float32, float64)
+_ONE_BITS = {n: np.array(1.0, dtype=f"f{n}").view(f"u{n}")[()] for n in (2, 4, 8)}
+
+#: When a small RMA call runs as one compiled call (:func:`_predict_serial`):
+#: ``"ready"`` (the default) when that needs no compile -- the kernels compiled
+#: ahead of time have it, or numba has it compiled or in its disk cache -- so a
+#: fresh source install's first call compiles no more than the launchers' kernels;
+#: ``"always"`` (``rankseg warmup``, the tests) compiles it when needed; ``"never"``
+#: runs the launchers (the ahead-of-time build's second discovery round, the tests'
+#: comparison).  Results are the same bit for bit.
+SERIAL_CALL = "ready"
 
 __all__ = ["checked_row_stats", "predict"]
 
@@ -72,7 +86,63 @@ def predict(model: Any, arr: np.ndarray, target: tuple, return_info: bool) -> An
     # one thread for small inputs, and no more threads than there are idle cores
     # (call_threads; docs/performance.rst)
     with num_threads(call_threads(arr.size)):
+        if SERIAL_CALL != "never" and arr.size < SERIAL_SIZE and _serial_rma(model):
+            done = _predict_serial(model, arr, result, return_info)
+            if done is not None:
+                return done
         return _predict(model, arr, result, return_info)
+
+
+def _serial_rma(model: Any) -> bool:
+    """Whether a small call of ``model`` runs as one compiled call (:func:`_predict_serial`)."""
+    return model.solver == "rma" and model.metric != "acc" and model.presence is None
+
+
+def _predict_serial(model: Any, arr: np.ndarray, result: np.ndarray, return_info: bool) -> Any:
+    """Run a small RMA call as one compiled call (:mod:`rankseg.kernels.rma_serial`).
+
+    The same passes as :func:`_predict` on one thread, without the host's steps
+    between them.  Returns None, having written nothing, when a row holds a value
+    outside [0, 1] (or -0.0): :func:`_predict` then tells which and raises.
+    """
+    nb, nc = arr.shape[:2]
+    d = arr.size // (nb * nc)
+    x = arr.reshape(nb * nc, d)
+    xb, xk = bits_view(x), kernel_view(x)
+    one = _ONE_BITS[x.dtype.itemsize]
+    problem = (xk, xb, one, np.int64(CHUNK), metric_code(model.metric), model.smooth)
+    prune = float(model.pruning_prob)
+    if model.output_mode == "multiclass":
+        void = (void_label(model) is not None, np.int64(model.void_index))
+        kernel = rma_labels_serial
+        args = (*problem, prune, np.int64(nc), *void, result.reshape(nb, d))
+    else:
+        kernel = rma_masks_serial
+        args = (*problem, prune, result.reshape(nb * nc, d))
+    compiled = _aot.find(kernel, args)
+    if compiled is kernel and SERIAL_CALL == "ready" and not _aot.ready(kernel, args):
+        return None
+    res = compiled(*args)
+    ok, stats, tau, t, _, score, pruned = res
+    if not ok:
+        return None
+    if model.output_mode == "multiclass":  # the layout check of _predict
+        v.check_class_sums(stats[:, STAT_MU].reshape(nb, nc), d)
+    if not return_info:
+        return result
+    return result, _info(nb, nc, tau, t, score, pruned)
+
+
+def _info(
+    nb: int, nc: int, tau: np.ndarray, t: np.ndarray, score: np.ndarray, pruned: np.ndarray
+) -> PredictInfo:
+    """Build the :class:`PredictInfo` of a call from its per-row cuts (length ``B*C``)."""
+    return PredictInfo(
+        tau=tau.reshape(nb, nc),
+        threshold=np.where(tau > 0, t, np.nan).reshape(nb, nc),
+        score=score.reshape(nb, nc),
+        pruned=pruned.reshape(nb, nc),
+    )
 
 
 def _predict(model: Any, arr: np.ndarray, result: np.ndarray, return_info: bool) -> Any:
@@ -136,13 +206,7 @@ def _predict(model: Any, arr: np.ndarray, result: np.ndarray, return_info: bool)
         write_masks(x, t, jcut, flat_out, CHUNK)
     if not return_info:
         return result
-    info = PredictInfo(
-        tau=tau.reshape(nb, nc),
-        threshold=np.where(tau > 0, t, np.nan).reshape(nb, nc),
-        score=score.reshape(nb, nc),
-        pruned=pruned.reshape(nb, nc),
-    )
-    return result, info
+    return result, _info(nb, nc, tau, t, score, pruned)
 
 
 def _wins(

@@ -22,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from rankseg._compile import aot as _aot
+from rankseg._config import BAND_SLOTS
 from rankseg._policies import EXACT
 from rankseg.cpu.tasks import run_tasks
 from rankseg.kernels.assign import argmax_tasks, conflict_tasks, exclusive_tasks
@@ -29,8 +30,8 @@ from rankseg.kernels.exact import SUM_D
 from rankseg.kernels.masks import threshold_tasks, write_masks_tasks
 from rankseg.kernels.rma_passes import (
     NSTAT,
-    band_counts_tasks,
-    gather_tasks,
+    count_gather_tasks,
+    place_band_tasks,
     rma_bounds_rows,
     rma_rows_tasks,
     row_stats_tasks,
@@ -54,9 +55,8 @@ from rankseg.kernels.sort import sort_descending
 __all__ = [
     "argmax_labels",
     "assign_labels",
-    "band_counts",
+    "band_values",
     "empty_scores",
-    "gather_between",
     "locate_ties",
     "rma_cuts",
     "row_stats",
@@ -106,54 +106,55 @@ def row_stats(x: np.ndarray, xb: np.ndarray, chunk: int) -> tuple[np.ndarray, np
     return out, maxbits
 
 
-def band_counts(
+def band_values(
     x: np.ndarray, xb: np.ndarray, rows: np.ndarray, bounds: tuple, chunk: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per work item: band size, forced count and sum, smallest forced bit pattern."""
-    ntask = rows.shape[0] * ((x.shape[1] + chunk - 1) // chunk)
-    out = (
-        np.empty(ntask, dtype=np.int64),
-        np.empty(ntask, dtype=np.int64),
-        np.empty(ntask),
-        np.empty(ntask, dtype=xb.dtype),
-    )
-    run_tasks(band_counts_tasks, ntask, x, xb, rows, bounds, np.int64(chunk), out)
-    return out
+) -> tuple[tuple, np.ndarray, np.ndarray]:
+    """Count and gather the band ``lo < p < hi`` of each row in one read of the rows.
 
-
-def gather_between(
-    x: np.ndarray, rows: np.ndarray, bounds: tuple, counts: np.ndarray, chunk: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Gather the values ``lo < p < hi`` of each row into one exactly sized buffer.
+    Each work item counts its band and sums its forced set (vectorized), then
+    copies its band values into its own ``BAND_SLOTS`` slots while its chunk is in
+    the cache; the slots are then placed, in order, into one exactly sized buffer
+    (an item whose band did not fit is gathered from the input there).
 
     Parameters
     ----------
     x : ndarray, shape (R, d)
         Probabilities (float32/float64, or float16 as uint16 bits).
+    xb : ndarray, shape (R, d)
+        The same buffer as unsigned integers of the same width.
     rows : ndarray of int64
-        The rows to gather from.
+        The rows to read.
     bounds : tuple of (lo, hi)
         Per-row bounds (arrays of ``len(rows)``).
-    counts : ndarray of int64
-        Values to gather per work item (``len(rows) * n_chunks``), from
-        :func:`band_counts`; work items with none are not read.
     chunk : int
         Pixels per work item.
 
     Returns
     -------
+    counts : tuple of (nband, nforce, sforce, fbits)
+        Per work item (``len(rows) * n_chunks``): band size, forced count and
+        sum, smallest forced bit pattern.
     values : ndarray of float64
-        Row ``i``'s values in ``values[start[i * nch] : start[(i + 1) * nch]]``,
-        ``-0.0`` stored as ``+0.0``.
+        Row ``i``'s band in ``values[start[i * nch] : start[(i + 1) * nch]]``,
+        in pixel order, ``-0.0`` stored as ``+0.0``.
     start : ndarray of int64
-        Offsets of each work item.
+        Offsets of each work item in ``values``.
     """
-    ntask = counts.shape[0]
+    ntask = rows.shape[0] * ((x.shape[1] + chunk - 1) // chunk)
+    counts = (
+        np.empty(ntask, dtype=np.int64),
+        np.empty(ntask, dtype=np.int64),
+        np.empty(ntask),
+        np.empty(ntask, dtype=xb.dtype),
+    )
+    slots = np.empty((ntask, BAND_SLOTS))
+    chunk64 = np.int64(chunk)
+    run_tasks(count_gather_tasks, ntask, x, xb, rows, bounds, chunk64, counts, slots)
     start = np.zeros(ntask + 1, dtype=np.int64)
-    np.cumsum(counts, out=start[1:])
+    np.cumsum(counts[0], out=start[1:])
     values = np.empty(int(start[ntask]))
-    run_tasks(gather_tasks, ntask, x, rows, bounds, np.int64(chunk), start, values)
-    return values, start
+    run_tasks(place_band_tasks, ntask, x, rows, bounds, chunk64, start, slots, values)
+    return counts, values, start
 
 
 def locate_ties(
@@ -206,8 +207,9 @@ def rma_cuts(
     metric64 = np.int64(metric)
     gamma = float(gamma)
     lo, hi = _aot.call(rma_bounds_rows, stats, rows, metric64, gamma, np.int64(x.shape[1]))
-    # pass 2a: count the band, sum the forced set (vectorized, see band_counts)
-    nband, nforce, sforce, fbits = band_counts(x, xb, rows, (lo, hi), chunk)
+    # pass 2: count the band, sum the forced set and gather the band (one read)
+    counts, band, start = band_values(x, xb, rows, (lo, hi), chunk)
+    _, nforce, sforce, fbits = counts
     # the forced set of each row: count, sum (chunks added in order, as one loop
     # would: np.add.accumulate is sequential) and smallest value (from its bits)
     nch = (x.shape[1] + chunk - 1) // chunk
@@ -215,8 +217,6 @@ def rma_cuts(
     sforce = np.add.accumulate(sforce.reshape(na, nch), axis=1)[:, -1].copy()
     mforce = fbits.reshape(na, nch).min(axis=1).view(f"f{fbits.itemsize}")  # float16: bits
     mforce = np.where(nforce > 0, mforce.astype(np.float64), np.inf)
-    # pass 2b: gather the band (exactly sized: O(candidates) memory)
-    band, start = gather_between(x, rows, (lo, hi), nband, chunk)
     out = (
         np.empty(na, dtype=np.int64),
         np.empty(na),
@@ -273,8 +273,7 @@ def solver_cuts(
     na = rows.shape[0]
     lo = _aot.call(candidate_bounds, stats, rows, metric, gamma, np.int64(x.shape[1]))
     hi = np.full(na, np.inf)
-    ncand, _, _, _ = band_counts(x, xb, rows, (lo, hi), chunk)
-    cand, start = gather_between(x, rows, (lo, hi), ncand, chunk)
+    _, cand, start = band_values(x, xb, rows, (lo, hi), chunk)
     out = (
         np.zeros(na, dtype=np.int64),
         np.full(na, np.inf),

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from rankseg._compile.jit import jit
+from rankseg._config import SKIP_BLOCK
 from rankseg.kernels._dtype import as_f64
 from rankseg.kernels._tasks import work_item
 from rankseg.kernels.rma import rma_bounds
@@ -187,25 +188,87 @@ def band_counts_tasks(i0, i1, x, xb, rows, bounds, chunk, out):
         fbits[task] = mb
 
 
+@jit(inline="always")
+def gather_chunk(row, a, b, dst, pos):
+    """Append the values ``a < v < b`` of ``row`` to ``dst`` from ``pos``, in order.
+
+    Returns the next free position.  The row is read in blocks of ``SKIP_BLOCK``
+    values: a block's band count is taken first (branch-free, so it vectorizes) and
+    only a block with band values is read again to copy them (a block wholly
+    inside the band is copied without a test); the band is a thin layer of the
+    row, so most blocks cost one vectorized read.  ``-0.0`` is stored as ``+0.0``.
+    """
+    n = row.shape[0]
+    for s in range(0, n, SKIP_BLOCK):
+        # a block slice indexed from 0 lets numba drop negative-index checks, so the
+        # count vectorizes
+        blk = row[s : min(n, s + SKIP_BLOCK)]
+        k = 0
+        for j in range(blk.shape[0]):
+            v = as_f64(blk[j])
+            k += (v > a) & (v < b)
+        if k == 0:
+            continue
+        if k == blk.shape[0]:  # a block inside the band (wide bands): a plain copy
+            to = dst[pos : pos + k]
+            for j in range(k):
+                to[j] = as_f64(blk[j]) + 0.0
+            pos += k
+            continue
+        for j in range(blk.shape[0]):
+            v = as_f64(blk[j])
+            if v > a and v < b:
+                dst[pos] = v + 0.0
+                pos += 1
+    return pos
+
+
 @jit
-def gather_tasks(i0, i1, x, rows, bounds, chunk, start, values):
-    """Work items ``i0 <= task < i1`` of :func:`rankseg.cpu.launchers.gather_between`."""
+def count_gather_tasks(i0, i1, x, xb, rows, bounds, chunk, out, slots):
+    """Work items ``i0 <= task < i1`` of :func:`rankseg.cpu.launchers.band_values`.
+
+    Each item is counted by :func:`band_counts_tasks`; then, while its chunk is
+    still in the cache, its band values are copied into its own row of ``slots``
+    when they fit there (an item with more is gathered from the input by
+    :func:`place_band_tasks`).
+    """
+    lo, hi = bounds
+    nband = out[0]
+    d = x.shape[1]
+    nch = (d + chunk - 1) // chunk
+    cap = slots.shape[1]
+    for task in range(i0, i1):
+        band_counts_tasks(task, task + 1, x, xb, rows, bounds, chunk, out)
+        n = nband[task]
+        if n == 0 or n > cap:
+            continue
+        i, j0, j1 = work_item(task, nch, chunk, d)
+        gather_chunk(x[rows[i], j0:j1], lo[i], hi[i], slots[task], 0)
+
+
+@jit
+def place_band_tasks(i0, i1, x, rows, bounds, chunk, start, slots, values):
+    """Work items ``i0 <= task < i1``: the band of each item into ``values[start[task]:]``.
+
+    Copied from the item's row of ``slots`` (:func:`count_gather_tasks`), or
+    gathered from the input when it did not fit there.
+    """
     lo, hi = bounds
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
+    cap = slots.shape[1]
     for task in range(i0, i1):
-        if start[task + 1] == start[task]:
+        s0 = start[task]
+        n = start[task + 1] - s0
+        if n == 0:
             continue
-        i, j0, j1 = work_item(task, nch, chunk, d)
-        row = x[rows[i], j0:j1]
-        a = lo[i]
-        b = hi[i]
-        pos = start[task]
-        for j in range(row.shape[0]):
-            v = as_f64(row[j])
-            if v > a and v < b:
-                values[pos] = v + 0.0
-                pos += 1
+        if n <= cap:
+            src = slots[task]
+            for q in range(n):
+                values[s0 + q] = src[q]
+        else:
+            i, j0, j1 = work_item(task, nch, chunk, d)
+            gather_chunk(x[rows[i], j0:j1], lo[i], hi[i], values, s0)
 
 
 @jit

@@ -1,0 +1,240 @@
+"""A small RMA call as one compiled call (rankseg.kernels.rma_serial) equals the launchers.
+
+Inputs below ``SERIAL_SIZE`` elements run every pass of an RMA call in one compiled
+function; larger ones, and this module with ``SERIAL_CALL = "never"``, run the launchers
+of rankseg.cpu.launchers.  The two must agree bit for bit: labels, masks and every
+field of the info, for every dtype, metric, output mode, smoothing, pruning and
+void policy, on ties, on rows of several work items, and on bad values (which the
+serial call leaves to the launchers' path, having written nothing).
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+
+import rankseg.cpu.driver as cpu_driver
+from rankseg import BadValuesError, ClassSumWarning, RankSEG
+from rankseg._config import CHUNK, SERIAL_SIZE
+from rankseg.datasets import make_probs
+
+
+def _inputs(dtype):
+    """Named (probs, modes) cases: smooth maps, white noise, ties, several work items."""
+    rng = np.random.default_rng(7)
+    soft = make_probs((2, 3, 24, 20), kind="softmax", seed=1, dtype=dtype)
+    sig = make_probs((2, 3, 24, 20), kind="sigmoid", seed=2, dtype=dtype)
+    noise = rng.dirichlet(np.ones(4), size=(1, 17, 13)).transpose(0, 3, 1, 2).astype(dtype)
+    ties = (np.round(rng.random((2, 2, 9, 11)) * 4) / 4).astype(dtype)
+    flat = np.full((1, 3, 40), 1.0 / 3, dtype=dtype)
+    faint = np.full((1, 2, 5, 5), 0.2, dtype=dtype)
+    # a row of two work items (d > CHUNK) still below SERIAL_SIZE elements
+    long = make_probs((1, 2, CHUNK + 777), kind="softmax", seed=3, dtype=dtype)
+    return {
+        "soft": soft,
+        "sigmoid": sig,
+        "noise": noise,
+        "ties": ties,
+        "flat": flat,
+        "faint": faint,
+        "long": long,
+    }
+
+
+def _both(model, probs, **kw):
+    """(serial result, launchers' result) of one call; both with the info."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClassSumWarning)  # sigmoid maps as multiclass
+        serial = model.predict(probs, return_info=True, **kw)
+        cpu_driver.SERIAL_CALL = "never"
+        try:
+            launched = model.predict(probs, return_info=True, **kw)
+        finally:
+            cpu_driver.SERIAL_CALL = "always"
+    return serial, launched
+
+
+def _assert_same(a, b):
+    (out_a, info_a), (out_b, info_b) = a, b
+    assert out_a.dtype == out_b.dtype and out_a.shape == out_b.shape
+    assert out_a.tobytes() == out_b.tobytes()
+    for field in ("tau", "threshold", "score", "pruned"):
+        fa, fb = getattr(info_a, field), getattr(info_b, field)
+        assert fa.dtype == fb.dtype and fa.tobytes() == fb.tobytes(), field
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Count the calls that took the launchers' path."""
+    calls = []
+    real = cpu_driver._predict
+
+    def counted(*args):
+        calls.append(args[1].shape)
+        return real(*args)
+
+    monkeypatch.setattr(cpu_driver, "_predict", counted)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("metric", ["dice", "iou"])
+def test_serial_equals_launchers(dtype, metric, spy):
+    for name, probs in _inputs(dtype).items():
+        assert probs.size < SERIAL_SIZE
+        for smooth in (0.0, 1.0):
+            for prune in (None, 0.0, 0.95):
+                kw = {} if prune is None else {"pruning_prob": prune}
+                ml = RankSEG(metric=metric, smooth=smooth, output_mode="multilabel", **kw)
+                serial, launched = _both(ml, probs)
+                _assert_same(serial, launched)
+                for void in ("max_score", "void"):
+                    mc = RankSEG(metric=metric, smooth=smooth, unassigned_policy=void, **kw)
+                    for label in ("int64", "uint8"):
+                        serial, launched = _both(mc, probs, dtype=label)
+                        _assert_same(serial, launched)
+        assert len(spy) > 0 and all(s == probs.shape for s in spy[-1:]), name
+    # the serial calls never reached the launchers: only the 'never' halves did
+    ncalls = len(spy)
+    RankSEG(metric=metric).predict(_inputs(dtype)["soft"])
+    assert len(spy) == ncalls
+
+
+def test_serial_path_is_taken_only_for_small_rma(spy):
+    small = make_probs((1, 3, 16, 16), seed=4)
+    RankSEG().predict(small)
+    RankSEG(output_mode="multilabel").predict(small)
+    assert spy == []
+    RankSEG(solver="exact").predict(small)  # another solver: the launchers
+    RankSEG(metric="acc").predict(small)
+    assert len(spy) == 2
+    big = np.full((1, 4, SERIAL_SIZE // 4), 0.25, np.float32)  # exactly SERIAL_SIZE
+    RankSEG().predict(big)
+    assert len(spy) == 3
+
+
+def test_out_is_filled_and_returned(spy):
+    probs = make_probs((2, 4, 12, 12), seed=5)
+    out = np.full((2, 12, 12), 99, dtype=np.int32)
+    res = RankSEG().predict(probs, out=out)
+    assert res is out and spy == []
+    np.testing.assert_array_equal(out, RankSEG().predict(probs))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -0.25, 1.5])
+@pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
+def test_bad_values_raise_and_write_nothing(dtype, bad, mode, spy):
+    probs = make_probs((1, 3, 8, 8), seed=6, dtype=dtype)
+    probs[0, 1, 3, 4] = bad
+    frozen = probs.copy()
+    plan = RankSEG(output_mode=mode).plan(probs.shape, probs.dtype)
+    out = np.full(plan.out_shape, 7, dtype=plan.out_dtype)
+    before = out.copy()
+    with pytest.raises(BadValuesError) as err:
+        RankSEG(output_mode=mode).predict(probs, out=out)
+    assert err.value.sample == 0 and err.value.class_ == 1
+    np.testing.assert_array_equal(out, before)  # the serial call stopped before writing
+    np.testing.assert_array_equal(probs, frozen)
+    assert len(spy) == 1  # the launchers' path told which value and raised
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_negative_zero_rows_fall_back_and_agree(dtype, spy):
+    probs = make_probs((1, 3, 8, 8), kind="sigmoid", seed=8, dtype=dtype)
+    probs[0, 2] = -0.0  # a valid row whose largest bit pattern lies above 1.0's
+    serial, launched = _both(RankSEG(output_mode="multilabel", smooth=1.0), probs)
+    _assert_same(serial, launched)
+    assert len(spy) == 2
+
+
+def test_class_sum_warning_from_the_serial_call(spy):
+    sig = make_probs((1, 3, 10, 10), seed=9) * np.float32(0.5)  # sums to 0.5, not 1
+    with pytest.warns(ClassSumWarning, match="sample 0"):
+        RankSEG().predict(sig)
+    assert spy == []
+
+
+def test_ready_policy_asks_whether_a_compile_is_needed(monkeypatch, spy):
+    """By default the one call runs only when it needs no compile (aot.ready)."""
+    probs = make_probs((1, 3, 12, 12), seed=10)
+    expected = RankSEG().predict(probs)
+    assert spy == []
+    monkeypatch.setattr(cpu_driver, "SERIAL_CALL", "ready")
+    asked = []
+
+    def not_compiled(kernel, args):
+        asked.append(kernel)
+        return False
+
+    monkeypatch.setattr(cpu_driver._aot, "ready", not_compiled)
+    np.testing.assert_array_equal(RankSEG().predict(probs), expected)
+    assert len(spy) == 1 and len(asked) == 1  # the launchers' path, same labels
+    monkeypatch.setattr(cpu_driver._aot, "ready", lambda kernel, args: True)
+    np.testing.assert_array_equal(RankSEG().predict(probs), expected)
+    assert len(spy) == 1
+
+
+def test_aot_ready_sees_this_process_and_the_disk_cache(tmp_path):
+    """ready() is False before a compile, True after it and in a later process."""
+    (tmp_path / "tiny_kernel.py").write_text(
+        textwrap.dedent(
+            """
+            from rankseg._compile.jit import jit
+
+            @jit
+            def double(x):
+                return 2 * x
+            """
+        )
+    )
+    code = textwrap.dedent(
+        """
+        import sys
+        import numpy as np
+        from rankseg._compile import aot
+        from tiny_kernel import double
+        args = (np.arange(3.0),)
+        before = aot.ready(double, args)
+        if sys.argv[1] == "compile":
+            double(*args)
+        print(before, aot.ready(double, args), aot.ready(double, (np.arange(3),)))
+        """
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "RANKSEG_AOT": "0"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
+
+    def run(mode):
+        out = subprocess.run(
+            [sys.executable, "-c", code, mode], env=env, capture_output=True, text=True
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout.split()
+
+    assert run("compile") == ["False", "True", "False"]  # compiled in this process
+    assert run("ask") == ["True", "True", "False"]  # in the disk cache; int64 never was
+
+
+@pytest.mark.parametrize("slots", [0, 1, 7])
+@pytest.mark.parametrize("kind", ["soft", "noise", "long"])
+def test_band_values_that_do_not_fit_their_slots(monkeypatch, slots, kind):
+    """A work item whose band overflows its slots is gathered again from the input."""
+    import rankseg.cpu.launchers as launchers
+
+    probs = _inputs("float32")[kind]
+    models = [
+        RankSEG(solver=solver, output_mode=mode, metric=metric, smooth=1.0)
+        for solver in ("rma", "exact")
+        for mode, metric in (("multilabel", "dice"), ("multiclass", "iou"))
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClassSumWarning)
+        refs = [m.predict(probs, return_info=True) for m in models]  # slots that fit
+        monkeypatch.setattr(launchers, "BAND_SLOTS", slots)
+        monkeypatch.setattr(cpu_driver, "SERIAL_CALL", "never")
+        for model, ref in zip(models, refs, strict=True):
+            _assert_same(model.predict(probs, return_info=True), ref)
