@@ -215,7 +215,9 @@ def test_low_modules_import_no_cuda(name):
 #: ``_register`` registers that overload, ``_tail_rule`` computes a module constant
 #: at import, ``new_summary`` allocates one zeroed buffer of the summary's length
 KERNEL_HELPERS = {
-    ("_dtype", "as_f64"),
+    ("_dtype", "as_f64"),  # stubs whose numba overloads _register adds
+    ("_dtype", "as_native"),
+    ("_dtype", "narrow"),
     ("_dtype", "_register"),
     ("quadrature", "_tail_rule"),
     ("summary", "new_summary"),

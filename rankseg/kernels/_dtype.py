@@ -11,7 +11,7 @@ import numpy as np
 
 from rankseg._compile.jit import on_live
 
-__all__ = ["as_f64"]
+__all__ = ["as_f64", "as_native", "narrow"]
 
 # 2**(e - 25) for the 5-bit float16 exponent e: a normal half is (1024 + m) * 2**(e - 25).
 _POW2 = np.array([2.0 ** (e - 25) for e in range(32)], dtype=np.float64)
@@ -20,6 +20,16 @@ _SUBNORMAL = 2.0**-24
 
 def as_f64(v):  # pragma: no cover - replaced by the overload inside kernels
     """Return ``v`` as a float64 (float16 arrives as its uint16 bits)."""
+    return float(v)
+
+
+def narrow(t, like):  # pragma: no cover - replaced by the overload inside kernels
+    """Return ``t`` in the dtype that :func:`as_native` gives ``like``'s values."""
+    return float(t)
+
+
+def as_native(v):  # pragma: no cover - replaced by the overload inside kernels
+    """Return ``v`` for comparison in its own float dtype (float16 bits: decoded)."""
     return float(v)
 
 
@@ -53,6 +63,20 @@ def _register() -> None:
             return np.float64(v)
 
         return widen
+
+    # comparisons in the input's own dtype: float32 values against a float32
+    # threshold take twice the SIMD lanes of float64; float16 (its bits) is decoded
+    @overload(as_native)
+    def _as_native_overload(v):
+        if isinstance(v, types.Integer):
+            return lambda v: as_f64(v)
+        return lambda v: v
+
+    @overload(narrow)
+    def _narrow_overload(t, like):
+        if like.dtype == types.float32:
+            return lambda t, like: np.float32(t)
+        return lambda t, like: np.float64(t)
 
 
 on_live(_register)

@@ -15,7 +15,7 @@ import numpy as np
 from rankseg._compile.jit import jit
 from rankseg._config import SUB_BLOCK
 from rankseg._policies import DICE
-from rankseg.kernels._dtype import as_f64
+from rankseg.kernels._dtype import as_f64, as_native, narrow
 from rankseg.kernels._tasks import work_item
 from rankseg.kernels.masks import is_selected
 
@@ -123,6 +123,85 @@ def bid(c, v, j, several, anyact, row, objective, best):
     return best
 
 
+@jit(inline="always")
+def count_selections(x, b, ncls, cut, s0, n, counters):
+    """Per pixel of a sub-block: how many classes select it, and the last that does.
+
+    ``counters`` is ``(cnt, who, first)``: ``cnt`` and ``who`` of one integer
+    dtype (uint8 while the classes fit in it: four times the SIMD lanes of int32)
+    and ``first``, the value 0 of that dtype.  A class whose cut does not split a
+    run of ties in the sub-block selects ``v >= t`` (or ``v > t``), compared in the
+    input's own float dtype when ``t`` is exactly one of its values (always, for
+    a cut taken from the input); the sub-block that holds a tie cut compares
+    indices as well (:func:`rankseg.kernels.masks.is_selected`).
+    """
+    t, jcut, active, _ = cut
+    cnt, who, first = counters
+    one = first + 1
+    for j in range(n):
+        cnt[j] = first
+        who[j] = first
+    for c in range(ncls):
+        r = b * ncls + c
+        tr = t[r]
+        if not active[r] or tr == np.inf:
+            continue
+        jc = jcut[r] - s0
+        row = x[r, s0 : s0 + n]
+        cw = first + c
+        tn = narrow(tr, row)
+        if jc >= n - 1 and as_f64(tn) == tr:  # every pixel equal to t is selected
+            for j in range(n):
+                sel = as_native(row[j]) >= tn
+                cnt[j] = cnt[j] + one if sel else cnt[j]
+                who[j] = cw if sel else who[j]
+        elif jc < 0 and as_f64(tn) == tr:  # none is
+            for j in range(n):
+                sel = as_native(row[j]) > tn
+                cnt[j] = cnt[j] + one if sel else cnt[j]
+                who[j] = cw if sel else who[j]
+        else:
+            # branch-free so the loop vectorizes
+            for j in range(n):
+                sel = is_selected(as_f64(row[j]), j, tr, jc)
+                cnt[j] = cnt[j] + one if sel else cnt[j]
+                who[j] = cw if sel else who[j]
+
+
+@jit(inline="always")
+def settle(x, b, ncls, s0, n, counters, dst, st, sums):
+    """Write a sub-block's labels and status; add its exclusive pixels to the sums.
+
+    Every pixel gets the last class that selects it and its status (0: exactly one
+    class, final; 1: none; 2: several), pass B overwriting the labels of the
+    others.  The class sums ``lm`` add each exclusive pixel's value in pixel order,
+    as one loop over the pixels would, through a register while consecutive
+    pixels belong to one class; ``ln`` counts them.
+    """
+    cnt, who, _ = counters
+    lm, ln = sums
+    for j in range(n):
+        k = cnt[j]
+        dst[j] = who[j]
+        st[j] = 0 if k == 1 else (1 if k == 0 else 2)
+    cur = 0
+    acc = lm[0]
+    run = 0
+    for j in range(n):
+        if cnt[j] == 1:
+            c = np.int64(who[j])
+            if c != cur:
+                lm[cur] = acc
+                ln[cur] += run
+                cur = c
+                acc = lm[c]
+                run = 0
+            acc += as_f64(x[b * ncls + c, s0 + j])
+            run += 1
+    lm[cur] = acc
+    ln[cur] += run
+
+
 @jit
 def exclusive_tasks(i0, i1, x, ncls, cut, out, status, sums):
     """Pass A of :func:`rankseg.cpu.launchers.assign_labels` over work items ``i0 <= task < i1``.
@@ -134,14 +213,14 @@ def exclusive_tasks(i0, i1, x, ncls, cut, out, status, sums):
     sub-block, then its pixels settled), in pixel order, so the sums add the same
     values in the same order as one pass over the item would.
     """
-    t, jcut, active, chunk = cut
+    chunk = cut[3]
     msum, nsum = sums
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
     lm = np.empty(ncls)
     ln = np.empty(ncls)
-    cnt = np.empty(SUB_BLOCK, dtype=np.int32)
-    who = np.empty(SUB_BLOCK, dtype=np.int32)
+    small = (np.empty(SUB_BLOCK, dtype=np.uint8), np.empty(SUB_BLOCK, dtype=np.uint8), np.uint8(0))
+    wide = (np.empty(SUB_BLOCK, dtype=np.int32), np.empty(SUB_BLOCK, dtype=np.int32), np.int32(0))
     for task in range(i0, i1):
         b, j0, j1 = work_item(task, nch, chunk, d)
         # task-local sums, written once: rows of neighbouring tasks share cache lines
@@ -150,35 +229,14 @@ def exclusive_tasks(i0, i1, x, ncls, cut, out, status, sums):
             ln[c] = 0.0
         for s0 in range(j0, j1, SUB_BLOCK):
             n = min(j1, s0 + SUB_BLOCK) - s0
-            for j in range(n):
-                cnt[j] = 0
-                who[j] = 0
-            for c in range(ncls):
-                r = b * ncls + c
-                tr = t[r]
-                if not active[r] or tr == np.inf:
-                    continue
-                jc = jcut[r] - s0
-                row = x[r, s0 : s0 + n]
-                # branch-free so the loop vectorizes
-                for j in range(n):
-                    sel = is_selected(as_f64(row[j]), j, tr, jc)
-                    cnt[j] += sel
-                    who[j] = c if sel else who[j]
             dst = out[b, s0 : s0 + n]
             st = status[b, s0 : s0 + n]
-            for j in range(n):
-                k = cnt[j]
-                if k == 1:
-                    c = who[j]
-                    dst[j] = c
-                    lm[c] += as_f64(x[b * ncls + c, s0 + j])
-                    ln[c] += 1.0
-                    st[j] = 0
-                elif k == 0:
-                    st[j] = 1
-                else:
-                    st[j] = 2
+            if ncls <= 255:  # counts and classes fit in a byte
+                count_selections(x, b, ncls, cut, s0, n, small)
+                settle(x, b, ncls, s0, n, small, dst, st, (lm, ln))
+            else:
+                count_selections(x, b, ncls, cut, s0, n, wide)
+                settle(x, b, ncls, s0, n, wide, dst, st, (lm, ln))
         for c in range(ncls):
             msum[task, c] = lm[c]
             nsum[task, c] = ln[c]

@@ -1,0 +1,85 @@
+"""Pass A of the multiclass resolution (kernels/assign.exclusive_tasks) against plain Python.
+
+The kernel counts, per pixel, the classes whose cut selects it (in the input's own
+float dtype where the cut is one of its values, byte-wide counters while the classes
+fit in a byte), writes the status and the labels of the exclusive pixels, and adds
+the exclusive pixels' values per class in pixel order.  The oracle does each of
+those one pixel at a time with Python floats, so the sums must agree bit for bit.
+"""
+
+import numpy as np
+import pytest
+
+from rankseg._policies import kernel_view
+from rankseg.kernels.assign import exclusive_tasks
+
+
+def _oracle(x, ncls, t, jcut, active, chunk):
+    """Labels of the exclusive pixels, status, and per-item sums and counts."""
+    nrow, d = x.shape
+    nb = nrow // ncls
+    nch = (d + chunk - 1) // chunk
+    xs = x.astype(np.float64)
+    status = np.empty((nb, d), dtype=np.uint8)
+    labels = np.full((nb, d), -1, dtype=np.int64)
+    msum = np.zeros((nb * nch, ncls))
+    nsum = np.zeros((nb * nch, ncls))
+    for b in range(nb):
+        for j in range(d):
+            who = [
+                c
+                for c in range(ncls)
+                if active[b * ncls + c]
+                and (
+                    xs[b * ncls + c, j] > t[b * ncls + c]
+                    or (xs[b * ncls + c, j] == t[b * ncls + c] and j <= jcut[b * ncls + c])
+                )
+            ]
+            status[b, j] = 0 if len(who) == 1 else (1 if not who else 2)
+            if len(who) == 1:
+                c = who[0]
+                labels[b, j] = c
+                task = b * nch + j // chunk
+                msum[task, c] = float(msum[task, c]) + float(xs[b * ncls + c, j])
+                nsum[task, c] += 1.0
+    return labels, status, msum, nsum
+
+
+def _case(rng, dtype, nb, ncls, d):
+    """Quantized values (many ties), cuts at input values and off them, tie cuts."""
+    x = (np.round(rng.random((nb * ncls, d)) * 16) / 16).astype(dtype)
+    t = np.empty(nb * ncls)
+    jcut = np.empty(nb * ncls, dtype=np.int64)
+    for r in range(nb * ncls):
+        kind = rng.integers(0, 5)
+        t[r] = float(x[r, rng.integers(0, d)])
+        if kind == 0:
+            t[r] = 0.1  # not a float32 or float16 value: compared in float64
+        elif kind == 1:
+            t[r] = np.inf  # an empty cut
+        jcut[r] = [d, -1, rng.integers(0, d), d, rng.integers(0, d)][kind]
+    active = rng.random(nb * ncls) < 0.85
+    return x, t, jcut, active
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("ncls", [2, 5, 255, 256, 300])
+def test_exclusive_pass_matches_plain_python(rng, dtype, ncls):
+    nb = 2
+    d = 3000 if ncls < 200 else 70
+    chunk = 1100 if ncls < 200 else 40  # several work items, sub-blocks split by them
+    x, t, jcut, active = _case(rng, dtype, nb, ncls, d)
+    frozen = x.copy()
+    nch = (d + chunk - 1) // chunk
+    out = np.full((nb, d), -7, dtype=np.int64)
+    status = np.empty((nb, d), dtype=np.uint8)
+    sums = (np.empty((nb * nch, ncls)), np.empty((nb * nch, ncls)))
+    cut = (t, jcut, active, np.int64(chunk))
+    exclusive_tasks(0, nb * nch, kernel_view(x), np.int64(ncls), cut, out, status, sums)
+    labels, ref_status, msum, nsum = _oracle(x, ncls, t, jcut, active, chunk)
+    np.testing.assert_array_equal(status, ref_status)
+    exclusive = ref_status == 0
+    np.testing.assert_array_equal(out[exclusive], labels[exclusive])
+    assert sums[0].tobytes() == msum.tobytes()  # the same additions in the same order
+    assert sums[1].tobytes() == nsum.tobytes()
+    np.testing.assert_array_equal(x, frozen)
