@@ -5,6 +5,7 @@ Messages say what was wrong (with the offending value) and what is expected.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Sequence
@@ -495,6 +496,12 @@ def bad_values_error(
     return BadValuesError("range", sample, class_, chunk, spatial, lo, hi)
 
 
+@functools.lru_cache(maxsize=16)
+def _iinfo(dt: np.dtype) -> np.iinfo:
+    """``np.iinfo`` of an integer dtype, kept (a call in every small predict otherwise)."""
+    return np.iinfo(dt)
+
+
 def label_dtype(dtype: Any, max_label: int, min_label: int = 0) -> np.dtype:
     """Resolve the output dtype of a label map.
 
@@ -536,7 +543,7 @@ def label_dtype(dtype: Any, max_label: int, min_label: int = 0) -> np.dtype:
                 f"integer dtype such as {dt.newbyteorder('=')} (use .astype({dt.str!r}) on "
                 "the result for another byte order)"
             )
-    info = np.iinfo(dt)
+    info = _iinfo(dt)
     if max_label > info.max or min_label < info.min:
         raise ValueError(
             f"dtype {dt} cannot hold every label (labels span {min_label}..{max_label}); "
@@ -743,9 +750,10 @@ def check_class_sums(mu: np.ndarray, d: int) -> None:
     if d == 0 or mu.size == 0:
         return
     mean_sum = mu.sum(axis=1) / d
-    bad = np.flatnonzero(np.abs(mean_sum - 1.0) > CLASS_SUM_TOL)
-    if bad.size == 0:
+    off = np.abs(mean_sum - 1.0) > CLASS_SUM_TOL
+    if not off.any():
         return
+    bad = np.flatnonzero(off)
     import warnings
 
     b = int(bad[0])

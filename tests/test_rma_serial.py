@@ -165,6 +165,7 @@ def test_ready_policy_asks_whether_a_compile_is_needed(monkeypatch, spy):
     expected = RankSEG().predict(probs)
     assert spy == []
     monkeypatch.setattr(cpu_driver, "SERIAL_CALL", "ready")
+    monkeypatch.setattr(cpu_driver, "_serial_ready", {})  # nothing known ready yet
     asked = []
 
     def not_compiled(kernel, args):
@@ -177,6 +178,9 @@ def test_ready_policy_asks_whether_a_compile_is_needed(monkeypatch, spy):
     monkeypatch.setattr(cpu_driver._aot, "ready", lambda kernel, args: True)
     np.testing.assert_array_equal(RankSEG().predict(probs), expected)
     assert len(spy) == 1
+    monkeypatch.setattr(cpu_driver._aot, "ready", not_compiled)
+    RankSEG().predict(probs)  # a yes is kept: not asked again
+    assert len(spy) == 1 and len(asked) == 1
 
 
 def test_aot_ready_sees_this_process_and_the_disk_cache(tmp_path):

@@ -85,11 +85,12 @@ def predict(model: Any, arr: np.ndarray, target: tuple, return_info: bool) -> An
         return (result, empty_info(nc)) if return_info else result
     # one thread for small inputs, and no more threads than there are idle cores
     # (call_threads; docs/performance.rst)
-    with num_threads(call_threads(arr.size)):
-        if SERIAL_CALL != "never" and arr.size < SERIAL_SIZE and _serial_rma(model):
-            done = _predict_serial(model, arr, result, return_info)
-            if done is not None:
-                return done
+    nthreads = call_threads(arr.size)  # also checks RANKSEG_NUM_THREADS
+    if SERIAL_CALL != "never" and arr.size < SERIAL_SIZE and _serial_rma(model):
+        done = _predict_serial(model, arr, result, return_info)  # one thread by design
+        if done is not None:
+            return done
+    with num_threads(nthreads):
         return _predict(model, arr, result, return_info)
 
 
@@ -110,7 +111,7 @@ def _predict_serial(model: Any, arr: np.ndarray, result: np.ndarray, return_info
     x = arr.reshape(nb * nc, d)
     xb, xk = bits_view(x), kernel_view(x)
     one = _ONE_BITS[x.dtype.itemsize]
-    problem = (xk, xb, one, np.int64(CHUNK), metric_code(model.metric), model.smooth)
+    problem = (xk, xb, one, np.int64(CHUNK), metric_code(model.metric), float(model.smooth))
     prune = float(model.pruning_prob)
     if model.output_mode == "multiclass":
         void = (void_label(model) is not None, np.int64(model.void_index))
@@ -119,10 +120,10 @@ def _predict_serial(model: Any, arr: np.ndarray, result: np.ndarray, return_info
     else:
         kernel = rma_masks_serial
         args = (*problem, prune, result.reshape(nb * nc, d))
-    compiled = _aot.find(kernel, args)
-    if compiled is kernel and SERIAL_CALL == "ready" and not _aot.ready(kernel, args):
+    run = _serial_kernel(kernel, args, arr, result)
+    if run is None:
         return None
-    res = compiled(*args)
+    res = run(*args)
     ok, stats, tau, t, _, score, pruned = res
     if not ok:
         return None
@@ -131,6 +132,34 @@ def _predict_serial(model: Any, arr: np.ndarray, result: np.ndarray, return_info
     if not return_info:
         return result
     return result, _info(nb, nc, tau, t, score, pruned)
+
+
+#: The function that runs a one-call kernel, by what decides its argument types: the
+#: kernel, the input's and the output's dtypes and flags (every other argument has a
+#: fixed type; both arrays are C-contiguous).  Kept once found compiled
+#: (:func:`rankseg._compile.aot.find`, :func:`rankseg._compile.aot.ready`).
+_serial_ready: dict[tuple, Any] = {}
+
+
+def _serial_kernel(kernel: Any, args: tuple, arr: np.ndarray, result: np.ndarray) -> Any:
+    """Return what runs ``kernel(*args)`` under :data:`SERIAL_CALL`, or None (compile first)."""
+    fa, fr = arr.flags, result.flags
+    key = (
+        kernel,
+        arr.dtype.char,
+        result.dtype.char,
+        fa.writeable,
+        fa.aligned,
+        fr.writeable,
+        fr.aligned,
+    )
+    run = _serial_ready.get(key)
+    if run is None:
+        run = _aot.find(kernel, args)
+        if run is kernel and SERIAL_CALL == "ready" and not _aot.ready(kernel, args):
+            return None
+        _serial_ready[key] = run
+    return run
 
 
 def _info(
