@@ -242,3 +242,43 @@ def test_band_values_that_do_not_fit_their_slots(monkeypatch, slots, kind):
         monkeypatch.setattr(cpu_driver, "SERIAL_CALL", "never")
         for model, ref in zip(models, refs, strict=True):
             _assert_same(model.predict(probs, return_info=True), ref)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_skipping_work_items_by_their_maximum_changes_nothing(monkeypatch, dtype):
+    """Passes skip the work items whose maximum cannot reach a row's bound or cut.
+
+    With every maximum reported as infinite nothing is skipped; the outputs must be
+    the same bit for bit, on maps whose classes each cover a few of many work items.
+    """
+    import rankseg.cpu.launchers as launchers
+
+    monkeypatch.setattr(cpu_driver, "CHUNK", 97)  # many work items per row
+    monkeypatch.setattr(cpu_driver, "SERIAL_CALL", "never")
+    organs = make_probs((2, 5, 30, 40), seed=11, bias=[3.0, -2.0, -2.0, -3.0, -4.0])
+    ties = np.round(make_probs((1, 3, 25, 25), seed=12) * 6) / 6
+    cases = [organs.astype(dtype), ties.astype(dtype), make_probs((1, 3, 700), seed=13)]
+    models = [
+        RankSEG(solver=solver, output_mode=mode, metric=metric, smooth=smooth)
+        for solver in ("rma", "exact")
+        for mode in ("multiclass", "multilabel")
+        for metric in ("dice", "iou")
+        for smooth in (0.0, 1.0)
+    ]
+    real = launchers.chunk_maxima
+    seen = []
+
+    def recorded(*args):
+        seen.append(real(*args))
+        return seen[-1]
+
+    monkeypatch.setattr(cpu_driver, "chunk_maxima", recorded)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClassSumWarning)
+        skipped = [[m.predict(p, return_info=True) for m in models] for p in cases]
+        # the organs' rows have work items far below any cut (0.43-0.51 here): skipped
+        assert (seen[0] < 0.2).sum() >= 10
+        monkeypatch.setattr(cpu_driver, "chunk_maxima", lambda *a: np.full_like(real(*a), np.inf))
+        for p, results in zip(cases, skipped, strict=True):
+            for m, res in zip(models, results, strict=True):
+                _assert_same(m.predict(p, return_info=True), res)

@@ -33,6 +33,7 @@ from rankseg._threads import call_threads, num_threads
 from rankseg.cpu.launchers import (
     argmax_labels,
     assign_labels,
+    chunk_maxima,
     empty_scores,
     rma_cuts,
     row_stats,
@@ -124,7 +125,7 @@ def _predict_serial(model: Any, arr: np.ndarray, result: np.ndarray, return_info
     if run is None:
         return None
     res = run(*args)
-    ok, stats, tau, t, _, score, pruned = res
+    ok, stats, tau, t, _, score, pruned, _ = res
     if not ok:
         return None
     if model.output_mode == "multiclass":  # the layout check of _predict
@@ -180,7 +181,7 @@ def _predict(model: Any, arr: np.ndarray, result: np.ndarray, return_info: bool)
     multiclass = model.output_mode == "multiclass"
     d = int(np.prod(arr.shape[2:]))
     x = arr.reshape(nb * nc, d)
-    stats = checked_row_stats(arr, x)
+    stats, cmax = checked_row_stats(arr, x)
     if multiclass:  # a layout check from the row sums just computed (docs/conventions)
         v.check_class_sums(stats[:, STAT_MU].reshape(nb, nc), d)
     xb, x = bits_view(x), kernel_view(x)
@@ -213,10 +214,10 @@ def _predict(model: Any, arr: np.ndarray, result: np.ndarray, return_info: bool)
         params = (SOLVER_CODE[model.solver], metric, gamma, model.eps)
         score[empty] = empty_scores(x, empty, params)
     if rows.size and model.solver == "rma":
-        tau_a, t_a, jcut_a, score_a = rma_cuts(x, xb, stats, rows, metric, gamma, CHUNK)
+        tau_a, t_a, jcut_a, score_a = rma_cuts(x, xb, stats, rows, metric, gamma, CHUNK, cmax)
     elif rows.size:
         params = (SOLVER_CODE[model.solver], metric, gamma, model.eps)
-        tau_a, t_a, jcut_a, score_a = solver_cuts(x, xb, stats, rows, params, CHUNK)
+        tau_a, t_a, jcut_a, score_a = solver_cuts(x, xb, stats, rows, params, CHUNK, cmax)
     if rows.size:
         tau[rows], t[rows], jcut[rows], score[rows] = tau_a, t_a, jcut_a, score_a
     if model.presence is not None and not isinstance(model.presence, str):
@@ -230,9 +231,9 @@ def _predict(model: Any, arr: np.ndarray, result: np.ndarray, return_info: bool)
     if multiclass:
         void = void_label(model) is not None
         policy = (metric, gamma, void, np.int64(model.void_index))
-        assign_labels(x, nc, (t, jcut, ~pruned), mu, policy, flat_out, CHUNK)
+        assign_labels(x, nc, (t, jcut, ~pruned), mu, policy, flat_out, CHUNK, cmax)
     else:
-        write_masks(x, t, jcut, flat_out, CHUNK)
+        write_masks(x, t, jcut, flat_out, CHUNK, cmax)
     if not return_info:
         return result
     return result, _info(nb, nc, tau, t, score, pruned)
@@ -253,7 +254,7 @@ def _wins(
     return np.array([np.count_nonzero(row > 0.5) for row in rows], dtype=np.int64)
 
 
-def checked_row_stats(arr: np.ndarray, x: np.ndarray) -> np.ndarray:
+def checked_row_stats(arr: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row statistics with the maxima filled in, raising on invalid values.
 
     Parameters
@@ -265,8 +266,11 @@ def checked_row_stats(arr: np.ndarray, x: np.ndarray) -> np.ndarray:
 
     Returns
     -------
-    ndarray of float64, shape (B*C, 4)
+    stats : ndarray of float64, shape (B*C, 4)
         The columns ``STAT_*`` of :mod:`rankseg.kernels.rma_passes`, maxima included.
+    cmax : ndarray of float64, shape (B*C, n_chunks)
+        The largest value of each work item
+        (:func:`rankseg.cpu.launchers.chunk_maxima`).
 
     Raises
     ------
@@ -275,7 +279,7 @@ def checked_row_stats(arr: np.ndarray, x: np.ndarray) -> np.ndarray:
         (:func:`rankseg._validation.raise_bad_values`).
     """
     bits = bits_view(x)
-    stats, maxbits = row_stats(kernel_view(x), bits, CHUNK)
+    stats, maxbits, chunkbits = row_stats(kernel_view(x), bits, CHUNK)
     one = np.array(1.0, dtype=x.dtype).view(bits.dtype)
     stats[:, STAT_MAX] = maxbits.astype(bits.dtype).view(x.dtype)
     for r in np.flatnonzero(maxbits > one):
@@ -284,4 +288,4 @@ def checked_row_stats(arr: np.ndarray, x: np.ndarray) -> np.ndarray:
         if np.isnan(row).any() or (row < 0).any() or (row > 1).any():
             v.raise_bad_values(arr, int(r))
         stats[r, STAT_MAX] = row.max()
-    return stats
+    return stats, chunk_maxima(chunkbits, x, bits)

@@ -56,6 +56,7 @@ __all__ = [
     "argmax_labels",
     "assign_labels",
     "band_values",
+    "chunk_maxima",
     "empty_scores",
     "locate_ties",
     "rma_cuts",
@@ -69,7 +70,9 @@ __all__ = [
 
 
 # -- row statistics and the RMA cut (kernels/rma_passes.py) ------------------------------
-def row_stats(x: np.ndarray, xb: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+def row_stats(
+    x: np.ndarray, xb: np.ndarray, chunk: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One streaming pass over every row.
 
     Parameters
@@ -92,6 +95,9 @@ def row_stats(x: np.ndarray, xb: np.ndarray, chunk: int) -> tuple[np.ndarray, np
         and their sum (columns ``STAT_*``).
     maxbits : ndarray of uint64, shape (R,)
         The largest bit pattern of each row.
+    chunkbits : ndarray of uint64, shape (R, n_chunks)
+        The largest bit pattern of each work item (the later passes skip the work
+        items whose maximum cannot reach a row's bound: :func:`chunk_maxima`).
     """
     nrow, d = x.shape
     nch = (d + chunk - 1) // chunk
@@ -102,12 +108,36 @@ def row_stats(x: np.ndarray, xb: np.ndarray, chunk: int) -> tuple[np.ndarray, np
     # sequential), as one loop would: the same sums for any thread count
     part = part.reshape(nrow, nch, NSTAT)
     out = np.add.accumulate(part, axis=1)[:, -1].copy() if nch else np.zeros((nrow, NSTAT))
-    maxbits = pbits.reshape(nrow, nch).max(axis=1) if nch else np.zeros(nrow, np.uint64)
-    return out, maxbits
+    chunkbits = pbits.reshape(nrow, nch)
+    maxbits = chunkbits.max(axis=1) if nch else np.zeros(nrow, np.uint64)
+    return out, maxbits, chunkbits
+
+
+def chunk_maxima(chunkbits: np.ndarray, x: np.ndarray, xb: np.ndarray) -> np.ndarray:
+    """Decode the largest value of each work item from its largest bit pattern.
+
+    Parameters
+    ----------
+    chunkbits : ndarray of uint64, shape (R, n_chunks)
+        From :func:`row_stats`.
+    x, xb : ndarray
+        The rows in their own float dtype and as unsigned integers of that width.
+
+    Returns
+    -------
+    ndarray of float64, shape (R, n_chunks)
+        The maxima; ``inf`` where the pattern lies above 1.0's (NaN, an infinity, a
+        value outside [0, 1], or only -0.0, whose maximum the pattern does not give):
+        a pass never skips such a work item.
+    """
+    one = np.array(1.0, dtype=x.dtype).view(xb.dtype)
+    cmax = chunkbits.astype(xb.dtype).view(x.dtype).astype(np.float64)
+    cmax[chunkbits > one] = np.inf
+    return cmax
 
 
 def band_values(
-    x: np.ndarray, xb: np.ndarray, rows: np.ndarray, bounds: tuple, chunk: int
+    x: np.ndarray, xb: np.ndarray, rows: np.ndarray, bounds: tuple, chunk: int, cmax: np.ndarray
 ) -> tuple[tuple, np.ndarray, np.ndarray]:
     """Count and gather the band ``lo < p < hi`` of each row in one read of the rows.
 
@@ -128,6 +158,9 @@ def band_values(
         Per-row bounds (arrays of ``len(rows)``).
     chunk : int
         Pixels per work item.
+    cmax : ndarray of float64, shape (R, n_chunks)
+        The largest value of each work item (:func:`chunk_maxima`): an item whose
+        maximum is at most ``lo`` (and below ``hi``) is not read.
 
     Returns
     -------
@@ -149,7 +182,7 @@ def band_values(
     )
     slots = np.empty((ntask, BAND_SLOTS))
     chunk64 = np.int64(chunk)
-    run_tasks(count_gather_tasks, ntask, x, xb, rows, bounds, chunk64, counts, slots)
+    run_tasks(count_gather_tasks, ntask, x, xb, rows, bounds, chunk64, counts, (slots, cmax))
     start = np.zeros(ntask + 1, dtype=np.int64)
     np.cumsum(counts[0], out=start[1:])
     values = np.empty(int(start[ntask]))
@@ -178,6 +211,7 @@ def rma_cuts(
     metric: int,
     gamma: float,
     chunk: int,
+    cmax: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Cut of the stable descending order for each active row under RMA.
 
@@ -197,6 +231,8 @@ def rma_cuts(
         Smoothing ``γ``.
     chunk : int
         Pixels per work item.
+    cmax : ndarray of float64, shape (R, n_chunks)
+        The largest value of each work item (:func:`chunk_maxima`).
 
     Returns
     -------
@@ -208,7 +244,7 @@ def rma_cuts(
     gamma = float(gamma)
     lo, hi = _aot.call(rma_bounds_rows, stats, rows, metric64, gamma, np.int64(x.shape[1]))
     # pass 2: count the band, sum the forced set and gather the band (one read)
-    counts, band, start = band_values(x, xb, rows, (lo, hi), chunk)
+    counts, band, start = band_values(x, xb, rows, (lo, hi), chunk, cmax)
     _, nforce, sforce, fbits = counts
     # the forced set of each row: count, sum (chunks added in order, as one loop
     # would: np.add.accumulate is sequential) and smallest value (from its bits)
@@ -243,7 +279,13 @@ def rma_cuts(
 
 # -- the other solvers (kernels/solver_passes.py) -----------------------------------------
 def solver_cuts(
-    x: np.ndarray, xb: np.ndarray, stats: np.ndarray, rows: np.ndarray, params: tuple, chunk: int
+    x: np.ndarray,
+    xb: np.ndarray,
+    stats: np.ndarray,
+    rows: np.ndarray,
+    params: tuple,
+    chunk: int,
+    cmax: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Cuts of the stable descending order for each active row under a non-RMA solver.
 
@@ -262,6 +304,8 @@ def solver_cuts(
         tail mass.
     chunk : int
         Pixels per work item.
+    cmax : ndarray of float64, shape (R, n_chunks)
+        The largest value of each work item (:func:`chunk_maxima`).
 
     Returns
     -------
@@ -273,7 +317,7 @@ def solver_cuts(
     na = rows.shape[0]
     lo = _aot.call(candidate_bounds, stats, rows, metric, gamma, np.int64(x.shape[1]))
     hi = np.full(na, np.inf)
-    _, cand, start = band_values(x, xb, rows, (lo, hi), chunk)
+    _, cand, start = band_values(x, xb, rows, (lo, hi), chunk, cmax)
     out = (
         np.zeros(na, dtype=np.int64),
         np.full(na, np.inf),
@@ -409,7 +453,12 @@ def solve_candidates(
 
 # -- writers (kernels/masks.py, kernels/assign.py) ---------------------------------
 def write_masks(
-    x: np.ndarray, t: np.ndarray, jcut: np.ndarray, out: np.ndarray, chunk: int
+    x: np.ndarray,
+    t: np.ndarray,
+    jcut: np.ndarray,
+    out: np.ndarray,
+    chunk: int,
+    cmax: np.ndarray | None = None,
 ) -> None:
     """Write ``out[r, j] = is_selected(x[r, j], j, t[r], jcut[r])`` for every row.
 
@@ -423,10 +472,15 @@ def write_masks(
         Destination.
     chunk : int
         Pixels per work item.
+    cmax : ndarray of float64, shape (R, n_chunks), optional
+        The largest value of each work item (:func:`chunk_maxima`): an item whose
+        maximum lies below its row's ``t`` is written all-False without reading it.
     """
     nrow, d = x.shape
-    ntask = nrow * ((d + chunk - 1) // chunk)
-    run_tasks(write_masks_tasks, ntask, x, t, jcut, out, np.int64(chunk))
+    nch = (d + chunk - 1) // chunk
+    if cmax is None:
+        cmax = np.full((nrow, nch), np.inf)
+    run_tasks(write_masks_tasks, nrow * nch, x, (t, jcut, cmax), out, np.int64(chunk))
 
 
 def write_threshold_masks(x: np.ndarray, out: np.ndarray, chunk: int) -> None:
@@ -454,6 +508,7 @@ def assign_labels(
     params: tuple,
     out: np.ndarray,
     chunk: int,
+    cmax: np.ndarray,
 ) -> None:
     """Resolve per-class cuts into a label map.
 
@@ -474,6 +529,9 @@ def assign_labels(
         Destination label map.
     chunk : int
         Pixels per work item.
+    cmax : ndarray of float64, shape (B*C, n_chunks)
+        The largest value of each work item (:func:`chunk_maxima`): a class whose
+        maximum over a work item lies below its ``t`` is not read there.
     """
     t, jcut, active = cut
     metric, gamma, void_policy, void_index = params
@@ -486,7 +544,7 @@ def assign_labels(
     sums = (np.empty((nb * nch, ncls64)), np.empty((nb * nch, ncls64)))
     status = np.empty((nb, d), dtype=np.uint8)
     # pass A: exclusive pixels are final; conflicts are marked for pass B
-    run_tasks(exclusive_tasks, nb * nch, x, ncls64, rcut, out, status, sums)
+    run_tasks(exclusive_tasks, nb * nch, x, ncls64, (rcut, cmax), out, status, sums)
     # per sample: safe sums and counts, the work items added in order (as one loop
     # would: np.add.accumulate is sequential), and whether any class is active
     m, n = (np.add.accumulate(a.reshape(nb, nch, ncls64), axis=1)[:, -1].copy() for a in sums)

@@ -124,7 +124,7 @@ def bid(c, v, j, several, anyact, row, objective, best):
 
 
 @jit(inline="always")
-def count_selections(x, b, ncls, cut, s0, n, counters):
+def count_selections(x, b, ncls, cut, s0, n, counters, cmax):
     """Per pixel of a sub-block: how many classes select it, and the last that does.
 
     ``counters`` is ``(cnt, who, first)``: ``cnt`` and ``who`` of one integer
@@ -133,7 +133,9 @@ def count_selections(x, b, ncls, cut, s0, n, counters):
     run of ties in the sub-block selects ``v >= t`` (or ``v > t``), compared in the
     input's own float dtype when ``t`` is exactly one of its values (always, for
     a cut taken from the input); the sub-block that holds a tie cut compares
-    indices as well (:func:`rankseg.kernels.masks.is_selected`).
+    indices as well (:func:`rankseg.kernels.masks.is_selected`).  ``cmax[r]`` is
+    the largest value of class row ``r`` in the work item: a class whose maximum
+    lies below its ``t`` selects nothing there and is not read.
     """
     t, jcut, active, _ = cut
     cnt, who, first = counters
@@ -144,7 +146,7 @@ def count_selections(x, b, ncls, cut, s0, n, counters):
     for c in range(ncls):
         r = b * ncls + c
         tr = t[r]
-        if not active[r] or tr == np.inf:
+        if not active[r] or tr == np.inf or cmax[r] < tr:
             continue
         jc = jcut[r] - s0
         row = x[r, s0 : s0 + n]
@@ -203,7 +205,7 @@ def settle(x, b, ncls, s0, n, counters, dst, st, sums):
 
 
 @jit
-def exclusive_tasks(i0, i1, x, ncls, cut, out, status, sums):
+def exclusive_tasks(i0, i1, x, ncls, cuts, out, status, sums):
     """Pass A of :func:`rankseg.cpu.launchers.assign_labels` over work items ``i0 <= task < i1``.
 
     Pixels selected by exactly one class are final; the others are marked in
@@ -211,8 +213,11 @@ def exclusive_tasks(i0, i1, x, ncls, cut, out, status, sums):
     and counts of its exclusive pixels per class to its own row of ``sums``.  A work
     item is counted in sub-blocks of ``rankseg._config.SUB_BLOCK`` pixels (every class over a
     sub-block, then its pixels settled), in pixel order, so the sums add the same
-    values in the same order as one pass over the item would.
+    values in the same order as one pass over the item would.  ``cuts`` is
+    ``(cut, cmax)``: the cuts, and the largest value of each row in each work item
+    (:func:`rankseg.cpu.launchers.chunk_maxima`).
     """
+    cut, cmax = cuts
     chunk = cut[3]
     msum, nsum = sums
     d = x.shape[1]
@@ -231,11 +236,12 @@ def exclusive_tasks(i0, i1, x, ncls, cut, out, status, sums):
             n = min(j1, s0 + SUB_BLOCK) - s0
             dst = out[b, s0 : s0 + n]
             st = status[b, s0 : s0 + n]
+            kmax = cmax[:, task % nch]
             if ncls <= 255:  # counts and classes fit in a byte
-                count_selections(x, b, ncls, cut, s0, n, small)
+                count_selections(x, b, ncls, cut, s0, n, small, kmax)
                 settle(x, b, ncls, s0, n, small, dst, st, (lm, ln))
             else:
-                count_selections(x, b, ncls, cut, s0, n, wide)
+                count_selections(x, b, ncls, cut, s0, n, wide, kmax)
                 settle(x, b, ncls, s0, n, wide, dst, st, (lm, ln))
         for c in range(ncls):
             msum[task, c] = lm[c]

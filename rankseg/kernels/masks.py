@@ -36,15 +36,20 @@ def is_selected(v: float, j: int, t: float, jcut: int) -> bool:
 
 
 @jit
-def write_masks_tasks(i0, i1, x, t, jcut, out, chunk):
-    """Work items ``i0 <= task < i1`` of :func:`rankseg.cpu.launchers.write_masks`."""
+def write_masks_tasks(i0, i1, x, cut, out, chunk):
+    """Work items ``i0 <= task < i1`` of :func:`rankseg.cpu.launchers.write_masks`.
+
+    ``cut`` is ``(t, jcut, cmax)``; an item whose largest value (``cmax``) lies
+    below its row's ``t`` selects nothing and is written without being read.
+    """
+    t, jcut, cmax = cut
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
     for task in range(i0, i1):
         r, j0, j1 = work_item(task, nch, chunk, d)
         tr = t[r]
         dst = out[r, j0:j1]
-        if tr == np.inf:
+        if tr == np.inf or cmax[r, task % nch] < tr:
             for j in range(dst.shape[0]):
                 dst[j] = False
             continue

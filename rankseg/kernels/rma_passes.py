@@ -224,20 +224,33 @@ def gather_chunk(row, a, b, dst, pos):
 
 
 @jit
-def count_gather_tasks(i0, i1, x, xb, rows, bounds, chunk, out, slots):
+def count_gather_tasks(i0, i1, x, xb, rows, bounds, chunk, out, buffers):
     """Work items ``i0 <= task < i1`` of :func:`rankseg.cpu.launchers.band_values`.
 
-    Each item is counted by :func:`band_counts_tasks`; then, while its chunk is
-    still in the cache, its band values are copied into its own row of ``slots``
-    when they fit there (an item with more is gathered from the input by
+    ``buffers`` is ``(slots, cmax)``.  An item whose largest value (``cmax``, from
+    the row statistics) is at most ``lo`` and below ``hi`` holds neither band nor
+    forced values: its counts are those of an empty item, without reading it.
+    Each other item is counted by :func:`band_counts_tasks`; then, while its chunk
+    is still in the cache, its band values are copied into its own row of
+    ``slots`` when they fit there (an item with more is gathered from the input by
     :func:`place_band_tasks`).
     """
     lo, hi = bounds
-    nband = out[0]
+    slots, cmax = buffers
+    nband, nforce, sforce, fbits = out
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
     cap = slots.shape[1]
+    top = np.iinfo(xb.dtype).max
     for task in range(i0, i1):
+        i = task // nch
+        m = cmax[rows[i], task % nch]
+        if m <= lo[i] and m < hi[i]:
+            nband[task] = 0
+            nforce[task] = 0
+            sforce[task] = 0.0
+            fbits[task] = top
+            continue
         band_counts_tasks(task, task + 1, x, xb, rows, bounds, chunk, out)
         n = nband[task]
         if n == 0 or n > cap:

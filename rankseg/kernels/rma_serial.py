@@ -76,6 +76,9 @@ def serial_cuts(x, xb, one, chunk, metric, gamma, prune):
     tau, t, jcut, score : ndarrays, shape (R,)
         The cut of every row (pruned rows: ``0, inf, -1`` and ``γ/(μ+γ)``).
     pruned : ndarray of bool, shape (R,)
+    cmax : ndarray of float64, shape (R, n_chunks)
+        The largest value of each work item (the later passes skip the items whose
+        maximum cannot reach a row's bound).
     """
     nrow, d = x.shape
     nch = (d + chunk - 1) // chunk
@@ -89,6 +92,7 @@ def serial_cuts(x, xb, one, chunk, metric, gamma, prune):
     jcut = np.full(nrow, -1, dtype=np.int64)
     score = np.zeros(nrow)
     pruned = np.zeros(nrow, dtype=np.bool_)
+    cmax = np.empty((nrow, nch))
     for r in range(nrow):
         # the chunks of a row added in order, as np.add.accumulate does
         mb = pbits[r * nch]
@@ -99,7 +103,9 @@ def serial_cuts(x, xb, one, chunk, metric, gamma, prune):
             for k in range(NSTAT):
                 stats[r, k] += part[q, k]
         if mb > one:
-            return False, stats, tau, t, jcut, score, pruned
+            return False, stats, tau, t, jcut, score, pruned, cmax
+        for q in range(nch):
+            cmax[r, q] = _bits_value(pbits[r * nch + q], x, xb)
         stats[r, STAT_MAX] = _bits_value(mb, x, xb)
         pruned[r] = stats[r, STAT_MAX] <= prune
         if gamma > 0:
@@ -107,7 +113,7 @@ def serial_cuts(x, xb, one, chunk, metric, gamma, prune):
     rows = np.flatnonzero(~pruned).astype(np.int64)
     na = rows.shape[0]
     if na == 0:
-        return True, stats, tau, t, jcut, score, pruned
+        return True, stats, tau, t, jcut, score, pruned, cmax
     lo, hi = rma_bounds_rows(stats, rows, metric, gamma, d)
     ntask = na * nch
     nband = np.empty(ntask, dtype=np.int64)
@@ -116,7 +122,7 @@ def serial_cuts(x, xb, one, chunk, metric, gamma, prune):
     fbits = np.empty(ntask, dtype=xb.dtype)
     slots = np.empty((ntask, BAND_SLOTS))
     counts = (nband, nforce_t, sforce_t, fbits)
-    count_gather_tasks(0, ntask, x, xb, rows, (lo, hi), chunk, counts, slots)
+    count_gather_tasks(0, ntask, x, xb, rows, (lo, hi), chunk, counts, (slots, cmax))
     nforce = np.zeros(na, dtype=np.int64)
     sforce = np.empty(na)
     mforce = np.empty(na)
@@ -152,7 +158,7 @@ def serial_cuts(x, xb, one, chunk, metric, gamma, prune):
         t[r] = t_a[i]
         jcut[r] = jcut_a[i]
         score[r] = score_a[i]
-    return True, stats, tau, t, jcut, score, pruned
+    return True, stats, tau, t, jcut, score, pruned, cmax
 
 
 @jit
@@ -164,7 +170,7 @@ def rma_masks_serial(x, xb, one, chunk, metric, gamma, prune, out):
     res = serial_cuts(x, xb, one, chunk, metric, gamma, prune)
     if res[0]:
         nch = (x.shape[1] + chunk - 1) // chunk
-        write_masks_tasks(0, x.shape[0] * nch, x, res[3], res[4], out, chunk)
+        write_masks_tasks(0, x.shape[0] * nch, x, (res[3], res[4], res[7]), out, chunk)
     return res
 
 
@@ -179,7 +185,7 @@ def rma_labels_serial(x, xb, one, chunk, metric, gamma, prune, ncls, void_policy
     res = serial_cuts(x, xb, one, chunk, metric, gamma, prune)
     if not res[0]:
         return res
-    stats, t, jcut, pruned = res[1], res[3], res[4], res[6]
+    stats, t, jcut, pruned, cmax = res[1], res[3], res[4], res[6], res[7]
     nrow, d = x.shape
     nb = nrow // ncls
     nch = (d + chunk - 1) // chunk
@@ -188,7 +194,7 @@ def rma_labels_serial(x, xb, one, chunk, metric, gamma, prune, ncls, void_policy
     msum = np.empty((nb * nch, ncls))
     nsum = np.empty((nb * nch, ncls))
     status = np.empty((nb, d), dtype=np.uint8)
-    exclusive_tasks(0, nb * nch, x, ncls, rcut, out, status, (msum, nsum))
+    exclusive_tasks(0, nb * nch, x, ncls, (rcut, cmax), out, status, (msum, nsum))
     m = np.empty((nb, ncls))
     n = np.empty((nb, ncls))
     anyact = np.zeros(nb, dtype=np.bool_)
