@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import rankseg
+import rankseg.cpu.driver as cpu_driver
 from rankseg import _threads
 from rankseg._compile import aot as _aot
 
@@ -178,6 +179,7 @@ def test_switched_off_by_the_environment(monkeypatch):
 def _count_hits(table: dict, monkeypatch) -> list:
     """Wrap every compiled function of ``table`` so that its calls are listed."""
     hits: list = []
+    monkeypatch.setattr(cpu_driver, "_serial_ready", {})  # looked up in the table again
     for key, fn in list(table.items()):
         monkeypatch.setitem(table, key, lambda *a, _fn=fn, _k=key: (hits.append(_k), _fn(*a))[1])
     return hits
@@ -249,8 +251,14 @@ def test_read_only_input_and_label_dtypes_use_it(rng, tmp_path, monkeypatch):
     for label in ("uint8", "int32", "int64"):
         assert any(f"array({label}, 2d, C)" in t for t in types), label
         hits.clear()
-        got = rankseg.predict(frozen, dtype=label)
+        got = rankseg.predict(frozen, dtype=label)  # small: the one compiled call
+        assert {k[1] for k in hits} == {"rma_labels_serial"}, label
+        hits.clear()
+        monkeypatch.setattr(cpu_driver, "SERIAL_CALL", "never")  # a larger call's passes
+        launched = rankseg.predict(frozen, dtype=label)
+        monkeypatch.setattr(cpu_driver, "SERIAL_CALL", "always")
         assert {k[1] for k in hits} >= {"row_stats_tasks", "exclusive_tasks"}, label
+        np.testing.assert_array_equal(got, launched)
         with _aot.enabled(False):
             np.testing.assert_array_equal(got, rankseg.predict(frozen, dtype=label))
 

@@ -62,9 +62,10 @@ def _case(rng, dtype, nb, ncls, d):
     return x, t, jcut, active
 
 
+@pytest.mark.parametrize("skip", [True, False])
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
 @pytest.mark.parametrize("ncls", [2, 5, 255, 256, 300])
-def test_exclusive_pass_matches_plain_python(rng, dtype, ncls):
+def test_exclusive_pass_matches_plain_python(rng, dtype, ncls, skip):
     nb = 2
     d = 3000 if ncls < 200 else 70
     chunk = 1100 if ncls < 200 else 40  # several work items, sub-blocks split by them
@@ -75,7 +76,17 @@ def test_exclusive_pass_matches_plain_python(rng, dtype, ncls):
     status = np.empty((nb, d), dtype=np.uint8)
     sums = (np.empty((nb * nch, ncls)), np.empty((nb * nch, ncls)))
     cut = (t, jcut, active, np.int64(chunk))
-    exclusive_tasks(0, nb * nch, kernel_view(x), np.int64(ncls), cut, out, status, sums)
+    # each row's largest value per work item (a class whose maximum lies below its
+    # cut is not read there), or none known (every class read everywhere)
+    cmax = np.full((nb * ncls, nch), np.inf)
+    if skip:
+        for k in range(nch):
+            cmax[:, k] = x[:, k * chunk : (k + 1) * chunk].astype(np.float64).max(axis=1)
+        x[:, :chunk] *= x.dtype.type(0.25)  # first items of every row: far below the cuts
+        cmax[:, 0] = x[:, :chunk].astype(np.float64).max(axis=1)
+        frozen = x.copy()
+    cuts = (cut, cmax)
+    exclusive_tasks(0, nb * nch, kernel_view(x), np.int64(ncls), cuts, out, status, sums)
     labels, ref_status, msum, nsum = _oracle(x, ncls, t, jcut, active, chunk)
     np.testing.assert_array_equal(status, ref_status)
     exclusive = ref_status == 0

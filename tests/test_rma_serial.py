@@ -166,6 +166,7 @@ def test_ready_policy_asks_whether_a_compile_is_needed(monkeypatch, spy):
     assert spy == []
     monkeypatch.setattr(cpu_driver, "SERIAL_CALL", "ready")
     monkeypatch.setattr(cpu_driver, "_serial_ready", {})  # nothing known ready yet
+    monkeypatch.setattr(cpu_driver._aot, "find", lambda kernel, args: kernel)  # no AOT
     asked = []
 
     def not_compiled(kernel, args):
@@ -282,3 +283,23 @@ def test_skipping_work_items_by_their_maximum_changes_nothing(monkeypatch, dtype
         for p, results in zip(cases, skipped, strict=True):
             for m, res in zip(models, results, strict=True):
                 _assert_same(m.predict(p, return_info=True), res)
+
+
+def test_the_compiled_call_is_kept_per_layout(monkeypatch):
+    """Rows viewed F-ordered (a transposed input) are not run by the C-ordered kernel.
+
+    The ahead-of-time kernels are compiled per layout: the kept function must be
+    found again for another one (a wrong one would read the rows in the wrong order).
+    """
+    monkeypatch.setattr(cpu_driver, "_serial_ready", {})
+    c_order = make_probs((1, 3, 13, 17), seed=14)
+    # classes last in memory (a channels-last map viewed channels-first): its rows
+    # (B*C, d) are an F-ordered view, used in place
+    f_order = np.ascontiguousarray(c_order.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    assert f_order.reshape(3, -1).flags.f_contiguous
+    model = RankSEG(output_mode="multilabel")
+    model.predict(c_order)
+    model.predict(f_order)
+    layouts = {key[1].split(";")[0] for key in cpu_driver._serial_ready}
+    assert layouts == {"<f4:2:C:11", "<f4:2:F:11"}
+    _assert_same(*_both(model, f_order))

@@ -121,7 +121,7 @@ def _predict_serial(model: Any, arr: np.ndarray, result: np.ndarray, return_info
     else:
         kernel = rma_masks_serial
         args = (*problem, prune, result.reshape(nb * nc, d))
-    run = _serial_kernel(kernel, args, arr, result)
+    run = _serial_kernel(kernel, args)
     if run is None:
         return None
     res = run(*args)
@@ -136,24 +136,16 @@ def _predict_serial(model: Any, arr: np.ndarray, result: np.ndarray, return_info
 
 
 #: The function that runs a one-call kernel, by what decides its argument types: the
-#: kernel, the input's and the output's dtypes and flags (every other argument has a
-#: fixed type; both arrays are C-contiguous).  Kept once found compiled
-#: (:func:`rankseg._compile.aot.find`, :func:`rankseg._compile.aot.ready`).
+#: kernel and the types of the input's rows and of the output (every other argument
+#: has a fixed type; the rows may be C- or F-ordered, as the input allows).  Kept
+#: once found compiled (:func:`rankseg._compile.aot.find`, a function for exactly
+#: those types, or :func:`rankseg._compile.aot.ready`).
 _serial_ready: dict[tuple, Any] = {}
 
 
-def _serial_kernel(kernel: Any, args: tuple, arr: np.ndarray, result: np.ndarray) -> Any:
+def _serial_kernel(kernel: Any, args: tuple) -> Any:
     """Return what runs ``kernel(*args)`` under :data:`SERIAL_CALL`, or None (compile first)."""
-    fa, fr = arr.flags, result.flags
-    key = (
-        kernel,
-        arr.dtype.char,
-        result.dtype.char,
-        fa.writeable,
-        fa.aligned,
-        fr.writeable,
-        fr.aligned,
-    )
+    key = (kernel, _aot.signature_key((args[0], args[-1])))
     run = _serial_ready.get(key)
     if run is None:
         run = _aot.find(kernel, args)
