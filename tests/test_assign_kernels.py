@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from rankseg._policies import kernel_view
+from rankseg.cpu.launchers import selection_counters
 from rankseg.kernels.assign import exclusive_tasks
 
 
@@ -85,7 +86,7 @@ def test_exclusive_pass_matches_plain_python(rng, dtype, ncls, skip):
         x[:, :chunk] *= x.dtype.type(0.25)  # first items of every row: far below the cuts
         cmax[:, 0] = x[:, :chunk].astype(np.float64).max(axis=1)
         frozen = x.copy()
-    cuts = (cut, cmax)
+    cuts = (cut, cmax, selection_counters(ncls))
     exclusive_tasks(0, nb * nch, kernel_view(x), np.int64(ncls), cuts, out, status, sums)
     labels, ref_status, msum, nsum = _oracle(x, ncls, t, jcut, active, chunk)
     np.testing.assert_array_equal(status, ref_status)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from rankseg._compile import aot as _aot
-from rankseg._config import BAND_SLOTS
+from rankseg._config import BAND_SLOTS, SUB_BLOCK
 from rankseg._policies import EXACT
 from rankseg.cpu.tasks import run_tasks
 from rankseg.kernels.assign import argmax_tasks, conflict_tasks, exclusive_tasks
@@ -61,6 +61,7 @@ __all__ = [
     "locate_ties",
     "rma_cuts",
     "row_stats",
+    "selection_counters",
     "solve_candidates",
     "solve_packed",
     "solver_cuts",
@@ -544,13 +545,35 @@ def assign_labels(
     sums = (np.empty((nb * nch, ncls64)), np.empty((nb * nch, ncls64)))
     status = np.empty((nb, d), dtype=np.uint8)
     # pass A: exclusive pixels are final; conflicts are marked for pass B
-    run_tasks(exclusive_tasks, nb * nch, x, ncls64, (rcut, cmax), out, status, sums)
+    cuts = (rcut, cmax, selection_counters(ncls))
+    run_tasks(exclusive_tasks, nb * nch, x, ncls64, cuts, out, status, sums)
     # per sample: safe sums and counts, the work items added in order (as one loop
     # would: np.add.accumulate is sequential), and whether any class is active
     m, n = (np.add.accumulate(a.reshape(nb, nch, ncls64), axis=1)[:, -1].copy() for a in sums)
     safe = (m, n, active.reshape(nb, ncls64).any(axis=1))
     # pass B: conflicts and unassigned pixels by the largest increment
     run_tasks(conflict_tasks, nb * nch, x, ncls64, rcut, mu, params, status, safe, out)
+
+
+def selection_counters(ncls: int) -> tuple[np.ndarray, np.ndarray, np.integer]:
+    """Scratch counters of the multiclass resolution's first pass, and their zero.
+
+    Bytes while the classes fit in one (four times the SIMD lanes of int32; numba
+    compiles only the variant a call needs), else int32.
+
+    Parameters
+    ----------
+    ncls : int
+        Number of classes C.
+
+    Returns
+    -------
+    tuple of (ndarray, ndarray, integer)
+        Two arrays of ``SUB_BLOCK`` counters (how many classes select a pixel, and
+        the last that does) and the zero of their dtype.
+    """
+    dtype = np.uint8 if ncls <= 255 else np.int32
+    return np.empty(SUB_BLOCK, dtype), np.empty(SUB_BLOCK, dtype), dtype(0)
 
 
 def argmax_labels(x: np.ndarray, ncls: int, out: np.ndarray, chunk: int) -> None:

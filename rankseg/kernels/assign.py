@@ -152,14 +152,11 @@ def count_selections(x, b, ncls, cut, s0, n, counters, cmax):
         row = x[r, s0 : s0 + n]
         cw = first + c
         tn = narrow(tr, row)
-        if jc >= n - 1 and as_f64(tn) == tr:  # every pixel equal to t is selected
+        if (jc >= n - 1 or jc < 0) and as_f64(tn) == tr:
+            ties = jc >= 0  # every pixel equal to t is selected, or none is
             for j in range(n):
-                sel = as_native(row[j]) >= tn
-                cnt[j] = cnt[j] + one if sel else cnt[j]
-                who[j] = cw if sel else who[j]
-        elif jc < 0 and as_f64(tn) == tr:  # none is
-            for j in range(n):
-                sel = as_native(row[j]) > tn
+                v = as_native(row[j])
+                sel = (v > tn) | (ties & (v == tn))
                 cnt[j] = cnt[j] + one if sel else cnt[j]
                 who[j] = cw if sel else who[j]
         else:
@@ -214,18 +211,20 @@ def exclusive_tasks(i0, i1, x, ncls, cuts, out, status, sums):
     item is counted in sub-blocks of ``rankseg._config.SUB_BLOCK`` pixels (every class over a
     sub-block, then its pixels settled), in pixel order, so the sums add the same
     values in the same order as one pass over the item would.  ``cuts`` is
-    ``(cut, cmax)``: the cuts, and the largest value of each row in each work item
-    (:func:`rankseg.cpu.launchers.chunk_maxima`).
+    ``(cut, cmax, counters)``: the cuts, the largest value of each row in each work
+    item (:func:`rankseg.cpu.launchers.chunk_maxima`), and two scratch arrays of
+    ``SUB_BLOCK`` counters with the zero of their dtype
+    (:func:`rankseg.cpu.launchers.selection_counters`).
     """
-    cut, cmax = cuts
+    cut, cmax, scratch = cuts
+    # each range of items its own scratch (ranges run on several threads)
+    counters = (np.empty_like(scratch[0]), np.empty_like(scratch[1]), scratch[2])
     chunk = cut[3]
     msum, nsum = sums
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
     lm = np.empty(ncls)
     ln = np.empty(ncls)
-    small = (np.empty(SUB_BLOCK, dtype=np.uint8), np.empty(SUB_BLOCK, dtype=np.uint8), np.uint8(0))
-    wide = (np.empty(SUB_BLOCK, dtype=np.int32), np.empty(SUB_BLOCK, dtype=np.int32), np.int32(0))
     for task in range(i0, i1):
         b, j0, j1 = work_item(task, nch, chunk, d)
         # task-local sums, written once: rows of neighbouring tasks share cache lines
@@ -237,12 +236,8 @@ def exclusive_tasks(i0, i1, x, ncls, cuts, out, status, sums):
             dst = out[b, s0 : s0 + n]
             st = status[b, s0 : s0 + n]
             kmax = cmax[:, task % nch]
-            if ncls <= 255:  # counts and classes fit in a byte
-                count_selections(x, b, ncls, cut, s0, n, small, kmax)
-                settle(x, b, ncls, s0, n, small, dst, st, (lm, ln))
-            else:
-                count_selections(x, b, ncls, cut, s0, n, wide, kmax)
-                settle(x, b, ncls, s0, n, wide, dst, st, (lm, ln))
+            count_selections(x, b, ncls, cut, s0, n, counters, kmax)
+            settle(x, b, ncls, s0, n, counters, dst, st, (lm, ln))
         for c in range(ncls):
             msum[task, c] = lm[c]
             nsum[task, c] = ln[c]

@@ -188,7 +188,7 @@ def band_counts_tasks(i0, i1, x, xb, rows, bounds, chunk, out):
         fbits[task] = mb
 
 
-@jit(inline="always")
+@jit  # a call (compiled once), not inlined: two passes use it, and each copy compiles
 def gather_chunk(row, a, b, dst, pos):
     """Append the values ``a < v < b`` of ``row`` to ``dst`` from ``pos``, in order.
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from rankseg._compile.jit import jit
-from rankseg._config import BAND_SLOTS
+from rankseg._config import BAND_SLOTS, SUB_BLOCK
 from rankseg.kernels._dtype import as_f64
 from rankseg.kernels.assign import conflict_tasks, exclusive_tasks
 from rankseg.kernels.masks import write_masks_tasks
@@ -194,7 +194,13 @@ def rma_labels_serial(x, xb, one, chunk, metric, gamma, prune, ncls, void_policy
     msum = np.empty((nb * nch, ncls))
     nsum = np.empty((nb * nch, ncls))
     status = np.empty((nb, d), dtype=np.uint8)
-    exclusive_tasks(0, nb * nch, x, ncls, (rcut, cmax), out, status, (msum, nsum))
+    # the counters of rankseg.cpu.launchers.selection_counters
+    if ncls <= 255:
+        scratch = (np.empty(SUB_BLOCK, np.uint8), np.empty(SUB_BLOCK, np.uint8), np.uint8(0))
+        exclusive_tasks(0, nb * nch, x, ncls, (rcut, cmax, scratch), out, status, (msum, nsum))
+    else:
+        wide = (np.empty(SUB_BLOCK, np.int32), np.empty(SUB_BLOCK, np.int32), np.int32(0))
+        exclusive_tasks(0, nb * nch, x, ncls, (rcut, cmax, wide), out, status, (msum, nsum))
     m = np.empty((nb, ncls))
     n = np.empty((nb, ncls))
     anyact = np.zeros(nb, dtype=np.bool_)
