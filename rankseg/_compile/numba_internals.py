@@ -70,6 +70,12 @@ INTERNALS: dict[str, Internal] = {
         "small RMA calls take the launchers' path until the one-call kernel is compiled "
         "in the process",
     ),
+    "compiler_lock.global_compiler_lock": Internal(
+        "numba.core.compiler_lock",
+        "global_compiler_lock",
+        "rankseg._compile.aot (ready: the cache lookup holds it, as numba's own does)",
+        "a cache lookup beside a compile in another thread can break numba's registry",
+    ),
     "event.Listener": Internal(
         "numba.core.event",
         "Listener",
@@ -225,7 +231,10 @@ def has_machine_code(dispatcher: Any, sig: tuple) -> bool:
         return True
     cache = getattr(dispatcher, "_cache", None)
     load = resolve("caching.Cache.load_overload")
-    try:
-        return cache is not None and load(cache, sig, dispatcher.targetctx) is not None
-    except Exception:  # an unreadable or stale cache entry: numba would compile
-        return False
+    # numba looks its cache up under its global compiler lock (Dispatcher.compile):
+    # the lookup refreshes the target's registries, which two threads at once break
+    with resolve("compiler_lock.global_compiler_lock"):
+        try:
+            return cache is not None and load(cache, sig, dispatcher.targetctx) is not None
+        except Exception:  # an unreadable or stale cache entry: numba would compile
+            return False
