@@ -400,13 +400,13 @@ def ready(kernel: Callable, args: Sequence[Any]) -> bool:
     known = _ready.get(memo)
     if known is True:
         return True
-    dispatcher = getattr(kernel, "dispatcher", kernel)  # a LazyKernel: its dispatcher
+    dispatcher: Any = getattr(kernel, "dispatcher", kernel)  # a LazyKernel: its dispatcher
     if known is not None:
         found = known in dispatcher.overloads
     else:
         from rankseg._compile.numba_internals import has_machine_code, numba_signature
 
-        known = numba_signature(args)
+        known = numba_signature(tuple(args))
         found = has_machine_code(dispatcher, known)
     _ready[memo] = True if found else known
     return found

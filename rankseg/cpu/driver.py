@@ -114,6 +114,7 @@ def _predict_serial(model: Any, arr: np.ndarray, result: np.ndarray, return_info
     one = _ONE_BITS[x.dtype.itemsize]
     problem = (xk, xb, one, np.int64(CHUNK), metric_code(model.metric), float(model.smooth))
     prune = float(model.pruning_prob)
+    args: tuple
     if model.output_mode == "multiclass":
         void = (void_label(model) is not None, np.int64(model.void_index))
         kernel = rma_labels_serial
