@@ -15,7 +15,7 @@ float16-as-uint16 view the CPU kernels read (:func:`bits_view`, :func:`kernel_vi
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -47,6 +47,7 @@ __all__ = [
     "TRNA",
     "bits_view",
     "kernel_view",
+    "one_bits",
     "label_range",
     "label_values",
     "metric_code",
@@ -178,6 +179,29 @@ def bits_view(x: np.ndarray) -> np.ndarray:
         ``x.view`` of the unsigned integer dtype of the same width.
     """
     return x.view(BITS_DTYPES[x.dtype.itemsize])
+
+
+def one_bits(dtype: np.dtype) -> np.unsignedinteger:
+    """Return the bit pattern of 1.0 in a float dtype, as its unsigned integer.
+
+    Valid probabilities ([+0, 1]) have patterns at most this one; NaN, infinities,
+    negatives (-0.0 too) and values above 1 have larger ones.
+
+    Parameters
+    ----------
+    dtype : numpy.dtype
+        float16, float32 or float64.
+
+    Returns
+    -------
+    numpy unsigned integer
+        Of the width of ``dtype`` (``BITS_DTYPES``).
+    """
+    return _ONE_BITS[np.dtype(dtype).itemsize]
+
+
+#: one_bits by width in bytes
+_ONE_BITS: dict[int, Any] = {n: np.array(1.0, dtype=f"f{n}").view(f"u{n}")[()] for n in BITS_DTYPES}
 
 
 def kernel_view(x: np.ndarray) -> np.ndarray:

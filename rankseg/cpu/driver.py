@@ -26,7 +26,14 @@ import numpy as np
 from rankseg import _validation as v
 from rankseg._compile import aot as _aot
 from rankseg._config import CHUNK, SERIAL_SIZE
-from rankseg._policies import SOLVER_CODE, bits_view, kernel_view, metric_code, void_label
+from rankseg._policies import (
+    SOLVER_CODE,
+    bits_view,
+    kernel_view,
+    metric_code,
+    one_bits,
+    void_label,
+)
 from rankseg._presence import presence_features
 from rankseg._records import PredictInfo, empty_info
 from rankseg._threads import call_threads, num_threads
@@ -43,9 +50,6 @@ from rankseg.cpu.launchers import (
 )
 from rankseg.kernels.rma_passes import STAT_MAX, STAT_MU
 from rankseg.kernels.rma_serial import rma_labels_serial, rma_masks_serial
-
-#: The bit pattern of 1.0 per input width in bytes (float16, float32, float64)
-_ONE_BITS = {n: np.array(1.0, dtype=f"f{n}").view(f"u{n}")[()] for n in (2, 4, 8)}
 
 #: When a small RMA call runs as one compiled call (:func:`_predict_serial`):
 #: ``"ready"`` (the default) when that needs no compile -- the kernels compiled
@@ -111,7 +115,7 @@ def _predict_serial(model: Any, arr: np.ndarray, result: np.ndarray, return_info
     d = arr.size // (nb * nc)
     x = arr.reshape(nb * nc, d)
     xb, xk = bits_view(x), kernel_view(x)
-    one = _ONE_BITS[x.dtype.itemsize]
+    one = one_bits(x.dtype)
     problem = (xk, xb, one, np.int64(CHUNK), metric_code(model.metric), float(model.smooth))
     prune = float(model.pruning_prob)
     args: tuple
@@ -273,7 +277,7 @@ def checked_row_stats(arr: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.nd
     """
     bits = bits_view(x)
     stats, maxbits, chunkbits = row_stats(kernel_view(x), bits, CHUNK)
-    one = np.array(1.0, dtype=x.dtype).view(bits.dtype)
+    one = one_bits(x.dtype)
     stats[:, STAT_MAX] = maxbits.astype(bits.dtype).view(x.dtype)
     for r in np.flatnonzero(maxbits > one):
         # a pattern above 1.0's: NaN, inf, a value outside [0, 1] -- or only -0.0

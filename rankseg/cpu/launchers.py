@@ -23,7 +23,7 @@ import numpy as np
 
 from rankseg._compile import aot as _aot
 from rankseg._config import BAND_SLOTS, SUB_BLOCK
-from rankseg._policies import EXACT
+from rankseg._policies import EXACT, one_bits
 from rankseg.cpu.tasks import run_tasks
 from rankseg.kernels.assign import argmax_tasks, conflict_tasks, exclusive_tasks
 from rankseg.kernels.exact import SUM_D
@@ -131,9 +131,8 @@ def chunk_maxima(chunkbits: np.ndarray, x: np.ndarray, xb: np.ndarray) -> np.nda
         value outside [0, 1], or only -0.0, whose maximum the pattern does not give):
         a pass never skips such a work item.
     """
-    one = np.array(1.0, dtype=x.dtype).view(xb.dtype)
     cmax = chunkbits.astype(xb.dtype).view(x.dtype).astype(np.float64)
-    cmax[chunkbits > one] = np.inf
+    cmax[chunkbits > one_bits(x.dtype)] = np.inf
     return cmax
 
 

@@ -17,7 +17,7 @@ import dask.array as da
 import numpy as np
 
 from rankseg._config import CHUNK
-from rankseg._policies import BITS_DTYPES, bits_view, kernel_view
+from rankseg._policies import BITS_DTYPES, bits_view, kernel_view, one_bits
 from rankseg._threads import num_threads
 from rankseg._validation import bad_values_error
 from rankseg.cpu.launchers import argmax_labels, write_masks, write_threshold_masks
@@ -51,7 +51,7 @@ class Layout:
         self.dtype = dtype
         self.udtype = BITS_DTYPES[dtype.itemsize].type
         self.mbits, self.bias, self.shift = _LAYOUT[dtype.itemsize]
-        self.one = int(np.array(1.0, dtype=dtype).view(self.udtype))
+        self.one = int(one_bits(dtype))
         self.half = int(np.array(0.5, dtype=dtype).view(self.udtype))
         self.sign = 1 << (8 * dtype.itemsize - 1)
         self.nbins = (self.one >> self.shift) + 1

@@ -227,6 +227,7 @@ def exclusive_tasks(i0, i1, x, ncls, cuts, out, status, sums):
     ln = np.empty(ncls)
     for task in range(i0, i1):
         b, j0, j1 = work_item(task, nch, chunk, d)
+        kmax = cmax[:, task % nch]
         # task-local sums, written once: rows of neighbouring tasks share cache lines
         for c in range(ncls):
             lm[c] = 0.0
@@ -235,7 +236,6 @@ def exclusive_tasks(i0, i1, x, ncls, cuts, out, status, sums):
             n = min(j1, s0 + SUB_BLOCK) - s0
             dst = out[b, s0 : s0 + n]
             st = status[b, s0 : s0 + n]
-            kmax = cmax[:, task % nch]
             count_selections(x, b, ncls, cut, s0, n, counters, kmax)
             settle(x, b, ncls, s0, n, counters, dst, st, (lm, ln))
         for c in range(ncls):
