@@ -6,7 +6,16 @@ how many threads a call uses is decided in :mod:`rankseg._threads`.
 
 from __future__ import annotations
 
-__all__ = ["BAND_SLOTS", "CHUNK", "MAX_BAND_BYTES", "SERIAL_SIZE", "SKIP_BLOCK", "SUB_BLOCK"]
+__all__ = [
+    "BAND_SLOTS",
+    "CHUNK",
+    "CONFLICT_SLOTS",
+    "CONFLICT_VALUES",
+    "MAX_BAND_BYTES",
+    "SERIAL_SIZE",
+    "SKIP_BLOCK",
+    "SUB_BLOCK",
+]
 
 #: Pixels per work item when a row is split for parallel passes.  It is a fixed
 #: constant (not derived from the thread count) so that partial sums, and hence
@@ -23,6 +32,18 @@ SUB_BLOCK = 2048
 #: of the pixels of the workloads of benchmarks/limit.py, 65-650 of a chunk); an
 #: item with more is gathered again from the input.  8 KiB per work item.
 BAND_SLOTS = 1024
+
+#: Pixels of a work item that the multiclass resolution's first pass logs with
+#: every class's value (rankseg.cpu.launchers.conflict_log), while their class rows
+#: are in the cache: the pixels no class or several classes select, 0.1-0.7 % of the
+#: workloads of benchmarks/limit.py.  The second pass resolves them from the log
+#: instead of reading each class row at each of them; an item with more scans the
+#: rest of its chunk as before.
+CONFLICT_SLOTS = 2048
+
+#: At most this many logged values (float64) per work item: 128 KiB, so that many
+#: classes log fewer pixels (2048 up to 8 classes, 780 for 21, 54 for 300).
+CONFLICT_VALUES = 16384
 
 #: Values whose band count the gather takes at once (branch-free, vectorized);
 #: a block without band values is not read again.

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rankseg._policies import kernel_view
-from rankseg.cpu.launchers import selection_counters
+from rankseg.cpu.launchers import conflict_log, selection_counters
 from rankseg.kernels.assign import exclusive_tasks
 
 
@@ -87,7 +87,8 @@ def test_exclusive_pass_matches_plain_python(rng, dtype, ncls, skip):
         cmax[:, 0] = x[:, :chunk].astype(np.float64).max(axis=1)
         frozen = x.copy()
     cuts = (cut, cmax, selection_counters(ncls))
-    exclusive_tasks(0, nb * nch, kernel_view(x), np.int64(ncls), cuts, out, status, sums)
+    log = conflict_log(nb * nch, ncls)
+    exclusive_tasks(0, nb * nch, kernel_view(x), np.int64(ncls), cuts, out, status, sums, log)
     labels, ref_status, msum, nsum = _oracle(x, ncls, t, jcut, active, chunk)
     np.testing.assert_array_equal(status, ref_status)
     exclusive = ref_status == 0
@@ -95,3 +96,60 @@ def test_exclusive_pass_matches_plain_python(rng, dtype, ncls, skip):
     assert sums[0].tobytes() == msum.tobytes()  # the same additions in the same order
     assert sums[1].tobytes() == nsum.tobytes()
     np.testing.assert_array_equal(x, frozen)
+    _assert_log(log, x, ref_status, cut, cmax)
+
+
+def _assert_log(log, x, status, cut, cmax):
+    """Each work item logged its unsettled pixels in order, with their class values.
+
+    A pixel that several classes select logs -1.0 for the classes that cannot
+    select it there (inactive, or a cut above their maximum in the work item).
+    """
+    idx, vals, seen = log
+    t, _, active, chunk = cut
+    nb, d = status.shape
+    ncls = x.shape[0] // nb
+    nch = (d + chunk - 1) // chunk
+    cap = idx.shape[1]
+    for task in range(nb * nch):
+        b, k = divmod(task, nch)
+        j0 = k * chunk
+        want = j0 + np.flatnonzero(status[b, j0 : j0 + chunk])
+        assert seen[task] == want.size
+        kept = want[:cap]
+        np.testing.assert_array_equal(idx[task, : kept.size], kept)
+        rows = slice(b * ncls, (b + 1) * ncls)
+        cols = x[rows, kept].astype(np.float64).T
+        dead = ~(active[rows] & (cmax[rows, k] >= t[rows]))
+        cols[np.ix_(status[b, kept] == 2, dead)] = -1.0
+        assert vals[task, : kept.size].tobytes() == cols.tobytes()
+
+
+@pytest.mark.parametrize("slots", [0, 1, 5, 2048])
+def test_the_log_keeps_what_fits_and_counts_the_rest(rng, monkeypatch, slots):
+    import rankseg.cpu.launchers as launchers
+
+    monkeypatch.setattr(launchers, "CONFLICT_SLOTS", slots)
+    nb, ncls, d, chunk = 2, 4, 3000, 1100
+    x, t, jcut, active = _case(rng, "float32", nb, ncls, d)
+    nch = (d + chunk - 1) // chunk
+    out = np.empty((nb, d), dtype=np.int64)
+    status = np.empty((nb, d), dtype=np.uint8)
+    sums = (np.empty((nb * nch, ncls)), np.empty((nb * nch, ncls)))
+    cmax = np.full((nb * ncls, nch), np.inf)
+    cuts = ((t, jcut, active, np.int64(chunk)), cmax, selection_counters(ncls))
+    log = conflict_log(nb * nch, ncls)
+    assert log[0].shape == (nb * nch, slots)
+    exclusive_tasks(0, nb * nch, kernel_view(x), np.int64(ncls), cuts, out, status, sums, log)
+    assert (log[2] > 5).all()  # every item has more than 5 to log
+    _assert_log(log, x, status, cuts[0], cmax)
+
+
+def test_the_log_budget_shrinks_with_the_classes():
+    from rankseg._config import CONFLICT_SLOTS, CONFLICT_VALUES
+
+    for ncls in (2, 8, 21, 300, CONFLICT_VALUES + 1):
+        idx, vals, seen = conflict_log(3, ncls)
+        cap = min(CONFLICT_SLOTS, CONFLICT_VALUES // ncls)
+        assert idx.shape == (3, cap) and vals.shape == (3, cap, ncls) and seen.shape == (3,)
+        assert vals.nbytes <= 3 * 8 * CONFLICT_VALUES

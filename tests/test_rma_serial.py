@@ -245,6 +245,56 @@ def test_band_values_that_do_not_fit_their_slots(monkeypatch, slots, kind):
             _assert_same(model.predict(probs, return_info=True), ref)
 
 
+@pytest.mark.parametrize("serial", ["always", "never"])
+@pytest.mark.parametrize("slots", [0, 1, 4])
+@pytest.mark.parametrize("kind", ["soft", "noise", "ties", "long"])
+def test_unsettled_pixels_that_do_not_fit_their_log(monkeypatch, serial, slots, kind):
+    """Pass A logs a work item's unsettled pixels; those past its slots are scanned.
+
+    With 0, 1 or 4 slots per item the second pass resolves part of each item from
+    the log and scans the rest of it in the input: the labels must be those of a
+    log that holds every pixel, with and without the void label, in the serial
+    call and in the launchers (whose logs are looked at).
+    """
+    import rankseg.cpu.launchers as launchers
+
+    probs = _inputs("float32")[kind]
+    models = [
+        RankSEG(metric=metric, smooth=smooth, **kw)
+        for metric in ("dice", "iou")
+        for smooth in (0.0, 1.0)
+        for kw in ({}, {"unassigned_policy": "void", "void_index": 9})
+    ]
+    real = launchers.conflict_log
+    logs = []
+
+    def recorded(*args):
+        logs.append(real(*args))
+        return logs[-1]
+
+    monkeypatch.setattr(launchers, "conflict_log", recorded)
+
+    def run():
+        return [m.predict(probs, return_info=True) for m in models]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ClassSumWarning)
+        monkeypatch.setattr(cpu_driver, "SERIAL_CALL", "never")
+        refs = run()  # every pixel fits
+        assert all((lg[2] <= lg[0].shape[1]).all() for lg in logs)
+        assert max(int(lg[2].max()) for lg in logs) > slots  # the case has them to log
+        monkeypatch.setattr(launchers, "CONFLICT_SLOTS", slots)
+        logs.clear()
+        small = run()
+        assert all(lg[0].shape[1] == slots for lg in logs)
+        assert any((lg[2] > slots).any() for lg in logs)  # the scan after the log ran
+        monkeypatch.setattr(cpu_driver, "SERIAL_CALL", serial)
+        if serial == "always":
+            small = run()
+    for got, ref in zip(small, refs, strict=True):
+        _assert_same(got, ref)
+
+
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
 def test_skipping_work_items_by_their_maximum_changes_nothing(monkeypatch, dtype):
     """Passes skip the work items whose maximum cannot reach a row's bound or cut.

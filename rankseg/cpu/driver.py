@@ -41,6 +41,7 @@ from rankseg.cpu.launchers import (
     argmax_labels,
     assign_labels,
     chunk_maxima,
+    conflict_slots,
     empty_scores,
     rma_cuts,
     row_stats,
@@ -122,7 +123,7 @@ def _predict_serial(model: Any, arr: np.ndarray, result: np.ndarray, return_info
     if model.output_mode == "multiclass":
         void = (void_label(model) is not None, np.int64(model.void_index))
         kernel = rma_labels_serial
-        args = (*problem, prune, np.int64(nc), *void, result.reshape(nb, d))
+        args = (*problem, prune, np.int64(nc), *void, result.reshape(nb, d), conflict_slots(nc))
     else:
         kernel = rma_masks_serial
         args = (*problem, prune, result.reshape(nb * nc, d))

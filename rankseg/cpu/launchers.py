@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from rankseg._compile import aot as _aot
-from rankseg._config import BAND_SLOTS, SUB_BLOCK
+from rankseg._config import BAND_SLOTS, CONFLICT_SLOTS, CONFLICT_VALUES, SUB_BLOCK
 from rankseg._policies import EXACT, one_bits
 from rankseg.cpu.tasks import run_tasks
 from rankseg.kernels.assign import argmax_tasks, conflict_tasks, exclusive_tasks
@@ -57,6 +57,8 @@ __all__ = [
     "assign_labels",
     "band_values",
     "chunk_maxima",
+    "conflict_log",
+    "conflict_slots",
     "empty_scores",
     "locate_ties",
     "rma_cuts",
@@ -543,15 +545,16 @@ def assign_labels(
     rcut = (t, jcut, active, np.int64(chunk))
     sums = (np.empty((nb * nch, ncls64)), np.empty((nb * nch, ncls64)))
     status = np.empty((nb, d), dtype=np.uint8)
-    # pass A: exclusive pixels are final; conflicts are marked for pass B
+    # pass A: exclusive pixels are final; conflicts are marked and logged for pass B
     cuts = (rcut, cmax, selection_counters(ncls))
-    run_tasks(exclusive_tasks, nb * nch, x, ncls64, cuts, out, status, sums)
+    log = conflict_log(nb * nch, ncls)
+    run_tasks(exclusive_tasks, nb * nch, x, ncls64, cuts, out, status, sums, log)
     # per sample: safe sums and counts, the work items added in order (as one loop
     # would: np.add.accumulate is sequential), and whether any class is active
     m, n = (np.add.accumulate(a.reshape(nb, nch, ncls64), axis=1)[:, -1].copy() for a in sums)
     safe = (m, n, active.reshape(nb, ncls64).any(axis=1))
     # pass B: conflicts and unassigned pixels by the largest increment
-    run_tasks(conflict_tasks, nb * nch, x, ncls64, rcut, mu, params, status, safe, out)
+    run_tasks(conflict_tasks, nb * nch, x, ncls64, rcut, mu, params, status, safe, out, log)
 
 
 def selection_counters(ncls: int) -> tuple[np.ndarray, np.ndarray, np.integer]:
@@ -573,6 +576,53 @@ def selection_counters(ncls: int) -> tuple[np.ndarray, np.ndarray, np.integer]:
     """
     dtype = np.uint8 if ncls <= 255 else np.int32
     return np.empty(SUB_BLOCK, dtype), np.empty(SUB_BLOCK, dtype), dtype(0)
+
+
+def conflict_slots(ncls: int) -> int:
+    """Pixels per work item that pass A logs for pass B (:func:`conflict_log`).
+
+    ``min(CONFLICT_SLOTS, CONFLICT_VALUES // ncls)`` (:mod:`rankseg._config`): none
+    when one pixel's values alone exceed the budget.
+
+    Parameters
+    ----------
+    ncls : int
+        Number of classes C.
+
+    Returns
+    -------
+    int
+    """
+    return min(CONFLICT_SLOTS, CONFLICT_VALUES // max(ncls, 1))
+
+
+def conflict_log(nitems: int, ncls: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Allocate the slots in which pass A logs each work item's unsettled pixels.
+
+    :func:`conflict_slots` pixels per work item.  The arrays are not initialised:
+    a work item writes only the slots it uses.
+
+    Parameters
+    ----------
+    nitems : int
+        Number of work items.
+    ncls : int
+        Number of classes C.
+
+    Returns
+    -------
+    tuple of (ndarray, ndarray, ndarray)
+        ``idx`` (int64, shape (nitems, cap)): the logged pixels' indices in the row;
+        ``vals`` (float64, shape (nitems, cap, C)): their values; ``seen`` (int64,
+        shape (nitems,)): how many pixels each item had to log, also those that did
+        not fit.
+    """
+    cap = conflict_slots(ncls)
+    return (
+        np.empty((nitems, cap), dtype=np.int64),
+        np.empty((nitems, cap, ncls)),
+        np.empty(nitems, dtype=np.int64),
+    )
 
 
 def argmax_labels(x: np.ndarray, ncls: int, out: np.ndarray, chunk: int) -> None:

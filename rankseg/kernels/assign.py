@@ -168,14 +168,40 @@ def count_selections(x, b, ncls, cut, s0, n, counters, cmax):
 
 
 @jit(inline="always")
-def settle(x, b, ncls, s0, n, counters, dst, st, sums):
+def log_conflict(x, b, ncls, j, several, seen, log):
+    """Keep pixel ``j``'s index and its class values in the next free slot of ``log``.
+
+    ``log`` is ``(idx, vals, live)``: a work item's slots (shapes ``(cap,)`` and
+    ``(cap, ncls)``) and which classes may select a pixel in the item (active, with
+    a cut their maximum there reaches).  A pixel that no class selects keeps every
+    class's value (they all may bid, SPEC §4); one that several select keeps the
+    values of the live classes and -1.0 for the others, a value no cut selects:
+    the classes whose rows pass A did not read are not read here either.  ``seen``
+    counts the pixels logged so far, also those past the last slot, which are not
+    kept.  Returns ``seen + 1``.
+    """
+    idx, vals, live = log
+    if seen < idx.shape[0]:
+        idx[seen] = j
+        for c in range(ncls):
+            if several and not live[c]:
+                vals[seen, c] = -1.0
+            else:
+                vals[seen, c] = as_f64(x[b * ncls + c, j])
+    return seen + 1
+
+
+@jit(inline="always")
+def settle(x, b, ncls, s0, n, counters, dst, st, sums, log):
     """Write a sub-block's labels and status; add its exclusive pixels to the sums.
 
     Every pixel gets the last class that selects it and its status (0: exactly one
     class, final; 1: none; 2: several), pass B overwriting the labels of the
     others.  The class sums ``lm`` add each exclusive pixel's value in pixel order,
     as one loop over the pixels would, through a register while consecutive
-    pixels belong to one class; ``ln`` counts them.
+    pixels belong to one class; ``ln`` counts them.  The other pixels
+    are logged (:func:`log_conflict`) while their class rows are still in the
+    cache; ``log`` is ``(idx, vals, live, seen)``.  Returns the new ``seen``.
     """
     cnt, who, _ = counters
     lm, ln = sums
@@ -183,6 +209,7 @@ def settle(x, b, ncls, s0, n, counters, dst, st, sums):
         k = cnt[j]
         dst[j] = who[j]
         st[j] = 0 if k == 1 else (1 if k == 0 else 2)
+    idx, vals, live, seen = log
     cur = 0
     acc = lm[0]
     run = 0
@@ -197,12 +224,15 @@ def settle(x, b, ncls, s0, n, counters, dst, st, sums):
                 run = 0
             acc += as_f64(x[b * ncls + c, s0 + j])
             run += 1
+        else:
+            seen = log_conflict(x, b, ncls, s0 + j, cnt[j] > 1, seen, (idx, vals, live))
     lm[cur] = acc
     ln[cur] += run
+    return seen
 
 
 @jit
-def exclusive_tasks(i0, i1, x, ncls, cuts, out, status, sums):
+def exclusive_tasks(i0, i1, x, ncls, cuts, out, status, sums, log):
     """Pass A of :func:`rankseg.cpu.launchers.assign_labels` over work items ``i0 <= task < i1``.
 
     Pixels selected by exactly one class are final; the others are marked in
@@ -214,9 +244,13 @@ def exclusive_tasks(i0, i1, x, ncls, cuts, out, status, sums):
     ``(cut, cmax, counters)``: the cuts, the largest value of each row in each work
     item (:func:`rankseg.cpu.launchers.chunk_maxima`), and two scratch arrays of
     ``SUB_BLOCK`` counters with the zero of their dtype
-    (:func:`rankseg.cpu.launchers.selection_counters`).
+    (:func:`rankseg.cpu.launchers.selection_counters`).  ``log`` is ``(idx, vals,
+    seen)`` (:func:`rankseg.cpu.launchers.conflict_log`): each work item logs its
+    other pixels, in pixel order, into its row of ``idx`` and ``vals`` (as many as
+    fit) and their number into ``seen``, for pass B.
     """
     cut, cmax, scratch = cuts
+    idx, vals, seen = log
     # each range of items its own scratch (ranges run on several threads)
     counters = (np.empty_like(scratch[0]), np.empty_like(scratch[1]), scratch[2])
     chunk = cut[3]
@@ -225,6 +259,8 @@ def exclusive_tasks(i0, i1, x, ncls, cuts, out, status, sums):
     nch = (d + chunk - 1) // chunk
     lm = np.empty(ncls)
     ln = np.empty(ncls)
+    live = np.empty(ncls, dtype=np.bool_)
+    t, _, active, _ = cut
     for task in range(i0, i1):
         b, j0, j1 = work_item(task, nch, chunk, d)
         kmax = cmax[:, task % nch]
@@ -232,38 +268,70 @@ def exclusive_tasks(i0, i1, x, ncls, cuts, out, status, sums):
         for c in range(ncls):
             lm[c] = 0.0
             ln[c] = 0.0
+            r = b * ncls + c
+            live[c] = active[r] and kmax[r] >= t[r]  # as count_selections reads rows
+        k = 0
         for s0 in range(j0, j1, SUB_BLOCK):
             n = min(j1, s0 + SUB_BLOCK) - s0
             dst = out[b, s0 : s0 + n]
             st = status[b, s0 : s0 + n]
             count_selections(x, b, ncls, cut, s0, n, counters, kmax)
-            settle(x, b, ncls, s0, n, counters, dst, st, (lm, ln))
+            logged = (idx[task], vals[task], live, k)
+            k = settle(x, b, ncls, s0, n, counters, dst, st, (lm, ln), logged)
+        seen[task] = k
         for c in range(ncls):
             msum[task, c] = lm[c]
             nsum[task, c] = ln[c]
 
 
+@jit(inline="always")
+def resolve(v, b, j, st, ncls, cut, mu, safe, objective):
+    """Pass B's label for pixel ``j`` of sample ``b`` (status ``st`` 1 or 2, :func:`triage`).
+
+    ``v`` holds the pixel's values, class by class: a column of the input or a
+    row of pass A's log.  The classes bid in ascending order (:func:`bid`).
+    """
+    t, jcut, active, _ = cut
+    m, n, anyact = safe
+    best = (-np.inf, np.int64(0))
+    for c in range(ncls):
+        r = b * ncls + c
+        row = (active[r], t[r], jcut[r], m[b, c], n[b, c], mu[r])
+        best = bid(c, as_f64(v[c]), j, st == 2, anyact[b], row, objective, best)
+    return best[1]
+
+
 @jit
-def conflict_tasks(i0, i1, x, ncls, cut, mu, params, status, safe, out):
-    """Pass B of :func:`~rankseg.cpu.launchers.assign_labels`: conflicts, unassigned pixels."""
-    t, jcut, active, chunk = cut
+def conflict_tasks(i0, i1, x, ncls, cut, mu, params, status, safe, out, log):
+    """Pass B of :func:`~rankseg.cpu.launchers.assign_labels`: conflicts, unassigned pixels.
+
+    A work item's pixels that pass A logged (``log``, see :func:`exclusive_tasks`)
+    are resolved from their logged values; when more than fit were logged, the rest
+    of the item (after the last logged pixel) is scanned in the input, by status.
+    """
+    chunk = cut[3]
     metric, gamma, void_policy, void_index = params
     objective = (metric, gamma)
-    m, n, anyact = safe
+    idx, vals, seen = log
+    cap = idx.shape[1]
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
     for task in range(i0, i1):
         b, j0, j1 = work_item(task, nch, chunk, d)
-        for j in range(j0, j1):
+        k = min(seen[task], cap)
+        for q in range(k):
+            j = idx[task, q]
             st = triage(status, b, j, void_policy, void_index, out)
-            if st == 0:
-                continue
-            best = (-np.inf, np.int64(0))
-            for c in range(ncls):
-                r = b * ncls + c
-                row = (active[r], t[r], jcut[r], m[b, c], n[b, c], mu[r])
-                best = bid(c, as_f64(x[r, j]), j, st == 2, anyact[b], row, objective, best)
-            out[b, j] = best[1]
+            if st != 0:
+                out[b, j] = resolve(vals[task, q], b, j, st, ncls, cut, mu, safe, objective)
+        if seen[task] <= cap:
+            continue
+        start = idx[task, cap - 1] + 1 if cap > 0 else j0
+        for j in range(start, j1):
+            st = triage(status, b, j, void_policy, void_index, out)
+            if st != 0:
+                col = x[b * ncls : (b + 1) * ncls, j]
+                out[b, j] = resolve(col, b, j, st, ncls, cut, mu, safe, objective)
 
 
 @jit

@@ -175,12 +175,15 @@ def rma_masks_serial(x, xb, one, chunk, metric, gamma, prune, out):
 
 
 @jit
-def rma_labels_serial(x, xb, one, chunk, metric, gamma, prune, ncls, void_policy, void_index, out):
+def rma_labels_serial(
+    x, xb, one, chunk, metric, gamma, prune, ncls, void_policy, void_index, out, cap
+):
     """:func:`serial_cuts`, then the multiclass resolution into ``out`` (shape (B, d)).
 
     The two passes of :func:`rankseg.cpu.launchers.assign_labels`, with the per-item
-    sums of each sample added in order.  Returns what :func:`serial_cuts` returns;
-    ``out`` is untouched when not ``ok``.
+    sums of each sample added in order; pass A logs ``cap`` pixels per work item
+    (:func:`rankseg.cpu.launchers.conflict_slots`).  Returns
+    what :func:`serial_cuts` returns; ``out`` is untouched when not ``ok``.
     """
     res = serial_cuts(x, xb, one, chunk, metric, gamma, prune)
     if not res[0]:
@@ -194,13 +197,21 @@ def rma_labels_serial(x, xb, one, chunk, metric, gamma, prune, ncls, void_policy
     msum = np.empty((nb * nch, ncls))
     nsum = np.empty((nb * nch, ncls))
     status = np.empty((nb, d), dtype=np.uint8)
+    # the slots of rankseg.cpu.launchers.conflict_log
+    log = (
+        np.empty((nb * nch, cap), np.int64),
+        np.empty((nb * nch, cap, ncls)),
+        np.empty(nb * nch, np.int64),
+    )
     # the counters of rankseg.cpu.launchers.selection_counters
     if ncls <= 255:
         scratch = (np.empty(SUB_BLOCK, np.uint8), np.empty(SUB_BLOCK, np.uint8), np.uint8(0))
-        exclusive_tasks(0, nb * nch, x, ncls, (rcut, cmax, scratch), out, status, (msum, nsum))
+        cuts = (rcut, cmax, scratch)
+        exclusive_tasks(0, nb * nch, x, ncls, cuts, out, status, (msum, nsum), log)
     else:
         wide = (np.empty(SUB_BLOCK, np.int32), np.empty(SUB_BLOCK, np.int32), np.int32(0))
-        exclusive_tasks(0, nb * nch, x, ncls, (rcut, cmax, wide), out, status, (msum, nsum))
+        cuts = (rcut, cmax, wide)
+        exclusive_tasks(0, nb * nch, x, ncls, cuts, out, status, (msum, nsum), log)
     m = np.empty((nb, ncls))
     n = np.empty((nb, ncls))
     anyact = np.zeros(nb, dtype=np.bool_)
@@ -214,5 +225,5 @@ def rma_labels_serial(x, xb, one, chunk, metric, gamma, prune, ncls, void_policy
             anyact[b] = anyact[b] or active[b * ncls + c]
     params = (metric, gamma, void_policy, void_index)
     mu = stats[:, STAT_MU]
-    conflict_tasks(0, nb * nch, x, ncls, rcut, mu, params, status, (m, n, anyact), out)
+    conflict_tasks(0, nb * nch, x, ncls, rcut, mu, params, status, (m, n, anyact), out, log)
     return res
