@@ -153,3 +153,40 @@ def test_the_log_budget_shrinks_with_the_classes():
         cap = min(CONFLICT_SLOTS, CONFLICT_VALUES // ncls)
         assert idx.shape == (3, cap) and vals.shape == (3, cap, ncls) and seen.shape == (3,)
         assert vals.nbytes <= 3 * 8 * CONFLICT_VALUES
+
+
+def _native_bounds(a, b, like):
+    """Run kernels._dtype.native_bounds in a compiled kernel (it is inlined there)."""
+    from rankseg._compile.jit import jit
+    from rankseg.kernels._dtype import native_bounds
+
+    @jit
+    def kernel(a, b, like):
+        return native_bounds(a, b, like)
+
+    return kernel(a, b, like)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_native_bounds_compare_like_float64(rng, dtype):
+    """``v > a'`` iff ``v > a`` and ``v >= b'`` iff ``v >= b``, for every value of the row."""
+    f32 = np.float32
+    near = [f32(0.3), f32(0.7), f32(1.0), f32(2.0**-130), f32(0.0)]
+    bounds = [0.0, 1.0, 0.3, 0.7, 1e-300, 1e300, -1.0, np.inf, -np.inf, 2.0**-150]
+    for v in near:  # float32 values and the float64 values just beside them
+        bounds += [float(v), np.nextafter(float(v), 2.0), np.nextafter(float(v), -2.0)]
+    bounds += list(rng.random(40))
+    vals = np.concatenate([rng.random(2000), np.array(bounds, dtype=np.float64)])
+    vals = vals[(vals >= 0) & (vals <= 1)].astype(dtype)  # probabilities
+    for extra in near:  # the float32 neighbours of the bounds
+        vals = np.concatenate([vals, np.array([extra, np.nextafter(extra, f32(0))], dtype=dtype)])
+    row = kernel_view(vals)
+    wide = vals.astype(np.float64)
+    for a in bounds:
+        for b in bounds[:12]:
+            an, bn = _native_bounds(float(a), float(b), row)
+            assert isinstance(an, float) or np.asarray(an).dtype == np.float32
+            got_a = vals > an if dtype != "float16" else wide > an
+            got_b = vals >= bn if dtype != "float16" else wide >= bn
+            np.testing.assert_array_equal(got_a, wide > a, err_msg=f"a={a!r}")
+            np.testing.assert_array_equal(got_b, wide >= b, err_msg=f"b={b!r}")

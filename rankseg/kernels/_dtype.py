@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from rankseg._compile.jit import on_live
+from rankseg._compile.jit import jit, on_live
 
-__all__ = ["as_f64", "as_native", "narrow"]
+__all__ = ["as_f64", "as_native", "narrow", "native_bounds"]
 
 # 2**(e - 25) for the 5-bit float16 exponent e: a normal half is (1024 + m) * 2**(e - 25).
 _POW2 = np.array([2.0 ** (e - 25) for e in range(32)], dtype=np.float64)
@@ -80,3 +80,22 @@ def _register() -> None:
 
 
 on_live(_register)
+
+
+@jit(inline="always")
+def native_bounds(a, b, like):
+    """Return bounds ``(a', b')`` in :func:`as_native`'s dtype that compare as ``(a, b)`` do.
+
+    For every value ``v`` of ``like``: ``v > a'`` exactly when ``v > a``, and
+    ``v >= b'`` exactly when ``v >= b`` (float64 ``a`` and ``b``).  A float32 row
+    then compares in float32 (twice the SIMD lanes): ``a`` rounded down and ``b``
+    rounded up to float32 values, as no float32 value lies strictly between a
+    bound and its rounded value.  Other dtypes compare in float64.
+    """
+    an = narrow(a, like)
+    if as_f64(an) > a:
+        an = np.nextafter(an, narrow(-np.inf, like))
+    bn = narrow(b, like)
+    if as_f64(bn) < b:
+        bn = np.nextafter(bn, narrow(np.inf, like))
+    return an, bn

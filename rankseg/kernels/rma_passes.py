@@ -24,7 +24,7 @@ import numpy as np
 
 from rankseg._compile.jit import jit
 from rankseg._config import SKIP_BLOCK
-from rankseg.kernels._dtype import as_f64
+from rankseg.kernels._dtype import as_f64, as_native, native_bounds
 from rankseg.kernels._tasks import work_item
 from rankseg.kernels.rma import rma_bounds
 from rankseg.kernels.rma_scan import scan_bound, scan_cross, scan_start, scan_values
@@ -156,8 +156,9 @@ def solve_band(vals, lo, hi, forced, mu, metric, gamma):
 def band_counts_tasks(i0, i1, x, xb, rows, bounds, chunk, out):
     """Work items ``i0 <= task < i1`` of :func:`rankseg.cpu.launchers.band_counts`.
 
-    Branch-free and vectorized (reassociated sums; the minimum is taken over bit
-    patterns, which order like the values for probabilities in [0, 1]).
+    Branch-free and vectorized (reassociated sums; float32 rows compared in
+    float32 with 32-bit counters; the minimum is taken over bit patterns, which
+    order like the values for probabilities in [0, 1]).
     """
     lo, hi = bounds
     nband, nforce, sforce, fbits = out
@@ -168,18 +169,18 @@ def band_counts_tasks(i0, i1, x, xb, rows, bounds, chunk, out):
         i, j0, j1 = work_item(task, nch, chunk, d)
         row = x[rows[i], j0:j1]
         rowb = xb[rows[i], j0:j1]
-        a = lo[i]
-        b = hi[i]
-        nb = 0
-        nf = 0
+        # compared in the row's own float dtype (native_bounds: the same outcomes)
+        a, b = native_bounds(lo[i], hi[i], row)
+        nb = np.int32(0)  # a work item holds fewer than 2**31 values
+        nf = np.int32(0)
         sf = 0.0
         mb = top
         for j in range(row.shape[0]):
-            v = as_f64(row[j])
+            v = as_native(row[j])
             forced = v >= b
-            nb += (v > a) & (not forced)
-            nf += forced
-            sf += v if forced else 0.0
+            nb += np.int32((v > a) & (not forced))
+            nf += np.int32(forced)
+            sf += np.float64(v) if forced else 0.0
             fb = rowb[j] if forced else top
             mb = fb if fb < mb else mb
         nband[task] = nb
@@ -199,14 +200,15 @@ def gather_chunk(row, a, b, dst, pos):
     row, so most blocks cost one vectorized read.  ``-0.0`` is stored as ``+0.0``.
     """
     n = row.shape[0]
+    an, bn = native_bounds(a, b, row)  # the same outcomes in the row's own dtype
     for s in range(0, n, SKIP_BLOCK):
         # a block slice indexed from 0 lets numba drop negative-index checks, so the
         # count vectorizes
         blk = row[s : min(n, s + SKIP_BLOCK)]
         k = 0
         for j in range(blk.shape[0]):
-            v = as_f64(blk[j])
-            k += (v > a) & (v < b)
+            v = as_native(blk[j])
+            k += (v > an) & (v < bn)
         if k == 0:
             continue
         if k == blk.shape[0]:  # a block inside the band (wide bands): a plain copy
