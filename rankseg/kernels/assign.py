@@ -15,7 +15,7 @@ import numpy as np
 from rankseg._compile.jit import jit
 from rankseg._config import SUB_BLOCK
 from rankseg._policies import DICE
-from rankseg.kernels._dtype import as_f64, as_native, narrow
+from rankseg.kernels._dtype import as_f64, as_native, narrow, native_bounds
 from rankseg.kernels._tasks import work_item
 from rankseg.kernels.masks import is_selected
 
@@ -129,11 +129,10 @@ def count_selections(x, b, ncls, cut, s0, n, counters, cmax):
 
     ``counters`` is ``(cnt, who, first)``: ``cnt`` and ``who`` of one integer
     dtype (uint8 while the classes fit in it: four times the SIMD lanes of int32)
-    and ``first``, the value 0 of that dtype.  A class whose cut does not split a
-    run of ties in the sub-block selects ``v >= t`` (or ``v > t``), compared in the
-    input's own float dtype when ``t`` is exactly one of its values (always, for
-    a cut taken from the input); the sub-block that holds a tie cut compares
-    indices as well (:func:`rankseg.kernels.masks.is_selected`).  ``cmax[r]`` is
+    and ``first``, the value 0 of that dtype.  A class selects what
+    :func:`rankseg.kernels.masks.is_selected` selects, compared in the input's own
+    float dtype (:func:`rankseg.kernels._dtype.native_bounds`): ``v > t``, and
+    ``v == t`` in the pixels up to the tie cut.  ``cmax[r]`` is
     the largest value of class row ``r`` in the work item: a class whose maximum
     lies below its ``t`` selects nothing there and is not read.
     """
@@ -151,20 +150,22 @@ def count_selections(x, b, ncls, cut, s0, n, counters, cmax):
         jc = jcut[r] - s0
         row = x[r, s0 : s0 + n]
         cw = first + c
+        # compared in the row's own dtype: v > t exactly when v > a; v == t only
+        # when t is one of its values (tn), and then selected up to the tie cut jc
+        a, _ = native_bounds(tr, tr, row)
         tn = narrow(tr, row)
-        if (jc >= n - 1 or jc < 0) and as_f64(tn) == tr:
-            ties = jc >= 0  # every pixel equal to t is selected, or none is
-            for j in range(n):
-                v = as_native(row[j])
-                sel = (v > tn) | (ties & (v == tn))
-                cnt[j] = cnt[j] + one if sel else cnt[j]
-                who[j] = cw if sel else who[j]
-        else:
-            # branch-free so the loop vectorizes
-            for j in range(n):
-                sel = is_selected(as_f64(row[j]), j, tr, jc)
-                cnt[j] = cnt[j] + one if sel else cnt[j]
-                who[j] = cw if sel else who[j]
+        exact = as_f64(tn) == tr
+        split = min(max(jc + 1, 0), n)  # the pixels before it may be ties of the cut
+        for part in range(2):
+            ties = exact and part == 0
+            lo, hi = (0, split) if part == 0 else (split, n)
+            # slices indexed from 0: numba drops the negative-index checks
+            seg, cs, ws = row[lo:hi], cnt[lo:hi], who[lo:hi]
+            for j in range(seg.shape[0]):
+                v = as_native(seg[j])
+                sel = (v > a) | (ties & (v == tn))  # branch-free so the loop vectorizes
+                cs[j] = cs[j] + one if sel else cs[j]
+                ws[j] = cw if sel else ws[j]
 
 
 @jit(inline="always")
@@ -308,6 +309,7 @@ def conflict_tasks(i0, i1, x, ncls, cut, mu, params, status, safe, out, log):
     A work item's pixels that pass A logged (``log``, see :func:`exclusive_tasks`)
     are resolved from their logged values; when more than fit were logged, the rest
     of the item (after the last logged pixel) is scanned in the input, by status.
+    One call site of :func:`resolve` for both (each inlined copy compiles anew).
     """
     chunk = cut[3]
     metric, gamma, void_policy, void_index = params
@@ -316,22 +318,32 @@ def conflict_tasks(i0, i1, x, ncls, cut, mu, params, status, safe, out, log):
     cap = idx.shape[1]
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
+    col = np.empty(ncls)  # a scanned pixel's values
     for task in range(i0, i1):
         b, j0, j1 = work_item(task, nch, chunk, d)
         k = min(seen[task], cap)
-        for q in range(k):
-            j = idx[task, q]
-            st = triage(status, b, j, void_policy, void_index, out)
+        over = seen[task] > cap
+        j = idx[task, cap - 1] + 1 if over and cap > 0 else j0  # the scan's start
+        end = j1 if over else j0
+        q = 0
+        while True:
+            if q < k:  # the log first
+                jj = idx[task, q]
+                v = vals[task, q]
+                q += 1
+            else:  # then the rest of an item whose log overflowed
+                while j < end and status[b, j] == 0:
+                    j += 1
+                if j >= end:
+                    break
+                jj = j
+                j += 1
+                for c in range(ncls):
+                    col[c] = as_f64(x[b * ncls + c, jj])
+                v = col
+            st = triage(status, b, jj, void_policy, void_index, out)
             if st != 0:
-                out[b, j] = resolve(vals[task, q], b, j, st, ncls, cut, mu, safe, objective)
-        if seen[task] <= cap:
-            continue
-        start = idx[task, cap - 1] + 1 if cap > 0 else j0
-        for j in range(start, j1):
-            st = triage(status, b, j, void_policy, void_index, out)
-            if st != 0:
-                col = x[b * ncls : (b + 1) * ncls, j]
-                out[b, j] = resolve(col, b, j, st, ncls, cut, mu, safe, objective)
+                out[b, jj] = resolve(v, b, jj, st, ncls, cut, mu, safe, objective)
 
 
 @jit
