@@ -139,7 +139,7 @@ def test_the_log_keeps_what_fits_and_counts_the_rest(rng, monkeypatch, slots):
     cmax = np.full((nb * ncls, nch), np.inf)
     cuts = ((t, jcut, active, np.int64(chunk)), cmax, selection_counters(ncls))
     log = conflict_log(nb * nch, ncls)
-    assert log[0].shape == (nb * nch, slots)
+    assert log[0].shape == (nb * nch, max(slots, 1))  # one slot at least
     exclusive_tasks(0, nb * nch, kernel_view(x), np.int64(ncls), cuts, out, status, sums, log)
     assert (log[2] > 5).all()  # every item has more than 5 to log
     _assert_log(log, x, status, cuts[0], cmax)
@@ -150,9 +150,9 @@ def test_the_log_budget_shrinks_with_the_classes():
 
     for ncls in (2, 8, 21, 300, CONFLICT_VALUES + 1):
         idx, vals, seen = conflict_log(3, ncls)
-        cap = min(CONFLICT_SLOTS, CONFLICT_VALUES // ncls)
+        cap = max(1, min(CONFLICT_SLOTS, CONFLICT_VALUES // ncls))
         assert idx.shape == (3, cap) and vals.shape == (3, cap, ncls) and seen.shape == (3,)
-        assert vals.nbytes <= 3 * 8 * CONFLICT_VALUES
+        assert vals.nbytes <= 3 * 8 * max(CONFLICT_VALUES, ncls)
 
 
 def _native_bounds(a, b, like):
@@ -190,3 +190,18 @@ def test_native_bounds_compare_like_float64(rng, dtype):
             got_b = vals >= bn if dtype != "float16" else wide >= bn
             np.testing.assert_array_equal(got_a, wide > a, err_msg=f"a={a!r}")
             np.testing.assert_array_equal(got_b, wide >= b, err_msg=f"b={b!r}")
+
+
+def test_pass_b_refuses_a_log_without_slots():
+    """Pass B logs its scan batch by batch in the log's slots: none would loop forever."""
+    from rankseg.kernels.assign import conflict_tasks
+
+    x = np.full((2, 8), 0.5, dtype=np.float32)
+    cut = (np.full(2, 0.4), np.full(2, 8, dtype=np.int64), np.ones(2, dtype=bool), np.int64(8))
+    safe = (np.zeros((1, 2)), np.zeros((1, 2)), np.ones(1, dtype=bool))
+    status = np.full((1, 8), 2, dtype=np.uint8)
+    out = np.zeros((1, 8), dtype=np.int64)
+    log = (np.empty((1, 0), np.int64), np.empty((1, 0, 2)), np.full(1, 8, np.int64))
+    params = (np.int64(0), 0.0, False, np.int64(0))
+    with pytest.raises(ValueError, match="log slot"):
+        conflict_tasks(0, 1, x, np.int64(2), cut, np.ones(2), params, status, safe, out, log)

@@ -581,8 +581,8 @@ def selection_counters(ncls: int) -> tuple[np.ndarray, np.ndarray, np.integer]:
 def conflict_slots(ncls: int) -> int:
     """Pixels per work item that pass A logs for pass B (:func:`conflict_log`).
 
-    ``min(CONFLICT_SLOTS, CONFLICT_VALUES // ncls)`` (:mod:`rankseg._config`): none
-    when one pixel's values alone exceed the budget.
+    ``min(CONFLICT_SLOTS, CONFLICT_VALUES // ncls)`` (:mod:`rankseg._config`), and
+    at least one: pass B logs the pixels it scans batch by batch into the same slots.
 
     Parameters
     ----------
@@ -593,7 +593,7 @@ def conflict_slots(ncls: int) -> int:
     -------
     int
     """
-    return min(CONFLICT_SLOTS, CONFLICT_VALUES // max(ncls, 1))
+    return max(1, min(CONFLICT_SLOTS, CONFLICT_VALUES // max(ncls, 1)))
 
 
 def conflict_log(nitems: int, ncls: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -307,43 +307,39 @@ def conflict_tasks(i0, i1, x, ncls, cut, mu, params, status, safe, out, log):
     """Pass B of :func:`~rankseg.cpu.launchers.assign_labels`: conflicts, unassigned pixels.
 
     A work item's pixels that pass A logged (``log``, see :func:`exclusive_tasks`)
-    are resolved from their logged values; when more than fit were logged, the rest
-    of the item (after the last logged pixel) is scanned in the input, by status.
-    One call site of :func:`resolve` for both (each inlined copy compiles anew).
+    are resolved from their logged values.  When more than fit were logged, the
+    rest of the item (after the last logged pixel) is scanned in the input, by
+    status, and logged again batch by batch into the same slots (at least one), so
+    that one loop resolves them all (each inlined copy of :func:`resolve` compiles
+    anew).
     """
     chunk = cut[3]
     metric, gamma, void_policy, void_index = params
     objective = (metric, gamma)
     idx, vals, seen = log
     cap = idx.shape[1]
+    if cap == 0:
+        raise ValueError("the multiclass resolution needs a log slot per work item")
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
-    col = np.empty(ncls)  # a scanned pixel's values
     for task in range(i0, i1):
-        b, j0, j1 = work_item(task, nch, chunk, d)
+        b, _, j1 = work_item(task, nch, chunk, d)
         k = min(seen[task], cap)
-        over = seen[task] > cap
-        j = idx[task, cap - 1] + 1 if over and cap > 0 else j0  # the scan's start
-        end = j1 if over else j0
-        q = 0
-        while True:
-            if q < k:  # the log first
+        j = idx[task, cap - 1] + 1 if seen[task] > cap else j1  # where a scan starts
+        while k > 0:
+            for q in range(k):
                 jj = idx[task, q]
-                v = vals[task, q]
-                q += 1
-            else:  # then the rest of an item whose log overflowed
-                while j < end and status[b, j] == 0:
-                    j += 1
-                if j >= end:
-                    break
-                jj = j
+                st = triage(status, b, jj, void_policy, void_index, out)
+                if st != 0:
+                    out[b, jj] = resolve(vals[task, q], b, jj, st, ncls, cut, mu, safe, objective)
+            k = 0
+            while j < j1 and k < cap:  # the next batch of the scan, every class's value
+                if status[b, j] != 0:
+                    idx[task, k] = j
+                    for c in range(ncls):
+                        vals[task, k, c] = as_f64(x[b * ncls + c, j])
+                    k += 1
                 j += 1
-                for c in range(ncls):
-                    col[c] = as_f64(x[b * ncls + c, jj])
-                v = col
-            st = triage(status, b, jj, void_policy, void_index, out)
-            if st != 0:
-                out[b, jj] = resolve(v, b, jj, st, ncls, cut, mu, safe, objective)
 
 
 @jit
