@@ -15,9 +15,9 @@ import numpy as np
 from rankseg._compile.jit import jit
 from rankseg._config import SUB_BLOCK
 from rankseg._policies import DICE
-from rankseg.kernels._dtype import as_f64, as_native, narrow, native_bounds
+from rankseg.kernels._dtype import as_f64, as_native
 from rankseg.kernels._tasks import work_item
-from rankseg.kernels.masks import is_selected
+from rankseg.kernels.masks import is_selected, native_cut
 
 __all__ = ["bid", "increment", "triage"]
 
@@ -131,7 +131,7 @@ def count_selections(x, b, ncls, cut, s0, n, counters, cmax):
     dtype (uint8 while the classes fit in it: four times the SIMD lanes of int32)
     and ``first``, the value 0 of that dtype.  A class selects what
     :func:`rankseg.kernels.masks.is_selected` selects, compared in the input's own
-    float dtype (:func:`rankseg.kernels._dtype.native_bounds`): ``v > t``, and
+    float dtype (:func:`rankseg.kernels.masks.native_cut`): ``v > t``, and
     ``v == t`` in the pixels up to the tie cut.  ``cmax[r]`` is
     the largest value of class row ``r`` in the work item: a class whose maximum
     lies below its ``t`` selects nothing there and is not read.
@@ -150,12 +150,7 @@ def count_selections(x, b, ncls, cut, s0, n, counters, cmax):
         jc = jcut[r] - s0
         row = x[r, s0 : s0 + n]
         cw = first + c
-        # compared in the row's own dtype: v > t exactly when v > a; v == t only
-        # when t is one of its values (tn), and then selected up to the tie cut jc
-        a, _ = native_bounds(tr, tr, row)
-        tn = narrow(tr, row)
-        exact = as_f64(tn) == tr
-        split = min(max(jc + 1, 0), n)  # the pixels before it may be ties of the cut
+        a, tn, exact, split = native_cut(tr, jc, n, row)  # in the row's own dtype
         for part in range(2):
             ties = exact and part == 0
             lo, hi = (0, split) if part == 0 else (split, n)

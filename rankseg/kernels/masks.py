@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from rankseg._compile.jit import jit
-from rankseg.kernels._dtype import as_f64
+from rankseg.kernels._dtype import as_f64, as_native, narrow, native_bounds
 from rankseg.kernels._tasks import work_item
 
-__all__ = ["is_selected"]
+__all__ = ["is_selected", "native_cut"]
 
 
 @jit(inline="always")
@@ -35,6 +35,23 @@ def is_selected(v: float, j: int, t: float, jcut: int) -> bool:
     return (v > t) | ((v == t) & (j <= jcut))
 
 
+@jit(inline="always")
+def native_cut(t, jc, n, row):
+    """Return the cut ``(t, jc)`` over ``row[:n]`` for comparisons in the row's own dtype.
+
+    Returns ``(a, tn, exact, split)``: :func:`is_selected` of pixel ``j`` is
+    ``v > a`` or, for ``j < split`` when ``exact``, ``v == tn``, with ``v =
+    as_native(row[j])`` (:func:`rankseg.kernels._dtype.native_bounds`; ``t`` equals
+    a value of the row only when ``exact``).  Loops split at ``split`` compare
+    without the pixel index, branch-free, in as many SIMD lanes as the dtype allows.
+    """
+    a, _ = native_bounds(t, t, row)
+    tn = narrow(t, row)
+    exact = as_f64(tn) == t
+    split = min(max(jc + 1, 0), n)  # the pixels before it may be ties of the cut
+    return a, tn, exact, split
+
+
 @jit
 def write_masks_tasks(i0, i1, x, cut, out, chunk):
     """Work items ``i0 <= task < i1`` of :func:`rankseg.cpu.launchers.write_masks`.
@@ -53,15 +70,16 @@ def write_masks_tasks(i0, i1, x, cut, out, chunk):
             for j in range(dst.shape[0]):
                 dst[j] = False
             continue
-        # row slices starting at 0 let numba drop negative-index checks (vectorizes)
         row = x[r, j0:j1]
-        if jcut[r] >= d - 1:
-            for j in range(row.shape[0]):
-                dst[j] = as_f64(row[j]) >= tr
-        else:
-            jc = jcut[r] - j0
-            for j in range(row.shape[0]):
-                dst[j] = is_selected(as_f64(row[j]), j, tr, jc)
+        a, tn, exact, split = native_cut(tr, jcut[r] - j0, row.shape[0], row)
+        for part in range(2):
+            ties = exact and part == 0
+            lo, hi = (0, split) if part == 0 else (split, row.shape[0])
+            # slices indexed from 0: numba drops the negative-index checks (vectorizes)
+            seg, ds = row[lo:hi], dst[lo:hi]
+            for j in range(seg.shape[0]):
+                v = as_native(seg[j])
+                ds[j] = (v > a) | (ties & (v == tn))
 
 
 @jit
