@@ -67,6 +67,17 @@ def _assert_same(a, b):
         assert fa.dtype == fb.dtype and fa.tobytes() == fb.tobytes(), field
 
 
+def _recorder(real):
+    """``(wrapper, results)``: the wrapper calls ``real`` and keeps what it returns."""
+    results = []
+
+    def recorded(*args):
+        results.append(real(*args))
+        return results[-1]
+
+    return recorded, results
+
+
 @pytest.fixture
 def spy(monkeypatch):
     """Count the calls that took the launchers' path."""
@@ -265,13 +276,7 @@ def test_unsettled_pixels_that_do_not_fit_their_log(monkeypatch, serial, slots, 
         for smooth in (0.0, 1.0)
         for kw in ({}, {"unassigned_policy": "void", "void_index": 9})
     ]
-    real = launchers.conflict_log
-    logs = []
-
-    def recorded(*args):
-        logs.append(real(*args))
-        return logs[-1]
-
+    recorded, logs = _recorder(launchers.conflict_log)
     monkeypatch.setattr(launchers, "conflict_log", recorded)
 
     def run():
@@ -317,12 +322,7 @@ def test_skipping_work_items_by_their_maximum_changes_nothing(monkeypatch, dtype
         for smooth in (0.0, 1.0)
     ]
     real = launchers.chunk_maxima
-    seen = []
-
-    def recorded(*args):
-        seen.append(real(*args))
-        return seen[-1]
-
+    recorded, seen = _recorder(real)
     monkeypatch.setattr(cpu_driver, "chunk_maxima", recorded)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ClassSumWarning)
