@@ -38,7 +38,7 @@ BAND_SLOTS = 1024
 #: are in the cache: the pixels no class or several classes select, 0.1-0.7 % of the
 #: workloads of benchmarks/limit.py.  The second pass resolves them from the log
 #: instead of reading each class row at each of them; an item with more scans the
-#: rest of its chunk as before.
+#: rest of its chunk and logs it batch by batch into the same slots.
 CONFLICT_SLOTS = 2048
 
 #: At most this many logged values (float64) per work item: 128 KiB, so that many

@@ -284,8 +284,9 @@ def exclusive_tasks(i0, i1, x, ncls, cuts, out, status, sums, log):
 def resolve(v, b, j, st, ncls, cut, mu, safe, objective):
     """Pass B's label for pixel ``j`` of sample ``b`` (status ``st`` 1 or 2, :func:`triage`).
 
-    ``v`` holds the pixel's values, class by class: a column of the input or a
-    row of pass A's log.  The classes bid in ascending order (:func:`bid`).
+    ``v`` holds the pixel's values, class by class: its row of the log (pass A's,
+    or pass B's own batch of a scan).  The classes bid in ascending order
+    (:func:`bid`).
     """
     t, jcut, active, _ = cut
     m, n, anyact = safe
