@@ -353,3 +353,23 @@ def test_the_compiled_call_is_kept_per_layout(monkeypatch):
     layouts = {key[1].split(";")[0] for key in cpu_driver._serial_ready}
     assert layouts == {"<f4:2:C:11", "<f4:2:F:11"}
     _assert_same(*_both(model, f_order))
+
+
+def test_the_compiled_call_is_kept_per_output_dtype(monkeypatch):
+    """Labels of another dtype are not written by the kernel kept for the first one.
+
+    The ahead-of-time kernels are compiled per label dtype: a kernel kept for
+    int64 labels and run on uint8 ones writes past them (a crash with the wheel's
+    kernels).  The key holds the rows and the output, the last argument.
+    """
+    monkeypatch.setattr(cpu_driver, "_serial_ready", {})
+    probs = make_probs((2, 4, 6, 6), seed=15)
+    model = RankSEG()
+    for dtype in (np.int64, np.uint8, np.int16):
+        got = model.predict(probs, dtype=dtype)
+        assert got.dtype == dtype
+    outs = {key[1].split(";")[-1] for key in cpu_driver._serial_ready}
+    assert len(outs) == 3, cpu_driver._serial_ready.keys()
+    ref = model.predict(probs)
+    for dtype in (np.uint8, np.int16):
+        np.testing.assert_array_equal(model.predict(probs, dtype=dtype), ref)

@@ -123,7 +123,7 @@ def _predict_serial(model: Any, arr: np.ndarray, result: np.ndarray, return_info
     if model.output_mode == "multiclass":
         void = (void_label(model) is not None, np.int64(model.void_index))
         kernel = rma_labels_serial
-        args = (*problem, prune, np.int64(nc), *void, result.reshape(nb, d), conflict_slots(nc))
+        args = (*problem, prune, np.int64(nc), *void, conflict_slots(nc), result.reshape(nb, d))
     else:
         kernel = rma_masks_serial
         args = (*problem, prune, result.reshape(nb * nc, d))
@@ -150,7 +150,11 @@ _serial_ready: dict[tuple, Any] = {}
 
 
 def _serial_kernel(kernel: Any, args: tuple) -> Any:
-    """Return what runs ``kernel(*args)`` under :data:`SERIAL_CALL`, or None (compile first)."""
+    """Return what runs ``kernel(*args)`` under :data:`SERIAL_CALL`, or None (compile first).
+
+    Kept per kernel and the types of the rows (``args[0]``) and the output (the
+    last argument of both serial kernels): the only arguments whose types vary.
+    """
     key = (kernel, _aot.signature_key((args[0], args[-1])))
     run = _serial_ready.get(key)
     if run is None:

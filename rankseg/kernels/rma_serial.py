@@ -176,7 +176,7 @@ def rma_masks_serial(x, xb, one, chunk, metric, gamma, prune, out):
 
 @jit
 def rma_labels_serial(
-    x, xb, one, chunk, metric, gamma, prune, ncls, void_policy, void_index, out, cap
+    x, xb, one, chunk, metric, gamma, prune, ncls, void_policy, void_index, cap, out
 ):
     """:func:`serial_cuts`, then the multiclass resolution into ``out`` (shape (B, d)).
 
