@@ -11,6 +11,7 @@ __all__ = [
     "CHUNK",
     "CONFLICT_SLOTS",
     "CONFLICT_VALUES",
+    "COUNT_BLOCK",
     "MAX_BAND_BYTES",
     "SERIAL_SIZE",
     "SKIP_BLOCK",
@@ -44,6 +45,12 @@ CONFLICT_SLOTS = 2048
 #: At most this many logged values (float64) per work item: 128 KiB, so that many
 #: classes log fewer pixels (2048 up to 8 classes, 780 for 21, 54 for 300).
 CONFLICT_VALUES = 16384
+
+#: Values that the band count adds up at once (vectorized) before it copies the
+#: block's band values, while the block is in the cache, into its work item's
+#: slots: large enough that a block's totals cost little, small enough to stay in
+#: the first-level cache.
+COUNT_BLOCK = 1024
 
 #: Values whose band count the gather takes at once (branch-free, vectorized);
 #: a block without band values is not read again.

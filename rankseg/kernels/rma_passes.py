@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from rankseg._compile.jit import jit
-from rankseg._config import SKIP_BLOCK
+from rankseg._config import COUNT_BLOCK, SKIP_BLOCK
 from rankseg.kernels._dtype import as_f64, as_native, native_bounds
 from rankseg.kernels._tasks import work_item
 from rankseg.kernels.rma import rma_bounds
@@ -152,41 +152,35 @@ def solve_band(vals, lo, hi, forced, mu, metric, gamma):
     return state[3], state[4], state[2], state[5], state[6]
 
 
-@jit(fastmath={"reassoc"})
-def band_counts_tasks(i0, i1, x, xb, rows, bounds, chunk, out):
-    """Work items ``i0 <= task < i1`` of :func:`rankseg.cpu.launchers.band_counts`.
+@jit(inline="always")
+def block_counts(blk, blkb, a, b, top):
+    """Band count, forced count and sum, smallest forced bit pattern of one block.
 
-    Branch-free and vectorized (reassociated sums; float32 rows compared in
-    float32 with 32-bit counters; the minimum is taken over bit patterns, which
-    order like the values for probabilities in [0, 1]).
+    Branch-free, so the loop vectorizes (in a caller compiled with reassociated
+    sums): ``blk`` compared in its own float dtype with the bounds ``(a, b)`` of
+    :func:`rankseg.kernels._dtype.native_bounds`, 32-bit counters, the minimum
+    taken over bit patterns (which order like the values for probabilities in
+    [0, 1]; ``top`` when no value is forced).
     """
-    lo, hi = bounds
-    nband, nforce, sforce, fbits = out
-    d = x.shape[1]
-    nch = (d + chunk - 1) // chunk
-    top = np.iinfo(xb.dtype).max
-    for task in range(i0, i1):
-        i, j0, j1 = work_item(task, nch, chunk, d)
-        row = x[rows[i], j0:j1]
-        rowb = xb[rows[i], j0:j1]
-        # compared in the row's own float dtype (native_bounds: the same outcomes)
-        a, b = native_bounds(lo[i], hi[i], row)
-        nb = np.int32(0)  # a work item holds fewer than 2**31 values
-        nf = np.int32(0)
-        sf = 0.0
-        mb = top
-        for j in range(row.shape[0]):
-            v = as_native(row[j])
-            forced = v >= b
-            nb += np.int32((v > a) & (not forced))
-            nf += np.int32(forced)
-            sf += np.float64(v) if forced else 0.0
-            fb = rowb[j] if forced else top
-            mb = fb if fb < mb else mb
-        nband[task] = nb
-        nforce[task] = nf
-        sforce[task] = sf
-        fbits[task] = mb
+    # 32-bit lanes (a block holds fewer than 2**31 values): numba widens the sum
+    # of two int32 to int64, so each sum is narrowed back
+    one = np.int32(1)
+    zero = np.int32(0)
+    above = zero  # v > a
+    nf = zero
+    sf = 0.0
+    mb = top
+    for j in range(blk.shape[0]):
+        v = as_native(blk[j])
+        forced = v >= b
+        above = np.int32(above + (one if v > a else zero))
+        nf = np.int32(nf + (one if forced else zero))
+        sf += np.float64(v) if forced else 0.0
+        fb = blkb[j] if forced else top
+        mb = fb if fb < mb else mb
+    # a forced value (v >= b > a) lies above a; with a >= b the band is empty
+    nb = above - nf if a < b else zero
+    return nb, nf, sf, mb
 
 
 @jit  # a call (compiled once), not inlined: two passes use it, and each copy compiles
@@ -225,17 +219,21 @@ def gather_chunk(row, a, b, dst, pos):
     return pos
 
 
-@jit
+# fastmath={"reassoc"} only, for the sums of block_counts (see row_stats_tasks)
+@jit(fastmath={"reassoc"})
 def count_gather_tasks(i0, i1, x, xb, rows, bounds, chunk, out, buffers):
     """Work items ``i0 <= task < i1`` of :func:`rankseg.cpu.launchers.band_values`.
 
-    ``buffers`` is ``(slots, cmax)``.  An item whose largest value (``cmax``, from
-    the row statistics) is at most ``lo`` and below ``hi`` holds neither band nor
-    forced values: its counts are those of an empty item, without reading it.
-    Each other item is counted by :func:`band_counts_tasks`; then, while its chunk
-    is still in the cache, its band values are copied into its own row of
-    ``slots`` when they fit there (an item with more is gathered from the input by
-    :func:`place_band_tasks`).
+    ``out`` is ``(nband, nforce, sforce, fbits)``: per item the band count, the
+    forced count and sum and the smallest forced bit pattern.  ``buffers`` is
+    ``(slots, cmax)``.  An item whose largest value (``cmax``, from the row
+    statistics) is at most ``lo`` and below ``hi`` holds neither band nor forced
+    values: its counts are those of an empty item, without reading it.  Each other
+    item is read once, in blocks of ``COUNT_BLOCK`` values: a block is counted
+    (:func:`block_counts`, vectorized) and, while it is in the cache, its band
+    values are copied (:func:`gather_chunk`) into the item's own row of ``slots``
+    as long as the item's band fits there (an item with more is gathered from the
+    input by :func:`place_band_tasks`).
     """
     lo, hi = bounds
     slots, cmax = buffers
@@ -245,20 +243,32 @@ def count_gather_tasks(i0, i1, x, xb, rows, bounds, chunk, out, buffers):
     cap = slots.shape[1]
     top = np.iinfo(xb.dtype).max
     for task in range(i0, i1):
-        i = task // nch
-        m = cmax[rows[i], task % nch]
-        if m <= lo[i] and m < hi[i]:
-            nband[task] = 0
-            nforce[task] = 0
-            sforce[task] = 0.0
-            fbits[task] = top
-            continue
-        band_counts_tasks(task, task + 1, x, xb, rows, bounds, chunk, out)
-        n = nband[task]
-        if n == 0 or n > cap:
-            continue
         i, j0, j1 = work_item(task, nch, chunk, d)
-        gather_chunk(x[rows[i], j0:j1], lo[i], hi[i], slots[task], 0)
+        m = cmax[rows[i], task % nch]
+        nb = 0
+        nf = 0
+        sf = 0.0
+        mb = top
+        if not (m <= lo[i] and m < hi[i]):
+            row = x[rows[i], j0:j1]
+            rowb = xb[rows[i], j0:j1]
+            # compared in the row's own float dtype (native_bounds: the same outcomes)
+            a, b = native_bounds(lo[i], hi[i], row)
+            dst = slots[task]
+            n = row.shape[0]
+            for s in range(0, n, COUNT_BLOCK):
+                e = min(n, s + COUNT_BLOCK)
+                kb, kf, sb, mbb = block_counts(row[s:e], rowb[s:e], a, b, top)
+                if kb > 0 and nb + kb <= cap:  # the item's band still fits its slots
+                    gather_chunk(row[s:e], lo[i], hi[i], dst, np.int64(nb))
+                nb += kb
+                nf += kf
+                sf += sb
+                mb = mbb if mbb < mb else mb
+        nband[task] = nb
+        nforce[task] = nf
+        sforce[task] = sf
+        fbits[task] = mb
 
 
 @jit
