@@ -13,8 +13,10 @@ __all__ = [
     "CONFLICT_VALUES",
     "COUNT_BLOCK",
     "MAX_BAND_BYTES",
+    "PASS_WORK",
     "SERIAL_SIZE",
     "SKIP_BLOCK",
+    "SOLVE_WEIGHT",
     "SUB_BLOCK",
 ]
 
@@ -61,6 +63,17 @@ SKIP_BLOCK = 64
 #: team, and when another process holds a core every parallel region waits for a
 #: paused worker (tens of ms per call).  Results do not depend on the thread count.
 SERIAL_SIZE = 4 * CHUNK
+
+#: A pass of a larger call that streams fewer values than this (its launcher's
+#: estimate: the values it reads, a solved value counting as ``SOLVE_WEIGHT``) runs
+#: on the calling thread alone: handing ranges to a pool thread costs 60-90 us on
+#: the 2-core VM (the thread wakes up), more than a second thread saves on about a
+#: millisecond of work, one thread's share of 2**20 values.
+PASS_WORK = 1 << 20
+
+#: The weight of one band value solved by a row's rank search (bucketing, sorting
+#: and scanning) against one value streamed, in ``PASS_WORK``'s estimate.
+SOLVE_WEIGHT = 32
 
 #: Default memory (bytes) the chunked path (:mod:`rankseg.dask`) may spend in the
 #: calling process on gathered values: ``max_band_bytes`` of the dask and xarray

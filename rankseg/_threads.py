@@ -5,7 +5,9 @@ The kernels are serial ``nogil`` functions over fixed work items
 and to the threads of one process-wide pool (:func:`pool`).  How many threads a
 call uses (:func:`call_threads`) is decided here and nowhere else:
 
-1. Inputs below :data:`rankseg._config.SERIAL_SIZE` elements run on one thread.
+1. Inputs below :data:`rankseg._config.SERIAL_SIZE` elements run on one thread;
+   so does a pass of a larger call with less work than
+   :data:`rankseg._config.PASS_WORK` (:func:`pass_threads`).
 2. An explicit count wins: the thread-local :func:`num_threads` context, else the
    process-wide :func:`set_num_threads`, else the ``RANKSEG_NUM_THREADS``
    environment variable.  It is taken as given (not capped, no load rule).
@@ -51,7 +53,7 @@ from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from rankseg._compile.jit import imported_numba
-from rankseg._config import SERIAL_SIZE
+from rankseg._config import PASS_WORK, SERIAL_SIZE
 from rankseg._validation import check_threads
 
 __all__ = [
@@ -66,6 +68,7 @@ __all__ = [
     "free_cpus",
     "get_num_threads",
     "num_threads",
+    "pass_threads",
     "pool",
     "set_num_threads",
     "threads",
@@ -387,6 +390,30 @@ def threads() -> int:
     """
     explicit = _explicit()
     return explicit if explicit is not None else _automatic_base()
+
+
+def pass_threads(work: int | None) -> int:
+    """Threads for one pass of a call, given an estimate of its work.
+
+    Waking a pool thread costs tens of microseconds (60-90 us on the 2-core VM of
+    docs/performance.rst), which a pass over a few hundred thousand values cannot
+    win back: a pass with ``work`` below :data:`rankseg._config.PASS_WORK` runs on
+    the calling thread alone.  Otherwise, and without an estimate, :func:`threads`.
+    Results do not depend on the thread count.
+
+    Parameters
+    ----------
+    work : int or None
+        About how many values the pass streams (its launcher's estimate).
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
+    if work is not None and work < PASS_WORK:
+        return 1
+    return threads()
 
 
 # -- the load rule ------------------------------------------------------------------

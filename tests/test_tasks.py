@@ -85,3 +85,54 @@ def test_the_pool_grows_for_a_larger_explicit_count():
     with num_threads(4):
         run_tasks(body, 4)
     assert len(idents) == 4
+
+
+def test_a_pass_with_little_work_runs_in_the_calling_thread():
+    """Below PASS_WORK a pass is one call in the calling thread, whatever the count."""
+    from rankseg._config import PASS_WORK
+
+    calls = []
+    lock = threading.Lock()
+
+    def body(i0, i1):
+        with lock:
+            calls.append((i0, i1, threading.get_ident()))
+
+    with num_threads(2):
+        run_tasks(body, 100, work=PASS_WORK - 1)
+    assert calls == [(0, 100, threading.get_ident())]
+    calls.clear()
+    with num_threads(2):
+        run_tasks(body, 100, work=PASS_WORK)
+    assert len(calls) > 2
+
+
+def test_the_launchers_estimate_the_work_of_each_pass(monkeypatch):
+    """The items a pass reads (maxima below the bounds: not read), the values it solves."""
+    import rankseg
+    import rankseg.cpu.launchers as launchers
+    from rankseg._config import CHUNK, SOLVE_WEIGHT
+
+    seen = {}
+    real = launchers.run_tasks
+
+    def spy(body, ntasks, *args, work=None):
+        seen[body.__name__] = work
+        return real(body, ntasks, *args, work=work)
+
+    monkeypatch.setattr(launchers, "run_tasks", spy)
+    monkeypatch.setattr(rankseg.cpu.driver, "SERIAL_CALL", "never")
+    d = 3 * CHUNK
+    x = np.zeros((1, 2, d), dtype=np.float32)
+    x[0, 1, : CHUNK // 2] = np.linspace(0.2, 0.9, CHUNK // 2)  # one item of row 1 only
+    x[0, 0] = 1.0 - x[0, 1]
+    _, info = rankseg.predict(x, output_mode="multilabel", return_info=True)
+    assert seen["row_stats_tasks"] == x.size
+    # row 0 holds forced values in every item; row 1's other items are all zero
+    assert seen["count_gather_tasks"] == 4 * CHUNK
+    assert seen["rma_rows_tasks"] % SOLVE_WEIGHT == 0
+    assert seen["write_masks_tasks"] >= x.size // 4
+    labels = rankseg.predict(x)
+    assert labels.shape == (1, d)
+    assert seen["exclusive_tasks"] == x.size
+    assert seen["conflict_tasks"] is not None

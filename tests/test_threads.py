@@ -148,6 +148,17 @@ def test_threads_follow_the_free_cpus(machine, cpus, free, expected):
     assert call_threads(SERIAL_SIZE - 1) == 1  # small: always one
 
 
+def test_a_pass_with_little_work_takes_one_thread():
+    """pass_threads: one below PASS_WORK (an explicit count too), else the call's count."""
+    from rankseg._config import PASS_WORK
+
+    with num_threads(3):
+        assert _threads.pass_threads(PASS_WORK - 1) == 1
+        assert _threads.pass_threads(0) == 1
+        assert _threads.pass_threads(PASS_WORK) == 3
+        assert _threads.pass_threads(None) == 3  # no estimate: the call's count
+
+
 def test_automatic_count_is_capped_by_numba_and_a_worker_cap(machine):
     machine(16, 16.0, numba_cap=3)  # the caller's numba.set_num_threads(3)
     assert call_threads(10 * SERIAL_SIZE) == 3

@@ -22,7 +22,13 @@ from collections.abc import Callable
 import numpy as np
 
 from rankseg._compile import aot as _aot
-from rankseg._config import BAND_SLOTS, CONFLICT_SLOTS, CONFLICT_VALUES, SUB_BLOCK
+from rankseg._config import (
+    BAND_SLOTS,
+    CONFLICT_SLOTS,
+    CONFLICT_VALUES,
+    SOLVE_WEIGHT,
+    SUB_BLOCK,
+)
 from rankseg._policies import EXACT, one_bits
 from rankseg.cpu.tasks import run_tasks
 from rankseg.kernels.assign import argmax_tasks, conflict_tasks, exclusive_tasks
@@ -106,7 +112,7 @@ def row_stats(
     nch = (d + chunk - 1) // chunk
     part = np.empty((nrow * nch, NSTAT))
     pbits = np.empty(nrow * nch, dtype=np.uint64)
-    run_tasks(row_stats_tasks, nrow * nch, x, xb, np.int64(chunk), part, pbits)
+    run_tasks(row_stats_tasks, nrow * nch, x, xb, np.int64(chunk), part, pbits, work=x.size)
     # the chunks of a row added in order, left to right (np.add.accumulate is
     # sequential), as one loop would: the same sums for any thread count
     part = part.reshape(nrow, nch, NSTAT)
@@ -184,11 +190,19 @@ def band_values(
     )
     slots = np.empty((ntask, BAND_SLOTS))
     chunk64 = np.int64(chunk)
-    run_tasks(count_gather_tasks, ntask, x, xb, rows, bounds, chunk64, counts, (slots, cmax))
+    # the items read: those whose maximum reaches the band or the forced set
+    lo, hi = bounds
+    m = cmax[rows]
+    work = int(np.count_nonzero((m > lo[:, None]) | (m >= hi[:, None]))) * chunk
+    args = (x, xb, rows, bounds, chunk64, counts, (slots, cmax))
+    run_tasks(count_gather_tasks, ntask, *args, work=work)
     start = np.zeros(ntask + 1, dtype=np.int64)
     np.cumsum(counts[0], out=start[1:])
     values = np.empty(int(start[ntask]))
-    run_tasks(place_band_tasks, ntask, x, rows, bounds, chunk64, start, slots, values)
+    # the values copied, and the items gathered again because they overflowed
+    work = values.size + int(np.count_nonzero(counts[0] > BAND_SLOTS)) * chunk
+    args = (x, rows, bounds, chunk64, start, slots, values)
+    run_tasks(place_band_tasks, ntask, *args, work=work)
     return counts, values, start
 
 
@@ -202,7 +216,8 @@ def locate_ties(
     """
     partial = np.flatnonzero(jcut == -2)
     if partial.size:
-        run_tasks(ties_tasks, partial.size, x, rows, partial, t, jcut, ktie)
+        work = partial.size * x.shape[1]
+        run_tasks(ties_tasks, partial.size, x, rows, partial, t, jcut, ktie, work=work)
 
 
 def rma_cuts(
@@ -273,6 +288,7 @@ def rma_cuts(
             band,
             (start, nforce, sforce, mforce),
             out,
+            work=band.size * SOLVE_WEIGHT,
         )
     tau, t, jcut, score, ktie = out
     locate_ties(x, rows, t, jcut, ktie)
@@ -482,7 +498,10 @@ def write_masks(
     nch = (d + chunk - 1) // chunk
     if cmax is None:
         cmax = np.full((nrow, nch), np.inf)
-    run_tasks(write_masks_tasks, nrow * nch, x, (t, jcut, cmax), out, np.int64(chunk))
+    # the items read (the others are only written), a written byte as a quarter value
+    work = int(np.count_nonzero(cmax >= t[:, None])) * chunk + out.size // 4
+    args = (x, (t, jcut, cmax), out, np.int64(chunk))
+    run_tasks(write_masks_tasks, nrow * nch, *args, work=work)
 
 
 def write_threshold_masks(x: np.ndarray, out: np.ndarray, chunk: int) -> None:
@@ -548,13 +567,20 @@ def assign_labels(
     # pass A: exclusive pixels are final; conflicts are marked and logged for pass B
     cuts = (rcut, cmax, selection_counters(ncls))
     log = conflict_log(nb * nch, ncls)
-    run_tasks(exclusive_tasks, nb * nch, x, ncls64, cuts, out, status, sums, log)
+    run_tasks(exclusive_tasks, nb * nch, x, ncls64, cuts, out, status, sums, log, work=x.size)
     # per sample: safe sums and counts, the work items added in order (as one loop
     # would: np.add.accumulate is sequential), and whether any class is active
     m, n = (np.add.accumulate(a.reshape(nb, nch, ncls64), axis=1)[:, -1].copy() for a in sums)
     safe = (m, n, active.reshape(nb, ncls64).any(axis=1))
     # pass B: conflicts and unassigned pixels by the largest increment
-    run_tasks(conflict_tasks, nb * nch, x, ncls64, rcut, mu, params, status, safe, out, log)
+    # the logged pixels' bids (each class's, at a solved value's weight), and the
+    # items that scan their chunk again because their log overflowed
+    seen = log[2]
+    cap = log[0].shape[1]
+    logged = int(np.minimum(seen, cap).sum())
+    work = (logged * SOLVE_WEIGHT + int(np.count_nonzero(seen > cap)) * chunk) * ncls
+    args = (x, ncls64, rcut, mu, params, status, safe, out, log)
+    run_tasks(conflict_tasks, nb * nch, *args, work=work)
 
 
 def selection_counters(ncls: int) -> tuple[np.ndarray, np.ndarray, np.integer]:

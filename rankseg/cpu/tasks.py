@@ -15,8 +15,10 @@ once (dask workers); serial kernels have neither problem.  They release the GIL
 (``nogil=True``), so Python threads run them in parallel.
 
 The thread count is :func:`rankseg._threads.threads` in the calling thread (inside
-:func:`rankseg.predict`: the count :func:`rankseg._threads.call_threads` chose), and
-the pool is :func:`rankseg._threads.pool` (reset in a forked child).
+:func:`rankseg.predict`: the count :func:`rankseg._threads.call_threads` chose), one
+for a pass whose launcher estimates less work than ``rankseg._config.PASS_WORK``
+(:func:`rankseg._threads.pass_threads`), and the pool is
+:func:`rankseg._threads.pool` (reset in a forked child).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ __all__ = ["run_tasks"]
 _RANGES_PER_THREAD = 4
 
 
-def run_tasks(body: Callable[..., Any], ntasks: int, *args: Any) -> None:
+def run_tasks(body: Callable[..., Any], ntasks: int, *args: Any, work: int | None = None) -> None:
     """Run ``body(i0, i1, *args)`` over ``[0, ntasks)`` in contiguous ranges, in parallel.
 
     Parameters
@@ -46,10 +48,14 @@ def run_tasks(body: Callable[..., Any], ntasks: int, *args: Any) -> None:
         Number of work items.
     *args
         Passed to every call of ``body``.
+    work : int, optional
+        About how many values the pass streams: with less than
+        :data:`rankseg._config.PASS_WORK` it runs in the calling thread
+        (:func:`rankseg._threads.pass_threads`).
 
     Notes
     -----
-    With one thread allowed (:func:`rankseg._threads.threads`) or one item, ``body`` runs
+    With one thread allowed (:func:`rankseg._threads.pass_threads`) or one item, ``body`` runs
     once in the calling thread.  Otherwise the calling thread and up to
     ``threads - 1`` pool threads take ranges (about four per thread) from a shared
     counter until none is left; the first exception raised by a range is re-raised.
@@ -57,7 +63,7 @@ def run_tasks(body: Callable[..., Any], ntasks: int, *args: Any) -> None:
     (:func:`rankseg._compile.aot.find`).
     """
     body = _aot.find(body, (0, 0, *args))
-    nthreads = min(_threads.threads(), ntasks)
+    nthreads = min(_threads.pass_threads(work), ntasks)
     if nthreads <= 1:
         body(0, ntasks, *args)
         return
