@@ -166,9 +166,9 @@ def pass_breakdown(probs: np.ndarray, label: str, calls: int = 5) -> dict[str, f
     driver.SERIAL_CALL = "never"  # a small input's one compiled call has no passes to time
     spent: dict[str, float] = {}
 
-    def timed(body: Callable[..., object], ntasks: int, *args: object) -> None:
+    def timed(body: Callable[..., object], ntasks: int, *args: object, **kw: object) -> None:
         start = time.perf_counter()
-        real(body, ntasks, *args)
+        real(body, ntasks, *args, **kw)
         name = getattr(body, "__name__", str(body))
         spent[name] = spent.get(name, 0.0) + time.perf_counter() - start
 
