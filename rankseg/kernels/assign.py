@@ -132,7 +132,7 @@ def count_selections(x, b, ncls, cut, s0, n, counters, cmax):
     and ``first``, the value 0 of that dtype.  A class selects what
     :func:`rankseg.kernels.masks.is_selected` selects, compared in the input's own
     float dtype (:func:`rankseg.kernels.masks.native_cut`): ``v > t``, and
-    ``v == t`` in the pixels up to the tie cut.  ``cmax[r]`` is
+    ``v >= t`` in the pixels up to the tie cut, each one comparison.  ``cmax[r]`` is
     the largest value of class row ``r`` in the work item: a class whose maximum
     lies below its ``t`` selects nothing there and is not read.
     """
@@ -150,15 +150,14 @@ def count_selections(x, b, ncls, cut, s0, n, counters, cmax):
         jc = jcut[r] - s0
         row = x[r, s0 : s0 + n]
         cw = first + c
-        a, tn, exact, split = native_cut(tr, jc, n, row)  # in the row's own dtype
+        ge, gt, split = native_cut(tr, jc, n, row)  # in the row's own dtype
         for part in range(2):
-            ties = exact and part == 0
+            a = ge if part == 0 else gt
             lo, hi = (0, split) if part == 0 else (split, n)
             # slices indexed from 0: numba drops the negative-index checks
             seg, cs, ws = row[lo:hi], cnt[lo:hi], who[lo:hi]
             for j in range(seg.shape[0]):
-                v = as_native(seg[j])
-                sel = (v > a) | (ties & (v == tn))  # branch-free so the loop vectorizes
+                sel = as_native(seg[j]) > a  # branch-free so the loop vectorizes
                 cs[j] = cs[j] + one if sel else cs[j]
                 ws[j] = cw if sel else ws[j]
 

@@ -37,19 +37,22 @@ def is_selected(v: float, j: int, t: float, jcut: int) -> bool:
 
 @jit(inline="always")
 def native_cut(t, jc, n, row):
-    """Return the cut ``(t, jc)`` over ``row[:n]`` for comparisons in the row's own dtype.
+    """Return the cut ``(t, jc)`` over ``row[:n]`` as two thresholds in the row's own dtype.
 
-    Returns ``(a, tn, exact, split)``: :func:`is_selected` of pixel ``j`` is
-    ``v > a`` or, for ``j < split`` when ``exact``, ``v == tn``, with ``v =
-    as_native(row[j])`` (:func:`rankseg.kernels._dtype.native_bounds`; ``t`` equals
-    a value of the row only when ``exact``).  Loops split at ``split`` compare
+    Returns ``(ge, gt, split)``: :func:`is_selected` of pixel ``j`` is ``v > ge`` for
+    ``j < split`` and ``v > gt`` for the others, with ``v = as_native(row[j])``.
+    ``gt`` is ``t`` rounded down (:func:`rankseg.kernels._dtype.native_bounds`):
+    ``v > gt`` exactly when ``v > t``.  The pixels before ``split`` may be ties of the
+    cut, ``v >= t``: when ``t`` is a value of the dtype, ``ge`` is the value just
+    below it, as no value of the dtype lies between the two (else no value equals
+    ``t`` and ``ge`` is ``gt``).  Loops split at ``split`` compare once per pixel,
     without the pixel index, branch-free, in as many SIMD lanes as the dtype allows.
     """
-    a, _ = native_bounds(t, t, row)
+    gt, _ = native_bounds(t, t, row)
     tn = narrow(t, row)
-    exact = as_f64(tn) == t
-    split = min(max(jc + 1, 0), n)  # the pixels before it may be ties of the cut
-    return a, tn, exact, split
+    ge = np.nextafter(tn, narrow(-np.inf, row)) if as_f64(tn) == t else gt
+    split = min(max(jc + 1, 0), n)
+    return ge, gt, split
 
 
 @jit
@@ -71,15 +74,14 @@ def write_masks_tasks(i0, i1, x, cut, out, chunk):
                 dst[j] = False
             continue
         row = x[r, j0:j1]
-        a, tn, exact, split = native_cut(tr, jcut[r] - j0, row.shape[0], row)
+        ge, gt, split = native_cut(tr, jcut[r] - j0, row.shape[0], row)
         for part in range(2):
-            ties = exact and part == 0
+            a = ge if part == 0 else gt
             lo, hi = (0, split) if part == 0 else (split, row.shape[0])
             # slices indexed from 0: numba drops the negative-index checks (vectorizes)
             seg, ds = row[lo:hi], dst[lo:hi]
             for j in range(seg.shape[0]):
-                v = as_native(seg[j])
-                ds[j] = (v > a) | (ties & (v == tn))
+                ds[j] = as_native(seg[j]) > a
 
 
 @jit
