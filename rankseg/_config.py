@@ -58,18 +58,19 @@ COUNT_BLOCK = 1024
 #: a block without band values is not read again.
 SKIP_BLOCK = 64
 
-#: Inputs with fewer elements (B * C * d) than this run their kernels on one Numba
-#: thread (``RankSEG.predict``): a few work items cannot pay for waking the thread
-#: team, and when another process holds a core every parallel region waits for a
-#: paused worker (tens of ms per call).  Results do not depend on the thread count.
-SERIAL_SIZE = 4 * CHUNK
+#: Inputs with fewer elements (B * C * d) than this run their kernels on one thread
+#: (``RankSEG.predict``), and an RMA call among them as one compiled call when that
+#: needs no compile (``kernels/rma_serial.py``): none of its passes would reach
+#: ``PASS_WORK``, and when another process holds a core every parallel pass waits
+#: for a paused thread.  Results do not depend on the thread count.
+SERIAL_SIZE = 16 * CHUNK
 
 #: A pass of a larger call that streams fewer values than this (its launcher's
 #: estimate: the values it reads, a solved value counting as ``SOLVE_WEIGHT``) runs
 #: on the calling thread alone: handing ranges to a pool thread costs 60-90 us on
 #: the 2-core VM (the thread wakes up), more than a second thread saves on about a
 #: millisecond of work, one thread's share of 2**20 values.
-PASS_WORK = 1 << 20
+PASS_WORK = SERIAL_SIZE
 
 #: The weight of one band value solved by a row's rank search (bucketing, sorting
 #: and scanning) against one value streamed, in ``PASS_WORK``'s estimate.

@@ -85,7 +85,10 @@ def _spy_threads(monkeypatch):
 
 
 def test_threshold_is_a_few_work_items():
-    assert SERIAL_SIZE % CHUNK == 0 and 1 <= SERIAL_SIZE // CHUNK <= 8
+    from rankseg._config import PASS_WORK
+
+    assert SERIAL_SIZE % CHUNK == 0 and 1 <= SERIAL_SIZE // CHUNK <= 16
+    assert SERIAL_SIZE <= PASS_WORK  # a call below it has no pass worth two threads
 
 
 def test_public_names():
@@ -204,7 +207,7 @@ def test_explicit_count_beats_the_load_rule(monkeypatch, machine):
 
 def test_explicit_count_runs_that_many_threads(monkeypatch):
     seen = _spy_threads(monkeypatch)
-    probs = make_probs((1, 4, 256, 512), seed=1)
+    probs = make_probs((1, 4, 512, 512), seed=1)  # SERIAL_SIZE elements: threads
     want = predict(probs)
     set_num_threads(3)
     np.testing.assert_array_equal(predict(probs), want)
@@ -220,7 +223,7 @@ def test_bad_environment_variable_is_a_clear_error(monkeypatch, value):
     message = rf"environment variable RANKSEG_NUM_THREADS='{value}': expected an integer"
     with pytest.raises(ValueError, match=message):
         rankseg.get_num_threads()
-    for shape in [(1, 4, 256, 512), (1, 2, 4, 4)]:  # small calls too: fail early
+    for shape in [(1, 4, 512, 512), (1, 2, 4, 4)]:  # small calls too: fail early
         with pytest.raises(ValueError, match=message):
             predict(make_probs(shape))
     with num_threads(2):  # an explicit count in the code wins: the variable is not read
