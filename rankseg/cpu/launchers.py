@@ -194,15 +194,15 @@ def band_values(
     lo, hi = bounds
     m = cmax[rows]
     work = int(np.count_nonzero((m > lo[:, None]) | (m >= hi[:, None]))) * chunk
-    args = (x, xb, rows, bounds, chunk64, counts, (slots, cmax))
-    run_tasks(count_gather_tasks, ntask, *args, work=work)
+    count_args = (x, xb, rows, bounds, chunk64, counts, (slots, cmax))
+    run_tasks(count_gather_tasks, ntask, *count_args, work=work)
     start = np.zeros(ntask + 1, dtype=np.int64)
     np.cumsum(counts[0], out=start[1:])
     values = np.empty(int(start[ntask]))
     # the values copied, and the items gathered again because they overflowed
     work = values.size + int(np.count_nonzero(counts[0] > BAND_SLOTS)) * chunk
-    args = (x, rows, bounds, chunk64, start, slots, values)
-    run_tasks(place_band_tasks, ntask, *args, work=work)
+    place_args = (x, rows, bounds, chunk64, start, slots, values)
+    run_tasks(place_band_tasks, ntask, *place_args, work=work)
     return counts, values, start
 
 

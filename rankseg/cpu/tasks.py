@@ -71,7 +71,7 @@ def run_tasks(body: Callable[..., Any], ntasks: int, *args: Any, work: int | Non
     edges = [ntasks * k // nranges for k in range(nranges + 1)]
     counter = itertools.count()  # next() on it is atomic under the GIL
 
-    def work() -> None:
+    def take_ranges() -> None:
         while True:
             k = next(counter)
             if k >= nranges:
@@ -79,9 +79,9 @@ def run_tasks(body: Callable[..., Any], ntasks: int, *args: Any, work: int | Non
             body(edges[k], edges[k + 1], *args)
 
     pool = _threads.pool(nthreads - 1)
-    futures = [pool.submit(work) for _ in range(nthreads - 1)]
+    futures = [pool.submit(take_ranges) for _ in range(nthreads - 1)]
     try:
-        work()
+        take_ranges()
     finally:
         for fut in futures:
             fut.result()
