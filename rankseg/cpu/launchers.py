@@ -149,10 +149,13 @@ def band_values(
 ) -> tuple[tuple, np.ndarray, np.ndarray]:
     """Count and gather the band ``lo < p < hi`` of each row in one read of the rows.
 
-    Each work item counts its band and sums its forced set (vectorized), then
-    copies its band values into its own ``BAND_SLOTS`` slots while its chunk is in
-    the cache; the slots are then placed, in order, into one exactly sized buffer
-    (an item whose band did not fit is gathered from the input there).
+    Each work item is read once, in blocks of ``COUNT_BLOCK`` values: a block's
+    band is counted and its forced set summed (vectorized), and its band values are
+    copied into the item's own ``BAND_SLOTS`` slots while the block is in the cache
+    and the item's band still fits them; the slots are then placed, in order, into
+    one exactly sized buffer (an item whose band did not fit is gathered from the
+    input there).  Items whose maxima keep them off the band and the forced set are
+    not read; what the two passes read is their ``work`` (:func:`run_tasks`).
 
     Parameters
     ----------
