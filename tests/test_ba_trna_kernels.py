@@ -217,3 +217,30 @@ def test_approximations_against_exact(rng):
     assert hit_ba / n >= 0.5
     assert np.mean(regret_trna) <= np.mean(regret_ba)
     assert math.isfinite(np.mean(regret_ba))
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 3.0])
+@pytest.mark.parametrize("eps", [1e-4, 0.05])
+def test_ba_best_equals_the_full_scan(rng, gamma, eps):
+    """The blocked scan of ba_dice_best: the full scan's first maximizer and its value,
+    bit for bit, on rows whose maximum lies early, late, in a tie and across blocks."""
+    from rankseg.kernels.ba_trna import BA_BLOCK, ba_dice_best
+
+    rows = [
+        rng.random(3000),
+        1.0 - rng.random(5000) * 0.03,  # CT background: the maximum near the end
+        rng.beta(0.05, 2.0, 4000),
+        np.repeat(rng.random(20), 150),  # ties
+        np.concatenate([np.ones(700), rng.random(600) * 1e-3]),
+        rng.random(BA_BLOCK - 1),
+        rng.random(1),
+    ]
+    for p in rows:
+        q = np.sort(p.astype(np.float32).astype(np.float64))[::-1].copy()
+        summary = row_summary(q, new_summary(0))
+        for tau_hi in {q.size, q.size // 3, 0}:
+            out = np.empty(tau_hi + 1)
+            ba_dice_objective(q, summary, gamma, eps, 0, tau_hi, out)
+            want = int(np.argmax(out))  # the first maximizer
+            best, val = ba_dice_best(q, summary, gamma, eps, tau_hi)
+            assert (best, val) == (want, out[want]), (p.size, tau_hi)

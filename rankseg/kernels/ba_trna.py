@@ -47,6 +47,7 @@ from rankseg.kernels.summary import SUM_M3, SUM_MU, SUM_VAR
 from rankseg.kernels.trna import trna_dice_objective
 
 __all__ = [
+    "ba_dice_best",
     "ba_dice_objective",
     "ba_trna_use_ba",
     "d0_bound",
@@ -164,3 +165,85 @@ def ba_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out):
         a_next = inv_mean(tau + 1.0 + gamma, pmf, lq, uq, c, mom)
         out[tau - tau_lo] = 2.0 * s * a_next + gamma * a_cur
     return uq - lq + 1
+
+
+#: τ per block of :func:`ba_dice_best`'s scan
+BA_BLOCK = 256
+#: relative slack on a block's bound: above the rounding of A(a), summed directly over
+#: the window (at most ``w`` ulps) or as its series
+_BA_SLACK = 1e-9
+
+
+@jit
+def ba_dice_best(q, summary, gamma, eps, tau_hi):
+    """First maximizer of the BA objective over ``tau`` in ``[0, tau_hi]``.
+
+    Parameters
+    ----------
+    q : ndarray of float, shape (M,)
+        The row's probabilities in descending order, ``M >= tau_hi``.
+    summary : ndarray of float64
+        Whole-row summary (``d, mu, var, m3``).
+    gamma : float
+        Smoothing ``gamma >= 0``.
+    eps : float
+        Window tail mass in (0, 1).
+    tau_hi : int
+        Last ``tau`` searched, ``0 <= tau_hi <= M``.
+
+    Returns
+    -------
+    best : int
+        The first ``tau`` with the largest objective.
+    value : float
+        ``pi(best)``, the value :func:`ba_dice_objective` gives it.
+
+    Notes
+    -----
+    ``pi(tau) = 2 S_tau A(tau + 1 + gamma) + gamma A(tau + gamma)`` grows with
+    ``S_tau`` and, ``A`` being decreasing, falls with ``tau``; so over a block of
+    :data:`BA_BLOCK` consecutive ``tau`` it is at most its value at the block's largest
+    ``S_tau`` and smallest ``tau``.  ``S_tau`` is summed once, in order; the objective
+    at every block's last ``tau`` gives a floor; a block whose bound (plus
+    :data:`_BA_SLACK`) stays below the floor cannot hold the maximum and is skipped.
+    The others are evaluated as :func:`ba_dice_objective` evaluates them (same
+    operations, same values), so the result is that of the full scan
+    (``tests/test_ba_trna_kernels.py``) at ``O(tau_hi / BA_BLOCK)`` evaluations of
+    ``A`` plus those of the blocks near the maximum, instead of ``O(tau_hi)``.
+    """
+    lq, uq, pmf = gamma_pmf(summary, eps)
+    mom = np.zeros(NMOM, dtype=np.float64)
+    c = central_moments(pmf, lq, uq, mom)
+    best = 0
+    val = gamma * inv_mean(gamma, pmf, lq, uq, c, mom) if gamma > 0.0 else 0.0
+    nblk = (tau_hi + BA_BLOCK - 1) // BA_BLOCK
+    ends = np.empty(nblk + 1)  # ends[j]: S_tau at tau = j * BA_BLOCK
+    ends[0] = 0.0
+    s = 0.0
+    floor = val
+    for j in range(nblk):
+        k2 = min((j + 1) * BA_BLOCK, tau_hi)
+        for k in range(j * BA_BLOCK, k2):
+            s += float(q[k])
+        ends[j + 1] = s
+        a_cur = inv_mean(k2 + gamma, pmf, lq, uq, c, mom) if gamma > 0.0 else 0.0
+        floor = max(floor, 2.0 * s * inv_mean(k2 + 1.0 + gamma, pmf, lq, uq, c, mom) + gamma * a_cur)
+    for j in range(nblk):
+        k1 = j * BA_BLOCK + 1
+        k2 = min(k1 + BA_BLOCK - 1, tau_hi)
+        a_cur = inv_mean(k1 + gamma, pmf, lq, uq, c, mom) if gamma > 0.0 else 0.0
+        bound = 2.0 * ends[j + 1] * inv_mean(k1 + 1.0 + gamma, pmf, lq, uq, c, mom) + gamma * a_cur
+        if bound * (1.0 + _BA_SLACK) < floor:
+            continue
+        s = ends[j]
+        a_next = 0.0
+        for tau in range(k1, k2 + 1):
+            s += float(q[tau - 1])
+            if gamma > 0.0 and tau > k1:
+                a_cur = a_next
+            a_next = inv_mean(tau + 1.0 + gamma, pmf, lq, uq, c, mom)
+            v = 2.0 * s * a_next + gamma * a_cur
+            if v > val:
+                val = v
+                best = tau
+    return best, val

@@ -27,6 +27,7 @@ from rankseg._compile.jit import jit
 from rankseg._policies import BA, BA_TRNA, DICE, EXACT, TRNA
 from rankseg.kernels._dtype import as_f64
 from rankseg.kernels.ba_trna import (
+    ba_dice_best,
     ba_dice_objective,
     ba_trna_use_ba,
     d0_bound,
@@ -107,16 +108,6 @@ def candidate_bound(metric, mu, gamma, d, pmax, n_half, s_half):
         if t2 < 0.5:  # X = {p >= 1/2} lies above it
             theta = max(theta, t2)
     return theta * _SHRINK if theta > 0.0 else -1.0
-
-
-@jit
-def _rna_objective(solver, q, summary, gamma, eps, tau_lo, tau_hi, out):
-    """BA or TRNA Dice objective over ``τ ∈ [τ_lo, τ_hi]`` (BA+TRNA: chosen per row)."""
-    use_ba = solver == BA or (solver == BA_TRNA and ba_trna_use_ba(summary))
-    if use_ba:
-        ba_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out)
-    else:
-        trna_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out)
 
 
 @jit
@@ -255,12 +246,18 @@ def _certified_range(metric, q, summary, gamma, tau_hi):
 
 @jit
 def _solve_rna(solver, q, summary, params, tau_hi):
-    """First maximizer of the BA/TRNA objective over ``τ ∈ [0, τ_hi]``: ``(τ*, π(τ*))``."""
+    """First maximizer of the BA/TRNA objective over ``τ ∈ [0, τ_hi]``: ``(τ*, π(τ*))``.
+
+    BA scans τ in blocks and skips those its bound rules out (:func:`ba_dice_best`);
+    TRNA's objective needs every pixel's pmf up to τ_hi and is evaluated over the range.
+    """
     gamma, eps = params
+    if solver == BA or (solver == BA_TRNA and ba_trna_use_ba(summary)):
+        return ba_dice_best(q, summary, gamma, eps, tau_hi)
     out = np.empty(tau_hi + 1)
     # np.int64(0), not 0: a literal argument makes numba compile the callee once more
     # for that constant (the big kernels once per literal, issue 14)
-    _rna_objective(solver, q, summary, gamma, eps, np.int64(0), tau_hi, out)
+    trna_dice_objective(q, summary, gamma, eps, np.int64(0), tau_hi, out)
     best = 0
     for k in range(1, tau_hi + 1):
         if out[k] > out[best]:
@@ -372,7 +369,7 @@ def rna_rows_tasks(i0, i1, x, rows, problem, band, start, out):
     d = x.shape[1]
     nch = (start.shape[0] - 1) // rows.shape[0]
     for i in range(i0, i1):
-        summary = np.zeros(SUM_HEAD + DEFAULT_NPOW)
+        summary = np.zeros(SUM_HEAD)  # BA and TRNA read d, mu, var, m3: no power sums
         row_summary(x[rows[i]], summary)
         q = band[start[i * nch] : start[(i + 1) * nch]]
         sort_descending(q)
@@ -450,7 +447,7 @@ def empty_exact_tasks(i0, i1, x, rows, gamma, out):
 def empty_rna_tasks(i0, i1, x, rows, gamma, eps, out):
     """Rows ``i0 <= i < i1`` of ``cpu.launchers.empty_scores`` under BA, TRNA or BA+TRNA."""
     for i in range(i0, i1):
-        summary = np.zeros(SUM_HEAD + DEFAULT_NPOW)
+        summary = np.zeros(SUM_HEAD)  # d, mu, var, m3 only (see rna_rows_tasks)
         row_summary(x[rows[i]], summary)
         val = np.empty(1)
         ba_dice_objective(np.empty(0), summary, gamma, eps, np.int64(0), np.int64(0), val)
