@@ -275,20 +275,49 @@ def test_eps_changes_the_rna_window(rng):
     assert a[1].score[0, 0] != b[1].score[0, 0]
 
 
-@pytest.mark.parametrize("n", [10, 5000, 70000])
-def test_sort_descending_radix_and_small(rng, n):
-    from rankseg.kernels.sort import sort_descending
-
-    for a in (
-        rng.random(n),
-        rng.random(n).astype(np.float32).astype(np.float64),  # low mantissa bits zero
-        np.round(rng.random(n) * 8) / 8,  # ties, exact 0 and 1
+def _sort_inputs(rng, n):
+    """(float32-valued?, array) pairs: random, float32 values, ties, subnormals, -0.0."""
+    f32 = rng.random(n).astype(np.float32).astype(np.float64)  # low mantissa bits zero
+    one_off = f32.copy()
+    one_off[n // 2] = 0.1  # not a float32 value
+    for f32_only, a in (
+        (False, rng.random(n)),
+        (True, f32),
+        (False, one_off),
+        (True, np.round(rng.random(n) * 8) / 8),  # ties, exact 0 and 1
+        (True, (rng.random(n) * 1e-40).astype(np.float32).astype(np.float64)),  # subnormal
+        (True, np.concatenate([np.ones(n - n // 3), np.zeros(n // 3)])),  # one digit differs
     ):
         a[: n // 10] = -0.0 if n > 10 else a[: n // 10]
-        b = a.copy()
-        sort_descending(b)
-        np.testing.assert_array_equal(b, np.sort(a)[::-1] + 0.0)
-        assert not np.signbit(b).any()
+        yield f32_only, a
+
+
+@pytest.mark.parametrize("n", [10, 5000, 70000])
+def test_sorts_radix_and_small(rng, n):
+    """sort_descending (64-bit keys) on anything; sort_f32_values on float32 values;
+    sort_candidates, inside a kernel, picks by the map's dtype."""
+    import numba
+
+    from rankseg.kernels.sort import sort_candidates, sort_descending, sort_f32_values
+
+    @numba.njit
+    def by_dtype(a, like):
+        sort_candidates(a, like)
+
+    for f32_only, a in _sort_inputs(rng, n):
+        want = np.sort(a)[::-1] + 0.0
+        sorts = [sort_descending, lambda b: by_dtype(b, np.zeros(1))]
+        if f32_only:
+            sorts += [
+                sort_f32_values,
+                lambda b: by_dtype(b, np.zeros(1, np.float32)),
+                lambda b: by_dtype(b, np.zeros(1, np.uint16)),  # float16 as its bits
+            ]
+        for sort_fn in sorts:
+            b = a.copy()
+            sort_fn(b)
+            np.testing.assert_array_equal(b, want)
+            assert not np.signbit(b).any()
 
 
 @pytest.mark.parametrize("metric", ["dice", "iou"])

@@ -52,7 +52,7 @@ from rankseg.kernels.rma_passes import (
     STAT_NHALF,
     STAT_SHALF,
 )
-from rankseg.kernels.sort import sort_descending
+from rankseg.kernels.sort import sort_candidates, sort_descending
 
 __all__ = [
     "BA",
@@ -173,7 +173,7 @@ CERT_BLOCK = 256
 _CERT_SLACK = 1e-12
 
 
-@jit(inline="always")
+@jit
 def _block_upper(metric, s_lo, s_hi, k, mu, var, gamma):
     """Upper bound of :func:`exact_upper` over ``S_τ ∈ [s_lo, s_hi]`` and ``τ >= k``.
 
@@ -349,7 +349,7 @@ def exact_rows_tasks(i0, i1, x, rows, problem, band, start, out):
         summary = np.zeros(SUM_HEAD + DEFAULT_NPOW)
         row_summary(x[r], summary)
         q = band[start[i * nch] : start[(i + 1) * nch]]
-        sort_descending(q)
+        sort_candidates(q, x)
         tau_hi = q.shape[0]  # exact: every candidate (the bound proves d0 <= it)
         best, val, p_need = _solve_exact(metric, q, summary, gamma, tau_hi)
         theta = lo[i]
@@ -372,7 +372,7 @@ def rna_rows_tasks(i0, i1, x, rows, problem, band, start, out):
         summary = np.zeros(SUM_HEAD)  # BA and TRNA read d, mu, var, m3: no power sums
         row_summary(x[rows[i]], summary)
         q = band[start[i * nch] : start[(i + 1) * nch]]
-        sort_descending(q)
+        sort_candidates(q, x)
         best, val = _solve_rna(solver, q, summary, (gamma, eps), search_end(solver, q, d, gamma))
         _store_cut(i, q, best, val, d, out)
 
@@ -415,7 +415,7 @@ def prefix_above(row, theta):
         if v > theta:
             vals[n] = v
             n += 1
-    sort_descending(vals)
+    sort_candidates(vals, row)
     return vals
 
 
