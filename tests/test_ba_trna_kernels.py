@@ -222,9 +222,12 @@ def test_approximations_against_exact(rng):
 @pytest.mark.parametrize("gamma", [0.0, 0.5, 3.0])
 @pytest.mark.parametrize("eps", [1e-4, 0.05])
 def test_ba_best_equals_the_full_scan(rng, gamma, eps):
-    """The blocked scan of ba_dice_best: the full scan's first maximizer and its value,
-    bit for bit, on rows whose maximum lies early, late, in a tie and across blocks."""
+    """The blocked scan of ba_dice_best, with d0 found in its sum: the first maximizer
+    of the full scan over search_end's range, and its value, bit for bit -- maxima
+    early, late, in a tie and across blocks; whole rows and prefixes (d > M)."""
+    from rankseg._policies import BA
     from rankseg.kernels.ba_trna import BA_BLOCK, ba_dice_best
+    from rankseg.kernels.solver_passes import search_end
 
     rows = [
         rng.random(3000),
@@ -232,15 +235,21 @@ def test_ba_best_equals_the_full_scan(rng, gamma, eps):
         rng.beta(0.05, 2.0, 4000),
         np.repeat(rng.random(20), 150),  # ties
         np.concatenate([np.ones(700), rng.random(600) * 1e-3]),
+        np.concatenate([rng.random(900), np.zeros(300)]),  # d0 at the first zero
         rng.random(BA_BLOCK - 1),
         rng.random(1),
     ]
     for p in rows:
         q = np.sort(p.astype(np.float32).astype(np.float64))[::-1].copy()
         summary = row_summary(q, new_summary(0))
-        for tau_hi in {q.size, q.size // 3, 0}:
-            out = np.empty(tau_hi + 1)
-            ba_dice_objective(q, summary, gamma, eps, 0, tau_hi, out)
-            want = int(np.argmax(out))  # the first maximizer
-            best, val = ba_dice_best(q, summary, gamma, eps, tau_hi)
-            assert (best, val) == (want, out[want]), (p.size, tau_hi)
+        for d in {q.size, q.size + 50, 4 * q.size}:
+            for pre in {q.size, max(q.size // 3, 1)}:  # the whole row, or a prefix
+                qq = q[:pre].copy()
+                tau_hi = int(search_end(BA, qq, d, gamma))
+                out = np.empty(tau_hi + 1)
+                ba_dice_objective(qq, summary, gamma, eps, 0, tau_hi, out)
+                want = int(np.argmax(out))  # the first maximizer
+                got = ba_dice_best(qq, summary, gamma, eps, d, qq.size)
+                assert got == (want, out[want]), (p.size, d, pre)
+                # a caller that already has the range passes it as tau_max
+                assert ba_dice_best(qq, summary, gamma, eps, d, tau_hi) == got

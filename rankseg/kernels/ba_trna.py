@@ -175,26 +175,32 @@ _BA_SLACK = 1e-9
 
 
 @jit
-def ba_dice_best(q, summary, gamma, eps, tau_hi):
-    """First maximizer of the BA objective over ``tau`` in ``[0, tau_hi]``.
+def ba_dice_best(q, summary, gamma, eps, d, tau_max):
+    """First maximizer of the BA objective over ``tau`` in ``[0, min(d0, tau_max)]``.
 
     Parameters
     ----------
     q : ndarray of float, shape (M,)
-        The row's probabilities in descending order, ``M >= tau_hi``.
+        The row's candidates in descending order (``M >= 1``; all of them sorted).
     summary : ndarray of float64
         Whole-row summary (``d, mu, var, m3``).
     gamma : float
         Smoothing ``gamma >= 0``.
     eps : float
         Window tail mass in (0, 1).
-    tau_hi : int
-        Last ``tau`` searched, ``0 <= tau_hi <= M``.
+    d : int
+        Pixels of the row, ``d >= M``.
+    tau_max : int
+        Last ``tau`` searched at most, ``0 <= tau_max <= M``.
 
     Returns
     -------
     best : int
-        The first ``tau`` with the largest objective.
+        The first ``tau`` with the largest objective over ``[0, tau_hi]``,
+        ``tau_hi = min(d0, tau_max)`` with d0 from :func:`d0_bound` (or ``M`` when the
+        prefix cannot decide).  With ``tau_max = M`` that is the range
+        ``rankseg.kernels.solver_passes.search_end`` gives BA; a ``tau_max`` that
+        already is that range leaves it unchanged.
     value : float
         ``pi(best)``, the value :func:`ba_dice_objective` gives it.
 
@@ -203,31 +209,44 @@ def ba_dice_best(q, summary, gamma, eps, tau_hi):
     ``pi(tau) = 2 S_tau A(tau + 1 + gamma) + gamma A(tau + gamma)`` grows with
     ``S_tau`` and, ``A`` being decreasing, falls with ``tau``; so over a block of
     :data:`BA_BLOCK` consecutive ``tau`` it is at most its value at the block's largest
-    ``S_tau`` and smallest ``tau``.  ``S_tau`` is summed once, in order; the objective
-    at every block's last ``tau`` gives a floor; a block whose bound (plus
+    ``S_tau`` and smallest ``tau``.  ``S_tau`` is summed once, in order, in the loop
+    that finds ``d0`` (the same sums and tests as :func:`d0_bound`); the objective at
+    every block's last ``tau`` gives a floor; a block whose bound (plus
     :data:`_BA_SLACK`) stays below the floor cannot hold the maximum and is skipped.
     The others are evaluated as :func:`ba_dice_objective` evaluates them (same
     operations, same values), so the result is that of the full scan
     (``tests/test_ba_trna_kernels.py``) at ``O(tau_hi / BA_BLOCK)`` evaluations of
     ``A`` plus those of the blocks near the maximum, instead of ``O(tau_hi)``.
     """
+    m_len = q.shape[0]
+    ends = np.empty((m_len + BA_BLOCK - 1) // BA_BLOCK + 1)  # ends[j]: S_tau at j * BA_BLOCK
+    ends[0] = 0.0
+    # d0 (as d0_bound and search_end): the first tau <= min(d, M) - 1 with
+    # S_tau >= (tau + gamma + d) p_(tau + 1), else M; at most tau_max
+    tau_hi = tau_max
+    s = 0.0
+    for tau in range(1, tau_max + 1):
+        s += float(q[tau - 1])
+        if tau % BA_BLOCK == 0:
+            ends[tau // BA_BLOCK] = s
+        if tau < d and tau < m_len:
+            qn = float(q[tau])
+            if qn == 0.0 or s >= (tau + gamma + d) * qn:
+                tau_hi = tau
+                break
+    nblk = (tau_hi + BA_BLOCK - 1) // BA_BLOCK
+    ends[nblk] = s  # the sum at tau_hi (a partial last block)
     lq, uq, pmf = gamma_pmf(summary, eps)
     mom = np.zeros(NMOM, dtype=np.float64)
     c = central_moments(pmf, lq, uq, mom)
     best = 0
     val = gamma * inv_mean(gamma, pmf, lq, uq, c, mom) if gamma > 0.0 else 0.0
-    nblk = (tau_hi + BA_BLOCK - 1) // BA_BLOCK
-    ends = np.empty(nblk + 1)  # ends[j]: S_tau at tau = j * BA_BLOCK
-    ends[0] = 0.0
-    s = 0.0
     floor = val
     for j in range(nblk):
         k2 = min((j + 1) * BA_BLOCK, tau_hi)
-        for k in range(j * BA_BLOCK, k2):
-            s += float(q[k])
-        ends[j + 1] = s
         a_cur = inv_mean(k2 + gamma, pmf, lq, uq, c, mom) if gamma > 0.0 else 0.0
-        floor = max(floor, 2.0 * s * inv_mean(k2 + 1.0 + gamma, pmf, lq, uq, c, mom) + gamma * a_cur)
+        a_next = inv_mean(k2 + 1.0 + gamma, pmf, lq, uq, c, mom)
+        floor = max(floor, 2.0 * ends[j + 1] * a_next + gamma * a_cur)
     for j in range(nblk):
         k1 = j * BA_BLOCK + 1
         k2 = min(k1 + BA_BLOCK - 1, tau_hi)

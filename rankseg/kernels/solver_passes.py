@@ -253,7 +253,7 @@ def _solve_rna(solver, q, summary, params, tau_hi):
     """
     gamma, eps = params
     if solver == BA or (solver == BA_TRNA and ba_trna_use_ba(summary)):
-        return ba_dice_best(q, summary, gamma, eps, tau_hi)
+        return ba_dice_best(q, summary, gamma, eps, np.int64(summary[SUM_D]), tau_hi)
     out = np.empty(tau_hi + 1)
     # np.int64(0), not 0: a literal argument makes numba compile the callee once more
     # for that constant (the big kernels once per literal, issue 14)
@@ -373,7 +373,11 @@ def rna_rows_tasks(i0, i1, x, rows, problem, band, start, out):
         row_summary(x[rows[i]], summary)
         q = band[start[i * nch] : start[(i + 1) * nch]]
         sort_candidates(q, x)
-        best, val = _solve_rna(solver, q, summary, (gamma, eps), search_end(solver, q, d, gamma))
+        if solver == BA or (solver == BA_TRNA and ba_trna_use_ba(summary)):
+            # BA finds d0 in the loop that sums S_tau for its scan
+            best, val = ba_dice_best(q, summary, gamma, eps, d, q.shape[0])
+        else:
+            best, val = _solve_rna(solver, q, summary, (gamma, eps), search_end(solver, q, d, gamma))
         _store_cut(i, q, best, val, d, out)
 
 
