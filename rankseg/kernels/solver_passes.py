@@ -233,7 +233,8 @@ def _certified_range(metric, q, summary, gamma, tau_hi):
     for j in range(nblk):
         k1 = j * CERT_BLOCK + 1
         k2 = min(k1 + CERT_BLOCK - 1, tau_hi)
-        if _block_upper(metric, ends[j], ends[j + 1], k1, mu, var, gamma) * (1.0 + _CERT_SLACK) < thr:
+        bound = _block_upper(metric, ends[j], ends[j + 1], k1, mu, var, gamma)
+        if bound * (1.0 + _CERT_SLACK) < thr:
             continue
         s = ends[j]
         for k in range(k1, k2 + 1):
@@ -377,7 +378,8 @@ def rna_rows_tasks(i0, i1, x, rows, problem, band, start, out):
             # BA finds d0 in the loop that sums S_tau for its scan
             best, val = ba_dice_best(q, summary, gamma, eps, d, q.shape[0])
         else:
-            best, val = _solve_rna(solver, q, summary, (gamma, eps), search_end(solver, q, d, gamma))
+            tau_hi = search_end(solver, q, d, gamma)
+            best, val = _solve_rna(solver, q, summary, (gamma, eps), tau_hi)
         _store_cut(i, q, best, val, d, out)
 
 
