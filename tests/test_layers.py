@@ -211,14 +211,17 @@ def test_low_modules_import_no_cuda(name):
 
 
 #: the functions of ``rankseg/kernels/`` that are not compiled, and why each may stay:
-#: ``as_f64`` is the Python stub numba's overload replaces inside kernels,
-#: ``_register`` registers that overload, ``_tail_rule`` computes a module constant
-#: at import, ``new_summary`` allocates one zeroed buffer of the summary's length
+#: ``as_f64`` (and ``sort_candidates``) are Python stubs numba's overloads replace
+#: inside kernels, ``_register`` registers those overloads, ``_tail_rule`` computes a
+#: module constant at import, ``new_summary`` allocates one zeroed buffer of the
+#: summary's length
 KERNEL_HELPERS = {
     ("_dtype", "as_f64"),  # stubs whose numba overloads _register adds
     ("_dtype", "as_native"),
     ("_dtype", "narrow"),
     ("_dtype", "_register"),
+    ("sort", "sort_candidates"),  # picks a sort by the map's dtype at compile time
+    ("sort", "_register"),
     ("quadrature", "_tail_rule"),
     ("summary", "new_summary"),
 }
