@@ -146,7 +146,12 @@ def measure_tiny(repeat: int) -> dict[str, float]:
 
 
 #: the configurations broken down by ``--passes``
-PASS_CONFIGS = ("rma dice multiclass", "rma dice multilabel", "exact dice multilabel")
+PASS_CONFIGS = (
+    "rma dice multiclass",
+    "rma dice multilabel",
+    "exact dice multilabel",
+    "ba dice multilabel",
+)
 
 
 def pass_breakdown(probs: np.ndarray, label: str, calls: int = 5) -> dict[str, float]:
