@@ -212,7 +212,8 @@ def test_low_modules_import_no_cuda(name):
 
 #: the functions of ``rankseg/kernels/`` that are not compiled, and why each may stay:
 #: ``as_f64`` (and ``sort_candidates``) are Python stubs numba's overloads replace
-#: inside kernels, ``_register`` registers those overloads, ``_tail_rule`` computes a
+#: inside kernels (``sort_f32_values`` is one overload's body), ``_register``
+#: registers those overloads, ``_tail_rule`` computes a
 #: module constant at import, ``new_summary`` allocates one zeroed buffer of the
 #: summary's length
 KERNEL_HELPERS = {
@@ -221,6 +222,7 @@ KERNEL_HELPERS = {
     ("_dtype", "narrow"),
     ("_dtype", "_register"),
     ("sort", "sort_candidates"),  # picks a sort by the map's dtype at compile time
+    ("sort", "sort_f32_values"),  # compiled as sort_candidates' float32 overload
     ("sort", "_register"),
     ("quadrature", "_tail_rule"),
     ("summary", "new_summary"),

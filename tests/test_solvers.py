@@ -294,11 +294,12 @@ def _sort_inputs(rng, n):
 
 @pytest.mark.parametrize("n", [10, 5000, 70000])
 def test_sorts_radix_and_small(rng, n):
-    """sort_descending (64-bit keys) on anything; sort_f32_values on float32 values;
-    sort_candidates, inside a kernel, picks by the map's dtype."""
+    """sort_descending (64-bit keys) on anything; sort_candidates, inside a kernel,
+    picks by the map's dtype: sort_f32_values (32-bit keys) for float32 and float16
+    maps, whose candidates are float32 values, sort_descending for float64."""
     import numba
 
-    from rankseg.kernels.sort import sort_candidates, sort_descending, sort_f32_values
+    from rankseg.kernels.sort import sort_candidates, sort_descending
 
     @numba.njit
     def by_dtype(a, like):
@@ -309,7 +310,6 @@ def test_sorts_radix_and_small(rng, n):
         sorts = [sort_descending, lambda b: by_dtype(b, np.zeros(1))]
         if f32_only:
             sorts += [
-                sort_f32_values,
                 lambda b: by_dtype(b, np.zeros(1, np.float32)),
                 lambda b: by_dtype(b, np.zeros(1, np.uint16)),  # float16 as its bits
             ]

@@ -350,7 +350,7 @@ def exact_rows_tasks(i0, i1, x, rows, problem, band, start, out):
         summary = np.zeros(SUM_HEAD + DEFAULT_NPOW)
         row_summary(x[r], summary)
         q = band[start[i * nch] : start[(i + 1) * nch]]
-        sort_candidates(q, x)
+        sort_candidates(q, x[r])
         tau_hi = q.shape[0]  # exact: every candidate (the bound proves d0 <= it)
         best, val, p_need = _solve_exact(metric, q, summary, gamma, tau_hi)
         theta = lo[i]
@@ -373,7 +373,7 @@ def rna_rows_tasks(i0, i1, x, rows, problem, band, start, out):
         summary = np.zeros(SUM_HEAD)  # BA and TRNA read d, mu, var, m3: no power sums
         row_summary(x[rows[i]], summary)
         q = band[start[i * nch] : start[(i + 1) * nch]]
-        sort_candidates(q, x)
+        sort_candidates(q, x[rows[i]])
         if solver == BA or (solver == BA_TRNA and ba_trna_use_ba(summary)):
             # BA finds d0 in the loop that sums S_tau for its scan
             best, val = ba_dice_best(q, summary, gamma, eps, d, q.shape[0])

@@ -97,22 +97,25 @@ def _register() -> None:
     def _sort_candidates_overload(a, like):
         if like.dtype == types.float64:
             return lambda a, like: sort_descending(a)
-        return lambda a, like: sort_f32_values(a)
+        return sort_f32_values  # the algorithm itself: no wrapper to compile
 
 
 on_live(_register)
 
 
-@jit
-def sort_f32_values(a):
+def sort_f32_values(a, like):
     """Sort ``a`` (float64 holding float32 values, finite, >= 0) in place, largest first.
+
+    The float32 branch of :func:`sort_candidates` (compiled as its overload; ``like``
+    is the map's row, unused here).
 
     LSD radix sort on 32-bit keys, the complemented float32 bit patterns (ascending
     keys, descending values): three digits (11, 11 and 10 bits) whose counts are all
     taken in the pass that builds the keys, in int32 counters that stay in L1
-    (``len(a) < 2**31``), and half the bytes of 64-bit keys moved per scatter; a digit
-    on which all keys agree is skipped.  0.9 M background candidates of a CT map:
-    10.5 ms with :func:`sort_descending`, 5.4 ms here.  Short arrays use insertion sort.
+    (``len(a) < 2**31``), and half the bytes of 64-bit keys moved per scatter; a
+    digit on which all keys agree is skipped.  0.9 M background
+    candidates of a CT map: 10.5 ms with :func:`sort_descending`, 5.4 ms here.  Short
+    arrays use insertion sort.
     """
     n = a.shape[0]
     if n < _RADIX_MIN:
