@@ -566,7 +566,7 @@ def test_limit_quick(capsys):
             assert ratio > 0
             assert r[-1] in ("ok", "over")
     passes = [line for line in out.splitlines() if "passes of" in line]
-    assert len(passes) == 5  # voc2d: 3 configurations; tumor3d (C = 1): no multiclass
+    assert len(passes) == 7  # voc2d: 4 configurations; tumor3d (C = 1): no multiclass
     for line in passes:
         parts = dict(p.rsplit(" ", 1) for p in line.split(": ", 1)[1].split(", "))
         assert "row_stats_tasks" in parts and "host" in parts
