@@ -200,13 +200,13 @@ def _certified_range(metric, q, summary, gamma, tau_hi):
     over the prefix is a lower bound of the optimum; every τ whose upper bound
     (:func:`exact_upper`) falls below it is skipped.
 
-    ``S_τ`` is summed once, in order, as one chain (the same values as a plain scan);
-    τ is then visited in blocks of :data:`CERT_BLOCK`, and a block whose bound
-    (``F`` or :func:`_block_upper` at the block's largest ``S_τ`` and smallest τ, plus
-    :data:`_CERT_SLACK`) cannot reach the running maximum or the threshold is
-    skipped.  The result is that of the plain scan over every τ
-    (``tests/test_exact_search.py``), in ``O(τ_hi)`` additions and ``O(b - a)``
-    bounds instead of ``O(τ_hi)`` bounds.
+    One pass sums ``S_τ`` in order (one chain of additions, which ``F``'s divisions
+    overlap), takes ``max F`` and keeps ``S_τ`` at every :data:`CERT_BLOCK`-th τ.
+    The bound is then taken block by block: a block whose bound at its largest
+    ``S_τ`` and smallest τ (:func:`_block_upper`, plus :data:`_CERT_SLACK`) falls
+    short of the threshold is skipped whole.  The result is that of the plain scan
+    over every τ (``tests/test_exact_search.py``), with ``O(b - a)`` bounds instead
+    of ``O(τ_hi)``.
     """
     mu = summary[SUM_MU]
     var = summary[SUM_VAR]
@@ -215,18 +215,12 @@ def _certified_range(metric, q, summary, gamma, tau_hi):
     ends[0] = 0.0
     best = 0.0
     s = 0.0
-    for j in range(nblk):
-        k1 = j * CERT_BLOCK + 1
-        k2 = min(k1 + CERT_BLOCK - 1, tau_hi)
-        s0 = s
-        for k in range(k1, k2 + 1):
-            s += q[k - 1]
-        ends[j + 1] = s
-        if rma_objective(metric, s, k1, mu, gamma) * (1.0 + _CERT_SLACK) <= best:
-            continue  # F grows with S_τ and falls with τ: no τ here beats best
-        for k in range(k1, k2 + 1):
-            s0 += q[k - 1]
-            best = max(best, rma_objective(metric, s0, k, mu, gamma))
+    for k in range(1, tau_hi + 1):
+        # F's divisions overlap the chain of additions: F at every τ costs little more
+        s += q[k - 1]
+        best = max(best, rma_objective(metric, s, k, mu, gamma))
+        if k % CERT_BLOCK == 0 or k == tau_hi:
+            ends[(k + CERT_BLOCK - 1) // CERT_BLOCK] = s
     thr = best * (1.0 - 1e-9)
     lo = tau_hi + 1
     hi = 0
