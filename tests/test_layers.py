@@ -211,7 +211,7 @@ def test_low_modules_import_no_cuda(name):
 
 
 #: the functions of ``rankseg/kernels/`` that are not compiled, and why each may stay:
-#: ``as_f64`` (and ``sort_candidates``) are Python stubs numba's overloads replace
+#: ``as_f64`` and ``sort_candidates`` are Python bodies numba's overloads replace
 #: inside kernels (``sort_f32_values`` is one overload's body), ``_register``
 #: registers those overloads, ``_tail_rule`` computes a
 #: module constant at import, ``new_summary`` allocates one zeroed buffer of the

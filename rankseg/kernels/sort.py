@@ -74,16 +74,22 @@ def sort_descending(a):
         keys[k] = ~src[k]
 
 
-def sort_candidates(a, like):  # pragma: no cover - replaced by the overload inside kernels
+def sort_candidates(a, like):
     """Sort the candidates ``a`` of a row of ``like`` in place, largest first.
 
-    Inside kernels only.  Which sort is compiled follows ``like``'s dtype: float32 and
-    float16 maps (float16 arrives as its ``uint16`` bits) have float32 values only, so
-    their candidates sort on 32-bit keys (:func:`sort_f32_values`); float64 maps on the
-    64-bit patterns (:func:`sort_descending`).  A kernel compiled for one dtype holds
-    one sort, and the result is the same sorted array either way.
+    Which sort runs follows ``like``'s dtype: float32 and float16 maps (float16
+    arrives as its ``uint16`` bits) have float32 values only, so their candidates sort
+    on 32-bit keys (:func:`sort_f32_values`); float64 maps on the 64-bit patterns
+    (:func:`sort_descending`).  Inside kernels a numba overload makes the choice when
+    the kernel is compiled, so it holds one sort; this Python body makes the same
+    choice where no kernel is compiled (``NUMBA_DISABLE_JIT``, e.g. the wheel build's
+    discovery of the kernels' signatures).  The result is the same sorted array
+    either way.
     """
-    raise NotImplementedError("sort_candidates is only defined inside numba kernels")
+    if like.dtype == np.float64:
+        sort_descending(a)
+    else:
+        sort_f32_values(a, like)
 
 
 def _register() -> None:
