@@ -38,13 +38,7 @@ def sort_descending(a):
     for k in range(n):
         a[k] += 0.0  # -0.0 -> +0.0, whose bits order correctly
     if n < _RADIX_MIN:
-        for k in range(1, n):
-            v = a[k]
-            m = k
-            while m > 0 and a[m - 1] < v:
-                a[m] = a[m - 1]
-                m -= 1
-            a[m] = v
+        _insertion_sort(a)
         return
     keys = a.view(np.uint64)
     for k in range(n):
@@ -57,18 +51,8 @@ def sort_descending(a):
         count[:] = 0
         for k in range(n):
             count[((src[k] >> shift) & _RADIX_MASK) + 1] += 1
-        same = False
-        for b in range(_RADIX + 1):
-            same = same or count[b] == n
-        if same:
-            continue  # every key has the same digit here
-        for b in range(_RADIX):
-            count[b + 1] += count[b]
-        for k in range(n):
-            digit = (src[k] >> shift) & _RADIX_MASK
-            dst[count[digit]] = src[k]
-            count[digit] += 1
-        src, dst = dst, src
+        if _scatter(src, dst, count, shift, _RADIX_MASK):
+            src, dst = dst, src
     # an odd number of scatter passes leaves the keys in the scratch array
     for k in range(n):
         keys[k] = ~src[k]
@@ -126,14 +110,8 @@ def sort_f32_values(a, like):
     n = a.shape[0]
     if n < _RADIX_MIN:
         for k in range(n):
-            a[k] += 0.0
-        for k in range(1, n):
-            v = a[k]
-            m = k
-            while m > 0 and a[m - 1] < v:
-                a[m] = a[m - 1]
-                m -= 1
-            a[m] = v
+            a[k] += 0.0  # -0.0 -> +0.0
+        _insertion_sort(a)
         return
     vals = np.empty(n, dtype=np.float32)
     for k in range(n):
@@ -150,23 +128,45 @@ def sort_f32_values(a, like):
     src = keys
     dst = tmp
     for digit_no in range(3):
-        shift = digit_no * _RADIX_BITS
-        c = count[digit_no]
-        same = False
-        for b in range(_RADIX + 1):
-            same = same or c[b] == n
-        if same:
-            continue  # every key has the same digit here
-        for b in range(_RADIX):
-            c[b + 1] += c[b]
-        for k in range(n):
-            key = src[k]
-            digit = (key >> shift) & _MASK32
-            dst[c[digit]] = key
-            c[digit] += 1
-        src, dst = dst, src
+        if _scatter(src, dst, count[digit_no], digit_no * _RADIX_BITS, _MASK32):
+            src, dst = dst, src
     for k in range(n):
         src[k] = ~src[k]
     out = src.view(np.float32)
     for k in range(n):
         a[k] = out[k]
+
+
+@jit(inline="always")
+def _insertion_sort(a):
+    """Sort a short ``a`` (no -0.0) in place, largest first: both sorts' small case."""
+    for k in range(1, a.shape[0]):
+        v = a[k]
+        m = k
+        while m > 0 and a[m - 1] < v:
+            a[m] = a[m - 1]
+            m -= 1
+        a[m] = v
+
+
+@jit(inline="always")
+def _scatter(src, dst, count, shift, mask):
+    """One stable pass of an LSD radix sort on the digit ``(key >> shift) & mask``.
+
+    ``count[b + 1]`` holds the keys with digit ``b``.  Returns False, having moved
+    nothing, when every key has the same digit (the pass would change nothing).
+    """
+    n = src.shape[0]
+    same = False
+    for b in range(_RADIX + 1):
+        same = same or count[b] == n
+    if same:
+        return False
+    for b in range(_RADIX):
+        count[b + 1] += count[b]
+    for k in range(n):
+        key = src[k]
+        digit = (key >> shift) & mask
+        dst[count[digit]] = key
+        count[digit] += 1
+    return True
