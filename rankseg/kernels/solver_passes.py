@@ -239,6 +239,12 @@ def _certified_range(metric, q, summary, gamma, tau_hi):
     return lo, hi
 
 
+@jit(inline="always")
+def _uses_ba(solver, summary):
+    """Whether the row is solved by BA: the ``ba`` solver, or ``ba+trna``'s rule says so."""
+    return solver == BA or (solver == BA_TRNA and ba_trna_use_ba(summary))
+
+
 @jit
 def _solve_rna(solver, q, summary, params, tau_hi):
     """First maximizer of the BA/TRNA objective over ``τ ∈ [0, τ_hi]``: ``(τ*, π(τ*))``.
@@ -247,7 +253,7 @@ def _solve_rna(solver, q, summary, params, tau_hi):
     TRNA's objective needs every pixel's pmf up to τ_hi and is evaluated over the range.
     """
     gamma, eps = params
-    if solver == BA or (solver == BA_TRNA and ba_trna_use_ba(summary)):
+    if _uses_ba(solver, summary):
         return ba_dice_best(q, summary, gamma, eps, np.int64(summary[SUM_D]), tau_hi)
     out = np.empty(tau_hi + 1)
     # np.int64(0), not 0: a literal argument makes numba compile the callee once more
@@ -368,7 +374,7 @@ def rna_rows_tasks(i0, i1, x, rows, problem, band, start, out):
         row_summary(x[rows[i]], summary)
         q = band[start[i * nch] : start[(i + 1) * nch]]
         sort_candidates(q, x[rows[i]])
-        if solver == BA or (solver == BA_TRNA and ba_trna_use_ba(summary)):
+        if _uses_ba(solver, summary):
             # BA finds d0 in the loop that sums S_tau for its scan
             best, val = ba_dice_best(q, summary, gamma, eps, d, q.shape[0])
         else:
