@@ -181,7 +181,7 @@ def ba_dice_best(q, summary, gamma, eps, d, tau_max):
     Parameters
     ----------
     q : ndarray of float, shape (M,)
-        The row's candidates in descending order (``M >= 1``; all of them sorted).
+        The row's candidates, all of them, in descending order (may be empty: ``pi(0)``).
     summary : ndarray of float64
         Whole-row summary (``d, mu, var, m3``).
     gamma : float
