@@ -94,20 +94,34 @@ def warmup_input(probs: np.ndarray) -> np.ndarray:
 
 
 def interleaved_times(
-    funcs: dict[str, Callable[[], object]], repeat: int
+    funcs: dict[str, Callable[[], object]],
+    repeat: int,
+    before: Callable[[], object] | None = None,
+    rotate: bool = False,
 ) -> dict[str, list[float]]:
     """Wall times in seconds of each callable, timed in ``repeat`` interleaved rounds.
 
     Each round calls every function once, in order, so slow drifts of the machine
     (frequency scaling, other tenants) hit all of them alike and their ratios stay
     meaningful.  The garbage collector is off while timing, as in :mod:`timeit`.
+    ``before``, when given, is called (untimed) before every timed call, so that
+    each function starts from the same state of the caches whatever ran before it.
+    With ``rotate``, round ``r`` starts at the ``r``-th function (modulo their
+    number), so no function always follows the same one: what a function leaves
+    behind that ``before`` does not undo (dirty cache lines to write back, an idle
+    second core) falls on each of the others in turn, and the medians do not show it.
     """
+    keys = list(funcs)
     times: dict[str, list[float]] = {key: [] for key in funcs}
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for _ in range(repeat):
-            for key, func in funcs.items():
+        for r in range(repeat):
+            shift = r % len(keys) if rotate and keys else 0
+            for key in keys[shift:] + keys[:shift]:
+                func = funcs[key]
+                if before is not None:
+                    before()
                 start = time.perf_counter()
                 func()
                 times[key].append(time.perf_counter() - start)

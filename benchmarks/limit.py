@@ -3,7 +3,8 @@
 Usage::
 
     python benchmarks/limit.py [--workloads voc2d ct3d ct_full tumor3d] [--repeat N]
-                               [--threads N] [--quick]
+                               [--threads N] [--quick] [--passes]
+                               [--cache {warm,cold,order}]
 
 For each workload this script times, in interleaved rounds on the same array,
 
@@ -13,7 +14,12 @@ For each workload this script times, in interleaved rounds on the same array,
 * every configuration of :data:`CONFIGS` (RMA Dice/IoU in both output modes, the
   exact solver, BA, TRNA, BA+TRNA, multilabel),
 
-and prints each median as a multiple of the read's and of the copy's median.  A
+and prints each median as a multiple of the read's and of the copy's median.
+Every timed call starts alike (``--cache``, :func:`cache_hook`): by default after an
+untimed read of the input, so the read and the solvers find as much of it in the
+caches as they hold (all of tumor3d, a part of ct3d; ``cold``: none of it), and the
+rounds rotate which function goes first, so that none always follows the same one.
+A
 second table gives the fixed cost of a call: ``RankSEG.predict`` on a tiny
 (1, 4, 32, 32) softmax map against ``np.argmax`` on it (microseconds), once as one
 compiled call (``rankseg.kernels.rma_serial``, compiled first as ``rankseg warmup``
@@ -96,8 +102,38 @@ def _configs_for(probs: np.ndarray) -> dict[str, dict[str, str]]:
     return {k: v for k, v in CONFIGS.items() if not (single and v["output_mode"] == "multiclass")}
 
 
-def measure_workload(probs: np.ndarray, repeat: int) -> dict[str, float]:
-    """Median seconds of the yardsticks and of every configuration, interleaved."""
+#: bytes written before each timed call by ``--cache cold``: several times any L3
+EVICT_BYTES = 256 * 2**20
+
+#: what runs, untimed, before each timed call
+CACHE_PROTOCOLS = ("warm", "cold", "order")
+
+
+def cache_hook(probs: np.ndarray, protocol: str) -> Callable[[], object] | None:
+    """What to run before each timed call so every function starts alike.
+
+    ``warm``: one read of the input (``probs.max()``), so every function -- the
+    read itself included -- starts with as much of the input in the caches as they
+    hold.  ``cold``: a write of :data:`EVICT_BYTES`, so none of it is.  ``order``:
+    nothing, as before this option existed: then a function starts with whatever
+    the one before it in the round left in the caches, which favours whoever
+    follows a function that read the input (on inputs near or under the L3's size).
+    """
+    if protocol == "warm":
+        return probs.max
+    if protocol == "cold":
+        scratch = np.empty(EVICT_BYTES // 8)
+        return lambda: scratch.fill(1.0)
+    if protocol == "order":
+        return None
+    raise ValueError(f"cache protocol must be one of {CACHE_PROTOCOLS}; got {protocol!r}")
+
+
+def measure_workload(probs: np.ndarray, repeat: int, cache: str = "warm") -> dict[str, float]:
+    """Median seconds of the yardsticks and of every configuration, interleaved.
+
+    ``cache`` is the protocol of :func:`cache_hook`.
+    """
     buf = np.empty_like(probs)
     models = {k: rankseg.RankSEG(**kw) for k, kw in _configs_for(probs).items()}
     warm = warmup_input(probs)
@@ -111,7 +147,7 @@ def measure_workload(probs: np.ndarray, repeat: int) -> dict[str, float]:
     }
     for label, model in models.items():
         funcs[label] = lambda m=model: m.predict(probs)
-    times = interleaved_times(funcs, repeat)
+    times = interleaved_times(funcs, repeat, before=cache_hook(probs, cache), rotate=True)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -216,6 +252,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--passes", action="store_true", help="also break each call down by pass (one thread)"
     )
+    parser.add_argument(
+        "--cache",
+        choices=CACHE_PROTOCOLS,
+        default="warm",
+        help="before each timed call: read the input (warm, default), evict the "
+        "caches (cold), or nothing (order)",
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error(f"--repeat must be at least 1; got {args.repeat}")
@@ -232,8 +275,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             make, full, quick = WORKLOADS[name]
             shape = quick if args.quick else full
             probs = make(seed=0, shape=shape).astype(np.float32, copy=False)
-            med = measure_workload(probs, args.repeat)
-            print(f"\n{name}: shape {shape}, {probs.nbytes / 2**20:.1f} MiB float32")
+            med = measure_workload(probs, args.repeat, args.cache)
+            print(
+                f"\n{name}: shape {shape}, {probs.nbytes / 2**20:.1f} MiB float32, "
+                f"cache protocol {args.cache}"
+            )
             print(f"  {'configuration':<26} {'median ms':>10} {'x read':>8} {'x copy':>8}  goal")
             for label, t in med.items():
                 goal = "" if label in ("read", "copy", "np.argmax(axis=1)") else goal_of(label)

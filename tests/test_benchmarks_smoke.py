@@ -348,6 +348,14 @@ def test_helpers(monkeypatch):
     times = benchmarks.interleaved_times({"a": lambda: None, "b": lambda: sum(range(99))}, 3)
     assert set(times) == {"a", "b"}
     assert all(len(v) == 3 and min(v) >= 0 for v in times.values())
+    calls: list[str] = []
+    funcs = {k: (lambda k=k: calls.append(k)) for k in "abc"}
+    benchmarks.interleaved_times(funcs, 4, before=lambda: calls.append("-"))
+    assert "".join(calls) == "-a-b-c" * 4  # the hook before every timed call, in order
+    calls.clear()
+    times = benchmarks.interleaved_times(funcs, 4, rotate=True)
+    assert "".join(calls) == "abc" + "bca" + "cab" + "abc"  # round r starts at r mod 3
+    assert all(len(v) == 4 for v in times.values())
     if benchmarks.unmap_freed_memory():  # Linux with glibc
         growth = benchmarks.peak_rss_growth(lambda: np.ones(4_000_000))  # 32 MB
         assert growth is not None
@@ -577,8 +585,20 @@ def test_limit_quick(capsys):
     assert "RankSEG.predict (rma dice)" in out
 
 
+def test_limit_cache_protocols(capsys):
+    probs = np.zeros((1, 2, 4, 4), dtype=np.float32)
+    assert limit.cache_hook(probs, "order") is None
+    assert limit.cache_hook(probs, "warm")() == 0.0  # a read of the input
+    limit.cache_hook(probs, "cold")()  # writes its scratch; the input is untouched
+    assert not probs.any()
+    with pytest.raises(ValueError, match="cache protocol must be one of"):
+        limit.cache_hook(probs, "hot")
+    assert limit.main(["--quick", "--repeat", "1", "--workloads", "tumor3d", "--cache", "cold"]) == 0
+    assert "cache protocol cold" in capsys.readouterr().out
+
+
 def test_limit_rejects_bad_arguments(capsys):
-    for bad in (["--repeat", "0"], ["--threads", "0"], ["--workloads", "nope"]):
+    for bad in (["--repeat", "0"], ["--threads", "0"], ["--workloads", "nope"], ["--cache", "x"]):
         with pytest.raises(SystemExit):
             limit.main(["--quick", *bad])
     capsys.readouterr()
