@@ -593,7 +593,8 @@ def test_limit_cache_protocols(capsys):
     assert not probs.any()
     with pytest.raises(ValueError, match="cache protocol must be one of"):
         limit.cache_hook(probs, "hot")
-    assert limit.main(["--quick", "--repeat", "1", "--workloads", "tumor3d", "--cache", "cold"]) == 0
+    argv = ["--quick", "--repeat", "1", "--workloads", "tumor3d", "--cache", "cold"]
+    assert limit.main(argv) == 0
     assert "cache protocol cold" in capsys.readouterr().out
 
 
