@@ -9,6 +9,8 @@ from __future__ import annotations
 __all__ = [
     "BAND_SLOTS",
     "CHUNK",
+    "CONFLICT_MIN",
+    "CONFLICT_SHARE",
     "CONFLICT_SLOTS",
     "CONFLICT_VALUES",
     "COUNT_BLOCK",
@@ -47,6 +49,14 @@ CONFLICT_SLOTS = 2048
 #: At most this many logged values (float64) per work item: 128 KiB, so that many
 #: classes log fewer pixels (2048 up to 8 classes, 780 for 21, 54 for 300).
 CONFLICT_VALUES = 16384
+
+#: A work item of few pixels (an image smaller than ``CHUNK``) logs at most one
+#: pixel in ``CONFLICT_SHARE`` of its own, and at least ``CONFLICT_MIN`` (below the
+#: other two caps): a batch of many small images has as many work items, and slots
+#: sized for a whole chunk made its log tens of MiB for a few pixels each (1 000
+#: images of 32 x 32: 62.5 MiB, 14 pixels logged per image on average).
+CONFLICT_SHARE = 8
+CONFLICT_MIN = 64
 
 #: Values that the band count adds up at once (vectorized) before it copies the
 #: block's band values, while the block is in the cache, into its work item's

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rankseg._policies import kernel_view
-from rankseg.cpu.launchers import conflict_log, selection_counters
+from rankseg.cpu.launchers import conflict_log, conflict_slots, selection_counters
 from rankseg.kernels.assign import exclusive_tasks
 
 
@@ -87,7 +87,7 @@ def test_exclusive_pass_matches_plain_python(rng, dtype, ncls, skip):
         cmax[:, 0] = x[:, :chunk].astype(np.float64).max(axis=1)
         frozen = x.copy()
     cuts = (cut, cmax, selection_counters(ncls))
-    log = conflict_log(nb * nch, ncls)
+    log = conflict_log(nb * nch, ncls, chunk)
     exclusive_tasks(0, nb * nch, kernel_view(x), np.int64(ncls), cuts, out, status, sums, log)
     labels, ref_status, msum, nsum = _oracle(x, ncls, t, jcut, active, chunk)
     np.testing.assert_array_equal(status, ref_status)
@@ -130,6 +130,7 @@ def test_the_log_keeps_what_fits_and_counts_the_rest(rng, monkeypatch, slots):
     import rankseg.cpu.launchers as launchers
 
     monkeypatch.setattr(launchers, "CONFLICT_SLOTS", slots)
+    monkeypatch.setattr(launchers, "CONFLICT_SHARE", 1)  # an item may log all its pixels
     nb, ncls, d, chunk = 2, 4, 3000, 1100
     x, t, jcut, active = _case(rng, "float32", nb, ncls, d)
     nch = (d + chunk - 1) // chunk
@@ -138,21 +139,33 @@ def test_the_log_keeps_what_fits_and_counts_the_rest(rng, monkeypatch, slots):
     sums = (np.empty((nb * nch, ncls)), np.empty((nb * nch, ncls)))
     cmax = np.full((nb * ncls, nch), np.inf)
     cuts = ((t, jcut, active, np.int64(chunk)), cmax, selection_counters(ncls))
-    log = conflict_log(nb * nch, ncls)
-    assert log[0].shape == (nb * nch, max(slots, 1))  # one slot at least
+    log = conflict_log(nb * nch, ncls, chunk)
+    assert log[0].shape == (nb * nch, min(max(slots, 1), chunk))  # one slot at least
     exclusive_tasks(0, nb * nch, kernel_view(x), np.int64(ncls), cuts, out, status, sums, log)
     assert (log[2] > 5).all()  # every item has more than 5 to log
     _assert_log(log, x, status, cuts[0], cmax)
 
 
 def test_the_log_budget_shrinks_with_the_classes():
-    from rankseg._config import CONFLICT_SLOTS, CONFLICT_VALUES
+    from rankseg._config import CHUNK, CONFLICT_SLOTS, CONFLICT_VALUES
 
     for ncls in (2, 8, 21, 300, CONFLICT_VALUES + 1):
-        idx, vals, seen = conflict_log(3, ncls)
+        idx, vals, seen = conflict_log(3, ncls, CHUNK)
         cap = max(1, min(CONFLICT_SLOTS, CONFLICT_VALUES // ncls))
         assert idx.shape == (3, cap) and vals.shape == (3, cap, ncls) and seen.shape == (3,)
         assert vals.nbytes <= 3 * 8 * max(CONFLICT_VALUES, ncls)
+
+
+def test_the_log_budget_shrinks_with_small_images():
+    """Work items of few pixels (small images) log at most one pixel in CONFLICT_SHARE."""
+    from rankseg._config import CONFLICT_MIN, CONFLICT_SHARE, CONFLICT_SLOTS
+
+    assert conflict_slots(4, CONFLICT_SLOTS * CONFLICT_SHARE) == CONFLICT_SLOTS  # a full chunk
+    assert conflict_slots(4, 32 * 32) == 32 * 32 // CONFLICT_SHARE
+    assert conflict_slots(4, 10) == CONFLICT_MIN  # no fewer than CONFLICT_MIN ...
+    assert conflict_slots(300, 10) == 54  # ... unless the classes' budget is smaller
+    idx, vals, _ = conflict_log(1000, 4, 32 * 32)  # 1 000 images of 32 x 32: 4 MiB
+    assert idx.shape == (1000, 128) and vals.nbytes == 1000 * 128 * 4 * 8
 
 
 def _native_bounds(a, b, like):

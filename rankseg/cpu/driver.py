@@ -123,7 +123,8 @@ def _predict_serial(model: Any, arr: np.ndarray, result: np.ndarray, return_info
     if model.output_mode == "multiclass":
         void = (void_label(model) is not None, np.int64(model.void_index))
         kernel = rma_labels_serial
-        args = (*problem, prune, np.int64(nc), *void, conflict_slots(nc), result.reshape(nb, d))
+        cap = conflict_slots(nc, min(CHUNK, d))
+        args = (*problem, prune, np.int64(nc), *void, cap, result.reshape(nb, d))
     else:
         kernel = rma_masks_serial
         args = (*problem, prune, result.reshape(nb * nc, d))

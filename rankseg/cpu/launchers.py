@@ -24,6 +24,8 @@ import numpy as np
 from rankseg._compile import aot as _aot
 from rankseg._config import (
     BAND_SLOTS,
+    CONFLICT_MIN,
+    CONFLICT_SHARE,
     CONFLICT_SLOTS,
     CONFLICT_VALUES,
     SOLVE_WEIGHT,
@@ -569,7 +571,7 @@ def assign_labels(
     status = np.empty((nb, d), dtype=np.uint8)
     # pass A: exclusive pixels are final; conflicts are marked and logged for pass B
     cuts = (rcut, cmax, selection_counters(ncls))
-    log = conflict_log(nb * nch, ncls)
+    log = conflict_log(nb * nch, ncls, min(chunk, d))
     run_tasks(exclusive_tasks, nb * nch, x, ncls64, cuts, out, status, sums, log, work=x.size)
     # per sample: safe sums and counts, the work items added in order (as one loop
     # would: np.add.accumulate is sequential), and whether any class is active
@@ -607,25 +609,30 @@ def selection_counters(ncls: int) -> tuple[np.ndarray, np.ndarray, np.integer]:
     return np.empty(SUB_BLOCK, dtype), np.empty(SUB_BLOCK, dtype), dtype(0)
 
 
-def conflict_slots(ncls: int) -> int:
+def conflict_slots(ncls: int, item: int) -> int:
     """Pixels per work item that pass A logs for pass B (:func:`conflict_log`).
 
     ``min(CONFLICT_SLOTS, CONFLICT_VALUES // ncls)`` (:mod:`rankseg._config`), and
-    at least one: pass B logs the pixels it scans batch by batch into the same slots.
+    for items of few pixels at most ``max(CONFLICT_MIN, item // CONFLICT_SHARE)``;
+    at least one: pass B logs the pixels it scans batch by batch into the same
+    slots, so any count gives the same labels.
 
     Parameters
     ----------
     ncls : int
         Number of classes C.
+    item : int
+        Pixels of a work item: ``min(chunk, d)``.
 
     Returns
     -------
     int
     """
-    return max(1, min(CONFLICT_SLOTS, CONFLICT_VALUES // max(ncls, 1)))
+    share = max(CONFLICT_MIN, item // CONFLICT_SHARE)
+    return max(1, min(CONFLICT_SLOTS, CONFLICT_VALUES // max(ncls, 1), share))
 
 
-def conflict_log(nitems: int, ncls: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def conflict_log(nitems: int, ncls: int, item: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Allocate the slots in which pass A logs each work item's unsettled pixels.
 
     :func:`conflict_slots` pixels per work item.  The arrays are not initialised:
@@ -637,6 +644,8 @@ def conflict_log(nitems: int, ncls: int) -> tuple[np.ndarray, np.ndarray, np.nda
         Number of work items.
     ncls : int
         Number of classes C.
+    item : int
+        Pixels of a work item: ``min(chunk, d)``.
 
     Returns
     -------
@@ -646,7 +655,7 @@ def conflict_log(nitems: int, ncls: int) -> tuple[np.ndarray, np.ndarray, np.nda
         shape (nitems,)): how many pixels each item had to log, also those that did
         not fit.
     """
-    cap = conflict_slots(ncls)
+    cap = conflict_slots(ncls, item)
     return (
         np.empty((nitems, cap), dtype=np.int64),
         np.empty((nitems, cap, ncls)),
