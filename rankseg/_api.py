@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import warnings
 from typing import Any, Literal, overload
 
 import numpy as np
 
 from rankseg import _arrays
 from rankseg import _validation as v
+from rankseg._config import SERIAL_SIZE
 from rankseg._policies import AVAILABLE as AVAILABLE  # the CLI's and tests' import
 from rankseg._policies import (
     DEVICES,
     EMPTY_CONVENTIONS,
     EMPTY_PRUNING_PROB,
+    FLOAT_DTYPES,
     METRICS,
     MIN_SMOOTH,
     OUTPUT_MODES,
@@ -29,6 +33,40 @@ from rankseg.cpu import driver as cpu_driver
 __all__ = ["PredictInfo", "PredictPlan", "RankSEG", "predict"]
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+#: ``predict`` on a list or tuple: inputs of fewer elements than this that share
+#: their trailing shape, dtype and kind are decided together, concatenated along B
+#: (each would pay a call's fixed cost, tens of microseconds, for little work) ...
+SEQUENCE_SMALL = SERIAL_SIZE
+#: ... in groups of at most this many elements (the concatenated copy's size)
+SEQUENCE_GROUP = 16 * SERIAL_SIZE
+
+
+def _sequence_groups(arrays: list[Any], keys: list[Any]) -> list[list[int]]:
+    """Split the positions of a sequence's inputs into the calls that decide them.
+
+    Inputs with a key (small host arrays: their trailing shape, dtype and kind) are
+    grouped by key, in order, up to :data:`SEQUENCE_GROUP` elements per group;
+    every input without a key (None) is a call of its own.  Returns the groups in
+    the order of their first input.
+    """
+    calls: list[list[int]] = []
+    open_group: dict[Any, tuple[list[int], int]] = {}
+    for i, key in enumerate(keys):
+        if key is None:
+            calls.append([i])
+            continue
+        size = int(arrays[i].size)
+        group, filled = open_group.get(key, (None, 0))
+        if group is None or filled + size > SEQUENCE_GROUP:
+            group, filled = [], 0
+            calls.append(group)
+        group.append(i)
+        open_group[key] = (group, filled + size)
+    return calls
+
+
 def _device_view(probs: Any) -> Any:
     """View a CUDA array as a zero-copy numba device array; return any other input unchanged.
 
@@ -41,6 +79,39 @@ def _device_view(probs: Any) -> Any:
     from rankseg.cuda import as_device_array  # lazy: the CPU path never imports CUDA
 
     return as_device_array(probs)
+
+
+def _ours(w: warnings.WarningMessage) -> bool:
+    """Whether a caught warning is rankseg's: its class, or the code that warned, is ours."""
+    return w.category.__module__.startswith("rankseg") or w.filename.startswith(_PACKAGE_DIR)
+
+
+def _in_item(i: int, func: Any, item: Any, **kwargs: Any) -> Any:
+    """``func(item, **kwargs)`` for ``probs[i]`` of a sequence; its errors name ``probs[i]``.
+
+    A TypeError or ValueError is raised again, of its own type, with the message
+    prefixed by ``probs[i]: `` (the original as its cause); a
+    :class:`~rankseg.BadValuesError` names ``probs[i]`` where it names the row.  A
+    list or tuple inside the sequence is refused: a sequence holds arrays, not
+    nested sequences.
+    """
+    if isinstance(item, (list, tuple)):
+        raise TypeError(
+            f"probs[{i}] is a {type(item).__name__}; predict takes an array of shape "
+            "(B, C, *spatial) or a list or tuple of such arrays, not nested lists "
+            "(convert nested lists with numpy.asarray first)"
+        )
+    try:
+        return func(item, **kwargs)
+    except v.BadValuesError as exc:  # its own way of naming where the values are
+        where = f"probs[{i}], sample {exc.sample}, class {exc.class_}"
+        raise exc.relocated(exc.sample, where) from exc
+    except (TypeError, ValueError) as exc:
+        try:
+            named = type(exc)(f"probs[{i}]: {exc}")
+        except Exception:  # noqa: BLE001 - an exception type of another signature
+            raise exc from None
+        raise named from exc
 
 
 class RankSEG:
@@ -358,9 +429,14 @@ class RankSEG:
 
         Parameters
         ----------
-        probs : array-like, shape (B, C, *spatial)
+        probs : array-like, shape (B, C, *spatial), or a list or tuple of them
             float16/float32/float64 probabilities in [0, 1] (NumPy arrays,
-            memmaps, torch tensors, CuPy arrays).  A C-contiguous input is used in
+            memmaps, torch tensors, CuPy arrays).  A list or tuple gives a list of
+            outputs, each the one its input gives alone, bit for bit; small host
+            inputs (under 2**20 elements) of one trailing shape, dtype and kind are
+            decided in one call, so a loop's fixed cost per call is paid once
+            (their outputs are views of one array).  Errors name the input
+            (``probs[i]``); ``out`` cannot be given with a list.  A C-contiguous input is used in
             place; another layout is copied once in its own dtype to view it as
             ``(B, C, prod(spatial))``.  It is never modified.  CUDA arrays
             (``__cuda_array_interface__``: CuPy, torch CUDA tensors, numba device
@@ -395,8 +471,19 @@ class RankSEG:
             input's device for a tensor (zero-copy: ``torch.from_numpy`` on the
             CPU, the backend's own tensor on CUDA), a CuPy array for CuPy input,
             a numba device array for a numba device array.  With the info
-            (NumPy arrays) when requested.
+            (NumPy arrays) when requested.  For a list or tuple: a list of those,
+            and with the info a tuple ``(outputs, infos)`` of two lists.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from rankseg import RankSEG
+        >>> images = [np.full((1, 2, 4, 4), 0.5), np.full((1, 2, 3, 5), 0.5)]
+        >>> [labels.shape for labels in RankSEG().predict(images)]
+        [(1, 4, 4), (1, 3, 5)]
         """
+        if isinstance(probs, (list, tuple)):
+            return self._predict_sequence(probs, return_info, dtype, out, device)
         arr, kind = _arrays.prepare(probs)
         host_out = _arrays.prepare_out(out)
         res = self._predict_native(
@@ -409,6 +496,93 @@ class RankSEG:
         return _arrays.restore(res, kind)
 
     __call__ = predict
+
+    def _predict_sequence(
+        self,
+        items: list[Any] | tuple[Any, ...],
+        return_info: bool,
+        dtype: Any,
+        out: Any,
+        device: str | None,
+    ) -> Any:
+        """:meth:`predict` on a list or tuple of inputs: a list of what each gives.
+
+        Small host inputs (:data:`SEQUENCE_SMALL`) of one trailing shape, dtype
+        and kind are concatenated along B and decided in one call
+        (:func:`_sequence_groups`), and their outputs are views of that call's
+        output: rows are decided independently, so each output is the one
+        ``predict(item)`` gives, bit for bit.  Any other input is its own call.  An
+        error names the input (``probs[i]: ...``); when a group's call fails, its
+        inputs are decided one by one, so the error is the failing input's own.
+        """
+        if out is not None:
+            raise ValueError(
+                "out= takes one output array; with a list or tuple of inputs leave it "
+                "unset (each input gets a new output)"
+            )
+        v.check_return_info(return_info, self.metric)
+        if device is not None:
+            device = v.check_name(device, "device", DEVICES)
+        arrays: list[Any] = []
+        keys: list[Any] = []
+        for i, item in enumerate(items):
+            arr, kind = _in_item(i, _arrays.prepare, item)
+            arrays.append((arr, kind))
+            small = (
+                type(arr) is np.ndarray
+                and device != "cuda"
+                and arr.ndim >= 3
+                and 0 < arr.size < SEQUENCE_SMALL
+                and arr.dtype in FLOAT_DTYPES
+            )
+            keys.append((arr.shape[1:], arr.dtype, kind.lib, kind.device) if small else None)
+        label_dtype = _arrays.as_numpy_dtype(dtype)
+        outs: list[Any] = [None] * len(items)
+        infos: list[Any] = [None] * len(items)
+
+        def one(i: int) -> None:
+            res = _in_item(
+                i, self.predict, items[i], return_info=return_info, dtype=dtype, device=device
+            )
+            outs[i], infos[i] = res if return_info else (res, None)
+
+        for group in _sequence_groups([a for a, _ in arrays], keys):
+            if len(group) == 1:
+                one(group[0])
+                continue
+            batch = np.concatenate([arrays[i][0] for i in group])
+            failed = False
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    res = self._predict_native(batch, return_info, label_dtype, None, device, batch)
+                except (TypeError, ValueError):
+                    failed = True  # each input's own error, with its position, below
+            if failed or caught:
+                # A warning (or an error) about the concatenated batch would name its
+                # samples by their place in it: decide the group's inputs one by one,
+                # so each says its own.  Warnings raised meanwhile by other threads'
+                # code (catch_warnings is process-wide) are passed on.
+                for w in caught:
+                    if not _ours(w):
+                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                for i in group:
+                    one(i)
+                continue
+            labels, info = res if return_info else (res, None)
+            b0 = 0
+            for i in group:
+                b1 = b0 + arrays[i][0].shape[0]
+                outs[i] = _arrays.restore(labels[b0:b1], arrays[i][1])
+                if info is not None:
+                    infos[i] = PredictInfo(
+                        tau=info.tau[b0:b1],
+                        threshold=info.threshold[b0:b1],
+                        score=info.score[b0:b1],
+                        pruned=info.pruned[b0:b1],
+                    )
+                b0 = b1
+        return (outs, infos) if return_info else outs
 
     def plan(
         self,
@@ -655,8 +829,9 @@ def predict(
 
     Parameters
     ----------
-    probs : array-like, shape (B, C, *spatial)
-        float16/float32/float64 probabilities in [0, 1].
+    probs : array-like, shape (B, C, *spatial), or a list or tuple of them
+        float16/float32/float64 probabilities in [0, 1]; a list or tuple gives a
+        list of outputs (see :meth:`RankSEG.predict`).
     metric, smooth, output_mode, solver, pruning_prob, empty, presence, **solver_params
         As for :class:`RankSEG`.
     return_info : bool

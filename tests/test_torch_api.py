@@ -400,3 +400,14 @@ def test_torch_parity_benchmark_runs_without_upstream(capsys, tmp_path):
     assert torch_parity.main(["--upstream-python", missing, "--quick", "--repeat", "2"]) == 0
     out = capsys.readouterr().out
     assert "upstream skipped" in out and "round trip" in out and "tensor in/out" in out
+
+
+def test_a_list_of_tensors_gives_a_list_of_tensors(probs):
+    """Each tensor of a list gets the tensor ``predict`` gives it alone (one call for all)."""
+    items = [probs[:1], probs[1:], probs[:1].double(), probs[1:].numpy()]
+    got = RankSEG(metric="dice").predict(items)
+    assert [type(g) for g in got] == [torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]
+    for x, y in zip(items, got, strict=True):
+        ref = RankSEG(metric="dice").predict(x)
+        assert type(y) is type(ref) and y.dtype == ref.dtype
+        np.testing.assert_array_equal(np.asarray(y), np.asarray(ref))

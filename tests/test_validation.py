@@ -21,7 +21,8 @@ def probs():
 @pytest.mark.parametrize(
     "bad, exc, match",
     [
-        ([[[0.5]]], TypeError, r"must be an array with __array__.*got list"),
+        ([[[0.5]]], TypeError, r"probs\[0\] is a list; .*not nested lists.*numpy.asarray"),
+        ([0.5], TypeError, r"probs\[0\]: probs must be an array with __array__.*got float"),
         ("probs", TypeError, r"got str"),
         (None, TypeError, r"got NoneType"),
         (np.zeros((1, 2, 3), dtype=np.int64), TypeError, r"float16, float32 or float64; got int64"),
