@@ -23,7 +23,10 @@ A
 second table gives the fixed cost of a call: ``RankSEG.predict`` on a tiny
 (1, 4, 32, 32) softmax map against ``np.argmax`` on it (microseconds), once as one
 compiled call (``rankseg.kernels.rma_serial``, compiled first as ``rankseg warmup``
-does) and once on the launchers' path that a larger input takes.  The 1-minute
+does) and once on the launchers' path that a larger input takes; a third gives a list
+of 1,000 such inputs: ``np.argmax`` over each, ``RankSEG.predict`` on each, and
+``RankSEG.predict`` on the list (one call, :meth:`rankseg.RankSEG.predict`), in
+milliseconds and as a multiple of the ``np.argmax`` loop.  The 1-minute
 load average is printed before and after: only a quiet run (load well below the
 number of cores) says something about the kernels.
 
@@ -181,6 +184,30 @@ def measure_tiny(repeat: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+#: how many tiny inputs :func:`measure_list` passes in one list
+LIST_LENGTH = 1000
+
+
+def measure_list(repeat: int, length: int = LIST_LENGTH) -> dict[str, float]:
+    """Median seconds over a list of ``length`` tiny inputs (:data:`TINY_SHAPE`).
+
+    ``np.argmax`` over each (a loop), ``RankSEG.predict`` called on each (a loop),
+    and ``RankSEG.predict`` on the list (one call: the inputs are decided together).
+    """
+    items = [
+        make_probs(TINY_SHAPE, kind="softmax", seed=k, dtype=np.float32) for k in range(length)
+    ]
+    model = rankseg.RankSEG(metric="dice")
+    model.predict(items)
+    funcs: dict[str, Callable[[], object]] = {
+        "np.argmax, a loop": lambda: [np.argmax(p, axis=1) for p in items],
+        "RankSEG.predict, a loop": lambda: [model.predict(p) for p in items],
+        "RankSEG.predict on the list": lambda: model.predict(items),
+    }
+    times = interleaved_times(funcs, repeat, rotate=True)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 #: the configurations broken down by ``--passes``
 PASS_CONFIGS = (
     "rma dice multiclass",
@@ -299,6 +326,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nfixed cost, shape {TINY_SHAPE} float32 (median of {args.repeat * 20} calls):")
         for label, t in tiny.items():
             print(f"  {label:<28} {t * 1e6:>9.1f} us")
+        length = 20 if args.quick else LIST_LENGTH
+        listed = measure_list(max(3, args.repeat // 2), length)
+        base = listed["np.argmax, a loop"]
+        print(f"\na list of {length} such inputs (median of {max(3, args.repeat // 2)} rounds):")
+        for label, t in listed.items():
+            print(f"  {label:<28} {t * 1e3:>9.2f} ms {t / base:>6.2f} x argmax")
     finally:
         if ctx is not None:
             ctx.__exit__(None, None, None)

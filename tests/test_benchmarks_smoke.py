@@ -582,7 +582,13 @@ def test_limit_quick(capsys):
         assert kernels + float(parts["host"]) == pytest.approx(float(parts["total"]), rel=0.01)
     assert "fixed cost, shape (1, 4, 32, 32)" in out
     assert "RankSEG.predict (rma dice)" in out and "the same, launchers' path" in out
-    assert "RankSEG.predict (rma dice)" in out
+    listed = [line for line in out.splitlines() if line.endswith("x argmax")]
+    assert [line[:30].strip() for line in listed] == [
+        "np.argmax, a loop",
+        "RankSEG.predict, a loop",
+        "RankSEG.predict on the list",
+    ]
+    assert float(listed[0].split()[-3]) == 1.0  # the yardstick's own ratio
 
 
 def test_limit_cache_protocols(capsys):
