@@ -116,8 +116,7 @@ class RMA(_RMASetup):
 
         The memory-limit yardstick of ``benchmarks/limit.py`` (docs/performance.rst,
         "Near the memory limit"): RMA's floor is about two reads and one write.  As
-        there (its default ``--cache warm``), each timed call follows an untimed read
-        of the input and the rounds rotate, so the read and the call start alike.
+        there, the rounds rotate, so neither always follows the other.
         """
         times = interleaved_times(
             {
@@ -125,7 +124,6 @@ class RMA(_RMASetup):
                 "predict": lambda: rankseg.predict(self.probs, **self.kwargs),
             },
             repeat=5,
-            before=self.probs.max,
             rotate=True,
         )
         return statistics.median(times["predict"]) / statistics.median(times["read"])
