@@ -86,8 +86,8 @@ def _ours(w: warnings.WarningMessage) -> bool:
     return w.category.__module__.startswith("rankseg") or w.filename.startswith(_PACKAGE_DIR)
 
 
-def _in_item(i: int, func: Any, item: Any, **kwargs: Any) -> Any:
-    """``func(item, **kwargs)`` for ``probs[i]`` of a sequence; its errors name ``probs[i]``.
+def _in_item(i: int, func: Any, item: Any, *args: Any) -> Any:
+    """``func(item, *args)`` for ``probs[i]`` of a sequence; its errors name ``probs[i]``.
 
     A TypeError or ValueError is raised again, of its own type, with the message
     prefixed by ``probs[i]: `` (the original as its cause); a
@@ -102,7 +102,7 @@ def _in_item(i: int, func: Any, item: Any, **kwargs: Any) -> Any:
             "(convert nested lists with numpy.asarray first)"
         )
     try:
-        return func(item, **kwargs)
+        return func(item, *args)
     except v.BadValuesError as exc:  # its own way of naming where the values are
         where = f"probs[{i}], sample {exc.sample}, class {exc.class_}"
         raise exc.relocated(exc.sample, where) from exc
@@ -485,6 +485,21 @@ class RankSEG:
         if isinstance(probs, (list, tuple)):
             return self._predict_sequence(probs, return_info, dtype, out, device)
         arr, kind = _arrays.prepare(probs)
+        return self._predict_prepared(probs, arr, kind, return_info, dtype, out, device)
+
+    __call__ = predict
+
+    def _predict_prepared(
+        self,
+        probs: Any,
+        arr: Any,
+        kind: Any,
+        return_info: bool,
+        dtype: Any,
+        out: Any,
+        device: str | None,
+    ) -> Any:
+        """:meth:`predict` of one input, ``(arr, kind)`` from :func:`rankseg._arrays.prepare`."""
         host_out = _arrays.prepare_out(out)
         res = self._predict_native(
             arr, return_info, _arrays.as_numpy_dtype(dtype), host_out, device, probs
@@ -494,8 +509,6 @@ class RankSEG:
         if return_info:
             return _arrays.restore(res[0], kind), res[1]
         return _arrays.restore(res, kind)
-
-    __call__ = predict
 
     def _predict_sequence(
         self,
@@ -540,10 +553,10 @@ class RankSEG:
         outs: list[Any] = [None] * len(items)
         infos: list[Any] = [None] * len(items)
 
-        def one(i: int) -> None:
-            res = _in_item(
-                i, self.predict, items[i], return_info=return_info, dtype=dtype, device=device
-            )
+        def one(i: int) -> None:  # prepared above: a copy (another layout) is made once
+            arr, kind = arrays[i]
+            args = (arr, kind, return_info, dtype, None, device)
+            res = _in_item(i, self._predict_prepared, items[i], *args)
             outs[i], infos[i] = res if return_info else (res, None)
 
         for group in _sequence_groups([a for a, _ in arrays], keys):

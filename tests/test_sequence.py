@@ -133,6 +133,27 @@ def test_groups_are_bounded_and_large_inputs_are_their_own_call(monkeypatch):
     assert _api._sequence_groups(arrays, keys) == [[0, 2], [1], [3], [4, 5]]
 
 
+def test_each_input_is_prepared_once(monkeypatch):
+    """An input that is its own call is not prepared again: another layout is copied once."""
+    large = make_probs((1, 2, 8, 8, 4), kind="softmax", seed=3).transpose(0, 1, 3, 2, 4)
+    assert not large.flags.c_contiguous  # prepare copies it to view it as (B, C, d)
+    monkeypatch.setattr(_api, "SEQUENCE_SMALL", 16)  # every input is its own call
+    items = [large, make_probs((1, 2, 8, 8), kind="softmax", seed=4)]
+    prepared = []
+    real = _api._arrays.prepare
+
+    def counted(x):
+        prepared.append(x.shape)
+        return real(x)
+
+    monkeypatch.setattr(_api._arrays, "prepare", counted)
+    got = RankSEG().predict(items)
+    assert prepared == [x.shape for x in items]
+    monkeypatch.undo()
+    for x, y in zip(items, got, strict=True):
+        _same(y, RankSEG().predict(x))
+
+
 def test_errors_name_the_input():
     good = make_probs((1, 3, 6, 6), kind="softmax", seed=1)
     bad = good.copy()
