@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/limit.py [--workloads voc2d ct3d ct_full tumor3d] [--repeat N]
                                [--threads N] [--quick] [--passes]
-                               [--cache {warm,cold,order}]
+                               [--cache {order,warm,cold}]
 
 For each workload this script times, in interleaved rounds on the same array,
 
@@ -20,10 +20,9 @@ one (a call after ``np.argmax`` was 0.3-0.4 ms slower: Dice, which followed it,
 looked slower than IoU).  ``--cache`` (:func:`cache_hook`) can make every timed
 call start alike: after a read of the input (``warm``: the read of an input that
 fits in the L3 is then served from it) or after a read of another 128 MiB
-(``cold``: every function reads its input from memory).
-A
-second table gives the fixed cost of a call: ``RankSEG.predict`` on a tiny
-(1, 4, 32, 32) softmax map against ``np.argmax`` on it (microseconds), once as one
+(``cold``: every function reads its input from memory).  A second table gives
+the fixed cost of a call: ``RankSEG.predict`` on a tiny (1, 4, 32, 32) softmax
+map against ``np.argmax`` on it (microseconds), once as one
 compiled call (``rankseg.kernels.rma_serial``, compiled first as ``rankseg warmup``
 does) and once on the launchers' path that a larger input takes; a third gives a list
 of 1,000 such inputs: ``np.argmax`` over each, ``RankSEG.predict`` on each, and
