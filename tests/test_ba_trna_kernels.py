@@ -249,7 +249,82 @@ def test_ba_best_equals_the_full_scan(rng, gamma, eps):
                 out = np.empty(tau_hi + 1)
                 ba_dice_objective(qq, summary, gamma, eps, 0, tau_hi, out)
                 want = int(np.argmax(out))  # the first maximizer
-                got = ba_dice_best(qq, summary, gamma, eps, d, qq.size)
+                got = ba_dice_best(qq, summary, gamma, eps, d, qq.size, 0, 0.0)
                 assert got == (want, out[want]), (p.size, d, pre)
                 # a caller that already has the range passes it as tau_max
-                assert ba_dice_best(qq, summary, gamma, eps, d, tau_hi) == got
+                assert ba_dice_best(qq, summary, gamma, eps, d, tau_hi, 0, 0.0) == got
+
+
+def _ba_band_rows(rng):
+    """Rows (float32 values) for the band tests: smooth, CT-like, ties, near 1/2."""
+    n = 6000
+    half = np.full(n, 0.5)
+    half[: n // 2] += rng.random(n // 2) * 2e-3  # just above 1/2, many near H
+    return [
+        rng.random(n),
+        1.0 - rng.random(n) * 0.03,  # CT background: nearly every pixel forced
+        np.concatenate([1.0 - rng.random(3000) * 0.4, rng.random(9000) * 0.45]),
+        rng.beta(0.05, 2.0, n),
+        np.repeat(rng.random(30), 200),  # ties across the bounds
+        half,
+        np.concatenate([np.full(400, 0.97), rng.random(4000) * 0.02]),  # small object
+        np.concatenate([rng.random(500) * 0.6, np.zeros(2000)]),
+    ]
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 3.0])
+@pytest.mark.parametrize("eps", [1e-4, 0.05])
+def test_ba_band_bounds_hold(rng, gamma, eps):
+    """ba_band's claims on the full objective: it grows at every pixel >= H (and d0
+    lies beyond them) and falls from the last pixel > L on, strictly, in the computed
+    values -- so the first maximizer over [0, d0] lies in [n_H, n_L]."""
+    from rankseg.kernels.ba_trna import ba_band
+
+    checked = 0
+    for p in _ba_band_rows(rng):
+        q = np.sort(p.astype(np.float32).astype(np.float64))[::-1].copy()
+        summary = row_summary(q, new_summary(0))
+        d = q.size
+        tau_hi = int(d0_bound(q, d, gamma))
+        out = np.empty(tau_hi + 1)
+        ba_dice_objective(q, summary, gamma, eps, 0, tau_hi, out)
+        half = q >= 0.5
+        low, high = ba_band(summary, gamma, eps, q[0], int(half.sum()), float(q[half].sum()))
+        assert low < 0.5 <= high
+        n_hi = int(np.count_nonzero(q >= high))
+        n_lo = int(np.count_nonzero(q > low))
+        assert tau_hi >= n_hi
+        rising = np.diff(out[: n_hi + 1])
+        assert np.all(rising > 0.0), (p.size, gamma, eps)
+        falling = np.diff(out[min(n_lo, tau_hi) :])
+        assert np.all(falling < 0.0), (p.size, gamma, eps)
+        best = int(np.argmax(out))
+        assert n_hi <= best <= n_lo
+        checked += n_hi > 0 and n_lo < tau_hi
+    assert checked >= 3  # the bounds cut both ends on most rows
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 3.0])
+@pytest.mark.parametrize("eps", [1e-4, 0.05])
+def test_ba_best_from_the_band_equals_the_full_scan(rng, gamma, eps):
+    """ba_dice_best started after the pixels >= H with their sum (summed in pixel
+    order, as the chunked pass does) and given only the band's order: the full scan's
+    first maximizer and value, bit for bit."""
+    from rankseg.kernels.ba_trna import ba_band, ba_dice_best
+
+    for p in _ba_band_rows(rng):
+        v = p.astype(np.float32).astype(np.float64)
+        q = np.sort(v)[::-1].copy()
+        summary = row_summary(q, new_summary(0))
+        d = q.size
+        want = ba_dice_best(q, summary, gamma, eps, d, d, 0, 0.0)
+        half = q >= 0.5
+        low, high = ba_band(summary, gamma, eps, q[0], int(half.sum()), float(q[half].sum()))
+        forced = v[v >= high]
+        s0 = 0.0
+        for x in forced[::-1]:  # another order than the ranks': the sum is exact
+            s0 += x
+        band = np.sort(v[(v > low) & (v < high)])[::-1].copy()
+        n0 = forced.size
+        got = ba_dice_best(band, summary, gamma, eps, d, n0 + band.size, n0, s0)
+        assert got == want, (p.size, gamma, eps)

@@ -308,3 +308,25 @@ def test_bounds_certify_a_search_band(rng, gamma):
                 assert np.all(pi <= upper + 1e-13)
                 band = np.nonzero(upper >= f_rma.max())[0]
                 assert int(np.argmax(pi)) in band
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_block_cumulants_add_up_to_row_summary(rng, dtype):
+    """The blocks' cumulant sums, added in block order from the first (also when
+    formed piece by piece, as the chunked pass forms them), are row_summary's mu,
+    var and m3 bit for bit."""
+    from rankseg.kernels.summary import BLOCK, block_cumulants
+
+    for n in (1, BLOCK - 1, BLOCK, 5 * BLOCK + 17, 70_000):
+        for x in (rng.random(n), rng.beta(0.1, 0.1, n), 1.0 - rng.random(n) * 1e-3):
+            xv = x.astype(dtype)
+            row = xv.view(np.uint16) if dtype == np.float16 else xv
+            want = row_summary(row, new_summary(0))
+            nb = (n + BLOCK - 1) // BLOCK
+            part = np.empty((nb, 3))
+            piece = 4 * BLOCK
+            for j0 in range(0, n, piece):
+                j1 = min(n, j0 + piece)
+                block_cumulants(row[j0:j1], part[j0 // BLOCK : (j1 + BLOCK - 1) // BLOCK])
+            got = np.add.accumulate(part, axis=0)[-1]
+            assert np.array_equal(got, want[1:4]), (n, dtype)

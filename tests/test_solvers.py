@@ -387,3 +387,48 @@ def test_smallest_smoothing_keeps_the_empty_mask_exact(rng, metric):
         )  # fmt: skip
         assert info.tau[0, 0] == tau
         assert info.score[0, 0] == pytest.approx(want[tau], rel=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["ba", "ba+trna"])
+@pytest.mark.parametrize("mode", ["multilabel", "multiclass"])
+@pytest.mark.parametrize("gamma", [0.0, 1.0])
+def test_ba_band_path_equals_the_full_sort(rng, solver, mode, gamma):
+    """A float32 map takes BA's band path (only the pixels between ba_band's bounds
+    sorted, the ones above added in chunk order); the same values in float64 sort
+    every candidate, as before.  Masks, tau and scores agree bit for bit."""
+    from rankseg.cpu import launchers
+    from rankseg.kernels.rma_passes import STAT_MAX, STAT_MU, STAT_NHALF, STAT_SHALF
+
+    shape = (2, 3, 24, 40, 40)
+    logits = rng.normal(size=shape).cumsum(axis=-1).cumsum(axis=-2) / 6
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p = (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+    kw = dict(metric="dice", solver=solver, output_mode=mode, smooth=gamma, return_info=True)
+    y32, i32 = predict(p, **kw)
+    y64, i64 = predict(p.astype(np.float64), **kw)
+    assert np.array_equal(y32, y64)
+    assert np.array_equal(i32.tau, i64.tau)
+    assert np.array_equal(i32.score, i64.score)
+    # the float32 rows did take the band: finite upper bounds, few values sorted
+    x = p.reshape(6, -1)
+    stats = np.zeros((6, 4))
+    stats[:, STAT_MU] = x.sum(axis=1, dtype=np.float64)
+    stats[:, STAT_MAX] = x.max(axis=1)
+    stats[:, STAT_NHALF] = (x >= 0.5).sum(axis=1)
+    stats[:, STAT_SHALF] = np.where(x >= 0.5, x, 0).sum(axis=1, dtype=np.float64)
+    seen = []
+    real = launchers.band_values
+
+    def spy(x_, xb, rows, bounds, chunk, cmax):
+        seen.append((bounds[1].copy(), rows.size))
+        return real(x_, xb, rows, bounds, chunk, cmax)
+
+    launchers.band_values = spy
+    try:
+        predict(p, **kw)
+        predict(p.astype(np.float64), **kw)
+    finally:
+        launchers.band_values = real
+    (hi32, _), (hi64, _) = seen
+    assert np.isfinite(hi32).sum() >= 3
+    assert not np.isfinite(hi64).any()

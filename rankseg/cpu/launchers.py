@@ -34,7 +34,7 @@ from rankseg._config import (
 from rankseg._policies import EXACT, one_bits
 from rankseg.cpu.tasks import run_tasks
 from rankseg.kernels.assign import argmax_tasks, conflict_tasks, exclusive_tasks
-from rankseg.kernels.exact import SUM_D
+from rankseg.kernels.exact import SUM_D, SUM_HEAD, SUM_MU
 from rankseg.kernels.masks import threshold_tasks, write_masks_tasks
 from rankseg.kernels.rma_passes import (
     NSTAT,
@@ -46,6 +46,7 @@ from rankseg.kernels.rma_passes import (
     ties_tasks,
 )
 from rankseg.kernels.solver_passes import (
+    ba_bands,
     candidate_bounds,
     cut_of,
     empty_exact_tasks,
@@ -55,10 +56,12 @@ from rankseg.kernels.solver_passes import (
     packed_tasks,
     prefix_above,
     rna_rows_tasks,
+    rna_summary_tasks,
     search_end,
     solve_row,
 )
 from rankseg.kernels.sort import sort_descending
+from rankseg.kernels.summary import BLOCK as SUM_BLOCK
 
 __all__ = [
     "argmax_labels",
@@ -211,6 +214,22 @@ def band_values(
     return counts, values, start
 
 
+def _forced_sets(counts: tuple, na: int, d: int, chunk: int) -> tuple:
+    """Each row's forced set from :func:`band_values`' counts: count, sum, smallest value.
+
+    The chunks' sums are added in order, as one loop would (``np.add.accumulate`` is
+    sequential); the smallest value comes from the smallest bit pattern (``inf``
+    for an empty set).
+    """
+    _, nforce, sforce, fbits = counts
+    nch = (d + chunk - 1) // chunk
+    nforce = nforce.reshape(na, nch).sum(axis=1)
+    sforce = np.add.accumulate(sforce.reshape(na, nch), axis=1)[:, -1].copy()
+    mforce = fbits.reshape(na, nch).min(axis=1).view(f"f{fbits.itemsize}")  # float16: bits
+    mforce = np.where(nforce > 0, mforce.astype(np.float64), np.inf)
+    return nforce, sforce, mforce
+
+
 def locate_ties(
     x: np.ndarray, rows: np.ndarray, t: np.ndarray, jcut: np.ndarray, ktie: np.ndarray
 ) -> None:
@@ -267,14 +286,7 @@ def rma_cuts(
     lo, hi = _aot.call(rma_bounds_rows, stats, rows, metric64, gamma, np.int64(x.shape[1]))
     # pass 2: count the band, sum the forced set and gather the band (one read)
     counts, band, start = band_values(x, xb, rows, (lo, hi), chunk, cmax)
-    _, nforce, sforce, fbits = counts
-    # the forced set of each row: count, sum (chunks added in order, as one loop
-    # would: np.add.accumulate is sequential) and smallest value (from its bits)
-    nch = (x.shape[1] + chunk - 1) // chunk
-    nforce = nforce.reshape(na, nch).sum(axis=1)
-    sforce = np.add.accumulate(sforce.reshape(na, nch), axis=1)[:, -1].copy()
-    mforce = fbits.reshape(na, nch).min(axis=1).view(f"f{fbits.itemsize}")  # float16: bits
-    mforce = np.where(nforce > 0, mforce.astype(np.float64), np.inf)
+    nforce, sforce, mforce = _forced_sets(counts, na, x.shape[1], chunk)
     out = (
         np.empty(na, dtype=np.int64),
         np.empty(na),
@@ -338,9 +350,25 @@ def solver_cuts(
     solver, metric, gamma, eps = params
     solver, metric, gamma, eps = np.int64(solver), np.int64(metric), float(gamma), float(eps)
     na = rows.shape[0]
-    lo = _aot.call(candidate_bounds, stats, rows, metric, gamma, np.int64(x.shape[1]))
+    d = x.shape[1]
+    lo = _aot.call(candidate_bounds, stats, rows, metric, gamma, np.int64(d))
     hi = np.full(na, np.inf)
-    _, cand, start = band_values(x, xb, rows, (lo, hi), chunk, cmax)
+    summaries = np.zeros((na, SUM_HEAD))
+    if solver != EXACT:
+        # the summaries first (BA's band needs the row's window): the blocks'
+        # sums on every thread, added in block order as one loop adds them
+        part = np.empty((na, (d + SUM_BLOCK - 1) // SUM_BLOCK, 3))
+        ntask = na * ((d + chunk - 1) // chunk)
+        run_tasks(rna_summary_tasks, ntask, x, rows, np.int64(chunk), part, work=na * d)
+        summaries[:, SUM_D] = d
+        if part.shape[1]:
+            summaries[:, SUM_MU : SUM_MU + 3] = np.add.accumulate(part, axis=1)[:, -1]
+        dt = np.float16 if x.dtype == np.uint16 else x.dtype
+        info = np.finfo(dt)
+        exact_sum = (np.int64(info.nmant), np.int64(np.log2(info.smallest_subnormal)))
+        problem = (solver, gamma, eps)
+        lo, hi = _aot.call(ba_bands, summaries, stats, rows, problem, lo, exact_sum)
+    counts, cand, start = band_values(x, xb, rows, (lo, hi), chunk, cmax)
     out = (
         np.zeros(na, dtype=np.int64),
         np.full(na, np.inf),
@@ -351,7 +379,9 @@ def solver_cuts(
     if na and solver == EXACT:
         run_tasks(exact_rows_tasks, na, x, rows, (metric, gamma, lo), cand, start, out)
     elif na:
-        run_tasks(rna_rows_tasks, na, x, rows, (solver, gamma, eps), cand, start, out)
+        forced = (start, *_forced_sets(counts, na, d, chunk))
+        args = (x, rows, (solver, gamma, eps), cand, forced, summaries, out)
+        run_tasks(rna_rows_tasks, na, *args)
     tau, t, jcut, score, ktie = out
     locate_ties(x, rows, t, jcut, ktie)
     return tau, t, jcut, score

@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from rankseg._compile.jit import jit
-from rankseg.kernels.refined_normal import rna_params
+from rankseg.kernels.refined_normal import rna_params, rna_window
 from rankseg.kernels.rna_moments import (
     NMOM,
     central_moments,
@@ -43,11 +43,12 @@ from rankseg.kernels.rna_moments import (
     inv_mean,
     rna_window_of_summary,
 )
-from rankseg.kernels.summary import SUM_M3, SUM_MU, SUM_VAR
+from rankseg.kernels.summary import SUM_D, SUM_M3, SUM_MU, SUM_VAR
 from rankseg.kernels.trna import trna_dice_objective
 
 __all__ = [
     "ba_dice_best",
+    "ba_band",
     "ba_dice_objective",
     "ba_trna_use_ba",
     "d0_bound",
@@ -174,14 +175,92 @@ BA_BLOCK = 256
 _BA_SLACK = 1e-9
 
 
+#: relative margin of :func:`ba_band` inside its bounds: the increments they prove
+#: positive (or negative) stay far above the rounding of the computed objective
+_BAND_MARGIN = 1e-3
+
+
 @jit
-def ba_dice_best(q, summary, gamma, eps, d, tau_max):
-    """First maximizer of the BA objective over ``tau`` in ``[0, min(d0, tau_max)]``.
+def ba_band(summary, gamma, eps, pmax, n_half, s_half):
+    """Bounds ``(L, H)`` of the pixels whose order BA's search needs.
+
+    Parameters
+    ----------
+    summary : ndarray of float64
+        Whole-row summary (``d, mu, var, m3``).
+    gamma : float
+        Smoothing ``gamma >= 0``.
+    eps : float
+        Window tail mass in (0, 1).
+    pmax : float
+        The row's largest probability (> 0).
+    n_half, s_half : int, float
+        Count and sum of the pixels ``p >= 1/2``.
+
+    Returns
+    -------
+    L : float
+        Every pixel ``p <= L`` lies beyond the first maximizer: from ``n`` = the
+        count of ``p > L`` on, the objective falls at every step, so the first
+        maximizer over ``[0, d0]`` is at most ``n``.
+    H : float
+        ``H >= 1/2``: whenever ``p_(tau+1) >= H``, ``pi(tau + 1) > pi(tau)``, and the
+        d0 test ``S_tau >= (tau + gamma + d) p_(tau+1)`` fails.  So with ``n`` pixels
+        at or above ``H``, the first maximizer over ``[0, d0]`` is at least ``n`` and
+        ``d0 >= n``: a search may start at ``tau = n`` with ``S_n`` (their sum).
+
+    Notes
+    -----
+    ``pi(tau + 1) - pi(tau) = 2 A(tau + 2 + gamma) (p - h(tau))`` with
+    ``h(tau) = [S_tau D(tau + 1 + gamma) + (gamma / 2) D(tau + gamma)] / A(tau + 2 + gamma)``
+    and ``D(a) = A(a) - A(a + 1) = sum_k pmf(k) / ((a + k)(a + 1 + k))``, ``p`` the pixel
+    of rank ``tau + 1``.  The pmf lives on ``[lq, uq]``, so
+    ``A(a + 1) / (a + uq) <= D(a) <= A(a + 1) / (a + lq)`` and
+    ``A(a) / A(a + 1) <= (a + 1 + lq) / (a + lq)``.
+
+    *H*: with ``S_tau <= min(tau pmax, mu)``,
+    ``h(tau) <= mu pmax / (mu + pmax (1 + gamma + lq)) + (gamma / 2)(2 + g) / (g (1 + g))``,
+    ``g = gamma + lq`` (each term at its largest over ``tau``).  ``H`` is that bound,
+    at least 1/2 (which makes the d0 test fail: ``S_tau <= tau < (tau + d) / 2``),
+    times ``1 + 1e-3``.
+
+    *L*: ``h(tau) >= R(tau) = S_tau / (tau + c)``, ``c = 1 + gamma + uq``.  For a
+    top set ``X`` of the row (the pixels ``p >= 1/2``, or the largest one),
+    ``R(tau)`` at ``tau >= |X|`` is a weighted mean of ``L0 = S_X / (|X| + c)`` and the
+    pixels of rank ``|X| + 1 .. tau``, so ``R(tau) >= min(L0, p_(tau)) >= p_(tau+1)``,
+    and ``R(tau) - p_(tau+1) >= (|X| + c)(L0 - p_(tau+1)) / (d + c)`` (the mediant
+    argument of the d0 bound, with ``c`` for ``gamma + d``).  ``L`` is the larger
+    ``L0`` times ``1 - 1e-3``.
+
+    The margins make every step these bounds decide change the objective by at
+    least about ``1e-3 (|X| + c) / (d + c)`` of a pixel's weight -- relative to
+    the objective ``1e-3 (|X| + c) / ((d + c) S_tau)``, far above its rounding
+    (``tests/test_ba_trna_kernels.py``).
+    """
+    mu = summary[SUM_MU]
+    d = int(summary[SUM_D])
+    sigma, skew = rna_params(mu, summary[SUM_VAR], summary[SUM_M3])
+    lq, uq = rna_window(mu, sigma, skew, d, eps)
+    h = mu * pmax / (mu + pmax * (1.0 + gamma + lq)) if mu > 0.0 else 0.0
+    if gamma > 0.0:
+        g = gamma + lq
+        h += 0.5 * gamma * (2.0 + g) / (g * (1.0 + g))
+    c = 1.0 + gamma + uq
+    low = pmax / (1.0 + c)
+    if n_half > 0:
+        low = max(low, s_half / (n_half + c))
+    return low * (1.0 - _BAND_MARGIN), max(h, 0.5) * (1.0 + _BAND_MARGIN)
+
+
+@jit
+def ba_dice_best(q, summary, gamma, eps, d, tau_max, n0, s0):
+    """First maximizer of the BA objective over ``tau`` in ``[n0, min(d0, tau_max)]``.
 
     Parameters
     ----------
     q : ndarray of float, shape (M,)
-        The row's candidates, all of them, in descending order (may be empty: ``pi(0)``).
+        The row's candidates of rank ``n0 + 1`` to ``n0 + M``, in descending order
+        (may be empty).
     summary : ndarray of float64
         Whole-row summary (``d, mu, var, m3``).
     gamma : float
@@ -189,18 +268,25 @@ def ba_dice_best(q, summary, gamma, eps, d, tau_max):
     eps : float
         Window tail mass in (0, 1).
     d : int
-        Pixels of the row, ``d >= M``.
+        Pixels of the row, ``d >= n0 + M``.
     tau_max : int
-        Last ``tau`` searched at most, ``0 <= tau_max <= M``.
+        Last ``tau`` searched at most, ``n0 <= tau_max <= n0 + M``.
+    n0 : int
+        Pixels of rank ``<= n0`` left out of ``q`` (0: ``q`` starts at rank 1).  The
+        caller guarantees that the first maximizer over ``[0, d0]`` is at least
+        ``n0`` and ``d0 >= n0`` (:func:`ba_band`).
+    s0 : float
+        Their sum ``S_n0`` (0.0 when ``n0 = 0``), the value that adding them in rank
+        order gives (an exact sum: see ``rankseg.kernels.solver_passes``).
 
     Returns
     -------
     best : int
-        The first ``tau`` with the largest objective over ``[0, tau_hi]``,
-        ``tau_hi = min(d0, tau_max)`` with d0 from :func:`d0_bound` (or ``M`` when the
-        prefix cannot decide).  With ``tau_max = M`` that is the range
-        ``rankseg.kernels.solver_passes.search_end`` gives BA; a ``tau_max`` that
-        already is that range leaves it unchanged.
+        The first ``tau`` with the largest objective over ``[n0, tau_hi]``,
+        ``tau_hi = min(d0, tau_max)`` with d0 from :func:`d0_bound` (or ``n0 + M``
+        when the prefix cannot decide).  With ``n0 = 0`` and ``tau_max = M`` that is
+        the range ``rankseg.kernels.solver_passes.search_end`` gives BA; a
+        ``tau_max`` that already is that range leaves it unchanged.
     value : float
         ``pi(best)``, the value :func:`ba_dice_objective` gives it.
 
@@ -218,37 +304,49 @@ def ba_dice_best(q, summary, gamma, eps, d, tau_max):
     (``tests/test_ba_trna_kernels.py``) at ``O(tau_hi / BA_BLOCK)`` evaluations of
     ``A`` plus those of the blocks near the maximum, instead of ``O(tau_hi)``.
     """
-    m_len = q.shape[0]
-    ends = np.empty((m_len + BA_BLOCK - 1) // BA_BLOCK + 1)  # ends[j]: S_tau at j * BA_BLOCK
-    ends[0] = 0.0
-    # d0 (as d0_bound and search_end): the first tau <= min(d, M) - 1 with
-    # S_tau >= (tau + gamma + d) p_(tau + 1), else M; at most tau_max
+    m_len = n0 + q.shape[0]
+    ends = np.empty((q.shape[0] + BA_BLOCK - 1) // BA_BLOCK + 1)  # S at n0 + j BA_BLOCK
+    ends[0] = s0
+    # d0 (as d0_bound and search_end): the first tau <= min(d, n0 + M) - 1 with
+    # S_tau >= (tau + gamma + d) p_(tau + 1), else n0 + M; at most tau_max (the test
+    # fails below n0: the caller's guarantee)
     tau_hi = tau_max
-    s = 0.0
-    for tau in range(1, tau_max + 1):
-        s += float(q[tau - 1])
-        if tau % BA_BLOCK == 0:
-            ends[tau // BA_BLOCK] = s
-        if tau < d and tau < m_len:
-            qn = float(q[tau])
-            if qn == 0.0 or s >= (tau + gamma + d) * qn:
-                tau_hi = tau
-                break
-    nblk = (tau_hi + BA_BLOCK - 1) // BA_BLOCK
+    s = s0
+    found = False
+    if 1 <= n0 < d and n0 < m_len:
+        qn = float(q[0])
+        if qn == 0.0 or s >= (n0 + gamma + d) * qn:
+            tau_hi = n0
+            found = True
+    if not found:
+        for tau in range(n0 + 1, tau_max + 1):
+            s += float(q[tau - 1 - n0])
+            if (tau - n0) % BA_BLOCK == 0:
+                ends[(tau - n0) // BA_BLOCK] = s
+            if tau < d and tau < m_len:
+                qn = float(q[tau - n0])
+                if qn == 0.0 or s >= (tau + gamma + d) * qn:
+                    tau_hi = tau
+                    break
+    nblk = (tau_hi - n0 + BA_BLOCK - 1) // BA_BLOCK
     ends[nblk] = s  # the sum at tau_hi (a partial last block)
     lq, uq, pmf = gamma_pmf(summary, eps)
     mom = np.zeros(NMOM, dtype=np.float64)
     c = central_moments(pmf, lq, uq, mom)
-    best = 0
-    val = gamma * inv_mean(gamma, pmf, lq, uq, c, mom) if gamma > 0.0 else 0.0
+    best = n0
+    if n0 == 0:
+        val = gamma * inv_mean(gamma, pmf, lq, uq, c, mom) if gamma > 0.0 else 0.0
+    else:  # pi(n0) as the scan below evaluates it
+        a_cur = inv_mean(n0 + gamma, pmf, lq, uq, c, mom) if gamma > 0.0 else 0.0
+        val = 2.0 * s0 * inv_mean(n0 + 1.0 + gamma, pmf, lq, uq, c, mom) + gamma * a_cur
     floor = val
     for j in range(nblk):
-        k2 = min((j + 1) * BA_BLOCK, tau_hi)
+        k2 = min(n0 + (j + 1) * BA_BLOCK, tau_hi)
         a_cur = inv_mean(k2 + gamma, pmf, lq, uq, c, mom) if gamma > 0.0 else 0.0
         a_next = inv_mean(k2 + 1.0 + gamma, pmf, lq, uq, c, mom)
         floor = max(floor, 2.0 * ends[j + 1] * a_next + gamma * a_cur)
     for j in range(nblk):
-        k1 = j * BA_BLOCK + 1
+        k1 = n0 + j * BA_BLOCK + 1
         k2 = min(k1 + BA_BLOCK - 1, tau_hi)
         a_cur = inv_mean(k1 + gamma, pmf, lq, uq, c, mom) if gamma > 0.0 else 0.0
         bound = 2.0 * ends[j + 1] * inv_mean(k1 + 1.0 + gamma, pmf, lq, uq, c, mom) + gamma * a_cur
@@ -257,7 +355,7 @@ def ba_dice_best(q, summary, gamma, eps, d, tau_max):
         s = ends[j]
         a_next = 0.0
         for tau in range(k1, k2 + 1):
-            s += float(q[tau - 1])
+            s += float(q[tau - 1 - n0])
             if gamma > 0.0 and tau > k1:
                 a_cur = a_next
             a_next = inv_mean(tau + 1.0 + gamma, pmf, lq, uq, c, mom)

@@ -26,7 +26,9 @@ import numpy as np
 from rankseg._compile.jit import jit
 from rankseg._policies import BA, BA_TRNA, DICE, EXACT, TRNA
 from rankseg.kernels._dtype import as_f64
+from rankseg.kernels._tasks import work_item
 from rankseg.kernels.ba_trna import (
+    ba_band,
     ba_dice_best,
     ba_dice_objective,
     ba_trna_use_ba,
@@ -53,6 +55,7 @@ from rankseg.kernels.rma_passes import (
     STAT_SHALF,
 )
 from rankseg.kernels.sort import sort_candidates, sort_descending
+from rankseg.kernels.summary import BLOCK, block_cumulants
 
 __all__ = [
     "BA",
@@ -254,7 +257,8 @@ def _solve_rna(solver, q, summary, params, tau_hi):
     """
     gamma, eps = params
     if _uses_ba(solver, summary):
-        return ba_dice_best(q, summary, gamma, eps, np.int64(summary[SUM_D]), tau_hi)
+        d = np.int64(summary[SUM_D])
+        return ba_dice_best(q, summary, gamma, eps, d, tau_hi, np.int64(0), 0.0)
     out = np.empty(tau_hi + 1)
     # np.int64(0), not 0: a literal argument makes numba compile the callee once more
     # for that constant (the big kernels once per literal, issue 14)
@@ -364,23 +368,112 @@ def exact_rows_tasks(i0, i1, x, rows, problem, band, start, out):
 
 
 @jit
-def rna_rows_tasks(i0, i1, x, rows, problem, band, start, out):
-    """Rows ``i0 <= i < i1`` of ``cpu.launchers.solver_cuts`` under BA, TRNA or BA+TRNA."""
+def rna_summary_tasks(i0, i1, x, rows, chunk, part):
+    """Work items ``i0 <= task < i1``: the blocks' cumulant sums of row ``rows[i]``.
+
+    ``part[i, b]`` receives those of block ``b`` (:func:`rankseg.kernels.summary.block_cumulants`);
+    added in block order they are the row's summary, whatever the threads.
+    """
+    d = x.shape[1]
+    nch = (d + chunk - 1) // chunk
+    for task in range(i0, i1):
+        i, j0, j1 = work_item(task, nch, chunk, d)
+        block_cumulants(x[rows[i], j0:j1], part[i, j0 // BLOCK : (j1 + BLOCK - 1) // BLOCK])
+
+
+@jit
+def ba_bands(summaries, stats, rows, params, lo, exact_sum):
+    """Per row, the band ``lo' < p < hi`` of the pixels BA needs sorted.
+
+    Parameters
+    ----------
+    summaries : ndarray of float64, shape (len(rows), SUM_HEAD)
+        Whole-row summaries (:func:`rna_summary_tasks`).
+    stats : ndarray, shape (R, 4)
+        Row statistics with maxima.
+    rows : ndarray of int64
+        The rows.
+    params : tuple of (solver, gamma, eps)
+        ``BA``, ``TRNA`` or ``BA_TRNA``, smoothing, window tail mass.
+    lo : ndarray of float64
+        The candidate bounds ``θ`` (:func:`candidate_bounds`).
+    exact_sum : tuple of (int, int)
+        The input dtype's explicit mantissa bits and the exponent of its smallest
+        subnormal (float32: ``(23, -149)``).
+
+    Returns
+    -------
+    lo, hi : ndarrays of float64
+        For a row that BA solves and whose candidate sums are exact in float64 in any
+        order: ``max(θ, L)`` and ``H`` of :func:`rankseg.kernels.ba_trna.ba_band`;
+        for the others ``θ`` and ``inf`` (every candidate sorted, as before).
+
+    Notes
+    -----
+    BA's search then starts after the pixels ``p >= H`` with their sum
+    (:func:`rankseg.kernels.ba_trna.ba_dice_best`) and ends at the band's last.
+    That sum comes in chunk order, not in rank order; the two agree when every
+    partial sum of the candidates is exact.  The candidates exceed ``lo' >= 2**e``,
+    so each is a multiple of ``u = 2**max(e - mbits, emin)``, and every partial sum
+    (at most ``d``) is a multiple of ``u`` below ``2**53 u`` when ``d < 2**53 u``:
+    then it is exact, whatever the order (float32 maps with ``lo' >= 2**-9`` up to
+    2**21 pixels; never float64).  Otherwise the row keeps the full sort, which the
+    result does not depend on.
+    """
+    solver, gamma, eps = params
+    mbits, emin = exact_sum
+    lo2 = lo.copy()
+    hi = np.full(rows.shape[0], np.inf)
+    for i in range(rows.shape[0]):
+        summary = summaries[i]
+        if not _uses_ba(solver, summary):
+            continue
+        r = rows[i]
+        n_half = np.int64(stats[r, STAT_NHALF])
+        low, high = ba_band(summary, gamma, eps, stats[r, STAT_MAX], n_half, stats[r, STAT_SHALF])
+        low = max(low, lo[i])
+        if low <= 0.0:
+            continue
+        e = np.floor(np.log2(low))
+        if summary[SUM_D] >= 2.0 ** (53.0 + max(e - mbits, emin)):
+            continue
+        lo2[i] = low
+        hi[i] = high
+    return lo2, hi
+
+
+@jit
+def rna_rows_tasks(i0, i1, x, rows, problem, band, forced, summaries, out):
+    """Rows ``i0 <= i < i1`` of ``cpu.launchers.solver_cuts`` under BA, TRNA or BA+TRNA.
+
+    ``band`` holds each row's candidates below its forced bound (all of them when it
+    is ``inf``), ``forced`` is ``(start, nforce, sforce, mforce)``: the offsets of
+    the work items in ``band``, and per row the count, sum and smallest value of the
+    pixels at or above the bound (:func:`ba_bands`).
+    """
     solver, gamma, eps = problem
+    start, nforce, sforce, mforce = forced
     d = x.shape[1]
     nch = (start.shape[0] - 1) // rows.shape[0]
     for i in range(i0, i1):
-        summary = np.zeros(SUM_HEAD)  # BA and TRNA read d, mu, var, m3: no power sums
-        row_summary(x[rows[i]], summary)
+        summary = summaries[i]  # BA and TRNA read d, mu, var, m3: no power sums
         q = band[start[i * nch] : start[(i + 1) * nch]]
         sort_candidates(q, x[rows[i]])
+        n0 = nforce[i]
         if _uses_ba(solver, summary):
             # BA finds d0 in the loop that sums S_tau for its scan
-            best, val = ba_dice_best(q, summary, gamma, eps, d, q.shape[0])
-        else:
+            best, val = ba_dice_best(q, summary, gamma, eps, d, n0 + q.shape[0], n0, sforce[i])
+        else:  # no forced set (ba_bands)
             tau_hi = search_end(solver, q, d, gamma)
             best, val = _solve_rna(solver, q, summary, (gamma, eps), tau_hi)
-        _store_cut(i, q, best, val, d, out)
+        if best == n0 and n0 > 0:  # the cut after the forced set: no tie straddles it
+            out[0][i] = best
+            out[1][i] = mforce[i]
+            out[2][i] = d
+            out[3][i] = val
+        else:
+            _store_cut(i, q, best - n0, val, d, out)
+            out[0][i] = best
 
 
 @jit

@@ -21,6 +21,7 @@ __all__ = [
     "SUM_M3",
     "SUM_MU",
     "SUM_VAR",
+    "block_cumulants",
     "new_summary",
     "row_summary",
 ]
@@ -153,3 +154,43 @@ def row_summary(row, summary):
     for k in range(npow):
         summary[SUM_HEAD + k] = tot[3 + k]
     return summary
+
+
+@jit(fastmath={"reassoc"})
+def block_cumulants(row, out):
+    """Each block's three cumulant sums, as :func:`row_summary` forms them.
+
+    Parameters
+    ----------
+    row : ndarray, shape (n,)
+        Pixels of a row (as for :func:`row_summary`), ``n`` a multiple of
+        :data:`BLOCK` except for a row's last piece.
+    out : ndarray of float64, shape (ceil(n / BLOCK), 3)
+        Receives, per block of :data:`BLOCK` pixels, ``sum p``, ``sum p (1 - p)`` and
+        ``sum p (1 - p) (1 - 2 p)``.
+
+    Notes
+    -----
+    The block loop is :func:`row_summary`'s (the same operations, vectorized the
+    same way), without the copies its power sums need.  Adding a row's blocks in
+    order, starting from the first, gives :func:`row_summary`'s ``mu``, ``var`` and
+    ``m3`` bit for bit (``tests/test_exact_kernels.py``), so a row's blocks can be
+    formed on several threads.
+    """
+    n = row.shape[0]
+    for b in range(out.shape[0]):
+        start = b * BLOCK
+        m = min(BLOCK, n - start)
+        blk = row[start : start + m]
+        a0 = 0.0
+        a1 = 0.0
+        a2 = 0.0
+        for i in range(m):
+            p = as_f64(blk[i])
+            v = p * (1.0 - p)
+            a0 += p
+            a1 += v
+            a2 += v * (1.0 - 2.0 * p)
+        out[b, 0] = a0
+        out[b, 1] = a1
+        out[b, 2] = a2
