@@ -41,6 +41,7 @@ __all__ = [
     "SMALL_SCALING_DIVISOR",
     "SMALL_SHAPES",
     "WORKLOAD_NAMES",
+    "balanced_orders",
     "interleaved_times",
     "load_scaling_probs",
     "load_workload",
@@ -93,11 +94,33 @@ def warmup_input(probs: np.ndarray) -> np.ndarray:
     return make_probs(shape, kind=kind, smoothness=1.0, seed=1, dtype=probs.dtype)
 
 
+def balanced_orders(n: int) -> list[list[int]]:
+    """Orders of ``n`` functions in which each one follows every other equally often.
+
+    A Williams design: the rows ``(b + r) mod n`` of the sequence
+    ``b = 0, 1, n-1, 2, n-2, ...``, and for odd ``n`` their reverses as well.  Over
+    its ``n`` rows (``2 n`` for odd ``n``) every ordered pair ``(a, b)`` of distinct
+    functions is adjacent, ``a`` just before ``b``, exactly once (twice for odd ``n``).
+    """
+    seq = [0]
+    lo, hi = 1, n - 1
+    while len(seq) < n:
+        seq.append(lo)
+        lo += 1
+        if len(seq) < n:
+            seq.append(hi)
+            hi -= 1
+    rows = [[(x + r) % n for x in seq] for r in range(n)]
+    if n % 2:
+        rows += [row[::-1] for row in rows]
+    return rows
+
+
 def interleaved_times(
     funcs: dict[str, Callable[[], object]],
     repeat: int,
     before: Callable[[], object] | None = None,
-    rotate: bool = False,
+    balanced: bool = False,
 ) -> dict[str, list[float]]:
     """Wall times in seconds of each callable, timed in ``repeat`` interleaved rounds.
 
@@ -106,19 +129,23 @@ def interleaved_times(
     meaningful.  The garbage collector is off while timing, as in :mod:`timeit`.
     ``before``, when given, is called (untimed) before every timed call, so that
     each function starts from the same state of the caches whatever ran before it.
-    With ``rotate``, round ``r`` starts at the ``r``-th function (modulo their
-    number), so no function always follows the same one: what a function leaves
-    behind that ``before`` does not undo (dirty cache lines to write back, an idle
-    second core) falls on each of the others in turn, and the medians do not show it.
+    With ``balanced``, round ``r`` takes the ``r``-th order of
+    :func:`balanced_orders` (cyclically), so each function follows every other one
+    equally often over a full cycle: what a function leaves behind that ``before``
+    does not undo (dirty cache lines to write back, a core's clock after a long
+    single-threaded call) falls on each of the others in turn, and the medians do
+    not show it.  (Rotating the start of a fixed order does not do that: a function
+    then follows the same one in every round but one.)
     """
     keys = list(funcs)
+    orders = balanced_orders(len(keys)) if balanced and keys else [list(range(len(keys)))]
     times: dict[str, list[float]] = {key: [] for key in funcs}
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
         for r in range(repeat):
-            shift = r % len(keys) if rotate and keys else 0
-            for key in keys[shift:] + keys[:shift]:
+            for idx in orders[r % len(orders)]:
+                key = keys[idx]
                 func = funcs[key]
                 if before is not None:
                     before()

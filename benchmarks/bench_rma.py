@@ -116,7 +116,8 @@ class RMA(_RMASetup):
 
         The memory-limit yardstick of ``benchmarks/limit.py`` (docs/performance.rst,
         "Near the memory limit"): RMA's floor is about two reads and one write.  As
-        there, the rounds rotate, so neither always follows the other.
+        there, the rounds' orders are balanced (here: they alternate), so neither
+        always follows the other.
         """
         times = interleaved_times(
             {
@@ -124,7 +125,7 @@ class RMA(_RMASetup):
                 "predict": lambda: rankseg.predict(self.probs, **self.kwargs),
             },
             repeat=5,
-            rotate=True,
+            balanced=True,
         )
         return statistics.median(times["predict"]) / statistics.median(times["read"])
 

@@ -15,9 +15,10 @@ For each workload this script times, in interleaved rounds on the same array,
   exact solver, BA, TRNA, BA+TRNA, multilabel),
 
 and prints each median as a multiple of the read's and of the copy's median.
-The rounds rotate which function goes first, so that none always follows the same
-one (a call after ``np.argmax`` was 0.3-0.4 ms slower: Dice, which followed it,
-looked slower than IoU).  ``--cache`` (:func:`cache_hook`) can make every timed
+The rounds take the orders of a Williams design
+(:func:`benchmarks.balanced_orders`), so that each function follows every other
+one equally often (a call after ``np.argmax`` is 0.3-0.5 ms slower: RMA Dice
+multiclass, which followed it in every round, looked slower than IoU).  ``--cache`` (:func:`cache_hook`) can make every timed
 call start alike: after a read of the input (``warm``: the read of an input that
 fits in the L3 is then served from it) or after a read of another 128 MiB
 (``cold``: every function reads its input from memory).  A second table gives
@@ -117,8 +118,8 @@ def cache_hook(probs: np.ndarray, protocol: str) -> Callable[[], object] | None:
     """What to run before each timed call, if anything.
 
     ``order`` (the default): nothing, as in the issue's own table; a function
-    starts with what the one before it left in the caches (the rounds rotate, so
-    each function follows each other one in turn).  ``warm``: one read of the
+    starts with what the one before it left in the caches (the rounds' orders are
+    balanced, so each function follows each other one equally often).  ``warm``: one read of the
     input (``probs.max()``), so every function -- the read itself included --
     starts with as much of the input in the caches as they hold: on an input that
     fits in the L3 (tumor3d, voc2d) the read is then served from it.  ``cold``: a
@@ -153,7 +154,7 @@ def measure_workload(probs: np.ndarray, repeat: int, cache: str = "order") -> di
     }
     for label, model in models.items():
         funcs[label] = lambda m=model: m.predict(probs)
-    times = interleaved_times(funcs, repeat, before=cache_hook(probs, cache), rotate=True)
+    times = interleaved_times(funcs, repeat, before=cache_hook(probs, cache), balanced=True)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -207,7 +208,7 @@ def measure_list(repeat: int, length: int = LIST_LENGTH) -> dict[str, float]:
         "RankSEG.predict, a loop": lambda: [model.predict(p) for p in items],
         "RankSEG.predict on the list": lambda: model.predict(items),
     }
-    times = interleaved_times(funcs, repeat, rotate=True)
+    times = interleaved_times(funcs, repeat, balanced=True)
     return {k: statistics.median(v) for k, v in times.items()}
 
 

@@ -353,9 +353,16 @@ def test_helpers(monkeypatch):
     benchmarks.interleaved_times(funcs, 4, before=lambda: calls.append("-"))
     assert "".join(calls) == "-a-b-c" * 4  # the hook before every timed call, in order
     calls.clear()
-    times = benchmarks.interleaved_times(funcs, 4, rotate=True)
-    assert "".join(calls) == "abc" + "bca" + "cab" + "abc"  # round r starts at r mod 3
-    assert all(len(v) == 4 for v in times.values())
+    times = benchmarks.interleaved_times(funcs, 7, balanced=True)
+    # a Williams design for three: the rotations and their reverses, then again
+    assert "".join(calls) == "abc" + "bca" + "cab" + "cba" + "acb" + "bac" + "abc"
+    assert all(len(v) == 7 for v in times.values())
+    for n in range(1, 9):  # every function just before every other equally often
+        rows = benchmarks.balanced_orders(n)
+        assert all(sorted(row) == list(range(n)) for row in rows)
+        pairs = [(row[i], row[i + 1]) for row in rows for i in range(n - 1)]
+        want = 1 if n % 2 == 0 else 2
+        assert all(pairs.count((a, b)) == want for a in range(n) for b in range(n) if a != b)
     if benchmarks.unmap_freed_memory():  # Linux with glibc
         growth = benchmarks.peak_rss_growth(lambda: np.ones(4_000_000))  # 32 MB
         assert growth is not None
