@@ -18,9 +18,10 @@ and prints each median as a multiple of the read's and of the copy's median.
 The rounds take the orders of a Williams design
 (:func:`benchmarks.balanced_orders`), so that each function follows every other
 one equally often (a call after ``np.argmax`` is 0.3-0.5 ms slower: RMA Dice
-multiclass, which followed it in every round, looked slower than IoU).  ``--cache`` (:func:`cache_hook`) can make every timed
-call start alike: after a read of the input (``warm``: the read of an input that
-fits in the L3 is then served from it) or after a read of another 128 MiB
+multiclass, which followed it in every round, looked slower than IoU).
+``--cache`` (:func:`cache_hook`) can make every timed call start alike: after a
+read of the input (``warm``: the read of an input that fits in the L3 is then
+served from it) or after a read of another 128 MiB
 (``cold``: every function reads its input from memory).  A second table gives
 the fixed cost of a call: ``RankSEG.predict`` on a tiny (1, 4, 32, 32) softmax
 map against ``np.argmax`` on it (microseconds), once as one

@@ -73,6 +73,7 @@ __all__ = [
     "empty_scores",
     "locate_ties",
     "rma_cuts",
+    "rna_summaries",
     "row_stats",
     "selection_counters",
     "solve_candidates",
@@ -353,18 +354,10 @@ def solver_cuts(
     d = x.shape[1]
     lo = _aot.call(candidate_bounds, stats, rows, metric, gamma, np.int64(d))
     hi = np.full(na, np.inf)
-    summaries = np.zeros((na, SUM_HEAD))
     if solver != EXACT:
-        # the summaries first (BA's band needs the row's window): the blocks'
-        # sums on every thread, added in block order as one loop adds them
-        part = np.empty((na, (d + SUM_BLOCK - 1) // SUM_BLOCK, 3))
-        ntask = na * ((d + chunk - 1) // chunk)
-        run_tasks(rna_summary_tasks, ntask, x, rows, np.int64(chunk), part, work=na * d)
-        summaries[:, SUM_D] = d
-        if part.shape[1]:
-            summaries[:, SUM_MU : SUM_MU + 3] = np.add.accumulate(part, axis=1)[:, -1]
-        dt = np.float16 if x.dtype == np.uint16 else x.dtype
-        info = np.finfo(dt)
+        # the summaries first: BA's band needs the row's window
+        summaries = rna_summaries(x, rows, chunk)
+        info = np.finfo(np.float16 if x.dtype == np.uint16 else x.dtype)
         exact_sum = (np.int64(info.nmant), np.int64(np.log2(info.smallest_subnormal)))
         problem = (solver, gamma, eps)
         lo, hi = _aot.call(ba_bands, summaries, stats, rows, problem, lo, exact_sum)
@@ -385,6 +378,36 @@ def solver_cuts(
     tau, t, jcut, score, ktie = out
     locate_ties(x, rows, t, jcut, ktie)
     return tau, t, jcut, score
+
+
+def rna_summaries(x: np.ndarray, rows: np.ndarray, chunk: int) -> np.ndarray:
+    """Whole-row summaries ``(d, mu, var, m3)`` of the rows, formed on every thread.
+
+    Parameters
+    ----------
+    x : ndarray, shape (R, d)
+        Probabilities (float32/float64, or float16 as uint16 bits).
+    rows : ndarray of int64
+        The rows.
+    chunk : int
+        Pixels per work item.
+
+    Returns
+    -------
+    ndarray of float64, shape (len(rows), SUM_HEAD)
+        What :func:`rankseg.kernels.summary.row_summary` gives each row with no
+        power sums, bit for bit: the work items form each block's sums, which are
+        then added in block order, as its one loop adds them.
+    """
+    na, d = rows.shape[0], x.shape[1]
+    summaries = np.zeros((na, SUM_HEAD))
+    part = np.empty((na, (d + SUM_BLOCK - 1) // SUM_BLOCK, 3))
+    ntask = na * ((d + chunk - 1) // chunk)
+    run_tasks(rna_summary_tasks, ntask, x, rows, np.int64(chunk), part, work=na * d)
+    summaries[:, SUM_D] = d
+    if part.shape[1]:
+        summaries[:, SUM_MU : SUM_MU + 3] = np.add.accumulate(part, axis=1)[:, -1]
+    return summaries
 
 
 def empty_scores(x: np.ndarray, rows: np.ndarray, params: tuple) -> np.ndarray:
