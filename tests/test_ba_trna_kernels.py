@@ -328,3 +328,47 @@ def test_ba_best_from_the_band_equals_the_full_scan(rng, gamma, eps):
         n0 = forced.size
         got = ba_dice_best(band, summary, gamma, eps, d, n0 + band.size, n0, s0)
         assert got == want, (p.size, gamma, eps)
+
+
+@settings(deadline=None, max_examples=150)
+@given(
+    st.lists(_prob, min_size=1, max_size=60),
+    st.integers(0, 400),
+    st.sampled_from([0.0, 0.1, 0.5, 3.0]),
+    st.sampled_from([1e-4, 0.05]),
+    st.sampled_from([np.float32, np.float16]),
+)
+def test_ba_band_bounds_hold_on_any_row(head, n_near, gamma, eps, dtype):
+    """ba_band on arbitrary rows (a few free values, ties, exact 0s and 1s, and up to
+    400 values spread around 1/2): the objective rises strictly through the pixels
+    >= H, falls strictly from the last pixel > L on, and the search started after
+    the pixels >= H (their sum in another order) finds the full scan's answer."""
+    from rankseg.kernels.ba_trna import ba_band, ba_dice_best
+
+    near = 0.5 + (np.arange(n_near) % 41 - 20) * 1e-3
+    v = np.concatenate([np.asarray(head, dtype=np.float64), near]).astype(dtype)
+    v = v.astype(np.float64)
+    q = np.sort(v)[::-1].copy()
+    if q[0] <= 0.0:
+        return  # a pruned row
+    summary = row_summary(q, new_summary(0))
+    d = q.size
+    tau_hi = int(d0_bound(q, d, gamma))
+    out = np.empty(tau_hi + 1)
+    ba_dice_objective(q, summary, gamma, eps, 0, tau_hi, out)
+    half = q >= 0.5
+    low, high = ba_band(summary, gamma, eps, q[0], int(half.sum()), float(q[half].sum()))
+    n_hi = int(np.count_nonzero(q >= high))
+    n_lo = int(np.count_nonzero(q > low))
+    assert tau_hi >= n_hi
+    assert np.all(np.diff(out[: n_hi + 1]) > 0.0)
+    assert np.all(np.diff(out[min(n_lo, tau_hi) :]) < 0.0)
+    want = ba_dice_best(q, summary, gamma, eps, d, d, 0, 0.0)
+    assert want[0] == int(np.argmax(out))
+    forced = v[v >= high]
+    s0 = 0.0
+    for x in forced[::-1]:
+        s0 += x
+    band = np.sort(v[(v > low) & (v < high)])[::-1].copy()
+    got = ba_dice_best(band, summary, gamma, eps, d, forced.size + band.size, forced.size, s0)
+    assert got == want

@@ -404,7 +404,7 @@ def ba_bands(summaries, stats, rows, params, lo, exact_sum):
     Returns
     -------
     lo, hi : ndarrays of float64
-        For a row that BA solves and whose candidate sums are exact in float64 in any
+        For a row that BA solves and whose forced sums are exact in float64 in any
         order: ``max(θ, L)`` and ``H`` of :func:`rankseg.kernels.ba_trna.ba_band`;
         for the others ``θ`` and ``inf`` (every candidate sorted, as before).
 
@@ -413,12 +413,13 @@ def ba_bands(summaries, stats, rows, params, lo, exact_sum):
     BA's search then starts after the pixels ``p >= H`` with their sum
     (:func:`rankseg.kernels.ba_trna.ba_dice_best`) and ends at the band's last.
     That sum comes in chunk order, not in rank order; the two agree when every
-    partial sum of the candidates is exact.  The candidates exceed ``lo' >= 2**e``,
-    so each is a multiple of ``u = 2**max(e - mbits, emin)``, and every partial sum
-    (at most ``d``) is a multiple of ``u`` below ``2**53 u`` when ``d < 2**53 u``:
-    then it is exact, whatever the order (float32 maps with ``lo' >= 2**-9`` up to
-    2**21 pixels; never float64).  Otherwise the row keeps the full sort, which the
-    result does not depend on.
+    partial sum of the forced values is exact (the band's values are then added to
+    it in rank order by both).  They are at least ``hi >= 2**e`` (``e = -1``: ``hi``
+    is at least 1/2), so each is a multiple of ``u = 2**max(e - mbits, emin)``, and
+    every partial sum (at most ``d``) is a multiple of ``u`` below ``2**53 u`` when
+    ``d < 2**53 u``: then it is exact, whatever the order (float32 maps: rows of
+    fewer than 2**29 pixels; float16: 2**42; never float64).  Otherwise the row
+    keeps the full sort, which the result does not depend on.
     """
     solver, gamma, eps = params
     mbits, emin = exact_sum
@@ -431,12 +432,10 @@ def ba_bands(summaries, stats, rows, params, lo, exact_sum):
         r = rows[i]
         n_half = np.int64(stats[r, STAT_NHALF])
         low, high = ba_band(summary, gamma, eps, stats[r, STAT_MAX], n_half, stats[r, STAT_SHALF])
-        low = max(low, lo[i])
-        if low <= 0.0:
-            continue
-        e = np.floor(np.log2(low))
+        e = np.floor(np.log2(high))  # the forced values are at least high >= 1/2
         if summary[SUM_D] >= 2.0 ** (53.0 + max(e - mbits, emin)):
             continue
+        low = max(low, lo[i])
         lo2[i] = low
         hi[i] = high
     return lo2, hi
