@@ -333,19 +333,21 @@ def test_block_cumulants_add_up_to_row_summary(rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
-def test_rna_summaries_are_row_summary_on_any_threads(rng, dtype):
+def test_row_summaries_are_row_summary_on_any_threads(rng, dtype):
     """The launcher forms the blocks on work items of every thread (items of 1,024
     pixels; the rows hold PASS_WORK values or more, so two threads take them) and
     gives each requested row row_summary's d, mu, var and m3 bit for bit."""
     import rankseg
     from rankseg._config import PASS_WORK
-    from rankseg.cpu.launchers import rna_summaries
+    from rankseg.cpu.launchers import row_summaries
 
     x = rng.beta(0.3, 0.3, (3, PASS_WORK // 2 + 1)).astype(dtype)
     xk = x.view(np.uint16) if dtype == np.float16 else x
     rows = np.array([2, 0, 1], dtype=np.int64)
     for nthreads in (1, 2):
         with rankseg.num_threads(nthreads):
-            got = rna_summaries(xk, rows, 1024)
-        for i, r in enumerate(rows):
-            assert np.array_equal(got[i], row_summary(xk[r], new_summary(0))), (nthreads, r)
+            for npow in (0, 12):
+                got = row_summaries(xk, rows, 1024, npow)
+                for i, r in enumerate(rows):
+                    want = row_summary(xk[r], new_summary(npow))
+                    assert np.array_equal(got[i], want), (nthreads, r, npow)

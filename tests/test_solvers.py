@@ -432,3 +432,37 @@ def test_ba_band_path_equals_the_full_sort(rng, solver, mode, gamma):
     (hi32, _), (hi64, _) = seen
     assert np.isfinite(hi32).sum() >= 3
     assert not np.isfinite(hi64).any()
+
+
+@pytest.mark.parametrize("metric", ["dice", "iou"])
+def test_exact_one_row_summaries_from_blocks(rng, metric, monkeypatch):
+    """A single row of PASS_WORK values or more on two threads takes the summaries
+    formed from blocks on both threads (fewer rows than threads); on one thread its
+    task forms the summary itself.  Masks and scores agree bit for bit."""
+    from rankseg import _threads
+    from rankseg._config import PASS_WORK
+    from rankseg.cpu import launchers
+
+    n = PASS_WORK + 4096
+    logits = rng.normal(size=n).cumsum() / 40
+    p = (1 / (1 + np.exp(-(logits - logits.mean())))).astype(np.float32).reshape(1, 1, 64, -1)
+    calls = []
+    real = launchers.row_summaries
+
+    def spy(*args, **kw):
+        calls.append(args[3] if len(args) > 3 else kw.get("npow", 0))
+        return real(*args, **kw)
+
+    res = []
+    kw = dict(metric=metric, solver="exact", output_mode="multilabel", return_info=True)
+    launchers.row_summaries = spy
+    try:
+        for nthreads in (1, 2):  # whatever the machine's load says
+            monkeypatch.setattr(_threads, "pass_threads", lambda work, n=nthreads: n)
+            res.append(predict(p, **kw))
+    finally:
+        launchers.row_summaries = real
+    assert calls == [launchers.DEFAULT_NPOW]  # only the two-thread call took the blocks
+    np.testing.assert_array_equal(res[0][0], res[1][0])
+    np.testing.assert_array_equal(res[0][1].score, res[1][1].score)
+    np.testing.assert_array_equal(res[0][1].tau, res[1][1].tau)

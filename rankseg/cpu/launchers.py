@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from rankseg import _threads
 from rankseg._compile import aot as _aot
 from rankseg._config import (
     BAND_SLOTS,
@@ -34,7 +35,7 @@ from rankseg._config import (
 from rankseg._policies import EXACT, one_bits
 from rankseg.cpu.tasks import run_tasks
 from rankseg.kernels.assign import argmax_tasks, conflict_tasks, exclusive_tasks
-from rankseg.kernels.exact import SUM_D, SUM_HEAD, SUM_MU
+from rankseg.kernels.exact import DEFAULT_NPOW, SUM_D, SUM_HEAD, SUM_MU
 from rankseg.kernels.masks import threshold_tasks, write_masks_tasks
 from rankseg.kernels.rma_passes import (
     NSTAT,
@@ -48,6 +49,7 @@ from rankseg.kernels.rma_passes import (
 from rankseg.kernels.solver_passes import (
     ba_bands,
     candidate_bounds,
+    cumulant_tasks,
     cut_of,
     empty_exact_tasks,
     empty_rna_tasks,
@@ -56,9 +58,9 @@ from rankseg.kernels.solver_passes import (
     packed_tasks,
     prefix_above,
     rna_rows_tasks,
-    rna_summary_tasks,
     search_end,
     solve_row,
+    summary_tasks,
 )
 from rankseg.kernels.sort import sort_descending
 from rankseg.kernels.summary import BLOCK as SUM_BLOCK
@@ -73,8 +75,8 @@ __all__ = [
     "empty_scores",
     "locate_ties",
     "rma_cuts",
-    "rna_summaries",
     "row_stats",
+    "row_summaries",
     "selection_counters",
     "solve_candidates",
     "solve_packed",
@@ -356,7 +358,7 @@ def solver_cuts(
     hi = np.full(na, np.inf)
     if solver != EXACT:
         # the summaries first: BA's band needs the row's window
-        summaries = rna_summaries(x, rows, chunk)
+        summaries = row_summaries(x, rows, chunk)
         info = np.finfo(np.float16 if x.dtype == np.uint16 else x.dtype)
         exact_sum = (np.int64(info.nmant), np.int64(np.log2(info.smallest_subnormal)))
         problem = (solver, gamma, eps)
@@ -370,18 +372,21 @@ def solver_cuts(
         np.zeros(na, dtype=np.int64),
     )
     if na and solver == EXACT:
-        run_tasks(exact_rows_tasks, na, x, rows, (metric, gamma, lo), cand, start, out)
+        # fewer rows than threads: their summaries from blocks on every thread (else
+        # each row's task forms its own)
+        few = na < _threads.pass_threads(na * d)
+        whole = row_summaries(x, rows, chunk, DEFAULT_NPOW) if few else np.zeros((0, 1))
+        run_tasks(exact_rows_tasks, na, x, rows, (metric, gamma, lo), cand, start, whole, out)
     elif na:
         forced = (start, *_forced_sets(counts, na, d, chunk))
-        args = (x, rows, (solver, gamma, eps), cand, forced, summaries, out)
-        run_tasks(rna_rows_tasks, na, *args)
+        run_tasks(rna_rows_tasks, na, x, rows, (solver, gamma, eps), cand, forced, summaries, out)
     tau, t, jcut, score, ktie = out
     locate_ties(x, rows, t, jcut, ktie)
     return tau, t, jcut, score
 
 
-def rna_summaries(x: np.ndarray, rows: np.ndarray, chunk: int) -> np.ndarray:
-    """Whole-row summaries ``(d, mu, var, m3)`` of the rows, formed on every thread.
+def row_summaries(x: np.ndarray, rows: np.ndarray, chunk: int, npow: int = 0) -> np.ndarray:
+    """Whole-row summaries of the rows, formed on every thread.
 
     Parameters
     ----------
@@ -391,22 +396,25 @@ def rna_summaries(x: np.ndarray, rows: np.ndarray, chunk: int) -> np.ndarray:
         The rows.
     chunk : int
         Pixels per work item.
+    npow : int, default 0
+        Power sums to form (0: ``d, mu, var, m3`` only).
 
     Returns
     -------
-    ndarray of float64, shape (len(rows), SUM_HEAD)
-        What :func:`rankseg.kernels.summary.row_summary` gives each row with no
-        power sums, bit for bit: the work items form each block's sums, which are
-        then added in block order, as its one loop adds them.
+    ndarray of float64, shape (len(rows), SUM_HEAD + npow)
+        What :func:`rankseg.kernels.summary.row_summary` gives each row, bit for
+        bit: the work items form each block's sums, which are then added in block
+        order, as its one loop adds them.
     """
     na, d = rows.shape[0], x.shape[1]
-    summaries = np.zeros((na, SUM_HEAD))
-    part = np.empty((na, (d + SUM_BLOCK - 1) // SUM_BLOCK, 3))
+    summaries = np.zeros((na, SUM_HEAD + npow))
+    part = np.empty((na, (d + SUM_BLOCK - 1) // SUM_BLOCK, 3 + npow))
     ntask = na * ((d + chunk - 1) // chunk)
-    run_tasks(rna_summary_tasks, ntask, x, rows, np.int64(chunk), part, work=na * d)
+    kernel = summary_tasks if npow else cumulant_tasks
+    run_tasks(kernel, ntask, x, rows, np.int64(chunk), part, work=na * d)
     summaries[:, SUM_D] = d
     if part.shape[1]:
-        summaries[:, SUM_MU : SUM_MU + 3] = np.add.accumulate(part, axis=1)[:, -1]
+        summaries[:, SUM_MU:] = np.add.accumulate(part, axis=1)[:, -1]
     return summaries
 
 

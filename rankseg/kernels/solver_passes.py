@@ -55,7 +55,7 @@ from rankseg.kernels.rma_passes import (
     STAT_SHALF,
 )
 from rankseg.kernels.sort import sort_candidates, sort_descending
-from rankseg.kernels.summary import BLOCK, block_cumulants
+from rankseg.kernels.summary import BLOCK, block_cumulants, block_summaries
 
 __all__ = [
     "BA",
@@ -344,15 +344,22 @@ def _store_cut(i, q, best, val, d, out):
 
 
 @jit
-def exact_rows_tasks(i0, i1, x, rows, problem, band, start, out):
-    """Rows ``i0 <= i < i1`` of :func:`rankseg.cpu.launchers.solver_cuts` under the exact solver."""
+def exact_rows_tasks(i0, i1, x, rows, problem, band, start, summaries, out):
+    """Rows ``i0 <= i < i1`` of :func:`rankseg.cpu.launchers.solver_cuts` under the exact solver.
+
+    ``summaries`` holds each row's summary when the launcher formed them (an array
+    of no rows otherwise: then each row's is formed here).
+    """
     metric, gamma, lo = problem
     d = x.shape[1]
     nch = (start.shape[0] - 1) // rows.shape[0]
     for i in range(i0, i1):
         r = rows[i]
-        summary = np.zeros(SUM_HEAD + DEFAULT_NPOW)
-        row_summary(x[r], summary)
+        if summaries.shape[0]:
+            summary = summaries[i]
+        else:
+            summary = np.zeros(SUM_HEAD + DEFAULT_NPOW)
+            row_summary(x[r], summary)
         q = band[start[i * nch] : start[(i + 1) * nch]]
         sort_candidates(q, x[r])
         tau_hi = q.shape[0]  # exact: every candidate (the bound proves d0 <= it)
@@ -368,11 +375,12 @@ def exact_rows_tasks(i0, i1, x, rows, problem, band, start, out):
 
 
 @jit
-def rna_summary_tasks(i0, i1, x, rows, chunk, part):
+def cumulant_tasks(i0, i1, x, rows, chunk, part):
     """Work items ``i0 <= task < i1``: the blocks' cumulant sums of row ``rows[i]``.
 
-    ``part[i, b]`` receives those of block ``b`` (:func:`rankseg.kernels.summary.block_cumulants`);
-    added in block order they are the row's summary, whatever the threads.
+    ``part[i, b]`` receives those of block ``b``
+    (:func:`rankseg.kernels.summary.block_cumulants`); added in block order they are
+    the row's ``mu``, ``var`` and ``m3``, whatever the threads.
     """
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
@@ -382,13 +390,27 @@ def rna_summary_tasks(i0, i1, x, rows, chunk, part):
 
 
 @jit
+def summary_tasks(i0, i1, x, rows, chunk, part):
+    """Work items ``i0 <= task < i1``: as :func:`cumulant_tasks`, with the power sums.
+
+    ``part[i, b]`` receives block ``b``'s cumulant and power sums
+    (:func:`rankseg.kernels.summary.block_summaries`).
+    """
+    d = x.shape[1]
+    nch = (d + chunk - 1) // chunk
+    for task in range(i0, i1):
+        i, j0, j1 = work_item(task, nch, chunk, d)
+        block_summaries(x[rows[i], j0:j1], part[i, j0 // BLOCK : (j1 + BLOCK - 1) // BLOCK])
+
+
+@jit
 def ba_bands(summaries, stats, rows, params, lo, exact_sum):
     """Per row, the band ``lo' < p < hi`` of the pixels BA needs sorted.
 
     Parameters
     ----------
     summaries : ndarray of float64, shape (len(rows), SUM_HEAD)
-        Whole-row summaries (:func:`rna_summary_tasks`).
+        Whole-row summaries (:func:`cumulant_tasks`).
     stats : ndarray, shape (R, 4)
         Row statistics with maxima.
     rows : ndarray of int64

@@ -22,6 +22,7 @@ __all__ = [
     "SUM_MU",
     "SUM_VAR",
     "block_cumulants",
+    "block_summaries",
     "new_summary",
     "row_summary",
 ]
@@ -194,3 +195,51 @@ def block_cumulants(row, out):
         out[b, 0] = a0
         out[b, 1] = a1
         out[b, 2] = a2
+
+
+@jit(fastmath={"reassoc"})
+def block_summaries(row, out):
+    """Each block's cumulant and power sums, as :func:`row_summary` forms them.
+
+    Parameters
+    ----------
+    row : ndarray, shape (n,)
+        Pixels of a row (as for :func:`row_summary`), ``n`` a multiple of
+        :data:`BLOCK` except for a row's last piece.
+    out : ndarray of float64, shape (ceil(n / BLOCK), 3 + K)
+        Receives, per block of :data:`BLOCK` pixels, ``sum p``, ``sum p (1 - p)``,
+        ``sum p (1 - p) (1 - 2 p)`` and the power sums ``P_1 .. P_K``.
+
+    Notes
+    -----
+    The block loop and :func:`block_powers` are :func:`row_summary`'s, so adding a
+    row's blocks in order, starting from the first, gives its summary (after
+    ``d``) bit for bit (``tests/test_exact_kernels.py``), and a long row's blocks
+    can be formed on several threads.
+    """
+    n = row.shape[0]
+    npow = out.shape[1] - 3
+    vals = np.empty(BLOCK, dtype=np.float64)
+    pw = np.empty(BLOCK, dtype=np.float64)
+    for b in range(out.shape[0]):
+        start = b * BLOCK
+        m = min(BLOCK, n - start)
+        blk = row[start : start + m]
+        a0 = 0.0
+        a1 = 0.0
+        a2 = 0.0
+        for i in range(m):
+            p = as_f64(blk[i])
+            vals[i] = p
+            pw[i] = p
+            v = p * (1.0 - p)
+            a0 += p
+            a1 += v
+            a2 += v * (1.0 - 2.0 * p)
+        tot = out[b]
+        tot[0] = a0
+        tot[1] = a1
+        tot[2] = a2
+        for k in range(npow):
+            tot[3 + k] = 0.0
+        block_powers(vals, pw, m, npow, tot, np.int64(3))
