@@ -372,3 +372,42 @@ def test_ba_band_bounds_hold_on_any_row(head, n_near, gamma, eps, dtype):
     band = np.sort(v[(v > low) & (v < high)])[::-1].copy()
     got = ba_dice_best(band, summary, gamma, eps, d, forced.size + band.size, forced.size, s0)
     assert got == want
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 3.0])
+@pytest.mark.parametrize("eps", [1e-4, 0.05])
+def test_trna_low_bound_holds(rng, gamma, eps):
+    """trna_low's claim on the computed TRNA objective: it falls at every step from
+    the last pixel > L on, so the search over the pixels above max(theta, L) finds
+    the full scan's first maximizer and value, bit for bit."""
+    from rankseg._policies import TRNA
+    from rankseg.kernels.solver_passes import search_end
+    from rankseg.kernels.trna import trna_low
+
+    cut = 0
+    for p in _ba_band_rows(rng):
+        q = np.sort(p.astype(np.float32).astype(np.float64))[::-1].copy()
+        summary = row_summary(q, new_summary(0))
+        d = q.size
+        half = q >= 0.5
+        n_half, s_half = int(half.sum()), float(q[half].sum())
+        low = trna_low(summary, gamma, eps, q[0], n_half, s_half)
+        if low < 0.0:
+            assert summary[SUM_VAR] - 0.25 < TRNA_SIGMA_INTERP**2
+            continue
+        theta = max(q[0] / (1.0 + gamma + d), s_half / (n_half + gamma + d) if n_half else 0.0)
+        full = q[q > theta]
+        tau_hi = int(search_end(TRNA, full, d, gamma))
+        out = np.empty(tau_hi + 1)
+        trna_dice_objective(full, summary, gamma, eps, 0, tau_hi, out)
+        n_lo = int(np.count_nonzero(q > low))
+        assert np.all(np.diff(out[min(n_lo, tau_hi) :]) < 0.0), (p.size, gamma, eps)
+        best = int(np.argmax(out))
+        part = q[q > max(theta, low)]
+        tau_hi2 = int(search_end(TRNA, part, d, gamma))
+        out2 = np.empty(tau_hi2 + 1)
+        trna_dice_objective(part, summary, gamma, eps, 0, tau_hi2, out2)
+        best2 = int(np.argmax(out2))
+        assert (best2, out2[best2]) == (best, out[best])
+        cut += tau_hi2 < tau_hi
+    assert cut >= 2  # the bound shortens the search on some rows

@@ -47,7 +47,6 @@ from rankseg.kernels.rma_passes import (
     ties_tasks,
 )
 from rankseg.kernels.solver_passes import (
-    ba_bands,
     candidate_bounds,
     cumulant_tasks,
     cut_of,
@@ -57,6 +56,7 @@ from rankseg.kernels.solver_passes import (
     next_theta,
     packed_tasks,
     prefix_above,
+    rna_bands,
     rna_rows_tasks,
     search_end,
     solve_row,
@@ -357,12 +357,12 @@ def solver_cuts(
     lo = _aot.call(candidate_bounds, stats, rows, metric, gamma, np.int64(d))
     hi = np.full(na, np.inf)
     if solver != EXACT:
-        # the summaries first: BA's band needs the row's window
+        # the summaries first: BA's and TRNA's bands need the row's window
         summaries = row_summaries(x, rows, chunk)
         info = np.finfo(np.float16 if x.dtype == np.uint16 else x.dtype)
         exact_sum = (np.int64(info.nmant), np.int64(np.log2(info.smallest_subnormal)))
         problem = (solver, gamma, eps)
-        lo, hi = _aot.call(ba_bands, summaries, stats, rows, problem, lo, exact_sum)
+        lo, hi = _aot.call(rna_bands, summaries, stats, rows, problem, lo, exact_sum)
     counts, cand, start = band_values(x, xb, rows, (lo, hi), chunk, cmax)
     out = (
         np.zeros(na, dtype=np.int64),

@@ -56,6 +56,7 @@ from rankseg.kernels.rma_passes import (
 )
 from rankseg.kernels.sort import sort_candidates, sort_descending
 from rankseg.kernels.summary import BLOCK, block_cumulants, block_summaries
+from rankseg.kernels.trna import trna_low
 
 __all__ = [
     "BA",
@@ -404,8 +405,8 @@ def summary_tasks(i0, i1, x, rows, chunk, part):
 
 
 @jit
-def ba_bands(summaries, stats, rows, params, lo, exact_sum):
-    """Per row, the band ``lo' < p < hi`` of the pixels BA needs sorted.
+def rna_bands(summaries, stats, rows, params, lo, exact_sum):
+    """Per row, the band ``lo' < p < hi`` of the pixels BA or TRNA needs sorted.
 
     Parameters
     ----------
@@ -428,7 +429,9 @@ def ba_bands(summaries, stats, rows, params, lo, exact_sum):
     lo, hi : ndarrays of float64
         For a row that BA solves and whose forced sums are exact in float64 in any
         order: ``max(θ, L)`` and ``H`` of :func:`rankseg.kernels.ba_trna.ba_band`;
-        for the others ``θ`` and ``inf`` (every candidate sorted, as before).
+        for a row that TRNA solves: ``max(θ, L)`` with ``L`` of
+        :func:`rankseg.kernels.trna.trna_low` (``θ`` where it does not apply) and
+        ``inf``; for the others ``θ`` and ``inf`` (every candidate sorted, as before).
 
     Notes
     -----
@@ -449,10 +452,13 @@ def ba_bands(summaries, stats, rows, params, lo, exact_sum):
     hi = np.full(rows.shape[0], np.inf)
     for i in range(rows.shape[0]):
         summary = summaries[i]
-        if not _uses_ba(solver, summary):
-            continue
         r = rows[i]
         n_half = np.int64(stats[r, STAT_NHALF])
+        if not _uses_ba(solver, summary):
+            # TRNA: only the end of the search (no forced set: each pixel's pmf counts)
+            low = trna_low(summary, gamma, eps, stats[r, STAT_MAX], n_half, stats[r, STAT_SHALF])
+            lo2[i] = max(lo[i], low)
+            continue
         low, high = ba_band(summary, gamma, eps, stats[r, STAT_MAX], n_half, stats[r, STAT_SHALF])
         e = np.floor(np.log2(high))  # the forced values are at least high >= 1/2
         if summary[SUM_D] >= 2.0 ** (53.0 + max(e - mbits, emin)):
@@ -470,7 +476,7 @@ def rna_rows_tasks(i0, i1, x, rows, problem, band, forced, summaries, out):
     ``band`` holds each row's candidates below its forced bound (all of them when it
     is ``inf``), ``forced`` is ``(start, nforce, sforce, mforce)``: the offsets of
     the work items in ``band``, and per row the count, sum and smallest value of the
-    pixels at or above the bound (:func:`ba_bands`).
+    pixels at or above the bound (:func:`rna_bands`).
     """
     solver, gamma, eps = problem
     start, nforce, sforce, mforce = forced
@@ -484,7 +490,7 @@ def rna_rows_tasks(i0, i1, x, rows, problem, band, forced, summaries, out):
         if _uses_ba(solver, summary):
             # BA finds d0 in the loop that sums S_tau for its scan
             best, val = ba_dice_best(q, summary, gamma, eps, d, n0 + q.shape[0], n0, sforce[i])
-        else:  # no forced set (ba_bands)
+        else:  # no forced set (rna_bands)
             tau_hi = search_end(solver, q, d, gamma)
             best, val = _solve_rna(solver, q, summary, (gamma, eps), tau_hi)
         if best == n0 and n0 > 0:  # the cut after the forced set: no tie straddles it

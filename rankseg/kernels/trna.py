@@ -13,7 +13,13 @@ from __future__ import annotations
 import numpy as np
 
 from rankseg._compile.jit import jit
-from rankseg.kernels.refined_normal import refined_g, refined_g_raw, rna_params, rna_pmf_window
+from rankseg.kernels.refined_normal import (
+    refined_g,
+    refined_g_raw,
+    rna_params,
+    rna_pmf_window,
+    rna_window,
+)
 from rankseg.kernels.rna_moments import (
     NMOM,
     SERIES_RATIO,
@@ -21,9 +27,9 @@ from rankseg.kernels.rna_moments import (
     gamma_pmf,
     inv_mean,
 )
-from rankseg.kernels.summary import SUM_M3, SUM_MU, SUM_VAR
+from rankseg.kernels.summary import SUM_D, SUM_M3, SUM_MU, SUM_VAR
 
-__all__ = ["TRNA_SIGMA_INTERP", "trna_dice_objective"]
+__all__ = ["TRNA_SIGMA_INTERP", "trna_dice_objective", "trna_low"]
 
 
 @jit
@@ -318,3 +324,65 @@ def trna_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out):
                 val += gamma * inv_mean(tau + gamma, pmf, lq, uq, c, mom)
             out[tau - tau_lo] = val
     return w
+
+
+#: relative margin of :func:`trna_low` below its bound
+_LOW_MARGIN = 1e-3
+
+
+@jit
+def trna_low(summary, gamma, eps, pmax, n_half, s_half):
+    """Return ``L`` such that TRNA's objective falls from the last pixel ``p > L`` on.
+
+    Parameters
+    ----------
+    summary : ndarray of float64
+        Whole-row summary (``d, mu, var, m3``).
+    gamma : float
+        Smoothing ``gamma >= 0``.
+    eps : float
+        Window tail mass in (0, 1).
+    pmax : float
+        The row's largest probability (> 0).
+    n_half, s_half : int, float
+        Count and sum of the pixels ``p >= 1/2``.
+
+    Returns
+    -------
+    float
+        ``L > 0``, or ``-1.0`` when the bound does not apply (a row whose smallest
+        leave-one-out standard deviation is below :data:`TRNA_SIGMA_INTERP`).  With
+        ``n`` pixels above ``L``, the first maximizer over ``[0, d0]`` is at most
+        ``n``: a search may stop there.
+
+    Notes
+    -----
+    Adding the pixel ``p`` of rank ``tau + 1`` changes the objective by
+    ``2 p B - 2 sum_k W_tau(k) / ((k + a)(k + a + 1)) - gamma D``, ``a = tau + 1 + gamma``,
+    ``B = sum_k pmf_{-(tau+1)}(k) / (k + a + 1)`` and ``D >= 0`` (the ``gamma`` term's
+    difference).  Every leave-one-out pmf is a probability on Gamma's window
+    ``[lq, uq]`` (its mass there is positive when its standard deviation is at least
+    :data:`TRNA_SIGMA_INTERP`, and it is renormalized), so ``B <= 1 / (a + 1 + lq)``,
+    ``sum_k W_tau(k) = S_tau`` and the sum over ``k`` is at least
+    ``S_tau / ((uq + a)(uq + a + 1))``: the step is negative when
+    ``p < S_tau (a + 1 + lq) / ((uq + a)(uq + a + 1))``, which holds when
+    ``p < S_tau / (tau + c)`` with ``c = 1 + gamma + uq + w + w (w - 1) / (2 + gamma + lq)``,
+    ``w = uq - lq``.  From there the mediant argument of BA's ``L``
+    (:func:`rankseg.kernels.ba_trna.ba_band`) applies with this ``c``; ``L`` is the
+    larger of ``S_X / (|X| + c)`` for ``X`` the pixels ``>= 1/2`` and ``X`` the largest
+    pixel, times ``1 - 1e-3``, which keeps each step it decides far above the
+    interpolation and rounding error of the computed objective
+    (``tests/test_ba_trna_kernels.py``).
+    """
+    var_min = summary[SUM_VAR] - 0.25
+    if var_min < TRNA_SIGMA_INTERP * TRNA_SIGMA_INTERP:
+        return -1.0
+    mu = summary[SUM_MU]
+    sigma, skew = rna_params(mu, summary[SUM_VAR], summary[SUM_M3])
+    lq, uq = rna_window(mu, sigma, skew, int(summary[SUM_D]), eps)
+    w = uq - lq
+    c = 1.0 + gamma + uq + w + w * (w - 1.0) / (2.0 + gamma + lq)
+    low = pmax / (1.0 + c)
+    if n_half > 0:
+        low = max(low, s_half / (n_half + c))
+    return low * (1.0 - _LOW_MARGIN)
