@@ -35,15 +35,16 @@ from __future__ import annotations
 import numpy as np
 
 from rankseg._compile.jit import jit
-from rankseg.kernels.refined_normal import rna_params, rna_window
+from rankseg.kernels.refined_normal import rna_params
 from rankseg.kernels.rna_moments import (
     NMOM,
     central_moments,
     gamma_pmf,
     inv_mean,
+    mediant_low,
     rna_window_of_summary,
 )
-from rankseg.kernels.summary import SUM_D, SUM_M3, SUM_MU, SUM_VAR
+from rankseg.kernels.summary import SUM_M3, SUM_MU, SUM_VAR
 from rankseg.kernels.trna import trna_dice_objective
 
 __all__ = [
@@ -175,8 +176,9 @@ BA_BLOCK = 256
 _BA_SLACK = 1e-9
 
 
-#: relative margin of :func:`ba_band` inside its bounds: the increments they prove
-#: positive (or negative) stay far above the rounding of the computed objective
+#: relative margin of :func:`ba_band` above its bound ``H`` (``L``'s is
+#: ``rna_moments.LOW_MARGIN``): the steps it proves positive stay far above the
+#: rounding of the computed objective
 _BAND_MARGIN = 1e-3
 
 
@@ -230,7 +232,7 @@ def ba_band(summary, gamma, eps, pmax, n_half, s_half):
     pixels of rank ``|X| + 1 .. tau``, so ``R(tau) >= min(L0, p_(tau)) >= p_(tau+1)``,
     and ``R(tau) - p_(tau+1) >= (|X| + c)(L0 - p_(tau+1)) / (d + c)`` (the mediant
     argument of the d0 bound, with ``c`` for ``gamma + d``).  ``L`` is the larger
-    ``L0`` times ``1 - 1e-3``.
+    ``L0`` times ``1 - 1e-3`` (:func:`rankseg.kernels.rna_moments.mediant_low`).
 
     The margins make every step these bounds decide change the objective by at
     least about ``1e-3 (|X| + c) / (d + c)`` of a pixel's weight -- relative to
@@ -238,18 +240,13 @@ def ba_band(summary, gamma, eps, pmax, n_half, s_half):
     (``tests/test_ba_trna_kernels.py``).
     """
     mu = summary[SUM_MU]
-    d = int(summary[SUM_D])
-    sigma, skew = rna_params(mu, summary[SUM_VAR], summary[SUM_M3])
-    lq, uq = rna_window(mu, sigma, skew, d, eps)
+    lq, uq = rna_window_of_summary(summary, eps)
     h = mu * pmax / (mu + pmax * (1.0 + gamma + lq)) if mu > 0.0 else 0.0
     if gamma > 0.0:
         g = gamma + lq
         h += 0.5 * gamma * (2.0 + g) / (g * (1.0 + g))
-    c = 1.0 + gamma + uq
-    low = pmax / (1.0 + c)
-    if n_half > 0:
-        low = max(low, s_half / (n_half + c))
-    return low * (1.0 - _BAND_MARGIN), max(h, 0.5) * (1.0 + _BAND_MARGIN)
+    low = mediant_low(pmax, n_half, s_half, 1.0 + gamma + uq)
+    return low, max(h, 0.5) * (1.0 + _BAND_MARGIN)
 
 
 @jit

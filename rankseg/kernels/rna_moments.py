@@ -15,7 +15,7 @@ from rankseg._compile.jit import jit
 from rankseg.kernels.refined_normal import rna_params, rna_pmf_window, rna_window
 from rankseg.kernels.summary import SUM_D, SUM_M3, SUM_MU, SUM_VAR
 
-__all__ = ["rna_window_of_summary"]
+__all__ = ["mediant_low", "rna_window_of_summary"]
 
 #: Central moments kept for the series form of A(a) (ratio <= _SERIES_RATIO).
 NMOM = 16
@@ -85,3 +85,38 @@ def inv_mean(a, pmf, lq, uq, c, mom):
     for i in range(w):
         acc += pmf[i] / (a + lq + i)
     return acc
+
+
+#: relative margin of :func:`mediant_low` below its bound: the steps it decides stay
+#: far above the rounding (and TRNA's interpolation error) of the computed objective
+LOW_MARGIN = 1e-3
+
+
+@jit
+def mediant_low(pmax, n_half, s_half, c):
+    """``max(p_max / (1 + c), S_X / (|X| + c)) (1 - 1e-3)``, ``X`` the pixels ``>= 1/2``.
+
+    Parameters
+    ----------
+    pmax : float
+        The row's largest probability.
+    n_half, s_half : int, float
+        Count and sum of the pixels ``p >= 1/2`` (``X``).
+    c : float
+        The objective's constant: its step at the pixel ``p`` of rank ``tau + 1`` is
+        negative whenever ``p < S_tau / (tau + c)``.
+
+    Returns
+    -------
+    float
+        ``L``: from the last pixel ``p > L`` on, every step is negative (the mediant
+        argument of the d0 bound: ``S_tau / (tau + c)`` at ``tau >= |X|`` is a
+        weighted mean of ``S_X / (|X| + c)`` and the pixels of rank ``|X| + 1 .. tau``,
+        and the same with the largest pixel as ``X``).  Used by BA's and TRNA's
+        bounds (:func:`rankseg.kernels.ba_trna.ba_band`,
+        :func:`rankseg.kernels.trna.trna_low`).
+    """
+    low = pmax / (1.0 + c)
+    if n_half > 0:
+        low = max(low, s_half / (n_half + c))
+    return low * (1.0 - LOW_MARGIN)

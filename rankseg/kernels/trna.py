@@ -13,21 +13,17 @@ from __future__ import annotations
 import numpy as np
 
 from rankseg._compile.jit import jit
-from rankseg.kernels.refined_normal import (
-    refined_g,
-    refined_g_raw,
-    rna_params,
-    rna_pmf_window,
-    rna_window,
-)
+from rankseg.kernels.refined_normal import refined_g, refined_g_raw, rna_params, rna_pmf_window
 from rankseg.kernels.rna_moments import (
     NMOM,
     SERIES_RATIO,
     central_moments,
     gamma_pmf,
     inv_mean,
+    mediant_low,
+    rna_window_of_summary,
 )
-from rankseg.kernels.summary import SUM_D, SUM_M3, SUM_MU, SUM_VAR
+from rankseg.kernels.summary import SUM_M3, SUM_MU, SUM_VAR
 
 __all__ = ["TRNA_SIGMA_INTERP", "trna_dice_objective", "trna_low"]
 
@@ -326,10 +322,6 @@ def trna_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out):
     return w
 
 
-#: relative margin of :func:`trna_low` below its bound
-_LOW_MARGIN = 1e-3
-
-
 @jit
 def trna_low(summary, gamma, eps, pmax, n_half, s_half):
     """Return ``L`` such that TRNA's objective falls from the last pixel ``p > L`` on.
@@ -370,19 +362,15 @@ def trna_low(summary, gamma, eps, pmax, n_half, s_half):
     ``w = uq - lq``.  From there the mediant argument of BA's ``L``
     (:func:`rankseg.kernels.ba_trna.ba_band`) applies with this ``c``; ``L`` is the
     larger of ``S_X / (|X| + c)`` for ``X`` the pixels ``>= 1/2`` and ``X`` the largest
-    pixel, times ``1 - 1e-3``, which keeps each step it decides far above the
-    interpolation and rounding error of the computed objective
-    (``tests/test_ba_trna_kernels.py``).
+    pixel, times ``1 - 1e-3`` (:func:`rankseg.kernels.rna_moments.mediant_low`), which
+    keeps each step it decides far above the interpolation and rounding error of the
+    computed objective (``tests/test_ba_trna_kernels.py``).
     """
     var_min = summary[SUM_VAR] - 0.25
     if var_min < TRNA_SIGMA_INTERP * TRNA_SIGMA_INTERP:
         return -1.0
-    mu = summary[SUM_MU]
-    sigma, skew = rna_params(mu, summary[SUM_VAR], summary[SUM_M3])
-    lq, uq = rna_window(mu, sigma, skew, int(summary[SUM_D]), eps)
+    lq, uq = rna_window_of_summary(summary, eps)
     w = uq - lq
-    c = 1.0 + gamma + uq + w + w * (w - 1.0) / (2.0 + gamma + lq)
-    low = pmax / (1.0 + c)
-    if n_half > 0:
-        low = max(low, s_half / (n_half + c))
-    return low * (1.0 - _LOW_MARGIN)
+    return mediant_low(
+        pmax, n_half, s_half, 1.0 + gamma + uq + w + w * (w - 1.0) / (2.0 + gamma + lq)
+    )
