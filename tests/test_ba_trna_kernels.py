@@ -374,3 +374,21 @@ def test_trna_low_bound_holds(rng, gamma, eps):
         assert (best2, out2[best2]) == (best, out[best])
         cut += tau_hi2 < tau_hi
     assert cut >= 2  # the bound shortens the search on some rows
+
+
+def test_mediant_low_is_the_larger_mediant_bound():
+    """mediant_low: the larger of p_max / (1 + c) and S_X / (|X| + c), shrunk by 1e-3;
+    on a row, every pixel of rank > |X| below it has S_tau / (tau + c) above it."""
+    from rankseg.kernels.rna_moments import LOW_MARGIN, mediant_low
+
+    assert mediant_low(0.9, 0, 0.0, 9.0) == pytest.approx(0.09 * (1 - LOW_MARGIN), rel=1e-15)
+    assert mediant_low(0.9, 10, 8.0, 10.0) == pytest.approx(0.4 * (1 - LOW_MARGIN), rel=1e-15)
+    rng = np.random.default_rng(5)
+    q = np.sort(np.concatenate([0.5 + rng.random(50) / 2, rng.random(2000) * 0.5]))[::-1]
+    c = 300.0
+    half = q >= 0.5
+    low = mediant_low(q[0], int(half.sum()), float(q[half].sum()), c)
+    s = np.cumsum(q)
+    for tau in range(int(half.sum()), q.size - 1):
+        if q[tau] <= low:  # the pixel of rank tau + 1
+            assert s[tau - 1] / (tau + c) > q[tau]
