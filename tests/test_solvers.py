@@ -395,7 +395,8 @@ def test_smallest_smoothing_keeps_the_empty_mask_exact(rng, metric):
 def test_ba_band_path_equals_the_full_sort(rng, solver, mode, gamma):
     """A float32 map takes BA's band path (only the pixels between ba_band's bounds
     sorted, the ones above added in chunk order); the same values in float64 sort
-    every candidate, as before.  Masks, tau and scores agree bit for bit."""
+    every candidate above the lower bound (no forced set: their sum is not exact in
+    any order).  Masks, tau and scores agree bit for bit."""
     from rankseg.cpu import launchers
     from rankseg.kernels.rma_passes import STAT_MAX, STAT_MU, STAT_NHALF, STAT_SHALF
 
@@ -420,7 +421,7 @@ def test_ba_band_path_equals_the_full_sort(rng, solver, mode, gamma):
     real = launchers.band_values
 
     def spy(x_, xb, rows, bounds, chunk, cmax):
-        seen.append((bounds[1].copy(), rows.size))
+        seen.append((bounds[0].copy(), bounds[1].copy()))
         return real(x_, xb, rows, bounds, chunk, cmax)
 
     launchers.band_values = spy
@@ -429,9 +430,13 @@ def test_ba_band_path_equals_the_full_sort(rng, solver, mode, gamma):
         predict(p.astype(np.float64), **kw)
     finally:
         launchers.band_values = real
-    (hi32, _), (hi64, _) = seen
+    (lo32, hi32), (lo64, hi64) = seen
     assert np.isfinite(hi32).sum() >= 3
     assert not np.isfinite(hi64).any()
+    # both start their bands at BA's lower bound L, near the optimum's threshold (the
+    # candidate bound S_X / (|X| + d) is about 0.2 on such rows)
+    np.testing.assert_allclose(lo64, lo32, rtol=1e-9)
+    assert np.all(lo32 > 0.3), lo32
 
 
 @pytest.mark.parametrize("metric", ["dice", "iou"])

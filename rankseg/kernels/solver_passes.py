@@ -427,11 +427,12 @@ def rna_bands(summaries, stats, rows, params, lo, exact_sum):
     Returns
     -------
     lo, hi : ndarrays of float64
-        For a row that BA solves and whose forced sums are exact in float64 in any
-        order: ``max(θ, L)`` and ``H`` of :func:`rankseg.kernels.ba_trna.ba_band`;
+        For a row that BA solves: ``max(θ, L)`` and ``H`` of
+        :func:`rankseg.kernels.ba_trna.ba_band`, or ``inf`` for ``H`` where the forced
+        sum is not exact in float64 in any order (every candidate above ``L`` sorted);
         for a row that TRNA solves: ``max(θ, L)`` with ``L`` of
         :func:`rankseg.kernels.trna.trna_low` (``θ`` where it does not apply) and
-        ``inf``; for the others ``θ`` and ``inf`` (every candidate sorted, as before).
+        ``inf``.
 
     Notes
     -----
@@ -444,7 +445,7 @@ def rna_bands(summaries, stats, rows, params, lo, exact_sum):
     every partial sum (at most ``d``) is a multiple of ``u`` below ``2**53 u`` when
     ``d < 2**53 u``: then it is exact, whatever the order (float32 maps: rows of
     fewer than 2**29 pixels; float16: 2**42; never float64).  Otherwise the row
-    keeps the full sort, which the result does not depend on.
+    sorts all its candidates above ``L``, which the result does not depend on.
     """
     solver, gamma, eps = params
     mbits, emin = exact_sum
@@ -460,12 +461,10 @@ def rna_bands(summaries, stats, rows, params, lo, exact_sum):
             lo2[i] = max(lo[i], low)
             continue
         low, high = ba_band(summary, gamma, eps, stats[r, STAT_MAX], n_half, stats[r, STAT_SHALF])
+        lo2[i] = max(lo[i], low)
         e = np.floor(np.log2(high))  # the forced values are at least high >= 1/2
-        if summary[SUM_D] >= 2.0 ** (53.0 + max(e - mbits, emin)):
-            continue
-        low = max(low, lo[i])
-        lo2[i] = low
-        hi[i] = high
+        if summary[SUM_D] < 2.0 ** (53.0 + max(e - mbits, emin)):
+            hi[i] = high
     return lo2, hi
 
 
