@@ -122,16 +122,19 @@ def test_objectives_match_oracles(rng, solver):
         ("logistic", 1000, 1e-4),
         ("zero_one", 500, 0.05),
         ("near_one_f32", 2000, 1e-4),
+        ("runs", 3000, 1e-4),  # runs of equal values in the moment phase: shared work
     ],
 )
 def test_trna_interpolation_matches_oracle(rng, kind, d, eps):
-    """Panels in p, exact irregular counts and the moment phase vs pixel by pixel."""
+    """Panels in p, exact irregular counts and the moment phase (with the increments
+    of a run of equal values computed once) vs pixel by pixel."""
     p = {
         "uniform": rng.random(d),
         "skewed": rng.beta(0.05, 1.0, d),
         "logistic": 1.0 / (1.0 + np.exp(-rng.normal(0.0, 3.0, d))),
         "zero_one": rng.choice([0.0, 1.0, 0.5, 0.25], d),
         "near_one_f32": np.r_[1.0 - rng.random(d // 2) * 1e-4, rng.random(d - d // 2)],
+        "runs": np.repeat(rng.random(60), 50),
     }[kind].astype(np.float32)
     q = _sorted(p)
     sm = row_summary(p, new_summary(0))
