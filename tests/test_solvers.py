@@ -316,10 +316,14 @@ def test_sorts_radix_and_small(rng, n):
             if n <= 5000:  # its Python body (NUMBA_DISABLE_JIT: the wheel's discovery)
                 sorts.append(lambda b: sort_candidates(b, np.zeros(1, np.float32)))
         for sort_fn in sorts:
-            b = a.copy()
+            # a row's candidates are a slice of one buffer: the 32-bit sort keeps its
+            # keys and scratch in the slice's own bytes, and none outside it
+            buf = np.concatenate([[7.0], a, [9.0]])
+            b = buf[1:-1]
             sort_fn(b)
             np.testing.assert_array_equal(b, want)
             assert not np.signbit(b).any()
+            assert buf[0] == 7.0 and buf[-1] == 9.0
 
 
 @pytest.mark.parametrize("metric", ["dice", "iou"])

@@ -113,28 +113,38 @@ def sort_f32_values(a, like):
             a[k] += 0.0  # -0.0 -> +0.0
         _insertion_sort(a)
         return
-    vals = np.empty(n, dtype=np.float32)
-    for k in range(n):
-        vals[k] = np.float32(a[k] + 0.0)  # -0.0 -> +0.0, whose bits order correctly
-    keys = vals.view(np.uint32)
+    # the keys and the scratch of the scatter both live in ``a``'s own bytes (2 n
+    # words): no allocation, so no fresh pages to fault in on every call.  Word ``k``
+    # is written after ``a[k]`` (words 2k, 2k+1) is read, and no later value is
+    # overwritten (2k' > k for k' > k).
+    words = a.view(np.uint32)
+    fv = a.view(np.float32)
     count = np.zeros((3, _RADIX + 1), dtype=np.int32)
     for k in range(n):
-        key = ~keys[k]
-        keys[k] = key
+        fv[k] = np.float32(a[k] + 0.0)  # -0.0 -> +0.0, whose bits order correctly
+        key = ~words[k]
+        words[k] = key
         count[0, (key & _MASK32) + 1] += 1
         count[1, ((key >> _SHIFT1) & _MASK32) + 1] += 1
         count[2, (key >> _SHIFT2) + 1] += 1
-    tmp = np.empty(n, dtype=np.uint32)
-    src = keys
-    dst = tmp
+    src = words[:n]
+    dst = words[n:]
+    low = True  # the keys are in the first half
     for digit_no in range(3):
         if _scatter(src, dst, count[digit_no], digit_no * _RADIX_BITS, _MASK32):
             src, dst = dst, src
-    for k in range(n):
-        src[k] = ~src[k]
-    out = src.view(np.float32)
-    for k in range(n):
-        a[k] = out[k]
+            low = not low
+    # back to float64 values in place: from the top down when the keys are in the
+    # first half (a[k] covers words 2k, 2k+1 >= k: keys already read), from the
+    # bottom up when they are in the second (words 2k + 1 < n + k + 1)
+    if low:
+        for k in range(n - 1, -1, -1):
+            words[k] = ~words[k]
+            a[k] = fv[k]
+    else:
+        for k in range(n):
+            words[n + k] = ~words[n + k]
+            a[k] = fv[n + k]
 
 
 @jit(inline="always")
