@@ -63,30 +63,59 @@ def _case(rng, dtype, nb, ncls, d):
     return x, t, jcut, active
 
 
+def _sub_maxima(x, chunk):
+    """Each row's largest value per sub-block of each work item, shape (R, nch, nsub).
+
+    The sub-blocks of ``SUB_BLOCK`` pixels start at each item's first pixel, as
+    :func:`rankseg.cpu.launchers.row_stats` forms them (a short last item has empty
+    ones at the end, given -inf here: no pass visits them).
+    """
+    from rankseg._config import SUB_BLOCK
+    from rankseg.cpu.launchers import sub_blocks
+
+    nrow, d = x.shape
+    nch = (d + chunk - 1) // chunk
+    nsub = sub_blocks(chunk, d)
+    smax = np.full((nrow, nch, nsub), -np.inf)
+    for k in range(nch):
+        for q in range(nsub):
+            a = k * chunk + q * SUB_BLOCK
+            b = min(a + SUB_BLOCK, (k + 1) * chunk, d)
+            if a < b:
+                smax[:, k, q] = x[:, a:b].astype(np.float64).max(axis=1)
+    return smax
+
+
 @pytest.mark.parametrize("skip", [True, False])
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
 @pytest.mark.parametrize("ncls", [2, 5, 255, 256, 300])
 def test_exclusive_pass_matches_plain_python(rng, dtype, ncls, skip):
+    from rankseg._config import SUB_BLOCK
+    from rankseg.cpu.launchers import sub_blocks
+
     nb = 2
-    d = 3000 if ncls < 200 else 70
-    chunk = 1100 if ncls < 200 else 40  # several work items, sub-blocks split by them
+    d = 9000 if ncls < 200 else 70
+    # several work items, each of several sub-blocks (the last one short), or of one
+    chunk = 5000 if ncls < 200 else 40
     x, t, jcut, active = _case(rng, dtype, nb, ncls, d)
-    frozen = x.copy()
     nch = (d + chunk - 1) // chunk
     out = np.full((nb, d), -7, dtype=np.int64)
     status = np.empty((nb, d), dtype=np.uint8)
     sums = (np.empty((nb * nch, ncls)), np.empty((nb * nch, ncls)))
     cut = (t, jcut, active, np.int64(chunk))
-    # each row's largest value per work item (a class whose maximum lies below its
-    # cut is not read there), or none known (every class read everywhere)
-    cmax = np.full((nb * ncls, nch), np.inf)
+    # each row's largest value per sub-block of each work item (a class whose
+    # maximum lies below its cut is not read there), or none known (every class
+    # read everywhere)
+    smax = np.full((nb * ncls, nch, sub_blocks(chunk, d)), np.inf)
     if skip:
-        for k in range(nch):
-            cmax[:, k] = x[:, k * chunk : (k + 1) * chunk].astype(np.float64).max(axis=1)
         x[:, :chunk] *= x.dtype.type(0.25)  # first items of every row: far below the cuts
-        cmax[:, 0] = x[:, :chunk].astype(np.float64).max(axis=1)
-        frozen = x.copy()
-    cuts = (cut, cmax, selection_counters(ncls))
+        if chunk > SUB_BLOCK:  # and the second sub-block of every other item
+            for k in range(1, nch):
+                a = k * chunk + SUB_BLOCK
+                x[:, a : min(a + SUB_BLOCK, d)] *= x.dtype.type(0.25)
+        smax = _sub_maxima(x, chunk)
+    frozen = x.copy()
+    cuts = (cut, smax, selection_counters(ncls))
     log = conflict_log(nb * nch, ncls, chunk)
     exclusive_tasks(0, nb * nch, kernel_view(x), np.int64(ncls), cuts, out, status, sums, log)
     labels, ref_status, msum, nsum = _oracle(x, ncls, t, jcut, active, chunk)
@@ -96,15 +125,17 @@ def test_exclusive_pass_matches_plain_python(rng, dtype, ncls, skip):
     assert sums[0].tobytes() == msum.tobytes()  # the same additions in the same order
     assert sums[1].tobytes() == nsum.tobytes()
     np.testing.assert_array_equal(x, frozen)
-    _assert_log(log, x, ref_status, cut, cmax)
+    _assert_log(log, x, ref_status, cut, smax)
 
 
-def _assert_log(log, x, status, cut, cmax):
+def _assert_log(log, x, status, cut, smax):
     """Each work item logged its unsettled pixels in order, with their class values.
 
     A pixel that several classes select logs -1.0 for the classes that cannot
-    select it there (inactive, or a cut above their maximum in the work item).
+    select it there (inactive, or a cut above their maximum in its sub-block).
     """
+    from rankseg._config import SUB_BLOCK
+
     idx, vals, seen = log
     t, _, active, chunk = cut
     nb, d = status.shape
@@ -120,9 +151,53 @@ def _assert_log(log, x, status, cut, cmax):
         np.testing.assert_array_equal(idx[task, : kept.size], kept)
         rows = slice(b * ncls, (b + 1) * ncls)
         cols = x[rows, kept].astype(np.float64).T
-        dead = ~(active[rows] & (cmax[rows, k] >= t[rows]))
-        cols[np.ix_(status[b, kept] == 2, dead)] = -1.0
+        sub = (kept - j0) // SUB_BLOCK
+        dead = ~(active[rows, None] & (smax[rows, k][:, sub] >= t[rows, None]))
+        cols[(status[b, kept] == 2)[:, None] & dead.T] = -1.0
         assert vals[task, : kept.size].tobytes() == cols.tobytes()
+
+
+@pytest.mark.parametrize("tiny", [False, True])
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_exclusive_sums_exact_or_in_pixel_order(rng, dtype, tiny):
+    """Cuts at or above the exact-sum floor (N * 2**-30, N the item size rounded up
+    to a power of two) take the vectorized class sums, whose bits are the
+    pixel-order sum's because every partial sum is exact; a cut below it keeps the
+    pixel-order chain.  Random, unquantized values: with ``tiny`` every row mixes
+    values near 1 with values of 1e-30 and the cut lies below them (float32), so
+    that a sum in another order rounds differently."""
+    from rankseg.kernels.assign import exact_sum_floor
+
+    nb, ncls, d, chunk = 2, 3, 9000, 5000
+    floor = exact_sum_floor(kernel_view(np.zeros((1, 1), dtype)), chunk)
+    assert floor == 2.0**-17  # chunk 5000 -> N = 8192 = 2**13
+    # each pixel one hot class (values from the cut up to 1, log-uniform), the others
+    # below every cut
+    lo = 1e-30 if tiny and dtype == "float32" else 2.0 * floor  # cuts at 1.5 floor
+    hot = rng.integers(0, ncls, (nb, d))
+    x = np.where(
+        np.arange(ncls)[None, :, None] == hot[:, None, :],
+        np.exp(rng.uniform(np.log(lo), 0.0, (nb, ncls, d))),
+        rng.random((nb, ncls, d)) * lo * 0.5,
+    ).astype(dtype)
+    x = np.ascontiguousarray(x.reshape(nb * ncls, d))
+    t = np.full(nb * ncls, lo * 0.75)
+    assert (t >= floor).all() != tiny or dtype == "float16"
+    jcut = np.full(nb * ncls, d)
+    active = np.ones(nb * ncls, dtype=bool)
+    nch = (d + chunk - 1) // chunk
+    out = np.empty((nb, d), dtype=np.int64)
+    status = np.empty((nb, d), dtype=np.uint8)
+    sums = (np.empty((nb * nch, ncls)), np.empty((nb * nch, ncls)))
+    cut = (t, jcut, active, np.int64(chunk))
+    cuts = (cut, _sub_maxima(x, chunk), selection_counters(ncls))
+    log = conflict_log(nb * nch, ncls, chunk)
+    exclusive_tasks(0, nb * nch, kernel_view(x), np.int64(ncls), cuts, out, status, sums, log)
+    _, ref_status, msum, nsum = _oracle(x, ncls, t, jcut, active, chunk)
+    np.testing.assert_array_equal(status, ref_status)
+    assert (nsum > 100).all()  # every class has exclusive pixels in every item
+    assert sums[0].tobytes() == msum.tobytes()
+    assert sums[1].tobytes() == nsum.tobytes()
 
 
 @pytest.mark.parametrize("slots", [0, 1, 5, 2048])
@@ -137,13 +212,13 @@ def test_the_log_keeps_what_fits_and_counts_the_rest(rng, monkeypatch, slots):
     out = np.empty((nb, d), dtype=np.int64)
     status = np.empty((nb, d), dtype=np.uint8)
     sums = (np.empty((nb * nch, ncls)), np.empty((nb * nch, ncls)))
-    cmax = np.full((nb * ncls, nch), np.inf)
-    cuts = ((t, jcut, active, np.int64(chunk)), cmax, selection_counters(ncls))
+    smax = np.full((nb * ncls, nch, 1), np.inf)
+    cuts = ((t, jcut, active, np.int64(chunk)), smax, selection_counters(ncls))
     log = conflict_log(nb * nch, ncls, chunk)
     assert log[0].shape == (nb * nch, min(max(slots, 1), chunk))  # one slot at least
     exclusive_tasks(0, nb * nch, kernel_view(x), np.int64(ncls), cuts, out, status, sums, log)
     assert (log[2] > 5).all()  # every item has more than 5 to log
-    _assert_log(log, x, status, cuts[0], cmax)
+    _assert_log(log, x, status, cuts[0], smax)
 
 
 def test_the_log_budget_shrinks_with_the_classes():

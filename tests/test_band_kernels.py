@@ -3,7 +3,8 @@
 Per work item the kernel reads its chunk once, in blocks of ``COUNT_BLOCK`` values:
 it counts the band ``lo < p < hi``, counts and sums the forced set ``p >= hi`` and
 keeps its smallest bit pattern, and copies the band values, in pixel order, into the
-item's slots while they fit; :func:`place_band_tasks` then places every item's band
+item's slots while they fit, and keeps the largest value of each sub-block of
+``SUB_BLOCK`` pixels; :func:`place_band_tasks` then places every item's band
 (from its slots, or gathered again from the input) into one buffer.  The oracle does
 the same with NumPy comparisons in float64, item by item.
 """
@@ -11,8 +12,9 @@ the same with NumPy comparisons in float64, item by item.
 import numpy as np
 import pytest
 
-from rankseg._config import COUNT_BLOCK
+from rankseg._config import COUNT_BLOCK, SUB_BLOCK
 from rankseg._policies import bits_view, kernel_view
+from rankseg.cpu.launchers import sub_blocks
 from rankseg.kernels.rma_passes import count_gather_tasks, place_band_tasks
 
 
@@ -44,22 +46,26 @@ def _run(x, lo, hi, chunk, cap, cmax):
         np.zeros(ntask, dtype=xb.dtype),
     )
     slots = np.full((ntask, cap), np.nan)
+    smax = np.full((nrow, nch, sub_blocks(chunk, d)), np.nan)
     chunk64 = np.int64(chunk)
-    count_gather_tasks(0, ntask, xk, xb, rows, (lo, hi), chunk64, counts, (slots, cmax))
+    buffers = (slots, cmax, smax)
+    count_gather_tasks(0, ntask, xk, xb, rows, (lo, hi), chunk64, counts, buffers)
     start = np.zeros(ntask + 1, dtype=np.int64)
     np.cumsum(counts[0], out=start[1:])
     values = np.full(int(start[-1]), np.nan)
     place_band_tasks(0, ntask, xk, rows, (lo, hi), chunk64, start, slots, values)
-    return counts, slots, start, values
+    return counts, (slots, smax), start, values
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
 @pytest.mark.parametrize("cap", [0, 5, 1024])
 @pytest.mark.parametrize("skip", [True, False])
-def test_counts_and_band_match_numpy(rng, dtype, cap, skip):
-    """Counts, sums, slots and the placed band, across block and item boundaries."""
-    d = 2 * COUNT_BLOCK + 777  # items of 1500 values start and end inside blocks
-    chunk = 1500
+@pytest.mark.parametrize("chunk", [1500, 5000])
+def test_counts_and_band_match_numpy(rng, dtype, cap, skip, chunk):
+    """Counts, sums, slots and the placed band, across block and item boundaries;
+    the largest value of each sub-block (several per item with chunk 5000)."""
+    # items of 1500 values start and end inside blocks; of 5000, inside sub-blocks
+    d = 5 * COUNT_BLOCK + 777
     smooth = np.clip(np.sin(np.linspace(0, 9, d))[None] * 0.6 + 0.45, 0, 1)
     rows = [
         rng.random(d),  # band values everywhere
@@ -67,11 +73,12 @@ def test_counts_and_band_match_numpy(rng, dtype, cap, skip):
         smooth[0],  # runs: blocks without band values
         np.zeros(d),  # an item the maxima let the kernel skip
         np.where(rng.random(d) < 0.01, 0.97, 0.02),  # a few forced values
+        np.where(rng.random(d) < 0.3, -0.0, rng.random(d) * 0.4),  # -0.0 (valid)
     ]
     x = np.array(rows).astype(dtype)
     nrow = x.shape[0]
-    lo = np.array([0.3, 0.25, 0.2, 0.1, 0.5])
-    hi = np.array([0.6, 0.75, 0.9, 0.8, 0.9])
+    lo = np.array([0.3, 0.25, 0.2, 0.1, 0.5, 0.2])
+    hi = np.array([0.6, 0.75, 0.9, 0.8, 0.9, 0.8])
     if cap == 5:  # bounds that cross: no band (lo >= hi), the forced set as usual
         lo[1], hi[1] = 0.75, 0.25
     nch = (d + chunk - 1) // chunk
@@ -80,7 +87,7 @@ def test_counts_and_band_match_numpy(rng, dtype, cap, skip):
     if skip:  # the maxima of the items, as the row statistics give them
         for c in range(nch):
             cmax[:, c] = wide[:, c * chunk : (c + 1) * chunk].max(axis=1)
-    counts, slots, start, values = _run(x, lo, hi, chunk, cap, cmax)
+    counts, (slots, smax), start, values = _run(x, lo, hi, chunk, cap, cmax)
     nband, nforce, sforce, fbits = counts
     expected = _oracle(x, lo, hi, chunk)
     for task, (band, nf, sf, low) in enumerate(expected):
@@ -94,6 +101,20 @@ def test_counts_and_band_match_numpy(rng, dtype, cap, skip):
         np.testing.assert_array_equal(values[start[task] : start[task + 1]], band)
     # the item of zeros was skipped by its maximum (its counts are an empty item's)
     assert nband[3 * nch] == 0 and nforce[3 * nch] == 0
+    for i in range(nrow):
+        for c in range(nch):
+            m = cmax[i, c]
+            for k in range(smax.shape[2]):
+                a = c * chunk + k * SUB_BLOCK
+                b = min(a + SUB_BLOCK, (c + 1) * chunk, d)
+                if a >= b:
+                    continue  # past a short last item: no pass visits it
+                if m <= lo[i] and m < hi[i]:  # not read: the item's maximum
+                    assert smax[i, c, k] == m
+                elif np.signbit(wide[i, a:b]).any():  # -0.0 hides the maximum: none known
+                    assert smax[i, c, k] == np.inf
+                else:
+                    assert smax[i, c, k] == wide[i, a:b].max()
 
 
 def test_forced_sums_of_exact_values_are_exact(rng):

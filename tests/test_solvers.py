@@ -424,9 +424,9 @@ def test_ba_band_path_equals_the_full_sort(rng, solver, mode, gamma):
     seen = []
     real = launchers.band_values
 
-    def spy(x_, xb, rows, bounds, chunk, cmax):
+    def spy(x_, xb, rows, bounds, chunk, cmax, smax=None):
         seen.append((bounds[0].copy(), bounds[1].copy()))
-        return real(x_, xb, rows, bounds, chunk, cmax)
+        return real(x_, xb, rows, bounds, chunk, cmax, smax)
 
     launchers.band_values = spy
     try:

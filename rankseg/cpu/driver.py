@@ -46,6 +46,7 @@ from rankseg.cpu.launchers import (
     rma_cuts,
     row_stats,
     solver_cuts,
+    sub_blocks,
     write_masks,
     write_threshold_masks,
 )
@@ -216,11 +217,16 @@ def _predict(model: Any, arr: np.ndarray, result: np.ndarray, return_info: bool)
         empty = np.flatnonzero(pruned).astype(np.int64)
         params = (SOLVER_CODE[model.solver], metric, gamma, model.eps)
         score[empty] = empty_scores(x, empty, params)
+    # each sub-block's largest value, filled in for the solved rows by their band pass
+    # (the writers skip the sub-blocks below a row's cut; the others have t = inf)
+    smax = np.full((nb * nc, cmax.shape[1], sub_blocks(CHUNK, d)), np.inf)
     if rows.size and model.solver == "rma":
-        tau_a, t_a, jcut_a, score_a = rma_cuts(x, xb, stats, rows, metric, gamma, CHUNK, cmax)
+        cuts = rma_cuts(x, xb, stats, rows, metric, gamma, CHUNK, cmax, smax)
+        tau_a, t_a, jcut_a, score_a = cuts
     elif rows.size:
         params = (SOLVER_CODE[model.solver], metric, gamma, model.eps)
-        tau_a, t_a, jcut_a, score_a = solver_cuts(x, xb, stats, rows, params, CHUNK, cmax)
+        cuts = solver_cuts(x, xb, stats, rows, params, CHUNK, cmax, smax)
+        tau_a, t_a, jcut_a, score_a = cuts
     if rows.size:
         tau[rows], t[rows], jcut[rows], score[rows] = tau_a, t_a, jcut_a, score_a
     if model.presence is not None and not isinstance(model.presence, str):
@@ -234,9 +240,9 @@ def _predict(model: Any, arr: np.ndarray, result: np.ndarray, return_info: bool)
     if multiclass:
         void = void_label(model) is not None
         policy = (metric, gamma, void, np.int64(model.void_index))
-        assign_labels(x, nc, (t, jcut, ~pruned), mu, policy, flat_out, CHUNK, cmax)
+        assign_labels(x, nc, (t, jcut, ~pruned), mu, policy, flat_out, CHUNK, smax)
     else:
-        write_masks(x, t, jcut, flat_out, CHUNK, cmax)
+        write_masks(x, t, jcut, flat_out, CHUNK, smax)
     if not return_info:
         return result
     return result, _info(nb, nc, tau, t, score, pruned)

@@ -81,6 +81,7 @@ __all__ = [
     "solve_candidates",
     "solve_packed",
     "solver_cuts",
+    "sub_blocks",
     "write_masks",
     "write_threshold_masks",
 ]
@@ -130,6 +131,24 @@ def row_stats(
     return out, maxbits, chunkbits
 
 
+def sub_blocks(chunk: int, d: int) -> int:
+    """Sub-blocks of ``SUB_BLOCK`` pixels in a work item of ``chunk`` pixels of a row of ``d``.
+
+    Parameters
+    ----------
+    chunk : int
+        Pixels per work item.
+    d : int
+        Pixels per row.
+
+    Returns
+    -------
+    int
+        ``ceil(min(chunk, d) / SUB_BLOCK)``: the sub-blocks of the largest item.
+    """
+    return (min(chunk, d) + SUB_BLOCK - 1) // SUB_BLOCK
+
+
 def chunk_maxima(chunkbits: np.ndarray, x: np.ndarray, xb: np.ndarray) -> np.ndarray:
     """Decode the largest value of each work item from its largest bit pattern.
 
@@ -153,7 +172,13 @@ def chunk_maxima(chunkbits: np.ndarray, x: np.ndarray, xb: np.ndarray) -> np.nda
 
 
 def band_values(
-    x: np.ndarray, xb: np.ndarray, rows: np.ndarray, bounds: tuple, chunk: int, cmax: np.ndarray
+    x: np.ndarray,
+    xb: np.ndarray,
+    rows: np.ndarray,
+    bounds: tuple,
+    chunk: int,
+    cmax: np.ndarray,
+    smax: np.ndarray | None = None,
 ) -> tuple[tuple, np.ndarray, np.ndarray]:
     """Count and gather the band ``lo < p < hi`` of each row in one read of the rows.
 
@@ -180,6 +205,11 @@ def band_values(
     cmax : ndarray of float64, shape (R, n_chunks)
         The largest value of each work item (:func:`chunk_maxima`): an item whose
         maximum is at most ``lo`` (and below ``hi``) is not read.
+    smax : ndarray of float64, shape (R, n_chunks, n_sub), optional
+        Filled in for the rows read: the largest value of each sub-block of
+        ``SUB_BLOCK`` pixels of each of their work items (:func:`sub_blocks`; an
+        item not read: its maximum, at most ``lo``, for each).  Other rows are
+        left as they are.
 
     Returns
     -------
@@ -205,7 +235,9 @@ def band_values(
     lo, hi = bounds
     m = cmax[rows]
     work = int(np.count_nonzero((m > lo[:, None]) | (m >= hi[:, None]))) * chunk
-    count_args = (x, xb, rows, bounds, chunk64, counts, (slots, cmax))
+    if smax is None:
+        smax = np.empty((x.shape[0], cmax.shape[1], sub_blocks(chunk, x.shape[1])))
+    count_args = (x, xb, rows, bounds, chunk64, counts, (slots, cmax, smax))
     run_tasks(count_gather_tasks, ntask, *count_args, work=work)
     start = np.zeros(ntask + 1, dtype=np.int64)
     np.cumsum(counts[0], out=start[1:])
@@ -256,6 +288,7 @@ def rma_cuts(
     gamma: float,
     chunk: int,
     cmax: np.ndarray,
+    smax: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Cut of the stable descending order for each active row under RMA.
 
@@ -277,6 +310,8 @@ def rma_cuts(
         Pixels per work item.
     cmax : ndarray of float64, shape (R, n_chunks)
         The largest value of each work item (:func:`chunk_maxima`).
+    smax : ndarray of float64, shape (R, n_chunks, n_sub), optional
+        Filled in for the solved rows by :func:`band_values`.
 
     Returns
     -------
@@ -288,7 +323,7 @@ def rma_cuts(
     gamma = float(gamma)
     lo, hi = _aot.call(rma_bounds_rows, stats, rows, metric64, gamma, np.int64(x.shape[1]))
     # pass 2: count the band, sum the forced set and gather the band (one read)
-    counts, band, start = band_values(x, xb, rows, (lo, hi), chunk, cmax)
+    counts, band, start = band_values(x, xb, rows, (lo, hi), chunk, cmax, smax)
     nforce, sforce, mforce = _forced_sets(counts, na, x.shape[1], chunk)
     out = (
         np.empty(na, dtype=np.int64),
@@ -324,6 +359,7 @@ def solver_cuts(
     params: tuple,
     chunk: int,
     cmax: np.ndarray,
+    smax: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Cuts of the stable descending order for each active row under a non-RMA solver.
 
@@ -344,6 +380,8 @@ def solver_cuts(
         Pixels per work item.
     cmax : ndarray of float64, shape (R, n_chunks)
         The largest value of each work item (:func:`chunk_maxima`).
+    smax : ndarray of float64, shape (R, n_chunks, n_sub), optional
+        Filled in for the solved rows by :func:`band_values`.
 
     Returns
     -------
@@ -363,7 +401,7 @@ def solver_cuts(
         exact_sum = (np.int64(info.nmant), np.int64(np.log2(info.smallest_subnormal)))
         problem = (solver, gamma, eps)
         lo, hi = _aot.call(rna_bands, summaries, stats, rows, problem, lo, exact_sum)
-    counts, cand, start = band_values(x, xb, rows, (lo, hi), chunk, cmax)
+    counts, cand, start = band_values(x, xb, rows, (lo, hi), chunk, cmax, smax)
     out = (
         np.zeros(na, dtype=np.int64),
         np.full(na, np.inf),
@@ -542,7 +580,7 @@ def write_masks(
     jcut: np.ndarray,
     out: np.ndarray,
     chunk: int,
-    cmax: np.ndarray | None = None,
+    smax: np.ndarray | None = None,
 ) -> None:
     """Write ``out[r, j] = is_selected(x[r, j], j, t[r], jcut[r])`` for every row.
 
@@ -556,18 +594,19 @@ def write_masks(
         Destination.
     chunk : int
         Pixels per work item.
-    cmax : ndarray of float64, shape (R, n_chunks), optional
-        The largest value of each work item (:func:`chunk_maxima`): an item whose
-        maximum lies below its row's ``t`` is written all-False without reading it.
+    smax : ndarray of float64, shape (R, n_chunks, n_sub), optional
+        The largest value of each sub-block of each work item, for the rows with a
+        finite ``t`` (:func:`band_values`): a sub-block whose maximum lies below its
+        row's ``t`` is written all-False without being read.
     """
     nrow, d = x.shape
     nch = (d + chunk - 1) // chunk
-    if cmax is None:
-        cmax = np.full((nrow, nch), np.inf)
-    # the items read (the others are only written), a written byte as a quarter value
-    work = int(np.count_nonzero(cmax >= t[:, None])) * chunk + out.size // 4
-    args = (x, (t, jcut, cmax), out, np.int64(chunk))
-    run_tasks(write_masks_tasks, nrow * nch, *args, work=work)
+    if smax is None:
+        smax = np.full((nrow, nch, sub_blocks(chunk, d)), np.inf)
+    # the sub-blocks read (the others are only written), a written byte as a quarter value
+    read = int(np.count_nonzero(smax >= t[:, None, None])) * min(chunk, d, SUB_BLOCK)
+    args = (x, (t, jcut, smax), out, np.int64(chunk))
+    run_tasks(write_masks_tasks, nrow * nch, *args, work=read + out.size // 4)
 
 
 def write_threshold_masks(x: np.ndarray, out: np.ndarray, chunk: int) -> None:
@@ -595,7 +634,7 @@ def assign_labels(
     params: tuple,
     out: np.ndarray,
     chunk: int,
-    cmax: np.ndarray,
+    smax: np.ndarray,
 ) -> None:
     """Resolve per-class cuts into a label map.
 
@@ -616,9 +655,10 @@ def assign_labels(
         Destination label map.
     chunk : int
         Pixels per work item.
-    cmax : ndarray of float64, shape (B*C, n_chunks)
-        The largest value of each work item (:func:`chunk_maxima`): a class whose
-        maximum over a work item lies below its ``t`` is not read there.
+    smax : ndarray of float64, shape (B*C, n_chunks, n_sub)
+        The largest value of each sub-block of each work item, for the active rows
+        with a finite ``t`` (:func:`band_values`): a class whose maximum over a
+        sub-block lies below its ``t`` is not read there.
     """
     t, jcut, active = cut
     metric, gamma, void_policy, void_index = params
@@ -631,7 +671,7 @@ def assign_labels(
     sums = (np.empty((nb * nch, ncls64)), np.empty((nb * nch, ncls64)))
     status = np.empty((nb, d), dtype=np.uint8)
     # pass A: exclusive pixels are final; conflicts are marked and logged for pass B
-    cuts = (rcut, cmax, selection_counters(ncls))
+    cuts = (rcut, smax, selection_counters(ncls))
     log = conflict_log(nb * nch, ncls, min(chunk, d))
     run_tasks(exclusive_tasks, nb * nch, x, ncls64, cuts, out, status, sums, log, work=x.size)
     # per sample: safe sums and counts, the work items added in order (as one loop

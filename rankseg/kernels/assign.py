@@ -133,7 +133,7 @@ def count_selections(x, b, ncls, cut, s0, n, counters, cmax):
     :func:`rankseg.kernels.masks.is_selected` selects, compared in the input's own
     float dtype (:func:`rankseg.kernels.masks.native_cut`): ``v > t``, and
     ``v >= t`` in the pixels up to the tie cut, each one comparison.  ``cmax[r]`` is
-    the largest value of class row ``r`` in the work item: a class whose maximum
+    the largest value of class row ``r`` in the sub-block: a class whose maximum
     lies below its ``t`` selects nothing there and is not read.
     """
     t, jcut, active, _ = cut
@@ -167,8 +167,8 @@ def log_conflict(x, b, ncls, j, several, seen, log):
     """Keep pixel ``j``'s index and its class values in the next free slot of ``log``.
 
     ``log`` is ``(idx, vals, live)``: a work item's slots (shapes ``(cap,)`` and
-    ``(cap, ncls)``) and which classes may select a pixel in the item (active, with
-    a cut their maximum there reaches).  A pixel that no class selects keeps every
+    ``(cap, ncls)``) and which classes may select a pixel in the sub-block (active,
+    with a cut their maximum there reaches).  A pixel that no class selects keeps every
     class's value (they all may bid, SPEC §4); one that several select keeps the
     values of the live classes and -1.0 for the others, a value no cut selects:
     the classes whose rows pass A did not read are not read here either.  ``seen``
@@ -226,6 +226,89 @@ def settle(x, b, ncls, s0, n, counters, dst, st, sums, log):
     return seen
 
 
+#: float32 values of at least ``2**-m`` are multiples of ``2**-(m + 23)``: a float64
+#: sum of at most ``2**(30 - m)`` of them (each at most 1) is exact, in any order
+_EXACT_BITS = 30
+
+
+@jit(inline="always")
+def exact_sum_floor(x, chunk):
+    """Return the smallest cut above which a work item's exclusive sums are exact, or ``inf``.
+
+    A class's exclusive pixels have values of at least its cut ``t``.  For float32
+    and float16 maps (float32 values), when ``t >= N * 2**-30`` with ``N`` the item's
+    size rounded up to a power of two, every partial sum of those values in float64
+    is exact, so they add to the same bits in any order (the pixel order's included).
+    float64 maps: ``inf`` (never).
+    """
+    if x.itemsize == 8:
+        return np.inf
+    size = 1
+    while size < chunk:
+        size *= 2
+    return size * 2.0**-_EXACT_BITS
+
+
+@jit(fastmath={"reassoc"})
+def class_sum(row, cnt, who, one, cw):
+    """Sum and count of ``row[j]`` over the pixels that class ``cw`` alone selects.
+
+    ``cnt[j] == one`` (one class selects pixel ``j``) and ``who[j] == cw`` (that is
+    ``cw``).  Reassociated so that it vectorizes: the callers use it only where the
+    sum is exact (:func:`exact_sum_floor`), so its bits are those of the pixel-order
+    sum.  Not inlined: its fast-math flag is its own.
+    """
+    s = 0.0
+    k = 0.0  # a count in float64 lanes, as wide as the sum's (exact below 2**53)
+    for j in range(row.shape[0]):
+        m = (cnt[j] == one) & (who[j] == cw)
+        s += as_f64(row[j]) if m else 0.0
+        k += 1.0 if m else 0.0
+    return s, k
+
+
+@jit(inline="always")
+def settle_exact(x, b, ncls, s0, n, counters, dst, st, sums, log):
+    """:func:`settle` where every class's exclusive sum is exact (:func:`exact_sum_floor`).
+
+    The sums are taken class by class (:func:`class_sum`, vectorized) over the
+    classes that may select a pixel of the sub-block (``live``), in place of one
+    chain of additions in pixel order: the same bits, as every partial sum is
+    exact.  The other pixels are logged in pixel order, as :func:`settle` does.
+    """
+    cnt, who, first = counters
+    lm, ln = sums
+    others = 0
+    for j in range(n):
+        k = cnt[j]
+        dst[j] = who[j]
+        st[j] = 0 if k == 1 else (1 if k == 0 else 2)
+        others += k != 1
+    idx, vals, live, seen = log
+    one = first + 1
+    cs, ws = cnt[:n], who[:n]
+    for c in range(ncls):
+        if live[c]:
+            a, k = class_sum(x[b * ncls + c, s0 : s0 + n], cs, ws, one, first + c)
+            lm[c] += a
+            ln[c] += k
+    if others == 0:
+        return seen
+    # the others are few (class boundaries): groups of 64 pixels without any are
+    # passed over after one vectorized test
+    for g in range(0, n, 64):
+        grp = cs[g : min(n, g + 64)]
+        nother = 0
+        for j in range(grp.shape[0]):
+            nother += grp[j] != one
+        if nother == 0:
+            continue
+        for j in range(g, g + grp.shape[0]):
+            if cnt[j] != 1:
+                seen = log_conflict(x, b, ncls, s0 + j, cnt[j] > 1, seen, (idx, vals, live))
+    return seen
+
+
 @jit
 def exclusive_tasks(i0, i1, x, ncls, cuts, out, status, sums, log):
     """Pass A of :func:`rankseg.cpu.launchers.assign_labels` over work items ``i0 <= task < i1``.
@@ -236,15 +319,18 @@ def exclusive_tasks(i0, i1, x, ncls, cuts, out, status, sums, log):
     item is counted in sub-blocks of ``rankseg._config.SUB_BLOCK`` pixels (every class over a
     sub-block, then its pixels settled), in pixel order, so the sums add the same
     values in the same order as one pass over the item would.  ``cuts`` is
-    ``(cut, cmax, counters)``: the cuts, the largest value of each row in each work
-    item (:func:`rankseg.cpu.launchers.chunk_maxima`), and two scratch arrays of
+    ``(cut, smax, counters)``: the cuts, the largest value of each row in each
+    sub-block of each work item (shape ``(R, n_chunks, n_sub)``,
+    :func:`rankseg.cpu.launchers.row_stats`), and two scratch arrays of
     ``SUB_BLOCK`` counters with the zero of their dtype
-    (:func:`rankseg.cpu.launchers.selection_counters`).  ``log`` is ``(idx, vals,
+    (:func:`rankseg.cpu.launchers.selection_counters`).  A class whose maximum over
+    a sub-block lies below its cut selects nothing there and its row is not read
+    (nor logged: see :func:`log_conflict`).  ``log`` is ``(idx, vals,
     seen)`` (:func:`rankseg.cpu.launchers.conflict_log`): each work item logs its
     other pixels, in pixel order, into its row of ``idx`` and ``vals`` (as many as
     fit) and their number into ``seen``, for pass B.
     """
-    cut, cmax, scratch = cuts
+    cut, smax, scratch = cuts
     idx, vals, seen = log
     # each range of items its own scratch (ranges run on several threads)
     counters = (np.empty_like(scratch[0]), np.empty_like(scratch[1]), scratch[2])
@@ -256,23 +342,31 @@ def exclusive_tasks(i0, i1, x, ncls, cuts, out, status, sums, log):
     ln = np.empty(ncls)
     live = np.empty(ncls, dtype=np.bool_)
     t, _, active, _ = cut
+    floor = exact_sum_floor(x, chunk)
     for task in range(i0, i1):
         b, j0, j1 = work_item(task, nch, chunk, d)
-        kmax = cmax[:, task % nch]
         # task-local sums, written once: rows of neighbouring tasks share cache lines
+        exact = True
         for c in range(ncls):
             lm[c] = 0.0
             ln[c] = 0.0
             r = b * ncls + c
-            live[c] = active[r] and kmax[r] >= t[r]  # as count_selections reads rows
+            exact = exact and (not active[r] or t[r] == np.inf or t[r] >= floor)
         k = 0
         for s0 in range(j0, j1, SUB_BLOCK):
             n = min(j1, s0 + SUB_BLOCK) - s0
             dst = out[b, s0 : s0 + n]
             st = status[b, s0 : s0 + n]
+            kmax = smax[:, task % nch, (s0 - j0) // SUB_BLOCK]
+            for c in range(ncls):
+                r = b * ncls + c
+                live[c] = active[r] and kmax[r] >= t[r]  # as count_selections reads rows
             count_selections(x, b, ncls, cut, s0, n, counters, kmax)
             logged = (idx[task], vals[task], live, k)
-            k = settle(x, b, ncls, s0, n, counters, dst, st, (lm, ln), logged)
+            if exact:
+                k = settle_exact(x, b, ncls, s0, n, counters, dst, st, (lm, ln), logged)
+            else:
+                k = settle(x, b, ncls, s0, n, counters, dst, st, (lm, ln), logged)
         seen[task] = k
         for c in range(ncls):
             msum[task, c] = lm[c]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from rankseg._compile.jit import jit
+from rankseg._config import SUB_BLOCK
 from rankseg.kernels._dtype import as_f64, as_native, narrow, native_bounds
 from rankseg.kernels._tasks import work_item
 
@@ -59,29 +60,33 @@ def native_cut(t, jc, n, row):
 def write_masks_tasks(i0, i1, x, cut, out, chunk):
     """Work items ``i0 <= task < i1`` of :func:`rankseg.cpu.launchers.write_masks`.
 
-    ``cut`` is ``(t, jcut, cmax)``; an item whose largest value (``cmax``) lies
-    below its row's ``t`` selects nothing and is written without being read.
+    ``cut`` is ``(t, jcut, smax)``; a sub-block of ``SUB_BLOCK`` pixels whose largest
+    value (``smax[r, item, k]``) lies below its row's ``t`` selects nothing and is
+    written without being read.
     """
-    t, jcut, cmax = cut
+    t, jcut, smax = cut
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
     for task in range(i0, i1):
         r, j0, j1 = work_item(task, nch, chunk, d)
         tr = t[r]
-        dst = out[r, j0:j1]
-        if tr == np.inf or cmax[r, task % nch] < tr:
-            for j in range(dst.shape[0]):
-                dst[j] = False
-            continue
-        row = x[r, j0:j1]
-        ge, gt, split = native_cut(tr, jcut[r] - j0, row.shape[0], row)
-        for part in range(2):
-            a = ge if part == 0 else gt
-            lo, hi = (0, split) if part == 0 else (split, row.shape[0])
-            # slices indexed from 0: numba drops the negative-index checks (vectorizes)
-            seg, ds = row[lo:hi], dst[lo:hi]
-            for j in range(seg.shape[0]):
-                ds[j] = as_native(seg[j]) > a
+        kmax = smax[r, task % nch]
+        for s0 in range(j0, j1, SUB_BLOCK):
+            n = min(j1, s0 + SUB_BLOCK) - s0
+            dst = out[r, s0 : s0 + n]
+            if tr == np.inf or kmax[(s0 - j0) // SUB_BLOCK] < tr:
+                for j in range(n):
+                    dst[j] = False
+                continue
+            row = x[r, s0 : s0 + n]
+            ge, gt, split = native_cut(tr, jcut[r] - s0, n, row)
+            for part in range(2):
+                a = ge if part == 0 else gt
+                lo, hi = (0, split) if part == 0 else (split, n)
+                # slices indexed from 0: numba drops the negative-index checks (vectorizes)
+                seg, ds = row[lo:hi], dst[lo:hi]
+                for j in range(seg.shape[0]):
+                    ds[j] = as_native(seg[j]) > a
 
 
 @jit

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from rankseg._compile.jit import jit
-from rankseg._config import COUNT_BLOCK, SKIP_BLOCK
+from rankseg._config import COUNT_BLOCK, SKIP_BLOCK, SUB_BLOCK
 from rankseg.kernels._dtype import as_f64, as_native, native_bounds
 from rankseg.kernels._tasks import work_item
 from rankseg.kernels.rma import rma_bounds
@@ -154,13 +154,13 @@ def solve_band(vals, lo, hi, forced, mu, metric, gamma):
 
 @jit(inline="always")
 def block_counts(blk, blkb, a, b, top):
-    """Band count, forced count and sum, smallest forced bit pattern of one block.
+    """Band count, forced count and sum, smallest forced and largest bit patterns of one block.
 
     Branch-free, so the loop vectorizes (in a caller compiled with reassociated
     sums): ``blk`` compared in its own float dtype with the bounds ``(a, b)`` of
-    :func:`rankseg.kernels._dtype.native_bounds`, 32-bit counters, the minimum
-    taken over bit patterns (which order like the values for probabilities in
-    [0, 1]; ``top`` when no value is forced).
+    :func:`rankseg.kernels._dtype.native_bounds`, 32-bit counters, the minimum and
+    maximum taken over bit patterns (which order like the values for
+    probabilities in [0, 1]; ``top`` when no value is forced).
     """
     # 32-bit lanes (a block holds fewer than 2**31 values): numba widens the sum
     # of two int32 to int64, so each sum is narrowed back
@@ -178,9 +178,15 @@ def block_counts(blk, blkb, a, b, top):
         sf += np.float64(v) if forced else 0.0
         fb = blkb[j] if forced else top
         mb = fb if fb < mb else mb
+    # the maximum in a loop of its own over the block (in the L1 cache now): in the
+    # loop above it would change how that loop vectorizes, and so the bits of the
+    # forced sum of a float64 map
+    mx = blkb[0]
+    for j in range(blkb.shape[0]):
+        mx = blkb[j] if blkb[j] > mx else mx
     # a forced value (v >= b > a) lies above a; with a >= b the band is empty
     nb = above - nf if a < b else zero
-    return nb, nf, sf, mb
+    return nb, nf, sf, mb, mx
 
 
 @jit  # a call (compiled once), not inlined: two passes use it, and each copy compiles
@@ -226,22 +232,28 @@ def count_gather_tasks(i0, i1, x, xb, rows, bounds, chunk, out, buffers):
 
     ``out`` is ``(nband, nforce, sforce, fbits)``: per item the band count, the
     forced count and sum and the smallest forced bit pattern.  ``buffers`` is
-    ``(slots, cmax)``.  An item whose largest value (``cmax``, from the row
+    ``(slots, cmax, smax)``.  An item whose largest value (``cmax``, from the row
     statistics) is at most ``lo`` and below ``hi`` holds neither band nor forced
     values: its counts are those of an empty item, without reading it.  Each other
     item is read once, in blocks of ``COUNT_BLOCK`` values: a block is counted
     (:func:`block_counts`, vectorized) and, while it is in the cache, its band
     values are copied (:func:`gather_chunk`) into the item's own row of ``slots``
     as long as the item's band fits there (an item with more is gathered from the
-    input by :func:`place_band_tasks`).
+    input by :func:`place_band_tasks`).  The largest value of each sub-block of
+    ``SUB_BLOCK`` pixels of the item goes to ``smax[r, item]`` (an item not read:
+    its largest value, at most ``lo``, for every sub-block), for the mask writer
+    and the multiclass resolution: a row's cut lies above ``lo``.
     """
     lo, hi = bounds
-    slots, cmax = buffers
+    slots, cmax, smax = buffers
     nband, nforce, sforce, fbits = out
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
     cap = slots.shape[1]
     top = np.iinfo(xb.dtype).max
+    cell = np.empty(1, dtype=x.dtype)
+    cbits = cell.view(xb.dtype)
+    sign = top ^ (top >> 1)  # the sign bit of the dtype
     for task in range(i0, i1):
         i, j0, j1 = work_item(task, nch, chunk, d)
         m = cmax[rows[i], task % nch]
@@ -249,6 +261,9 @@ def count_gather_tasks(i0, i1, x, xb, rows, bounds, chunk, out, buffers):
         nf = 0
         sf = 0.0
         mb = top
+        sub = smax[rows[i], task % nch]
+        for k in range(sub.shape[0]):
+            sub[k] = m
         if not (m <= lo[i] and m < hi[i]):
             row = x[rows[i], j0:j1]
             rowb = xb[rows[i], j0:j1]
@@ -258,13 +273,22 @@ def count_gather_tasks(i0, i1, x, xb, rows, bounds, chunk, out, buffers):
             n = row.shape[0]
             for s in range(0, n, COUNT_BLOCK):
                 e = min(n, s + COUNT_BLOCK)
-                kb, kf, sb, mbb = block_counts(row[s:e], rowb[s:e], a, b, top)
+                kb, kf, sb, mbb, mxb = block_counts(row[s:e], rowb[s:e], a, b, top)
                 if kb > 0 and nb + kb <= cap:  # the item's band still fits its slots
                     gather_chunk(row[s:e], lo[i], hi[i], dst, np.int64(nb))
                 nb += kb
                 nf += kf
                 sf += sb
                 mb = mbb if mbb < mb else mb
+                # the block's largest value into its sub-block's (COUNT_BLOCK divides
+                # SUB_BLOCK: a block lies in one sub-block)
+                # its bit pattern decoded as a value of the row's dtype; a pattern
+                # with the sign bit is -0.0's (the values are validated), which
+                # lies above every other one's: the block's maximum is not known
+                cbits[0] = mxb
+                vmax = np.inf if mxb & sign else as_f64(cell[0])
+                k = s // SUB_BLOCK
+                sub[k] = vmax if s % SUB_BLOCK == 0 or vmax > sub[k] else sub[k]
         nband[task] = nb
         nforce[task] = nf
         sforce[task] = sf

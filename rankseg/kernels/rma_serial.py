@@ -76,9 +76,10 @@ def serial_cuts(x, xb, one, chunk, metric, gamma, prune):
     tau, t, jcut, score : ndarrays, shape (R,)
         The cut of every row (pruned rows: ``0, inf, -1`` and ``γ/(μ+γ)``).
     pruned : ndarray of bool, shape (R,)
-    cmax : ndarray of float64, shape (R, n_chunks)
-        The largest value of each work item (the later passes skip the items whose
-        maximum cannot reach a row's bound).
+    smax : ndarray of float64, shape (R, n_chunks, n_sub)
+        The largest value of each sub-block of each work item of the solved rows
+        (``inf`` in the others), from the band pass: the writers skip the sub-blocks
+        that cannot reach a row's cut.
     """
     nrow, d = x.shape
     nch = (d + chunk - 1) // chunk
@@ -93,6 +94,8 @@ def serial_cuts(x, xb, one, chunk, metric, gamma, prune):
     score = np.zeros(nrow)
     pruned = np.zeros(nrow, dtype=np.bool_)
     cmax = np.empty((nrow, nch))
+    nsub = (min(chunk, d) + SUB_BLOCK - 1) // SUB_BLOCK  # launchers.sub_blocks
+    smax = np.full((nrow, nch, nsub), np.inf)
     for r in range(nrow):
         # the chunks of a row added in order, as np.add.accumulate does
         mb = pbits[r * nch]
@@ -103,7 +106,7 @@ def serial_cuts(x, xb, one, chunk, metric, gamma, prune):
             for k in range(NSTAT):
                 stats[r, k] += part[q, k]
         if mb > one:
-            return False, stats, tau, t, jcut, score, pruned, cmax
+            return False, stats, tau, t, jcut, score, pruned, smax
         for q in range(nch):
             cmax[r, q] = _bits_value(pbits[r * nch + q], x, xb)
         stats[r, STAT_MAX] = _bits_value(mb, x, xb)
@@ -113,7 +116,7 @@ def serial_cuts(x, xb, one, chunk, metric, gamma, prune):
     rows = np.flatnonzero(~pruned).astype(np.int64)
     na = rows.shape[0]
     if na == 0:
-        return True, stats, tau, t, jcut, score, pruned, cmax
+        return True, stats, tau, t, jcut, score, pruned, smax
     lo, hi = rma_bounds_rows(stats, rows, metric, gamma, d)
     ntask = na * nch
     nband = np.empty(ntask, dtype=np.int64)
@@ -122,7 +125,7 @@ def serial_cuts(x, xb, one, chunk, metric, gamma, prune):
     fbits = np.empty(ntask, dtype=xb.dtype)
     slots = np.empty((ntask, BAND_SLOTS))
     counts = (nband, nforce_t, sforce_t, fbits)
-    count_gather_tasks(0, ntask, x, xb, rows, (lo, hi), chunk, counts, (slots, cmax))
+    count_gather_tasks(0, ntask, x, xb, rows, (lo, hi), chunk, counts, (slots, cmax, smax))
     nforce = np.zeros(na, dtype=np.int64)
     sforce = np.empty(na)
     mforce = np.empty(na)
@@ -158,7 +161,7 @@ def serial_cuts(x, xb, one, chunk, metric, gamma, prune):
         t[r] = t_a[i]
         jcut[r] = jcut_a[i]
         score[r] = score_a[i]
-    return True, stats, tau, t, jcut, score, pruned, cmax
+    return True, stats, tau, t, jcut, score, pruned, smax
 
 
 @jit
@@ -188,7 +191,7 @@ def rma_labels_serial(
     res = serial_cuts(x, xb, one, chunk, metric, gamma, prune)
     if not res[0]:
         return res
-    stats, t, jcut, pruned, cmax = res[1], res[3], res[4], res[6], res[7]
+    stats, t, jcut, pruned, smax = res[1], res[3], res[4], res[6], res[7]
     nrow, d = x.shape
     nb = nrow // ncls
     nch = (d + chunk - 1) // chunk
@@ -206,11 +209,11 @@ def rma_labels_serial(
     # the counters of rankseg.cpu.launchers.selection_counters
     if ncls <= 255:
         scratch = (np.empty(SUB_BLOCK, np.uint8), np.empty(SUB_BLOCK, np.uint8), np.uint8(0))
-        cuts = (rcut, cmax, scratch)
+        cuts = (rcut, smax, scratch)
         exclusive_tasks(0, nb * nch, x, ncls, cuts, out, status, (msum, nsum), log)
     else:
         wide = (np.empty(SUB_BLOCK, np.int32), np.empty(SUB_BLOCK, np.int32), np.int32(0))
-        cuts = (rcut, cmax, wide)
+        cuts = (rcut, smax, wide)
         exclusive_tasks(0, nb * nch, x, ncls, cuts, out, status, (msum, nsum), log)
     m = np.empty((nb, ncls))
     n = np.empty((nb, ncls))
