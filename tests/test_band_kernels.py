@@ -14,7 +14,7 @@ import pytest
 
 from rankseg._config import COUNT_BLOCK, SUB_BLOCK
 from rankseg._policies import bits_view, kernel_view
-from rankseg.cpu.launchers import sub_blocks
+from rankseg.cpu.launchers import chunk_maxima, sub_blocks
 from rankseg.kernels.rma_passes import count_gather_tasks, place_band_tasks
 
 
@@ -46,15 +46,15 @@ def _run(x, lo, hi, chunk, cap, cmax):
         np.zeros(ntask, dtype=xb.dtype),
     )
     slots = np.full((ntask, cap), np.nan)
-    smax = np.full((nrow, nch, sub_blocks(chunk, d)), np.nan)
+    sbits = np.full((nrow, nch, sub_blocks(chunk, d)), 7, dtype=np.uint64)
     chunk64 = np.int64(chunk)
-    buffers = (slots, cmax, smax)
+    buffers = (slots, cmax, sbits)
     count_gather_tasks(0, ntask, xk, xb, rows, (lo, hi), chunk64, counts, buffers)
     start = np.zeros(ntask + 1, dtype=np.int64)
     np.cumsum(counts[0], out=start[1:])
     values = np.full(int(start[-1]), np.nan)
     place_band_tasks(0, ntask, xk, rows, (lo, hi), chunk64, start, slots, values)
-    return counts, (slots, smax), start, values
+    return counts, (slots, chunk_maxima(sbits, x, xb)), start, values
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
@@ -109,9 +109,9 @@ def test_counts_and_band_match_numpy(rng, dtype, cap, skip, chunk):
                 b = min(a + SUB_BLOCK, (c + 1) * chunk, d)
                 if a >= b:
                     continue  # past a short last item: no pass visits it
-                if m <= lo[i] and m < hi[i]:  # not read: the item's maximum
-                    assert smax[i, c, k] == m
-                elif np.signbit(wide[i, a:b]).any():  # -0.0 hides the maximum: none known
+                if m <= lo[i] and m < hi[i]:  # not read: 0, below lo (and every cut)
+                    assert smax[i, c, k] == 0.0
+                elif np.signbit(wide[i, a:b]).any():  # -0.0's pattern: no maximum known
                     assert smax[i, c, k] == np.inf
                 else:
                     assert smax[i, c, k] == wide[i, a:b].max()

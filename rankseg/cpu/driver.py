@@ -217,16 +217,19 @@ def _predict(model: Any, arr: np.ndarray, result: np.ndarray, return_info: bool)
         empty = np.flatnonzero(pruned).astype(np.int64)
         params = (SOLVER_CODE[model.solver], metric, gamma, model.eps)
         score[empty] = empty_scores(x, empty, params)
-    # each sub-block's largest value, filled in for the solved rows by their band pass
-    # (the writers skip the sub-blocks below a row's cut; the others have t = inf)
-    smax = np.full((nb * nc, cmax.shape[1], sub_blocks(CHUNK, d)), np.inf)
+    # each sub-block's largest bit pattern, filled in for the solved rows by their
+    # band pass (the writers skip the sub-blocks below a row's cut; the other rows
+    # have t = inf, and their all-ones patterns decode as inf: never skipped)
+    nsub = sub_blocks(CHUNK, d)
+    sbits = np.full((nb * nc, cmax.shape[1], nsub), np.iinfo(np.uint64).max, np.uint64)
     if rows.size and model.solver == "rma":
-        cuts = rma_cuts(x, xb, stats, rows, metric, gamma, CHUNK, cmax, smax)
+        cuts = rma_cuts(x, xb, stats, rows, metric, gamma, CHUNK, cmax, sbits)
         tau_a, t_a, jcut_a, score_a = cuts
     elif rows.size:
         params = (SOLVER_CODE[model.solver], metric, gamma, model.eps)
-        cuts = solver_cuts(x, xb, stats, rows, params, CHUNK, cmax, smax)
+        cuts = solver_cuts(x, xb, stats, rows, params, CHUNK, cmax, sbits)
         tau_a, t_a, jcut_a, score_a = cuts
+    smax = chunk_maxima(sbits, arr, xb)
     if rows.size:
         tau[rows], t[rows], jcut[rows], score[rows] = tau_a, t_a, jcut_a, score_a
     if model.presence is not None and not isinstance(model.presence, str):

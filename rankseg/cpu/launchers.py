@@ -154,14 +154,14 @@ def chunk_maxima(chunkbits: np.ndarray, x: np.ndarray, xb: np.ndarray) -> np.nda
 
     Parameters
     ----------
-    chunkbits : ndarray of uint64, shape (R, n_chunks)
-        From :func:`row_stats`.
+    chunkbits : ndarray of uint64, shape (R, n_chunks) or (R, n_chunks, n_sub)
+        From :func:`row_stats` (or the sub-blocks' patterns of :func:`band_values`).
     x, xb : ndarray
         The rows in their own float dtype and as unsigned integers of that width.
 
     Returns
     -------
-    ndarray of float64, shape (R, n_chunks)
+    ndarray of float64, the shape of ``chunkbits``
         The maxima; ``inf`` where the pattern lies above 1.0's (NaN, an infinity, a
         value outside [0, 1], or only -0.0, whose maximum the pattern does not give):
         a pass never skips such a work item.
@@ -178,7 +178,7 @@ def band_values(
     bounds: tuple,
     chunk: int,
     cmax: np.ndarray,
-    smax: np.ndarray | None = None,
+    sbits: np.ndarray | None = None,
 ) -> tuple[tuple, np.ndarray, np.ndarray]:
     """Count and gather the band ``lo < p < hi`` of each row in one read of the rows.
 
@@ -205,11 +205,11 @@ def band_values(
     cmax : ndarray of float64, shape (R, n_chunks)
         The largest value of each work item (:func:`chunk_maxima`): an item whose
         maximum is at most ``lo`` (and below ``hi``) is not read.
-    smax : ndarray of float64, shape (R, n_chunks, n_sub), optional
-        Filled in for the rows read: the largest value of each sub-block of
+    sbits : ndarray of uint64, shape (R, n_chunks, n_sub), optional
+        Filled in for the rows read: the largest bit pattern of each sub-block of
         ``SUB_BLOCK`` pixels of each of their work items (:func:`sub_blocks`; an
-        item not read: its maximum, at most ``lo``, for each).  Other rows are
-        left as they are.
+        item not read: 0, its values being at most ``lo``), decoded by
+        :func:`chunk_maxima`.  Other rows are left as they are.
 
     Returns
     -------
@@ -235,9 +235,9 @@ def band_values(
     lo, hi = bounds
     m = cmax[rows]
     work = int(np.count_nonzero((m > lo[:, None]) | (m >= hi[:, None]))) * chunk
-    if smax is None:
-        smax = np.empty((x.shape[0], cmax.shape[1], sub_blocks(chunk, x.shape[1])))
-    count_args = (x, xb, rows, bounds, chunk64, counts, (slots, cmax, smax))
+    if sbits is None:
+        sbits = np.empty((x.shape[0], cmax.shape[1], sub_blocks(chunk, x.shape[1])), np.uint64)
+    count_args = (x, xb, rows, bounds, chunk64, counts, (slots, cmax, sbits))
     run_tasks(count_gather_tasks, ntask, *count_args, work=work)
     start = np.zeros(ntask + 1, dtype=np.int64)
     np.cumsum(counts[0], out=start[1:])
@@ -288,7 +288,7 @@ def rma_cuts(
     gamma: float,
     chunk: int,
     cmax: np.ndarray,
-    smax: np.ndarray | None = None,
+    sbits: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Cut of the stable descending order for each active row under RMA.
 
@@ -310,7 +310,7 @@ def rma_cuts(
         Pixels per work item.
     cmax : ndarray of float64, shape (R, n_chunks)
         The largest value of each work item (:func:`chunk_maxima`).
-    smax : ndarray of float64, shape (R, n_chunks, n_sub), optional
+    sbits : ndarray of uint64, shape (R, n_chunks, n_sub), optional
         Filled in for the solved rows by :func:`band_values`.
 
     Returns
@@ -323,7 +323,7 @@ def rma_cuts(
     gamma = float(gamma)
     lo, hi = _aot.call(rma_bounds_rows, stats, rows, metric64, gamma, np.int64(x.shape[1]))
     # pass 2: count the band, sum the forced set and gather the band (one read)
-    counts, band, start = band_values(x, xb, rows, (lo, hi), chunk, cmax, smax)
+    counts, band, start = band_values(x, xb, rows, (lo, hi), chunk, cmax, sbits)
     nforce, sforce, mforce = _forced_sets(counts, na, x.shape[1], chunk)
     out = (
         np.empty(na, dtype=np.int64),
@@ -359,7 +359,7 @@ def solver_cuts(
     params: tuple,
     chunk: int,
     cmax: np.ndarray,
-    smax: np.ndarray | None = None,
+    sbits: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Cuts of the stable descending order for each active row under a non-RMA solver.
 
@@ -380,7 +380,7 @@ def solver_cuts(
         Pixels per work item.
     cmax : ndarray of float64, shape (R, n_chunks)
         The largest value of each work item (:func:`chunk_maxima`).
-    smax : ndarray of float64, shape (R, n_chunks, n_sub), optional
+    sbits : ndarray of uint64, shape (R, n_chunks, n_sub), optional
         Filled in for the solved rows by :func:`band_values`.
 
     Returns
@@ -401,7 +401,7 @@ def solver_cuts(
         exact_sum = (np.int64(info.nmant), np.int64(np.log2(info.smallest_subnormal)))
         problem = (solver, gamma, eps)
         lo, hi = _aot.call(rna_bands, summaries, stats, rows, problem, lo, exact_sum)
-    counts, cand, start = band_values(x, xb, rows, (lo, hi), chunk, cmax, smax)
+    counts, cand, start = band_values(x, xb, rows, (lo, hi), chunk, cmax, sbits)
     out = (
         np.zeros(na, dtype=np.int64),
         np.full(na, np.inf),
@@ -596,8 +596,8 @@ def write_masks(
         Pixels per work item.
     smax : ndarray of float64, shape (R, n_chunks, n_sub), optional
         The largest value of each sub-block of each work item, for the rows with a
-        finite ``t`` (:func:`band_values`): a sub-block whose maximum lies below its
-        row's ``t`` is written all-False without being read.
+        finite ``t`` (:func:`band_values`, :func:`chunk_maxima`): a sub-block whose
+        maximum lies below its row's ``t`` is written all-False without being read.
     """
     nrow, d = x.shape
     nch = (d + chunk - 1) // chunk
@@ -657,8 +657,8 @@ def assign_labels(
         Pixels per work item.
     smax : ndarray of float64, shape (B*C, n_chunks, n_sub)
         The largest value of each sub-block of each work item, for the active rows
-        with a finite ``t`` (:func:`band_values`): a class whose maximum over a
-        sub-block lies below its ``t`` is not read there.
+        with a finite ``t`` (:func:`band_values`, :func:`chunk_maxima`): a class
+        whose maximum over a sub-block lies below its ``t`` is not read there.
     """
     t, jcut, active = cut
     metric, gamma, void_policy, void_index = params

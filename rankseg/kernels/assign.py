@@ -186,46 +186,6 @@ def log_conflict(x, b, ncls, j, several, seen, log):
     return seen + 1
 
 
-@jit(inline="always")
-def settle(x, b, ncls, s0, n, counters, dst, st, sums, log):
-    """Write a sub-block's labels and status; add its exclusive pixels to the sums.
-
-    Every pixel gets the last class that selects it and its status (0: exactly one
-    class, final; 1: none; 2: several), pass B overwriting the labels of the
-    others.  The class sums ``lm`` add each exclusive pixel's value in pixel order,
-    as one loop over the pixels would, through a register while consecutive
-    pixels belong to one class; ``ln`` counts them.  The other pixels
-    are logged (:func:`log_conflict`) while their class rows are still in the
-    cache; ``log`` is ``(idx, vals, live, seen)``.  Returns the new ``seen``.
-    """
-    cnt, who, _ = counters
-    lm, ln = sums
-    for j in range(n):
-        k = cnt[j]
-        dst[j] = who[j]
-        st[j] = 0 if k == 1 else (1 if k == 0 else 2)
-    idx, vals, live, seen = log
-    cur = 0
-    acc = lm[0]
-    run = 0
-    for j in range(n):
-        if cnt[j] == 1:
-            c = np.int64(who[j])
-            if c != cur:
-                lm[cur] = acc
-                ln[cur] += run
-                cur = c
-                acc = lm[c]
-                run = 0
-            acc += as_f64(x[b * ncls + c, s0 + j])
-            run += 1
-        else:
-            seen = log_conflict(x, b, ncls, s0 + j, cnt[j] > 1, seen, (idx, vals, live))
-    lm[cur] = acc
-    ln[cur] += run
-    return seen
-
-
 #: float32 values of at least ``2**-m`` are multiples of ``2**-(m + 23)``: a float64
 #: sum of at most ``2**(30 - m)`` of them (each at most 1) is exact, in any order
 _EXACT_BITS = 30
@@ -267,17 +227,40 @@ def class_sum(row, cnt, who, one, cw):
     return s, k
 
 
-@jit(inline="always")
-def settle_exact(x, b, ncls, s0, n, counters, dst, st, sums, log):
-    """:func:`settle` where every class's exclusive sum is exact (:func:`exact_sum_floor`).
+@jit
+def class_chain(row, cnt, who, one, cw, acc):
+    """``acc`` plus ``row[j]`` over the pixels that class ``cw`` alone selects, in pixel order.
 
-    The sums are taken class by class (:func:`class_sum`, vectorized) over the
-    classes that may select a pixel of the sub-block (``live``), in place of one
-    chain of additions in pixel order: the same bits, as every partial sum is
-    exact.  The other pixels are logged in pixel order, as :func:`settle` does.
+    The same additions in the same order as one loop over the pixels: the sum where
+    it is not exact (:func:`exact_sum_floor`).  Also returns the count.  Not inlined
+    (it compiles once).
+    """
+    k = 0.0
+    for j in range(row.shape[0]):
+        if (cnt[j] == one) & (who[j] == cw):
+            acc += as_f64(row[j])
+            k += 1.0
+    return acc, k
+
+
+@jit(inline="always")
+def settle(x, b, ncls, s0, n, counters, dst, st, sums, log):
+    """Write a sub-block's labels and status; add its exclusive pixels to the sums.
+
+    Every pixel gets the last class that selects it and its status (0: exactly one
+    class, final; 1: none; 2: several), pass B overwriting the labels of the
+    others.  Each class that may select a pixel here (``live``) adds its exclusive
+    pixels' values to ``lm`` and their count to ``ln``: in vector lanes
+    (:func:`class_sum`) where its cut is at least ``floor`` (:func:`exact_sum_floor`:
+    every partial sum is exact, so the bits are the pixel-order sum's), else in
+    pixel order (:func:`class_chain`) -- each class's own chain of additions, as one
+    loop over the pixels makes it.  The other pixels are logged in pixel order
+    (:func:`log_conflict`) while their class rows are still in the cache; ``log`` is
+    ``(idx, vals, live, seen)``, ``sums`` ``(lm, ln, t, floor)`` with the sample's
+    cuts.  Returns the new ``seen``.
     """
     cnt, who, first = counters
-    lm, ln = sums
+    lm, ln, t, floor = sums
     others = 0
     for j in range(n):
         k = cnt[j]
@@ -289,8 +272,12 @@ def settle_exact(x, b, ncls, s0, n, counters, dst, st, sums, log):
     cs, ws = cnt[:n], who[:n]
     for c in range(ncls):
         if live[c]:
-            a, k = class_sum(x[b * ncls + c, s0 : s0 + n], cs, ws, one, first + c)
-            lm[c] += a
+            row = x[b * ncls + c, s0 : s0 + n]
+            if t[c] >= floor:
+                a, k = class_sum(row, cs, ws, one, first + c)
+                lm[c] += a
+            else:
+                lm[c], k = class_chain(row, cs, ws, one, first + c, lm[c])
             ln[c] += k
     if others == 0:
         return seen
@@ -346,12 +333,10 @@ def exclusive_tasks(i0, i1, x, ncls, cuts, out, status, sums, log):
     for task in range(i0, i1):
         b, j0, j1 = work_item(task, nch, chunk, d)
         # task-local sums, written once: rows of neighbouring tasks share cache lines
-        exact = True
+        tb = t[b * ncls : (b + 1) * ncls]
         for c in range(ncls):
             lm[c] = 0.0
             ln[c] = 0.0
-            r = b * ncls + c
-            exact = exact and (not active[r] or t[r] == np.inf or t[r] >= floor)
         k = 0
         for s0 in range(j0, j1, SUB_BLOCK):
             n = min(j1, s0 + SUB_BLOCK) - s0
@@ -363,10 +348,7 @@ def exclusive_tasks(i0, i1, x, ncls, cuts, out, status, sums, log):
                 live[c] = active[r] and kmax[r] >= t[r]  # as count_selections reads rows
             count_selections(x, b, ncls, cut, s0, n, counters, kmax)
             logged = (idx[task], vals[task], live, k)
-            if exact:
-                k = settle_exact(x, b, ncls, s0, n, counters, dst, st, (lm, ln), logged)
-            else:
-                k = settle(x, b, ncls, s0, n, counters, dst, st, (lm, ln), logged)
+            k = settle(x, b, ncls, s0, n, counters, dst, st, (lm, ln, tb, floor), logged)
         seen[task] = k
         for c in range(ncls):
             msum[task, c] = lm[c]

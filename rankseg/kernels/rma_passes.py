@@ -232,28 +232,26 @@ def count_gather_tasks(i0, i1, x, xb, rows, bounds, chunk, out, buffers):
 
     ``out`` is ``(nband, nforce, sforce, fbits)``: per item the band count, the
     forced count and sum and the smallest forced bit pattern.  ``buffers`` is
-    ``(slots, cmax, smax)``.  An item whose largest value (``cmax``, from the row
+    ``(slots, cmax, sbits)``.  An item whose largest value (``cmax``, from the row
     statistics) is at most ``lo`` and below ``hi`` holds neither band nor forced
     values: its counts are those of an empty item, without reading it.  Each other
     item is read once, in blocks of ``COUNT_BLOCK`` values: a block is counted
     (:func:`block_counts`, vectorized) and, while it is in the cache, its band
     values are copied (:func:`gather_chunk`) into the item's own row of ``slots``
     as long as the item's band fits there (an item with more is gathered from the
-    input by :func:`place_band_tasks`).  The largest value of each sub-block of
-    ``SUB_BLOCK`` pixels of the item goes to ``smax[r, item]`` (an item not read:
-    its largest value, at most ``lo``, for every sub-block), for the mask writer
-    and the multiclass resolution: a row's cut lies above ``lo``.
+    input by :func:`place_band_tasks`).  The largest bit pattern of each sub-block
+    of ``SUB_BLOCK`` pixels of the item goes to ``sbits[r, item]`` (an item not
+    read: 0, +0.0's pattern, for every sub-block: its values are at most ``lo``, and
+    a row's cut lies above ``lo``), for the mask writer and the multiclass
+    resolution (:func:`rankseg.cpu.launchers.chunk_maxima` decodes them).
     """
     lo, hi = bounds
-    slots, cmax, smax = buffers
+    slots, cmax, sbits = buffers
     nband, nforce, sforce, fbits = out
     d = x.shape[1]
     nch = (d + chunk - 1) // chunk
     cap = slots.shape[1]
     top = np.iinfo(xb.dtype).max
-    cell = np.empty(1, dtype=x.dtype)
-    cbits = cell.view(xb.dtype)
-    sign = top ^ (top >> 1)  # the sign bit of the dtype
     for task in range(i0, i1):
         i, j0, j1 = work_item(task, nch, chunk, d)
         m = cmax[rows[i], task % nch]
@@ -261,9 +259,9 @@ def count_gather_tasks(i0, i1, x, xb, rows, bounds, chunk, out, buffers):
         nf = 0
         sf = 0.0
         mb = top
-        sub = smax[rows[i], task % nch]
+        sub = sbits[rows[i], task % nch]
         for k in range(sub.shape[0]):
-            sub[k] = m
+            sub[k] = 0
         if not (m <= lo[i] and m < hi[i]):
             row = x[rows[i], j0:j1]
             rowb = xb[rows[i], j0:j1]
@@ -280,15 +278,10 @@ def count_gather_tasks(i0, i1, x, xb, rows, bounds, chunk, out, buffers):
                 nf += kf
                 sf += sb
                 mb = mbb if mbb < mb else mb
-                # the block's largest value into its sub-block's (COUNT_BLOCK divides
-                # SUB_BLOCK: a block lies in one sub-block)
-                # its bit pattern decoded as a value of the row's dtype; a pattern
-                # with the sign bit is -0.0's (the values are validated), which
-                # lies above every other one's: the block's maximum is not known
-                cbits[0] = mxb
-                vmax = np.inf if mxb & sign else as_f64(cell[0])
+                # the block's largest pattern into its sub-block's (COUNT_BLOCK
+                # divides SUB_BLOCK: a block lies in one sub-block)
                 k = s // SUB_BLOCK
-                sub[k] = vmax if s % SUB_BLOCK == 0 or vmax > sub[k] else sub[k]
+                sub[k] = max(sub[k], np.uint64(mxb))
         nband[task] = nb
         nforce[task] = nf
         sforce[task] = sf

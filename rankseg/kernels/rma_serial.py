@@ -96,6 +96,7 @@ def serial_cuts(x, xb, one, chunk, metric, gamma, prune):
     cmax = np.empty((nrow, nch))
     nsub = (min(chunk, d) + SUB_BLOCK - 1) // SUB_BLOCK  # launchers.sub_blocks
     smax = np.full((nrow, nch, nsub), np.inf)
+    sbits = np.zeros((nrow, nch, nsub), dtype=np.uint64)
     for r in range(nrow):
         # the chunks of a row added in order, as np.add.accumulate does
         mb = pbits[r * nch]
@@ -125,7 +126,12 @@ def serial_cuts(x, xb, one, chunk, metric, gamma, prune):
     fbits = np.empty(ntask, dtype=xb.dtype)
     slots = np.empty((ntask, BAND_SLOTS))
     counts = (nband, nforce_t, sforce_t, fbits)
-    count_gather_tasks(0, ntask, x, xb, rows, (lo, hi), chunk, counts, (slots, cmax, smax))
+    count_gather_tasks(0, ntask, x, xb, rows, (lo, hi), chunk, counts, (slots, cmax, sbits))
+    for i in range(na):  # decoded as launchers.chunk_maxima does
+        for q in range(nch):
+            for k in range(nsub):
+                mb = sbits[rows[i], q, k]
+                smax[rows[i], q, k] = _bits_value(mb, x, xb) if mb <= one else np.inf
     nforce = np.zeros(na, dtype=np.int64)
     sforce = np.empty(na)
     mforce = np.empty(na)
