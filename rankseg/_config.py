@@ -17,6 +17,7 @@ __all__ = [
     "MAX_BAND_BYTES",
     "PASS_WORK",
     "SERIAL_SIZE",
+    "SERIAL_TWO_SIZE",
     "SKIP_BLOCK",
     "SOLVE_WEIGHT",
     "SUB_BLOCK",
@@ -74,6 +75,15 @@ SKIP_BLOCK = 64
 #: ``PASS_WORK``, and when another process holds a core every parallel pass waits
 #: for a paused thread.  Results do not depend on the thread count.
 SERIAL_SIZE = 16 * CHUNK
+
+#: A call of one sample (or of fewer samples than threads) that may use two threads
+#: still runs as one compiled call on one thread below this many elements, when
+#: that needs no compile (``rankseg.cpu.driver``): on the 2-core VM of
+#: docs/performance.rst the two threads' launches and the host's steps between
+#: them cost more than the second thread saves up to 2-4 M elements (tumor3d, 1.6 M:
+#: 0.62 -> 0.52 ms).  Counts of three threads or more keep ``SERIAL_SIZE``: none
+#: was measured.
+SERIAL_TWO_SIZE = 32 * CHUNK
 
 #: A pass of a larger call that streams fewer values than this (its launcher's
 #: estimate: the values it reads, a solved value counting as ``SOLVE_WEIGHT``) runs

@@ -20,7 +20,7 @@ import pytest
 
 import rankseg
 from rankseg import _threads, predict
-from rankseg._config import PASS_WORK, SERIAL_SIZE
+from rankseg._config import PASS_WORK, SERIAL_TWO_SIZE
 from rankseg.datasets import make_probs
 
 pytestmark = [
@@ -29,9 +29,10 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning"),
 ]
 
-#: an input large enough for two threads (SERIAL_SIZE elements or more) in a pass
-#: (PASS_WORK values or more: smaller passes run in the calling thread)
-SHAPE = (1, 4, 512, 512)
+#: an input large enough for two threads in the launchers' passes: one sample of
+#: SERIAL_TWO_SIZE elements or more (a smaller one runs as one compiled call), passes
+#: of PASS_WORK values or more (smaller passes run in the calling thread)
+SHAPE = (1, 4, 1024, 512)
 
 
 class ChildFailed(AssertionError):
@@ -111,7 +112,7 @@ def _check(probs: np.ndarray, expected: np.ndarray) -> str:
 
 def test_child_and_grandchild_of_a_multithreaded_process(two_threads):
     probs = make_probs(SHAPE, seed=3)
-    assert probs.size >= max(SERIAL_SIZE, PASS_WORK)
+    assert probs.size >= max(SERIAL_TWO_SIZE, PASS_WORK)
     expected = predict(probs)  # two threads: the pool has a thread now
     parent_pool = _threads._pool
     assert parent_pool is not None

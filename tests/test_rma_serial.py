@@ -1,9 +1,11 @@
 """A small RMA call as one compiled call (rankseg.kernels.rma_serial) equals the launchers.
 
-Inputs below ``SERIAL_SIZE`` elements run every pass of an RMA call in one compiled
-function; larger ones, and this module with ``SERIAL_CALL = "never"``, run the launchers
-of rankseg.cpu.launchers.  The two must agree bit for bit: labels, masks and every
-field of the info, for every dtype, metric, output mode, smoothing, pruning and
+Inputs below ``SERIAL_SIZE`` elements (and calls of one thread, batches of at
+least as many samples as threads, a mid-sized sample on two threads:
+``rankseg._threads.serial_threads``) run every pass of an RMA call in one compiled
+function per range of samples; other calls, and this module with
+``SERIAL_CALL = "never"``, run the launchers of rankseg.cpu.launchers.  The two must
+agree bit for bit: labels, masks and every field of the info, for every dtype, metric, output mode, smoothing, pruning and
 void policy, on ties, on rows of several work items, and on bad values (which the
 serial call leaves to the launchers' path, having written nothing).
 """
@@ -19,7 +21,8 @@ import pytest
 
 import rankseg.cpu.driver as cpu_driver
 from rankseg import BadValuesError, ClassSumWarning, RankSEG
-from rankseg._config import CHUNK, SERIAL_SIZE
+from rankseg._config import CHUNK, SERIAL_SIZE, SERIAL_TWO_SIZE
+from rankseg._threads import num_threads
 from rankseg.datasets import make_probs
 
 
@@ -115,7 +118,8 @@ def test_serial_equals_launchers(dtype, metric, spy):
     assert len(spy) == ncalls
 
 
-def test_serial_path_is_taken_only_for_small_rma(spy):
+def test_serial_path_is_taken_as_serial_threads_says(spy):
+    """RMA only; one thread, a batch of at least as many samples as threads, or mid-sized."""
     small = make_probs((1, 3, 16, 16), seed=4)
     RankSEG().predict(small)
     RankSEG(output_mode="multilabel").predict(small)
@@ -123,9 +127,102 @@ def test_serial_path_is_taken_only_for_small_rma(spy):
     RankSEG(solver="exact").predict(small)  # another solver: the launchers
     RankSEG(metric="acc").predict(small)
     assert len(spy) == 2
-    big = np.full((1, 4, SERIAL_SIZE // 4), 0.25, np.float32)  # exactly SERIAL_SIZE
-    RankSEG().predict(big)
-    assert len(spy) == 3
+    mid = np.full((1, 4, SERIAL_SIZE // 4), 0.25, np.float32)  # exactly SERIAL_SIZE
+    large = np.full((1, 4, SERIAL_TWO_SIZE // 4), 0.25, np.float32)
+    with num_threads(2):
+        RankSEG().predict(mid)  # one sample below SERIAL_TWO_SIZE: one call
+        assert len(spy) == 2
+        RankSEG().predict(large)  # one sample: the launchers on both threads
+        assert len(spy) == 3
+        RankSEG().predict(large.reshape(2, 2, -1) * 2)  # two samples: a call per range
+        assert len(spy) == 3
+    with num_threads(3):
+        RankSEG().predict(large.reshape(2, 2, -1) * 2)  # fewer samples than threads
+        assert len(spy) == 4
+    with num_threads(1):
+        RankSEG().predict(large)  # one thread: one call, any size
+        assert len(spy) == 4
+
+
+def _split(monkeypatch, nthreads=2):
+    """Make every RMA call run as compiled calls over ranges of samples on ``nthreads``."""
+    monkeypatch.setattr(cpu_driver, "serial_threads", lambda size, nb, n: nthreads)
+
+
+def _batch(dtype):
+    """Batches of several samples: ranges of one or more samples each."""
+    rng = np.random.default_rng(11)
+    cases = {k: v for k, v in _inputs(dtype).items() if v.shape[0] > 1}
+    cases["many"] = make_probs((11, 3, 9, 10), kind="softmax", seed=12, dtype=dtype)
+    # samples of two work items each, one of them tied throughout
+    long = make_probs((3, 2, CHUNK + 5), kind="softmax", seed=13, dtype=dtype)
+    long[1] = 0.5
+    cases["long"] = long
+    cases["ties"] = (np.round(rng.random((5, 2, 7, 7)) * 4) / 4).astype(dtype)
+    return cases
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_ranges_of_samples_equal_launchers(dtype, spy, monkeypatch):
+    _split(monkeypatch)
+    for name, probs in _batch(dtype).items():
+        for metric, smooth in (("dice", 0.0), ("iou", 1.0)):
+            ml = RankSEG(metric=metric, smooth=smooth, output_mode="multilabel")
+            _assert_same(*_both(ml, probs))
+            for void in ("max_score", "void"):
+                mc = RankSEG(metric=metric, smooth=smooth, unassigned_policy=void)
+                _assert_same(*_both(mc, probs, dtype="uint8"))
+        assert spy and spy[-1] == probs.shape, name
+    ncalls = len(spy)
+    RankSEG().predict(_batch(dtype)["many"])  # the ranges' calls never reach the launchers
+    assert len(spy) == ncalls
+
+
+@pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
+def test_ranges_fill_out_only_when_every_range_is_done(mode, spy, monkeypatch):
+    """With ``out``: the ranges write into a new array, copied once all are valid."""
+    _split(monkeypatch)
+    probs = make_probs((6, 3, 10, 12), kind="softmax", seed=14)
+    model = RankSEG(output_mode=mode)
+    plan = model.plan(probs.shape, probs.dtype)
+    out = np.full(plan.out_shape, 7, dtype=plan.out_dtype)
+    assert model.predict(probs, out=out) is out and spy == []
+    cpu_driver.SERIAL_CALL = "never"
+    try:
+        np.testing.assert_array_equal(out, model.predict(probs))
+    finally:
+        cpu_driver.SERIAL_CALL = "always"
+    probs[5, 1, 3, 4] = np.nan  # in the last range: the others are done before it
+    frozen = probs.copy()
+    out[...] = 7
+    before = out.copy()
+    with pytest.raises(BadValuesError) as err:
+        model.predict(probs, out=out)
+    assert err.value.sample == 5 and err.value.class_ == 1
+    np.testing.assert_array_equal(out, before)
+    np.testing.assert_array_equal(probs, frozen)
+
+
+def test_ranges_negative_zero_falls_back_and_agrees(spy, monkeypatch):
+    _split(monkeypatch)
+    probs = make_probs((4, 3, 8, 8), kind="sigmoid", seed=15)
+    probs[2, 1] = -0.0  # one range's row: that range stops, the call takes the launchers
+    out = np.zeros((4, 3, 8, 8), dtype=bool)
+    model = RankSEG(output_mode="multilabel", smooth=1.0)
+    serial, launched = _both(model, probs)
+    _assert_same(serial, launched)
+    assert len(spy) == 2
+    assert model.predict(probs, out=out) is out
+    np.testing.assert_array_equal(out, launched[0])
+
+
+def test_ranges_class_sum_warning(spy, monkeypatch):
+    _split(monkeypatch)
+    sig = make_probs((3, 3, 10, 10), seed=16)
+    sig[2] *= np.float32(0.5)  # the last sample sums to 0.5, not 1
+    with pytest.warns(ClassSumWarning, match="sample 2"):
+        RankSEG().predict(sig)
+    assert spy == []
 
 
 def test_out_is_filled_and_returned(spy):

@@ -20,7 +20,7 @@ import pytest
 import rankseg
 import rankseg.cpu.driver as cpu_driver
 from rankseg import RankSEG, _threads, predict
-from rankseg._config import CHUNK, SERIAL_SIZE
+from rankseg._config import CHUNK, SERIAL_SIZE, SERIAL_TWO_SIZE
 from rankseg._threads import call_threads, num_threads, set_num_threads
 from rankseg.datasets import make_probs
 
@@ -62,8 +62,8 @@ def machine(monkeypatch):
 def _spy_threads(monkeypatch):
     """Record the thread count each time the kernels' first pass is entered.
 
-    The first pass is the row statistics of the launchers, or a small RMA call's
-    one compiled call (which, when it runs, is all of the call).
+    The first pass is the row statistics of the launchers, or an RMA call's
+    compiled calls per range of samples (which, when they run, are all of the call).
     """
     seen = []
     row_stats = cpu_driver.checked_row_stats
@@ -76,7 +76,8 @@ def _spy_threads(monkeypatch):
     def serial_spy(*args):
         done = serial(*args)
         if done is not None:
-            seen.append(1)  # one compiled call: serial code, no pool, whatever the count
+            # one compiled call per range of samples, on this many threads
+            seen.append(args[4][0])
         return done
 
     monkeypatch.setattr(cpu_driver, "checked_row_stats", spy)
@@ -114,11 +115,32 @@ def test_small_call_runs_on_one_thread_and_restores(monkeypatch, machine):
 def test_large_call_uses_the_free_cpus(monkeypatch, machine):
     machine(2, 2.0)
     seen = _spy_threads(monkeypatch)
-    probs = np.full((1, 4, SERIAL_SIZE // 4), 0.25, dtype=np.float32)  # exactly SERIAL_SIZE
+    # one sample of SERIAL_TWO_SIZE elements: the launchers' passes on both threads
+    probs = np.full((1, 4, SERIAL_TWO_SIZE // 4), 0.25, dtype=np.float32)
     predict(probs)
-    machine(2, 1.0)  # one busy process elsewhere
+    # two samples: a compiled call per range of samples, on both threads
+    predict(probs.reshape(2, 2, -1) * 2)
+    machine(2, 1.0)  # one busy process elsewhere: one compiled call on one thread
     predict(probs)
-    assert seen == [2, 1]
+    predict(probs, solver="exact")  # the launchers' passes, on one thread
+    assert seen == [2, 2, 1, 1]
+
+
+@pytest.mark.parametrize(
+    "size, samples, nthreads, expected",
+    [
+        (SERIAL_SIZE - 1, 1, 1, 1),  # small: one compiled call
+        (SERIAL_TWO_SIZE * 50, 1, 1, 1),  # one thread (load rule, explicit): also
+        (SERIAL_TWO_SIZE * 50, 4, 2, 2),  # a batch: ranges of samples on each thread
+        (SERIAL_TWO_SIZE * 50, 3, 3, 3),
+        (SERIAL_TWO_SIZE * 50, 2, 3, 0),  # fewer samples than threads: the launchers
+        (SERIAL_TWO_SIZE - 1, 1, 2, 1),  # one mid-sized sample on two threads
+        (SERIAL_TWO_SIZE, 1, 2, 0),
+        (SERIAL_TWO_SIZE - 1, 1, 3, 0),  # three threads or more: only SERIAL_SIZE
+    ],
+)
+def test_serial_threads(size, samples, nthreads, expected):
+    assert _threads.serial_threads(size, samples, nthreads) == expected
 
 
 def test_thread_count_restored_after_a_raising_call():
@@ -207,7 +229,8 @@ def test_explicit_count_beats_the_load_rule(monkeypatch, machine):
 
 def test_explicit_count_runs_that_many_threads(monkeypatch):
     seen = _spy_threads(monkeypatch)
-    probs = make_probs((1, 4, 512, 512), seed=1)  # SERIAL_SIZE elements: threads
+    # one sample of SERIAL_TWO_SIZE elements: the launchers' passes, on threads
+    probs = make_probs((1, 4, 1024, 512), seed=1)
     want = predict(probs)
     set_num_threads(3)
     np.testing.assert_array_equal(predict(probs), want)

@@ -14,7 +14,11 @@ host, with the same signature as the GPU driver's.  The input is read in place a
    (:func:`~rankseg.cpu.launchers.assign_labels`).
 
 The thread count of the call is decided here (:func:`rankseg._threads.call_threads`:
-one thread for small inputs, no more than the idle cores).
+one thread for small inputs, no more than the idle cores), and whether an RMA call
+runs instead as one compiled call per range of samples, each on one thread, with
+no host step between its passes (:func:`rankseg._threads.serial_threads`: a call of
+one thread, a batch of at least as many samples as threads, a mid-sized sample on
+two threads; :mod:`rankseg.kernels.rma_serial`).  Both give the same bits.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import numpy as np
 
 from rankseg import _validation as v
 from rankseg._compile import aot as _aot
-from rankseg._config import CHUNK, SERIAL_SIZE
+from rankseg._config import CHUNK
 from rankseg._policies import (
     SOLVER_CODE,
     bits_view,
@@ -36,7 +40,7 @@ from rankseg._policies import (
 )
 from rankseg._presence import presence_features
 from rankseg._records import PredictInfo, empty_info
-from rankseg._threads import call_threads, num_threads
+from rankseg._threads import call_threads, num_threads, serial_threads
 from rankseg.cpu.launchers import (
     argmax_labels,
     assign_labels,
@@ -50,8 +54,13 @@ from rankseg.cpu.launchers import (
     write_masks,
     write_threshold_masks,
 )
+from rankseg.cpu.tasks import run_tasks
 from rankseg.kernels.rma_passes import STAT_MAX, STAT_MU
 from rankseg.kernels.rma_serial import rma_labels_serial, rma_masks_serial
+
+#: Ranges of samples per thread on the one-compiled-call path with several threads
+#: (:func:`_predict_serial`): a few, so that a thread the OS pauses holds up little
+_RANGES_PER_THREAD = 4
 
 #: When a small RMA call runs as one compiled call (:func:`_predict_serial`):
 #: ``"ready"`` (the default) when that needs no compile -- the kernels compiled
@@ -93,8 +102,9 @@ def predict(model: Any, arr: np.ndarray, target: tuple, return_info: bool) -> An
     # one thread for small inputs, and no more threads than there are idle cores
     # (call_threads; docs/performance.rst)
     nthreads = call_threads(arr.size)  # also checks RANKSEG_NUM_THREADS
-    if SERIAL_CALL != "never" and arr.size < SERIAL_SIZE and _serial_rma(model):
-        done = _predict_serial(model, arr, result, return_info)  # one thread by design
+    split = serial_threads(arr.size, nb, nthreads) if _serial_rma(model) else 0
+    if SERIAL_CALL != "never" and split:
+        done = _predict_serial(model, arr, result, return_info, (split, out is None))
         if done is not None:
             return done
     with num_threads(nthreads):
@@ -106,41 +116,94 @@ def _serial_rma(model: Any) -> bool:
     return model.solver == "rma" and model.metric != "acc" and model.presence is None
 
 
-def _predict_serial(model: Any, arr: np.ndarray, result: np.ndarray, return_info: bool) -> Any:
-    """Run a small RMA call as one compiled call (:mod:`rankseg.kernels.rma_serial`).
+def _predict_serial(
+    model: Any, arr: np.ndarray, result: np.ndarray, return_info: bool, split: tuple[int, bool]
+) -> Any:
+    """Run an RMA call as one compiled call per range of samples (``kernels/rma_serial``).
 
-    The same passes as :func:`_predict` on one thread, without the host's steps
-    between them.  Returns None, having written nothing, when a row holds a value
-    outside [0, 1] (or -0.0): :func:`_predict` then tells which and raises.
+    The same passes as :func:`_predict`, on one thread per range, without the host's
+    steps between them.  ``split`` is ``(threads, fresh)``: the threads that take the
+    ranges (:func:`rankseg._threads.serial_threads`; 1: the whole call as one
+    compiled call) and whether ``result`` is a new array.  Returns None when a kernel
+    would need a compile first (:data:`SERIAL_CALL`) or when a row holds a value
+    outside [0, 1] (or -0.0): :func:`_predict` then tells which and raises (or
+    decides).  Nothing is written to a caller's ``out`` then: with several ranges
+    (each stops before writing only its own samples) they write into a new array,
+    copied into ``out`` when every range is done.
     """
+    nthreads, fresh = split
     nb, nc = arr.shape[:2]
     d = arr.size // (nb * nc)
     x = arr.reshape(nb * nc, d)
-    xb, xk = bits_view(x), kernel_view(x)
-    one = one_bits(x.dtype)
-    problem = (xk, xb, one, np.int64(CHUNK), metric_code(model.metric), float(model.smooth))
-    prune = float(model.pruning_prob)
+    nranges = 1 if nthreads <= 1 else min(nb, _RANGES_PER_THREAD * nthreads)
+    target = result if nranges == 1 or fresh else np.empty_like(result)
+    if nranges == 1:  # the whole call: one compiled call (a small call's fixed cost)
+        call = _serial_call(model, x, 0, nb, target)
+        if call is None:
+            return None
+        res = call[0](*call[1])
+        if not res[0]:
+            return None
+        stats, tau, t, score, pruned = res[1], res[2], res[3], res[5], res[6]
+    else:
+        edges = [nb * k // nranges for k in range(nranges + 1)]
+        calls = [_serial_call(model, x, edges[k], edges[k + 1], target) for k in range(nranges)]
+        if any(call is None for call in calls):
+            return None
+        parts: list[Any] = [None] * nranges
+
+        def ranges(k0: int, k1: int) -> None:
+            for k in range(k0, k1):
+                run, args = calls[k]  # type: ignore[misc]
+                parts[k] = run(*args)
+
+        with num_threads(nthreads):
+            run_tasks(ranges, nranges)
+        if not all(part[0] for part in parts):
+            return None
+        stats, tau, t, score, pruned = (
+            np.concatenate([part[i] for part in parts]) for i in (1, 2, 3, 5, 6)
+        )
+    if model.output_mode == "multiclass":  # the layout check of _predict
+        v.check_class_sums(stats[:, STAT_MU].reshape(nb, nc), d)
+    if target is not result:
+        np.copyto(result, target)
+    if not return_info:
+        return result
+    return result, _info(nb, nc, tau, t, score, pruned)
+
+
+def _serial_call(model: Any, x: np.ndarray, b0: int, b1: int, target: np.ndarray) -> Any:
+    """Return the one compiled call ``(function, arguments)`` for samples ``b0 <= b < b1``.
+
+    ``x`` holds the rows of every sample (``(B*C, d)``), ``target`` the output of every
+    sample.  None when the call would need a compile first (:func:`_serial_kernel`).
+    """
+    nc = x.shape[0] // target.shape[0]
+    d = x.shape[1]
+    r0, r1 = b0 * nc, b1 * nc
+    rows = x[r0:r1] if r1 - r0 < x.shape[0] else x
+    problem = (
+        kernel_view(rows),
+        bits_view(rows),
+        one_bits(x.dtype),
+        np.int64(CHUNK),
+        metric_code(model.metric),
+        float(model.smooth),
+        float(model.pruning_prob),
+    )
     args: tuple
     if model.output_mode == "multiclass":
         void = (void_label(model) is not None, np.int64(model.void_index))
         kernel = rma_labels_serial
         cap = conflict_slots(nc, min(CHUNK, d))
-        args = (*problem, prune, np.int64(nc), *void, cap, result.reshape(nb, d))
+        out = target.reshape(target.shape[0], d)[b0:b1]
+        args = (*problem, np.int64(nc), *void, cap, out)
     else:
         kernel = rma_masks_serial
-        args = (*problem, prune, result.reshape(nb * nc, d))
+        args = (*problem, target.reshape(x.shape[0], d)[r0:r1])
     run = _serial_kernel(kernel, args)
-    if run is None:
-        return None
-    res = run(*args)
-    ok, stats, tau, t, _, score, pruned, _ = res
-    if not ok:
-        return None
-    if model.output_mode == "multiclass":  # the layout check of _predict
-        v.check_class_sums(stats[:, STAT_MU].reshape(nb, nc), d)
-    if not return_info:
-        return result
-    return result, _info(nb, nc, tau, t, score, pruned)
+    return None if run is None else (run, args)
 
 
 #: The function that runs a one-call kernel, by what decides its argument types: the
