@@ -475,3 +475,21 @@ def test_exact_one_row_summaries_from_blocks(rng, metric, monkeypatch):
     np.testing.assert_array_equal(res[0][0], res[1][0])
     np.testing.assert_array_equal(res[0][1].score, res[1][1].score)
     np.testing.assert_array_equal(res[0][1].tau, res[1][1].tau)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (2, 7, 1), (3, 5000, 15), (8, 4096, 3)])
+def test_blocks_in_order_adds_as_accumulate(rng, shape):
+    """The summaries' block totals: np.add.accumulate's last running total, bit for bit."""
+    from rankseg.kernels.summary import blocks_in_order
+
+    # magnitudes 1e-12..1e4: another order (pairwise, reassociated) changes the last bits
+    part = rng.normal(size=shape) * 10.0 ** rng.integers(-12, 5, size=shape)
+    part[0, 0, 0] = -0.0
+    frozen = part.copy()
+    out = np.full(shape[::2], np.nan)
+    blocks_in_order(part, out)
+    want = np.add.accumulate(part, axis=1)[:, -1]
+    assert out.tobytes() == want.tobytes()
+    np.testing.assert_array_equal(part, frozen)
+    if shape[1] > 100:  # the sum in another order differs: the test can tell
+        assert np.add.reduce(part[:, ::-1], axis=1).tobytes() != want.tobytes()

@@ -64,6 +64,7 @@ from rankseg.kernels.solver_passes import (
 )
 from rankseg.kernels.sort import sort_descending
 from rankseg.kernels.summary import BLOCK as SUM_BLOCK
+from rankseg.kernels.summary import blocks_in_order
 
 __all__ = [
     "argmax_labels",
@@ -452,7 +453,9 @@ def row_summaries(x: np.ndarray, rows: np.ndarray, chunk: int, npow: int = 0) ->
     run_tasks(kernel, ntask, x, rows, np.int64(chunk), part, work=na * d)
     summaries[:, SUM_D] = d
     if part.shape[1]:
-        summaries[:, SUM_MU:] = np.add.accumulate(part, axis=1)[:, -1]
+        totals = np.empty((na, part.shape[2]))
+        _aot.call(blocks_in_order, part, totals)  # in block order, as np.add.accumulate
+        summaries[:, SUM_MU:] = totals
     return summaries
 
 

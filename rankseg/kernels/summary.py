@@ -22,6 +22,7 @@ __all__ = [
     "SUM_MU",
     "SUM_VAR",
     "block_cumulants",
+    "blocks_in_order",
     "block_summaries",
     "new_summary",
     "row_summary",
@@ -37,6 +38,24 @@ SUM_HEAD = 4  # power sums P_1..P_K follow at SUM_HEAD..SUM_HEAD + K - 1
 DEFAULT_NPOW = 12
 #: Pixels per block of the streaming pass (partial sums keep rounding at ~block size).
 BLOCK = 256
+
+
+@jit
+def blocks_in_order(part, out):
+    """Add each row's blocks in block order: ``out[r] = part[r, 0] + part[r, 1] + ...``.
+
+    ``part`` has shape ``(R, n_blocks, K)`` (``n_blocks >= 1``), ``out`` ``(R, K)``.
+    The same additions in the same order as ``np.add.accumulate(part, axis=1)[:, -1]``
+    (sequential), so the same bits, without that array of every running total: for
+    the rows' ``d / BLOCK`` blocks it took 0.14-0.69 ms of a call on tumor3d.
+    """
+    nr, nb, k = part.shape
+    for r in range(nr):
+        for c in range(k):
+            out[r, c] = part[r, 0, c]
+        for i in range(1, nb):
+            for c in range(k):
+                out[r, c] += part[r, i, c]
 
 
 def new_summary(npow: int = DEFAULT_NPOW) -> np.ndarray:
