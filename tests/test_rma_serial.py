@@ -5,9 +5,10 @@ least as many samples as threads, a mid-sized sample on two threads:
 ``rankseg._threads.serial_threads``) run every pass of an RMA call in one compiled
 function per range of samples; other calls, and this module with
 ``SERIAL_CALL = "never"``, run the launchers of rankseg.cpu.launchers.  The two must
-agree bit for bit: labels, masks and every field of the info, for every dtype, metric, output mode, smoothing, pruning and
-void policy, on ties, on rows of several work items, and on bad values (which the
-serial call leaves to the launchers' path, having written nothing).
+agree bit for bit: labels, masks and every field of the info, for every dtype,
+metric, output mode, smoothing, pruning and void policy, on ties, on rows of several
+work items, and on bad values (which the serial call leaves to the launchers' path,
+having written nothing).
 """
 
 import os
