@@ -8,8 +8,8 @@ call uses (:func:`call_threads`) is decided here and nowhere else:
 1. Inputs below :data:`rankseg._config.SERIAL_SIZE` elements run on one thread;
    so does a pass of a larger call with less work than
    :data:`rankseg._config.PASS_WORK` (:func:`pass_threads`).  How an RMA call
-   spends its threads on the one-compiled-call path (a range of samples per call)
-   is :func:`serial_threads`.
+   spends its threads on the one-compiled-call path (a range of samples, or of
+   multilabel rows, per call) is :func:`serial_threads`.
 2. An explicit count wins: the thread-local :func:`num_threads` context, else the
    process-wide :func:`set_num_threads`, else the ``RANKSEG_NUM_THREADS``
    environment variable.  It is taken as given (not capped, no load rule).
@@ -591,19 +591,21 @@ def call_threads(size: int) -> int:
     return max(1, min(base, int(free + 0.5)))
 
 
-def serial_threads(size: int, samples: int, nthreads: int) -> int:
-    """Threads of an RMA call that runs as one compiled call per range of samples.
+def serial_threads(size: int, units: int, nthreads: int) -> int:
+    """Threads of an RMA call that runs as one compiled call per range of units.
 
     The one-call kernels (:mod:`rankseg.kernels.rma_serial`) run every pass of
-    their samples on one thread, with no launch and no host step between the passes;
-    samples are decided independently, so ranges of them may run side by side.
+    their rows on one thread, with no launch and no host step between the passes.
+    A unit is what is decided on its own -- a sample for multiclass output (its
+    classes share the label map), a (sample, class) row for multilabel output -- so
+    ranges of units may run side by side.
 
     Parameters
     ----------
     size : int
         Elements of the input (``B * C * d``).
-    samples : int
-        ``B``.
+    units : int
+        ``B`` (multiclass) or ``B * C`` (multilabel).
     nthreads : int
         The call's count (:func:`call_threads`).
 
@@ -611,16 +613,16 @@ def serial_threads(size: int, samples: int, nthreads: int) -> int:
     -------
     int
         ``1``: the whole call as one compiled call -- a call of one thread (a small
-        input, the load rule, an explicit 1), or of two threads with fewer samples
+        input, the load rule, an explicit 1), or of two threads with fewer units
         than threads and fewer elements than
         :data:`rankseg._config.SERIAL_TWO_SIZE`.  ``nthreads``: a call with at least
-        as many samples as threads, each thread taking ranges of samples.  ``0``:
-        the launchers' passes (one sample, or fewer than the threads, over work
-        items on every thread).
+        as many units as threads, each thread taking ranges of units.  ``0``: the
+        launchers' passes (fewer units than threads, over work items on every
+        thread).
     """
     if nthreads <= 1:
         return 1
-    if samples >= nthreads:
+    if units >= nthreads:
         return nthreads
     if nthreads == 2 and size < SERIAL_TWO_SIZE:
         return 1

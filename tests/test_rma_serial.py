@@ -143,6 +143,11 @@ def test_serial_path_is_taken_as_serial_threads_says(spy):
     with num_threads(1):
         RankSEG().predict(large)  # one thread: one call, any size
         assert len(spy) == 4
+    with num_threads(3):  # multilabel: each row decided alone, four rows for three threads
+        RankSEG(output_mode="multilabel").predict(large)
+        assert len(spy) == 4
+        RankSEG(output_mode="multilabel").predict(large[:, :2] * 2)  # two rows: launchers
+        assert len(spy) == 5
 
 
 def _split(monkeypatch, nthreads=2):
@@ -151,7 +156,7 @@ def _split(monkeypatch, nthreads=2):
 
 
 def _batch(dtype):
-    """Batches of several samples: ranges of one or more samples each."""
+    """Ranges of one or more units: samples (multiclass) or rows (multilabel)."""
     rng = np.random.default_rng(11)
     cases = {k: v for k, v in _inputs(dtype).items() if v.shape[0] > 1}
     cases["many"] = make_probs((11, 3, 9, 10), kind="softmax", seed=12, dtype=dtype)
@@ -160,6 +165,8 @@ def _batch(dtype):
     long[1] = 0.5
     cases["long"] = long
     cases["ties"] = (np.round(rng.random((5, 2, 7, 7)) * 4) / 4).astype(dtype)
+    # one sample: multilabel takes ranges of its rows, multiclass one call
+    cases["one"] = make_probs((1, 5, 30, 31), kind="softmax", seed=17, dtype=dtype)
     return cases
 
 
@@ -181,7 +188,10 @@ def test_ranges_of_samples_equal_launchers(dtype, spy, monkeypatch):
 
 @pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
 def test_ranges_fill_out_only_when_every_range_is_done(mode, spy, monkeypatch):
-    """With ``out``: the ranges write into a new array, copied once all are valid."""
+    """With ``out``: the ranges write into a new array, copied once all are valid.
+
+    Multiclass ranges hold samples, multilabel ones rows: the NaN is in the last
+    range either way."""
     _split(monkeypatch)
     probs = make_probs((6, 3, 10, 12), kind="softmax", seed=14)
     model = RankSEG(output_mode=mode)

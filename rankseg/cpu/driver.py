@@ -102,7 +102,9 @@ def predict(model: Any, arr: np.ndarray, target: tuple, return_info: bool) -> An
     # one thread for small inputs, and no more threads than there are idle cores
     # (call_threads; docs/performance.rst)
     nthreads = call_threads(arr.size)  # also checks RANKSEG_NUM_THREADS
-    split = serial_threads(arr.size, nb, nthreads) if _serial_rma(model) else 0
+    # the units decided on their own: samples (multiclass) or rows (multilabel)
+    units = nb if model.output_mode == "multiclass" else nb * nc
+    split = serial_threads(arr.size, units, nthreads) if _serial_rma(model) else 0
     if SERIAL_CALL != "never" and split:
         done = _predict_serial(model, arr, result, return_info, (split, out is None))
         if done is not None:
@@ -119,26 +121,30 @@ def _serial_rma(model: Any) -> bool:
 def _predict_serial(
     model: Any, arr: np.ndarray, result: np.ndarray, return_info: bool, split: tuple[int, bool]
 ) -> Any:
-    """Run an RMA call as one compiled call per range of samples (``kernels/rma_serial``).
+    """Run an RMA call as one compiled call per range of units (``kernels/rma_serial``).
 
-    The same passes as :func:`_predict`, on one thread per range, without the host's
-    steps between them.  ``split`` is ``(threads, fresh)``: the threads that take the
-    ranges (:func:`rankseg._threads.serial_threads`; 1: the whole call as one
-    compiled call) and whether ``result`` is a new array.  Returns None when a kernel
-    would need a compile first (:data:`SERIAL_CALL`) or when a row holds a value
-    outside [0, 1] (or -0.0): :func:`_predict` then tells which and raises (or
-    decides).  Nothing is written to a caller's ``out`` then: with several ranges
-    (each stops before writing only its own samples) they write into a new array,
-    copied into ``out`` when every range is done.
+    A unit is what is decided on its own: a sample (multiclass: its classes share
+    the label map) or a row (multilabel: each (sample, class) mask).  The same passes
+    as :func:`_predict`, on one thread per range, without the host's steps between
+    them.  ``split`` is ``(threads, fresh)``: the threads that take the ranges
+    (:func:`rankseg._threads.serial_threads`; 1: the whole call as one compiled
+    call) and whether ``result`` is a new array.  Returns None when a kernel would
+    need a compile first (:data:`SERIAL_CALL`) or when a row holds a value outside
+    [0, 1] (or -0.0): :func:`_predict` then tells which and raises (or decides).
+    Nothing is written to a caller's ``out`` then: with several ranges (each stops
+    before writing only its own units) they write into a new array, copied into
+    ``out`` when every range is done.
     """
     nthreads, fresh = split
     nb, nc = arr.shape[:2]
     d = arr.size // (nb * nc)
     x = arr.reshape(nb * nc, d)
-    nranges = 1 if nthreads <= 1 else min(nb, _RANGES_PER_THREAD * nthreads)
+    per = nc if model.output_mode == "multiclass" else 1  # rows per unit
+    units = nb * nc // per
+    nranges = 1 if nthreads <= 1 else min(units, _RANGES_PER_THREAD * nthreads)
     target = result if nranges == 1 or fresh else np.empty_like(result)
     if nranges == 1:  # the whole call: one compiled call (a small call's fixed cost)
-        call = _serial_call(model, x, 0, nb, target)
+        call = _serial_call(model, x, 0, x.shape[0], target)
         if call is None:
             return None
         res = call[0](*call[1])
@@ -146,7 +152,7 @@ def _predict_serial(
             return None
         stats, tau, t, score, pruned = res[1], res[2], res[3], res[5], res[6]
     else:
-        edges = [nb * k // nranges for k in range(nranges + 1)]
+        edges = [units * k // nranges * per for k in range(nranges + 1)]
         calls = [_serial_call(model, x, edges[k], edges[k + 1], target) for k in range(nranges)]
         if any(call is None for call in calls):
             return None
@@ -173,15 +179,16 @@ def _predict_serial(
     return result, _info(nb, nc, tau, t, score, pruned)
 
 
-def _serial_call(model: Any, x: np.ndarray, b0: int, b1: int, target: np.ndarray) -> Any:
-    """Return the one compiled call ``(function, arguments)`` for samples ``b0 <= b < b1``.
+def _serial_call(model: Any, x: np.ndarray, r0: int, r1: int, target: np.ndarray) -> Any:
+    """Return the one compiled call ``(function, arguments)`` for rows ``r0 <= r < r1``.
 
-    ``x`` holds the rows of every sample (``(B*C, d)``), ``target`` the output of every
-    sample.  None when the call would need a compile first (:func:`_serial_kernel`).
+    ``x`` holds every row (``(B*C, d)``), ``target`` the output of every sample;
+    multiclass ranges hold whole samples.  None when the call would need a compile
+    first (:func:`_serial_kernel`).
     """
-    nc = x.shape[0] // target.shape[0]
+    nb = target.shape[0]
+    nc = x.shape[0] // nb
     d = x.shape[1]
-    r0, r1 = b0 * nc, b1 * nc
     rows = x[r0:r1] if r1 - r0 < x.shape[0] else x
     problem = (
         kernel_view(rows),
@@ -197,7 +204,7 @@ def _serial_call(model: Any, x: np.ndarray, b0: int, b1: int, target: np.ndarray
         void = (void_label(model) is not None, np.int64(model.void_index))
         kernel = rma_labels_serial
         cap = conflict_slots(nc, min(CHUNK, d))
-        out = target.reshape(target.shape[0], d)[b0:b1]
+        out = target.reshape(nb, d)[r0 // nc : r1 // nc]
         args = (*problem, np.int64(nc), *void, cap, out)
     else:
         kernel = rma_masks_serial
