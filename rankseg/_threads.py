@@ -65,6 +65,7 @@ __all__ = [
     "MIN_WINDOW",
     "call_threads",
     "serial_threads",
+    "cut_threads",
     "cap_threads",
     "cgroup_quota",
     "cpu_count",
@@ -627,6 +628,31 @@ def serial_threads(size: int, units: int, nthreads: int) -> int:
     if nthreads == 2 and size < SERIAL_TWO_SIZE:
         return 1
     return 0
+
+
+def cut_threads(rows: int, nthreads: int) -> int:
+    """Threads over which a multiclass RMA call forms its rows' cuts as compiled calls.
+
+    For a call that :func:`serial_threads` leaves to the launchers (fewer samples
+    than threads) with a multiclass output: each row's statistics, band and rank
+    search are its own (:func:`rankseg.kernels.rma_serial.serial_cuts`), so ranges
+    of rows can run side by side as one compiled call each, with no host step
+    between those passes; the labels are then resolved by the launchers' passes.
+
+    Parameters
+    ----------
+    rows : int
+        ``B * C``.
+    nthreads : int
+        The call's count (:func:`call_threads`).
+
+    Returns
+    -------
+    int
+        ``nthreads`` when there are at least as many rows as threads (and two
+        threads or more), else ``0`` (every pass launched).
+    """
+    return nthreads if nthreads > 1 and rows >= nthreads else 0
 
 
 def get_num_threads() -> int:

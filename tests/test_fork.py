@@ -29,9 +29,10 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning"),
 ]
 
-#: an input large enough for two threads in the launchers' passes: one sample of
-#: SERIAL_TWO_SIZE elements or more (a smaller one runs as one compiled call), passes
-#: of PASS_WORK values or more (smaller passes run in the calling thread)
+#: an input large enough for two threads: one sample of SERIAL_TWO_SIZE elements or
+#: more (a smaller one runs as one compiled call on one thread), whose cuts are formed
+#: by ranges of rows and whose labels by the launchers' passes, of PASS_WORK values or
+#: more (smaller passes run in the calling thread)
 SHAPE = (1, 4, 1024, 512)
 
 

@@ -119,8 +119,20 @@ def test_serial_equals_launchers(dtype, metric, spy):
     assert len(spy) == ncalls
 
 
-def test_serial_path_is_taken_as_serial_threads_says(spy):
-    """RMA only; one thread, a batch of at least as many samples as threads, or mid-sized."""
+def test_serial_path_is_taken_as_serial_threads_says(spy, monkeypatch):
+    """RMA only; one thread, a batch of at least as many units as threads, or mid-sized.
+
+    A multiclass call of fewer samples than threads forms its cuts by ranges of rows
+    when it has as many rows as threads (``cut_threads``)."""
+    cut_spy = []
+    real = cpu_driver._predict_cut_ranges
+
+    def cut_ranges(*args):
+        done = real(*args)
+        cut_spy.append(args[4])
+        return done
+
+    monkeypatch.setattr(cpu_driver, "_predict_cut_ranges", cut_ranges)
     small = make_probs((1, 3, 16, 16), seed=4)
     RankSEG().predict(small)
     RankSEG(output_mode="multilabel").predict(small)
@@ -132,22 +144,24 @@ def test_serial_path_is_taken_as_serial_threads_says(spy):
     large = np.full((1, 4, SERIAL_TWO_SIZE // 4), 0.25, np.float32)
     with num_threads(2):
         RankSEG().predict(mid)  # one sample below SERIAL_TWO_SIZE: one call
-        assert len(spy) == 2
-        RankSEG().predict(large)  # one sample: the launchers on both threads
-        assert len(spy) == 3
+        assert len(spy) == 2 and cut_spy == []
+        RankSEG().predict(large)  # one sample: cuts by ranges of rows, launched labels
+        assert len(spy) == 2 and cut_spy == [2]
         RankSEG().predict(large.reshape(2, 2, -1) * 2)  # two samples: a call per range
-        assert len(spy) == 3
+        assert len(spy) == 2 and cut_spy == [2]
     with num_threads(3):
         RankSEG().predict(large.reshape(2, 2, -1) * 2)  # fewer samples than threads
-        assert len(spy) == 4
+        assert len(spy) == 2 and cut_spy == [2, 3]  # ... but four rows
+        RankSEG().predict(large[:, :2].reshape(1, 2, -1) * 2)  # two rows: the launchers
+        assert len(spy) == 3 and cut_spy == [2, 3]
     with num_threads(1):
         RankSEG().predict(large)  # one thread: one call, any size
-        assert len(spy) == 4
+        assert len(spy) == 3
     with num_threads(3):  # multilabel: each row decided alone, four rows for three threads
         RankSEG(output_mode="multilabel").predict(large)
-        assert len(spy) == 4
+        assert len(spy) == 3
         RankSEG(output_mode="multilabel").predict(large[:, :2] * 2)  # two rows: launchers
-        assert len(spy) == 5
+        assert len(spy) == 4 and cut_spy == [2, 3]  # (cut ranges are multiclass only)
 
 
 def _split(monkeypatch, nthreads=2):
@@ -225,6 +239,44 @@ def test_ranges_negative_zero_falls_back_and_agrees(spy, monkeypatch):
     assert len(spy) == 2
     assert model.predict(probs, out=out) is out
     np.testing.assert_array_equal(out, launched[0])
+
+
+def _cut_ranges(monkeypatch, nthreads=2):
+    """Make every multiclass RMA call form its cuts by ranges of rows on ``nthreads``."""
+    monkeypatch.setattr(cpu_driver, "serial_threads", lambda size, units, n: 0)
+    monkeypatch.setattr(cpu_driver, "cut_threads", lambda rows, n: nthreads)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_cut_ranges_equal_launchers(dtype, spy, monkeypatch):
+    """Cuts by ranges of rows, then the launched labels: the launchers' bits."""
+    _cut_ranges(monkeypatch)
+    cases = {**_inputs(dtype), **_batch(dtype)}
+    for name, probs in cases.items():
+        for metric, smooth in (("dice", 0.0), ("iou", 1.0)):
+            for prune in (None, 0.95):
+                kw = {} if prune is None else {"pruning_prob": prune}
+                for void in ("max_score", "void"):
+                    mc = RankSEG(metric=metric, smooth=smooth, unassigned_policy=void, **kw)
+                    _assert_same(*_both(mc, probs, dtype="int32"))
+        assert spy and spy[-1] == probs.shape, name
+    ncalls = len(spy)
+    RankSEG().predict(cases["many"])  # the cut ranges never reached _predict
+    assert len(spy) == ncalls
+
+
+def test_cut_ranges_bad_values_write_nothing(spy, monkeypatch):
+    _cut_ranges(monkeypatch)
+    probs = make_probs((1, 5, 10, 12), kind="softmax", seed=18)
+    probs[0, 4, 3, 4] = 1.5  # in the last range of rows
+    out = np.full((1, 10, 12), 7, dtype=np.int64)
+    with pytest.raises(BadValuesError) as err:
+        RankSEG().predict(probs, out=out)
+    assert err.value.class_ == 4
+    assert (out == 7).all() and len(spy) == 1
+    probs[0, 4, 3, 4] = -0.0  # valid: the launchers decide it, as they would anyway
+    serial, launched = _both(RankSEG(), probs)
+    _assert_same(serial, launched)
 
 
 def test_ranges_class_sum_warning(spy, monkeypatch):

@@ -62,8 +62,9 @@ def machine(monkeypatch):
 def _spy_threads(monkeypatch):
     """Record the thread count each time the kernels' first pass is entered.
 
-    The first pass is the row statistics of the launchers, or an RMA call's
-    compiled calls per range of samples (which, when they run, are all of the call).
+    The first pass is the row statistics of the launchers, an RMA call's compiled
+    calls per range of samples (which, when they run, are all of the call), or a
+    multiclass RMA call's cuts by ranges of rows.
     """
     seen = []
     row_stats = cpu_driver.checked_row_stats
@@ -80,8 +81,17 @@ def _spy_threads(monkeypatch):
             seen.append(args[4][0])
         return done
 
+    cut_ranges = cpu_driver._predict_cut_ranges
+
+    def cut_spy(*args):
+        done = cut_ranges(*args)
+        if done is not None:
+            seen.append(args[4])  # the cuts by ranges of rows, on this many threads
+        return done
+
     monkeypatch.setattr(cpu_driver, "checked_row_stats", spy)
     monkeypatch.setattr(cpu_driver, "_predict_serial", serial_spy)
+    monkeypatch.setattr(cpu_driver, "_predict_cut_ranges", cut_spy)
     return seen
 
 
@@ -115,7 +125,8 @@ def test_small_call_runs_on_one_thread_and_restores(monkeypatch, machine):
 def test_large_call_uses_the_free_cpus(monkeypatch, machine):
     machine(2, 2.0)
     seen = _spy_threads(monkeypatch)
-    # one sample of SERIAL_TWO_SIZE elements: the launchers' passes on both threads
+    # one sample of SERIAL_TWO_SIZE elements: its cuts by ranges of rows, then the
+    # launchers' passes, on both threads
     probs = np.full((1, 4, SERIAL_TWO_SIZE // 4), 0.25, dtype=np.float32)
     predict(probs)
     # two samples: a compiled call per range of samples, on both threads
@@ -124,6 +135,13 @@ def test_large_call_uses_the_free_cpus(monkeypatch, machine):
     predict(probs)
     predict(probs, solver="exact")  # the launchers' passes, on one thread
     assert seen == [2, 2, 1, 1]
+
+
+@pytest.mark.parametrize(
+    "rows, nthreads, expected", [(8, 2, 2), (3, 3, 3), (2, 3, 0), (1, 2, 0), (50, 1, 0)]
+)
+def test_cut_threads(rows, nthreads, expected):
+    assert _threads.cut_threads(rows, nthreads) == expected
 
 
 @pytest.mark.parametrize(
@@ -229,7 +247,8 @@ def test_explicit_count_beats_the_load_rule(monkeypatch, machine):
 
 def test_explicit_count_runs_that_many_threads(monkeypatch):
     seen = _spy_threads(monkeypatch)
-    # one sample of SERIAL_TWO_SIZE elements: the launchers' passes, on threads
+    # one sample of SERIAL_TWO_SIZE elements: its cuts by ranges of rows and the
+    # launchers' passes, on threads
     probs = make_probs((1, 4, 1024, 512), seed=1)
     want = predict(probs)
     set_num_threads(3)

@@ -61,6 +61,16 @@ def _discovery_calls() -> None:
             _discovery_round(rankseg)
         finally:
             driver.SERIAL_CALL = "ready"
+    # a multiclass RMA call of fewer samples than threads forms its cuts by ranges
+    # of rows (rankseg._threads.cut_threads): the inputs here are one thread's size
+    policies = (driver.serial_threads, driver.cut_threads, driver.SERIAL_CALL)
+    driver.serial_threads = lambda size, units, nthreads: 0
+    driver.cut_threads = lambda rows, nthreads: 2
+    driver.SERIAL_CALL = "always"
+    try:
+        _discovery_round(rankseg)
+    finally:
+        driver.serial_threads, driver.cut_threads, driver.SERIAL_CALL = policies
 
 
 def _discovery_round(rankseg) -> None:

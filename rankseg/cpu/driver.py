@@ -40,7 +40,7 @@ from rankseg._policies import (
 )
 from rankseg._presence import presence_features
 from rankseg._records import PredictInfo, empty_info
-from rankseg._threads import call_threads, num_threads, serial_threads
+from rankseg._threads import call_threads, cut_threads, num_threads, serial_threads
 from rankseg.cpu.launchers import (
     argmax_labels,
     assign_labels,
@@ -56,7 +56,7 @@ from rankseg.cpu.launchers import (
 )
 from rankseg.cpu.tasks import run_tasks
 from rankseg.kernels.rma_passes import STAT_MAX, STAT_MU
-from rankseg.kernels.rma_serial import rma_labels_serial, rma_masks_serial
+from rankseg.kernels.rma_serial import rma_labels_serial, rma_masks_serial, serial_cuts
 
 #: Ranges of samples per thread on the one-compiled-call path with several threads
 #: (:func:`_predict_serial`): a few, so that a thread the OS pauses holds up little
@@ -103,10 +103,16 @@ def predict(model: Any, arr: np.ndarray, target: tuple, return_info: bool) -> An
     # (call_threads; docs/performance.rst)
     nthreads = call_threads(arr.size)  # also checks RANKSEG_NUM_THREADS
     # the units decided on their own: samples (multiclass) or rows (multilabel)
-    units = nb if model.output_mode == "multiclass" else nb * nc
+    multiclass = model.output_mode == "multiclass"
+    units = nb if multiclass else nb * nc
     split = serial_threads(arr.size, units, nthreads) if _serial_rma(model) else 0
     if SERIAL_CALL != "never" and split:
         done = _predict_serial(model, arr, result, return_info, (split, out is None))
+        if done is not None:
+            return done
+    elif SERIAL_CALL != "never" and multiclass and _serial_rma(model):
+        cuts = cut_threads(nb * nc, nthreads)  # the cuts by ranges of rows, then labels
+        done = _predict_cut_ranges(model, arr, result, return_info, cuts) if cuts else None
         if done is not None:
             return done
     with num_threads(nthreads):
@@ -211,6 +217,58 @@ def _serial_call(model: Any, x: np.ndarray, r0: int, r1: int, target: np.ndarray
         args = (*problem, target.reshape(x.shape[0], d)[r0:r1])
     run = _serial_kernel(kernel, args)
     return None if run is None else (run, args)
+
+
+def _predict_cut_ranges(
+    model: Any, arr: np.ndarray, result: np.ndarray, return_info: bool, nthreads: int
+) -> Any:
+    """Form a multiclass RMA call's cuts by ranges of rows, then resolve the labels.
+
+    Each range of rows is one compiled call of
+    :func:`rankseg.kernels.rma_serial.serial_cuts` (statistics, band, rank search:
+    every row's own), on ``nthreads`` threads (:func:`rankseg._threads.cut_threads`);
+    the labels are then resolved by :func:`~rankseg.cpu.launchers.assign_labels`,
+    as :func:`_predict` resolves them: the same bits.  Returns None, having written
+    nothing, when a kernel would need a compile first (:data:`SERIAL_CALL`) or a
+    row holds a value outside [0, 1] (or -0.0): :func:`_predict` then takes the
+    call.
+    """
+    nb, nc = arr.shape[:2]
+    d = arr.size // (nb * nc)
+    x = arr.reshape(nb * nc, d)
+    xb, xk = bits_view(x), kernel_view(x)
+    metric, gamma, prune = metric_code(model.metric), float(model.smooth), model.pruning_prob
+    problem = (one_bits(x.dtype), np.int64(CHUNK), metric, gamma, float(prune))
+    nranges = min(nb * nc, _RANGES_PER_THREAD * nthreads)
+    edges = [nb * nc * k // nranges for k in range(nranges + 1)]
+    calls = []
+    for k in range(nranges):
+        args = (xk[edges[k] : edges[k + 1]], xb[edges[k] : edges[k + 1]], *problem)
+        run = _serial_kernel(serial_cuts, args)
+        if run is None:
+            return None
+        calls.append((run, args))
+    parts: list[Any] = [None] * nranges
+
+    def ranges(k0: int, k1: int) -> None:
+        for k in range(k0, k1):
+            parts[k] = calls[k][0](*calls[k][1])
+
+    with num_threads(nthreads):
+        run_tasks(ranges, nranges)
+        if not all(part[0] for part in parts):
+            return None
+        stats, tau, t, jcut, score, pruned, smax = (
+            np.concatenate([part[i] for part in parts]) for i in range(1, 8)
+        )
+        v.check_class_sums(stats[:, STAT_MU].reshape(nb, nc), d)  # the layout check
+        void = void_label(model) is not None
+        policy = (metric_code(model.metric), model.smooth, void, np.int64(model.void_index))
+        cut = (t, jcut, ~pruned)
+        assign_labels(xk, nc, cut, stats[:, STAT_MU], policy, result.reshape(nb, d), CHUNK, smax)
+    if not return_info:
+        return result
+    return result, _info(nb, nc, tau, t, score, pruned)
 
 
 #: The function that runs a one-call kernel, by what decides its argument types: the
