@@ -384,3 +384,24 @@ def test_a_failed_build_is_said_not_hidden(tmp_path, monkeypatch):
     assert _aot.build_failure(str(tmp_path)) is None
     (tmp_path / "_kernels_aot.failed").write_text("compiling failed (no C compiler)\n")
     assert _aot.build_failure(str(tmp_path)) == "compiling failed (no C compiler)"
+
+
+def test_discovery_records_kernels_only(monkeypatch):
+    """A Python function handed to run_tasks (the driver's ranges) is not recorded.
+
+    Only kernels can be compiled ahead of time: the build looks every recorded call up
+    among the kernels, and a closure's name there failed the wheel's build.
+    """
+    from rankseg.kernels.summary import blocks_in_order
+
+    monkeypatch.setattr(_aot, "RECORD", [])
+
+    def ranges(k0, k1):
+        return None
+
+    part = np.zeros((1, 2, 3))
+    assert _aot.find(ranges, (0, 1)) is ranges
+    _aot.find(blocks_in_order, (part, np.zeros((1, 3))))
+    assert [(m, n) for m, n, _, _ in _aot.RECORD] == [
+        ("rankseg.kernels.summary", "blocks_in_order")
+    ]

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from rankseg._compile.jit import imported_numba
+from rankseg._compile.jit import KERNELS, imported_numba
 
 __all__ = [
     "build_failure",
@@ -340,7 +340,8 @@ def find(kernel: Callable, args: Sequence[Any]) -> Callable:
     Parameters
     ----------
     kernel : numba dispatcher
-        A kernel built by :func:`rankseg._compile.jit.jit`.
+        A kernel built by :func:`rankseg._compile.jit.jit` (anything else is
+        returned as it is, and not recorded).
     args : sequence
         The arguments it is about to be called with.
 
@@ -350,7 +351,9 @@ def find(kernel: Callable, args: Sequence[Any]) -> Callable:
         A function of the extension module, or ``kernel``.
     """
     py = getattr(kernel, "py_func", kernel)
-    if RECORD is not None:
+    if RECORD is not None and (py.__module__, py.__qualname__) in KERNELS:
+        # a kernel's call (a Python function handed to run_tasks is none: its
+        # kernels record their own calls)
         import numba
 
         types = tuple(numba.typeof(a) for a in args)

@@ -15,10 +15,12 @@ host, with the same signature as the GPU driver's.  The input is read in place a
 
 The thread count of the call is decided here (:func:`rankseg._threads.call_threads`:
 one thread for small inputs, no more than the idle cores), and whether an RMA call
-runs instead as one compiled call per range of samples, each on one thread, with
-no host step between its passes (:func:`rankseg._threads.serial_threads`: a call of
-one thread, a batch of at least as many samples as threads, a mid-sized sample on
-two threads; :mod:`rankseg.kernels.rma_serial`).  Both give the same bits.
+runs instead as one compiled call per range of units (multiclass samples,
+multilabel rows), each on one thread, with no host step between its passes
+(:func:`rankseg._threads.serial_threads`: a call of one thread, with at least as
+many units as threads, or a mid-sized sample on two threads;
+:mod:`rankseg.kernels.rma_serial`), or forms a multiclass call's cuts so
+(:func:`rankseg._threads.cut_threads`).  Every path gives the same bits.
 """
 
 from __future__ import annotations
@@ -58,8 +60,9 @@ from rankseg.cpu.tasks import run_tasks
 from rankseg.kernels.rma_passes import STAT_MAX, STAT_MU
 from rankseg.kernels.rma_serial import rma_labels_serial, rma_masks_serial, serial_cuts
 
-#: Ranges of samples per thread on the one-compiled-call path with several threads
-#: (:func:`_predict_serial`): a few, so that a thread the OS pauses holds up little
+#: Ranges per thread on the one-compiled-call paths with several threads
+#: (:func:`_predict_serial`, :func:`_predict_cut_ranges`): a few, so that a thread
+#: the OS pauses holds up little
 _RANGES_PER_THREAD = 4
 
 #: When a small RMA call runs as one compiled call (:func:`_predict_serial`):
@@ -160,22 +163,10 @@ def _predict_serial(
     else:
         edges = [units * k // nranges * per for k in range(nranges + 1)]
         calls = [_serial_call(model, x, edges[k], edges[k + 1], target) for k in range(nranges)]
-        if any(call is None for call in calls):
+        parts = _run_calls(calls, nthreads)
+        if parts is None:
             return None
-        parts: list[Any] = [None] * nranges
-
-        def ranges(k0: int, k1: int) -> None:
-            for k in range(k0, k1):
-                run, args = calls[k]  # type: ignore[misc]
-                parts[k] = run(*args)
-
-        with num_threads(nthreads):
-            run_tasks(ranges, nranges)
-        if not all(part[0] for part in parts):
-            return None
-        stats, tau, t, score, pruned = (
-            np.concatenate([part[i] for part in parts]) for i in (1, 2, 3, 5, 6)
-        )
+        stats, tau, t, _, score, pruned = parts[:6]
     if model.output_mode == "multiclass":  # the layout check of _predict
         v.check_class_sums(stats[:, STAT_MU].reshape(nb, nc), d)
     if target is not result:
@@ -183,6 +174,31 @@ def _predict_serial(
     if not return_info:
         return result
     return result, _info(nb, nc, tau, t, score, pruned)
+
+
+def _run_calls(calls: list[Any], nthreads: int) -> list[np.ndarray] | None:
+    """Run one-call kernels over ranges side by side; their results, range after range.
+
+    ``calls`` holds ``(function, arguments)`` per range (None: it would need a
+    compile first), run on ``nthreads`` threads by :func:`run_tasks`.  Returns the
+    fields of the results after ``ok`` (those of ``serial_cuts``: ``stats, tau, t,
+    jcut, score, pruned, smax``), each concatenated over the ranges in order, or
+    None when a call would need a compile or a range found a bad value.
+    """
+    if any(call is None for call in calls):
+        return None
+    parts: list[Any] = [None] * len(calls)
+
+    def ranges(k0: int, k1: int) -> None:
+        for k in range(k0, k1):
+            run, args = calls[k]
+            parts[k] = run(*args)
+
+    with num_threads(nthreads):
+        run_tasks(ranges, len(calls))
+    if not all(part[0] for part in parts):
+        return None
+    return [np.concatenate([part[i] for part in parts]) for i in range(1, len(parts[0]))]
 
 
 def _serial_call(model: Any, x: np.ndarray, r0: int, r1: int, target: np.ndarray) -> Any:
@@ -245,22 +261,12 @@ def _predict_cut_ranges(
     for k in range(nranges):
         args = (xk[edges[k] : edges[k + 1]], xb[edges[k] : edges[k + 1]], *problem)
         run = _serial_kernel(serial_cuts, args)
-        if run is None:
-            return None
-        calls.append((run, args))
-    parts: list[Any] = [None] * nranges
-
-    def ranges(k0: int, k1: int) -> None:
-        for k in range(k0, k1):
-            parts[k] = calls[k][0](*calls[k][1])
-
+        calls.append(None if run is None else (run, args))
+    parts = _run_calls(calls, nthreads)
+    if parts is None:
+        return None
+    stats, tau, t, jcut, score, pruned, smax = parts
     with num_threads(nthreads):
-        run_tasks(ranges, nranges)
-        if not all(part[0] for part in parts):
-            return None
-        stats, tau, t, jcut, score, pruned, smax = (
-            np.concatenate([part[i] for part in parts]) for i in range(1, 8)
-        )
         v.check_class_sums(stats[:, STAT_MU].reshape(nb, nc), d)  # the layout check
         void = void_label(model) is not None
         policy = (metric_code(model.metric), model.smooth, void, np.int64(model.void_index))

@@ -42,8 +42,9 @@ def run_tasks(body: Callable[..., Any], ntasks: int, *args: Any, work: int | Non
     Parameters
     ----------
     body : callable
-        A serial ``nogil`` kernel that processes work items ``i0 <= i < i1``; items
-        must write disjoint outputs.
+        A serial ``nogil`` kernel that processes work items ``i0 <= i < i1`` (or a
+        Python function that calls such kernels, as ``cpu/driver.py``'s ranges of
+        one-call kernels do); items must write disjoint outputs.
     ntasks : int
         Number of work items.
     *args
