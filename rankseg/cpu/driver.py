@@ -201,6 +201,25 @@ def _run_calls(calls: list[Any], nthreads: int) -> list[np.ndarray] | None:
     return [np.concatenate([part[i] for part in parts]) for i in range(1, len(parts[0]))]
 
 
+def _row_problem(model: Any, x: np.ndarray, r0: int, r1: int) -> tuple:
+    """Return the arguments of ``rma_serial.serial_cuts`` for rows ``r0 <= r < r1``.
+
+    The rows in the kernels' view and as bits, 1.0's bit pattern, the work item
+    size, the metric, the smoothing and ``pruning_prob``: what every one-call kernel
+    takes first.
+    """
+    rows = x[r0:r1] if r1 - r0 < x.shape[0] else x
+    return (
+        kernel_view(rows),
+        bits_view(rows),
+        one_bits(x.dtype),
+        np.int64(CHUNK),
+        metric_code(model.metric),
+        float(model.smooth),
+        float(model.pruning_prob),
+    )
+
+
 def _serial_call(model: Any, x: np.ndarray, r0: int, r1: int, target: np.ndarray) -> Any:
     """Return the one compiled call ``(function, arguments)`` for rows ``r0 <= r < r1``.
 
@@ -211,16 +230,7 @@ def _serial_call(model: Any, x: np.ndarray, r0: int, r1: int, target: np.ndarray
     nb = target.shape[0]
     nc = x.shape[0] // nb
     d = x.shape[1]
-    rows = x[r0:r1] if r1 - r0 < x.shape[0] else x
-    problem = (
-        kernel_view(rows),
-        bits_view(rows),
-        one_bits(x.dtype),
-        np.int64(CHUNK),
-        metric_code(model.metric),
-        float(model.smooth),
-        float(model.pruning_prob),
-    )
+    problem = _row_problem(model, x, r0, r1)
     args: tuple
     if model.output_mode == "multiclass":
         void = (void_label(model) is not None, np.int64(model.void_index))
@@ -252,25 +262,23 @@ def _predict_cut_ranges(
     nb, nc = arr.shape[:2]
     d = arr.size // (nb * nc)
     x = arr.reshape(nb * nc, d)
-    xb, xk = bits_view(x), kernel_view(x)
-    metric, gamma, prune = metric_code(model.metric), float(model.smooth), model.pruning_prob
-    problem = (one_bits(x.dtype), np.int64(CHUNK), metric, gamma, float(prune))
     nranges = min(nb * nc, _RANGES_PER_THREAD * nthreads)
     edges = [nb * nc * k // nranges for k in range(nranges + 1)]
     calls = []
     for k in range(nranges):
-        args = (xk[edges[k] : edges[k + 1]], xb[edges[k] : edges[k + 1]], *problem)
+        args = _row_problem(model, x, edges[k], edges[k + 1])
         run = _serial_kernel(serial_cuts, args)
         calls.append(None if run is None else (run, args))
     parts = _run_calls(calls, nthreads)
     if parts is None:
         return None
     stats, tau, t, jcut, score, pruned, smax = parts
+    v.check_class_sums(stats[:, STAT_MU].reshape(nb, nc), d)  # the layout check
+    void = void_label(model) is not None
+    policy = (metric_code(model.metric), model.smooth, void, np.int64(model.void_index))
     with num_threads(nthreads):
-        v.check_class_sums(stats[:, STAT_MU].reshape(nb, nc), d)  # the layout check
-        void = void_label(model) is not None
-        policy = (metric_code(model.metric), model.smooth, void, np.int64(model.void_index))
         cut = (t, jcut, ~pruned)
+        xk = kernel_view(x)
         assign_labels(xk, nc, cut, stats[:, STAT_MU], policy, result.reshape(nb, d), CHUNK, smax)
     if not return_info:
         return result
