@@ -281,16 +281,20 @@ def settle(x, b, ncls, s0, n, counters, dst, st, sums, log):
             ln[c] += k
     if others == 0:
         return seen
-    # the others are few (class boundaries): groups of 64 pixels without any are
-    # passed over after one vectorized test
-    for g in range(0, n, 64):
-        grp = cs[g : min(n, g + 64)]
-        nother = 0
-        for j in range(grp.shape[0]):
-            nother += grp[j] != one
-        if nother == 0:
+    # the others are few (class boundaries): the counters are read eight bytes at a
+    # time (one 64-bit word: 8 byte-wide counters, or 2 int32) and a word whose
+    # counters are all 1 is passed over.  The last word may hold fewer than ``per``
+    # pixels (and stale counters after them): it is looked at pixel by pixel.
+    words = cnt.view(np.uint64)  # the whole scratch array: C-contiguous
+    per = 8 // cnt.itemsize
+    ones = np.uint64(0)
+    for i in range(per):
+        ones |= np.uint64(1) << np.uint64(8 * cnt.itemsize * i)
+    full = n // per
+    for w in range((n + per - 1) // per):
+        if w < full and words[w] == ones:
             continue
-        for j in range(g, g + grp.shape[0]):
+        for j in range(w * per, min(n, w * per + per)):  # one call site: it is inlined
             if cnt[j] != 1:
                 seen = log_conflict(x, b, ncls, s0 + j, cnt[j] > 1, seen, (idx, vals, live))
     return seen
