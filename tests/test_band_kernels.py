@@ -126,3 +126,36 @@ def test_forced_sums_of_exact_values_are_exact(rng):
     wide = x.astype(np.float64)
     for i in range(2):
         assert counts[2][i] == wide[i][wide[i] >= hi[i]].sum()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_sub_blocks_below_the_bounds_count_as_empty(rng, dtype):
+    """Sub-blocks of a read item whose values all lie at most ``lo`` add nothing.
+
+    The item's other sub-blocks hold band and forced values: one holds low values
+    and two band values only (its maximum lies in the band: counted), another low
+    values, -0.0 (whose pattern is the largest there: sign bit set) and a forced
+    0.9: it must be counted, not passed over as a sub-block at most ``lo``.
+    """
+    d = 4 * SUB_BLOCK + 100
+    x = np.full((2, d), 0.05)
+    x[:, SUB_BLOCK : 2 * SUB_BLOCK] = rng.random((2, SUB_BLOCK))  # band and forced
+    x[:, 4 * SUB_BLOCK :] = rng.random((2, 100))  # the short last sub-block
+    x[1, 3 * SUB_BLOCK + 5 : 3 * SUB_BLOCK + 50] = -0.0
+    x[1, 3 * SUB_BLOCK + 70] = 0.9
+    x[0, 2 * SUB_BLOCK + 7] = 0.4  # a sub-block of low values and two band values
+    x[0, 2 * SUB_BLOCK + 9] = 0.35
+    x = x.astype(dtype)
+    lo, hi = np.array([0.3, 0.3]), np.array([0.6, 0.6])
+    counts, (slots, smax), start, values = _run(x, lo, hi, d, d, np.full((2, 1), np.inf))
+    nband, nforce, sforce, fbits = counts
+    for task, (band, nf, sf, low) in enumerate(_oracle(x, lo, hi, d)):
+        assert nband[task] == band.size and nforce[task] == nf
+        np.testing.assert_allclose(sforce[task], sf, rtol=1e-13, atol=0)
+        assert fbits[task : task + 1].view(x.dtype).astype(np.float64)[0] == low
+        np.testing.assert_array_equal(values[start[task] : start[task + 1]], band)
+    wide = x.astype(np.float64)
+    for k in range(5):  # every sub-block's maximum, read or passed over
+        part = wide[:, k * SUB_BLOCK : (k + 1) * SUB_BLOCK]
+        want = np.where(np.signbit(part).any(axis=1), np.inf, part.max(axis=1))
+        np.testing.assert_array_equal(smax[:, 0, k], want)

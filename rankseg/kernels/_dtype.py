@@ -11,7 +11,7 @@ import numpy as np
 
 from rankseg._compile.jit import jit, on_live
 
-__all__ = ["as_f64", "as_native", "narrow", "native_bounds"]
+__all__ = ["as_f64", "as_native", "bits_value", "narrow", "native_bounds"]
 
 # 2**(e - 25) for the 5-bit float16 exponent e: a normal half is (1024 + m) * 2**(e - 25).
 _POW2 = np.array([2.0 ** (e - 25) for e in range(32)], dtype=np.float64)
@@ -99,3 +99,16 @@ def native_bounds(a, b, like):
     if as_f64(bn) < b:
         bn = np.nextafter(bn, narrow(np.inf, like))
     return an, bn
+
+
+@jit(inline="always")
+def bits_value(bits, cell):
+    """Decode ``bits`` as a value of the rows' dtype, widened to float64.
+
+    ``cell`` is ``(value, pattern)``: a one-element array of the rows' kernel dtype
+    and its view as their unsigned integers, made once per call (not an allocation
+    per value); float16 rows (their ``uint16`` bits) are decoded by :func:`as_f64`.
+    """
+    value, pattern = cell
+    pattern[0] = bits
+    return as_f64(value[0])

@@ -24,7 +24,7 @@ import numpy as np
 
 from rankseg._compile.jit import jit
 from rankseg._config import COUNT_BLOCK, SKIP_BLOCK, SUB_BLOCK
-from rankseg.kernels._dtype import as_f64, as_native, native_bounds
+from rankseg.kernels._dtype import as_f64, as_native, bits_value, native_bounds
 from rankseg.kernels._tasks import work_item
 from rankseg.kernels.rma import rma_bounds
 from rankseg.kernels.rma_scan import scan_bound, scan_cross, scan_start, scan_values
@@ -154,13 +154,13 @@ def solve_band(vals, lo, hi, forced, mu, metric, gamma):
 
 @jit(inline="always")
 def block_counts(blk, blkb, a, b, top):
-    """Band count, forced count and sum, smallest forced and largest bit patterns of one block.
+    """Band count, forced count and sum, and smallest forced bit pattern of one block.
 
     Branch-free, so the loop vectorizes (in a caller compiled with reassociated
     sums): ``blk`` compared in its own float dtype with the bounds ``(a, b)`` of
-    :func:`rankseg.kernels._dtype.native_bounds`, 32-bit counters, the minimum and
-    maximum taken over bit patterns (which order like the values for
-    probabilities in [0, 1]; ``top`` when no value is forced).
+    :func:`rankseg.kernels._dtype.native_bounds`, 32-bit counters, the minimum
+    taken over bit patterns (which order like the values for probabilities in
+    [0, 1]; ``top`` when no value is forced).
     """
     # 32-bit lanes (a block holds fewer than 2**31 values): numba widens the sum
     # of two int32 to int64, so each sum is narrowed back
@@ -178,15 +178,18 @@ def block_counts(blk, blkb, a, b, top):
         sf += np.float64(v) if forced else 0.0
         fb = blkb[j] if forced else top
         mb = fb if fb < mb else mb
-    # the maximum in a loop of its own over the block (in the L1 cache now): in the
-    # loop above it would change how that loop vectorizes, and so the bits of the
-    # forced sum of a float64 map
+    # a forced value (v >= b > a) lies above a; with a >= b the band is empty
+    nb = above - nf if a < b else zero
+    return nb, nf, sf, mb
+
+
+@jit(inline="always")
+def largest_pattern(blkb):
+    """Return the largest bit pattern of ``blkb`` (at least one value): a vectorized loop."""
     mx = blkb[0]
     for j in range(blkb.shape[0]):
         mx = blkb[j] if blkb[j] > mx else mx
-    # a forced value (v >= b > a) lies above a; with a >= b the band is empty
-    nb = above - nf if a < b else zero
-    return nb, nf, sf, mb, mx
+    return mx
 
 
 @jit  # a call (compiled once), not inlined: two passes use it, and each copy compiles
@@ -235,15 +238,19 @@ def count_gather_tasks(i0, i1, x, xb, rows, bounds, chunk, out, buffers):
     ``(slots, cmax, sbits)``.  An item whose largest value (``cmax``, from the row
     statistics) is at most ``lo`` and below ``hi`` holds neither band nor forced
     values: its counts are those of an empty item, without reading it.  Each other
-    item is read once, in blocks of ``COUNT_BLOCK`` values: a block is counted
-    (:func:`block_counts`, vectorized) and, while it is in the cache, its band
-    values are copied (:func:`gather_chunk`) into the item's own row of ``slots``
+    item is read once, a sub-block of ``SUB_BLOCK`` values at a time: the
+    sub-block's largest bit pattern is taken first (into ``sbits[r, item]``, for the
+    mask writer and the multiclass resolution, which
+    :func:`rankseg.cpu.launchers.chunk_maxima` decodes; an item not read: 0, +0.0's
+    pattern, for every sub-block: its values are at most ``lo``, and a row's cut
+    lies above ``lo``).  A sub-block whose largest value is at most ``lo`` and below
+    ``hi`` (and whose patterns are those of non-negative values: sign bits clear)
+    counts as empty; the others, now in the cache, are counted a block of
+    ``COUNT_BLOCK`` values at a time (:func:`block_counts`, vectorized) and their
+    band values copied (:func:`gather_chunk`) into the item's own row of ``slots``
     as long as the item's band fits there (an item with more is gathered from the
-    input by :func:`place_band_tasks`).  The largest bit pattern of each sub-block
-    of ``SUB_BLOCK`` pixels of the item goes to ``sbits[r, item]`` (an item not
-    read: 0, +0.0's pattern, for every sub-block: its values are at most ``lo``, and
-    a row's cut lies above ``lo``), for the mask writer and the multiclass
-    resolution (:func:`rankseg.cpu.launchers.chunk_maxima` decodes them).
+    input by :func:`place_band_tasks`).  A sub-block passed over would have added
+    zeros: the counts and sums are those of every block counted.
     """
     lo, hi = bounds
     slots, cmax, sbits = buffers
@@ -252,6 +259,9 @@ def count_gather_tasks(i0, i1, x, xb, rows, bounds, chunk, out, buffers):
     nch = (d + chunk - 1) // chunk
     cap = slots.shape[1]
     top = np.iinfo(xb.dtype).max
+    positive = top >> 1  # a larger pattern has its sign bit set
+    value = np.empty(1, dtype=x.dtype)
+    cell = (value, value.view(xb.dtype))  # for bits_value
     for task in range(i0, i1):
         i, j0, j1 = work_item(task, nch, chunk, d)
         m = cmax[rows[i], task % nch]
@@ -269,19 +279,24 @@ def count_gather_tasks(i0, i1, x, xb, rows, bounds, chunk, out, buffers):
             a, b = native_bounds(lo[i], hi[i], row)
             dst = slots[task]
             n = row.shape[0]
-            for s in range(0, n, COUNT_BLOCK):
-                e = min(n, s + COUNT_BLOCK)
-                kb, kf, sb, mbb, mxb = block_counts(row[s:e], rowb[s:e], a, b, top)
-                if kb > 0 and nb + kb <= cap:  # the item's band still fits its slots
-                    gather_chunk(row[s:e], lo[i], hi[i], dst, np.int64(nb))
-                nb += kb
-                nf += kf
-                sf += sb
-                mb = mbb if mbb < mb else mb
-                # the block's largest pattern into its sub-block's (COUNT_BLOCK
-                # divides SUB_BLOCK: a block lies in one sub-block)
-                k = s // SUB_BLOCK
-                sub[k] = max(sub[k], np.uint64(mxb))
+            for s0 in range(0, n, SUB_BLOCK):
+                e0 = min(n, s0 + SUB_BLOCK)
+                mx = largest_pattern(rowb[s0:e0])
+                sub[s0 // SUB_BLOCK] = np.uint64(mx)
+                if mx <= positive:
+                    v = bits_value(mx, cell)
+                    if v <= lo[i] and v < hi[i]:
+                        continue
+                # COUNT_BLOCK divides SUB_BLOCK: a sub-block is whole blocks
+                for s in range(s0, e0, COUNT_BLOCK):
+                    e = min(e0, s + COUNT_BLOCK)
+                    kb, kf, sb, mbb = block_counts(row[s:e], rowb[s:e], a, b, top)
+                    if kb > 0 and nb + kb <= cap:  # the item's band still fits its slots
+                        gather_chunk(row[s:e], lo[i], hi[i], dst, np.int64(nb))
+                    nb += kb
+                    nf += kf
+                    sf += sb
+                    mb = mbb if mbb < mb else mb
         nband[task] = nb
         nforce[task] = nf
         sforce[task] = sf

@@ -21,7 +21,7 @@ import numpy as np
 
 from rankseg._compile.jit import jit
 from rankseg._config import BAND_SLOTS, SUB_BLOCK
-from rankseg.kernels._dtype import as_f64
+from rankseg.kernels._dtype import bits_value
 from rankseg.kernels.assign import conflict_tasks, exclusive_tasks
 from rankseg.kernels.masks import write_masks_tasks
 from rankseg.kernels.rma_passes import (
@@ -37,18 +37,6 @@ from rankseg.kernels.rma_passes import (
 )
 
 __all__ = ["rma_labels_serial", "rma_masks_serial", "serial_cuts"]
-
-
-@jit(inline="always")
-def _bits_value(bits, cell):
-    """Decode ``bits`` as a value of the rows' dtype, widened to float64.
-
-    ``cell`` is ``(value, pattern)``: one element of the rows' dtype and its view as
-    their unsigned integers, made once per call (not an allocation per value).
-    """
-    value, pattern = cell
-    pattern[0] = bits
-    return as_f64(value[0])
 
 
 @jit
@@ -102,7 +90,7 @@ def serial_cuts(x, xb, one, chunk, metric, gamma, prune):
     smax = np.full((nrow, nch, nsub), np.inf)
     sbits = np.zeros((nrow, nch, nsub), dtype=np.uint64)
     value = np.empty(1, dtype=x.dtype)
-    cell = (value, value.view(xb.dtype))  # for _bits_value
+    cell = (value, value.view(xb.dtype))  # for bits_value
     for r in range(nrow):
         # the chunks of a row added in order, as np.add.accumulate does
         mb = pbits[r * nch]
@@ -115,8 +103,8 @@ def serial_cuts(x, xb, one, chunk, metric, gamma, prune):
         if mb > one:
             return False, stats, tau, t, jcut, score, pruned, smax
         for q in range(nch):
-            cmax[r, q] = _bits_value(pbits[r * nch + q], cell)
-        stats[r, STAT_MAX] = _bits_value(mb, cell)
+            cmax[r, q] = bits_value(pbits[r * nch + q], cell)
+        stats[r, STAT_MAX] = bits_value(mb, cell)
         pruned[r] = stats[r, STAT_MAX] <= prune
         if gamma > 0:
             score[r] = gamma / (stats[r, STAT_MU] + gamma)
@@ -137,7 +125,7 @@ def serial_cuts(x, xb, one, chunk, metric, gamma, prune):
         for q in range(nch):
             for k in range(nsub):
                 mb = sbits[rows[i], q, k]
-                smax[rows[i], q, k] = _bits_value(mb, cell) if mb <= one else np.inf
+                smax[rows[i], q, k] = bits_value(mb, cell) if mb <= one else np.inf
     nforce = np.zeros(na, dtype=np.int64)
     sforce = np.empty(na)
     mforce = np.empty(na)
@@ -150,7 +138,7 @@ def serial_cuts(x, xb, one, chunk, metric, gamma, prune):
             fb = min(fb, fbits[q])
             sforce[i] += sforce_t[q]
             nforce[i] += nforce_t[q]
-        mforce[i] = _bits_value(fb, cell) if nforce[i] > 0 else np.inf
+        mforce[i] = bits_value(fb, cell) if nforce[i] > 0 else np.inf
     start = np.zeros(ntask + 1, dtype=np.int64)
     for q in range(ntask):
         start[q + 1] = start[q] + nband[q]
