@@ -281,6 +281,8 @@ def count_gather_tasks(i0, i1, x, xb, rows, bounds, chunk, out, buffers):
             n = row.shape[0]
             for s0 in range(0, n, SUB_BLOCK):
                 e0 = min(n, s0 + SUB_BLOCK)
+                # a loop of its own: inside block_counts' it changed how that loop
+                # vectorizes, and so the bits of a float64 map's forced sums
                 mx = largest_pattern(rowb[s0:e0])
                 sub[s0 // SUB_BLOCK] = np.uint64(mx)
                 if mx <= positive:
