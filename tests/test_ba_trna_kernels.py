@@ -258,6 +258,65 @@ def test_ba_best_equals_the_full_scan(rng, gamma, eps):
                 assert ba_dice_best(qq, summary, gamma, eps, d, tau_hi, 0, 0.0) == got
 
 
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 3.0])
+@pytest.mark.parametrize("eps", [1e-4, 0.05])
+def test_trna_best_equals_the_full_scan(rng, gamma, eps):
+    """trna_dice_best, which evaluates only the series phase's blocks whose bound can
+    reach the floor: the first maximizer of trna_dice_objective over the same range,
+    and its value, bit for bit -- maxima early, late (CT background), across panels,
+    with irregular counts, runs of equal values across block edges, a last partial
+    block, and rows that never reach the series phase."""
+    from rankseg._policies import TRNA
+    from rankseg.kernels.solver_passes import search_end
+    from rankseg.kernels.trna import TRNA_BLOCK, trna_dice_best
+
+    n = 12 * TRNA_BLOCK + 37
+    rows = [
+        rng.random(n),
+        1.0 - rng.random(n) * 0.03,  # CT background: the maximum near the end
+        np.concatenate([1.0 - rng.random(n // 2) * 0.4, rng.random(n) * 0.3]),
+        rng.beta(0.05, 1.0, n),  # with eps 1e-10: irregular counts
+        np.repeat(rng.random(40), TRNA_BLOCK // 3 + 1),  # runs across the block edges
+        np.concatenate([np.full(3 * TRNA_BLOCK, 0.97), rng.random(n) * 0.02]),  # early
+        rng.random(60),  # two panels in p, no series phase
+    ]
+    seen_series = False
+    for i, p in enumerate(rows):
+        row_eps = 1e-10 if i == 3 else eps  # a tiny eps: clips inside the window
+        q = np.sort(p.astype(np.float32).astype(np.float64))[::-1].copy()
+        summary = row_summary(q, new_summary(0))
+        tau_hi = int(search_end(TRNA, q, q.size, gamma))
+        out = np.empty(tau_hi + 1)
+        trna_dice_objective(q, summary, gamma, row_eps, 0, tau_hi, out)
+        want = int(np.argmax(out))  # the first maximizer
+        got = trna_dice_best(q, summary, gamma, row_eps, tau_hi)
+        assert got == (want, out[want]), (i, tau_hi)
+        seen_series |= tau_hi > 4 * TRNA_BLOCK and summary[SUM_VAR] > 100.0
+    assert seen_series
+
+
+def test_trna_chord_bound(rng):
+    """The chord bound of sum_k W(k) / (k + a) that trna_dice_best skips blocks by: at
+    least the sum for any W >= 0 on [lq, uq], equal to it when W sits on the two ends,
+    and falling as a grows."""
+    from rankseg.kernels.trna import _chord_upper
+
+    for _ in range(200):
+        lq = int(rng.integers(0, 5000))
+        uq = lq + int(rng.integers(1, 1500))
+        k = np.arange(lq, uq + 1, dtype=np.float64)
+        c = 0.5 * (lq + uq)
+        a = float(rng.uniform(1.0, 1e6))
+        for wts in (rng.random(k.size), np.r_[rng.random(), np.zeros(k.size - 2), rng.random()]):
+            m0, m1 = wts.sum(), (wts * (k - c)).sum()
+            exact = np.sum(wts / (k + a))
+            bound = _chord_upper(m0, m1, lq, uq, c, a)
+            assert bound >= exact * (1 - 1e-13)
+            if wts[1:-1].sum() == 0.0:  # on the ends the chord is the curve
+                assert bound == pytest.approx(exact, rel=1e-12)
+            assert _chord_upper(m0, m1, lq, uq, c, a + 1.0) < bound
+
+
 def _ba_band_rows(rng):
     """Rows (float32 values) for the band tests: smooth, CT-like, ties, near 1/2."""
     n = 6000

@@ -33,7 +33,6 @@ from rankseg.kernels.ba_trna import (
     ba_dice_objective,
     ba_trna_use_ba,
     d0_bound,
-    trna_dice_objective,
 )
 from rankseg.kernels.exact import (
     DEFAULT_NPOW,
@@ -56,7 +55,7 @@ from rankseg.kernels.rma_passes import (
 )
 from rankseg.kernels.sort import sort_candidates, sort_descending
 from rankseg.kernels.summary import BLOCK, block_cumulants, block_summaries
-from rankseg.kernels.trna import trna_low
+from rankseg.kernels.trna import trna_dice_best, trna_low
 
 __all__ = [
     "BA",
@@ -253,22 +252,15 @@ def _uses_ba(solver, summary):
 def _solve_rna(solver, q, summary, params, tau_hi):
     """First maximizer of the BA/TRNA objective over ``τ ∈ [0, τ_hi]``: ``(τ*, π(τ*))``.
 
-    BA scans τ in blocks and skips those its bound rules out (:func:`ba_dice_best`);
-    TRNA's objective needs every pixel's pmf up to τ_hi and is evaluated over the range.
+    Both scan τ in blocks and skip those their bounds rule out (:func:`ba_dice_best`,
+    :func:`rankseg.kernels.trna.trna_dice_best`: TRNA still adds every pixel's pmf
+    up to τ_hi).
     """
     gamma, eps = params
     if _uses_ba(solver, summary):
         d = np.int64(summary[SUM_D])
         return ba_dice_best(q, summary, gamma, eps, d, tau_hi, np.int64(0), 0.0)
-    out = np.empty(tau_hi + 1)
-    # np.int64(0), not 0: a literal argument makes numba compile the callee once more
-    # for that constant (the big kernels once per literal, issue 14)
-    trna_dice_objective(q, summary, gamma, eps, np.int64(0), tau_hi, out)
-    best = 0
-    for k in range(1, tau_hi + 1):
-        if out[k] > out[best]:
-            best = k
-    return best, out[best]
+    return trna_dice_best(q, summary, gamma, eps, tau_hi)
 
 
 @jit

@@ -25,7 +25,7 @@ from rankseg.kernels.rna_moments import (
 )
 from rankseg.kernels.summary import SUM_M3, SUM_MU, SUM_VAR
 
-__all__ = ["TRNA_SIGMA_INTERP", "trna_dice_objective", "trna_low"]
+__all__ = ["TRNA_SIGMA_INTERP", "trna_dice_best", "trna_dice_objective", "trna_low"]
 
 
 @jit
@@ -131,6 +131,335 @@ def _build_panel(summary, b, width, lq, uq, c, nodes, bw, vals, regular, zreg, m
         zreg[i] = z
 
 
+#: ``tau`` per block of TRNA's series phase: a block whose bound cannot reach the
+#: floor is not evaluated (:func:`trna_dice_best`)
+TRNA_BLOCK = 256
+#: relative margin of a block's bound over the computed objective (whose interpolation
+#: error is below 1e-12 of it, ``tests/test_ba_trna_kernels.py``)
+_TRNA_SLACK = 1e-9
+
+
+@jit
+def _series_value(zmom, tau, gamma, c, pmf, lq, uq, mom):
+    """``pi(tau)`` from the central moments of ``W_tau`` (the series phase)."""
+    ib = 1.0 / (tau + 1.0 + gamma + c)
+    a = 0.0
+    for m in range(NMOM - 1, -1, -1):
+        a = zmom[m] - a * ib
+    a *= ib
+    val = 2.0 * a
+    if gamma > 0.0:
+        val += gamma * inv_mean(tau + gamma, pmf, lq, uq, c, mom)
+    return val
+
+
+@jit
+def _chord_upper(m0, m1, lq, uq, c, a):
+    """Upper bound of ``sum_k W(k) / (k + a)`` for ``W >= 0`` on ``[lq, uq]``.
+
+    ``m0 = sum_k W(k)``, ``m1 = sum_k W(k) (k - c)``; ``1 / x`` lies below its chord
+    on ``[lq + a, uq + a]`` (``lq + a > 0``).  The bound falls as ``a`` grows and
+    rises with ``W``.
+    """
+    lo = lq + a
+    hi = uq + a
+    return (m0 * (lo + hi) - (m0 * (c + a) + m1)) / (lo * hi)
+
+
+@jit
+def _new_value(summary, qj, b, lq, nodes, bws, zregs, irr, n_irr, lw, cur):
+    """Interpolation weights ``lw`` of ``qj`` in panel ``b``, and the LOO pmf's mass ``z``.
+
+    ``cur[k]`` receives the exact pmf at the panel's irregular counts ``k``.
+    """
+    _cheb_weights(qj, nodes[b], bws[b], lw)
+    z = 0.0
+    for i in range(_NCHEB):
+        z += lw[i] * zregs[b, i]
+    # exact values at the irregular counts
+    for ii in range(n_irr[b]):
+        k = irr[b, ii]
+        cur[k] = _raw_pmf_at(summary, qj, lq + k)
+        z += cur[k]
+    return z
+
+
+@jit
+def _use_panel(summary, qj, width, lq, uq, c, panels):
+    """Panel of ``qj``, built on first use.
+
+    ``panels = (built, nodes, bws, vals, regs, zregs, mregs, irr, n_irr)``.
+    """
+    built, nodes, bws, vals, regs, zregs, mregs, irr, n_irr = panels
+    b = min(int(qj / width), built.shape[0] - 1)
+    if not built[b]:
+        _build_panel(
+            summary, b, width, lq, uq, c, nodes[b], bws[b], vals[b], regs[b], zregs[b], mregs[b]
+        )
+        built[b] = True
+        for k in range(uq - lq + 1):
+            if not regs[b, k]:
+                irr[b, n_irr[b]] = k
+                n_irr[b] += 1
+    return b
+
+
+@jit
+def _series_run(q, j0, j1, zmom, row, panels, work, evaluate, out, tau_lo, best, val):
+    """Add the pixels ``j0 <= j < j1`` to ``W``'s moments ``zmom`` (interpolated series).
+
+    ``row = (summary, gamma, lq, uq, c, width, pmf, mom)``, ``work = (lw, cur, s_inc,
+    s_irr)``.  A value equal to the pixel before in the run reuses its increments (the
+    same bits as computing them again).  With ``evaluate``, ``pi(tau)`` of every
+    ``tau = j + 1 >= tau_lo`` goes to ``out`` (when it has room) and the first
+    maximizer to ``(best, val)``, which are returned.  The tuples are taken apart once
+    per run, not per pixel: each array handed on costs a reference count.
+    """
+    summary, gamma, lq, uq, c, width, pmf, mom = row
+    built, nodes, bws, vals, regs, zregs, mregs, irr, n_irr = panels
+    lw, cur, s_inc, s_irr = work
+    n_panel = built.shape[0]
+    last = -1.0
+    some = False
+    b = 0
+    # no call per pixel takes an array (each would count its references): the panel is
+    # built by a call on first use only, and the weights are _cheb_weights' written out
+    for j in range(j0, j1):
+        qj = float(q[j])
+        if qj > 0.0:
+            if qj == last:
+                # the same value as the pixel before: the same increments, added in
+                # the same order (equal values are common near 1 in float32 maps:
+                # ct3d's background row has 287,595 distinct values among 921,493)
+                if some:
+                    for m in range(NMOM):
+                        zmom[m] += s_inc[m]
+                    for ii in range(n_irr[b]):
+                        for m in range(NMOM):
+                            zmom[m] += s_irr[ii, m]
+            else:
+                b = min(int(qj / width), n_panel - 1)
+                if not built[b]:
+                    _use_panel(summary, qj, width, lq, uq, c, panels)
+                node = -1
+                tot = 0.0
+                for i in range(_NCHEB):
+                    dt = qj - nodes[b, i]
+                    if dt == 0.0:
+                        node = i
+                        break
+                    lw[i] = bws[b, i] / dt
+                    tot += lw[i]
+                if node >= 0:
+                    for i in range(_NCHEB):
+                        lw[i] = 0.0
+                    lw[node] = 1.0
+                else:
+                    inv = 1.0 / tot
+                    for i in range(_NCHEB):
+                        lw[i] *= inv
+                z = 0.0
+                for i in range(_NCHEB):
+                    z += lw[i] * zregs[b, i]
+                for ii in range(n_irr[b]):  # exact values at the irregular counts
+                    k = irr[b, ii]
+                    cur[k] = _raw_pmf_at(summary, qj, lq + k)
+                    z += cur[k]
+                if z > 0.0:
+                    f = qj / z
+                    for m in range(NMOM):
+                        acc = 0.0
+                        for i in range(_NCHEB):
+                            acc += lw[i] * mregs[b, i, m]
+                        s_inc[m] = f * acc
+                        zmom[m] += s_inc[m]
+                    for ii in range(n_irr[b]):
+                        k = irr[b, ii]
+                        t = f * cur[k]
+                        dz = lq + k - c
+                        for m in range(NMOM):
+                            s_irr[ii, m] = t
+                            zmom[m] += t
+                            t *= dz
+                last = qj
+                some = z > 0.0
+        tau = j + 1
+        if evaluate and tau >= tau_lo:
+            # _series_value written out: a call per tau costs more than the sum
+            ib = 1.0 / (tau + 1.0 + gamma + c)
+            a = 0.0
+            for m in range(NMOM - 1, -1, -1):
+                a = zmom[m] - a * ib
+            v = 2.0 * (a * ib)
+            if gamma > 0.0:
+                v += gamma * inv_mean(tau + gamma, pmf, lq, uq, c, mom)
+            if tau - tau_lo < out.shape[0]:
+                out[tau - tau_lo] = v
+            if v > val:
+                val = v
+                best = tau
+    return best, val
+
+
+@jit
+def _trna_scan(q, summary, gamma, eps, tau_lo, tau_hi, out, full):
+    """TRNA over ``tau`` in ``[tau_lo, tau_hi]``: ``(w, best, value)``.
+
+    With ``full``, ``out[i] = pi(tau_lo + i)`` for every ``tau``; otherwise only the
+    first maximizer is sought (``tau_lo = 0``, ``out`` unused) and the blocks of the
+    series phase that cannot hold it are not evaluated (:func:`trna_dice_best`).
+    """
+    lq, uq, pmf = gamma_pmf(summary, eps)
+    w = uq - lq + 1
+    mom = np.zeros(NMOM, dtype=np.float64)
+    c = central_moments(pmf, lq, uq, mom)
+    best = tau_lo
+    val = -np.inf
+    if tau_lo == 0:
+        val = gamma * inv_mean(gamma, pmf, lq, uq, c, mom) if gamma > 0.0 else 0.0
+        if full:
+            out[0] = val
+    if tau_hi == 0:
+        return w, best, val
+    var_min = summary[SUM_VAR] - 0.25
+    interp = var_min >= TRNA_SIGMA_INTERP * TRNA_SIGMA_INTERP
+    half_w = 0.5 * (uq - lq)
+    wacc = np.zeros(w, dtype=np.float64)
+    zmom = np.zeros(NMOM, dtype=np.float64)  # central moments of W (series phase)
+    series = False
+    nw = w if interp else 1
+    nch = _NCHEB if interp else 1
+    width = min(1.0, _PANEL_X * 2.0 * np.sqrt(var_min)) if interp else 1.0
+    n_panel = int(np.ceil(1.0 / width))
+    panels = (
+        np.zeros(n_panel, dtype=np.bool_),  # built
+        np.zeros((n_panel, nch)),  # nodes
+        np.zeros((n_panel, nch)),  # barycentric weights
+        np.zeros((n_panel, nch, nw)),  # node pmfs
+        np.zeros((n_panel, nw), dtype=np.bool_),  # regular counts
+        np.zeros((n_panel, nch)),  # node masses over the regular counts
+        np.zeros((n_panel, nch, NMOM)),  # and their central moments
+        np.zeros((n_panel, nw), dtype=np.int64),  # irregular counts per panel
+        np.zeros(n_panel, dtype=np.int64),  # and their number
+    )
+    built, nodes, bws, vals, regs, zregs, mregs, irr, n_irr = panels
+    lw = np.zeros(nch)
+    comb = np.zeros(nw)
+    cur = np.zeros(w, dtype=np.float64)
+    last = -1.0
+    js = -1  # where the series phase of the interpolated TRNA starts
+    for j in range(tau_hi):
+        tau = j + 1
+        if not series and w > 2 * NMOM and half_w <= SERIES_RATIO * (tau + 1.0 + gamma + c):
+            # switch to the moment representation of W (valid for every later tau)
+            series = True
+            for m in range(NMOM):
+                zmom[m] = 0.0
+            for k in range(w):
+                t = wacc[k]
+                dz = lq + k - c
+                for m in range(NMOM):
+                    zmom[m] += t
+                    t *= dz
+            if interp:
+                js = j
+                break
+        qj = float(q[j])
+        if qj > 0.0:
+            if interp:  # before the series phase
+                b = _use_panel(summary, qj, width, lq, uq, c, panels)
+                z = _new_value(summary, qj, b, lq, nodes, bws, zregs, irr, n_irr, lw, cur)
+                if z > 0.0:
+                    f = qj / z
+                    for k in range(w):
+                        comb[k] = 0.0
+                    for i in range(_NCHEB):
+                        li = lw[i]
+                        for k in range(w):
+                            comb[k] += li * vals[b, i, k]
+                    for k in range(w):
+                        if regs[b, k]:
+                            wacc[k] += f * comb[k]
+                        else:
+                            wacc[k] += f * cur[k]
+            else:
+                if qj != last:
+                    _loo_pmf_window(summary, qj, lq, uq, cur)
+                    last = qj
+                if series:
+                    for k in range(w):
+                        t = qj * cur[k]
+                        dz = lq + k - c
+                        for m in range(NMOM):
+                            zmom[m] += t
+                            t *= dz
+                else:
+                    for k in range(w):
+                        wacc[k] += qj * cur[k]
+        if tau >= tau_lo:
+            if series:
+                # _series_value written out: a call per tau costs more than the sum
+                ib = 1.0 / (tau + 1.0 + gamma + c)
+                a = 0.0
+                for m in range(NMOM - 1, -1, -1):
+                    a = zmom[m] - a * ib
+                v = 2.0 * (a * ib)
+                if gamma > 0.0:
+                    v += gamma * inv_mean(tau + gamma, pmf, lq, uq, c, mom)
+            else:
+                a = 0.0
+                base = lq + tau + 1.0 + gamma
+                for k in range(w):
+                    a += wacc[k] / (base + k)
+                v = 2.0 * a
+                if gamma > 0.0:
+                    v += gamma * inv_mean(tau + gamma, pmf, lq, uq, c, mom)
+            if full:
+                out[tau - tau_lo] = v
+            if v > val:
+                val = v
+                best = tau
+    if js < 0:
+        return w, best, val
+    # the series phase of the interpolated TRNA
+    row = (summary, gamma, lq, uq, c, width, pmf, mom)
+    work = (lw, cur, np.zeros(NMOM), np.zeros((nw, NMOM)))
+    if full:
+        best, val = _series_run(
+            q, js, tau_hi, zmom, row, panels, work, True, out, tau_lo, best, val
+        )
+        return w, best, val
+    # a first pass keeps each block's moments at its start and its bound, and evaluates
+    # the objective at its last tau only (those values, and the ones before, give the
+    # floor); a second evaluates the blocks that may hold the maximum, from their
+    # moments, in order
+    nblk = (tau_hi - js + TRNA_BLOCK - 1) // TRNA_BLOCK
+    snaps = np.empty((nblk, NMOM))
+    bounds = np.empty(nblk)
+    floor = val
+    for blk in range(nblk):
+        j0 = js + blk * TRNA_BLOCK
+        j1 = min(j0 + TRNA_BLOCK, tau_hi)
+        snaps[blk] = zmom
+        _series_run(q, j0, j1, zmom, row, panels, work, False, out, tau_lo, best, val)
+        floor = max(floor, _series_value(zmom, j1, gamma, c, pmf, lq, uq, mom))
+        # every tau of the block: W at most the block's last, a = tau + 1 + gamma at
+        # least the first's (the bound falls with a)
+        bound = 2.0 * _chord_upper(zmom[0], zmom[1], lq, uq, c, j0 + 2.0 + gamma)
+        if gamma > 0.0:
+            bound += gamma * _chord_upper(mom[0], mom[1], lq, uq, c, j0 + 1.0 + gamma)
+        bounds[blk] = bound
+    for blk in range(nblk):
+        if bounds[blk] * (1.0 + _TRNA_SLACK) < floor:
+            continue
+        j0 = js + blk * TRNA_BLOCK
+        zmom[:] = snaps[blk]
+        best, val = _series_run(
+            q, j0, min(j0 + TRNA_BLOCK, tau_hi), zmom, row, panels, work, True, out, 0, best, val
+        )
+    return w, best, val
+
+
 @jit
 def trna_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out):
     """TRNA objective of expected Dice for ``tau`` in ``[tau_lo, tau_hi]``.
@@ -172,176 +501,50 @@ def trna_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out):
     ``sum_k W(k) / (k + a)`` as their series.  Tests bound the difference to the
     pixel-by-pixel definition by ``1e-12``.
     """
-    lq, uq, pmf = gamma_pmf(summary, eps)
-    w = uq - lq + 1
-    mom = np.zeros(NMOM, dtype=np.float64)
-    c = central_moments(pmf, lq, uq, mom)
-    if tau_lo == 0:
-        out[0] = gamma * inv_mean(gamma, pmf, lq, uq, c, mom) if gamma > 0.0 else 0.0
-    if tau_hi == 0:
-        return w
-    var_min = summary[SUM_VAR] - 0.25
-    interp = var_min >= TRNA_SIGMA_INTERP * TRNA_SIGMA_INTERP
-    half_w = 0.5 * (uq - lq)
-    wacc = np.zeros(w, dtype=np.float64)
-    zmom = np.zeros(NMOM, dtype=np.float64)  # central moments of W (series phase)
-    series = False
-    if interp:
-        width = min(1.0, _PANEL_X * 2.0 * np.sqrt(var_min))
-        n_panel = int(np.ceil(1.0 / width))
-        built = np.zeros(n_panel, dtype=np.bool_)
-        nodes = np.zeros((n_panel, _NCHEB))
-        bws = np.zeros((n_panel, _NCHEB))
-        vals = np.zeros((n_panel, _NCHEB, w))
-        regs = np.zeros((n_panel, w), dtype=np.bool_)
-        irr = np.zeros((n_panel, w), dtype=np.int64)  # irregular counts per panel
-        n_irr = np.zeros(n_panel, dtype=np.int64)
-        zregs = np.zeros((n_panel, _NCHEB))
-        mregs = np.zeros((n_panel, _NCHEB, NMOM))
-        lw = np.zeros(_NCHEB)
-        comb = np.zeros(w)
-    else:
-        width = 1.0
-        n_panel = 1
-        built = np.zeros(1, dtype=np.bool_)
-        nodes = np.zeros((1, 1))
-        bws = np.zeros((1, 1))
-        vals = np.zeros((1, 1, 1))
-        regs = np.zeros((1, 1), dtype=np.bool_)
-        irr = np.zeros((1, 1), dtype=np.int64)
-        n_irr = np.zeros(1, dtype=np.int64)
-        zregs = np.zeros((1, 1))
-        mregs = np.zeros((1, 1, 1))
-        lw = np.zeros(1)
-        comb = np.zeros(1)
-    cur = np.zeros(w, dtype=np.float64)
-    last = -1.0
-    # the series phase's increments of the last pixel (reused by equal values)
-    s_q = -1.0
-    s_some = False
-    s_inc = np.zeros(NMOM, dtype=np.float64)
-    s_irr = np.zeros((w if interp else 1, NMOM), dtype=np.float64)
-    for j in range(tau_hi):
-        tau = j + 1
-        if not series and w > 2 * NMOM and half_w <= SERIES_RATIO * (tau + 1.0 + gamma + c):
-            # switch to the moment representation of W (valid for every later tau)
-            series = True
-            for m in range(NMOM):
-                zmom[m] = 0.0
-            for k in range(w):
-                t = wacc[k]
-                dz = lq + k - c
-                for m in range(NMOM):
-                    zmom[m] += t
-                    t *= dz
-        qj = float(q[j])
-        if qj > 0.0:
-            if interp:
-                b = min(int(qj / width), n_panel - 1)
-                if not built[b]:
-                    _build_panel(
-                        summary,
-                        b,
-                        width,
-                        lq,
-                        uq,
-                        c,
-                        nodes[b],
-                        bws[b],
-                        vals[b],
-                        regs[b],
-                        zregs[b],
-                        mregs[b],
-                    )
-                    built[b] = True
-                    for k in range(w):
-                        if not regs[b, k]:
-                            irr[b, n_irr[b]] = k
-                            n_irr[b] += 1
-                if series and qj == s_q:
-                    # the same value as the pixel before, in the series phase: the same
-                    # increments, added in the same order (equal values are common near
-                    # 1 in float32 maps: ct3d's background row has 287,595 distinct
-                    # values among 921,493)
-                    if s_some:
-                        for m in range(NMOM):
-                            zmom[m] += s_inc[m]
-                        for ii in range(n_irr[b]):
-                            for m in range(NMOM):
-                                zmom[m] += s_irr[ii, m]
-                else:
-                    _cheb_weights(qj, nodes[b], bws[b], lw)
-                    z = 0.0
-                    for i in range(_NCHEB):
-                        z += lw[i] * zregs[b, i]
-                    # exact values at the irregular counts
-                    for ii in range(n_irr[b]):
-                        k = irr[b, ii]
-                        cur[k] = _raw_pmf_at(summary, qj, lq + k)
-                        z += cur[k]
-                    if z > 0.0:
-                        f = qj / z
-                        if series:
-                            for m in range(NMOM):
-                                acc = 0.0
-                                for i in range(_NCHEB):
-                                    acc += lw[i] * mregs[b, i, m]
-                                s_inc[m] = f * acc
-                                zmom[m] += s_inc[m]
-                            for ii in range(n_irr[b]):
-                                k = irr[b, ii]
-                                t = f * cur[k]
-                                dz = lq + k - c
-                                for m in range(NMOM):
-                                    s_irr[ii, m] = t
-                                    zmom[m] += t
-                                    t *= dz
-                        else:
-                            for k in range(w):
-                                comb[k] = 0.0
-                            for i in range(_NCHEB):
-                                li = lw[i]
-                                for k in range(w):
-                                    comb[k] += li * vals[b, i, k]
-                            for k in range(w):
-                                if regs[b, k]:
-                                    wacc[k] += f * comb[k]
-                                else:
-                                    wacc[k] += f * cur[k]
-                    if series:
-                        s_q = qj
-                        s_some = z > 0.0
-            else:
-                if qj != last:
-                    _loo_pmf_window(summary, qj, lq, uq, cur)
-                    last = qj
-                if series:
-                    for k in range(w):
-                        t = qj * cur[k]
-                        dz = lq + k - c
-                        for m in range(NMOM):
-                            zmom[m] += t
-                            t *= dz
-                else:
-                    for k in range(w):
-                        wacc[k] += qj * cur[k]
-        if tau >= tau_lo:
-            if series:
-                ib = 1.0 / (tau + 1.0 + gamma + c)
-                a = 0.0
-                for m in range(NMOM - 1, -1, -1):
-                    a = zmom[m] - a * ib
-                a *= ib
-            else:
-                a = 0.0
-                base = lq + tau + 1.0 + gamma
-                for k in range(w):
-                    a += wacc[k] / (base + k)
-            val = 2.0 * a
-            if gamma > 0.0:
-                val += gamma * inv_mean(tau + gamma, pmf, lq, uq, c, mom)
-            out[tau - tau_lo] = val
+    w, best, val = _trna_scan(q, summary, gamma, eps, tau_lo, tau_hi, out, True)
     return w
+
+
+@jit
+def trna_dice_best(q, summary, gamma, eps, tau_hi):
+    """First maximizer of the TRNA objective over ``tau`` in ``[0, tau_hi]``.
+
+    Parameters
+    ----------
+    q : ndarray of float, shape (M,)
+        Descending prefix, ``M >= tau_hi``.
+    summary : ndarray of float64
+        Whole-row summary (``d, mu, var, m3``).
+    gamma : float
+        Smoothing ``gamma >= 0``.
+    eps : float
+        Window tail mass in (0, 1).
+    tau_hi : int
+        Last ``tau`` searched, ``0 <= tau_hi <= d``.
+
+    Returns
+    -------
+    best : int
+        The first ``tau`` with the largest objective.
+    value : float
+        ``pi(best)``, the value :func:`trna_dice_objective` gives it.
+
+    Notes
+    -----
+    Every pixel up to ``tau_hi`` still adds its increments to ``W``'s moments, in
+    order, as :func:`trna_dice_objective` adds them.  In the series phase of the
+    interpolated TRNA the objective is evaluated at each block's last ``tau`` only
+    (:data:`TRNA_BLOCK` pixels): those values give a floor.  ``sum_k W(k) / (k + a)``
+    is at most its chord bound (:func:`_chord_upper`), which falls with ``a`` and rises
+    with ``W``; over a block it is at most the bound with the block's last ``W`` and
+    first ``tau``.  A block whose bound (plus :data:`_TRNA_SLACK`) stays below the
+    floor cannot hold the maximum; the others are evaluated again from their first
+    moments, with the same operations and values, so the result is that of the full
+    scan (``tests/test_ba_trna_kernels.py``).
+    """
+    dummy = np.empty(0)
+    w, best, val = _trna_scan(q, summary, gamma, eps, np.int64(0), tau_hi, dummy, False)
+    return best, val
 
 
 @jit
