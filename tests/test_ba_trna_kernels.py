@@ -147,6 +147,30 @@ def test_trna_interpolation_matches_oracle(rng, kind, d, eps):
         np.testing.assert_allclose(out, ref, rtol=0, atol=1e-12)
 
 
+def test_trna_irregular_counts_share_adjacent_cdf_values(rng):
+    """The exact LOO pmf at a panel's irregular counts: the CDF at a count's upper
+    edge is reused as the next count's lower edge only when the counts are adjacent,
+    and every value equals the clipped difference of the two CDF values, bit for bit."""
+    from rankseg.kernels.refined_normal import refined_g
+    from rankseg.kernels.trna import _irregular_pmfs, _loo_params
+
+    p = rng.beta(0.05, 1.0, 3000).astype(np.float32)
+    summary = row_summary(p, new_summary(0))
+    lq = int(summary[SUM_MU]) - 6  # counts where the pmf is far from 0
+    counts = np.array([0, 1, 2, 5, 7, 8, 20], dtype=np.int64)
+    for qj in (0.0, 0.3, 0.999):
+        cur = np.full(25, np.nan)
+        _irregular_pmfs(summary, qj, lq, counts, counts.size - 1, cur)  # not the last
+        mu, sigma, skew = _loo_params(summary, qj)
+        for kk in counts[:-1]:
+            k = lq + int(kk)
+            f1 = refined_g((k + 0.5 - mu) / sigma, skew)
+            f0 = refined_g((k - 0.5 - mu) / sigma, skew)
+            assert cur[kk] == min(max(f1 - f0, 0.0), 1.0), (qj, kk)
+            assert cur[kk] > 1e-3
+        assert np.isnan(cur[counts[-1]]) and np.isnan(cur[3])
+
+
 def test_ba_series_branch_matches_direct_sum(rng):
     # a wide window (sigma ~ 50) and large tau take the moment-series path of A(a)
     p = rng.random(20_000)

@@ -64,12 +64,27 @@ def _loo_raw_pmf(summary, qj, lq, uq, raw, regular):
 
 
 @jit
-def _raw_pmf_at(summary, qj, k):
-    """Unnormalized clipped RNA pmf of Gamma - Y_j at the count k."""
+def _irregular_pmfs(summary, qj, lq, counts, n, cur):
+    """Unnormalized clipped RNA pmf of Gamma - Y_j at the counts ``lq + counts[:n]``.
+
+    ``cur[k]`` receives the value at ``lq + k``.  The counts are ascending; where two
+    are adjacent the CDF between them is evaluated once (``(k + 1) - 0.5`` and
+    ``k + 0.5`` are the same number), and the RNA's parameters once per pixel.
+    """
     mu, sigma, skew = _loo_params(summary, qj)
-    f1 = refined_g((k + 0.5 - mu) / sigma, skew)
-    f0 = refined_g((k - 0.5 - mu) / sigma, skew)
-    return min(max(f1 - f0, 0.0), 1.0)
+    prev = -2
+    f_prev = 0.0
+    for ii in range(n):
+        kk = counts[ii]
+        k = lq + kk
+        if kk == prev + 1:
+            f0 = f_prev
+        else:
+            f0 = refined_g((k - 0.5 - mu) / sigma, skew)
+        f1 = refined_g((k + 0.5 - mu) / sigma, skew)
+        cur[kk] = min(max(f1 - f0, 0.0), 1.0)
+        f_prev = f1
+        prev = kk
 
 
 #: Chebyshev-Lobatto points per panel of the interpolated TRNA (degree 11).
@@ -177,10 +192,10 @@ def _new_value(summary, qj, b, lq, nodes, bws, zregs, irr, n_irr, lw, cur):
     for i in range(_NCHEB):
         z += lw[i] * zregs[b, i]
     # exact values at the irregular counts
+    if n_irr[b] > 0:
+        _irregular_pmfs(summary, qj, lq, irr[b], n_irr[b], cur)
     for ii in range(n_irr[b]):
-        k = irr[b, ii]
-        cur[k] = _raw_pmf_at(summary, qj, lq + k)
-        z += cur[k]
+        z += cur[irr[b, ii]]
     return z
 
 
@@ -261,10 +276,10 @@ def _series_run(q, j0, j1, zmom, row, panels, work, evaluate, out, tau_lo, best,
                 z = 0.0
                 for i in range(_NCHEB):
                     z += lw[i] * zregs[b, i]
-                for ii in range(n_irr[b]):  # exact values at the irregular counts
-                    k = irr[b, ii]
-                    cur[k] = _raw_pmf_at(summary, qj, lq + k)
-                    z += cur[k]
+                if n_irr[b] > 0:  # exact values at the irregular counts
+                    _irregular_pmfs(summary, qj, lq, irr[b], n_irr[b], cur)
+                for ii in range(n_irr[b]):
+                    z += cur[irr[b, ii]]
                 if z > 0.0:
                     f = qj / z
                     for m in range(NMOM):
