@@ -221,83 +221,127 @@ def _use_panel(summary, qj, width, lq, uq, c, panels):
 
 @jit
 def _series_run(q, j0, j1, zmom, row, panels, work, evaluate, out, tau_lo, best, val):
-    """Add the pixels ``j0 <= j < j1`` to ``W``'s moments ``zmom`` (interpolated series).
+    """Add the pixels ``j0 <= j < j1`` (at most :data:`TRNA_BLOCK`) to ``W``'s moments.
 
+    ``zmom`` holds the central moments of ``W`` (the interpolated series phase);
     ``row = (summary, gamma, lq, uq, c, width, pmf, mom)``, ``work = (lw, cur, s_inc,
-    s_irr)``.  A value equal to the pixel before in the run reuses its increments (the
-    same bits as computing them again).  With ``evaluate``, ``pi(tau)`` of every
-    ``tau = j + 1 >= tau_lo`` goes to ``out`` (when it has room) and the first
-    maximizer to ``(best, val)``, which are returned.  The tuples are taken apart once
-    per run, not per pixel: each array handed on costs a reference count.
+    s_irr, src, dq, db, inc, kind)``.  First the run's new values (a value equal to the
+    pixel before reuses its increments: the same bits as computing them again) get
+    their increments one after another in a loop of their own, then each pixel adds
+    its own in rank order: the additions of the per-pixel loop, so the same bits.  A
+    panel with irregular counts is done pixel by pixel.  With ``evaluate``,
+    ``pi(tau)`` of every ``tau = j + 1 >= tau_lo`` goes to ``out`` (when it has room)
+    and the first maximizer to ``(best, val)``, which are returned.  The tuples are
+    taken apart once per run, and no call per pixel takes an array: each array handed
+    on costs a reference count.
     """
     summary, gamma, lq, uq, c, width, pmf, mom = row
     built, nodes, bws, vals, regs, zregs, mregs, irr, n_irr = panels
-    lw, cur, s_inc, s_irr = work
+    lw, cur, s_inc, s_irr, src, dq, db, inc, kind = work
     n_panel = built.shape[0]
-    last = -1.0
-    some = False
-    b = 0
-    # no call per pixel takes an array (each would count its references): the panel is
-    # built by a call on first use only, and the weights are _cheb_weights' written out
+    # the new values (each differs from the pixel before; no branch: whether a pixel
+    # starts a new value is as good as random), and each pixel's
+    n = 0
+    prev = -1.0
     for j in range(j0, j1):
         qj = float(q[j])
-        if qj > 0.0:
-            if qj == last:
-                # the same value as the pixel before: the same increments, added in
-                # the same order (equal values are common near 1 in float32 maps:
-                # ct3d's background row has 287,595 distinct values among 921,493)
-                if some:
-                    for m in range(NMOM):
-                        zmom[m] += s_inc[m]
-                    for ii in range(n_irr[b]):
-                        for m in range(NMOM):
-                            zmom[m] += s_irr[ii, m]
-            else:
-                b = min(int(qj / width), n_panel - 1)
-                if not built[b]:
-                    _use_panel(summary, qj, width, lq, uq, c, panels)
-                node = -1
-                tot = 0.0
-                for i in range(_NCHEB):
-                    dt = qj - nodes[b, i]
-                    if dt == 0.0:
-                        node = i
-                        break
-                    lw[i] = bws[b, i] / dt
-                    tot += lw[i]
-                if node >= 0:
-                    for i in range(_NCHEB):
-                        lw[i] = 0.0
-                    lw[node] = 1.0
-                else:
-                    inv = 1.0 / tot
-                    for i in range(_NCHEB):
-                        lw[i] *= inv
+        n += qj != prev
+        dq[n - 1] = qj
+        src[j - j0] = n - 1
+        prev = qj
+    # their increments (_cheb_weights written out, its divisions apart from their
+    # sum; the panel's rows taken when the panel changes); kind 0: nothing to add,
+    # 1: inc[t], 2: a panel with irregular counts, pixel by pixel
+    cb = -1
+    nb = nodes[0]
+    wb = bws[0]
+    zb = zregs[0]
+    mb = mregs[0]
+    for t in range(n):
+        qj = dq[t]
+        if not qj > 0.0:
+            kind[t] = 0
+            continue
+        b = min(int(qj / width), n_panel - 1)
+        db[t] = b
+        if not built[b]:
+            _use_panel(summary, qj, width, lq, uq, c, panels)
+        if n_irr[b] > 0:
+            kind[t] = 2
+            continue
+        if b != cb:
+            cb = b
+            nb = nodes[b]
+            wb = bws[b]
+            zb = zregs[b]
+            mb = mregs[b]
+        node = -1  # the first node equal to qj (its weights are a unit vector)
+        for i in range(_NCHEB - 1, -1, -1):
+            if qj == nb[i]:
+                node = i
+        if node >= 0:
+            for i in range(_NCHEB):
+                lw[i] = 0.0
+            lw[node] = 1.0
+        else:
+            for i in range(_NCHEB):
+                lw[i] = wb[i] / (qj - nb[i])
+            tot = 0.0
+            for i in range(_NCHEB):
+                tot += lw[i]
+            inv = 1.0 / tot
+            for i in range(_NCHEB):
+                lw[i] *= inv
+        z = 0.0
+        for i in range(_NCHEB):
+            z += lw[i] * zb[i]
+        kind[t] = 1 if z > 0.0 else 0
+        f = qj / z
+        for m in range(NMOM):
+            acc = 0.0
+            for i in range(_NCHEB):
+                acc += lw[i] * mb[i, m]
+            inc[t, m] = f * acc
+    last = -1.0
+    some = False
+    for j in range(j0, j1):
+        k = src[j - j0]
+        if kind[k] == 1:
+            for m in range(NMOM):
+                zmom[m] += inc[k, m]
+        elif kind[k] == 2:  # a panel with irregular counts
+            qj = dq[k]
+            b = db[k]
+            if qj != last:
+                _cheb_weights(qj, nodes[b], bws[b], lw)
                 z = 0.0
                 for i in range(_NCHEB):
                     z += lw[i] * zregs[b, i]
-                if n_irr[b] > 0:  # exact values at the irregular counts
-                    _irregular_pmfs(summary, qj, lq, irr[b], n_irr[b], cur)
+                _irregular_pmfs(summary, qj, lq, irr[b], n_irr[b], cur)
                 for ii in range(n_irr[b]):
                     z += cur[irr[b, ii]]
-                if z > 0.0:
+                some = z > 0.0
+                last = qj
+                if some:
                     f = qj / z
                     for m in range(NMOM):
                         acc = 0.0
                         for i in range(_NCHEB):
                             acc += lw[i] * mregs[b, i, m]
                         s_inc[m] = f * acc
-                        zmom[m] += s_inc[m]
                     for ii in range(n_irr[b]):
-                        k = irr[b, ii]
-                        t = f * cur[k]
-                        dz = lq + k - c
+                        kk = irr[b, ii]
+                        t = f * cur[kk]
+                        dz = lq + kk - c
                         for m in range(NMOM):
                             s_irr[ii, m] = t
-                            zmom[m] += t
                             t *= dz
-                last = qj
-                some = z > 0.0
+            if some:
+                for m in range(NMOM):
+                    zmom[m] += s_inc[m]
+                for ii in range(n_irr[b]):
+                    for m in range(NMOM):
+                        zmom[m] += s_irr[ii, m]
         tau = j + 1
         if evaluate and tau >= tau_lo:
             # _series_value written out: a call per tau costs more than the sum
@@ -438,17 +482,30 @@ def _trna_scan(q, summary, gamma, eps, tau_lo, tau_hi, out, full):
         return w, best, val
     # the series phase of the interpolated TRNA
     row = (summary, gamma, lq, uq, c, width, pmf, mom)
-    work = (lw, cur, np.zeros(NMOM), np.zeros((nw, NMOM)))
+    work = (
+        lw,
+        cur,
+        np.zeros(NMOM),  # s_inc
+        np.zeros((nw, NMOM)),  # s_irr
+        np.empty(TRNA_BLOCK, dtype=np.int64),  # src
+        np.empty(TRNA_BLOCK),  # dq
+        np.empty(TRNA_BLOCK, dtype=np.int64),  # db
+        np.empty((TRNA_BLOCK, NMOM)),  # inc
+        np.empty(TRNA_BLOCK, dtype=np.int8),  # kind
+    )
+    nblk = (tau_hi - js + TRNA_BLOCK - 1) // TRNA_BLOCK
     if full:
-        best, val = _series_run(
-            q, js, tau_hi, zmom, row, panels, work, True, out, tau_lo, best, val
-        )
+        for blk in range(nblk):
+            j0 = js + blk * TRNA_BLOCK
+            j1 = min(j0 + TRNA_BLOCK, tau_hi)
+            best, val = _series_run(
+                q, j0, j1, zmom, row, panels, work, True, out, tau_lo, best, val
+            )
         return w, best, val
     # a first pass keeps each block's moments at its start and its bound, and evaluates
     # the objective at its last tau only (those values, and the ones before, give the
     # floor); a second evaluates the blocks that may hold the maximum, from their
     # moments, in order
-    nblk = (tau_hi - js + TRNA_BLOCK - 1) // TRNA_BLOCK
     snaps = np.empty((nblk, NMOM))
     bounds = np.empty(nblk)
     floor = val
