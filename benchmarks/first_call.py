@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIRST_CALLS = {
     "rma": 'metric="dice"',
     "exact": 'metric="dice", solver="exact"',
+    "trna": 'metric="dice", output_mode="multilabel", solver="trna"',
     "iou": 'metric="iou"',
     "multilabel": 'metric="dice", output_mode="multilabel"',
     "acc": 'metric="acc"',  # the smallest set of kernels (the smoke test's)

@@ -55,7 +55,7 @@ from rankseg.kernels.rma_passes import (
 )
 from rankseg.kernels.sort import sort_candidates, sort_descending
 from rankseg.kernels.summary import BLOCK, block_cumulants, block_summaries
-from rankseg.kernels.trna import trna_dice_best, trna_low
+from rankseg.kernels.trna import trna_low, trna_scan
 
 __all__ = [
     "BA",
@@ -260,7 +260,9 @@ def _solve_rna(solver, q, summary, params, tau_hi):
     if _uses_ba(solver, summary):
         d = np.int64(summary[SUM_D])
         return ba_dice_best(q, summary, gamma, eps, d, tau_hi, np.int64(0), 0.0)
-    return trna_dice_best(q, summary, gamma, eps, tau_hi)
+    # trna_scan itself, not its wrapper trna_dice_best: one function less to compile
+    w, best, val = trna_scan(q, summary, gamma, eps, np.int64(0), tau_hi, np.empty(0), False)
+    return best, val
 
 
 @jit

@@ -25,7 +25,7 @@ from rankseg.kernels.rna_moments import (
 )
 from rankseg.kernels.summary import SUM_M3, SUM_MU, SUM_VAR
 
-__all__ = ["TRNA_SIGMA_INTERP", "trna_dice_best", "trna_dice_objective", "trna_low"]
+__all__ = ["TRNA_SIGMA_INTERP", "trna_dice_best", "trna_dice_objective", "trna_low", "trna_scan"]
 
 
 @jit
@@ -219,7 +219,7 @@ def _use_panel(summary, qj, width, lq, uq, c, panels):
     return b
 
 
-@jit
+@jit(inline="always")
 def _series_run(q, j0, j1, zmom, row, panels, work, evaluate, out, tau_lo, best, val):
     """Add the pixels ``j0 <= j < j1`` (at most :data:`TRNA_BLOCK`) to ``W``'s moments.
 
@@ -313,13 +313,7 @@ def _series_run(q, j0, j1, zmom, row, panels, work, evaluate, out, tau_lo, best,
             qj = dq[k]
             b = db[k]
             if qj != last:
-                _cheb_weights(qj, nodes[b], bws[b], lw)
-                z = 0.0
-                for i in range(_NCHEB):
-                    z += lw[i] * zregs[b, i]
-                _irregular_pmfs(summary, qj, lq, irr[b], n_irr[b], cur)
-                for ii in range(n_irr[b]):
-                    z += cur[irr[b, ii]]
+                z = _new_value(summary, qj, b, lq, nodes, bws, zregs, irr, n_irr, lw, cur)
                 some = z > 0.0
                 last = qj
                 if some:
@@ -361,7 +355,7 @@ def _series_run(q, j0, j1, zmom, row, panels, work, evaluate, out, tau_lo, best,
 
 
 @jit
-def _trna_scan(q, summary, gamma, eps, tau_lo, tau_hi, out, full):
+def trna_scan(q, summary, gamma, eps, tau_lo, tau_hi, out, full):
     """TRNA over ``tau`` in ``[tau_lo, tau_hi]``: ``(w, best, value)``.
 
     With ``full``, ``out[i] = pi(tau_lo + i)`` for every ``tau``; otherwise only the
@@ -494,41 +488,47 @@ def _trna_scan(q, summary, gamma, eps, tau_lo, tau_hi, out, full):
         np.empty(TRNA_BLOCK, dtype=np.int8),  # kind
     )
     nblk = (tau_hi - js + TRNA_BLOCK - 1) // TRNA_BLOCK
-    if full:
-        for blk in range(nblk):
-            j0 = js + blk * TRNA_BLOCK
-            j1 = min(j0 + TRNA_BLOCK, tau_hi)
-            best, val = _series_run(
-                q, j0, j1, zmom, row, panels, work, True, out, tau_lo, best, val
-            )
-        return w, best, val
-    # a first pass keeps each block's moments at its start and its bound, and evaluates
-    # the objective at its last tau only (those values, and the ones before, give the
-    # floor); a second evaluates the blocks that may hold the maximum, from their
-    # moments, in order
-    snaps = np.empty((nblk, NMOM))
-    bounds = np.empty(nblk)
+    # full: one pass that evaluates every tau.  Otherwise a first pass keeps each
+    # block's moments at its start and its bound, and evaluates the objective at its
+    # last tau only (those values, and the ones before, give the floor); a second
+    # evaluates the blocks that may hold the maximum, from their moments, in order.
+    # One call site of _series_run, and no slice assignment (numba would compile the
+    # callee once per site's argument types, and a shape check with its message)
+    snaps = np.empty((0 if full else nblk, NMOM))
+    bounds = np.empty(0 if full else nblk)
     floor = val
-    for blk in range(nblk):
+    second = False
+    blk = 0
+    while True:
+        if blk == nblk:
+            if full or second:
+                break
+            second = True
+            blk = 0
+        if second:
+            if bounds[blk] * (1.0 + _TRNA_SLACK) < floor:
+                blk += 1
+                continue
+            for m in range(NMOM):
+                zmom[m] = snaps[blk, m]
+        elif not full:
+            for m in range(NMOM):
+                snaps[blk, m] = zmom[m]
         j0 = js + blk * TRNA_BLOCK
         j1 = min(j0 + TRNA_BLOCK, tau_hi)
-        snaps[blk] = zmom
-        _series_run(q, j0, j1, zmom, row, panels, work, False, out, tau_lo, best, val)
-        floor = max(floor, _series_value(zmom, j1, gamma, c, pmf, lq, uq, mom))
-        # every tau of the block: W at most the block's last, a = tau + 1 + gamma at
-        # least the first's (the bound falls with a)
-        bound = 2.0 * _chord_upper(zmom[0], zmom[1], lq, uq, c, j0 + 2.0 + gamma)
-        if gamma > 0.0:
-            bound += gamma * _chord_upper(mom[0], mom[1], lq, uq, c, j0 + 1.0 + gamma)
-        bounds[blk] = bound
-    for blk in range(nblk):
-        if bounds[blk] * (1.0 + _TRNA_SLACK) < floor:
-            continue
-        j0 = js + blk * TRNA_BLOCK
-        zmom[:] = snaps[blk]
+        evaluate = full or second
         best, val = _series_run(
-            q, j0, min(j0 + TRNA_BLOCK, tau_hi), zmom, row, panels, work, True, out, 0, best, val
+            q, j0, j1, zmom, row, panels, work, evaluate, out, tau_lo, best, val
         )
+        if not evaluate:
+            floor = max(floor, _series_value(zmom, j1, gamma, c, pmf, lq, uq, mom))
+            # every tau of the block: W at most the block's last, a = tau + 1 + gamma
+            # at least the first's (the bound falls with a)
+            bound = 2.0 * _chord_upper(zmom[0], zmom[1], lq, uq, c, j0 + 2.0 + gamma)
+            if gamma > 0.0:
+                bound += gamma * _chord_upper(mom[0], mom[1], lq, uq, c, j0 + 1.0 + gamma)
+            bounds[blk] = bound
+        blk += 1
     return w, best, val
 
 
@@ -573,7 +573,7 @@ def trna_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out):
     ``sum_k W(k) / (k + a)`` as their series.  Tests bound the difference to the
     pixel-by-pixel definition by ``1e-12``.
     """
-    w, best, val = _trna_scan(q, summary, gamma, eps, tau_lo, tau_hi, out, True)
+    w, best, val = trna_scan(q, summary, gamma, eps, tau_lo, tau_hi, out, True)
     return w
 
 
@@ -615,7 +615,7 @@ def trna_dice_best(q, summary, gamma, eps, tau_hi):
     scan (``tests/test_ba_trna_kernels.py``).
     """
     dummy = np.empty(0)
-    w, best, val = _trna_scan(q, summary, gamma, eps, np.int64(0), tau_hi, dummy, False)
+    w, best, val = trna_scan(q, summary, gamma, eps, np.int64(0), tau_hi, dummy, False)
     return best, val
 
 
