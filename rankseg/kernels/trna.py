@@ -4,7 +4,10 @@
 ``Gamma`` minus those of pixel ``j``, evaluated on ``Gamma``'s window and renormalized
 there, accumulated in ``W_tau(k) = sum_{j <= tau} p_(j) pmf_{-(j)}(k)`` as upstream.
 Cost ``O(w)`` per pixel of rank ``<= tau_hi`` (the pmfs of equal consecutive
-probabilities are shared).  Inputs and conventions as for BA
+probabilities are shared); once ``W`` is carried as moments, 16 additions per pixel
+and the increments of each distinct value, and the search for the maximum
+(:func:`trna_dice_best`) evaluates only the blocks of ``tau`` that can hold it.
+Inputs and conventions as for BA
 (:mod:`rankseg.kernels.ba_trna`, which re-exports :func:`trna_dice_objective`).
 """
 
@@ -356,11 +359,36 @@ def _series_run(q, j0, j1, zmom, row, panels, work, evaluate, out, tau_lo, best,
 
 @jit
 def trna_scan(q, summary, gamma, eps, tau_lo, tau_hi, out, full):
-    """TRNA over ``tau`` in ``[tau_lo, tau_hi]``: ``(w, best, value)``.
+    """TRNA over ``tau`` in ``[tau_lo, tau_hi]``: the whole curve, or its maximum.
 
-    With ``full``, ``out[i] = pi(tau_lo + i)`` for every ``tau``; otherwise only the
-    first maximizer is sought (``tau_lo = 0``, ``out`` unused) and the blocks of the
-    series phase that cannot hold it are not evaluated (:func:`trna_dice_best`).
+    Parameters
+    ----------
+    q : ndarray of float, shape (M,)
+        Descending prefix, ``M >= tau_hi``.
+    summary : ndarray of float64
+        Whole-row summary (``d, mu, var, m3``).
+    gamma : float
+        Smoothing ``gamma >= 0``.
+    eps : float
+        Window tail mass in (0, 1).
+    tau_lo, tau_hi : int
+        Inclusive band, ``0 <= tau_lo <= tau_hi <= d`` (``tau_lo = 0`` unless
+        ``full``).
+    out : ndarray of float64
+        With ``full``, receives ``pi(tau_lo + i)`` in ``out[i]`` (shape at least
+        ``tau_hi - tau_lo + 1``); otherwise unused (may be empty).
+    full : bool
+        Evaluate every ``tau`` (:func:`trna_dice_objective`), or only the blocks of
+        the series phase that can hold the maximum (:func:`trna_dice_best`).
+
+    Returns
+    -------
+    w : int
+        Width ``uq - lq + 1`` of the window used.
+    best : int
+        The first ``tau >= tau_lo`` with the largest objective.
+    value : float
+        ``pi(best)``.
     """
     lq, uq, pmf = gamma_pmf(summary, eps)
     w = uq - lq + 1
