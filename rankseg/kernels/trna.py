@@ -363,14 +363,8 @@ def trna_scan(q, summary, gamma, eps, tau_lo, tau_hi, out, full):
 
     Parameters
     ----------
-    q : ndarray of float, shape (M,)
-        Descending prefix, ``M >= tau_hi``.
-    summary : ndarray of float64
-        Whole-row summary (``d, mu, var, m3``).
-    gamma : float
-        Smoothing ``gamma >= 0``.
-    eps : float
-        Window tail mass in (0, 1).
+    q, summary, gamma, eps
+        As :func:`trna_dice_objective`.
     tau_lo, tau_hi : int
         Inclusive band, ``0 <= tau_lo <= tau_hi <= d`` (``tau_lo = 0`` unless
         ``full``).
@@ -478,15 +472,8 @@ def trna_scan(q, summary, gamma, eps, tau_lo, tau_hi, out, full):
                     for k in range(w):
                         wacc[k] += qj * cur[k]
         if tau >= tau_lo:
-            if series:
-                # _series_value written out: a call per tau costs more than the sum
-                ib = 1.0 / (tau + 1.0 + gamma + c)
-                a = 0.0
-                for m in range(NMOM - 1, -1, -1):
-                    a = zmom[m] - a * ib
-                v = 2.0 * (a * ib)
-                if gamma > 0.0:
-                    v += gamma * inv_mean(tau + gamma, pmf, lq, uq, c, mom)
+            if series:  # rows without interpolation: each new value costs O(w) anyway
+                v = _series_value(zmom, tau, gamma, c, pmf, lq, uq, mom)
             else:
                 a = 0.0
                 base = lq + tau + 1.0 + gamma
@@ -566,18 +553,10 @@ def trna_dice_objective(q, summary, gamma, eps, tau_lo, tau_hi, out):
 
     Parameters
     ----------
-    q : ndarray of float, shape (M,)
-        Descending prefix, ``M >= tau_hi``; ``q[:tau_lo]`` may be in any order.
-    summary : ndarray of float64
-        Whole-row summary (``d, mu, var, m3``).
-    gamma : float
-        Smoothing ``gamma >= 0``.
-    eps : float
-        Window tail mass in (0, 1).
-    tau_lo, tau_hi : int
-        Inclusive band, ``0 <= tau_lo <= tau_hi <= d``.
-    out : ndarray of float64, shape (>= tau_hi - tau_lo + 1,)
-        Receives ``pi(tau_lo + i)`` in ``out[i]``.
+    q, summary, gamma, eps, tau_lo, tau_hi, out
+        As :func:`rankseg.kernels.ba_trna.ba_dice_objective` (``q`` a descending
+        prefix, ``M >= tau_hi``; ``q[:tau_lo]`` in any order: every pixel of rank
+        ``<= tau_hi`` enters ``W``).
 
     Returns
     -------
@@ -611,14 +590,8 @@ def trna_dice_best(q, summary, gamma, eps, tau_hi):
 
     Parameters
     ----------
-    q : ndarray of float, shape (M,)
-        Descending prefix, ``M >= tau_hi``.
-    summary : ndarray of float64
-        Whole-row summary (``d, mu, var, m3``).
-    gamma : float
-        Smoothing ``gamma >= 0``.
-    eps : float
-        Window tail mass in (0, 1).
+    q, summary, gamma, eps
+        As :func:`trna_dice_objective` (``q`` descending up to ``tau_hi``).
     tau_hi : int
         Last ``tau`` searched, ``0 <= tau_hi <= d``.
 
