@@ -152,7 +152,7 @@ def test_trna_irregular_counts_share_adjacent_cdf_values(rng):
     edge is reused as the next count's lower edge only when the counts are adjacent,
     and every value equals the clipped difference of the two CDF values, bit for bit."""
     from rankseg.kernels.refined_normal import refined_g
-    from rankseg.kernels.trna import _irregular_pmfs, _loo_params
+    from rankseg.kernels.trna_panels import irregular_pmfs, loo_params
 
     p = rng.beta(0.05, 1.0, 3000).astype(np.float32)
     summary = row_summary(p, new_summary(0))
@@ -160,8 +160,8 @@ def test_trna_irregular_counts_share_adjacent_cdf_values(rng):
     counts = np.array([0, 1, 2, 5, 7, 8, 20], dtype=np.int64)
     for qj in (0.0, 0.3, 0.999):
         cur = np.full(25, np.nan)
-        _irregular_pmfs(summary, qj, lq, counts, counts.size - 1, cur)  # not the last
-        mu, sigma, skew = _loo_params(summary, qj)
+        irregular_pmfs(summary, qj, lq, counts, counts.size - 1, cur)  # not the last
+        mu, sigma, skew = loo_params(summary, qj)
         for kk in counts[:-1]:
             k = lq + int(kk)
             f1 = refined_g((k + 0.5 - mu) / sigma, skew)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 
 from rankseg._compile.jit import jit
-from rankseg.kernels.refined_normal import refined_g, refined_g_raw, rna_params, rna_pmf_window
 from rankseg.kernels.rna_moments import (
     NMOM,
     SERIES_RATIO,
@@ -26,127 +25,20 @@ from rankseg.kernels.rna_moments import (
     mediant_low,
     rna_window_of_summary,
 )
-from rankseg.kernels.summary import SUM_M3, SUM_MU, SUM_VAR
+from rankseg.kernels.summary import SUM_VAR
+from rankseg.kernels.trna_panels import (
+    NCHEB,
+    PANEL_X,
+    loo_pmf_window,
+    new_value,
+    use_panel,
+)
 
 __all__ = ["TRNA_SIGMA_INTERP", "trna_dice_best", "trna_dice_objective", "trna_low", "trna_scan"]
 
-
-@jit
-def _loo_params(summary, qj):
-    """(mu, sigma, skew) of the RNA of Gamma - Y_j (moments minus pixel j, var clamped)."""
-    v = qj * (1.0 - qj)
-    mu = summary[SUM_MU] - qj
-    sigma, skew = rna_params(mu, summary[SUM_VAR] - v, summary[SUM_M3] - v * (1.0 - 2.0 * qj))
-    return mu, sigma, skew
-
-
-@jit
-def _loo_pmf_window(summary, qj, lq, uq, buf):
-    """Renormalized RNA pmf of Gamma - Y_j on Gamma's window."""
-    mu, sigma, skew = _loo_params(summary, qj)
-    rna_pmf_window(mu, sigma, skew, lq, uq, buf)
-
-
-@jit
-def _loo_raw_pmf(summary, qj, lq, uq, raw, regular):
-    """Unnormalized clipped RNA pmf of Gamma - Y_j on the window.
-
-    ``regular[i]`` is cleared where a clip (of F to [0, 1] or of the pmf at 0) is active.
-    """
-    mu, sigma, skew = _loo_params(summary, qj)
-    g_prev = refined_g_raw((lq - 0.5 - mu) / sigma, skew)
-    for i in range(raw.shape[0]):
-        g = refined_g_raw((lq + i + 0.5 - mu) / sigma, skew)
-        f0 = min(max(g_prev, 0.0), 1.0)
-        f1 = min(max(g, 0.0), 1.0)
-        v = f1 - f0
-        if not (0.0 < g_prev < 1.0 and 0.0 < g < 1.0 and v > 0.0):
-            regular[i] = False
-        raw[i] = min(max(v, 0.0), 1.0)
-        g_prev = g
-
-
-@jit
-def _irregular_pmfs(summary, qj, lq, counts, n, cur):
-    """Unnormalized clipped RNA pmf of Gamma - Y_j at the counts ``lq + counts[:n]``.
-
-    ``cur[k]`` receives the value at ``lq + k``.  The counts are ascending; where two
-    are adjacent the CDF between them is evaluated once (``(k + 1) - 0.5`` and
-    ``k + 0.5`` are the same number), and the RNA's parameters once per pixel.
-    """
-    mu, sigma, skew = _loo_params(summary, qj)
-    prev = -2
-    f_prev = 0.0
-    for ii in range(n):
-        kk = counts[ii]
-        k = lq + kk
-        if kk == prev + 1:
-            f0 = f_prev
-        else:
-            f0 = refined_g((k - 0.5 - mu) / sigma, skew)
-        f1 = refined_g((k + 0.5 - mu) / sigma, skew)
-        cur[kk] = min(max(f1 - f0, 0.0), 1.0)
-        f_prev = f1
-        prev = kk
-
-
-#: Chebyshev-Lobatto points per panel of the interpolated TRNA (degree 11).
-_NCHEB = 12
-#: Panel half-width in standard units of Gamma_{-j}; with 12 points the interpolation
-#: error is ~(0.025)**12 / sqrt(12!) ~ 1e-22 for a Gaussian-like profile.
-_PANEL_X = 0.1
 #: Interpolate the LOO pmfs in p only when the smallest LOO sigma is at least this
 #: (below it, var - p (1 - p) varies too much relative to var; w is small anyway).
 TRNA_SIGMA_INTERP = 3.0
-
-
-@jit
-def _cheb_weights(t, nodes, bw, lw):
-    """Barycentric Lagrange weights ``lw[i] = l_i(t)`` for the given nodes."""
-    n = nodes.shape[0]
-    tot = 0.0
-    for i in range(n):
-        dt = t - nodes[i]
-        if dt == 0.0:
-            for m in range(n):
-                lw[m] = 0.0
-            lw[i] = 1.0
-            return
-        lw[i] = bw[i] / dt
-        tot += lw[i]
-    inv = 1.0 / tot
-    for i in range(n):
-        lw[i] *= inv
-
-
-@jit
-def _build_panel(summary, b, width, lq, uq, c, nodes, bw, vals, regular, zreg, mreg):
-    """Node pmfs of panel b (p in [b width, (b + 1) width]), regularity, sums, moments."""
-    w = uq - lq + 1
-    a0 = b * width
-    a1 = min((b + 1) * width, 1.0)
-    n = nodes.shape[0]
-    for i in range(w):
-        regular[i] = True
-    for i in range(n):
-        # Chebyshev-Lobatto points of [a0, a1]
-        nodes[i] = 0.5 * (a0 + a1) + 0.5 * (a1 - a0) * np.cos(np.pi * i / (n - 1))
-        bw[i] = (1.0 if i % 2 == 0 else -1.0) * (0.5 if i == 0 or i == n - 1 else 1.0)
-        _loo_raw_pmf(summary, nodes[i], lq, uq, vals[i], regular)
-    nm = mreg.shape[1]
-    for i in range(n):
-        z = 0.0
-        for m in range(nm):
-            mreg[i, m] = 0.0
-        for k in range(w):
-            if regular[k]:
-                t = vals[i, k]
-                z += t
-                dz = lq + k - c
-                for m in range(nm):
-                    mreg[i, m] += t
-                    t *= dz
-        zreg[i] = z
 
 
 #: ``tau`` per block of TRNA's series phase: a block whose bound cannot reach the
@@ -184,44 +76,6 @@ def _chord_upper(m0, m1, lq, uq, c, a):
     return (m0 * (lo + hi) - (m0 * (c + a) + m1)) / (lo * hi)
 
 
-@jit
-def _new_value(summary, qj, b, lq, nodes, bws, zregs, irr, n_irr, lw, cur):
-    """Interpolation weights ``lw`` of ``qj`` in panel ``b``, and the LOO pmf's mass ``z``.
-
-    ``cur[k]`` receives the exact pmf at the panel's irregular counts ``k``.
-    """
-    _cheb_weights(qj, nodes[b], bws[b], lw)
-    z = 0.0
-    for i in range(_NCHEB):
-        z += lw[i] * zregs[b, i]
-    # exact values at the irregular counts
-    if n_irr[b] > 0:
-        _irregular_pmfs(summary, qj, lq, irr[b], n_irr[b], cur)
-    for ii in range(n_irr[b]):
-        z += cur[irr[b, ii]]
-    return z
-
-
-@jit
-def _use_panel(summary, qj, width, lq, uq, c, panels):
-    """Panel of ``qj``, built on first use.
-
-    ``panels = (built, nodes, bws, vals, regs, zregs, mregs, irr, n_irr)``.
-    """
-    built, nodes, bws, vals, regs, zregs, mregs, irr, n_irr = panels
-    b = min(int(qj / width), built.shape[0] - 1)
-    if not built[b]:
-        _build_panel(
-            summary, b, width, lq, uq, c, nodes[b], bws[b], vals[b], regs[b], zregs[b], mregs[b]
-        )
-        built[b] = True
-        for k in range(uq - lq + 1):
-            if not regs[b, k]:
-                irr[b, n_irr[b]] = k
-                n_irr[b] += 1
-    return b
-
-
 @jit(inline="always")
 def _series_run(q, j0, j1, zmom, row, panels, work, evaluate, out, tau_lo, best, val):
     """Add the pixels ``j0 <= j < j1`` (at most :data:`TRNA_BLOCK`) to ``W``'s moments.
@@ -252,7 +106,7 @@ def _series_run(q, j0, j1, zmom, row, panels, work, evaluate, out, tau_lo, best,
         dq[n - 1] = qj
         src[j - j0] = n - 1
         prev = qj
-    # their increments (_cheb_weights written out, its divisions apart from their
+    # their increments (cheb_weights written out, its divisions apart from their
     # sum; the panel's rows taken when the panel changes); kind 0: nothing to add,
     # 1: inc[t], 2: a panel with irregular counts, pixel by pixel
     cb = -1
@@ -268,7 +122,7 @@ def _series_run(q, j0, j1, zmom, row, panels, work, evaluate, out, tau_lo, best,
         b = min(int(qj / width), n_panel - 1)
         db[t] = b
         if not built[b]:
-            _use_panel(summary, qj, width, lq, uq, c, panels)
+            use_panel(summary, qj, width, lq, uq, c, panels)
         if n_irr[b] > 0:
             kind[t] = 2
             continue
@@ -279,30 +133,30 @@ def _series_run(q, j0, j1, zmom, row, panels, work, evaluate, out, tau_lo, best,
             zb = zregs[b]
             mb = mregs[b]
         node = -1  # the first node equal to qj (its weights are a unit vector)
-        for i in range(_NCHEB - 1, -1, -1):
+        for i in range(NCHEB - 1, -1, -1):
             if qj == nb[i]:
                 node = i
         if node >= 0:
-            for i in range(_NCHEB):
+            for i in range(NCHEB):
                 lw[i] = 0.0
             lw[node] = 1.0
         else:
-            for i in range(_NCHEB):
+            for i in range(NCHEB):
                 lw[i] = wb[i] / (qj - nb[i])
             tot = 0.0
-            for i in range(_NCHEB):
+            for i in range(NCHEB):
                 tot += lw[i]
             inv = 1.0 / tot
-            for i in range(_NCHEB):
+            for i in range(NCHEB):
                 lw[i] *= inv
         z = 0.0
-        for i in range(_NCHEB):
+        for i in range(NCHEB):
             z += lw[i] * zb[i]
         kind[t] = 1 if z > 0.0 else 0
         f = qj / z
         for m in range(NMOM):
             acc = 0.0
-            for i in range(_NCHEB):
+            for i in range(NCHEB):
                 acc += lw[i] * mb[i, m]
             inc[t, m] = f * acc
     last = -1.0
@@ -316,14 +170,14 @@ def _series_run(q, j0, j1, zmom, row, panels, work, evaluate, out, tau_lo, best,
             qj = dq[k]
             b = db[k]
             if qj != last:
-                z = _new_value(summary, qj, b, lq, nodes, bws, zregs, irr, n_irr, lw, cur)
+                z = new_value(summary, qj, b, lq, nodes, bws, zregs, irr, n_irr, lw, cur)
                 some = z > 0.0
                 last = qj
                 if some:
                     f = qj / z
                     for m in range(NMOM):
                         acc = 0.0
-                        for i in range(_NCHEB):
+                        for i in range(NCHEB):
                             acc += lw[i] * mregs[b, i, m]
                         s_inc[m] = f * acc
                     for ii in range(n_irr[b]):
@@ -403,8 +257,8 @@ def trna_scan(q, summary, gamma, eps, tau_lo, tau_hi, out, full):
     zmom = np.zeros(NMOM, dtype=np.float64)  # central moments of W (series phase)
     series = False
     nw = w if interp else 1
-    nch = _NCHEB if interp else 1
-    width = min(1.0, _PANEL_X * 2.0 * np.sqrt(var_min)) if interp else 1.0
+    nch = NCHEB if interp else 1
+    width = min(1.0, PANEL_X * 2.0 * np.sqrt(var_min)) if interp else 1.0
     n_panel = int(np.ceil(1.0 / width))
     panels = (
         np.zeros(n_panel, dtype=np.bool_),  # built
@@ -442,13 +296,13 @@ def trna_scan(q, summary, gamma, eps, tau_lo, tau_hi, out, full):
         qj = float(q[j])
         if qj > 0.0:
             if interp:  # before the series phase
-                b = _use_panel(summary, qj, width, lq, uq, c, panels)
-                z = _new_value(summary, qj, b, lq, nodes, bws, zregs, irr, n_irr, lw, cur)
+                b = use_panel(summary, qj, width, lq, uq, c, panels)
+                z = new_value(summary, qj, b, lq, nodes, bws, zregs, irr, n_irr, lw, cur)
                 if z > 0.0:
                     f = qj / z
                     for k in range(w):
                         comb[k] = 0.0
-                    for i in range(_NCHEB):
+                    for i in range(NCHEB):
                         li = lw[i]
                         for k in range(w):
                             comb[k] += li * vals[b, i, k]
@@ -459,7 +313,7 @@ def trna_scan(q, summary, gamma, eps, tau_lo, tau_hi, out, full):
                             wacc[k] += f * cur[k]
             else:
                 if qj != last:
-                    _loo_pmf_window(summary, qj, lq, uq, cur)
+                    loo_pmf_window(summary, qj, lq, uq, cur)
                     last = qj
                 if series:
                     for k in range(w):
