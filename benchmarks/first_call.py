@@ -39,6 +39,8 @@ FIRST_CALLS = {
     "rma": 'metric="dice"',
     "exact": 'metric="dice", solver="exact"',
     "trna": 'metric="dice", output_mode="multilabel", solver="trna"',
+    "ba": 'metric="dice", output_mode="multilabel", solver="ba"',
+    "ba+trna": 'metric="dice", output_mode="multilabel", solver="ba+trna"',
     "iou": 'metric="iou"',
     "multilabel": 'metric="dice", output_mode="multilabel"',
     "acc": 'metric="acc"',  # the smallest set of kernels (the smoke test's)

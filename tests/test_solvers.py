@@ -443,6 +443,40 @@ def test_ba_band_path_equals_the_full_sort(rng, solver, mode, gamma):
     assert np.all(lo32 > 0.3), lo32
 
 
+@pytest.mark.parametrize("solver", ["ba", "trna"])
+@pytest.mark.parametrize("gamma", [0.0, 0.5])
+def test_one_solver_row_kernels_equal_the_shared_one(rng, solver, gamma, monkeypatch):
+    """``ba`` and ``trna`` alone solve their rows with kernels of their own (a first
+    call compiles one objective); the shared BA/TRNA kernel, still the one of
+    ``ba+trna``, gives the same masks, tau and scores bit for bit.  The rows include
+    BA's forced sets (float32, confident pixels) and cuts right after them."""
+    from rankseg.cpu import launchers
+
+    shape = (2, 3, 16, 32, 32)
+    logits = rng.normal(size=shape).cumsum(axis=-1).cumsum(axis=-2) / 6
+    p = np.exp(3 * (logits - logits.max(axis=1, keepdims=True)))
+    p = (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+    p[1, 2] = np.where(p[1, 2] > 0.5, np.float32(0.97), np.float32(0.02))  # cut at the forced set
+    kernel = {"ba": "ba_rows_tasks", "trna": "trna_rows_tasks"}[solver]
+    calls = []
+    real = getattr(launchers, kernel)
+
+    def spy(*args):
+        calls.append(args[0])
+        return real(*args)
+
+    kw = dict(metric="dice", solver=solver, output_mode="multilabel", smooth=gamma)
+    monkeypatch.setattr(launchers, kernel, spy)
+    own = predict(p, return_info=True, **kw)
+    assert calls, "the solver's own kernel did not run"
+    monkeypatch.setattr(launchers, kernel, launchers.rna_rows_tasks)
+    shared = predict(p, return_info=True, **kw)
+    assert np.array_equal(own[0], shared[0])
+    assert np.array_equal(own[1].tau, shared[1].tau)
+    assert np.array_equal(own[1].score, shared[1].score, equal_nan=True)
+    assert np.array_equal(own[1].threshold, shared[1].threshold, equal_nan=True)
+
+
 @pytest.mark.parametrize("metric", ["dice", "iou"])
 def test_exact_one_row_summaries_from_blocks(rng, metric, monkeypatch):
     """A single row of PASS_WORK values or more on two threads takes the summaries

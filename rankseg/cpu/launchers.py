@@ -32,7 +32,7 @@ from rankseg._config import (
     SOLVE_WEIGHT,
     SUB_BLOCK,
 )
-from rankseg._policies import EXACT, one_bits
+from rankseg._policies import BA, EXACT, TRNA, one_bits
 from rankseg.cpu.tasks import run_tasks
 from rankseg.kernels.assign import argmax_tasks, conflict_tasks, exclusive_tasks
 from rankseg.kernels.exact import DEFAULT_NPOW, SUM_D, SUM_HEAD, SUM_MU
@@ -47,6 +47,7 @@ from rankseg.kernels.rma_passes import (
     ties_tasks,
 )
 from rankseg.kernels.solver_passes import (
+    ba_rows_tasks,
     candidate_bounds,
     cumulant_tasks,
     cut_of,
@@ -61,6 +62,7 @@ from rankseg.kernels.solver_passes import (
     search_end,
     solve_row,
     summary_tasks,
+    trna_rows_tasks,
 )
 from rankseg.kernels.sort import sort_descending
 from rankseg.kernels.summary import BLOCK as SUM_BLOCK
@@ -418,7 +420,10 @@ def solver_cuts(
         run_tasks(exact_rows_tasks, na, x, rows, (metric, gamma, lo), cand, start, whole, out)
     elif na:
         forced = (start, *_forced_sets(counts, na, d, chunk))
-        run_tasks(rna_rows_tasks, na, x, rows, (solver, gamma, eps), cand, forced, summaries, out)
+        # BA and TRNA alone each have a kernel of their own: a first call compiles
+        # one objective
+        rows_tasks = {BA: ba_rows_tasks, TRNA: trna_rows_tasks}.get(solver, rna_rows_tasks)
+        run_tasks(rows_tasks, na, x, rows, (solver, gamma, eps), cand, forced, summaries, out)
     tau, t, jcut, score, ktie = out
     locate_ties(x, rows, t, jcut, ktie)
     return tau, t, jcut, score

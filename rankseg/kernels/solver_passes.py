@@ -462,14 +462,29 @@ def rna_bands(summaries, stats, rows, params, lo, exact_sum):
     return lo2, hi
 
 
+@jit(inline="always")
+def _store_rna_cut(i, q, best, val, n0, d, m0, out):
+    """:func:`_store_cut` after ``n0`` forced pixels whose smallest value is ``m0``."""
+    if best == n0 and n0 > 0:  # the cut after the forced set: no tie straddles it
+        out[0][i] = best
+        out[1][i] = m0
+        out[2][i] = d
+        out[3][i] = val
+    else:
+        _store_cut(i, q, best - n0, val, d, out)
+        out[0][i] = best
+
+
 @jit
 def rna_rows_tasks(i0, i1, x, rows, problem, band, forced, summaries, out):
-    """Rows ``i0 <= i < i1`` of ``cpu.launchers.solver_cuts`` under BA, TRNA or BA+TRNA.
+    """Rows ``i0 <= i < i1`` of ``cpu.launchers.solver_cuts`` under BA+TRNA.
 
     ``band`` holds each row's candidates below its forced bound (all of them when it
     is ``inf``), ``forced`` is ``(start, nforce, sforce, mforce)``: the offsets of
     the work items in ``band``, and per row the count, sum and smallest value of the
-    pixels at or above the bound (:func:`rna_bands`).
+    pixels at or above the bound (:func:`rna_bands`).  :func:`ba_rows_tasks` and
+    :func:`trna_rows_tasks` do the same for one solver, with its code only: a first
+    call compiles the objective it uses.
     """
     solver, gamma, eps = problem
     start, nforce, sforce, mforce = forced
@@ -486,14 +501,39 @@ def rna_rows_tasks(i0, i1, x, rows, problem, band, forced, summaries, out):
         else:  # no forced set (rna_bands)
             tau_hi = search_end(solver, q, d, gamma)
             best, val = _solve_rna(solver, q, summary, (gamma, eps), tau_hi)
-        if best == n0 and n0 > 0:  # the cut after the forced set: no tie straddles it
-            out[0][i] = best
-            out[1][i] = mforce[i]
-            out[2][i] = d
-            out[3][i] = val
-        else:
-            _store_cut(i, q, best - n0, val, d, out)
-            out[0][i] = best
+        _store_rna_cut(i, q, best, val, n0, d, mforce[i], out)
+
+
+@jit
+def ba_rows_tasks(i0, i1, x, rows, problem, band, forced, summaries, out):
+    """:func:`rna_rows_tasks` under BA."""
+    _, gamma, eps = problem
+    start, nforce, sforce, mforce = forced
+    d = x.shape[1]
+    nch = (start.shape[0] - 1) // rows.shape[0]
+    for i in range(i0, i1):
+        q = band[start[i * nch] : start[(i + 1) * nch]]
+        sort_candidates(q, x[rows[i]])
+        n0 = nforce[i]
+        best, val = ba_dice_best(q, summaries[i], gamma, eps, d, n0 + q.shape[0], n0, sforce[i])
+        _store_rna_cut(i, q, best, val, n0, d, mforce[i], out)
+
+
+@jit
+def trna_rows_tasks(i0, i1, x, rows, problem, band, forced, summaries, out):
+    """:func:`rna_rows_tasks` under TRNA (no forced sets)."""
+    solver, gamma, eps = problem
+    start = forced[0]
+    d = x.shape[1]
+    nch = (start.shape[0] - 1) // rows.shape[0]
+    for i in range(i0, i1):
+        q = band[start[i * nch] : start[(i + 1) * nch]]
+        sort_candidates(q, x[rows[i]])
+        tau_hi = search_end(solver, q, d, gamma)
+        w, best, val = trna_scan(
+            q, summaries[i], gamma, eps, np.int64(0), tau_hi, np.empty(0), False
+        )
+        _store_cut(i, q, best, val, d, out)
 
 
 @jit
