@@ -443,38 +443,35 @@ def test_ba_band_path_equals_the_full_sort(rng, solver, mode, gamma):
     assert np.all(lo32 > 0.3), lo32
 
 
-@pytest.mark.parametrize("solver", ["ba", "trna"])
 @pytest.mark.parametrize("gamma", [0.0, 0.5])
-def test_one_solver_row_kernels_equal_the_shared_one(rng, solver, gamma, monkeypatch):
-    """``ba`` and ``trna`` alone solve their rows with kernels of their own (a first
-    call compiles one objective); the shared BA/TRNA kernel, still the one of
-    ``ba+trna``, gives the same masks, tau and scores bit for bit.  The rows include
-    BA's forced sets (float32, confident pixels) and cuts right after them."""
-    from rankseg.cpu import launchers
-
+def test_ba_trna_is_ba_or_trna_row_by_row(rng, gamma):
+    """``ba+trna`` hands each row to BA's kernel or TRNA's by its rule (sigma > 5:
+    BA): its masks, tau and scores are, row by row, those of ``ba`` or ``trna``, bit
+    for bit.  The rows include BA's forced sets (float32, confident pixels), a cut
+    right after one, and TRNA rows (confident channels with a few uncertain pixels)."""
     shape = (2, 3, 16, 32, 32)
     logits = rng.normal(size=shape).cumsum(axis=-1).cumsum(axis=-2) / 6
     p = np.exp(3 * (logits - logits.max(axis=1, keepdims=True)))
     p = (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
     p[1, 2] = np.where(p[1, 2] > 0.5, np.float32(0.97), np.float32(0.02))  # cut at the forced set
-    kernel = {"ba": "ba_rows_tasks", "trna": "trna_rows_tasks"}[solver]
-    calls = []
-    real = getattr(launchers, kernel)
-
-    def spy(*args):
-        calls.append(args[0])
-        return real(*args)
-
-    kw = dict(metric="dice", solver=solver, output_mode="multilabel", smooth=gamma)
-    monkeypatch.setattr(launchers, kernel, spy)
-    own = predict(p, return_info=True, **kw)
-    assert calls, "the solver's own kernel did not run"
-    monkeypatch.setattr(launchers, kernel, launchers.rna_rows_tasks)
-    shared = predict(p, return_info=True, **kw)
-    assert np.array_equal(own[0], shared[0])
-    assert np.array_equal(own[1].tau, shared[1].tau)
-    assert np.array_equal(own[1].score, shared[1].score, equal_nan=True)
-    assert np.array_equal(own[1].threshold, shared[1].threshold, equal_nan=True)
+    for b, c in ((0, 1), (1, 0)):  # nearly certain: a small variance, TRNA's rows
+        p[b, c] = np.where(p[b, c] > 0.5, np.float32(0.9999), np.float32(1e-4))
+        p[b, c, 0, 0, :12] = rng.random(12).astype(np.float32)
+    rule = [
+        ba_trna_use_ba(row_summary(row.astype(np.float64), new_summary()))
+        for row in p.reshape(6, -1)
+    ]
+    assert 2 <= sum(rule) <= 4, rule
+    kw = dict(metric="dice", output_mode="multilabel", smooth=gamma, return_info=True)
+    both = predict(p, solver="ba+trna", **kw)
+    alone = {s: predict(p, solver=s, **kw) for s in ("ba", "trna")}
+    for r, use_ba in enumerate(rule):
+        b, c = divmod(r, 3)
+        want = alone["ba" if use_ba else "trna"]
+        assert np.array_equal(both[0][b, c], want[0][b, c]), (r, use_ba)
+        for key in ("tau", "score", "threshold"):
+            got, ref = getattr(both[1], key)[b, c], getattr(want[1], key)[b, c]
+            assert np.array_equal(got, ref, equal_nan=True), (r, key)
 
 
 @pytest.mark.parametrize("metric", ["dice", "iou"])

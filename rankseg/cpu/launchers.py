@@ -32,7 +32,7 @@ from rankseg._config import (
     SOLVE_WEIGHT,
     SUB_BLOCK,
 )
-from rankseg._policies import BA, EXACT, TRNA, one_bits
+from rankseg._policies import EXACT, one_bits
 from rankseg.cpu.tasks import run_tasks
 from rankseg.kernels.assign import argmax_tasks, conflict_tasks, exclusive_tasks
 from rankseg.kernels.exact import DEFAULT_NPOW, SUM_D, SUM_HEAD, SUM_MU
@@ -58,7 +58,6 @@ from rankseg.kernels.solver_passes import (
     packed_tasks,
     prefix_above,
     rna_bands,
-    rna_rows_tasks,
     search_end,
     solve_row,
     summary_tasks,
@@ -403,7 +402,7 @@ def solver_cuts(
         info = np.finfo(np.float16 if x.dtype == np.uint16 else x.dtype)
         exact_sum = (np.int64(info.nmant), np.int64(np.log2(info.smallest_subnormal)))
         problem = (solver, gamma, eps)
-        lo, hi = _aot.call(rna_bands, summaries, stats, rows, problem, lo, exact_sum)
+        lo, hi, ba = _aot.call(rna_bands, summaries, stats, rows, problem, lo, exact_sum)
     counts, cand, start = band_values(x, xb, rows, (lo, hi), chunk, cmax, sbits)
     out = (
         np.zeros(na, dtype=np.int64),
@@ -420,10 +419,12 @@ def solver_cuts(
         run_tasks(exact_rows_tasks, na, x, rows, (metric, gamma, lo), cand, start, whole, out)
     elif na:
         forced = (start, *_forced_sets(counts, na, d, chunk))
-        # BA and TRNA alone each have a kernel of their own: a first call compiles
-        # one objective
-        rows_tasks = {BA: ba_rows_tasks, TRNA: trna_rows_tasks}.get(solver, rna_rows_tasks)
-        run_tasks(rows_tasks, na, x, rows, (solver, gamma, eps), cand, forced, summaries, out)
+        # each row to BA's kernel or TRNA's: a first call compiles the objectives its
+        # rows use, and ba+trna shares the kernels of ba and trna
+        args = (x, rows, (solver, gamma, eps), cand, forced, summaries, out)
+        for kernel, sel in ((ba_rows_tasks, ba), (trna_rows_tasks, ~ba)):
+            if sel.any():
+                run_tasks(kernel, int(sel.sum()), np.flatnonzero(sel), *args)
     tau, t, jcut, score, ktie = out
     locate_ties(x, rows, t, jcut, ktie)
     return tau, t, jcut, score

@@ -427,6 +427,8 @@ def rna_bands(summaries, stats, rows, params, lo, exact_sum):
         for a row that TRNA solves: ``max(θ, L)`` with ``L`` of
         :func:`rankseg.kernels.trna.trna_low` (``θ`` where it does not apply) and
         ``inf``.
+    ba : ndarray of bool
+        Whether BA solves the row (``ba``, or the rule of ``ba+trna``).
 
     Notes
     -----
@@ -445,11 +447,13 @@ def rna_bands(summaries, stats, rows, params, lo, exact_sum):
     mbits, emin = exact_sum
     lo2 = lo.copy()
     hi = np.full(rows.shape[0], np.inf)
+    ba = np.zeros(rows.shape[0], dtype=np.bool_)
     for i in range(rows.shape[0]):
         summary = summaries[i]
         r = rows[i]
         n_half = np.int64(stats[r, STAT_NHALF])
-        if not _uses_ba(solver, summary):
+        ba[i] = _uses_ba(solver, summary)
+        if not ba[i]:
             # TRNA: only the end of the search (no forced set: each pixel's pmf counts)
             low = trna_low(summary, gamma, eps, stats[r, STAT_MAX], n_half, stats[r, STAT_SHALF])
             lo2[i] = max(lo[i], low)
@@ -459,7 +463,7 @@ def rna_bands(summaries, stats, rows, params, lo, exact_sum):
         e = np.floor(np.log2(high))  # the forced values are at least high >= 1/2
         if summary[SUM_D] < 2.0 ** (53.0 + max(e - mbits, emin)):
             hi[i] = high
-    return lo2, hi
+    return lo2, hi, ba
 
 
 @jit(inline="always")
@@ -476,63 +480,45 @@ def _store_rna_cut(i, q, best, val, n0, d, m0, out):
 
 
 @jit
-def rna_rows_tasks(i0, i1, x, rows, problem, band, forced, summaries, out):
-    """Rows ``i0 <= i < i1`` of ``cpu.launchers.solver_cuts`` under BA+TRNA.
+def ba_rows_tasks(k0, k1, sel, x, rows, problem, band, forced, summaries, out):
+    """Rows ``sel[k]``, ``k0 <= k < k1``, of ``cpu.launchers.solver_cuts`` under BA.
 
     ``band`` holds each row's candidates below its forced bound (all of them when it
     is ``inf``), ``forced`` is ``(start, nforce, sforce, mforce)``: the offsets of
     the work items in ``band``, and per row the count, sum and smallest value of the
-    pixels at or above the bound (:func:`rna_bands`).  :func:`ba_rows_tasks` and
-    :func:`trna_rows_tasks` do the same for one solver, with its code only: a first
-    call compiles the objective it uses.
+    pixels at or above the bound (:func:`rna_bands`).  :func:`trna_rows_tasks` does
+    the same under TRNA; ``ba+trna`` hands each its rows, so that a first call
+    compiles the objectives its rows use and the solvers share their kernels.
     """
-    solver, gamma, eps = problem
-    start, nforce, sforce, mforce = forced
-    d = x.shape[1]
-    nch = (start.shape[0] - 1) // rows.shape[0]
-    for i in range(i0, i1):
-        summary = summaries[i]  # BA and TRNA read d, mu, var, m3: no power sums
-        q = band[start[i * nch] : start[(i + 1) * nch]]
-        sort_candidates(q, x[rows[i]])
-        n0 = nforce[i]
-        if _uses_ba(solver, summary):
-            # BA finds d0 in the loop that sums S_tau for its scan
-            best, val = ba_dice_best(q, summary, gamma, eps, d, n0 + q.shape[0], n0, sforce[i])
-        else:  # no forced set (rna_bands)
-            tau_hi = search_end(solver, q, d, gamma)
-            best, val = _solve_rna(solver, q, summary, (gamma, eps), tau_hi)
-        _store_rna_cut(i, q, best, val, n0, d, mforce[i], out)
-
-
-@jit
-def ba_rows_tasks(i0, i1, x, rows, problem, band, forced, summaries, out):
-    """:func:`rna_rows_tasks` under BA."""
     _, gamma, eps = problem
     start, nforce, sforce, mforce = forced
     d = x.shape[1]
     nch = (start.shape[0] - 1) // rows.shape[0]
-    for i in range(i0, i1):
+    for k in range(k0, k1):
+        i = sel[k]
         q = band[start[i * nch] : start[(i + 1) * nch]]
         sort_candidates(q, x[rows[i]])
         n0 = nforce[i]
+        # BA finds d0 in the loop that sums S_tau for its scan; BA and TRNA read d,
+        # mu, var, m3 of the summary: no power sums
         best, val = ba_dice_best(q, summaries[i], gamma, eps, d, n0 + q.shape[0], n0, sforce[i])
         _store_rna_cut(i, q, best, val, n0, d, mforce[i], out)
 
 
 @jit
-def trna_rows_tasks(i0, i1, x, rows, problem, band, forced, summaries, out):
-    """:func:`rna_rows_tasks` under TRNA (no forced sets)."""
+def trna_rows_tasks(k0, k1, sel, x, rows, problem, band, forced, summaries, out):
+    """:func:`ba_rows_tasks` under TRNA (its rows have no forced set)."""
     solver, gamma, eps = problem
     start = forced[0]
     d = x.shape[1]
     nch = (start.shape[0] - 1) // rows.shape[0]
-    for i in range(i0, i1):
+    for k in range(k0, k1):
+        i = sel[k]
         q = band[start[i * nch] : start[(i + 1) * nch]]
         sort_candidates(q, x[rows[i]])
         tau_hi = search_end(solver, q, d, gamma)
-        w, best, val = trna_scan(
-            q, summaries[i], gamma, eps, np.int64(0), tau_hi, np.empty(0), False
-        )
+        n0 = np.int64(0)
+        w, best, val = trna_scan(q, summaries[i], gamma, eps, n0, tau_hi, np.empty(0), False)
         _store_cut(i, q, best, val, d, out)
 
 
@@ -606,7 +592,7 @@ def empty_exact_tasks(i0, i1, x, rows, gamma, out):
 def empty_rna_tasks(i0, i1, x, rows, gamma, eps, out):
     """Rows ``i0 <= i < i1`` of ``cpu.launchers.empty_scores`` under BA, TRNA or BA+TRNA."""
     for i in range(i0, i1):
-        summary = np.zeros(SUM_HEAD)  # d, mu, var, m3 only (see rna_rows_tasks)
+        summary = np.zeros(SUM_HEAD)  # d, mu, var, m3 only (see ba_rows_tasks)
         row_summary(x[rows[i]], summary)
         val = np.empty(1)
         ba_dice_objective(np.empty(0), summary, gamma, eps, np.int64(0), np.int64(0), val)
