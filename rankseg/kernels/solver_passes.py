@@ -296,8 +296,10 @@ def solve_row(solver, metric, q, summary, params, tau_hi):
     """First maximizer over ``τ ∈ [0, τ_hi]`` given the sorted prefix ``q``, any solver.
 
     Returns ``(τ*, π(τ*), p_need)``; ``p_need > 0`` asks for a longer prefix.  (It
-    compiles every solver's objective; the CPU path calls :func:`_solve_exact` or
-    :func:`_solve_rna` directly, so a first call compiles only the one it uses.)
+    compiles every solver's objective; the CPU path's row kernels call
+    :func:`_solve_exact`, :func:`rankseg.kernels.ba_trna.ba_dice_best` or
+    :func:`rankseg.kernels.trna.trna_scan` directly, so a first call compiles only
+    the ones it uses.)
     """
     if solver == EXACT:
         return _solve_exact(metric, q, summary, params[0], tau_hi)
