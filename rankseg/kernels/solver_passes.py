@@ -481,6 +481,15 @@ def _store_rna_cut(i, q, best, val, n0, d, m0, out):
         out[0][i] = best
 
 
+@jit(inline="always")
+def _sorted_band(i, x, rows, band, start):
+    """Row ``i``'s candidates in ``band`` (its work items' share, from ``start``), sorted."""
+    nch = (start.shape[0] - 1) // rows.shape[0]
+    q = band[start[i * nch] : start[(i + 1) * nch]]
+    sort_candidates(q, x[rows[i]])
+    return q
+
+
 @jit
 def ba_rows_tasks(k0, k1, sel, x, rows, problem, band, forced, summaries, out):
     """Rows ``sel[k]``, ``k0 <= k < k1``, of ``cpu.launchers.solver_cuts`` under BA.
@@ -495,11 +504,9 @@ def ba_rows_tasks(k0, k1, sel, x, rows, problem, band, forced, summaries, out):
     _, gamma, eps = problem
     start, nforce, sforce, mforce = forced
     d = x.shape[1]
-    nch = (start.shape[0] - 1) // rows.shape[0]
     for k in range(k0, k1):
         i = sel[k]
-        q = band[start[i * nch] : start[(i + 1) * nch]]
-        sort_candidates(q, x[rows[i]])
+        q = _sorted_band(i, x, rows, band, start)
         n0 = nforce[i]
         # BA finds d0 in the loop that sums S_tau for its scan; BA and TRNA read d,
         # mu, var, m3 of the summary: no power sums
@@ -511,13 +518,10 @@ def ba_rows_tasks(k0, k1, sel, x, rows, problem, band, forced, summaries, out):
 def trna_rows_tasks(k0, k1, sel, x, rows, problem, band, forced, summaries, out):
     """:func:`ba_rows_tasks` under TRNA (its rows have no forced set)."""
     solver, gamma, eps = problem
-    start = forced[0]
     d = x.shape[1]
-    nch = (start.shape[0] - 1) // rows.shape[0]
     for k in range(k0, k1):
         i = sel[k]
-        q = band[start[i * nch] : start[(i + 1) * nch]]
-        sort_candidates(q, x[rows[i]])
+        q = _sorted_band(i, x, rows, band, forced[0])
         tau_hi = search_end(solver, q, d, gamma)
         n0 = np.int64(0)
         w, best, val = trna_scan(q, summaries[i], gamma, eps, n0, tau_hi, np.empty(0), False)
