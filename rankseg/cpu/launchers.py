@@ -422,9 +422,12 @@ def solver_cuts(
         # each row to BA's kernel or TRNA's: a first call compiles the objectives its
         # rows use, and ba+trna shares the kernels of ba and trna
         args = (x, rows, (solver, gamma, eps), cand, forced, summaries, out)
-        for kernel, sel in ((ba_rows_tasks, ba), (trna_rows_tasks, ~ba)):
-            if sel.any():
-                run_tasks(kernel, int(sel.sum()), np.flatnonzero(sel), *args)
+        for kernel, sel in (
+            (ba_rows_tasks, np.flatnonzero(ba)),
+            (trna_rows_tasks, np.flatnonzero(~ba)),
+        ):
+            if sel.size:
+                run_tasks(kernel, sel.size, sel, *args)
     tau, t, jcut, score, ktie = out
     locate_ties(x, rows, t, jcut, ktie)
     return tau, t, jcut, score
